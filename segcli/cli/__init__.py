@@ -1,0 +1,1 @@
+"""The `seg` command line: thin Typer commands over the engine."""

@@ -1,0 +1,42 @@
+"""`seg infer WEIGHTS_OR_RUN INPUTS... --out DIR`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import Progress
+
+from segcli.cli._common import JsonOpt, err, out, print_json
+
+
+def infer_cmd(
+    weights: Path = typer.Argument(..., help="Weights (.safetensors) or a run directory."),
+    inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (masks/ and overlays/ inside)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    amp: str = typer.Option("none", "--amp", help="Autocast: none, bf16 or fp16 (CUDA)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Predict masks: palette PNGs (ids readable back) and colour overlays."""
+    from segcli.engine.predictor import predict
+
+    with Progress(console=err, transient=True) as progress:
+        task = progress.add_task("predicting", total=None)
+
+        def step(i: int, n: int, src: Path) -> None:
+            progress.update(task, total=n, completed=i + 1, description=f"predicting {src.name}")
+
+        res = predict(weights, inputs, out_dir, device=device, amp=amp, overwrite=overwrite, on_image=step)
+    if as_json:
+        print_json(res.to_dict())
+        return
+    out.print(
+        f"{len(res.outputs)} image(s) → masks in [bold]{res.out_dir / 'masks'}[/], "
+        f"overlays in [bold]{res.out_dir / 'overlays'}[/]"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("infer", no_args_is_help=True)(infer_cmd)

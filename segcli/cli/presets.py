@@ -1,0 +1,48 @@
+"""`seg presets list` and `seg presets show NAME_OR_PATH [key=value ...]`."""
+
+from __future__ import annotations
+
+import typer
+
+from segcli.cli._common import JsonOpt, out, print_json, table
+
+presets_app = typer.Typer(help="List bundled presets or show one fully resolved.", no_args_is_help=True)
+
+
+def _first_comment(path) -> str:  # noqa: ANN001
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+@presets_app.command("list")
+def list_cmd(as_json: bool = JsonOpt) -> None:
+    """Bundled presets with their one-line description."""
+    from segcli.config.load import list_presets
+
+    items = [{"name": p.stem, "path": str(p), "about": _first_comment(p)} for p in list_presets()]
+    if as_json:
+        print_json({"presets": items})
+        return
+    out.print(table("bundled presets", ["name", "about"], [[i["name"], i["about"]] for i in items]))
+
+
+@presets_app.command("show")
+def show_cmd(
+    name: str = typer.Argument(..., help="Preset name or path."),
+    overrides: list[str] = typer.Argument(None, help="key=value overrides to apply."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Print the fully resolved preset (extends merged, overrides applied, defaults filled in)."""
+    from segcli.config.load import load_preset, preset_to_dict, preset_to_toml
+
+    loaded = load_preset(name, overrides or [])
+    if as_json:
+        print_json(preset_to_dict(loaded.preset))
+        return
+    typer.echo(preset_to_toml(loaded.preset, header=f"resolved from {loaded.path}"), nl=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(presets_app, name="presets")

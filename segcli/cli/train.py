@@ -1,0 +1,122 @@
+"""`seg train PRESET [key=value ...]` and `seg train --resume RUN_DIR`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from segcli.cli._common import JsonOpt, err, fmt, out, print_json, table
+
+
+class RichReporter:
+    """Progress bar: epoch, iteration, loss, lr, images/s and ETA for the whole run."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.progress: Progress | None = None
+        self.task: Any = None
+        self.iters = 1
+
+    def start(self, run_dir: Path, epochs: int, iters_per_epoch: int, first_epoch: int) -> None:
+        self.iters, self.epochs = iters_per_epoch, epochs
+        err.print(f"run directory: [bold]{run_dir}[/]")
+        self.progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            TextColumn("it {task.fields[it]}/{task.fields[iters]}"),
+            BarColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("lr {task.fields[lr]}"),
+            TextColumn("{task.fields[ips]} img/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            disable=self.quiet,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task(
+            "train",
+            total=epochs * iters_per_epoch,
+            completed=first_epoch * iters_per_epoch,
+            epoch=first_epoch + 1,
+            epochs=epochs,
+            it=0,
+            iters=iters_per_epoch,
+            loss="-",
+            lr="-",
+            ips="-",
+        )
+        self.t0 = time.perf_counter()
+
+    def iteration(self, epoch: int, it: int, loss: float, lr: float, images_per_s: float) -> None:
+        assert self.progress is not None
+        self.progress.update(
+            self.task,
+            completed=epoch * self.iters + it + 1,
+            epoch=epoch + 1,
+            it=it + 1,
+            loss=f"{loss:.4f}",
+            lr=f"{lr:.2e}",
+            ips=f"{images_per_s:.1f}",
+        )
+
+    def epoch_end(self, epoch: int, row: dict[str, Any]) -> None:
+        if "mIoU" in row and self.progress is not None:
+            self.progress.console.print(
+                f"epoch {epoch + 1}/{self.epochs}: loss {row['train_loss']:.4f}  val mIoU {fmt(row['mIoU'])}  "
+                f"pixel acc {fmt(row['pixel_accuracy'])}  ({row['seconds']:.1f}s)"
+            )
+
+    def message(self, text: str) -> None:
+        err.print(text)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def train_cmd(
+    preset: str = typer.Argument(None, help="Preset file or bundled preset name (see `seg presets list`)."),
+    overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. train.epochs=3 optim.lr=0.01"),
+    resume: Path = typer.Option(None, "--resume", help="Continue the run in this run directory."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Train a model from a preset; prints the run directory at the end."""
+    from segcli.engine.trainer import train
+    from segcli.errors import UserError
+
+    if resume is None and preset is None:
+        raise UserError("give a preset (e.g. `seg train quickstart`) or --resume RUN_DIR")
+    if resume is not None and preset is not None:
+        # `seg train --resume RUN` has no preset; anything else positional is an override.
+        overrides = [preset, *(overrides or [])]
+        preset = None
+    reporter = RichReporter()
+    try:
+        result = train(preset, overrides or [], resume=resume, reporter=reporter)
+    finally:
+        reporter.stop()
+    if as_json:
+        print_json(result.to_dict())
+        return
+    best, last = result.best, result.last
+    rows = [
+        [k, best.get(k, float("nan")), last.get(k, float("nan"))]
+        for k in ("mIoU", "pixel_accuracy", "mean_accuracy", "fwIoU", "mean_dice")
+    ]
+    out.print(
+        table(
+            f"validation (best epoch {best.get('epoch', '-')}, last epoch {last.get('epoch', '-')})",
+            ["metric", "best", "last"],
+            rows,
+        )
+    )
+    out.print(f"trained {result.epochs} epochs in {result.seconds:.0f}s; run directory: [bold]{result.run_dir}[/]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train", no_args_is_help=True)(train_cmd)

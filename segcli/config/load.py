@@ -1,0 +1,271 @@
+"""Load presets: TOML files with ``extends``, ``key=value`` overrides, strict typed validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Union
+
+from segcli.config.schema import Preset
+from segcli.config.toml_io import dumps_toml, load_toml, parse_toml_value
+from segcli.errors import PresetError
+from segcli.registry import did_you_mean
+
+CLI = "command line"
+
+
+def presets_dir() -> Path:
+    """The bundled presets: the repository's ``presets/`` in a checkout, else the installed copy."""
+    here = Path(__file__).resolve().parent.parent
+    for cand in (here.parent / "presets", here / "_presets"):
+        if cand.is_dir():
+            return cand
+    return here.parent / "presets"
+
+
+def list_presets() -> list[Path]:
+    """Every bundled preset file (``_base/`` excluded)."""
+    d = presets_dir()
+    return sorted(d.glob("*.toml")) if d.is_dir() else []
+
+
+def resolve_preset_path(name_or_path: str | os.PathLike) -> Path:
+    """A path to an existing file, or the name of a bundled preset (``quickstart``)."""
+    p = Path(name_or_path)
+    if p.is_file():
+        return p
+    if p.suffix == ".toml" or len(p.parts) > 1:
+        if (presets_dir() / p.name).is_file() and not p.exists():
+            return presets_dir() / p.name
+        raise PresetError(f"{p}: preset file not found")
+    cand = presets_dir() / f"{p.name}.toml"
+    if cand.is_file():
+        return cand
+    names = [q.stem for q in list_presets()]
+    raise PresetError(
+        f"preset {str(name_or_path)!r} not found{did_you_mean(str(name_or_path), names)}; "
+        f"bundled presets: {', '.join(names) or 'none'} (or give a path to a .toml file)"
+    )
+
+
+def _read_with_extends(path: Path, origin: dict[str, str], stack: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Load ``path``, deep-merging the files it ``extends`` (relative to it) underneath."""
+    path = path.resolve()
+    if path in stack:
+        chain = " -> ".join(str(p) for p in (*stack, path))
+        raise PresetError(f"{path}: 'extends' forms a cycle: {chain}")
+    raw = load_toml(path)
+    ext = raw.pop("extends", [])
+    bases = [ext] if isinstance(ext, str) else ext
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise PresetError(f"{path}: 'extends' must be a file name or a list of file names")
+    merged: dict[str, Any] = {}
+    for base in bases:
+        base_path = path.parent / base
+        if not base_path.is_file():
+            raise PresetError(f"{path}: extends {base!r}, but {base_path} does not exist")
+        _deep_merge(merged, _read_with_extends(base_path, origin, (*stack, path)))
+    _record_origin(raw, str(path), origin)
+    _deep_merge(merged, raw)
+    return merged
+
+
+def _record_origin(raw: dict[str, Any], source: str, origin: dict[str, str], prefix: str = "") -> None:
+    for k, v in raw.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            _record_origin(v, source, origin, key + ".")
+        else:
+            origin[key] = source
+
+
+def _deep_merge(dst: dict[str, Any], src: dict[str, Any]) -> None:
+    for k, v in src.items():
+        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+            _deep_merge(dst[k], v)
+        else:
+            dst[k] = v
+
+
+@dataclass(frozen=True)
+class _CliText:
+    """An override value as typed on the command line (kept raw for str fields)."""
+
+    text: str
+
+
+def parse_overrides(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["train.epochs=3", "data.root=/x"]`` → nested dict of raw values."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise PresetError(f"override {item!r} is not key=value (for example train.epochs=3 or data.root=/path)")
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise PresetError(f"override {item!r} conflicts with an earlier override of {part!r}")
+        node[parts[-1]] = _CliText(value.strip())
+    return out
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    return {int: "integer", float: "number", str: "string", bool: "true/false"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+class _Mismatch(Exception):
+    pass
+
+
+def _coerce(value: Any, tp: Any) -> Any:
+    """Return ``value`` as type ``tp`` or raise _Mismatch."""
+    if isinstance(value, _CliText):
+        if tp is str:
+            return value.text
+        value = parse_toml_value(value.text)
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg)
+            except _Mismatch:
+                continue
+        raise _Mismatch
+    if origin is Literal:
+        if value in typing.get_args(tp) and type(value) is type(typing.get_args(tp)[0]):
+            return value
+        raise _Mismatch
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch
+        (elem,) = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return tuple(_coerce(v, elem) for v in value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _Mismatch
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _Mismatch
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _Mismatch
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _Mismatch
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, dict):
+            return value  # handled by _build
+        raise _Mismatch
+    raise TypeError(f"unsupported schema type {tp!r}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, _CliText):
+        return repr(value.text)
+    return repr(value) if not isinstance(value, dict) else "a table"
+
+
+def _where(origin: dict[str, str], dotted: str) -> str:
+    """Which file (or the command line) set ``dotted`` or a key below it."""
+    if dotted in origin:
+        return origin[dotted]
+    return next((src for k, src in origin.items() if k.startswith(dotted + ".")), CLI)
+
+
+def _build(cls: type, raw: dict[str, Any], origin: dict[str, str], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        where = _where(origin, dotted)
+        if key not in fields:
+            options = [f"{prefix}{k}" for k in fields]
+            what = "section" if not prefix else "key"
+            raise PresetError(
+                f"{where}: unknown {what} {dotted!r}{did_you_mean(dotted, options)}; valid: {', '.join(options)}"
+            )
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise PresetError(f"{where}: {dotted!r} must be a table [{dotted}], got {_show(value)}")
+            kwargs[key] = _build(tp, value, origin, dotted + ".")
+            continue
+        section = prefix.rstrip(".") or "top level"
+        try:
+            coerced = _coerce(value, tp)
+        except _Mismatch:
+            raise PresetError(
+                f"{where}: [{section}] {key} = {_show(value)} has the wrong type; expected {_type_name(tp)}"
+            ) from None
+        meta = fields[key].metadata
+        lo, hi = meta.get("minimum"), meta.get("maximum")
+        if isinstance(coerced, (int, float)) and not isinstance(coerced, bool):
+            if (lo is not None and coerced < lo) or (hi is not None and coerced > hi):
+                bounds = f">= {lo}" if hi is None else (f"<= {hi}" if lo is None else f"in [{lo}, {hi}]")
+                raise PresetError(f"{where}: [{section}] {key} = {coerced!r} is out of range; must be {bounds}")
+        kwargs[key] = coerced
+    return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class LoadedPreset:
+    """A validated preset and where it came from."""
+
+    preset: Preset
+    path: Path | None
+    overrides: tuple[str, ...] = ()
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem if self.path else "preset"
+
+
+def load_preset(name_or_path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = ()) -> LoadedPreset:
+    """Resolve, merge ``extends``, apply overrides and validate. ``None`` starts from the defaults."""
+    origin: dict[str, str] = {}
+    path = resolve_preset_path(name_or_path) if name_or_path is not None else None
+    raw = _read_with_extends(path, origin) if path else {}
+    cli = parse_overrides(list(overrides))
+    _record_origin(cli, CLI, origin)
+    _deep_merge(raw, cli)
+    preset = _build(Preset, raw, origin, "")
+    return LoadedPreset(preset=preset, path=path, overrides=tuple(overrides))
+
+
+def preset_from_dict(raw: dict[str, Any], source: str = "checkpoint") -> Preset:
+    """Validate an already-parsed preset dict (for example one stored in a checkpoint)."""
+    origin: dict[str, str] = {}
+    _record_origin(raw, source, origin)
+    return _build(Preset, raw, origin, "")
+
+
+def preset_to_dict(preset: Preset) -> dict[str, Any]:
+    return dataclasses.asdict(preset)
+
+
+def preset_to_toml(preset: Preset, header: str = "") -> str:
+    """The fully resolved preset as TOML (loads back to an equal Preset)."""
+    docs = {f.name: (f.metadata.get("doc") or "").strip() for f in dataclasses.fields(Preset)}
+    text = dumps_toml(preset_to_dict(preset), comments=docs)
+    return (f"# {header}\n" if header else "") + text

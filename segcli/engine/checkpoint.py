@@ -1,0 +1,182 @@
+"""Checkpoints: self-describing safetensors weights, and the resumable training state.
+
+``weights/*.safetensors`` holds the model plus metadata (classes, palette, ignore_index,
+mean/std, the resolved preset), so inference needs nothing else. ``state.pt`` holds what
+resuming needs; it is read with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from segcli.config.load import preset_from_dict, preset_to_toml
+from segcli.config.schema import Preset
+from segcli.data.format import DatasetInfo
+from segcli.errors import CheckpointError, SegError
+from segcli.io_utils import atomic_write
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+FORMAT = "segcli-weights/1"
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """What a weights file says about itself."""
+
+    classes: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    ignore_index: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    preset: Preset
+    dataset: str = ""
+    epoch: int = 0
+    metrics: dict[str, Any] | None = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain module behind DDP / torch.compile wrappers."""
+    model = getattr(model, "module", model)
+    return getattr(model, "_orig_mod", model)
+
+
+def save_weights(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    preset: Preset,
+    info: DatasetInfo,
+    epoch: int = 0,
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write the model's weights and metadata to a .safetensors file atomically."""
+    state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
+    meta = {
+        "format": FORMAT,
+        "classes": json.dumps(list(info.classes)),
+        "palette": json.dumps([list(c) for c in info.palette]),
+        "ignore_index": str(info.ignore_index),
+        "mean": json.dumps(list(preset.model.mean)),
+        "std": json.dumps(list(preset.model.std)),
+        "preset": preset_to_toml(preset),
+        "dataset": info.name,
+        "epoch": str(epoch),
+        "metrics": json.dumps(metrics or {}),
+    }
+    return atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=meta))
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable .safetensors file ({e})") from None
+
+
+def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], CheckpointMeta]:
+    """Read weights and metadata; a file without segcli metadata is a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: weights file not found")
+    raw = read_metadata(path)
+    if raw.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: not a segcli weights file (no '{FORMAT}' metadata); convert it with seg convert-ckpt"
+        )
+    try:
+        preset = preset_from_dict(tomllib.loads(raw["preset"]), source=f"{path} (embedded preset)")
+        meta = CheckpointMeta(
+            classes=tuple(json.loads(raw["classes"])),
+            palette=tuple(tuple(c) for c in json.loads(raw["palette"])),
+            ignore_index=int(raw["ignore_index"]),
+            mean=tuple(json.loads(raw["mean"])),
+            std=tuple(json.loads(raw["std"])),
+            preset=preset,
+            dataset=raw.get("dataset", ""),
+            epoch=int(raw.get("epoch", 0)),
+            metrics=json.loads(raw.get("metrics", "{}")),
+        )
+    except SegError:
+        raise
+    except (KeyError, ValueError, tomllib.TOMLDecodeError) as e:
+        raise CheckpointError(f"{path}: damaged segcli metadata ({type(e).__name__}: {e})") from None
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path}: cannot read tensors ({e})") from None
+    return state, meta
+
+
+def build_from_weights(
+    path: str | os.PathLike, device: torch.device | str = "cpu"
+) -> tuple[torch.nn.Module, CheckpointMeta]:
+    """The ready-to-run model (eval mode) and its metadata from a weights file."""
+    from dataclasses import replace
+
+    from segcli.models import build_model
+
+    state, meta = load_weights(path)
+    cfg = replace(meta.preset.model, pretrained=False, pretrained_file="")
+    model = build_model(cfg, meta.num_classes)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the model in its metadata: {str(e)[:300]}") from None
+    return model.to(device).eval(), meta
+
+
+def resolve_weights(path: str | os.PathLike) -> Path:
+    """WEIGHTS_OR_RUN → a .safetensors file.
+
+    A file is used as is; a run directory gives ``weights/best.safetensors`` (else last); a
+    folder of numbered runs (``runs/quickstart``) gives its latest run that has weights.
+    """
+    p = Path(path)
+    if p.is_file():
+        return p
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such weights file or run directory")
+    for name in ("best.safetensors", "last.safetensors"):
+        if (p / "weights" / name).is_file():
+            return p / "weights" / name
+    runs = sorted((d for d in p.iterdir() if d.name.isdigit() and (d / "weights").is_dir()), key=lambda d: int(d.name))
+    for run in reversed(runs):
+        for name in ("best.safetensors", "last.safetensors"):
+            if (run / "weights" / name).is_file():
+                return run / "weights" / name
+    raise CheckpointError(f"{p}: no weights/best.safetensors or weights/last.safetensors in this run directory")
+
+
+def save_state(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write the resumable training state atomically."""
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_state(path: str | os.PathLike) -> dict[str, Any]:
+    """Read ``state.pt`` safely (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no training state to resume from (the run ended before its first epoch?)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure means a damaged file
+        raise CheckpointError(f"{path}: cannot read training state ({type(e).__name__}: {e})") from None

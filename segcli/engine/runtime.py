@@ -1,0 +1,65 @@
+"""Devices, autocast and threads: the CPU/CUDA differences in one place."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+from segcli.errors import PresetError
+
+
+def select_device(pref: str, local_rank: int | None = None) -> torch.device:
+    """``auto`` → CUDA when available (this process's GPU under torchrun), else CPU."""
+    pref = pref.strip().lower()
+    if pref == "auto":
+        pref = "cuda" if torch.cuda.is_available() else "cpu"
+    if pref.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise PresetError(f"train.device = {pref!r} but CUDA is not available here; use train.device=cpu")
+        if pref == "cuda" and local_rank is not None:
+            pref = f"cuda:{local_rank}"
+        dev = torch.device(pref)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise PresetError(f"train.device = {pref!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+        return dev
+    if pref == "cpu":
+        return torch.device("cpu")
+    if pref == "mps" and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    raise PresetError(f"train.device = {pref!r} is not one of auto, cpu, cuda, cuda:N")
+
+
+def check_amp(amp: str, device: torch.device) -> None:
+    if amp == "fp16" and device.type != "cuda":
+        raise PresetError("train.amp = 'fp16' needs CUDA; on CPU use train.amp=bf16 (or none)")
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """The autocast context for ``amp`` in none/bf16/fp16 (fp16 only on CUDA)."""
+    if amp == "none":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, amp: str) -> torch.amp.GradScaler:
+    """A real scaler for fp16 on CUDA; a disabled one otherwise (same API, no effect)."""
+    return torch.amp.GradScaler(device.type, enabled=(amp == "fp16" and device.type == "cuda"))
+
+
+def set_threads(threads: int) -> None:
+    if threads > 0:
+        torch.set_num_threads(threads)
+
+
+def set_deterministic(on: bool) -> None:
+    """Deterministic kernels (bitwise-repeatable runs) when asked; cuDNN autotuning otherwise."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    else:
+        torch.backends.cudnn.benchmark = True

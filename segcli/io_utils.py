@@ -1,0 +1,90 @@
+"""Atomic file writes and never-overwrite path helpers shared by every command."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+
+def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None], suffix: str | None = None) -> Path:
+    """Call ``writer(tmp_path)`` then rename the temp file onto ``path``.
+
+    A crash never leaves a half-written file at ``path``. ``suffix`` keeps the extension on the
+    temp file (OpenCV picks the encoder from it).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        writer(tmp_path)
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write text atomically (UTF-8)."""
+    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write bytes atomically."""
+    return atomic_write(path, lambda p: p.write_bytes(data))
+
+
+def next_numbered_dir(parent: str | os.PathLike) -> Path:
+    """Create and return ``parent/N`` with N one more than the largest existing number.
+
+    Uses ``mkdir(exist_ok=False)`` so two concurrent runs never share a directory.
+    """
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        taken = [int(p.name) for p in parent.iterdir() if p.name.isdigit()]
+        candidate = parent / str(max(taken, default=0) + 1)
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+
+
+def next_free_path(path: str | os.PathLike) -> Path:
+    """``path`` if it does not exist, else ``stem-2.ext``, ``stem-3.ext``... (never overwrite)."""
+    path = Path(path)
+    if not path.exists():
+        return path
+    k = 2
+    while True:
+        cand = path.with_name(f"{path.stem}-{k}{path.suffix}")
+        if not cand.exists():
+            return cand
+        k += 1
+
+
+def json_safe(obj):  # noqa: ANN001, ANN201 - any JSON-like structure
+    """Replace NaN/inf floats by None (strict JSON has no NaN) and paths by strings."""
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def dumps_json(obj, indent: int | None = 2) -> str:  # noqa: ANN001
+    """Strict JSON text (NaN → null)."""
+    import json
+
+    return json.dumps(json_safe(obj), indent=indent, allow_nan=False)

@@ -1,0 +1,106 @@
+"""Confusion matrix and every metric derived from it.
+
+Conventions (stated in every report, see :data:`CONVENTIONS`):
+
+* Pooled: one confusion matrix over the whole split, not a mean of per-image scores.
+* Pixels whose ground truth is ``ignore_index`` count nowhere (neither TP, FP nor FN).
+* A class absent from both ground truth and prediction has IoU/Dice NaN and is left out of
+  the means (mmseg and torchmetrics do the same); ``absent="zero"`` or ``"one"`` count it as
+  0 or 1 instead. Precision is NaN for a class never predicted, recall (class accuracy) NaN for
+  a class absent from the ground truth; means skip NaNs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+
+Absent = Literal["nan", "zero", "one"]
+
+CONVENTIONS = (
+    "pooled over the split through one confusion matrix; pixels labelled ignore_index are excluded; "
+    "a class absent from both ground truth and prediction is {absent} "
+)
+
+
+def conventions(absent: Absent = "nan") -> str:
+    how = {"nan": "NaN and left out of the means", "zero": "counted as IoU 0", "one": "counted as IoU 1"}[absent]
+    return CONVENTIONS.format(absent=how).strip()
+
+
+class ConfusionMatrix:
+    """Accumulates a (num_classes x num_classes) matrix: rows = ground truth, columns = prediction."""
+
+    def __init__(self, num_classes: int, ignore_index: int = 255, device: torch.device | str = "cpu") -> None:
+        self.num_classes = num_classes
+        self.ignore_index = ignore_index
+        self.mat = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch of predicted ids and ground-truth ids (same shape; any leading dims)."""
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
+        pred, target = pred.reshape(-1).long(), target.reshape(-1).long()
+        keep = (target != self.ignore_index) & (target >= 0) & (target < self.num_classes)
+        idx = target[keep] * self.num_classes + pred[keep].clamp_(0, self.num_classes - 1)
+        self.mat += (
+            torch.bincount(idx, minlength=self.num_classes**2)
+            .view(self.num_classes, self.num_classes)
+            .to(self.mat.device)
+        )
+
+    def merge(self, other: ConfusionMatrix) -> None:
+        self.mat += other.mat.to(self.mat.device)
+
+    def compute(self, absent: Absent = "nan", class_names: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
+        return metrics_from_confusion(self.mat, absent, class_names)
+
+
+def _nanmean(x: torch.Tensor) -> float:
+    x = x[~torch.isnan(x)]
+    return float(x.mean()) if x.numel() else float("nan")
+
+
+def metrics_from_confusion(
+    mat: torch.Tensor, absent: Absent = "nan", class_names: list[str] | tuple[str, ...] | None = None
+) -> dict[str, Any]:
+    """Pixel accuracy, mean accuracy, mIoU, fwIoU, mean Dice and per-class IoU/precision/recall/Dice."""
+    m = mat.double().cpu()
+    tp = m.diag()
+    gt = m.sum(1)
+    pr = m.sum(0)
+    total = m.sum()
+    union = gt + pr - tp
+    nan = torch.tensor(float("nan"), dtype=torch.float64)
+    iou = torch.where(union > 0, tp / union.clamp(min=1), nan)
+    dice = torch.where(gt + pr > 0, 2 * tp / (gt + pr).clamp(min=1), nan)
+    if absent != "nan":
+        fill = 0.0 if absent == "zero" else 1.0
+        iou = torch.where(union > 0, iou, torch.full_like(iou, fill))
+        dice = torch.where(gt + pr > 0, dice, torch.full_like(dice, fill))
+    precision = torch.where(pr > 0, tp / pr.clamp(min=1), nan)
+    recall = torch.where(gt > 0, tp / gt.clamp(min=1), nan)
+    freq = gt / total if total > 0 else torch.zeros_like(gt)
+    fw = torch.nan_to_num(iou, nan=0.0)
+    names = list(class_names) if class_names is not None else [str(i) for i in range(m.shape[0])]
+    return {
+        "pixel_accuracy": float(tp.sum() / total) if total > 0 else float("nan"),
+        "mean_accuracy": _nanmean(recall),
+        "mIoU": _nanmean(iou),
+        "fwIoU": float((freq * fw).sum()) if total > 0 else float("nan"),
+        "mean_dice": _nanmean(dice),
+        "per_class": [
+            {
+                "class": names[c],
+                "iou": float(iou[c]),
+                "precision": float(precision[c]),
+                "recall": float(recall[c]),
+                "dice": float(dice[c]),
+                "pixels": int(gt[c]),
+            }
+            for c in range(m.shape[0])
+        ],
+        "pixels": int(total),
+        "conventions": conventions(absent),
+    }

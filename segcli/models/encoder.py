@@ -1,0 +1,130 @@
+"""Any timm backbone as a multi-scale feature encoder (``features_only``).
+
+The decoders read ``channels`` and ``reductions`` (strides) from timm's ``feature_info``, so
+one decoder works on every backbone that supports ``features_only``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import timm
+import torch
+import torch.nn as nn
+
+from segcli.errors import CheckpointError, PresetError
+from segcli.registry import did_you_mean
+
+_PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.", "encoder.")
+
+
+def load_state_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a state dict from .safetensors, or .pth/.pt/.bin via ``torch.load(weights_only=True)``."""
+    p = Path(path)
+    if p.is_dir():
+        cands = [p / n for n in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")]
+        found = next((c for c in cands if c.is_file()), None)
+        if found is None:
+            raise CheckpointError(f"{p}: no model.safetensors or pytorch_model.bin in this folder")
+        p = found
+    if not p.is_file():
+        raise CheckpointError(f"{p}: pretrained file not found (model.pretrained_file)")
+    try:
+        if p.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd = load_file(str(p))
+        else:
+            sd = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any decode failure is the file's fault
+        raise CheckpointError(f"{p}: cannot read weights ({type(e).__name__}: {e})") from None
+    for key in ("state_dict", "model", "model_ema"):
+        if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
+            sd = sd[key]
+            break
+    if not isinstance(sd, dict):
+        raise CheckpointError(f"{p}: does not hold a state dict")
+    return sd
+
+
+def _clean_keys(sd: dict[str, torch.Tensor], wanted: set[str]) -> dict[str, torch.Tensor]:
+    """Strip wrapper prefixes (DDP, torch.compile, ...) until the keys match the model's."""
+    out = dict(sd)
+    for _ in range(3):
+        if len(wanted & out.keys()) >= len(wanted) // 2:
+            break
+        for pre in _PREFIXES:
+            if sum(k.startswith(pre) for k in out) > len(out) // 2:
+                out = {k[len(pre) :] if k.startswith(pre) else k: v for k, v in out.items()}
+    return out
+
+
+class TimmEncoder(nn.Module):
+    """Wraps ``timm.create_model(name, features_only=True)``; forward returns a list of maps."""
+
+    def __init__(
+        self,
+        name: str,
+        pretrained: bool = False,
+        pretrained_file: str = "",
+        out_indices: tuple[int, ...] | None = None,
+        output_stride: int | None = None,
+        in_chans: int = 3,
+    ) -> None:
+        super().__init__()
+        kwargs: dict = {"features_only": True, "in_chans": in_chans}
+        if out_indices is not None:
+            kwargs["out_indices"] = out_indices
+        if output_stride not in (None, 32):
+            kwargs["output_stride"] = output_stride
+        use_hub = pretrained and not pretrained_file
+        try:
+            self.body = timm.create_model(name, pretrained=use_hub, **kwargs)
+        except Exception as e:  # noqa: BLE001 - timm and hub clients raise many error types
+            msg = str(e)
+            if "Unknown model" in msg:
+                raise PresetError(
+                    f"model.backbone = {name!r} is not a timm model{did_you_mean(name, timm.list_models())}"
+                ) from None
+            if "features_only" in msg:
+                raise PresetError(f"model.backbone = {name!r} does not support features_only in timm") from None
+            if use_hub:
+                raise self._offline_error(name, e) from None
+            raise
+        if pretrained_file:
+            self.load_pretrained_file(pretrained_file)
+        self.channels: list[int] = list(self.body.feature_info.channels())
+        self.reductions: list[int] = list(self.body.feature_info.reduction())
+
+    @staticmethod
+    def _offline_error(name: str, err: Exception) -> CheckpointError:
+        return CheckpointError(
+            f"cannot fetch timm's pretrained weights for {name!r} ({type(err).__name__}); offline? "
+            f"Download them elsewhere and set model.pretrained_file=/path/to/{name}.safetensors "
+            "(or a .pth file, or a timm/Hugging Face model folder), or set model.pretrained=false"
+        )
+
+    def load_pretrained_file(self, path: str | os.PathLike) -> dict[str, list[str]]:
+        """Load backbone weights; keys must cover the encoder (a classifier head is ignored)."""
+        sd = load_state_file(path)
+        own = self.body.state_dict()
+        sd = _clean_keys(sd, set(own))
+        missing = sorted(set(own) - set(sd))
+        unexpected = sorted(set(sd) - set(own))
+        if missing:
+            raise CheckpointError(
+                f"{path}: {len(missing)} backbone weights missing, e.g. {', '.join(missing[:4])}; "
+                f"is it a checkpoint of {type(self.body).__name__} / the right timm model?"
+            )
+        bad = [k for k in own if sd[k].shape != own[k].shape]
+        if bad:
+            k = bad[0]
+            raise CheckpointError(
+                f"{path}: shape mismatch for {k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+            )
+        self.body.load_state_dict({k: sd[k] for k in own}, strict=True)
+        return {"missing": missing, "unexpected": unexpected}
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.body(x)
