@@ -242,7 +242,7 @@ def train(
         first_epoch = int(state["epoch"]) + 1
         best_value = float(state["best_value"])
         best_row = dict(state.get("best_row", {}))
-        rows = [r for r in _read_rows(run_dir / "metrics.csv") if int(r["epoch"]) <= int(state["epoch"])]
+        rows = [r for r in _read_rows(run_dir / "metrics.csv") if int(r["epoch"]) <= int(state["epoch"]) + 1]
         if dist.is_main:
             _write_rows(run_dir / "metrics.csv", rows)
         if first_epoch >= p.train.epochs:

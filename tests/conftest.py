@@ -1,0 +1,47 @@
+"""Shared fixtures: tiny datasets made on the fly, and the optional real-format fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from segcli.data.prepare.shapes import prepare_shapes
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny shapes dataset (16 train, 8 val, 48 px), shared read-only by the whole session."""
+    root = tmp_path_factory.mktemp("shapes") / "shapes"
+    prepare_shapes(root, train=16, val=8, size=48, seed=1)
+    return root
+
+
+@pytest.fixture
+def fixtures_dir() -> Path:
+    """../shared/fixtures, or skip when this checkout has none."""
+    if not FIXTURES.is_dir():
+        pytest.skip("../shared/fixtures is not present")
+    return FIXTURES
+
+
+TINY = [
+    "model.backbone=resnet18",
+    "model.decoder_channels=16",
+    "augment.crop_size=[32,32]",
+    "augment.scale=[0.8,1.2]",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "train.epochs=2",
+    "train.amp=none",
+    "train.channels_last=false",
+    "schedule.warmup_iters=2",
+]
+
+
+@pytest.fixture
+def tiny_overrides(shapes_root: Path, tmp_path: Path) -> list[str]:
+    """Overrides that make any preset train in seconds on the tiny dataset, into tmp_path/runs."""
+    return [f"data.root={shapes_root}", f"train.out_dir={tmp_path / 'runs'}", *TINY]

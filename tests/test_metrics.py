@@ -1,0 +1,95 @@
+"""Metrics from one confusion matrix, checked against torchmetrics."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassF1Score,
+    MulticlassJaccardIndex,
+    MulticlassPrecision,
+    MulticlassRecall,
+)
+
+from segcli.metrics import ConfusionMatrix, metrics_from_confusion
+
+C, IGNORE = 5, 255
+
+
+def random_batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    target = torch.randint(0, C, (3, 17, 23), generator=g)
+    target[torch.rand(target.shape, generator=g) < 0.15] = IGNORE
+    pred = torch.where(
+        torch.rand(target.shape, generator=g) < 0.6,
+        target.clamp(max=C - 1),
+        torch.randint(0, C, target.shape, generator=g),
+    )
+    return pred, target
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_against_torchmetrics(seed: int) -> None:
+    cm = ConfusionMatrix(C, IGNORE)
+    tm = {
+        "iou": MulticlassJaccardIndex(C, average="none", ignore_index=IGNORE),
+        "miou": MulticlassJaccardIndex(C, average="macro", ignore_index=IGNORE),
+        "pixel_accuracy": MulticlassAccuracy(C, average="micro", ignore_index=IGNORE),
+        "mean_accuracy": MulticlassAccuracy(C, average="macro", ignore_index=IGNORE),
+        "precision": MulticlassPrecision(C, average="none", ignore_index=IGNORE),
+        "recall": MulticlassRecall(C, average="none", ignore_index=IGNORE),
+        "dice": MulticlassF1Score(C, average="none", ignore_index=IGNORE),
+    }
+    for k in range(2):  # two batches: the matrix pools them
+        pred, target = random_batch(seed * 10 + k)
+        cm.update(pred, target)
+        for m in tm.values():
+            m.update(pred, target)
+    ours = cm.compute()
+    ref = {k: m.compute() for k, m in tm.items()}
+    per = ours["per_class"]
+    assert ours["pixel_accuracy"] == pytest.approx(float(ref["pixel_accuracy"]), abs=1e-6)
+    assert ours["mean_accuracy"] == pytest.approx(float(ref["mean_accuracy"]), abs=1e-6)
+    assert ours["mIoU"] == pytest.approx(float(ref["miou"]), abs=1e-6)
+    for c in range(C):
+        assert per[c]["iou"] == pytest.approx(float(ref["iou"][c]), abs=1e-6)
+        assert per[c]["precision"] == pytest.approx(float(ref["precision"][c]), abs=1e-6)
+        assert per[c]["recall"] == pytest.approx(float(ref["recall"][c]), abs=1e-6)
+        assert per[c]["dice"] == pytest.approx(float(ref["dice"][c]), abs=1e-6)
+    assert ours["mean_dice"] == pytest.approx(sum(p["dice"] for p in per) / C, abs=1e-9)
+
+
+def test_ignored_pixels_count_nowhere() -> None:
+    pred, target = random_batch(5)
+    a = ConfusionMatrix(C, IGNORE)
+    a.update(pred, target)
+    pred2 = pred.clone()
+    pred2[target == IGNORE] = (pred2[target == IGNORE] + 1) % C  # change predictions on ignored pixels only
+    b = ConfusionMatrix(C, IGNORE)
+    b.update(pred2, target)
+    assert torch.equal(a.mat, b.mat)
+    assert int(a.mat.sum()) == int((target != IGNORE).sum())
+
+
+def test_absent_class_conventions_by_hand() -> None:
+    # gt/pred only use classes 0 and 1; class 2 is absent from both.
+    mat = torch.tensor([[3, 1, 0], [1, 5, 0], [0, 0, 0]])
+    nan = metrics_from_confusion(mat, "nan")
+    iou0, iou1 = 3 / 5, 5 / 7
+    assert math.isnan(nan["per_class"][2]["iou"])
+    assert nan["mIoU"] == pytest.approx((iou0 + iou1) / 2)
+    assert metrics_from_confusion(mat, "zero")["mIoU"] == pytest.approx((iou0 + iou1) / 3)
+    assert metrics_from_confusion(mat, "one")["mIoU"] == pytest.approx((iou0 + iou1 + 1) / 3)
+    assert nan["pixel_accuracy"] == pytest.approx(8 / 10)
+    assert nan["fwIoU"] == pytest.approx(0.4 * iou0 + 0.6 * iou1)
+    assert "left out of the means" in nan["conventions"]
+
+
+def test_class_only_predicted_has_iou_zero_not_nan() -> None:
+    mat = torch.tensor([[4, 2], [0, 0]])  # class 1 predicted but never in ground truth
+    m = metrics_from_confusion(mat)
+    assert m["per_class"][1]["iou"] == 0.0 and math.isnan(m["per_class"][1]["recall"])
+    assert m["mIoU"] == pytest.approx((4 / 6 + 0) / 2)
