@@ -68,7 +68,7 @@ def test_overrides_are_coerced_to_declared_types(tmp_path: Path) -> None:
         (["trian.epochs=3"], r"unknown section 'trian' \(did you mean \"train\"\?\)"),
         (["train.epochs=abc"], r"command line: \[train\] epochs = 'abc' has the wrong type; expected integer"),
         (["train.epochs=0"], r"epochs = 0 is out of range; must be >= 1"),
-        (["optim.name=adam2"], r"optim\] name = 'adam2' has the wrong type; expected one of 'adamw', 'sgd'"),
+        (["optim.name=adam2"], r"optim\] name = 'adam2' has the wrong type; expected one of 'adamw', 'adam', 'sgd'"),
         (["train.epochs"], r"override 'train.epochs' is not key=value"),
         (["train=3"], r"'train' must be a table"),
         (["augment.crop_size=[1.5]"], r"expected list of integer"),

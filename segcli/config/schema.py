@@ -60,23 +60,30 @@ class LossConfig:
 class OptimConfig:
     """The optimiser."""
 
-    name: Literal["adamw", "sgd"] = opt("adamw", "optimiser")
+    name: Literal["adamw", "adam", "sgd"] = opt("adamw", "optimiser")
     lr: float = opt(1e-3, "peak learning rate", minimum=0.0)
     weight_decay: float = opt(1e-4, "decoupled (AdamW) or L2 (SGD) weight decay", minimum=0.0)
     momentum: float = opt(0.9, "SGD momentum", minimum=0.0, maximum=1.0)
     nesterov: bool = opt(False, "SGD Nesterov momentum")
-    betas: tuple[float, ...] = opt((0.9, 0.999), "AdamW betas")
+    betas: tuple[float, ...] = opt((0.9, 0.999), "Adam/AdamW betas [beta1, beta2]")
+    backbone_lr_mult: float = opt(
+        1.0, "learning-rate multiplier of the timm backbone relative to decoder and heads", minimum=0.0
+    )
+    no_decay_norm_bias: bool = opt(True, "no weight decay on normalisation layers and biases")
 
 
 @dataclass(frozen=True)
 class ScheduleConfig:
     """The learning-rate schedule, stepped every iteration."""
 
-    name: Literal["poly", "constant"] = opt("poly", "lr schedule after warmup")
+    name: Literal["poly", "cosine", "onecycle", "step", "constant"] = opt("poly", "lr schedule over training progress")
     power: float = opt(0.9, "poly exponent: lr = peak * (1 - t)^power", minimum=0.0)
-    min_lr: float = opt(0.0, "learning rate at the end of the schedule", minimum=0.0)
-    warmup_iters: int = opt(0, "linear warmup length in iterations", minimum=0)
+    min_lr: float = opt(0.0, "learning rate at the end of poly/cosine/onecycle", minimum=0.0)
+    warmup_iters: int = opt(0, "linear warmup length in iterations (onecycle uses pct_start instead)", minimum=0)
     warmup_factor: float = opt(0.1, "lr at the start of warmup, as a fraction of the peak", minimum=0.0)
+    pct_start: float = opt(0.3, "onecycle: fraction of training spent ramping up", minimum=0.0, maximum=1.0)
+    milestones: tuple[float, ...] = opt((0.6, 0.9), "step: fractions of training at which lr is multiplied by gamma")
+    gamma: float = opt(0.1, "step: lr multiplier at each milestone", minimum=0.0)
 
 
 @dataclass(frozen=True)
@@ -97,6 +104,12 @@ class TrainConfig:
     """The training loop and where its run directory goes."""
 
     epochs: int = opt(10, "passes over the training split", minimum=1)
+    iters: int = opt(0, "if > 0: train exactly this many iterations instead of `epochs`", minimum=0)
+    time_budget: str = opt(
+        "",
+        "train for this wall time (e.g. 90s, 15m, 1h30m): the schedule follows elapsed time, the last "
+        "step lands at the budget with lr annealed, then a final validation runs; empty = off",
+    )
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
     amp: Literal["none", "bf16", "fp16"] = opt(
         "none", "autocast precision: bf16 on CPU or CUDA, fp16 on CUDA (with a grad scaler)"
@@ -105,6 +118,15 @@ class TrainConfig:
     seed: int = opt(0, "seed for weights, shuffling and augmentation")
     deterministic: bool = opt(False, "use deterministic algorithms (slower, bitwise repeatable)")
     grad_clip: float = opt(0.0, "clip the gradient norm to this value (0 = off)", minimum=0.0)
+    accumulate: int = opt(1, "gradient accumulation: optimiser step every N batches", minimum=1)
+    ema: float = opt(
+        0.0,
+        "EMA decay of the weights, e.g. 0.999 (0 = off); saved as weights/ema.safetensors",
+        minimum=0.0,
+        maximum=1.0,
+    )
+    patience: int = opt(0, "early stopping: stop after N validations without improvement (0 = off)", minimum=0)
+    compile: bool = opt(False, "torch.compile the model (opt-in; first iterations are slow)")
     val_every: int = opt(1, "validate every N epochs (the last epoch is always validated)", minimum=1)
     monitor: str = opt("mIoU", "validation metric that picks weights/best.safetensors (higher is better)")
     out_dir: str = opt("runs", "parent of run directories: <out_dir>/<name>/<N>")

@@ -1,4 +1,10 @@
-"""Optimisers and per-iteration learning-rate schedules built from a preset."""
+"""Optimisers (parameter groups) and learning-rate schedules built from a preset.
+
+Schedules are functions of training progress t in [0, 1] (iterations done / total, or elapsed /
+budget for time-budgeted runs) with a linear warmup over the first iterations. The trainer sets
+every group's lr to ``group["base_lr"] * factor`` once per iteration, so no scheduler state needs
+saving and a time budget anneals exactly like an iteration count.
+"""
 
 from __future__ import annotations
 
@@ -8,43 +14,77 @@ import torch
 import torch.nn as nn
 
 from segcli.config.schema import OptimConfig, ScheduleConfig
+from segcli.models.encoder import TimmEncoder
+
+_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: weights with decay; norm layers and biases without (the usual recipe)."""
-    decay, no_decay = [], []
+def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
+    """Up to four groups: backbone/decoder × decay/no-decay.
+
+    Parameters inside a :class:`TimmEncoder` get ``lr * backbone_lr_mult``; norm-layer weights and
+    biases get no weight decay when ``no_decay_norm_bias`` is on (the usual recipe).
+    """
+    backbone_ids = {id(p) for m in model.modules() if isinstance(m, TimmEncoder) for p in m.parameters()}
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    seen: set[int] = set()
     for module in model.modules():
-        is_norm = isinstance(module, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm))
         for name, p in module.named_parameters(recurse=False):
-            if not p.requires_grad:
+            if not p.requires_grad or id(p) in seen:
                 continue
-            (no_decay if is_norm or name == "bias" or p.ndim <= 1 else decay).append(p)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+            seen.add(id(p))
+            no_decay = cfg.no_decay_norm_bias and (isinstance(module, _NORMS) or name == "bias" or p.ndim <= 1)
+            groups.setdefault((id(p) in backbone_ids, no_decay), []).append(p)
+    out = []
+    for (is_backbone, no_decay), params in sorted(groups.items()):
+        lr = cfg.lr * (cfg.backbone_lr_mult if is_backbone else 1.0)
+        out.append(
+            {
+                "params": params,
+                "lr": lr,
+                "base_lr": lr,
+                "weight_decay": 0.0 if no_decay else cfg.weight_decay,
+                "name": f"{'backbone' if is_backbone else 'decoder'}{'_no_decay' if no_decay else ''}",
+            }
+        )
+    return out
 
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg.weight_decay)
+    groups = param_groups(model, cfg)
     if cfg.name == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0)
-    b1, b2 = (tuple(cfg.betas) + (0.9, 0.999))[:2]
+    b1, b2 = cfg.betas
+    if cfg.name == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr, betas=(b1, b2))
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(b1, b2))
 
 
-def lr_factor(cfg: ScheduleConfig, step: int, total: int, peak: float) -> float:
-    """Multiplier of the peak lr at iteration ``step`` of ``total``: linear warmup, then the schedule."""
-    if cfg.warmup_iters and step < cfg.warmup_iters:
-        return cfg.warmup_factor + (1 - cfg.warmup_factor) * step / cfg.warmup_iters
-    if cfg.name == "constant":
-        return 1.0
-    span = max(1, total - cfg.warmup_iters)
-    t = min(1.0, max(0, step - cfg.warmup_iters) / span)
+def lr_factor(cfg: ScheduleConfig, step: int, progress: float, peak: float) -> float:
+    """Multiplier of the peak lr after ``step`` iterations at progress ``progress`` in [0, 1]."""
+    t = min(max(progress, 0.0), 1.0)
     floor = cfg.min_lr / peak if peak > 0 else 0.0
-    return floor + (1 - floor) * math.pow(1 - t, cfg.power)
+    if cfg.name == "poly":
+        f = floor + (1 - floor) * (1 - t) ** cfg.power
+    elif cfg.name == "cosine":
+        f = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+    elif cfg.name == "onecycle":
+        if t < cfg.pct_start:
+            f = cfg.warmup_factor + (1 - cfg.warmup_factor) * t / cfg.pct_start
+        else:
+            u = (t - cfg.pct_start) / max(1e-12, 1 - cfg.pct_start)
+            f = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * u))
+    elif cfg.name == "step":
+        f = cfg.gamma ** sum(t >= m for m in cfg.milestones)
+    else:  # constant
+        f = 1.0
+    if cfg.warmup_iters and step < cfg.warmup_iters and cfg.name != "onecycle":
+        f *= cfg.warmup_factor + (1 - cfg.warmup_factor) * step / cfg.warmup_iters
+    return f
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, cfg: ScheduleConfig, total_iters: int, peak_lr: float):
-    """A LambdaLR stepped once per iteration."""
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(cfg, step, total_iters, peak_lr))
+def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> float:
+    """Apply ``factor`` to every group's base lr; returns the first group's new lr."""
+    for g in optimizer.param_groups:
+        g["lr"] = g["base_lr"] * factor
+    return optimizer.param_groups[0]["lr"]

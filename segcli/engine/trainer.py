@@ -13,6 +13,7 @@ import csv
 import io
 import math
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,8 +32,9 @@ from segcli.data.format import DatasetInfo, validate_dataset
 from segcli.data.transforms import build_train_transform
 from segcli.engine import distributed as ddp
 from segcli.engine.checkpoint import load_state, save_state, save_weights
+from segcli.engine.ema import ModelEMA
 from segcli.engine.evaluator import confusion_over_loader
-from segcli.engine.optim import build_optimizer, build_scheduler
+from segcli.engine.optim import build_optimizer, lr_factor, set_lr
 from segcli.engine.runtime import (
     autocast,
     check_amp,
@@ -47,7 +49,35 @@ from segcli.losses import build_loss, resolve_class_weights
 from segcli.models import build_model
 
 METRIC_KEYS = ("mIoU", "pixel_accuracy", "mean_accuracy", "fwIoU", "mean_dice")
-CSV_FIELDS = ("epoch", "iterations", "train_loss", "lr", "seconds", *METRIC_KEYS)
+CSV_FIELDS = ("epoch", "iterations", "train_loss", "lr", "seconds", *METRIC_KEYS, "ema_mIoU")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s)")
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '15m', '1h30m', '1.5h' → seconds (PresetError naming train.time_budget otherwise)."""
+    t = text.strip().lower().replace(" ", "")
+    parts = _DURATION.findall(t)
+    if not parts or "".join(n + u for n, u in parts) != t:
+        raise PresetError(f"train.time_budget = {text!r}: use a duration such as 90s, 15m or 1h30m")
+    seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if seconds <= 0:
+        raise PresetError(f"train.time_budget = {text!r} must be positive")
+    return seconds
+
+
+def aux_weights(p: Preset, n: int) -> list[float]:
+    """Loss weights of a model's n auxiliary outputs (model.aux_weights, padded with its last value)."""
+    weights = list(getattr(p.model, "aux_weights", ())) or [0.4]
+    return (weights + [weights[-1]] * n)[:n]
+
+
+def _all_agree(flag: bool, dist: ddp.DistInfo) -> bool:
+    """True on every rank when any rank says so (keeps DDP ranks stepping together)."""
+    if not dist.enabled:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0])
+    ddp.all_reduce_sum(t, dist)
+    return bool(t.item() > 0)
 
 
 class Reporter(Protocol):
@@ -219,113 +249,167 @@ def train(
         collate_fn=eval_collate,
         pin_memory=pin,
     )
-    iters_per_epoch = len(train_loader)
-    if iters_per_epoch == 0:
+    steps_per_epoch = -(-len(train_loader) // p.train.accumulate)
+    if len(train_loader) == 0:
         raise UserError(f"{p.data.root}: training split {p.data.train_split!r} yields no batches")
-    total_iters = iters_per_epoch * p.train.epochs
+    budget = parse_duration(p.train.time_budget) if p.train.time_budget else None
+    if budget is not None:
+        epochs, total_steps = 10**9, None
+    elif p.train.iters:
+        total_steps = p.train.iters
+        epochs = -(-total_steps // steps_per_epoch)
+    else:
+        epochs, total_steps = p.train.epochs, steps_per_epoch * p.train.epochs
 
     optimizer = build_optimizer(model, p.optim)
-    scheduler = build_scheduler(optimizer, p.schedule, total_iters, p.optim.lr)
     scaler = grad_scaler(device, p.train.amp)
+    ema = ModelEMA(model, p.train.ema) if p.train.ema > 0 else None
 
-    first_epoch, best_value, best_row = 0, -math.inf, {}
+    first_epoch, step, elapsed_before, best_value, best_row, stale = 0, 0, 0.0, -math.inf, {}, 0
+    val_seconds = 0.0
     rows: list[dict[str, Any]] = []
     if resume is not None:
         state = load_state(run_dir / "state.pt")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
+        if ema is not None and "ema" in state:
+            ema.load_state_dict(state["ema"])
         torch.set_rng_state(state["rng_cpu"])
         if device.type == "cuda" and "rng_cuda" in state:
             torch.cuda.set_rng_state(state["rng_cuda"], device)
-        first_epoch = int(state["epoch"]) + 1
-        best_value = float(state["best_value"])
+        first_epoch, step = int(state["epoch"]) + 1, int(state["step"])
+        elapsed_before, val_seconds = float(state["elapsed"]), float(state.get("val_seconds", 0.0))
+        best_value, stale = float(state["best_value"]), int(state.get("stale", 0))
         best_row = dict(state.get("best_row", {}))
-        rows = [r for r in _read_rows(run_dir / "metrics.csv") if int(r["epoch"]) <= int(state["epoch"]) + 1]
+        rows = [r for r in _read_rows(run_dir / "metrics.csv") if int(r["epoch"]) <= first_epoch]
         if dist.is_main:
             _write_rows(run_dir / "metrics.csv", rows)
-        if first_epoch >= p.train.epochs:
-            rep.message(f"{run_dir} already finished all {p.train.epochs} epochs")
+        if state.get("finished"):
+            rep.message(f"{run_dir} already finished")
+            first_epoch = epochs
 
     net: torch.nn.Module = model
     if dist.enabled:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if p.train.compile:
+        net = torch.compile(net)
 
-    rep.start(run_dir, p.train.epochs, iters_per_epoch, first_epoch)
+    def progress() -> float:
+        if budget is not None:
+            return (time.perf_counter() - t_run) / max(budget - val_seconds, 1e-9)
+        return step / max(total_steps or 1, 1)
+
+    def compute_loss(out: Any, masks: torch.Tensor) -> torch.Tensor:
+        if not isinstance(out, dict):
+            return criterion(out, masks)
+        loss = criterion(out["out"], masks)
+        aux = out.get("aux", [])
+        for w, logits in zip(aux_weights(p, len(aux)), aux):
+            loss = loss + w * criterion(logits, masks)
+        return loss
+
+    rep.start(run_dir, epochs if budget is None else 0, len(train_loader), first_epoch)
+    t_run = time.perf_counter() - elapsed_before
     last_row: dict[str, Any] = rows[-1] if rows else {}
-    for epoch in range(first_epoch, p.train.epochs):
+    finished = first_epoch >= epochs
+    epoch = first_epoch
+    while not finished:
         sampler.set_epoch(epoch)
         net.train()
         t_epoch = time.perf_counter()
         loss_sum, loss_n, seen = 0.0, 0, 0
+        optimizer.zero_grad(set_to_none=True)
         for it, (images, masks) in enumerate(train_loader):
+            lr = set_lr(optimizer, lr_factor(p.schedule, step, progress(), p.optim.lr))
+            if hasattr(criterion, "set_progress"):  # e.g. the top-k loss anneals its pixel share
+                est_total = total_steps or max(step + 1, round(step / max(progress(), 1e-9)))
+                criterion.set_progress(step, est_total)
             images = images.to(device, non_blocking=True)
             masks = masks.to(device, non_blocking=True)
             if p.train.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             with autocast(device, p.train.amp):
-                out = net(images)
-                logits = out["out"] if isinstance(out, dict) else out
-                loss = criterion(logits, masks)
+                loss = compute_loss(net(images), masks)
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"loss became {loss.item()} at epoch {epoch + 1}, iteration {it + 1}; "
                     "lower optim.lr, set train.grad_clip, or check the masks with seg check"
                 )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if p.train.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), p.train.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
+            scaler.scale(loss / p.train.accumulate).backward()
+            if (it + 1) % p.train.accumulate == 0 or it + 1 == len(train_loader):
+                if p.train.grad_clip > 0:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), p.train.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                optimizer.zero_grad(set_to_none=True)
+                if ema is not None:
+                    ema.update(model)
+                step += 1
             loss_sum += loss.item()
             loss_n += 1
             seen += images.shape[0] * dist.world_size
-            rep.iteration(
-                epoch, it, loss.item(), optimizer.param_groups[0]["lr"], seen / (time.perf_counter() - t_epoch)
-            )
+            rep.iteration(epoch, it, loss.item(), lr, seen / (time.perf_counter() - t_epoch))
+            if total_steps is not None and step >= total_steps:
+                finished = True
+                break
+            if budget is not None and _all_agree(progress() >= 1.0, dist):
+                finished = True
+                break
+        if epoch + 1 >= epochs:
+            finished = True
 
         row: dict[str, Any] = {
             "epoch": epoch + 1,
-            "iterations": (epoch + 1) * iters_per_epoch,
+            "iterations": step,
             "train_loss": loss_sum / max(loss_n, 1),
             "lr": optimizer.param_groups[0]["lr"],
         }
-        if (epoch + 1) % p.train.val_every == 0 or epoch + 1 == p.train.epochs:
-            cm = confusion_over_loader(
-                model,
-                val_loader,
-                info.num_classes,
-                info.ignore_index,
-                device,
-                p.train.amp,
-                p.train.channels_last,
-                dist,
-            )
-            metrics = cm.compute(p.eval.absent, info.classes)
+        if (epoch + 1) % p.train.val_every == 0 or finished:
+            t_val = time.perf_counter()
+            args = (val_loader, info.num_classes, info.ignore_index, device, p.train.amp, p.train.channels_last, dist)
+            metrics = confusion_over_loader(model, *args).compute(p.eval.absent, info.classes)
             row.update({k: metrics[k] for k in METRIC_KEYS})
+            if ema is not None:
+                row["ema_mIoU"] = confusion_over_loader(ema.module, *args).compute(p.eval.absent)["mIoU"]
+            val_seconds = time.perf_counter() - t_val
+            value = row.get(p.train.monitor)
+            if value is not None and not math.isnan(value) and value > best_value:
+                best_value, best_row, stale = value, dict(row), 0
+                improved = True
+            else:
+                stale, improved = stale + 1, False
+            if p.train.patience and stale >= p.train.patience:
+                rep.message(f"early stop: {p.train.monitor} did not improve for {stale} validations")
+                finished = True
+        else:
+            improved = False
         row["seconds"] = time.perf_counter() - t_epoch
         if dist.is_main:
             rows.append(row)
             _write_rows(run_dir / "metrics.csv", rows)
             save_weights(run_dir / "weights" / "last.safetensors", model, p, info, epoch + 1, row)
-            value = row.get(p.train.monitor)
-            if value is not None and not math.isnan(value) and value > best_value:
-                best_value, best_row = value, dict(row)
+            if improved:
                 save_weights(run_dir / "weights" / "best.safetensors", model, p, info, epoch + 1, row)
+            if ema is not None and "ema_mIoU" in row:
+                save_weights(run_dir / "weights" / "ema.safetensors", ema.module, p, info, epoch + 1, row)
             state = {
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
                 "scaler": scaler.state_dict(),
                 "rng_cpu": torch.get_rng_state(),
                 "epoch": epoch,
+                "step": step,
+                "elapsed": time.perf_counter() - t_run,
+                "val_seconds": val_seconds,
                 "best_value": best_value,
                 "best_row": best_row,
+                "stale": stale,
+                "finished": finished,
             }
+            if ema is not None:
+                state["ema"] = ema.state_dict()
             if device.type == "cuda":
                 state["rng_cuda"] = torch.cuda.get_rng_state(device)
             save_state(run_dir / "state.pt", state)
@@ -333,6 +417,7 @@ def train(
         ddp.barrier(dist)
         last_row = row
         rep.epoch_end(epoch, row)
+        epoch += 1
 
     ddp.cleanup(dist)
     return TrainResult(
