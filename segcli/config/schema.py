@@ -47,13 +47,46 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """What is minimised."""
+    """What is minimised: a weighted sum of loss terms; `<term>_*` keys only matter when the term is used."""
 
-    name: Literal["ce"] = opt("ce", "loss function")
+    terms: tuple[str, ...] = opt(
+        ("ce",), "losses summed, by registry name: ce, ohem, topk, dice, focal, lovasz, jaccard, tversky"
+    )
+    term_weights: tuple[float, ...] = opt((), "weight of each term, same length as terms; empty = 1.0 each")
     class_weights: tuple[float, ...] | str = opt(
         (), "per-class weights, or a TOML file written by `seg class-weights`; empty = unweighted"
     )
-    label_smoothing: float = opt(0.0, "cross-entropy label smoothing", minimum=0.0, maximum=1.0)
+    label_smoothing: float = opt(0.0, "ce, ohem, topk: label smoothing", minimum=0.0, maximum=1.0)
+    ohem_thresh: float = opt(
+        0.7, "ohem: keep pixels whose predicted probability of the true class is below this", minimum=0.0, maximum=1.0
+    )
+    ohem_min_kept: int = opt(
+        100000,
+        "ohem: keep at least this many hardest pixels per batch and process (100000 as in the published "
+        "Cityscapes OHEM recipes for 512x1024 crops; lower it for small crops)",
+        minimum=1,
+    )
+    topk_percent: float = opt(
+        20.0, "topk: percentage (0, 100] of the hardest valid pixels kept after the warm-up", minimum=0.0, maximum=100.0
+    )
+    topk_warmup_iters: int = opt(
+        0, "topk: iterations over which the kept share falls linearly from 100% to topk_percent (0 = none)", minimum=0
+    )
+    focal_gamma: float = opt(2.0, "focal: focusing exponent (0 = one-vs-rest binary cross-entropy)", minimum=0.0)
+    focal_alpha: float = opt(
+        -1.0,
+        "focal: weight of the true-class term (1 - alpha for the others); negative = off (0.25 in RetinaNet)",
+        minimum=-1.0,
+        maximum=1.0,
+    )
+    dice_smooth: float = opt(0.0, "dice, jaccard, tversky: smoothing added to numerator and denominator", minimum=0.0)
+    dice_log: bool = opt(False, "dice, jaccard, tversky: minimise -log(score) instead of 1 - score")
+    tversky_alpha: float = opt(0.3, "tversky: weight of false positives (0.5/0.5 = dice, 1/1 = jaccard)", minimum=0.0)
+    tversky_beta: float = opt(0.7, "tversky: weight of false negatives", minimum=0.0)
+    tversky_gamma: float = opt(
+        1.0, "tversky: exponent on the class-averaged loss (focal Tversky, SMP's convention; 1 = plain)", minimum=0.0
+    )
+    lovasz_per_image: bool = opt(False, "lovasz: average the loss over images instead of over the whole batch")
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,48 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from segcli.config.schema import LossConfig
-from segcli.losses import LOSSES
+from segcli.losses import LOSSES, valid_mask
+
+
+def pixel_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    ignore_index: int,
+    weight: torch.Tensor | None,
+    label_smoothing: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pixel cross-entropy and the weight each pixel adds to the denominator of the mean.
+
+    Both are (N, H, W) and zero at ignored pixels. ``losses.sum() / denom.sum()`` is PyTorch's
+    ``reduction="mean"`` (weighted by ``weight[target]`` when class weights are given), and the same holds
+    for any subset of pixels, which is what OHEM and top-k select from.
+    """
+    losses = F.cross_entropy(
+        logits.float(),
+        target,
+        weight=weight,
+        ignore_index=ignore_index,
+        reduction="none",
+        label_smoothing=label_smoothing,
+    )
+    valid, safe = valid_mask(target, ignore_index)
+    denom = valid.to(losses.dtype) if weight is None else torch.where(valid, weight[safe], 0.0)
+    return losses, denom
+
+
+def weighted_mean(losses: torch.Tensor, denom: torch.Tensor) -> torch.Tensor:
+    """``losses.sum() / denom.sum()``, and 0 (keeping the graph) when nothing counts; no host sync."""
+    return losses.sum() / denom.sum().clamp_min(torch.finfo(denom.dtype).tiny)
 
 
 class CrossEntropy(nn.Module):
-    """Mean over non-ignored pixels (weighted mean when class weights are given, as in PyTorch).
+    """Mean over non-ignored pixels (weighted mean when class weights are given), as ``F.cross_entropy``.
 
-    Shape: logits (N, C, H, W) float, target (N, H, W) int64 with values in [0, C) or ignore_index.
+    An all-ignored batch gives 0 (PyTorch gives NaN). Label smoothing follows PyTorch: the target is
+    ``(1 - s) * one_hot + s / C``.
+
+    Shape: logits (N, C, H, W) float, target (N, H, W) int64 with values in [0, C) or ignore_index; returns a
+    scalar.
     """
 
     def __init__(
@@ -22,18 +57,11 @@ class CrossEntropy(nn.Module):
         super().__init__()
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
-        self.register_buffer("weight", weight if weight is not None else None, persistent=False)
+        self.register_buffer("weight", weight, persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if not (target != self.ignore_index).any():
-            return logits.sum() * 0.0  # keeps the graph; every pixel ignored
-        return F.cross_entropy(
-            logits.float(),
-            target,
-            weight=self.weight,
-            ignore_index=self.ignore_index,
-            label_smoothing=self.label_smoothing,
-        )
+        losses, denom = pixel_cross_entropy(logits, target, self.ignore_index, self.weight, self.label_smoothing)
+        return weighted_mean(losses, denom)
 
 
 @LOSSES.register("ce")

@@ -1,0 +1,125 @@
+"""Cross-entropy over the hardest pixels only: OHEM (probability threshold) and top-k percent (bootstrapping)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from segcli.config.schema import LossConfig
+from segcli.errors import PresetError
+from segcli.losses import LOSSES, valid_mask
+from segcli.losses.cross_entropy import pixel_cross_entropy, weighted_mean
+
+
+class OhemCrossEntropy(nn.Module):
+    """Online hard example mining cross-entropy (the HRNet/DDRNet/BiSeNet Cityscapes recipe).
+
+    A valid pixel is kept when the softmax probability of its true class is below ``thresh``; when fewer
+    than ``min_kept`` pixels qualify, the ``min_kept`` pixels with the lowest true-class probability are
+    kept instead (all valid pixels when there are fewer; ties at the cut are all kept). The loss is the
+    cross-entropy averaged over the kept pixels, weighted as ``F.cross_entropy`` does with class weights.
+    The selection itself carries no gradient. Batches are mined as a whole (per process under DDP).
+
+    Shape: logits (N, C, H, W) float, target (N, H, W) int64 with values in [0, C) or ignore_index; returns a
+    scalar.
+    """
+
+    def __init__(
+        self,
+        ignore_index: int = 255,
+        weight: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+        thresh: float = 0.7,
+        min_kept: int = 100000,
+    ) -> None:
+        super().__init__()
+        self.ignore_index = ignore_index
+        self.label_smoothing = label_smoothing
+        self.thresh = thresh
+        self.min_kept = min_kept
+        self.register_buffer("weight", weight, persistent=False)
+
+    def keep_mask(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """(N, H, W) bool: the pixels that enter the loss. No host synchronisation."""
+        with torch.no_grad():
+            valid, safe = valid_mask(target, self.ignore_index)
+            prob = F.log_softmax(logits.detach().float(), dim=1).gather(1, safe.unsqueeze(1)).squeeze(1).exp()
+            prob = torch.where(valid, prob, torch.inf)  # ignored pixels sort last and never pass a threshold
+            k = min(self.min_kept, prob.numel())
+            kth = prob.reshape(-1).kthvalue(k).values  # inf when fewer than min_kept pixels are valid
+            return valid & ((prob < self.thresh) | (prob <= kth))
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        losses, denom = pixel_cross_entropy(logits, target, self.ignore_index, self.weight, self.label_smoothing)
+        keep = self.keep_mask(logits, target)
+        return weighted_mean(torch.where(keep, losses, 0.0), torch.where(keep, denom, 0.0))
+
+
+class TopKCrossEntropy(nn.Module):
+    """Bootstrapped cross-entropy (DeepLab's ``top_k_percent_pixels`` with ``hard_example_mining_step``).
+
+    Only the ``k`` valid pixels with the largest (class-weighted) cross-entropy count, with
+    ``k = round(fraction * valid pixels)`` (at least 1). The fraction starts at 1.0 and falls linearly to
+    ``percent / 100`` over ``warmup_iters`` iterations, then stays there; with ``warmup_iters = 0`` it is
+    ``percent / 100`` from the start. The trainer reports the iteration through :meth:`set_progress`; until
+    then the module is at step 0. The mean is taken over the kept pixels (weighted like ``F.cross_entropy``);
+    DeepLab divides by the number of non-zero kept losses, which is the same for unweighted, non-ignored
+    pixels.
+
+    Shape: logits (N, C, H, W) float, target (N, H, W) int64 with values in [0, C) or ignore_index; returns a
+    scalar.
+    """
+
+    def __init__(
+        self,
+        ignore_index: int = 255,
+        weight: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+        percent: float = 20.0,
+        warmup_iters: int = 0,
+    ) -> None:
+        super().__init__()
+        if not 0.0 < percent <= 100.0:
+            raise ValueError(f"percent must be in (0, 100], got {percent}")
+        self.ignore_index = ignore_index
+        self.label_smoothing = label_smoothing
+        self.percent = percent
+        self.warmup_iters = warmup_iters
+        self.step = 0
+        self.register_buffer("weight", weight, persistent=False)
+
+    def set_progress(self, step: int, total: int) -> None:
+        """Current iteration (0-based). ``total`` is part of the shared protocol and not needed here."""
+        self.step = max(int(step), 0)
+
+    def fraction(self) -> float:
+        """Share of valid pixels kept at the current step."""
+        final = self.percent / 100.0
+        if self.warmup_iters <= 0:
+            return final
+        ramp = min(self.step / self.warmup_iters, 1.0)
+        return 1.0 - ramp * (1.0 - final)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        losses, denom = pixel_cross_entropy(logits, target, self.ignore_index, self.weight, self.label_smoothing)
+        valid = target != self.ignore_index
+        flat_losses, flat_denom = losses.reshape(-1), denom.reshape(-1)
+        # Ignored pixels get a key below every real loss (losses are >= 0), so they sort last.
+        key = torch.where(valid.reshape(-1), flat_losses.detach(), -1.0)
+        order = key.argsort(descending=True)
+        k = (valid.sum() * self.fraction()).round().clamp_min(1)  # a tensor: no host synchronisation
+        keep = torch.arange(order.numel(), device=order.device) < k
+        return weighted_mean(torch.where(keep, flat_losses[order], 0.0), torch.where(keep, flat_denom[order], 0.0))
+
+
+@LOSSES.register("ohem")
+def build_ohem(cfg: LossConfig, num_classes: int, ignore_index: int, weight: torch.Tensor | None) -> nn.Module:
+    return OhemCrossEntropy(ignore_index, weight, cfg.label_smoothing, cfg.ohem_thresh, cfg.ohem_min_kept)
+
+
+@LOSSES.register("topk")
+def build_topk(cfg: LossConfig, num_classes: int, ignore_index: int, weight: torch.Tensor | None) -> nn.Module:
+    if cfg.topk_percent <= 0:
+        raise PresetError(f"loss.topk_percent = {cfg.topk_percent}: must be in (0, 100]")
+    return TopKCrossEntropy(ignore_index, weight, cfg.label_smoothing, cfg.topk_percent, cfg.topk_warmup_iters)
