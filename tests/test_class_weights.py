@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from segcli.cli.app import run
-from segcli.data.class_weights import class_stats, class_weights, compute_weights
+from segcli.data.class_weights import class_stats, class_weights, compute_weights, histogram
 from segcli.data.format import make_info, write_dataset_info
 from segcli.errors import DataError, UserError
 from segcli.losses import resolve_class_weights
@@ -47,6 +47,15 @@ def test_inverse_frequency_normalised_by_hand():
 def test_effective_num_stays_finite_for_beta_near_one():
     w = compute_weights("effective-num", np.array([10**9, 10]), beta=0.99999, normalize=False)
     assert np.isfinite(w).all() and w[1] > w[0] > 0
+
+
+def test_histogram_is_exact_for_uint8_and_uint16():
+    rng = np.random.default_rng(1)
+    m8 = rng.integers(0, 256, size=(37, 53)).astype(np.uint8)[:, ::2]  # non-contiguous view too
+    np.testing.assert_array_equal(histogram(m8, 300), np.bincount(m8.ravel(), minlength=300))
+    assert histogram(m8, 4).shape == (256,) and histogram(m8, 4).dtype == np.int64
+    m16 = rng.integers(0, 1000, size=(20, 20)).astype(np.uint16)
+    np.testing.assert_array_equal(histogram(m16, 10), np.bincount(m16.ravel(), minlength=10))
 
 
 def test_bad_method_and_beta():
