@@ -76,9 +76,23 @@ def test_cityscapes_label_ids(tmp_path):
 def test_values_out_of_range_names_values_and_files(tmp_path):
     bad = good_mask()
     bad[5, 5] = 7
+    bad[6, 6] = 3
     root = make_dataset(tmp_path / "ds", {"ok": good_mask(), "bad": bad})
     f = codes(lint_dataset(root))["values-out-of-range"]
-    assert "[7]" in f.message and f.count == 1 and f.files[0].endswith("bad.png")
+    assert "[3, 7]" in f.message and f.count == 1 and f.files[0].endswith("bad.png")
+
+
+def test_one_based_ids(tmp_path):
+    m = good_mask()
+    m[10:, :4] = 3  # classes 0-2 plus 3: ADE20K/LoveDA style 1-based ids with 0 = unlabelled
+    found = codes(lint_dataset(make_dataset(tmp_path / "ds", {"a": m})))
+    assert "one-based-ids" in found and "values-out-of-range" not in found
+
+
+def test_orphan_mask_split_folder(tmp_path):
+    root = make_dataset(tmp_path / "ds", {"a": good_mask()})
+    (root / "masks" / "val").mkdir()
+    assert codes(lint_dataset(root))["mask-without-image"].files == [str(root / "masks" / "val")]
 
 
 def test_palette_rgb_and_grey_rgb_masks(tmp_path):
@@ -220,6 +234,13 @@ def test_fixture_refuge_three_channel_label(tmp_path):
     pairs = [(d / "img_dir" / "pseudo_g0001.png", d / "ann_dir" / "pseudo_g0001.png")]
     found = codes(lint_dataset(_from_files(tmp_path / "ds", pairs, ["bg", "disc", "cup"])))
     assert list(found) == ["grey-rgb-mask"]  # grey ids 0-2 stored in 3 equal channels
+
+
+def test_fixture_loveda_one_based_ids(tmp_path):
+    d = _fixture("mmseg/pseudo_loveda_dataset")
+    pairs = [(d / "img_dir" / f"{i}.png", d / "ann_dir" / f"{i}.png") for i in range(3)]
+    found = codes(lint_dataset(_from_files(tmp_path / "ds", pairs, [f"c{i}" for i in range(7)])))
+    assert "one-based-ids" in found and "values-out-of-range" not in found
 
 
 def test_fixture_isaid_empty_files(tmp_path):

@@ -47,6 +47,8 @@ FIXES = {
     "(segcli reads the indices, other tools read the colours)",
     "binary-0-255": "seg prepare folder --binary (maps 255 to class 1 instead of ignore)",
     "cityscapes-label-ids": "seg prepare cityscapes (maps the 34 labelIds to the 19 trainIds)",
+    "one-based-ids": "shift the ids down by one with 0 (unlabelled) -> ignore_index when converting "
+    "(seg prepare <dataset>, e.g. ade20k or loveda), or add the unlabelled class to dataset.toml",
     "values-out-of-range": "remap the mask values to 0..classes-1 (and ignore_index) with seg prepare, "
     "or list every class in dataset.toml",
     "size-mismatch": "resize the masks to their images (nearest neighbour) or re-export the pairs",
@@ -194,6 +196,20 @@ def lint_dataset(
         col.finding("no-splits", "error", f"{root / 'images'}: no splits found (expected images/<split>/)", None, [])
     for split in chosen:
         _lint_split(root, split, info, sample, seed, col)
+    mask_root = root / "masks"
+    orphans = (
+        sorted(p for p in mask_root.iterdir() if p.is_dir() and p.name not in all_splits)
+        if (mask_root.is_dir() and not splits)
+        else []
+    )
+    if orphans:
+        col.finding(
+            "mask-without-image",
+            "error",
+            f"{mask_root}: mask folder(s) {', '.join(p.name for p in orphans)} have no images/<split> folder",
+            None,
+            [str(p) for p in orphans],
+        )
     order = {"error": 0, "warning": 1}
     return sorted(col.findings, key=lambda f: order[f.severity])
 
@@ -389,6 +405,16 @@ def _value_findings(
             "error",
             f"{where}: masks hold raw Cityscapes labelIds (values {sorted(raw & CITYSCAPES_TELLTALE_IDS)} "
             f"and up to {max(raw)}) but dataset.toml lists 19 classes (trainIds)",
+            split,
+            bad_files,
+        )
+        return
+    if bad_values == {n}:
+        col.finding(
+            "one-based-ids",
+            "error",
+            f"{where}: the only value past the {n} classes is {n}: the ids look 1-based "
+            "(0 = unlabelled or no-data, as in ADE20K and LoveDA)",
             split,
             bad_files,
         )
