@@ -36,7 +36,7 @@ def check_cmd(
             out.print(f"[bold {colour}]{f.severity}[/] [bold]{f.code}[/]: {escape(f.message)}")
             for path in f.files:
                 out.print(f"    {escape(path)}")
-            if f.count > len(f.files):
+            if f.files and f.count > len(f.files):
                 out.print(f"    ... {f.count - len(f.files)} more")
             out.print(f"    [cyan]fix:[/] {escape(f.fix)}")
         scope = f"{sample} sampled pairs per split" if sample else "every file"

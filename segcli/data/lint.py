@@ -78,15 +78,10 @@ class Finding:
 
 
 class _Collector:
-    """Groups problems by (code, split) so each kind is reported once with its files."""
+    """The findings so far; each kind of problem is reported once per split with its files."""
 
     def __init__(self) -> None:
-        self.files: dict[tuple[str, str | None], list[str]] = defaultdict(list)
-        self.extra: dict[tuple[str, str | None], dict[str, Any]] = defaultdict(dict)
         self.findings: list[Finding] = []
-
-    def add(self, code: str, split: str | None, path: Path | str) -> None:
-        self.files[(code, split)].append(str(path))
 
     def finding(self, code: str, severity: Severity, message: str, split: str | None, files: list[str]) -> None:
         self.findings.append(
@@ -353,8 +348,9 @@ def _lint_pixels(
         )
     if info is None:
         return
+    n_before = len(col.findings)
     _value_findings(info, split, union, bad_values, value_files["out"], with_255, only_0_255, masks_with_ids, col)
-    if masks_with_ids and not bad_values:
+    if masks_with_ids and len(col.findings) == n_before:  # coverage means little while the ids are wrong
         missing = [c for c, p in zip(info.classes, present) if not p]
         if missing:
             scope = "" if masks_with_ids >= total else f" (in the {masks_with_ids} of {total} masks read)"
