@@ -1,0 +1,65 @@
+"""`seg class-weights DIR --method ...`: per-class loss weights written to a TOML file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from segcli.cli._common import JsonOpt, err, out, print_json, table
+
+
+def class_weights_cmd(
+    root: Path = typer.Argument(..., help="Dataset folder."),
+    method: str = typer.Option(..., "--method", "-m", help="inv | inv-sqrt | inv-log | effective-num | median-freq."),
+    split: str = typer.Option("train", "--split", help="Split to count."),
+    beta: float = typer.Option(0.999, "--beta", help="effective-num: beta in (0, 1)."),
+    out_file: Path = typer.Option(None, "--out", "-o", help="TOML file (default <DIR>/class_weights_<method>.toml)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+    no_normalize: bool = typer.Option(False, "--no-normalize", help="Keep raw weights (default: mean 1 over present)."),
+    workers: int = typer.Option(2, "--workers", min=0, help="Worker processes (0 = none)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Class weights (inverse frequency, ENet log, effective number, median frequency) for loss.class_weights."""
+    from segcli.data.class_weights import class_weights
+
+    with Progress(
+        TextColumn("counting pixels"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=as_json,
+    ) as bar:
+        task = bar.add_task("count", total=None)
+        res = class_weights(
+            root,
+            method,
+            split=split,
+            beta=beta,
+            normalize=not no_normalize,
+            out=out_file,
+            force=force,
+            workers=workers,
+            progress=lambda n, total: bar.update(task, advance=n, total=total),
+        )
+    if res.missing:
+        err.print(
+            f"[yellow]warning:[/] {len(res.missing)} class(es) have no pixels in {res.split!r} and get weight 0: "
+            f"{escape(', '.join(res.missing))}"
+        )
+    if as_json:
+        print_json(res.to_dict())
+        return
+    total = max(sum(res.pixels), 1)
+    rows = [[c, n, n / total, w] for c, n, w in zip(res.classes, res.pixels, res.weights)]
+    title = f"{res.method} weights over {res.split!r} ({res.images} images; {res.normalization})"
+    out.print(table(title, ["class", "pixels", "share", "weight"], rows))
+    out.print(f'written to [bold]{escape(str(res.out))}[/] (use loss.class_weights = "{escape(str(res.out))}")')
+
+
+def register(app: typer.Typer) -> None:
+    app.command("class-weights", no_args_is_help=True)(class_weights_cmd)

@@ -1,0 +1,199 @@
+"""`seg crop-by-mask`: a new dataset of crops around the chosen classes.
+
+Each image and its mask are cropped to the bounding box of the chosen classes' pixels, grown by
+a relative margin on each side (clipped to the image), optionally made square around the box
+centre (the part outside the image is padded: ``ignore_index`` in masks, 0 in images) and
+optionally resized (masks nearest-neighbour). Images without any of the classes are skipped and
+listed. The output is a dataset in the same format; its ``dataset.toml`` is written last, so an
+interrupted run never looks like a finished dataset.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from segcli.data.format import DatasetInfo, list_samples, list_splits, read_dataset_info, write_dataset_info
+from segcli.data.io import read_image, read_mask, write_image, write_mask
+from segcli.errors import DataError, UserError
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (end exclusive), in source pixels
+
+
+@dataclass
+class CropResult:
+    """What was written: per split counts, the skipped images and each crop box."""
+
+    out: Path
+    classes: list[str]
+    written: dict[str, int]
+    skipped: list[str]  # "split/stem" of images without the classes
+    boxes: dict[str, Box] = field(default_factory=dict)  # "split/stem" -> box in the source image
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out": str(self.out),
+            "classes": self.classes,
+            "written": self.written,
+            "skipped": self.skipped,
+            "boxes": {k: list(v) for k, v in self.boxes.items()},
+        }
+
+
+def resolve_classes(info: DatasetInfo, names: list[str] | None) -> list[int]:
+    """Class ids from names (or ids as digits); default: every class but class 0."""
+    if not names:
+        if info.num_classes < 2:
+            raise UserError("the dataset has one class; name the classes to crop around with --classes")
+        return list(range(1, info.num_classes))
+    ids = []
+    for name in names:
+        if name in info.classes:
+            ids.append(info.classes.index(name))
+        elif name.isdigit() and int(name) < info.num_classes:
+            ids.append(int(name))
+        else:
+            close = difflib.get_close_matches(name, info.classes, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UserError(f"--classes: unknown class {name!r} (classes: {', '.join(info.classes)}){hint}")
+    return sorted(set(ids))
+
+
+def crop_box(mask: np.ndarray, ids: list[int], margin: float, square: bool) -> Box | None:
+    """The crop box around the pixels of ``ids`` (None when there are none).
+
+    The tight box grows by ``round(margin * box side)`` on each side, clipped to the image. With
+    ``square`` the short side then grows to the long side around the box centre; that box may
+    extend past the image (the caller pads).
+    """
+    sel = np.isin(mask, ids)
+    rows, cols = np.flatnonzero(sel.any(axis=1)), np.flatnonzero(sel.any(axis=0))
+    if rows.size == 0:
+        return None
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    h, w = mask.shape[:2]
+    my, mx = round(margin * (y1 - y0)), round(margin * (x1 - x0))
+    y0, y1, x0, x1 = max(0, y0 - my), min(h, y1 + my), max(0, x0 - mx), min(w, x1 + mx)
+    if square:
+        side = max(y1 - y0, x1 - x0)
+        # Grow the short side by (side - length), the odd pixel going after the box.
+        if y1 - y0 < side:
+            grow = side - (y1 - y0)
+            y0, y1 = y0 - grow // 2, y1 + grow - grow // 2
+        if x1 - x0 < side:
+            grow = side - (x1 - x0)
+            x0, x1 = x0 - grow // 2, x1 + grow - grow // 2
+    return x0, y0, x1, y1
+
+
+def cut(array: np.ndarray, box: Box, fill: int) -> np.ndarray:
+    """``array[y0:y1, x0:x1]`` where the parts of the box outside the array are ``fill``."""
+    x0, y0, x1, y1 = box
+    h, w = array.shape[:2]
+    outp = np.full((y1 - y0, x1 - x0, *array.shape[2:]), fill, array.dtype)
+    sy0, sy1, sx0, sx1 = max(0, y0), min(h, y1), max(0, x0), min(w, x1)
+    outp[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = array[sy0:sy1, sx0:sx1]
+    return outp
+
+
+def _resize(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Long side to ``size`` (square crops become size x size); masks nearest-neighbour."""
+    h, w = mask.shape
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return (
+        cv2.resize(image, (nw, nh), interpolation=interp),
+        cv2.resize(mask, (nw, nh), interpolation=cv2.INTER_NEAREST),
+    )
+
+
+def crop_by_mask(
+    root: str | os.PathLike,
+    out: str | os.PathLike,
+    classes: list[str] | None = None,
+    margin: float = 0.1,
+    square: bool = False,
+    size: int | None = None,
+    splits: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> CropResult:
+    """Write the cropped dataset to ``out`` (which must not exist or be empty)."""
+    root, out = Path(root), Path(out)
+    info = read_dataset_info(root)
+    ids = resolve_classes(info, classes)
+    if margin < 0:
+        raise UserError(f"--margin {margin}: must be >= 0 (a fraction of the box size, e.g. 0.1)")
+    if size is not None and size < 1:
+        raise UserError(f"--size {size}: must be a positive number of pixels")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError(f"{out}: exists and is not empty; give a new or empty folder with --out")
+    if out.resolve() == root.resolve():
+        raise UserError(f"{out}: is the source dataset; give a new folder with --out")
+    chosen = splits or list_splits(root)
+    pairs = {s: list_samples(root, s) for s in chosen}  # checks layout and pairing before writing
+    total = sum(len(p) for p in pairs.values())
+    if progress:
+        progress(0, total)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    res = CropResult(out, [info.classes[i] for i in ids], {}, [])
+    for split, items in pairs.items():
+        res.written[split] = 0
+        for img_path, mask_path in items:
+            mask = read_mask(mask_path)
+            key = f"{split}/{img_path.stem}"
+            box = crop_box(mask, ids, margin, square)
+            if box is None:
+                res.skipped.append(key)
+            else:
+                image = read_image(img_path)
+                if image.shape[:2] != mask.shape:
+                    raise DataError(
+                        f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
+                        f"{image.shape[1]}x{image.shape[0]}; run `seg check {root}`"
+                    )
+                img_c, mask_c = cut(image, box, 0), cut(mask, box, info.ignore_index)
+                if size:
+                    img_c, mask_c = _resize(img_c, mask_c, size)
+                write_image(out / "images" / split / img_path.name, img_c)
+                write_mask(out / "masks" / split / f"{img_path.stem}.png", mask_c)
+                res.boxes[key] = box
+                res.written[split] += 1
+            if progress:
+                progress(1, total)
+    if not res.boxes:
+        if created:
+            shutil.rmtree(out)
+        else:
+            for sub in ("images", "masks"):
+                shutil.rmtree(out / sub, ignore_errors=True)
+        raise DataError(f"{root}: no image contains the classes {', '.join(res.classes)}; nothing written")
+    for split, n in res.written.items():
+        if n == 0:  # a split whose images were all skipped would not be a valid split
+            for sub in ("images", "masks"):
+                shutil.rmtree(out / sub / split, ignore_errors=True)
+    note = (
+        f"cropped by seg crop-by-mask from {root} (classes={','.join(res.classes)}, margin={margin}, "
+        f"square={square}, size={size})"
+    )
+    d = info.to_dict()
+    new = DatasetInfo(
+        name=info.name,
+        classes=info.classes,
+        palette=info.palette,
+        ignore_index=info.ignore_index,
+        source=f"{info.source}; {note}" if info.source else note,
+        label_map=info.label_map,
+        extra={k: v for k, v in d.items() if k in info.extra},
+    )
+    write_dataset_info(out, new)
+    return res
