@@ -29,7 +29,7 @@ class DataConfig:
     batch_size: int = opt(8, "images per training batch (per process under torchrun)", minimum=1)
     num_workers: int = opt(2, "data-loading worker processes (0 loads in the main process)", minimum=0)
     pin_memory: bool = opt(True, "pin host memory for faster copies to CUDA (ignored on CPU)")
-    check_samples: int = opt(16, "masks per split checked for bad values before training (0 skips)", minimum=0)
+    check_samples: int = opt(16, "masks per split read by the sampled `seg check` before training (0 skips)", minimum=0)
 
 
 @dataclass(frozen=True)

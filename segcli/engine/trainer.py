@@ -29,6 +29,7 @@ from segcli.config.load import LoadedPreset, load_preset, preset_to_toml
 from segcli.config.schema import Preset
 from segcli.data.datasets import EvalDataset, SeededSampler, TrainDataset, eval_collate
 from segcli.data.format import DatasetInfo, validate_dataset
+from segcli.data.lint import quick_lint
 from segcli.data.transforms import build_train_transform
 from segcli.engine import distributed as ddp
 from segcli.engine.checkpoint import load_state, save_state, save_weights
@@ -204,9 +205,11 @@ def train(
     set_threads(p.train.threads)
     set_deterministic(p.train.deterministic)
 
-    info: DatasetInfo = validate_dataset(
-        p.data.root, splits=[p.data.train_split, p.data.val_split], sample_masks=p.data.check_samples
-    )
+    splits = [p.data.train_split, p.data.val_split]
+    info: DatasetInfo = validate_dataset(p.data.root, splits=splits, sample_masks=0)
+    if p.data.check_samples:  # the sampled `seg check`: palette/RGB/binary/raw-labelId masks, bad values, sizes
+        for finding in quick_lint(p.data.root, splits, sample=p.data.check_samples):
+            rep.message(f"warning: {finding.one_line()}")
     if resume is None:
         run_dir = None
         if dist.is_main:
