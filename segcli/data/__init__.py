@@ -1,0 +1,1 @@
+"""Datasets: the one on-disk format, image/mask I/O, paired transforms, converters."""

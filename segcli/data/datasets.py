@@ -1,0 +1,101 @@
+"""Torch datasets over the segcli format, and a sampler that makes augmentation reproducible."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from segcli.data.format import list_samples
+from segcli.data.io import read_image, read_mask
+from segcli.data.transforms import Compose, resize_pair
+from segcli.errors import DataError
+
+
+def _load_pair(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    image, mask = read_image(image_path), read_mask(mask_path)
+    if image.shape[:2] != mask.shape:
+        raise DataError(
+            f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {image_path.name} is "
+            f"{image.shape[1]}x{image.shape[0]}; re-run `seg prepare` or resize the mask (nearest)"
+        )
+    return image, mask
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """RGB uint8 (H, W, 3) → uint8 tensor (3, H, W); normalisation happens inside the model."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
+class TrainDataset(Dataset):
+    """Training samples with augmentation. Index with ``(index, seed)`` from SeededSampler."""
+
+    def __init__(self, root: str | os.PathLike, split: str, transform: Compose) -> None:
+        self.samples = list_samples(root, split)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        index, seed = key if isinstance(key, tuple) else (key, key)
+        image, mask = _load_pair(*self.samples[index])
+        image, mask = self.transform(image, mask, np.random.default_rng(seed))
+        return image_to_tensor(image), torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64))
+
+
+class EvalDataset(Dataset):
+    """Evaluation samples: the image optionally resized to ``size``; the mask at full resolution."""
+
+    def __init__(self, root: str | os.PathLike, split: str, size: tuple[int, ...] = ()) -> None:
+        self.samples = list_samples(root, split)
+        self.size = tuple(size)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = _load_pair(*self.samples[index])
+        if self.size:
+            image, _ = resize_pair(image, None, (self.size[0], self.size[1]))
+        return image_to_tensor(image), torch.from_numpy(mask.astype(np.int64))
+
+
+def eval_collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor | list, list[torch.Tensor]]:
+    """Stack images when they share a size (else keep a list); masks always stay a list."""
+    images = [b[0] for b in batch]
+    masks = [b[1] for b in batch]
+    same = all(im.shape == images[0].shape for im in images)
+    return (torch.stack(images) if same else images), masks
+
+
+class SeededSampler(Sampler):
+    """Yields ``(index, seed)`` pairs; the order and the seeds depend only on (seed, epoch).
+
+    Sharded by rank for DDP (each rank gets every ``world_size``-th sample of one shared
+    permutation, padded by wrapping so every rank runs the same number of steps).
+    """
+
+    def __init__(self, num_samples: int, seed: int, shuffle: bool = True, rank: int = 0, world_size: int = 1) -> None:
+        self.n, self.seed, self.shuffle = num_samples, seed, shuffle
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-self.n // self.world_size)
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(self.n, generator=g).tolist() if self.shuffle else list(range(self.n))
+        seeds = torch.randint(0, 2**31 - 1, (self.n,), generator=g).tolist()
+        total = len(self) * self.world_size
+        order = (order * (total // max(len(order), 1) + 1))[:total]
+        for pos in range(self.rank, total, self.world_size):
+            yield order[pos], seeds[pos % self.n]

@@ -1,0 +1,217 @@
+"""The one dataset format every `seg prepare` converter writes and every other command reads.
+
+Layout::
+
+    <root>/dataset.toml                 name, classes, palette, ignore_index, source, label_map
+    <root>/images/<split>/<stem>.<ext>  RGB images (jpg or png)
+    <root>/masks/<split>/<stem>.png     single-channel ids (uint8; uint16 above 255 classes),
+                                        ignore_index marks void pixels
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segcli.config.toml_io import dumps_toml, load_toml
+from segcli.data.io import IMAGE_EXTS, read_mask
+from segcli.errors import DataError
+from segcli.io_utils import atomic_write_text
+
+DATASET_FILE = "dataset.toml"
+
+
+def default_palette(num_classes: int) -> list[list[int]]:
+    """The VOC colour map (bit-interleaved), distinct for up to 256 classes."""
+    palette = []
+    for i in range(num_classes):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        palette.append([r, g, b])
+    return palette
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What ``dataset.toml`` says about a dataset."""
+
+    name: str
+    classes: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    ignore_index: int = 255
+    source: str = ""
+    label_map: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": self.name,
+            "classes": list(self.classes),
+            "palette": [list(c) for c in self.palette],
+            "ignore_index": self.ignore_index,
+            "source": self.source,
+            "label_map": self.label_map,
+        }
+        d.update(self.extra)
+        return d
+
+
+def make_info(
+    name: str,
+    classes: list[str] | tuple[str, ...],
+    palette: list[list[int]] | None = None,
+    ignore_index: int = 255,
+    source: str = "",
+    label_map: str = "",
+    **extra: Any,
+) -> DatasetInfo:
+    """Build a DatasetInfo, filling in the default palette when none is given."""
+    pal = palette if palette is not None else default_palette(len(classes))
+    return DatasetInfo(
+        name=name,
+        classes=tuple(classes),
+        palette=tuple(tuple(int(v) for v in c) for c in pal),  # type: ignore[misc]
+        ignore_index=ignore_index,
+        source=source,
+        label_map=label_map,
+        extra=dict(extra),
+    )
+
+
+def write_dataset_info(root: str | os.PathLike, info: DatasetInfo) -> Path:
+    """Write ``<root>/dataset.toml`` atomically."""
+    header = "# segcli dataset: images/<split>/*, masks/<split>/*.png (single-channel class ids)\n"
+    return atomic_write_text(Path(root) / DATASET_FILE, header + dumps_toml(info.to_dict()))
+
+
+def read_dataset_info(root: str | os.PathLike) -> DatasetInfo:
+    """Read and check ``<root>/dataset.toml``."""
+    root = Path(root)
+    path = root / DATASET_FILE
+    if not root.is_dir():
+        raise DataError(f"{root}: dataset folder not found (create one with `seg prepare shapes --out {root}`)")
+    if not path.is_file():
+        raise DataError(
+            f"{path}: missing; {root} is not a segcli dataset (convert it with `seg prepare ...`)"
+        )
+    raw = load_toml(path, error=DataError)
+    known = {"name", "classes", "palette", "ignore_index", "source", "label_map"}
+    classes = raw.get("classes")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise DataError(f"{path}: 'classes' must be a non-empty list of class names")
+    if len(set(classes)) != len(classes):
+        dup = sorted({c for c in classes if classes.count(c) > 1})
+        raise DataError(f"{path}: 'classes' has duplicate names: {', '.join(dup)}")
+    palette = raw.get("palette", default_palette(len(classes)))
+    if (
+        not isinstance(palette, list)
+        or len(palette) != len(classes)
+        or not all(
+            isinstance(c, list) and len(c) == 3 and all(isinstance(v, int) and 0 <= v <= 255 for v in c)
+            for c in palette
+        )
+    ):
+        raise DataError(
+            f"{path}: 'palette' must list one [r, g, b] (0-255) per class ({len(classes)} classes)"
+        )
+    ignore_index = raw.get("ignore_index", 255)
+    if not isinstance(ignore_index, int) or isinstance(ignore_index, bool) or ignore_index < len(classes):
+        raise DataError(
+            f"{path}: 'ignore_index' = {ignore_index!r} must be an integer >= number of classes "
+            f"({len(classes)}), usually 255"
+        )
+    return make_info(
+        name=str(raw.get("name", root.name)),
+        classes=classes,
+        palette=palette,
+        ignore_index=ignore_index,
+        source=str(raw.get("source", "")),
+        label_map=str(raw.get("label_map", "")),
+        **{k: v for k, v in raw.items() if k not in known},
+    )
+
+
+def list_splits(root: str | os.PathLike) -> list[str]:
+    """Splits that have an images folder."""
+    d = Path(root) / "images"
+    return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+
+
+def list_samples(root: str | os.PathLike, split: str) -> list[tuple[Path, Path]]:
+    """Pairs (image, mask) of a split, sorted by stem. Every image must have a mask and vice versa."""
+    root = Path(root)
+    img_dir, mask_dir = root / "images" / split, root / "masks" / split
+    if not img_dir.is_dir():
+        have = ", ".join(list_splits(root)) or "none"
+        raise DataError(f"{img_dir}: split {split!r} not found (splits present: {have})")
+    if not mask_dir.is_dir():
+        raise DataError(f"{mask_dir}: masks folder for split {split!r} is missing")
+    images: dict[str, Path] = {}
+    for p in img_dir.iterdir():
+        if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."):
+            if p.stem in images:
+                raise DataError(f"{img_dir}: two images share the stem {p.stem!r}: {images[p.stem].name}, {p.name}")
+            images[p.stem] = p
+    masks = {p.stem: p for p in mask_dir.glob("*.png") if not p.name.startswith(".")}
+    no_mask = sorted(set(images) - set(masks))
+    no_image = sorted(set(masks) - set(images))
+    if no_mask:
+        raise DataError(
+            f"{mask_dir}: {len(no_mask)} image(s) have no mask, e.g. {', '.join(no_mask[:3])}.png; "
+            "add the masks or remove the images"
+        )
+    if no_image:
+        raise DataError(
+            f"{img_dir}: {len(no_image)} mask(s) have no image, e.g. {', '.join(no_image[:3])}; "
+            "add the images or remove the masks"
+        )
+    if not images:
+        raise DataError(f"{img_dir}: split {split!r} has no images")
+    return [(images[s], masks[s]) for s in sorted(images)]
+
+
+def check_mask_values(mask: np.ndarray, info: DatasetInfo, path: Path) -> None:
+    """Raise DataError when a mask holds values outside [0, classes) ∪ {ignore_index}."""
+    values = np.unique(mask)
+    bad = values[(values >= info.num_classes) & (values != info.ignore_index)]
+    if bad.size:
+        raise DataError(
+            f"{path}: mask values {bad[:8].tolist()} are not class ids 0..{info.num_classes - 1} "
+            f"nor ignore_index {info.ignore_index} (check it with `seg check`)"
+        )
+
+
+def validate_dataset(
+    root: str | os.PathLike,
+    splits: list[str] | tuple[str, ...] | None = None,
+    sample_masks: int | None = 16,
+    seed: int = 0,
+) -> DatasetInfo:
+    """Check the layout, pairing and (a sample of) mask values; return the DatasetInfo.
+
+    ``sample_masks=None`` reads every mask; 0 reads none. Every reading command calls this first.
+    """
+    info = read_dataset_info(root)
+    splits = list(splits) if splits else list_splits(root)
+    if not splits:
+        raise DataError(f"{Path(root) / 'images'}: no splits found (expected images/<split>/)")
+    for split in splits:
+        pairs = list_samples(root, split)
+        chosen = pairs if sample_masks is None else random.Random(seed).sample(pairs, min(sample_masks, len(pairs)))
+        for _, mask_path in chosen:
+            check_mask_values(read_mask(mask_path), info, mask_path)
+    return info

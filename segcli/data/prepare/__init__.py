@@ -1,0 +1,1 @@
+"""Dataset converters: each writes the one segcli format (see segcli.data.format)."""
