@@ -56,5 +56,36 @@ def shapes(
     show_summary(res.root, as_json, {"skipped": res.skipped})
 
 
+# Options shared by the converters of downloaded datasets.
+SrcArg = typer.Argument(..., help="What you downloaded: the archive(s) (.zip/.tar/.tgz) or the extracted folder(s).")
+OutOpt = typer.Option(..., "--out", "-o", help="Folder to write the dataset to.")
+ForceOpt = typer.Option(False, "--force", help="Redo samples already written (and accept changed settings).")
+LinkOpt = typer.Option(False, "--link", help="Hard-link (else symlink) unchanged images instead of copying them.")
+WorkersOpt = typer.Option(1, "--workers", "-j", min=1, help="Worker processes.")
+
+
+def _finish(res, as_json: bool) -> None:  # noqa: ANN001 - a PrepareResult
+    if res.written == 0 and not as_json:
+        err.print(f"{res.root}: already prepared, nothing to do (--force redoes it)")
+    show_summary(res.root, as_json, res.summary_extra())
+
+
+@prepare_app.command("cityscapes")
+def cityscapes(
+    src: list[Path] = SrcArg,
+    out_dir: Path = OutOpt,
+    coarse: bool = typer.Option(False, "--coarse", help="Add the train_extra split from gtCoarse."),
+    force: bool = ForceOpt,
+    link: bool = LinkOpt,
+    workers: int = WorkersOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Cityscapes: leftImg8bit + gtFine (zips or folders) → 19 trainId classes, other ids ignored."""
+    from segcli.data.prepare.cityscapes import prepare_cityscapes
+
+    res = prepare_cityscapes(src, out_dir, coarse=coarse, force=force, link=link, workers=workers, progress=True)
+    _finish(res, as_json)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(prepare_app, name="prepare")
