@@ -26,8 +26,27 @@ from segcli.data.prepare.common import colors_to_ids, open_sources
 from segcli.errors import DataError
 
 # Independent oracle: labelId → trainId as published in cityscapesScripts' labels.py.
-CITYSCAPES_TRAIN = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
-                    26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}  # fmt: skip
+CITYSCAPES_TRAIN = {
+    7: 0,
+    8: 1,
+    11: 2,
+    12: 3,
+    13: 4,
+    17: 5,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    31: 16,
+    32: 17,
+    33: 18,
+}
 
 
 def expected_train_ids(label_ids: np.ndarray) -> np.ndarray:
@@ -40,8 +59,12 @@ def expected_train_ids(label_ids: np.ndarray) -> np.ndarray:
 def make_cityscapes(root: Path, rng: np.random.Generator, coarse: bool = False) -> dict[tuple[str, str], np.ndarray]:
     """Two folders ``root/leftImg8bit`` and ``root/gtFine`` (+ gtCoarse) in the published layout."""
     raw = {}
-    frames = [("train", "aachen", "aachen_000000_000019"), ("train", "bochum", "bochum_000000_000313"),
-              ("val", "frankfurt", "frankfurt_000000_000294"), ("test", "berlin", "berlin_000000_000019")]  # fmt: skip
+    frames = [
+        ("train", "aachen", "aachen_000000_000019"),
+        ("train", "bochum", "bochum_000000_000313"),
+        ("val", "frankfurt", "frankfurt_000000_000294"),
+        ("test", "berlin", "berlin_000000_000019"),
+    ]
     if coarse:
         frames.append(("train_extra", "augsburg", "augsburg_000000_000000"))
     for split, city, stem in frames:
@@ -62,11 +85,15 @@ def test_cityscapes_ids_match_official_table(tmp_path: Path, packing: str) -> No
     if packing == "folder":
         srcs = [tmp_path / "dl"]
     elif packing == "zip":
-        srcs = [zip_dir(tmp_path / "dl" / "leftImg8bit", tmp_path / "leftImg8bit_trainvaltest.zip"),
-                zip_dir(tmp_path / "dl" / "gtFine", tmp_path / "gtFine_trainvaltest.zip")]  # fmt: skip
+        srcs = [
+            zip_dir(tmp_path / "dl" / "leftImg8bit", tmp_path / "leftImg8bit_trainvaltest.zip"),
+            zip_dir(tmp_path / "dl" / "gtFine", tmp_path / "gtFine_trainvaltest.zip"),
+        ]
     else:
-        srcs = [tar_dir(tmp_path / "dl" / "leftImg8bit", tmp_path / "l.tgz"),
-                tar_dir(tmp_path / "dl" / "gtFine", tmp_path / "g.tgz")]  # fmt: skip
+        srcs = [
+            tar_dir(tmp_path / "dl" / "leftImg8bit", tmp_path / "l.tgz"),
+            tar_dir(tmp_path / "dl" / "gtFine", tmp_path / "g.tgz"),
+        ]
     out = tmp_path / "out"
     res = prepare_cityscapes(srcs, out)
     assert res.counts == {"test": 1, "train": 2, "val": 1}
@@ -219,10 +246,10 @@ def test_malicious_archive_is_rejected(tmp_path: Path, build) -> None:  # noqa: 
 def test_safe_archive_with_internal_link_is_read(tmp_path: Path) -> None:
     archive = _tar_with(tmp_path / "a.tgz", "ok/link", link_to="a.txt")
     srcs = open_sources([archive], tmp_path / "out", "x")
-    assert srcs.read(srcs.names["ok/a.txt"]) == b"fine"
-    assert "ok/link" not in srcs.names  # links are not followed
+    assert srcs.read(srcs.get("ok/a.txt")) == b"fine"
+    assert srcs.get("ok/link") is None  # links are not followed
     zsrcs = open_sources([_zip_with(tmp_path / "b.zip", "ok/b.txt", b"bee")], tmp_path / "out2", "x")
-    assert zsrcs.read(zsrcs.names["ok/b.txt"]) == b"bee"
+    assert zsrcs.read(zsrcs.get("ok/b.txt")) == b"bee"
 
 
 def test_colors_to_ids_and_unknown_colour() -> None:

@@ -87,5 +87,74 @@ def cityscapes(
     _finish(res, as_json)
 
 
+@prepare_app.command("ade20k")
+def ade20k(
+    src: list[Path] = SrcArg,
+    out_dir: Path = OutOpt,
+    force: bool = ForceOpt,
+    link: bool = LinkOpt,
+    workers: int = WorkersOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """ADE20K (ADEChallengeData2016.zip or folder) → 150 classes; 0 ("other") → ignore."""
+    from segcli.data.prepare.ade20k import prepare_ade20k
+
+    _finish(prepare_ade20k(src, out_dir, force=force, link=link, workers=workers, progress=True), as_json)
+
+
+@prepare_app.command("folder")
+def folder(
+    src: list[Path] = typer.Argument(
+        ..., help="IMAGES_DIR MASKS_DIR, or one folder/archive holding both (see --images/--masks)."
+    ),
+    out_dir: Path = OutOpt,
+    name: str = typer.Option("folder", "--name", help="Dataset name written to dataset.toml."),
+    images: str = typer.Option(None, "--images", help="Images subfolder inside a single SRC (default: auto)."),
+    masks: str = typer.Option(None, "--masks", help="Masks subfolder inside a single SRC (default: auto)."),
+    image_suffix: str = typer.Option("", help="Suffix removed from image stems before pairing (e.g. _img)."),
+    mask_suffix: str = typer.Option("", help="Suffix removed from mask stems before pairing (e.g. _gt, _mask)."),
+    classes: str = typer.Option(None, "--classes", help="Class names in id order: a,b,c."),
+    classes_file: Path = typer.Option(None, "--classes-file", help="File with one class name per line."),
+    colors: Path = typer.Option(
+        None, "--colors", help="RGB masks: table file of 'r,g,b,name' lines in id order (name 'ignore' = void)."
+    ),
+    binary: bool = typer.Option(False, "--binary", help="0/255 masks → 0/1 (background, foreground)."),
+    ignore_index: int = typer.Option(255, "--ignore-index", help="Mask value of void pixels."),
+    split_lists: str = typer.Option(
+        None, "--split-lists", help="Splits from list files: train=train.txt,val=val.txt (one id per line)."
+    ),
+    val_ratio: float = typer.Option(0.2, "--val-ratio", help="Without --split-lists: share of samples for val."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random train/val split."),
+    force: bool = ForceOpt,
+    link: bool = LinkOpt,
+    workers: int = WorkersOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Any images folder + masks folder: id, palette, RGB-colour (--colors) or 0/255 (--binary) masks."""
+    from segcli.data.prepare.folder import parse_split_lists, prepare_folder, read_class_names
+
+    res = prepare_folder(
+        src,
+        out_dir,
+        name=name,
+        images_dir=images,
+        masks_dir=masks,
+        image_suffix=image_suffix,
+        mask_suffix=mask_suffix,
+        classes=read_class_names(classes, classes_file),
+        colors=colors,
+        binary=binary,
+        ignore_index=ignore_index,
+        split_lists=parse_split_lists(split_lists),
+        val_ratio=val_ratio,
+        seed=seed,
+        force=force,
+        link=link,
+        workers=workers,
+        progress=True,
+    )
+    _finish(res, as_json)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(prepare_app, name="prepare")

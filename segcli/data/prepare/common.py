@@ -98,7 +98,7 @@ class Sources:
     kinds: list[str]
     origins: list[Path]
     staged: list[bool]
-    names: dict[str, Member] = field(default_factory=dict)
+    members: list[Member] = field(default_factory=list)
 
     def read(self, m: Member) -> bytes:
         """The bytes of a member; an empty file is a DataError naming it."""
@@ -124,11 +124,15 @@ class Sources:
         """Members whose name matches ``pattern`` (``re.search``), sorted by name."""
         rx = re.compile(pattern) if isinstance(pattern, str) else pattern
         hits = []
-        for name in sorted(self.names):
-            mt = rx.search(name)
+        for mem in sorted(self.members, key=lambda m: (m.name, m.src)):
+            mt = rx.search(mem.name)
             if mt:
-                hits.append((mt, self.names[name]))
+                hits.append((mt, mem))
         return hits
+
+    def get(self, name: str) -> Member | None:
+        """The first member called ``name`` (in source order), or None."""
+        return next((m for m in self.members if m.name == name), None)
 
     def origin_list(self) -> str:
         return ", ".join(str(p) for p in self.origins)
@@ -240,8 +244,7 @@ def open_sources(
         else:
             raise DataError(f"{p}: neither a folder nor a .zip/.tar/.tgz archive; expected {expected}")
         srcs.origins.append(p)
-        for n in names:
-            srcs.names.setdefault(n, Member(i, n))
+        srcs.members.extend(Member(i, n) for n in names)
     return srcs
 
 
