@@ -246,7 +246,10 @@ def test_malicious_archive_is_rejected(tmp_path: Path, build) -> None:  # noqa: 
 def test_safe_archive_with_internal_link_is_read(tmp_path: Path) -> None:
     archive = _tar_with(tmp_path / "a.tgz", "ok/link", link_to="a.txt")
     srcs = open_sources([archive], tmp_path / "out", "x")
-    assert srcs.read(srcs.get("ok/a.txt")) == b"fine"
+    member = srcs.get("ok/a.txt")
+    assert not (tmp_path / "out" / ".prepare-tmp").exists() or not any((tmp_path / "out").rglob("a.txt"))
+    srcs.stage([member])  # tar members are unpacked (inside the output folder) only when needed
+    assert srcs.read(member) == b"fine"
     assert srcs.get("ok/link") is None  # links are not followed
     zsrcs = open_sources([_zip_with(tmp_path / "b.zip", "ok/b.txt", b"bee")], tmp_path / "out2", "x")
     assert zsrcs.read(zsrcs.get("ok/b.txt")) == b"bee"

@@ -2,7 +2,7 @@
 
 * :class:`Sources` reads what the user downloaded (folders, ``.zip``, ``.tar``/``.tgz``) through one
   interface. Nothing is extracted outside the output folder: zip members are read in place, tar
-  members the converter wants are unpacked into ``<out>/.prepare-tmp/`` (removed when done). Archive
+  members that samples need are unpacked into ``<out>/.prepare-tmp/`` (removed when done). Archive
   members with absolute paths, ``..`` parts or links that point outside the archive are rejected.
 * :func:`run_conversion` writes the samples (process pool, rich progress bar on stderr), skips
   samples already written (``force`` redoes them), hard-links unchanged images on request, then
@@ -22,6 +22,7 @@ import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -99,6 +100,17 @@ class Sources:
     origins: list[Path]
     staged: list[bool]
     members: list[Member] = field(default_factory=list)
+    _unpacked: set[Member] = field(default_factory=set)
+
+    def stage(self, members: Iterable[Member]) -> None:
+        """Unpack these members of tar sources into staging (one pass per archive); no-op otherwise."""
+        by_src: dict[int, set[str]] = {}
+        for m in members:
+            if self.staged[m.src] and m not in self._unpacked:
+                by_src.setdefault(m.src, set()).add(m.name)
+        for src, names in by_src.items():
+            _extract_tar(self.origins[src], self.roots[src], names.__contains__, check=False)
+            self._unpacked.update(Member(src, n) for n in names)
 
     def read(self, m: Member) -> bytes:
         """The bytes of a member; an empty file is a DataError naming it."""
@@ -163,31 +175,34 @@ def _list_zip(path: Path) -> list[str]:
     return names
 
 
-def _stage_tar(path: Path, dest: Path, want: Callable[[str], bool]) -> list[str]:
-    """Check every member of a tar and unpack the wanted regular files into ``dest``."""
+def _open_tar(path: Path) -> tarfile.TarFile:
     try:
-        tf = tarfile.open(path)
+        return tarfile.open(path)
     except (tarfile.TarError, OSError) as e:
         raise DataError(f"{path}: not a readable tar archive ({e}); re-download it") from None
+
+
+def _extract_tar(path: Path, dest: Path, pick: Callable[[str], bool], check: bool) -> list[str]:
+    """One pass over a tar: with ``check``, reject unsafe members; unpack regular files that
+    ``pick`` selects into ``dest``; return the names of all regular files."""
     names = []
     dest_resolved = dest.resolve()
-    with tf:
+    with _open_tar(path) as tf:
         try:
             for m in tf:
-                why = _unsafe_reason(m.name)
-                if why:
-                    raise DataError(f"{path}: unsafe archive member {m.name!r} ({why}); refusing to unpack it")
-                if m.issym() or m.islnk():
-                    if _link_escapes(m.name, m.linkname, m.issym()):
+                if check:
+                    why = _unsafe_reason(m.name)
+                    if why:
+                        raise DataError(f"{path}: unsafe archive member {m.name!r} ({why}); refusing to unpack it")
+                    if (m.issym() or m.islnk()) and _link_escapes(m.name, m.linkname, m.issym()):
                         raise DataError(
                             f"{path}: archive member {m.name!r} is a link to {m.linkname!r} outside the archive; "
                             "refusing to unpack it"
                         )
-                    continue
                 if not m.isfile():
-                    continue
+                    continue  # links inside the archive are not followed
                 names.append(m.name)
-                if not want(m.name):
+                if not pick(m.name):
                     continue
                 target = (dest / m.name).resolve()
                 if dest_resolved not in target.parents:  # belt and braces after the name checks
@@ -198,7 +213,7 @@ def _stage_tar(path: Path, dest: Path, want: Callable[[str], bool]) -> list[str]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with open(target, "wb") as fh:
                     shutil.copyfileobj(fobj, fh)
-        except (tarfile.TarError, EOFError, OSError) as e:
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
             raise DataError(f"{path}: tar archive is truncated or corrupt ({e}); re-download it") from None
     return names
 
@@ -211,10 +226,11 @@ def open_sources(
 ) -> Sources:
     """Index the user's downloads. ``expected`` names the files and where they are published.
 
-    ``want(name)`` selects the tar members worth unpacking (all by default); zips and folders are
-    read in place.
+    Tar archives are scanned once here (unsafe members are rejected) and only the members that
+    ``want(name)`` selects (small metadata the converter reads at once) are unpacked; the samples'
+    files are unpacked later by :meth:`Sources.stage`. Zips and folders are read in place.
     """
-    want = want or (lambda _n: True)
+    want = want or (lambda _n: False)
     _out_is_free(Path(out))  # refuse a foreign --out folder before unpacking anything into it
     srcs = Sources([], [], [], [])
     paths = [Path(p) for p in paths]
@@ -237,7 +253,7 @@ def open_sources(
             dest = out / STAGING / f"{i}-{p.name}"
             if dest.exists():
                 shutil.rmtree(dest)
-            names = _stage_tar(p, dest, want)
+            names = _extract_tar(p, dest, want, check=True)
             srcs.roots.append(dest)
             srcs.kinds.append("dir")
             srcs.staged.append(True)
@@ -245,6 +261,8 @@ def open_sources(
             raise DataError(f"{p}: neither a folder nor a .zip/.tar/.tgz archive; expected {expected}")
         srcs.origins.append(p)
         srcs.members.extend(Member(i, n) for n in names)
+        if srcs.staged[i]:
+            srcs._unpacked.update(Member(i, n) for n in names if want(n))
     return srcs
 
 
@@ -536,7 +554,9 @@ def run_conversion(
         root.mkdir(parents=True, exist_ok=True)
         if not (root / DATASET_FILE).is_file():
             atomic_write_text(root / MARKER, json.dumps(settings))
-        jobs = [_Job(sources, s, root, mask_fn, image_fn, params, force, link) for s in samples]
+        todo = [s for s in samples if force or not _done(root, s, image_fn)]
+        sources.stage(m for s in todo for m in _sample_members(s))
+        jobs = [_Job(sources, s, root, mask_fn, image_fn, params, force, link) for s in todo]
         written = linked = 0
         with _progress_bar(progress, f"{info.name}", len(jobs)) as advance:
             if workers <= 1:
@@ -569,6 +589,25 @@ def run_conversion(
     for s in samples:
         counts[s.split] = counts.get(s.split, 0) + 1
     return PrepareResult(root, counts, written, len(samples) - written, linked)
+
+
+def _done(root: Path, s: Sample, image_fn: ImageFn | None) -> bool:
+    return all(p.exists() for p in _out_paths(root, s, _image_ext(s, image_fn)))
+
+
+def _sample_members(s: Sample) -> list[Member]:
+    """Every source member a sample reads: its image and its label(s)."""
+    found = [s.image]
+    stack = [s.label, s.extra]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Member):
+            found.append(x)
+        elif isinstance(x, (list, tuple)):
+            stack.extend(x)
+        elif isinstance(x, dict):
+            stack.extend(x.values())
+    return found
 
 
 def _with_settings(info: DatasetInfo, settings: dict[str, Any]) -> DatasetInfo:
