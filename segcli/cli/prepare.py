@@ -156,5 +156,51 @@ def folder(
     _finish(res, as_json)
 
 
+def _simple_command(name: str, target: str, doc: str) -> None:
+    """Register `seg prepare NAME SRC... --out DIR` for a converter taking only the common options.
+
+    ``target`` is ``module:function`` under ``segcli.data.prepare`` (imported when the command runs).
+    """
+
+    def command(
+        src: list[Path] = SrcArg,
+        out_dir: Path = OutOpt,
+        force: bool = ForceOpt,
+        link: bool = LinkOpt,
+        workers: int = WorkersOpt,
+        as_json: bool = JsonOpt,
+    ) -> None:
+        import importlib
+
+        module, func = target.split(":")
+        fn = getattr(importlib.import_module(f"segcli.data.prepare.{module}"), func)
+        _finish(fn(src, out_dir, force=force, link=link, workers=workers, progress=True), as_json)
+
+    command.__doc__ = doc
+    prepare_app.command(name)(command)
+
+
+_simple_command("voc", "voc:prepare_voc", "PASCAL VOC 2012 (VOCtrainval_11-May-2012.tar or folder) → 21 classes.")
+_simple_command("loveda", "loveda:prepare_loveda", "LoveDA (Train.zip, Val.zip or folders): raw 1-7 → 0-6, 0 → ignore.")
+_simple_command("lip", "lip:prepare_lip", "Look Into Person (TrainVal images + parsing annotations) → 20 classes.")
+
+
+@prepare_app.command("mapillary")
+def mapillary(
+    src: list[Path] = SrcArg,
+    out_dir: Path = OutOpt,
+    version: str = typer.Option("1.2", "--version", help="Label version: 1.2 (65 classes) or 2.0."),
+    force: bool = ForceOpt,
+    link: bool = LinkOpt,
+    workers: int = WorkersOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Mapillary Vistas v1.2/v2.0: labels → ids by the dataset's config_v*.json table."""
+    from segcli.data.prepare.mapillary import prepare_mapillary
+
+    res = prepare_mapillary(src, out_dir, version=version, force=force, link=link, workers=workers, progress=True)
+    _finish(res, as_json)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(prepare_app, name="prepare")

@@ -275,7 +275,7 @@ def require(hits: list, what: str, srcs: Sources, expected: str) -> None:
 # --------------------------------------------------------------------------------------------- decoding
 
 
-def _is_palette_png(data: bytes) -> bool:
+def is_palette_png(data: bytes) -> bool:
     # PNG signature, then the IHDR chunk: colour type is byte 25 (3 = indexed colour).
     return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 and data[25] == 3
 
@@ -283,7 +283,7 @@ def _is_palette_png(data: bytes) -> bool:
 def decode_ids(data: bytes, where: str) -> np.ndarray:
     """Decode a label image whose pixel values are ids: grey PNGs, palette PNGs (the index, not
     the colour) and 3-channel PNGs whose channels are equal. Colour labels are a DataError."""
-    if _is_palette_png(data):
+    if is_palette_png(data):
         from PIL import Image
 
         try:
