@@ -182,6 +182,16 @@ def _simple_command(name: str, target: str, doc: str) -> None:
 
 _simple_command("voc", "voc:prepare_voc", "PASCAL VOC 2012 (VOCtrainval_11-May-2012.tar or folder) → 21 classes.")
 _simple_command("loveda", "loveda:prepare_loveda", "LoveDA (Train.zip, Val.zip or folders): raw 1-7 → 0-6, 0 → ignore.")
+_simple_command(
+    "coco-stuff",
+    "coco_stuff:prepare_coco_stuff",
+    "COCO-Stuff 164k (stuffthingmaps + COCO images) or 10k (.mat, needs segcli[mat]) → 171 classes.",
+)
+_simple_command(
+    "voc-aug",
+    "voc_aug:prepare_voc_aug",
+    "VOC 2012 + SBD benchmark.tgz → train_aug (10,582) and val (1,449); SBD .mat needs segcli[mat].",
+)
 _simple_command("lip", "lip:prepare_lip", "Look Into Person (TrainVal images + parsing annotations) → 20 classes.")
 
 
@@ -199,6 +209,38 @@ def mapillary(
     from segcli.data.prepare.mapillary import prepare_mapillary
 
     res = prepare_mapillary(src, out_dir, version=version, force=force, link=link, workers=workers, progress=True)
+    _finish(res, as_json)
+
+
+@prepare_app.command("camvid")
+def camvid(
+    src: list[Path] = SrcArg,
+    out_dir: Path = OutOpt,
+    split_lists: str = typer.Option(
+        None, "--split-lists", help="Original layout only: train=train.txt,val=val.txt,test=test.txt (frame ids)."
+    ),
+    val_ratio: float = typer.Option(0.2, "--val-ratio", help="Original layout without lists: share for val."),
+    seed: int = typer.Option(0, "--seed", help="Seed of that random split."),
+    force: bool = ForceOpt,
+    link: bool = LinkOpt,
+    workers: int = WorkersOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """CamVid, SegNet layout (11 classes) or original 32-class colour labels merged into those 11."""
+    from segcli.data.prepare.camvid import prepare_camvid
+    from segcli.data.prepare.folder import parse_split_lists
+
+    res = prepare_camvid(
+        src,
+        out_dir,
+        split_lists=parse_split_lists(split_lists),
+        val_ratio=val_ratio,
+        seed=seed,
+        force=force,
+        link=link,
+        workers=workers,
+        progress=True,
+    )
     _finish(res, as_json)
 
 

@@ -648,3 +648,17 @@ class _progress_bar:  # noqa: N801 - used as a context manager like a function
 def parse_list_arg(text: str | None) -> list[str]:
     """``"a,b, c"`` → ``["a", "b", "c"]`` (empty items dropped)."""
     return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def load_mat(data: bytes, where: str) -> dict[str, Any]:
+    """Read a MATLAB ``.mat`` file with scipy (the optional ``mat`` extra); structs become objects."""
+    try:
+        from scipy.io import loadmat
+    except ImportError:
+        raise DataError(
+            f"{where}: reading .mat annotations needs scipy; install it with `pip install segcli[mat]`"
+        ) from None
+    try:
+        return loadmat(io.BytesIO(data), struct_as_record=False, squeeze_me=True)
+    except (ValueError, TypeError, OSError, NotImplementedError) as e:
+        raise DataError(f"{where}: cannot read .mat file ({e}); re-download it") from None
