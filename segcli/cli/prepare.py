@@ -244,5 +244,49 @@ def camvid(
     _finish(res, as_json)
 
 
+def _face_command(name: str, target: str, doc: str) -> None:
+    """Register a face-parsing converter: common options plus a seeded split or split lists."""
+
+    def command(
+        src: list[Path] = SrcArg,
+        out_dir: Path = OutOpt,
+        split_lists: str = typer.Option(None, "--split-lists", help="train=train.txt,val=val.txt (ids per line)."),
+        val_ratio: float = typer.Option(0.1, "--val-ratio", help="Without --split-lists: share of samples for val."),
+        seed: int = typer.Option(0, "--seed", help="Seed of the random split."),
+        force: bool = ForceOpt,
+        link: bool = LinkOpt,
+        workers: int = WorkersOpt,
+        as_json: bool = JsonOpt,
+    ) -> None:
+        from segcli.data.prepare import faces
+        from segcli.data.prepare.folder import parse_split_lists
+
+        res = getattr(faces, target)(
+            src,
+            out_dir,
+            split_lists=parse_split_lists(split_lists),
+            val_ratio=val_ratio,
+            seed=seed,
+            force=force,
+            link=link,
+            workers=workers,
+            progress=True,
+        )
+        _finish(res, as_json)
+
+    command.__doc__ = doc
+    prepare_app.command(name)(command)
+
+
+_face_command(
+    "facesynthetics", "prepare_facesynthetics", "Microsoft FaceSynthetics (<id>.png + <id>_seg.png) → 19 classes."
+)
+_face_command(
+    "celebamask-hq",
+    "prepare_celebamask_hq",
+    "CelebAMask-HQ: per-part masks merged into 19 classes, images resized to 512 px.",
+)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(prepare_app, name="prepare")

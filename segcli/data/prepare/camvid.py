@@ -14,7 +14,6 @@ Two published layouts are read (found automatically):
 from __future__ import annotations
 
 import os
-import random
 import re
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from segcli.data.prepare.common import (
     PrepareResult,
     Sample,
     Sources,
+    assign_splits,
     colors_to_ids,
     decode_ids,
     decode_rgb,
@@ -178,23 +178,10 @@ def prepare_camvid(
         missing = sorted(k for k in anns if k not in images)
         if missing:
             require([], f"701_StillsRaw_full/{missing[0]}.png ({len(missing)} missing)", srcs, EXPECTED)
-        split_of: dict[str, str] = {}
-        if split_lists:
-            for split, f in split_lists.items():
-                if not f.is_file():
-                    raise DataError(f"{f}: split list for {split!r} not found")
-                for line in f.read_text(encoding="utf-8").split():
-                    k = Path(line).stem.removesuffix("_L")
-                    if k not in anns:
-                        raise DataError(f"{f}: {line!r} matches no labelled CamVid frame")
-                    split_of[k] = split
-            settings = {"layout": "original", "split_lists": {k: str(v) for k, v in split_lists.items()}}
-        else:
-            order = sorted(anns)
-            random.Random(seed).shuffle(order)
-            n_val = max(1, round(len(order) * val_ratio)) if val_ratio > 0 and len(order) > 1 else 0
-            split_of = {k: "val" if i < n_val else "train" for i, k in enumerate(order)}
-            settings = {"layout": "original", "val_ratio": val_ratio, "seed": seed}
+        split_of, split_settings = assign_splits(
+            list(anns), split_lists, val_ratio, seed, lambda line: Path(line).stem.removesuffix("_L")
+        )
+        settings = {"layout": "original", **split_settings}
         samples = [Sample(split_of[k], k, images[k], anns[k]) for k in sorted(anns) if k in split_of]
         params = {"layout": "original", "colors": colors, "ids": ids}
         label_map = "32 original colour classes -> 11 SegNet classes (segcli.data.prepare.camvid.GROUPS), Void -> 255"

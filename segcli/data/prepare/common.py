@@ -662,3 +662,37 @@ def load_mat(data: bytes, where: str) -> dict[str, Any]:
         return loadmat(io.BytesIO(data), struct_as_record=False, squeeze_me=True)
     except (ValueError, TypeError, OSError, NotImplementedError) as e:
         raise DataError(f"{where}: cannot read .mat file ({e}); re-download it") from None
+
+
+def assign_splits(
+    keys: list[str],
+    split_lists: dict[str, Path] | None,
+    val_ratio: float,
+    seed: int,
+    key_of: Callable[[str], str] = lambda line: Path(line).stem,
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Split sample keys by list files (``{"train": path, ...}``; one entry per line, mapped to a key
+    by ``key_of``; keys in no list are left out) or by a seeded random ``val_ratio``.
+
+    Returns (key → split, the settings to record).
+    """
+    known = set(keys)
+    if split_lists:
+        split_of: dict[str, str] = {}
+        for split, path in split_lists.items():
+            if not Path(path).is_file():
+                raise DataError(f"{path}: split list for {split!r} not found")
+            for line in Path(path).read_text(encoding="utf-8").split():
+                k = key_of(line)
+                if k not in known:
+                    raise DataError(f"{path}: {line!r} matches no sample")
+                split_of[k] = split
+        return split_of, {"split_lists": {s: str(p) for s, p in split_lists.items()}}
+    if not 0 <= val_ratio < 1:
+        raise DataError(f"--val-ratio {val_ratio} must be in [0, 1)")
+    order = sorted(keys)
+    import random
+
+    random.Random(seed).shuffle(order)
+    n_val = max(1, round(len(order) * val_ratio)) if val_ratio > 0 and len(order) > 1 else 0
+    return {k: "val" if i < n_val else "train" for i, k in enumerate(order)}, {"val_ratio": val_ratio, "seed": seed}

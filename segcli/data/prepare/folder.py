@@ -23,7 +23,6 @@ samples in no list are left out) or from a seeded random ``val_ratio``.
 from __future__ import annotations
 
 import os
-import random
 import re
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from segcli.data.prepare.common import (
     PrepareResult,
     Sample,
     Sources,
+    assign_splits,
     colors_to_ids,
     decode_ids,
     decode_rgb,
@@ -181,8 +181,6 @@ def prepare_folder(
     root = Path(out)
     if binary and colors:
         raise DataError("--binary and --colors exclude each other: pick one way to read the masks")
-    if not 0 <= val_ratio < 1:
-        raise DataError(f"--val-ratio {val_ratio} must be in [0, 1)")
     srcs = open_sources(sources, root, EXPECTED)
     if len(srcs.roots) == 2:
         img_loc, mask_loc = (0, ""), (1, "")
@@ -245,26 +243,12 @@ def prepare_folder(
     params["num_classes"] = len(classes)
     settings.update(mode=params["mode"], classes=list(classes))
 
-    split_of: dict[str, str] = {}
-    if split_lists:
-        for split, list_file in split_lists.items():
-            if not list_file.is_file():
-                raise DataError(f"{list_file}: split list for {split!r} not found")
-            for line in list_file.read_text(encoding="utf-8").split():
-                key = _strip(Path(line).stem, image_suffix)
-                key = key if key in images else _strip(key, mask_suffix)
-                if key not in images or key not in masks:
-                    raise DataError(f"{list_file}: {line!r} matches no image/mask pair")
-                split_of[key] = split
-        settings["split_lists"] = {k: str(v) for k, v in split_lists.items()}
-    else:
-        order = list(ids)
-        random.Random(seed).shuffle(order)
-        n_val = round(len(order) * val_ratio)
-        if val_ratio > 0 and len(order) > 1:
-            n_val = max(1, n_val)
-        split_of = {k: ("val" if i < n_val else "train") for i, k in enumerate(order)}
-        settings.update(val_ratio=val_ratio, seed=seed)
+    def key_of(line: str) -> str:
+        key = _strip(Path(line).stem, image_suffix)
+        return key if key in images else _strip(key, mask_suffix)
+
+    split_of, split_settings = assign_splits(ids, split_lists, val_ratio, seed, key_of)
+    settings.update(split_settings)
     samples = [Sample(split_of[k], k, images[k], masks[k]) for k in ids if k in split_of]
     info = make_info(
         name, classes, None, ignore_index, source=f"seg prepare folder ({srcs.origin_list()})", label_map=label_map
