@@ -24,7 +24,7 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +141,10 @@ class Sources:
             if mt:
                 hits.append((mt, mem))
         return hits
+
+    def reader(self) -> Sources:
+        """A copy without the member index, cheap to send to worker processes."""
+        return Sources(self.roots, self.kinds, self.origins, self.staged)
 
     def get(self, name: str) -> Member | None:
         """The first member called ``name`` (in source order), or None."""
@@ -556,7 +560,8 @@ def run_conversion(
             atomic_write_text(root / MARKER, json.dumps(settings))
         todo = [s for s in samples if force or not _done(root, s, image_fn)]
         sources.stage(m for s in todo for m in _sample_members(s))
-        jobs = [_Job(sources, s, root, mask_fn, image_fn, params, force, link) for s in todo]
+        reader = sources.reader()
+        jobs = [_Job(reader, s, root, mask_fn, image_fn, params, force, link) for s in todo]
         written = linked = 0
         with _progress_bar(progress, f"{info.name}", len(jobs)) as advance:
             if workers <= 1:
@@ -569,7 +574,7 @@ def run_conversion(
                     futures = [pool.submit(_process, job) for job in jobs]
                     pending = set(futures)
                     while pending:
-                        done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
                         for f in done:
                             exc = f.exception()
                             if exc is not None:
