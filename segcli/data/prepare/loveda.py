@@ -1,0 +1,81 @@
+"""`seg prepare loveda`: LoveDA land-cover segmentation (7 classes; raw 0 = no-data → ignore).
+
+Published layout (Train.zip, Val.zip from https://zenodo.org/records/5706578)::
+
+    Train/{Urban,Rural}/images_png/<id>.png   Train/{Urban,Rural}/masks_png/<id>.png
+    Val/{Urban,Rural}/...
+
+The mmsegmentation layout (``img_dir[/<split>]/<id>.png``, ``ann_dir[/<split>]/<id>.png``; no split
+folder → train) is read too. Raw labels 1-7 become 0-6, 0 becomes 255.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segcli.data.format import make_info
+from segcli.data.prepare.common import (
+    PrepareResult,
+    Sample,
+    Sources,
+    decode_ids,
+    lut_map,
+    open_sources,
+    require,
+    run_conversion,
+)
+
+EXPECTED = "Train.zip and Val.zip from https://zenodo.org/records/5706578 (or their extracted folders)"
+CLASSES = ("background", "building", "road", "water", "barren", "forest", "agricultural")
+PALETTE = [[255, 255, 255], [255, 0, 0], [255, 255, 0], [0, 0, 255], [159, 129, 183], [0, 255, 0], [255, 195, 128]]
+RAW_TO_ID = {k: k - 1 for k in range(1, 8)}
+
+_PUB_IMG = re.compile(r"(?:^|/)(Train|Val)/(?:Urban|Rural)/images_png/([^/]+)\.png$")
+_PUB_ANN = re.compile(r"(?:^|/)(Train|Val)/(?:Urban|Rural)/masks_png/([^/]+)\.png$")
+_MM_IMG = re.compile(r"(?:^|/)img_dir/(?:(train|val)/)?([^/]+)\.png$")
+_MM_ANN = re.compile(r"(?:^|/)ann_dir/(?:(train|val)/)?([^/]+)\.png$")
+
+
+def loveda_mask(srcs: Sources, s: Sample, _params: Any) -> np.ndarray:
+    """1-7 → 0-6; 0 (no data) and anything else → 255."""
+    return lut_map(decode_ids(srcs.read(s.label), srcs.describe(s.label)), RAW_TO_ID, 255)
+
+
+def _key(m: re.Match[str]) -> tuple[str, str]:
+    return ((m.group(1) or "train").lower(), m.group(2))
+
+
+def prepare_loveda(
+    sources: list[str | os.PathLike],
+    out: str | os.PathLike,
+    force: bool = False,
+    link: bool = False,
+    workers: int = 1,
+    progress: bool = False,
+) -> PrepareResult:
+    """Convert LoveDA train/val (the test split has no labels and is left out)."""
+    root = Path(out)
+    srcs = open_sources(sources, root, EXPECTED)
+    images = {_key(m): mem for rx in (_PUB_IMG, _MM_IMG) for m, mem in srcs.find(rx)}
+    anns = {_key(m): mem for rx in (_PUB_ANN, _MM_ANN) for m, mem in srcs.find(rx)}
+    require(anns, "Train|Val/{Urban,Rural}/masks_png/*.png labels", srcs, EXPECTED)
+    missing = sorted(k for k in anns if k not in images)
+    if missing:
+        require([], f"image {missing[0][1]}.png of split {missing[0][0]} ({len(missing)} missing)", srcs, EXPECTED)
+    samples = [Sample(split, stem, images[(split, stem)], mem) for (split, stem), mem in sorted(anns.items())]
+    info = make_info(
+        "loveda",
+        CLASSES,
+        PALETTE,
+        255,
+        source="LoveDA (https://github.com/Junjue-Wang/LoveDA)",
+        label_map="raw 1-7 -> 0-6; 0 (no data) -> 255",
+    )
+    return run_conversion(
+        root, info, samples, srcs, loveda_mask, force=force, link=link, workers=workers, progress=progress
+    )

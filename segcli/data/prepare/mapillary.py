@@ -1,0 +1,141 @@
+"""`seg prepare mapillary`: Mapillary Vistas v1.2 (65 classes) or v2.0 (labels from its config file).
+
+Published layout (the research-edition zip from https://www.mapillary.com/dataset/vistas)::
+
+    config_v1.2.json, config_v2.0.json     {"labels": [{"name", "readable", "color": [r, g, b], "evaluate"}, ...]}
+    {training,validation}/images/<id>.jpg
+    {training,validation}/v1.2/labels/<id>.png   (and v2.0/labels/<id>.png)
+
+Label ``k`` of the config is the k-th entry of ``labels``. The label PNGs store it as the palette
+index; labels saved as RGB colours are mapped back through the config colours. Labels with
+``evaluate = false`` (e.g. "unlabeled") become 255; the others are numbered 0..N-1 in config order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segcli.data.format import make_info
+from segcli.data.prepare.common import (
+    PrepareResult,
+    Sample,
+    Sources,
+    colors_to_ids,
+    decode_ids,
+    decode_rgb,
+    is_palette_png,
+    open_sources,
+    require,
+    run_conversion,
+)
+from segcli.errors import DataError
+
+VERSIONS = ("1.2", "2.0")
+
+
+def expected(version: str) -> str:
+    return (
+        f"the Mapillary Vistas research zip from https://www.mapillary.com/dataset/vistas (or its folder), with "
+        f"config_v{version}.json, {{training,validation}}/images/ and {{training,validation}}/v{version}/labels/"
+    )
+
+
+def parse_config(text: str, where: str) -> list[dict[str, Any]]:
+    """The ``labels`` list of a Mapillary config, checked."""
+    try:
+        labels = json.loads(text)["labels"]
+        for lab in labels:
+            if len(lab["color"]) != 3 or not isinstance(lab.get("readable", lab.get("name")), str):
+                raise ValueError
+    except (ValueError, KeyError, TypeError):
+        raise DataError(
+            f"{where}: not a Mapillary config (expected labels = [{{name, color, evaluate}}, ...])"
+        ) from None
+    return labels
+
+
+def mapillary_mask(srcs: Sources, s: Sample, params: dict[str, Any]) -> np.ndarray:
+    """Palette index (or RGB colour via the config) → config label → contiguous id or 255."""
+    data, where = srcs.read(s.label), srcs.describe(s.label)
+    lut = np.asarray(params["lut"], np.uint8)
+    if is_palette_png(data):
+        raw = decode_ids(data, where)
+        if int(raw.max()) >= len(lut):
+            raise DataError(f"{where}: label {int(raw.max())} beyond the {len(lut)} labels of the config")
+    else:
+        raw = colors_to_ids(decode_rgb(data, where), params["colors"], where)
+    return lut[raw]
+
+
+def prepare_mapillary(
+    sources: list[str | os.PathLike],
+    out: str | os.PathLike,
+    version: str = "1.2",
+    force: bool = False,
+    link: bool = False,
+    workers: int = 1,
+    progress: bool = False,
+) -> PrepareResult:
+    """Convert Mapillary Vistas training/validation labels of ``version`` (1.2 or 2.0)."""
+    if version not in VERSIONS:
+        raise DataError(f"--version {version!r}: Mapillary Vistas versions are {', '.join(VERSIONS)}")
+    exp = expected(version)
+    v = re.escape(version)
+    cfg_rx = re.compile(rf"(?:^|/)config_v{v}\.json$")
+    img_rx = re.compile(r"(?:^|/)(?:(training|validation)/)?images/([^/]+)\.jpg$")
+    ann_rx = re.compile(rf"(?:^|/)(?:(training|validation)/)?v{v}/(?:labels/)?([^/]+)\.png$")
+    root = Path(out)
+    srcs = open_sources(sources, root, exp, lambda n: bool(cfg_rx.search(n)))
+    cfg_hits = srcs.find(cfg_rx)
+    require(cfg_hits, f"config_v{version}.json (the label table)", srcs, exp)
+    labels = parse_config(srcs.read(cfg_hits[0][1]).decode("utf-8"), srcs.describe(cfg_hits[0][1]))
+    lut, classes, palette = [], [], []
+    for lab in labels:
+        if lab.get("evaluate", True):
+            lut.append(len(classes))
+            classes.append(str(lab.get("readable") or lab["name"]))
+            palette.append([int(c) for c in lab["color"]])
+        else:
+            lut.append(255)
+    if len(set(classes)) != len(classes):
+        classes = [str(lab["name"]) for lab in labels if lab.get("evaluate", True)]
+
+    def split(m: re.Match[str]) -> str:
+        return "val" if m.group(1) == "validation" else "train"
+
+    images = {(split(m), m.group(2)): mem for m, mem in srcs.find(img_rx)}
+    anns = {(split(m), m.group(2)): mem for m, mem in srcs.find(ann_rx)}
+    require(anns, f"v{version}/labels/*.png labels", srcs, exp)
+    missing = sorted(k for k in anns if k not in images)
+    if missing:
+        require([], f"images/{missing[0][1]}.jpg ({len(missing)} missing)", srcs, exp)
+    samples = [Sample(sp, stem, images[(sp, stem)], mem) for (sp, stem), mem in sorted(anns.items())]
+    params = {"lut": lut, "colors": [tuple(int(c) for c in lab["color"]) for lab in labels]}
+    info = make_info(
+        "mapillary",
+        classes,
+        palette,
+        255,
+        source=f"Mapillary Vistas v{version} (https://www.mapillary.com/dataset/vistas)",
+        label_map=f"config_v{version}.json label index (palette index or colour) -> evaluated labels 0..N-1; "
+        "evaluate=false -> 255",
+    )
+    return run_conversion(
+        root,
+        info,
+        samples,
+        srcs,
+        mapillary_mask,
+        params,
+        settings={"version": version},
+        force=force,
+        link=link,
+        workers=workers,
+        progress=progress,
+    )

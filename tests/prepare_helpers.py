@@ -1,0 +1,92 @@
+"""Helpers for the `seg prepare` tests: tiny images, archives, and the real-format fixtures."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from segcli.cli.app import run
+
+FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+
+
+def fixture_dir(*parts: str) -> Path:
+    """A folder under the shared fixtures, or skip the test when it is absent."""
+    p = FIXTURES.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"fixture {p} not present")
+    return p
+
+
+def write_png(path: Path, arr: np.ndarray) -> Path:
+    """Write a grey (H, W) or RGB (H, W, 3) array as PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR) if arr.ndim == 3 else arr
+    assert cv2.imwrite(str(path), img)
+    return path
+
+
+def write_jpg(path: Path, rgb: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path
+
+
+def write_palette_png(path: Path, ids: np.ndarray, palette: list[list[int]]) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.fromarray(ids.astype(np.uint8), mode="P")
+    flat = [c for rgb in palette for c in rgb]
+    im.putpalette(flat + [0] * (768 - len(flat)))
+    im.save(path)
+    return path
+
+
+def rand_rgb(rng: np.random.Generator, h: int = 16, w: int = 24) -> np.ndarray:
+    return rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def zip_dir(folder: Path, dest: Path) -> Path:
+    """Zip ``folder`` so that members start with ``folder.name/``."""
+    with zipfile.ZipFile(dest, "w") as zf:
+        for p in sorted(folder.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(folder.parent).as_posix())
+    return dest
+
+
+def tar_dir(folder: Path, dest: Path) -> Path:
+    with tarfile.open(dest, "w:gz") as tf:
+        tf.add(folder, arcname=folder.name)
+    return dest
+
+
+def read_ids(path: Path) -> np.ndarray:
+    from segcli.data.io import read_mask
+
+    return read_mask(path)
+
+
+def cli_json(capsys: pytest.CaptureFixture, argv: list[str]) -> dict:
+    """Run `seg ... --json` in-process and return its JSON object (asserting exit code 0)."""
+    capsys.readouterr()
+    rc = run([*argv, "--json"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    return json.loads(captured.out)
+
+
+def cli_error(capsys: pytest.CaptureFixture, argv: list[str]) -> tuple[int, str]:
+    """Run `seg ...` expecting failure; return (exit code, stderr on one line)."""
+    capsys.readouterr()
+    rc = run(argv)
+    captured = capsys.readouterr()
+    assert rc != 0
+    return rc, " ".join(captured.err.split())
