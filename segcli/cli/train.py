@@ -40,10 +40,10 @@ class RichReporter:
         self.progress.start()
         self.task = self.progress.add_task(
             "train",
-            total=epochs * iters_per_epoch,
+            total=epochs * iters_per_epoch if epochs else None,  # None: a time-budgeted run
             completed=first_epoch * iters_per_epoch,
             epoch=first_epoch + 1,
-            epochs=epochs,
+            epochs=epochs or "?",
             it=0,
             iters=iters_per_epoch,
             loss="-",
