@@ -225,9 +225,8 @@ def train(
     model = build_model(p.model, info.num_classes).to(device)
     if p.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    weights = resolve_class_weights(
-        p.loss.class_weights, info.num_classes, base=loaded.path.parent if loaded.path else "."
-    )
+    # a relative class-weights path is relative to the working directory, like data.root
+    weights = resolve_class_weights(p.loss.class_weights, info.num_classes)
     criterion = build_loss(p.loss, info.num_classes, info.ignore_index, weights).to(device)
 
     train_ds = TrainDataset(p.data.root, p.data.train_split, build_train_transform(p.augment, info.ignore_index))
