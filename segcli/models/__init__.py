@@ -36,7 +36,17 @@ class Segmenter(nn.Module):
 
 
 def _register_all() -> None:
-    from segcli.models import fpn  # noqa: F401
+    from segcli.models import (  # noqa: F401
+        deeplabv3,
+        deeplabv3plus,
+        fcn,
+        fpn,
+        lraspp,
+        pspnet,
+        segformer,
+        unet,
+        upernet,
+    )
 
 
 def build_model(cfg: ModelConfig, num_classes: int) -> Segmenter:

@@ -13,7 +13,7 @@ import timm
 import torch
 import torch.nn as nn
 
-from segcli.errors import CheckpointError, PresetError
+from segcli.errors import CheckpointError, PresetError, UserError
 from segcli.registry import did_you_mean
 
 _PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.", "encoder.")
@@ -89,13 +89,28 @@ class TimmEncoder(nn.Module):
                 ) from None
             if "features_only" in msg:
                 raise PresetError(f"model.backbone = {name!r} does not support features_only in timm") from None
+            if "output_stride" in msg:
+                raise PresetError(
+                    f"model.output_stride = {output_stride}: backbone {name!r} cannot dilate to that stride in timm; "
+                    "use model.output_stride=32 or a CNN backbone such as resnet50"
+                ) from None
             if use_hub:
                 raise self._offline_error(name, e) from None
             raise
         if pretrained_file:
             self.load_pretrained_file(pretrained_file)
+        self.name = name
         self.channels: list[int] = list(self.body.feature_info.channels())
         self.reductions: list[int] = list(self.body.feature_info.reduction())
+        if output_stride not in (None, 32) and max(self.reductions) != output_stride:
+            raise PresetError(
+                f"model.output_stride = {output_stride}: backbone {name!r} ignores timm's output_stride "
+                f"(its strides stay {self.reductions}); use model.output_stride=32 or a CNN backbone"
+            )
+        # Some timm models (Swin, ...) return channels-last maps; the decoders expect NCHW.
+        self.nhwc = str(getattr(self.body, "output_fmt", "NCHW")).endswith("NHWC")
+        size = getattr(self.body, "pretrained_cfg", {}).get("input_size") or (3, 224, 224)
+        self.fixed_size: tuple[int, int] = (int(size[-2]), int(size[-1]))
 
     @staticmethod
     def _offline_error(name: str, err: Exception) -> CheckpointError:
@@ -127,4 +142,16 @@ class TimmEncoder(nn.Module):
         return {"missing": missing, "unexpected": unexpected}
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.body(x)
+        try:
+            feats = self.body(x)
+        except AssertionError as e:  # timm's fixed-size patch embeddings (ViT, Swin) assert on the size
+            if "doesn't match model" in str(e):
+                h, w = self.fixed_size
+                raise UserError(
+                    f"backbone {self.name!r} only accepts {h}x{w} input, got {x.shape[-2]}x{x.shape[-1]}; "
+                    f"resize or pad to {h}x{w} (eval.size / augment.crop_size) or pick a CNN backbone"
+                ) from None
+            raise
+        if self.nhwc:
+            feats = [f.permute(0, 3, 1, 2) for f in feats]
+        return feats
