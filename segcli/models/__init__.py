@@ -37,8 +37,12 @@ class Segmenter(nn.Module):
 
 def _register_all() -> None:
     from segcli.models import (  # noqa: F401
+        bisenetv1,
+        bisenetv2,
+        ddrnet,
         deeplabv3,
         deeplabv3plus,
+        enet,
         fcn,
         fpn,
         lraspp,

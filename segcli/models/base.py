@@ -87,6 +87,12 @@ class EncoderDecoder(nn.Module):
     def forward(self, x: torch.Tensor) -> ModelOutput:
         feats = self.encoder(x)
         logits, aux = self.decode(feats)
+        return self.finish(logits, aux, feats, x)
+
+    def finish(
+        self, logits: torch.Tensor, aux: list[torch.Tensor], feats: list[torch.Tensor], x: torch.Tensor
+    ) -> ModelOutput:
+        """Add the encoder-stage aux heads (training only) and apply the output contract."""
         if self.training and self.aux_heads is not None:
             aux = [*aux, *self.aux_heads(feats)]
         return pack_output(self, logits, aux if self.training else [], x.shape[-2:])
