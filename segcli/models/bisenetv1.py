@@ -69,8 +69,8 @@ class BiSeNetV1(EncoderDecoder):
         )
         self.builtin_aux = cfg.builtin_aux
         if cfg.builtin_aux:
-            self.aux16 = FCNHead(c, num_classes, mid=c // 2, dropout=cfg.dropout)
-            self.aux32 = FCNHead(c, num_classes, mid=c // 2, dropout=cfg.dropout)
+            self.aux16 = FCNHead(c, num_classes, mid=max(c // 2, 8), dropout=cfg.dropout)
+            self.aux32 = FCNHead(c, num_classes, mid=max(c // 2, 8), dropout=cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         feats = self.encoder(x)

@@ -96,7 +96,7 @@ class DDRNet23Slim(nn.Module):
         self.layer5 = Bottleneck(8 * p, 8 * p, 2)
         self.spp = DAPPM(16 * p, 4 * p, 4 * p)
         self.act = nn.ReLU(inplace=False)
-        head_mid = cfg.decoder_channels // 2
+        head_mid = max(cfg.decoder_channels // 2, 8)
         self.head = nn.Sequential(
             opts.conv(4 * p, head_mid), opts.attend(head_mid), opts.drop(), nn.Conv2d(head_mid, num_classes, 1)
         )

@@ -7,6 +7,7 @@ one decoder works on every backbone that supports ``features_only``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import timm
@@ -112,6 +113,25 @@ class TimmEncoder(nn.Module):
         size = getattr(self.body, "pretrained_cfg", {}).get("input_size") or (3, 224, 224)
         self.fixed_size: tuple[int, int] = (int(size[-2]), int(size[-1]))
 
+    def _size_error(self, msg: str, x: torch.Tensor) -> Exception:
+        """A UserError naming the input size the backbone accepts (or the original assertion)."""
+        h, w = x.shape[-2:]
+        m = re.search(r"divisible by patch size \((\d+)\)", msg)
+        if m:
+            k = int(m.group(1))
+            ph, pw = -(-h // k) * k, -(-w // k) * k
+            return UserError(
+                f"backbone {self.name!r} needs input height and width divisible by {k}, got {h}x{w}; "
+                f"pad or resize to {ph}x{pw}"
+            )
+        if "doesn't match model" in msg:
+            fh, fw = self.fixed_size
+            return UserError(
+                f"backbone {self.name!r} only accepts {fh}x{fw} input, got {h}x{w}; "
+                f"resize or pad to {fh}x{fw} (eval.size / augment.crop_size) or pick a CNN backbone"
+            )
+        return AssertionError(msg)
+
     @staticmethod
     def _offline_error(name: str, err: Exception) -> CheckpointError:
         return CheckpointError(
@@ -144,14 +164,8 @@ class TimmEncoder(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         try:
             feats = self.body(x)
-        except AssertionError as e:  # timm's fixed-size patch embeddings (ViT, Swin) assert on the size
-            if "doesn't match model" in str(e):
-                h, w = self.fixed_size
-                raise UserError(
-                    f"backbone {self.name!r} only accepts {h}x{w} input, got {x.shape[-2]}x{x.shape[-1]}; "
-                    f"resize or pad to {h}x{w} (eval.size / augment.crop_size) or pick a CNN backbone"
-                ) from None
-            raise
+        except AssertionError as e:  # timm's patch embeddings (ViT, Swin) assert on the input size
+            raise self._size_error(str(e), x) from None
         if self.nhwc:
             feats = [f.permute(0, 3, 1, 2) for f in feats]
         return feats

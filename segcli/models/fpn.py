@@ -22,8 +22,9 @@ class FPN(EncoderDecoder):
         self.use = [i for i, r in enumerate(encoder.reductions) if r >= 4][-4:]
         in_chs = [encoder.channels[i] for i in self.use]
         self.laterals = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_chs)
-        self.smooth = nn.ModuleList(self.opts.conv(channels, channels // 2) for _ in in_chs)
-        self.head = ClassifierHead(channels // 2, num_classes, self.opts)
+        half = max(channels // 2, 8)
+        self.smooth = nn.ModuleList(self.opts.conv(channels, half) for _ in in_chs)
+        self.head = ClassifierHead(half, num_classes, self.opts)
 
     def decode(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         feats = [feats[i] for i in self.use]
