@@ -46,7 +46,10 @@ def model_summary(name: str, size: tuple[int, int], backbone: str = "resnet18", 
 
 
 def summarize_models(
-    size: tuple[int, int] = (512, 1024), backbone: str = "resnet18", num_classes: int = 19, names: list[str] | None = None
+    size: tuple[int, int] = (512, 1024),
+    backbone: str = "resnet18",
+    num_classes: int = 19,
+    names: list[str] | None = None,
 ) -> list[dict]:
     """One :func:`model_summary` row per registered model (or per name in ``names``)."""
     _register_all()
