@@ -18,7 +18,7 @@ from segcli import __version__
 from segcli.cli._common import err, state
 from segcli.errors import SegError
 
-COMMAND_MODULES = ["prepare", "train", "evaluate", "infer", "presets", "check", "class_weights", "crop"]
+COMMAND_MODULES = ["prepare", "train", "evaluate", "infer", "presets", "models", "check", "class_weights", "crop"]
 
 app = typer.Typer(
     name="seg",

@@ -41,6 +41,19 @@ class ModelConfig:
     pretrained: bool = opt(False, "load timm's pretrained backbone weights (needs them downloadable)")
     pretrained_file: str = opt("", "local .safetensors/.pth file or timm folder with backbone weights")
     decoder_channels: int = opt(128, "width of the decoder", minimum=1)
+    output_stride: Literal[0, 8, 16, 32] = opt(
+        0, "encoder output stride via timm dilation; 0 = the model's own (16 deeplab*/lraspp, 8 pspnet, else 32)"
+    )
+    aux_stages: tuple[int, ...] = opt(
+        (), "encoder stage indices (0 = finest) that get an auxiliary FCN head while training"
+    )
+    builtin_aux: bool = opt(True, "use the built-in auxiliary heads of bisenetv1/bisenetv2/ddrnet23_slim in training")
+    aux_weights: tuple[float, ...] = opt(
+        (), "loss weight of each auxiliary output in order; empty = 0.4 each, one value = the same for all"
+    )
+    attention: Literal["none", "scse"] = opt("none", "attention block in the decoders (scse = spatial+channel SE)")
+    separable: bool = opt(False, "use depthwise-separable 3x3 convolutions in the decoders")
+    dropout: float = opt(0.1, "dropout before the classifier", minimum=0.0, maximum=1.0)
     mean: tuple[float, ...] = opt((0.485, 0.456, 0.406), "per-channel mean of input pixels in [0, 1]")
     std: tuple[float, ...] = opt((0.229, 0.224, 0.225), "per-channel std of input pixels in [0, 1]")
 

@@ -36,7 +36,21 @@ class Segmenter(nn.Module):
 
 
 def _register_all() -> None:
-    from segcli.models import fpn  # noqa: F401
+    from segcli.models import (  # noqa: F401
+        bisenetv1,
+        bisenetv2,
+        ddrnet,
+        deeplabv3,
+        deeplabv3plus,
+        enet,
+        fcn,
+        fpn,
+        lraspp,
+        pspnet,
+        segformer,
+        unet,
+        upernet,
+    )
 
 
 def build_model(cfg: ModelConfig, num_classes: int) -> Segmenter:

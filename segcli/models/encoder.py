@@ -7,13 +7,14 @@ one decoder works on every backbone that supports ``features_only``.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import timm
 import torch
 import torch.nn as nn
 
-from segcli.errors import CheckpointError, PresetError
+from segcli.errors import CheckpointError, PresetError, UserError
 from segcli.registry import did_you_mean
 
 _PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.", "encoder.")
@@ -89,13 +90,47 @@ class TimmEncoder(nn.Module):
                 ) from None
             if "features_only" in msg:
                 raise PresetError(f"model.backbone = {name!r} does not support features_only in timm") from None
+            if "output_stride" in msg:
+                raise PresetError(
+                    f"model.output_stride = {output_stride}: backbone {name!r} cannot dilate to that stride in timm; "
+                    "use model.output_stride=32 or a CNN backbone such as resnet50"
+                ) from None
             if use_hub:
                 raise self._offline_error(name, e) from None
             raise
         if pretrained_file:
             self.load_pretrained_file(pretrained_file)
+        self.name = name
         self.channels: list[int] = list(self.body.feature_info.channels())
         self.reductions: list[int] = list(self.body.feature_info.reduction())
+        if output_stride not in (None, 32) and max(self.reductions) != output_stride:
+            raise PresetError(
+                f"model.output_stride = {output_stride}: backbone {name!r} ignores timm's output_stride "
+                f"(its strides stay {self.reductions}); use model.output_stride=32 or a CNN backbone"
+            )
+        # Some timm models (Swin, ...) return channels-last maps; the decoders expect NCHW.
+        self.nhwc = str(getattr(self.body, "output_fmt", "NCHW")).endswith("NHWC")
+        size = getattr(self.body, "pretrained_cfg", {}).get("input_size") or (3, 224, 224)
+        self.fixed_size: tuple[int, int] = (int(size[-2]), int(size[-1]))
+
+    def _size_error(self, msg: str, x: torch.Tensor) -> Exception:
+        """A UserError naming the input size the backbone accepts (or the original assertion)."""
+        h, w = x.shape[-2:]
+        m = re.search(r"divisible by patch size \((\d+)\)", msg)
+        if m:
+            k = int(m.group(1))
+            ph, pw = -(-h // k) * k, -(-w // k) * k
+            return UserError(
+                f"backbone {self.name!r} needs input height and width divisible by {k}, got {h}x{w}; "
+                f"pad or resize to {ph}x{pw}"
+            )
+        if "doesn't match model" in msg:
+            fh, fw = self.fixed_size
+            return UserError(
+                f"backbone {self.name!r} only accepts {fh}x{fw} input, got {h}x{w}; "
+                f"resize or pad to {fh}x{fw} (eval.size / augment.crop_size) or pick a CNN backbone"
+            )
+        return AssertionError(msg)
 
     @staticmethod
     def _offline_error(name: str, err: Exception) -> CheckpointError:
@@ -127,4 +162,10 @@ class TimmEncoder(nn.Module):
         return {"missing": missing, "unexpected": unexpected}
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.body(x)
+        try:
+            feats = self.body(x)
+        except AssertionError as e:  # timm's patch embeddings (ViT, Swin) assert on the input size
+            raise self._size_error(str(e), x) from None
+        if self.nhwc:
+            feats = [f.permute(0, 3, 1, 2) for f in feats]
+        return feats

@@ -1,0 +1,96 @@
+"""BiSeNet V1 (Yu et al. 2018): a spatial path and a context path on the timm backbone, fused by an FFM."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from segcli.config.schema import ModelConfig
+from segcli.errors import PresetError
+from segcli.models import MODELS
+from segcli.models.base import EncoderDecoder, ModelOutput, build_encoder
+from segcli.models.blocks import ConvBNReLU, resize
+from segcli.models.encoder import TimmEncoder
+from segcli.models.heads import FCNHead
+
+
+class AttentionRefinement(nn.Module):
+    """ARM: 3x3 conv, then reweight channels by a global-pool → 1x1 → sigmoid attention."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv = ConvBNReLU(cin, cout, 3)
+        self.att = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(cout, cout, 1), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        return x * self.att(x)
+
+
+class FeatureFusion(nn.Module):
+    """FFM: concatenate spatial and context features, 1x1 conv, then x + x * channel attention."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv = ConvBNReLU(cin, cout, 1)
+        mid = max(cout // 4, 8)
+        self.att = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1),
+            nn.Conv2d(cout, mid, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(mid, cout, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, spatial: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        x = self.conv(torch.cat([spatial, context], dim=1))
+        return x + x * self.att(x)
+
+
+class BiSeNetV1(EncoderDecoder):
+    """Spatial path (three stride-2 convs, stride 8) + context path (ARMs on the stride-16/32 features)."""
+
+    def __init__(self, encoder: TimmEncoder, num_classes: int, cfg: ModelConfig) -> None:
+        super().__init__(encoder, num_classes, cfg)
+        red, chs = encoder.reductions, encoder.channels
+        if 16 not in red or red[-1] != 32:
+            raise PresetError(f"bisenetv1 needs backbone features at strides 16 and 32; {encoder.name!r} has {red}")
+        self.i16 = max(i for i, r in enumerate(red) if r == 16)
+        c = cfg.decoder_channels
+        self.spatial = nn.Sequential(ConvBNReLU(3, 64, 7, 2), ConvBNReLU(64, 64, 3, 2), ConvBNReLU(64, c, 3, 2))
+        self.global_ctx = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(chs[-1], c, 1), nn.ReLU(inplace=True))
+        self.arm32 = AttentionRefinement(chs[-1], c)
+        self.arm16 = AttentionRefinement(chs[self.i16], c)
+        self.refine32 = ConvBNReLU(c, c, 3)
+        self.refine16 = ConvBNReLU(c, c, 3)
+        self.ffm = FeatureFusion(2 * c, 2 * c)
+        self.head = nn.Sequential(
+            self.opts.conv(2 * c, c), self.opts.attend(c), self.opts.drop(), nn.Conv2d(c, num_classes, 1)
+        )
+        self.builtin_aux = cfg.builtin_aux
+        if cfg.builtin_aux:
+            self.aux16 = FCNHead(c, num_classes, mid=max(c // 2, 8), dropout=cfg.dropout)
+            self.aux32 = FCNHead(c, num_classes, mid=max(c // 2, 8), dropout=cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        feats = self.encoder(x)
+        logits, aux = self.fuse_paths(self.spatial(x), feats)
+        return self.finish(logits, aux, feats, x)
+
+    def fuse_paths(self, spatial: torch.Tensor, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Context path (ARMs + global context) fused with the spatial path; aux logits from the context path."""
+        f16, f32 = feats[self.i16], feats[-1]
+        c32 = self.arm32(f32) + self.global_ctx(f32)
+        c32 = self.refine32(resize(c32, f16.shape[-2:]))
+        c16 = self.arm16(f16) + c32
+        c16 = self.refine16(resize(c16, spatial.shape[-2:]))
+        logits = self.head(self.ffm(spatial, c16))
+        aux = [self.aux16(c16), self.aux32(c32)] if self.training and self.builtin_aux else []
+        return logits, aux
+
+
+@MODELS.register("bisenetv1")
+def build_bisenetv1(cfg: ModelConfig, num_classes: int) -> nn.Module:
+    if cfg.output_stride not in (0, 32):
+        raise PresetError(f"model.output_stride = {cfg.output_stride}: bisenetv1's context path needs stride 32")
+    return BiSeNetV1(build_encoder(cfg), num_classes, cfg)

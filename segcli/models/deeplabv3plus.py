@@ -1,0 +1,37 @@
+"""DeepLabV3+ (Chen et al. 2018): ASPP plus a decoder that refines with the stride-4 feature."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from segcli.config.schema import ModelConfig
+from segcli.models import MODELS
+from segcli.models.base import EncoderDecoder, build_encoder
+from segcli.models.blocks import ASPP, ConvBNReLU, aspp_rates, resize
+from segcli.models.encoder import TimmEncoder
+from segcli.models.heads import ClassifierHead
+
+
+class DeepLabV3Plus(EncoderDecoder):
+    """ASPP output upsampled to stride 4, concatenated with a 48-channel low-level projection, two 3x3 convs."""
+
+    def __init__(self, encoder: TimmEncoder, num_classes: int, cfg: ModelConfig) -> None:
+        super().__init__(encoder, num_classes, cfg)
+        c = cfg.decoder_channels
+        red = encoder.reductions
+        self.low = next((i for i, r in enumerate(red) if r >= 4), 0)
+        self.aspp = ASPP(encoder.channels[-1], c, aspp_rates(red[-1]), self.opts)
+        self.project = ConvBNReLU(encoder.channels[self.low], 48, 1)
+        self.fuse = nn.Sequential(self.opts.conv(c + 48, c), self.opts.conv(c, c))
+        self.head = ClassifierHead(c, num_classes, self.opts)
+
+    def decode(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        low = self.project(feats[self.low])
+        x = resize(self.aspp(feats[-1]), low.shape[-2:])
+        return self.head(self.fuse(torch.cat([x, low], dim=1))), []
+
+
+@MODELS.register("deeplabv3plus")
+def build_deeplabv3plus(cfg: ModelConfig, num_classes: int) -> nn.Module:
+    return DeepLabV3Plus(build_encoder(cfg, default_stride=16), num_classes, cfg)

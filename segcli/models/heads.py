@@ -1,0 +1,82 @@
+"""Heads shared by the decoders (FCN classifier head, auxiliary heads) and the aux-loss weights."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from segcli.config.schema import ModelConfig
+from segcli.errors import PresetError
+from segcli.models.blocks import ConvBNReLU, DecoderOpts
+
+DEFAULT_AUX_WEIGHT = 0.4
+
+
+class FCNHead(nn.Sequential):
+    """conv3x3-BN-ReLU → dropout → 1x1 classifier: the classic FCN / auxiliary head."""
+
+    def __init__(self, cin: int, num_classes: int, mid: int | None = None, dropout: float = 0.1) -> None:
+        mid = mid or max(cin // 4, 32)
+        super().__init__(
+            ConvBNReLU(cin, mid, 3),
+            nn.Dropout2d(dropout) if dropout > 0 else nn.Identity(),
+            nn.Conv2d(mid, num_classes, 1),
+        )
+
+
+class ClassifierHead(nn.Sequential):
+    """Optional attention → dropout → 1x1 classifier on top of a decoder's last map."""
+
+    def __init__(self, cin: int, num_classes: int, opts: DecoderOpts) -> None:
+        super().__init__(opts.attend(cin), opts.drop(), nn.Conv2d(cin, num_classes, 1))
+
+
+def resolve_stages(stages: tuple[int, ...], n_stages: int, backbone: str) -> list[int]:
+    """Validate ``model.aux_stages`` against the encoder (negative indices count from the end)."""
+    out = []
+    for s in stages:
+        if not -n_stages <= s < n_stages:
+            raise PresetError(
+                f"model.aux_stages contains {s}, but backbone {backbone!r} has {n_stages} feature stages "
+                f"(valid indices 0..{n_stages - 1} or negative from the end)"
+            )
+        out.append(s % n_stages)
+    return out
+
+
+class AuxHeads(nn.Module):
+    """One FCN head per selected encoder stage; used only in training mode."""
+
+    def __init__(self, channels: list[int], stages: list[int], num_classes: int, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.stages = list(stages)
+        self.heads = nn.ModuleList(FCNHead(channels[i], num_classes, dropout=dropout) for i in self.stages)
+
+    def __len__(self) -> int:
+        return len(self.stages)
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [h(feats[i]) for h, i in zip(self.heads, self.stages)]
+
+
+def aux_weights_for(cfg: ModelConfig, n_aux: int) -> list[float]:
+    """Loss weight of each of a model's ``n_aux`` auxiliary outputs (from ``model.aux_weights``).
+
+    Empty means 0.4 each; a single value applies to all; otherwise one value per output is required.
+    The trainer adds ``sum(w_i * loss(aux_i))`` to the main loss.
+    """
+    ws = tuple(float(w) for w in cfg.aux_weights)
+    if n_aux == 0:
+        return []
+    if not ws:
+        return [DEFAULT_AUX_WEIGHT] * n_aux
+    if len(ws) == 1:
+        return [ws[0]] * n_aux
+    if len(ws) != n_aux:
+        raise PresetError(
+            f"model.aux_weights has {len(ws)} values but model {cfg.name!r} returns {n_aux} auxiliary outputs; "
+            f"give {n_aux} values, a single value, or none (= {DEFAULT_AUX_WEIGHT} each)"
+        )
+    if any(w < 0 for w in ws):
+        raise PresetError(f"model.aux_weights = {list(ws)}: weights must be >= 0")
+    return list(ws)

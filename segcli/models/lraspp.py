@@ -1,0 +1,40 @@
+"""LR-ASPP (Howard et al., MobileNetV3): a gated 1x1 branch on the deepest feature plus a stride-8 skip."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from segcli.config.schema import ModelConfig
+from segcli.models import MODELS
+from segcli.models.base import EncoderDecoder, build_encoder
+from segcli.models.blocks import ConvBNReLU, resize
+from segcli.models.encoder import TimmEncoder
+
+
+class LRASPP(EncoderDecoder):
+    """high → 1x1 conv x sigmoid(global-pool gate) → upsample to stride 8 → classifier + low-level classifier."""
+
+    def __init__(self, encoder: TimmEncoder, num_classes: int, cfg: ModelConfig) -> None:
+        super().__init__(encoder, num_classes, cfg)
+        c = cfg.decoder_channels
+        red = encoder.reductions
+        self.low = max((i for i, r in enumerate(red) if r <= 8), default=0)
+        high = encoder.channels[-1]
+        self.branch = ConvBNReLU(high, c, 1)
+        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(high, c, 1), nn.Sigmoid())
+        self.att = self.opts.attend(c)
+        self.drop = self.opts.drop()
+        self.cls_high = nn.Conv2d(c, num_classes, 1)
+        self.cls_low = nn.Conv2d(encoder.channels[self.low], num_classes, 1)
+
+    def decode(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        high, low = feats[-1], feats[self.low]
+        x = self.att(self.branch(high) * self.gate(high))
+        x = resize(x, low.shape[-2:])
+        return self.cls_high(self.drop(x)) + self.cls_low(low), []
+
+
+@MODELS.register("lraspp")
+def build_lraspp(cfg: ModelConfig, num_classes: int) -> nn.Module:
+    return LRASPP(build_encoder(cfg, default_stride=16), num_classes, cfg)

@@ -1,0 +1,56 @@
+"""U-Net decoder (Ronneberger et al.) on any timm encoder: upsample, concatenate the skip, two convs."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from segcli.config.schema import ModelConfig
+from segcli.models import MODELS
+from segcli.models.base import EncoderDecoder, build_encoder
+from segcli.models.blocks import DecoderOpts, resize
+from segcli.models.encoder import TimmEncoder
+from segcli.models.heads import ClassifierHead
+
+
+class UpBlock(nn.Module):
+    """Upsample to the skip's size (any input size works), concatenate, two 3x3 convs, optional SCSE."""
+
+    def __init__(self, cin: int, skip: int, cout: int, opts: DecoderOpts) -> None:
+        super().__init__()
+        self.att_in = opts.attend(cin + skip)
+        self.convs = nn.Sequential(opts.conv(cin + skip, cout), opts.conv(cout, cout))
+        self.att_out = opts.attend(cout)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([resize(x, skip.shape[-2:], mode="nearest"), skip], dim=1)
+        return self.att_out(self.convs(self.att_in(x)))
+
+
+class UNet(EncoderDecoder):
+    """Widths halve from ``2 * decoder_channels`` at the deepest block (min 16); logits at the finest stride."""
+
+    def __init__(self, encoder: TimmEncoder, num_classes: int, cfg: ModelConfig) -> None:
+        super().__init__(encoder, num_classes, cfg)
+        chs = encoder.channels
+        # Stages with equal stride (dilated encoders) collapse: skip only at each new, finer stride.
+        self.skips = [i for i in range(len(chs) - 1) if encoder.reductions[i] < encoder.reductions[i + 1]]
+        cin = chs[-1]
+        blocks = []
+        for j, i in enumerate(reversed(self.skips)):
+            cout = max(cfg.decoder_channels * 2 >> j, 16)
+            blocks.append(UpBlock(cin, chs[i], cout, self.opts))
+            cin = cout
+        self.blocks = nn.ModuleList(blocks)
+        self.head = ClassifierHead(cin, num_classes, self.opts)
+
+    def decode(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        x = feats[-1]
+        for block, i in zip(self.blocks, reversed(self.skips)):
+            x = block(x, feats[i])
+        return self.head(x), []
+
+
+@MODELS.register("unet")
+def build_unet(cfg: ModelConfig, num_classes: int) -> nn.Module:
+    return UNet(build_encoder(cfg), num_classes, cfg)

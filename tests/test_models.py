@@ -1,0 +1,209 @@
+"""The model zoo: every registered model builds, trains a step on CPU and honours the output contract."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from segcli.config.schema import ModelConfig
+from segcli.errors import PresetError, UserError
+from segcli.models import MODELS, _register_all, build_model
+from segcli.models.blocks import SCSE, SeparableConvBNReLU
+from segcli.models.heads import aux_weights_for
+from segcli.models.summary import model_summary
+
+_register_all()
+
+NUM_CLASSES = 3
+BACKBONE = "test_resnet"  # timm's 0.4 M-parameter ResNet: strides 2..32, dilation support, fast on CPU
+# Built-in auxiliary outputs in training mode with the defaults (builtin_aux = true, aux_stages = []).
+BUILTIN_AUX = {"bisenetv1": 2, "bisenetv2": 4, "ddrnet23_slim": 1}
+
+
+def _cfg(name: str, **kw) -> ModelConfig:
+    return ModelConfig(name=name, backbone=BACKBONE, decoder_channels=16, **kw)
+
+
+def _image(h: int, w: int, n: int = 2) -> torch.Tensor:
+    return torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(h * w)) * 255
+
+
+def test_every_expected_model_is_registered() -> None:
+    expected = {"fcn", "unet", "fpn", "deeplabv3", "deeplabv3plus", "pspnet", "upernet", "lraspp", "segformer"}
+    expected |= {"bisenetv1", "bisenetv2", "ddrnet23_slim", "enet"}
+    assert expected <= set(MODELS.names())
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_train_step_and_eval_at_two_sizes(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(_cfg(name), NUM_CLASSES)
+    for h, w in [(64, 64), (72, 88)]:
+        model.train()
+        x = _image(h, w)
+        out = model(x)
+        n_aux = BUILTIN_AUX.get(name, 0)
+        if n_aux:
+            assert isinstance(out, dict) and set(out) == {"out", "aux"}
+            logits, aux = out["out"], out["aux"]
+            assert len(aux) == n_aux
+            assert all(a.shape == (2, NUM_CLASSES, h, w) for a in aux)
+        else:
+            assert isinstance(out, torch.Tensor)
+            logits, aux = out, []
+        assert logits.shape == (2, NUM_CLASSES, h, w)
+        target = torch.randint(0, NUM_CLASSES, (2, h, w))
+        loss = torch.nn.functional.cross_entropy(logits, target)
+        loss = loss + sum(0.4 * torch.nn.functional.cross_entropy(a, target) for a in aux)
+        model.zero_grad()
+        loss.backward()
+        grads = [p.grad for p in model.parameters() if p.requires_grad]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
+        assert any(g.abs().sum() > 0 for g in grads)
+        model.eval()
+        with torch.no_grad():
+            y = model(_image(h, w, n=1))
+        assert isinstance(y, torch.Tensor) and y.shape == (1, NUM_CLASSES, h, w)
+
+
+@pytest.mark.parametrize("name", ["fcn", "unet", "fpn", "deeplabv3plus", "upernet", "segformer", "bisenetv2"])
+def test_sizes_not_divisible_by_32_give_input_sized_logits(name: str) -> None:
+    model = build_model(_cfg(name), NUM_CLASSES).eval()
+    with torch.no_grad():
+        assert model(_image(50, 70, n=1)).shape == (1, NUM_CLASSES, 50, 70)
+
+
+def test_enet_names_the_padded_size() -> None:
+    model = build_model(_cfg("enet"), NUM_CLASSES).eval()
+    with pytest.raises(UserError, match="divisible by 8.*56x72"):
+        model(_image(50, 70, n=1))
+
+
+def test_builtin_aux_can_be_switched_off() -> None:
+    model = build_model(_cfg("ddrnet23_slim", builtin_aux=False), NUM_CLASSES).train()
+    assert isinstance(model(_image(64, 64)), torch.Tensor)
+
+
+def test_aux_stages_add_fcn_heads_in_training_only() -> None:
+    model = build_model(_cfg("unet", aux_stages=(2, -1)), NUM_CLASSES).train()
+    out = model(_image(72, 88))
+    assert len(out["aux"]) == 2 and all(a.shape == (2, NUM_CLASSES, 72, 88) for a in out["aux"])
+    model.eval()
+    with torch.no_grad():
+        assert isinstance(model(_image(72, 88, n=1)), torch.Tensor)
+    # bisenetv1: built-in heads first, then the encoder-stage heads.
+    model = build_model(_cfg("bisenetv1", aux_stages=(3,)), NUM_CLASSES).train()
+    assert len(model(_image(64, 64))["aux"]) == 3
+
+
+def test_bad_aux_stages_are_clear_errors() -> None:
+    with pytest.raises(PresetError, match="aux_stages contains 9.*5 feature stages"):
+        build_model(_cfg("fpn", aux_stages=(9,)), NUM_CLASSES)
+    with pytest.raises(PresetError, match="aux_stages.*own backbone"):
+        build_model(_cfg("enet", aux_stages=(1,)), NUM_CLASSES)
+
+
+def test_aux_weights_for() -> None:
+    assert aux_weights_for(_cfg("unet"), 0) == []
+    assert aux_weights_for(_cfg("bisenetv2"), 4) == [0.4] * 4
+    assert aux_weights_for(_cfg("bisenetv2", aux_weights=(1.0,)), 4) == [1.0] * 4
+    assert aux_weights_for(_cfg("bisenetv1", aux_weights=(1.0, 0.5)), 2) == [1.0, 0.5]
+    with pytest.raises(PresetError, match="3 values.*4 auxiliary outputs"):
+        aux_weights_for(_cfg("bisenetv2", aux_weights=(1.0, 0.5, 0.2)), 4)
+    with pytest.raises(PresetError, match=">= 0"):
+        aux_weights_for(_cfg("bisenetv1", aux_weights=(1.0, -0.5)), 2)
+
+
+@pytest.mark.parametrize("name", ["unet", "deeplabv3plus", "fpn"])
+def test_scse_and_separable_options(name: str) -> None:
+    plain = build_model(_cfg(name), NUM_CLASSES)
+    fancy = build_model(_cfg(name, attention="scse", separable=True), NUM_CLASSES)
+    assert not any(isinstance(m, (SCSE, SeparableConvBNReLU)) for m in plain.modules())
+    assert any(isinstance(m, SCSE) for m in fancy.modules())
+    assert any(isinstance(m, SeparableConvBNReLU) for m in fancy.modules())
+    n_plain = sum(p.numel() for p in plain.parameters())
+    n_sep = sum(p.numel() for p in build_model(_cfg(name, separable=True), NUM_CLASSES).parameters())
+    assert n_sep < n_plain
+    fancy.eval()
+    with torch.no_grad():
+        assert fancy(_image(72, 88, n=1)).shape == (1, NUM_CLASSES, 72, 88)
+
+
+def test_dropout_option_reaches_the_classifier() -> None:
+    model = build_model(_cfg("fcn", dropout=0.3), NUM_CLASSES)
+    assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout2d)] == [0.3]
+    model = build_model(_cfg("fcn", dropout=0.0), NUM_CLASSES)
+    assert not any(isinstance(m, torch.nn.Dropout2d) for m in model.modules())
+
+
+@pytest.mark.parametrize(
+    ("name", "stride", "expected"),
+    [("deeplabv3", 0, 16), ("deeplabv3", 8, 8), ("deeplabv3plus", 16, 16), ("pspnet", 0, 8), ("fcn", 0, 32)],
+)
+def test_output_stride(name: str, stride: int, expected: int) -> None:
+    model = build_model(_cfg(name, output_stride=stride), NUM_CLASSES)
+    assert model.net.encoder.reductions[-1] == expected
+    feats = model.net.encoder(_image(64, 64, n=1))
+    assert feats[-1].shape[-1] == 64 // expected
+
+
+def test_backbone_without_output_stride_is_a_clear_error_or_falls_back_by_default() -> None:
+    with pytest.raises(PresetError, match="output_stride = 8.*pvt_v2_b0"):
+        build_model(ModelConfig(name="deeplabv3plus", backbone="pvt_v2_b0", output_stride=8), NUM_CLASSES)
+    # The model's own default (16) falls back to the backbone's native stride.
+    model = build_model(ModelConfig(name="deeplabv3plus", backbone="pvt_v2_b0", decoder_channels=32), NUM_CLASSES)
+    assert model.net.encoder.reductions[-1] == 32
+
+
+def test_segformer_b0_layout_on_pvt_v2_b0() -> None:
+    model = build_model(ModelConfig(name="segformer", backbone="pvt_v2_b0", decoder_channels=256), 19).eval()
+    assert model.net.encoder.reductions == [4, 8, 16, 32]
+    n_params = sum(p.numel() for p in model.parameters()) / 1e6
+    assert 3.5 < n_params < 4.0  # SegFormer-B0 is about 3.7 M parameters
+    with torch.no_grad():
+        assert model(_image(72, 88, n=1)).shape == (1, 19, 72, 88)
+
+
+def test_unknown_backbone_is_a_preset_error() -> None:
+    with pytest.raises(PresetError, match="resnet18x.*did you mean"):
+        build_model(replace(_cfg("unet"), backbone="resnet18x"), NUM_CLASSES)
+
+
+def test_patch_backbone_names_the_padded_size() -> None:
+    model = build_model(ModelConfig(name="fcn", backbone="test_vit", decoder_channels=16), NUM_CLASSES).eval()
+    with torch.no_grad(), pytest.raises(UserError, match="divisible by 16.*80x96"):
+        model(_image(72, 88, n=1))
+
+
+def test_summary_counts_match_a_cpu_run() -> None:
+    row = model_summary("ddrnet23_slim", (64, 96), num_classes=5)
+    assert row["backbone"] == "own" and row["error"] is None
+    net = MODELS.get("ddrnet23_slim")(ModelConfig(name="ddrnet23_slim"), 5).eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        net(torch.zeros(1, 3, 64, 96))
+    assert row["gflops"] == round(counter.get_total_flops() / 1e9, 2) and row["gflops"] > 0
+    assert row["params_m"] == round(sum(p.numel() for p in net.parameters()) / 1e6, 3)
+    assert model_summary("enet", (60, 60))["error"].startswith("model 'enet' needs")
+
+
+@pytest.mark.slow
+def test_seg_models_cli_json(capsys: pytest.CaptureFixture[str]) -> None:
+    from segcli.cli.app import run
+
+    assert run(["models", "--size", "64x96", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["size"] == [64, 96]
+    assert [m["name"] for m in data["models"]] == MODELS.names()
+    assert all(m["gflops"] > 0 and m["params_m"] > 0 for m in data["models"])
+
+
+def test_seg_models_cli_bad_size(capsys: pytest.CaptureFixture[str]) -> None:
+    from segcli.cli.app import run
+
+    assert run(["models", "--size", "64by96"]) == 2
+    assert "HEIGHTxWIDTH" in capsys.readouterr().err
