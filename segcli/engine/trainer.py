@@ -48,6 +48,7 @@ from segcli.errors import PresetError, TrainingError, UserError
 from segcli.io_utils import atomic_write_text, next_numbered_dir
 from segcli.losses import build_loss, resolve_class_weights
 from segcli.models import build_model
+from segcli.models.heads import aux_weights_for
 
 METRIC_KEYS = ("mIoU", "pixel_accuracy", "mean_accuracy", "fwIoU", "mean_dice")
 CSV_FIELDS = ("epoch", "iterations", "train_loss", "lr", "seconds", *METRIC_KEYS, "ema_mIoU")
@@ -64,12 +65,6 @@ def parse_duration(text: str) -> float:
     if seconds <= 0:
         raise PresetError(f"train.time_budget = {text!r} must be positive")
     return seconds
-
-
-def aux_weights(p: Preset, n: int) -> list[float]:
-    """Loss weights of a model's n auxiliary outputs (model.aux_weights, padded with its last value)."""
-    weights = list(getattr(p.model, "aux_weights", ())) or [0.4]
-    return (weights + [weights[-1]] * n)[:n]
 
 
 def _all_agree(flag: bool, dist: ddp.DistInfo) -> bool:
@@ -307,7 +302,7 @@ def train(
             return criterion(out, masks)
         loss = criterion(out["out"], masks)
         aux = out.get("aux", [])
-        for w, logits in zip(aux_weights(p, len(aux)), aux):
+        for w, logits in zip(aux_weights_for(p.model, len(aux)), aux):
             loss = loss + w * criterion(logits, masks)
         return loss
 
