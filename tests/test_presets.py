@@ -18,7 +18,6 @@ def weights_file(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return out
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("path", list_presets(), ids=lambda p: p.stem)
 def test_preset_trains_two_iterations(path: Path, shapes_root: Path, tmp_path: Path, weights_file: Path) -> None:
     preset = load_preset(path).preset
@@ -30,6 +29,8 @@ def test_preset_trains_two_iterations(path: Path, shapes_root: Path, tmp_path: P
         "train.iters=2",
         "data.batch_size=2",
         "data.num_workers=0",
+        "data.train_split=train",
+        "data.val_split=val",
         "augment.crop_size=[64,64]",
         "eval.size=[64,64]",
         "train.amp=none",
