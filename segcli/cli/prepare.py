@@ -185,12 +185,12 @@ _simple_command("loveda", "loveda:prepare_loveda", "LoveDA (Train.zip, Val.zip o
 _simple_command(
     "coco-stuff",
     "coco_stuff:prepare_coco_stuff",
-    "COCO-Stuff 164k (stuffthingmaps + COCO images) or 10k (.mat, needs segcli[mat]) → 171 classes.",
+    "COCO-Stuff 164k (stuffthingmaps + COCO images) or 10k (.mat, needs the extra segcli\\[mat]) → 171 classes.",
 )
 _simple_command(
     "voc-aug",
     "voc_aug:prepare_voc_aug",
-    "VOC 2012 + SBD benchmark.tgz → train_aug (10,582) and val (1,449); SBD .mat needs segcli[mat].",
+    "VOC 2012 + SBD benchmark.tgz → train_aug (10,582) and val (1,449); SBD .mat needs the extra segcli\\[mat].",
 )
 _simple_command("lip", "lip:prepare_lip", "Look Into Person (TrainVal images + parsing annotations) → 20 classes.")
 
