@@ -9,7 +9,8 @@ Part 2: FPN, UNet and DeepLabV3+ on a resnet18 timm encoder, one training step (
 entropy, backward, AdamW step, batch 2) against segmentation-models-pytorch's same architecture with
 the same timm encoder (``smp.X("tu-resnet18", encoder_weights=None)``). Variants: our project defaults
 (fp32, NCHW), channels_last, bf16 autocast, both. Ratios < 1 mean segcli is faster; the SMP side is
-timed fp32/NCHW (its defaults) and, for a like-for-like figure, in the same variant.
+timed fp32/NCHW (its defaults) and, for a like-for-like figure, in the same variant; the two
+sides are timed alternately so that load from other processes hits both alike.
 The CPU may be shared: run it once, briefly; figures are medians over few steps.
 """
 
@@ -74,19 +75,18 @@ def forward_latency(net: nn.Module, size: int, reps: int) -> float:
     return _median_time(step, reps)
 
 
-def train_step_time(net: nn.Module, size: int, reps: int, channels_last: bool, bf16: bool, batch: int = 2) -> float:
-    """Median seconds of one optimisation step (forward, CE (+ aux), backward, AdamW)."""
+def make_train_step(net: nn.Module, size: int, channels_last: bool, bf16: bool, batch: int = 2) -> Callable[[], None]:
+    """One optimisation step (forward, CE (+ aux), backward, AdamW) as a closure."""
     net.train()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     net = net.to(memory_format=fmt)
     opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
     x = torch.rand(batch, 3, size, size).contiguous(memory_format=fmt)
     y = torch.randint(0, NUM_CLASSES, (batch, size, size))
-    cast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)
-        with cast:
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
             out = net(x)
             if isinstance(out, dict):
                 loss = F.cross_entropy(out["out"].float(), y)
@@ -96,7 +96,19 @@ def train_step_time(net: nn.Module, size: int, reps: int, channels_last: bool, b
         loss.backward()
         opt.step()
 
-    return _median_time(step, reps)
+    return step
+
+
+def paired_times(a: Callable[[], None], b: Callable[[], None], reps: int) -> tuple[float, float]:
+    """Median seconds of ``a`` and ``b`` timed alternately, so load changes on a shared CPU hit both alike."""
+    a(), b()
+    ta, tb = [], []
+    for _ in range(reps):
+        for fn, times in ((a, ta), (b, tb)):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+    return statistics.median(ta), statistics.median(tb)
 
 
 def main() -> None:
@@ -126,8 +138,11 @@ def main() -> None:
     for arch in ["fpn", "unet", "deeplabv3plus"]:
         smp_base = None
         for variant, (cl, bf16) in variants.items():
-            ours = train_step_time(_ours(arch), args.size, reps, cl, bf16)
-            theirs = train_step_time(_smp(arch), args.size, reps, cl, bf16)
+            ours, theirs = paired_times(
+                make_train_step(_ours(arch), args.size, cl, bf16),
+                make_train_step(_smp(arch), args.size, cl, bf16),
+                reps,
+            )
             smp_base = smp_base or theirs
             print(f"{arch:<15}{variant:<15}{ours:>9.2f}{theirs:>9.2f}{ours / smp_base:>12.2f}{ours / theirs:>12.2f}")
 

@@ -24,6 +24,16 @@ BACKBONE = "test_resnet"  # timm's 0.4 M-parameter ResNet: strides 2..32, dilati
 BUILTIN_AUX = {"bisenetv1": 2, "bisenetv2": 4, "ddrnet23_slim": 1}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors gain nothing from threads, and on a shared, busy CPU two OpenMP threads ran
+    this file ~10x slower (spinning at barriers) than one; restore the setting afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _cfg(name: str, **kw) -> ModelConfig:
     return ModelConfig(name=name, backbone=BACKBONE, decoder_channels=16, **kw)
 

@@ -25,11 +25,14 @@ class ConvBNReLU(nn.Sequential):
 
 
 class SeparableConvBNReLU(nn.Sequential):
-    """Depthwise k x k → BN → ReLU → pointwise 1x1 → BN → ReLU (about k*k times fewer weights)."""
+    """Depthwise k x k → pointwise 1x1 → BN → ReLU (about k*k times fewer weights).
+
+    No norm between the two convolutions (as in Xception/DeepLabV3+): one BN pass less per unit.
+    """
 
     def __init__(self, cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1) -> None:
         super().__init__(
-            ConvBNReLU(cin, cin, k, stride, dilation, groups=cin),
+            nn.Conv2d(cin, cin, k, stride, padding=dilation * (k // 2), dilation=dilation, groups=cin, bias=False),
             ConvBNReLU(cin, cout, 1),
         )
 
