@@ -29,8 +29,8 @@ def eval_cmd(
 
     if absent not in (None, "nan", "zero", "one"):
         raise UserError(f"--absent {absent!r}: choose nan, zero or one")
-    if amp not in ("none", "bf16", "fp16"):
-        raise UserError(f"--amp {amp!r}: choose none, bf16 or fp16")
+    if amp not in ("auto", "none", "bf16", "fp16"):
+        raise UserError(f"--amp {amp!r}: choose auto, none, bf16 or fp16")
     res = evaluate(
         weights,
         data,

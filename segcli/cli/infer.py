@@ -15,7 +15,7 @@ def infer_cmd(
     inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (masks/ and overlays/ inside)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    amp: str = typer.Option("none", "--amp", help="Autocast: none, bf16 or fp16 (CUDA)."),
+    amp: str = typer.Option("none", "--amp", help="Autocast: auto, none, bf16 or fp16 (CUDA)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     as_json: bool = JsonOpt,
 ) -> None:

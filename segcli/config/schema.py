@@ -157,10 +157,11 @@ class TrainConfig:
         "step lands at the budget with lr annealed, then a final validation runs; empty = off",
     )
     device: str = opt("auto", "auto, cpu, cuda or cuda:N")
-    amp: Literal["none", "bf16", "fp16"] = opt(
-        "none", "autocast precision: bf16 on CPU or CUDA, fp16 on CUDA (with a grad scaler)"
+    amp: Literal["auto", "none", "bf16", "fp16"] = opt(
+        "auto",
+        "autocast precision; auto = bf16 where the CPU or GPU supports it natively, else fp16 on CUDA, else none",
     )
-    channels_last: bool = opt(False, "use the channels_last memory format (often faster on CPU and GPU)")
+    channels_last: bool = opt(True, "use the channels_last memory format (faster convolutions on CPU and GPU)")
     seed: int = opt(0, "seed for weights, shuffling and augmentation")
     deterministic: bool = opt(False, "use deterministic algorithms (slower, bitwise repeatable)")
     grad_clip: float = opt(0.0, "clip the gradient norm to this value (0 = off)", minimum=0.0)

@@ -16,7 +16,7 @@ from segcli.data.datasets import EvalDataset, eval_collate
 from segcli.data.format import validate_dataset
 from segcli.engine.checkpoint import build_from_weights, resolve_weights
 from segcli.engine.distributed import DistInfo, all_reduce_sum
-from segcli.engine.runtime import autocast, select_device
+from segcli.engine.runtime import autocast, resolve_amp, select_device
 from segcli.errors import DataError
 from segcli.io_utils import atomic_write_text, dumps_json, next_free_path, next_numbered_dir
 from segcli.metrics import Absent, ConfusionMatrix
@@ -121,6 +121,7 @@ def evaluate(
     weights = resolve_weights(weights_or_run)
     dev = select_device(device)
     model, meta = build_from_weights(weights, dev)
+    amp = resolve_amp(amp, dev)
     preset = meta.preset
     root = Path(data_root) if data_root is not None else Path(preset.data.root)
     info = validate_dataset(root, splits=[split], sample_masks=preset.data.check_samples)

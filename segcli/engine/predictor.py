@@ -16,7 +16,7 @@ from segcli.data.io import IMAGE_EXTS, list_images, read_image, write_image, wri
 from segcli.data.transforms import resize_pair
 from segcli.engine.checkpoint import build_from_weights, resolve_weights
 from segcli.engine.evaluator import predict_logits
-from segcli.engine.runtime import select_device
+from segcli.engine.runtime import resolve_amp, select_device
 from segcli.errors import DataError, UserError
 
 
@@ -93,6 +93,7 @@ def predict(
             )
     dev = select_device(device)
     model, meta = build_from_weights(weights, dev)
+    amp = resolve_amp(amp, dev)
     palette = np.array(meta.palette, dtype=np.uint8)
     eval_size = tuple(size) if size is not None else tuple(meta.preset.eval.size)
     result = PredictResult(out, weights)

@@ -31,9 +31,27 @@ def select_device(pref: str, local_rank: int | None = None) -> torch.device:
     raise PresetError(f"train.device = {pref!r} is not one of auto, cpu, cuda, cuda:N")
 
 
-def check_amp(amp: str, device: torch.device) -> None:
+def bf16_supported(device: torch.device) -> bool:
+    """Native bf16 matrix support: AVX512-BF16/AMX on CPU (via oneDNN), Ampere or newer on CUDA."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``auto`` → bf16 where native, else fp16 on CUDA, else none; fp16 off CUDA is an error."""
+    if amp == "auto":
+        if bf16_supported(device):
+            return "bf16"
+        return "fp16" if device.type == "cuda" else "none"
     if amp == "fp16" and device.type != "cuda":
-        raise PresetError("train.amp = 'fp16' needs CUDA; on CPU use train.amp=bf16 (or none)")
+        raise PresetError("train.amp = 'fp16' needs CUDA; on CPU use train.amp=bf16 (or auto, or none)")
+    return amp
 
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:

@@ -38,8 +38,8 @@ from segcli.engine.evaluator import confusion_over_loader
 from segcli.engine.optim import build_optimizer, lr_factor, set_lr
 from segcli.engine.runtime import (
     autocast,
-    check_amp,
     grad_scaler,
+    resolve_amp,
     select_device,
     set_deterministic,
     set_threads,
@@ -196,7 +196,7 @@ def train(
     _validate_preset(p)
     dist = ddp.init_distributed(p.train.device)
     device = select_device(p.train.device, dist.local_rank if dist.enabled else None)
-    check_amp(p.train.amp, device)
+    amp = resolve_amp(p.train.amp, device)
     set_threads(p.train.threads)
     set_deterministic(p.train.deterministic)
 
@@ -213,7 +213,8 @@ def train(
         run_dir = Path(ddp.broadcast_object(str(run_dir) if run_dir else None, dist))
     log = _Log(run_dir / "log.txt" if dist.is_main else None)
     log(
-        f"{'resume' if resume else 'start'}: device={device} world_size={dist.world_size} argv={' '.join(sys.argv[1:])}"
+        f"{'resume' if resume else 'start'}: device={device} amp={amp} channels_last={p.train.channels_last} "
+        f"world_size={dist.world_size} argv={' '.join(sys.argv[1:])}"
     )
 
     _seed_everything(p.train.seed)
@@ -259,7 +260,7 @@ def train(
         epochs, total_steps = p.train.epochs, steps_per_epoch * p.train.epochs
 
     optimizer = build_optimizer(model, p.optim)
-    scaler = grad_scaler(device, p.train.amp)
+    scaler = grad_scaler(device, amp)
     ema = ModelEMA(model, p.train.ema) if p.train.ema > 0 else None
 
     first_epoch, step, elapsed_before, best_value, best_row, stale = 0, 0, 0.0, -math.inf, {}, 0
@@ -326,7 +327,7 @@ def train(
             masks = masks.to(device, non_blocking=True)
             if p.train.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            with autocast(device, p.train.amp):
+            with autocast(device, amp):
                 loss = compute_loss(net(images), masks)
             if not torch.isfinite(loss):
                 raise TrainingError(
@@ -365,7 +366,7 @@ def train(
         }
         if (epoch + 1) % p.train.val_every == 0 or finished:
             t_val = time.perf_counter()
-            args = (val_loader, info.num_classes, info.ignore_index, device, p.train.amp, p.train.channels_last, dist)
+            args = (val_loader, info.num_classes, info.ignore_index, device, amp, p.train.channels_last, dist)
             metrics = confusion_over_loader(model, *args).compute(p.eval.absent, info.classes)
             row.update({k: metrics[k] for k in METRIC_KEYS})
             if ema is not None:
