@@ -219,6 +219,10 @@ def train(
 
     _seed_everything(p.train.seed)
     model = build_model(p.model, info.num_classes).to(device)
+    for module in model.modules():
+        if getattr(module, "load_report", ""):
+            rep.message(module.load_report)
+            log(module.load_report)
     if p.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     # a relative class-weights path is relative to the working directory, like data.root

@@ -98,8 +98,13 @@ class TimmEncoder(nn.Module):
             if use_hub:
                 raise self._offline_error(name, e) from None
             raise
+        self.load_report = ""  # what loading pretrained_file did, for the run log
         if pretrained_file:
-            self.load_pretrained_file(pretrained_file)
+            report = self.load_pretrained_file(pretrained_file)
+            ignored = report["unexpected"]
+            self.load_report = f"loaded {report['loaded']} backbone tensors from {pretrained_file}" + (
+                f"; ignored {len(ignored)} keys not in the encoder: {', '.join(ignored[:6])}" if ignored else ""
+            )
         self.name = name
         self.channels: list[int] = list(self.body.feature_info.channels())
         self.reductions: list[int] = list(self.body.feature_info.reduction())
@@ -140,7 +145,7 @@ class TimmEncoder(nn.Module):
             "(or a .pth file, or a timm/Hugging Face model folder), or set model.pretrained=false"
         )
 
-    def load_pretrained_file(self, path: str | os.PathLike) -> dict[str, list[str]]:
+    def load_pretrained_file(self, path: str | os.PathLike) -> dict:
         """Load backbone weights; keys must cover the encoder (a classifier head is ignored)."""
         sd = load_state_file(path)
         own = self.body.state_dict()
@@ -159,7 +164,7 @@ class TimmEncoder(nn.Module):
                 f"{path}: shape mismatch for {k}: file {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
             )
         self.body.load_state_dict({k: sd[k] for k in own}, strict=True)
-        return {"missing": missing, "unexpected": unexpected}
+        return {"loaded": len(own), "missing": missing, "unexpected": unexpected}
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         try:
