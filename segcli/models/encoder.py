@@ -6,9 +6,13 @@ one decoder works on every backbone that supports ``features_only``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import socket
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
 import timm
 import torch
@@ -61,6 +65,32 @@ def _clean_keys(sd: dict[str, torch.Tensor], wanted: set[str]) -> dict[str, torc
     return out
 
 
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub (or HF_ENDPOINT) answers a TCP connect within ``timeout`` seconds."""
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _offline_if_unreachable(active: bool) -> Iterator[None]:
+    """Use the local hub cache only when the hub cannot be reached, instead of a minute of retries."""
+    if not active or _hub_reachable():
+        yield
+        return
+    import huggingface_hub.constants as hub
+
+    before = hub.HF_HUB_OFFLINE
+    hub.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = before
+
+
 class TimmEncoder(nn.Module):
     """Wraps ``timm.create_model(name, features_only=True)``; forward returns a list of maps."""
 
@@ -81,7 +111,8 @@ class TimmEncoder(nn.Module):
             kwargs["output_stride"] = output_stride
         use_hub = pretrained and not pretrained_file
         try:
-            self.body = timm.create_model(name, pretrained=use_hub, **kwargs)
+            with _offline_if_unreachable(use_hub):
+                self.body = timm.create_model(name, pretrained=use_hub, **kwargs)
         except Exception as e:  # noqa: BLE001 - timm and hub clients raise many error types
             msg = str(e)
             if "Unknown model" in msg:
