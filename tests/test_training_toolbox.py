@@ -114,6 +114,6 @@ def test_time_budget_ends_annealed_with_validation(tiny_overrides: list[str]) ->
     r = rows(res.run_dir)
     assert r and r[-1]["mIoU"] != ""
     assert float(r[-1]["lr"]) < 0.2 * 0.002  # annealed close to zero at the budget
-    total = sum(float(x["seconds"]) for x in r)
-    assert 3.0 < total < 12.0
+    elapsed = torch.load(res.run_dir / "state.pt", weights_only=True)["elapsed"]
+    assert 3.0 < elapsed < 8.0  # the run (training + final validation) ends near the 4 s budget
     assert not math.isnan(float(r[-1]["mIoU"]))
