@@ -8,9 +8,10 @@ GFLOPs (FlopCounterMode, batch 1) and eval-mode forward latency (median of a few
 Part 2: FPN, UNet and DeepLabV3+ on a resnet18 timm encoder, one training step (forward, cross
 entropy, backward, AdamW step, batch 2) against segmentation-models-pytorch's same architecture with
 the same timm encoder (``smp.X("tu-resnet18", encoder_weights=None)``). Variants: fp32 NCHW,
-channels_last, bf16 autocast, and both (segcli's defaults on a CPU with native bf16). Ratios < 1 mean segcli is faster; the SMP side is
-timed fp32/NCHW (its defaults) and, for a like-for-like figure, in the same variant; the two
-sides are timed alternately so that load from other processes hits both alike.
+channels_last, bf16 autocast, and both (segcli's defaults on a CPU with native bf16). Ratios < 1
+mean segcli is faster; the SMP side is timed fp32/NCHW (its defaults) and, for a like-for-like
+figure, in the same variant; the two sides are timed alternately so that load from other processes
+hits both alike.
 The CPU may be shared: run it once, briefly; figures are medians over few steps.
 """
 
