@@ -173,6 +173,7 @@ class TrainConfig:
         maximum=1.0,
     )
     patience: int = opt(0, "early stopping: stop after N validations without improvement (0 = off)", minimum=0)
+    sync_bn: bool = opt(True, "under torchrun on CUDA, synchronise BatchNorm statistics across GPUs")
     compile: bool = opt(False, "torch.compile the model (opt-in; first iterations are slow)")
     val_every: int = opt(1, "validate every N epochs (the last epoch is always validated)", minimum=1)
     monitor: str = opt("mIoU", "validation metric that picks weights/best.safetensors (higher is better)")

@@ -67,11 +67,11 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def _all_agree(flag: bool, dist: ddp.DistInfo) -> bool:
+def _all_agree(flag: bool, dist: ddp.DistInfo, device: torch.device) -> bool:
     """True on every rank when any rank says so (keeps DDP ranks stepping together)."""
     if not dist.enabled:
         return flag
-    t = torch.tensor([1.0 if flag else 0.0])
+    t = torch.tensor([1.0 if flag else 0.0], device=device)  # NCCL reduces device tensors only
     ddp.all_reduce_sum(t, dist)
     return bool(t.item() > 0)
 
@@ -223,6 +223,8 @@ def train(
         if getattr(module, "load_report", ""):
             rep.message(module.load_report)
             log(module.load_report)
+    if dist.enabled and device.type == "cuda" and p.train.sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if p.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     # a relative class-weights path is relative to the working directory, like data.root
@@ -356,7 +358,7 @@ def train(
             if total_steps is not None and step >= total_steps:
                 finished = True
                 break
-            if budget is not None and _all_agree(progress() >= 1.0, dist):
+            if budget is not None and _all_agree(progress() >= 1.0, dist, device):
                 finished = True
                 break
         if epoch + 1 >= epochs:
