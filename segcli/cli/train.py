@@ -115,7 +115,9 @@ def train_cmd(
             rows,
         )
     )
-    out.print(f"trained {result.epochs} epochs in {result.seconds:.0f}s; run directory: [bold]{result.run_dir}[/]")
+    iters = result.last.get("iterations", 0)
+    out.print(f"trained {result.epochs} epoch(s), {iters} iterations, in {result.seconds:.0f}s")
+    out.print(f"run directory: [bold]{result.run_dir}[/]")
 
 
 def register(app: typer.Typer) -> None:

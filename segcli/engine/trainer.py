@@ -425,5 +425,9 @@ def train(
 
     ddp.cleanup(dist)
     return TrainResult(
-        run_dir, p.train.epochs, best=best_row, last=dict(last_row), seconds=time.perf_counter() - t_start
+        run_dir,
+        int(last_row.get("epoch", 0)),
+        best=best_row,
+        last=dict(last_row),
+        seconds=time.perf_counter() - t_start,
     )
