@@ -103,7 +103,10 @@ def read_dataset_info(root: str | os.PathLike) -> DatasetInfo:
     root = Path(root)
     path = root / DATASET_FILE
     if not root.is_dir():
-        raise DataError(f"{root}: dataset folder not found (create one with `seg prepare shapes --out {root}`)")
+        raise DataError(
+            f"{root}: dataset folder not found; convert your download with `seg prepare <dataset> SRC --out {root}` "
+            "(`seg prepare --help` lists them) or point data.root / --data at an existing one"
+        )
     if not path.is_file():
         raise DataError(f"{path}: missing; {root} is not a segcli dataset (convert it with `seg prepare ...`)")
     raw = load_toml(path, error=DataError)
