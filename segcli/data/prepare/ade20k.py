@@ -30,6 +30,7 @@ from segcli.data.prepare.common import (
     decode_ids,
     lut_map,
     open_sources,
+    paired_samples,
     require,
     run_conversion,
 )
@@ -115,10 +116,7 @@ def prepare_ade20k(
     images = {(_split(m.group(1), m.group(2)), m.group(2)): mem for m, mem in srcs.find(_IMG_RX)}
     anns = {(_split(m.group(1), m.group(2)), m.group(2)): mem for m, mem in srcs.find(_ANN_RX)}
     require(anns, "annotations/{training,validation}/*.png", srcs, EXPECTED)
-    missing = sorted(k for k in anns if k not in images)
-    if missing:
-        require([], f"images/.../{missing[0][1]}.jpg (image of {len(missing)} annotation(s))", srcs, EXPECTED)
-    samples = [Sample(split, stem, images[(split, stem)], mem) for (split, stem), mem in sorted(anns.items())]
+    samples = paired_samples(anns, images, lambda k: f"images/.../{k[1]}.jpg", srcs, EXPECTED)
     info = make_info(
         "ade20k",
         classes,

@@ -31,6 +31,7 @@ from segcli.data.prepare.common import (
     decode_rgb,
     lut_map,
     open_sources,
+    paired_samples,
     require,
     run_conversion,
 )
@@ -161,10 +162,7 @@ def prepare_camvid(
     settings: dict[str, Any]
     if seg_anns:
         images = {(m.group(1), m.group(2)): mem for m, mem in srcs.find(_SEG_IMG)}
-        missing = sorted(k for k in seg_anns if k not in images)
-        if missing:
-            require([], f"{missing[0][0]}/{missing[0][1]}.png ({len(missing)} missing)", srcs, EXPECTED)
-        samples = [Sample(sp, stem, images[(sp, stem)], mem) for (sp, stem), mem in sorted(seg_anns.items())]
+        samples = paired_samples(seg_anns, images, lambda k: f"{k[0]}/{k[1]}.png", srcs, EXPECTED)
         params: dict[str, Any] = {"layout": "segnet"}
         settings = {"layout": "segnet"}
         label_map = "SegNet ids 0-10 kept, 11 (unlabelled) -> 255"

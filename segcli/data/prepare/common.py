@@ -381,6 +381,32 @@ class Sample:
     extra: Any = None
 
 
+def paired_samples(
+    anns: dict[tuple[str, str], Any],
+    images: dict[tuple[str, str], Any],
+    image_hint: Callable[[tuple[str, str]], str],
+    srcs: Sources,
+    expected: str,
+) -> list[Sample]:
+    """One Sample per (split, stem) label, sorted; a label without its image is a DataError naming it."""
+    missing = sorted(k for k in anns if k not in images)
+    if missing:
+        require([], f"{image_hint(missing[0])} ({len(missing)} missing)", srcs, expected)
+    return [Sample(split, stem, images[(split, stem)], mem) for (split, stem), mem in sorted(anns.items())]
+
+
+def decode_checked_ids(srcs: Sources, s: Sample, num_classes: int, dataset: str, ignore: int = 255) -> np.ndarray:
+    """A label already stored as ids: values outside [0, num_classes) and ``ignore`` are a DataError."""
+    where = srcs.describe(s.label)
+    ids = decode_ids(srcs.read(s.label), where)
+    bad = np.unique(ids[(ids >= num_classes) & (ids != ignore)])
+    if bad.size:
+        raise DataError(
+            f"{where}: values {bad[:8].tolist()} are not {dataset} class ids 0..{num_classes - 1} nor {ignore}"
+        )
+    return ids.astype(np.uint8)
+
+
 MaskFn = Callable[[Sources, Sample, Any], np.ndarray]
 ImageFn = Callable[[Sources, Sample, Any], "np.ndarray | None"]
 

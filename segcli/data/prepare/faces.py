@@ -27,6 +27,7 @@ from segcli.data.prepare.common import (
     Sample,
     Sources,
     assign_splits,
+    decode_checked_ids,
     decode_ids,
     decode_rgb,
     open_sources,
@@ -88,12 +89,7 @@ _CA_PART = re.compile(r"(?:^|/)CelebAMask-HQ-mask-anno/\d+/(\d+)_([a-z_]+)\.png$
 
 
 def facesynthetics_mask(srcs: Sources, s: Sample, _params: Any) -> np.ndarray:
-    where = srcs.describe(s.label)
-    ids = decode_ids(srcs.read(s.label), where)
-    bad = np.unique(ids[(ids >= len(FS_CLASSES)) & (ids != 255)])
-    if bad.size:
-        raise DataError(f"{where}: values {bad[:8].tolist()} are not FaceSynthetics ids 0..18")
-    return ids.astype(np.uint8)
+    return decode_checked_ids(srcs, s, len(FS_CLASSES), "FaceSynthetics")
 
 
 def prepare_facesynthetics(

@@ -20,12 +20,12 @@ from segcli.data.prepare.common import (
     PrepareResult,
     Sample,
     Sources,
-    decode_ids,
+    decode_checked_ids,
     open_sources,
+    paired_samples,
     require,
     run_conversion,
 )
-from segcli.errors import DataError
 
 EXPECTED = (
     "TrainVal_images.zip and TrainVal_parsing_annotations.zip from https://sysu-hcp.net/lip/ "
@@ -60,12 +60,7 @@ _ANN = re.compile(r"(?:^|/)(train|val)_segmentations/([^/]+)\.png$")
 
 def lip_mask(srcs: Sources, s: Sample, _params: Any) -> np.ndarray:
     """Ids are stored as they are (0-19, 255 ignore); other values are an error."""
-    where = srcs.describe(s.label)
-    ids = decode_ids(srcs.read(s.label), where)
-    bad = np.unique(ids[(ids >= len(CLASSES)) & (ids != 255)])
-    if bad.size:
-        raise DataError(f"{where}: values {bad[:8].tolist()} are not LIP class ids 0..19")
-    return ids.astype(np.uint8)
+    return decode_checked_ids(srcs, s, len(CLASSES), "LIP")
 
 
 def prepare_lip(
@@ -82,10 +77,7 @@ def prepare_lip(
     images = {(m.group(1), m.group(2)): mem for m, mem in srcs.find(_IMG)}
     anns = {(m.group(1), m.group(2)): mem for m, mem in srcs.find(_ANN)}
     require(anns, "{train,val}_segmentations/*.png labels", srcs, EXPECTED)
-    missing = sorted(k for k in anns if k not in images)
-    if missing:
-        require([], f"{missing[0][0]}_images/{missing[0][1]}.jpg ({len(missing)} missing)", srcs, EXPECTED)
-    samples = [Sample(split, stem, images[(split, stem)], mem) for (split, stem), mem in sorted(anns.items())]
+    samples = paired_samples(anns, images, lambda k: f"{k[0]}_images/{k[1]}.jpg", srcs, EXPECTED)
     info = make_info(
         "lip", CLASSES, None, 255, source="Look Into Person (https://sysu-hcp.net/lip/)", label_map="none (grey ids)"
     )

@@ -26,6 +26,7 @@ from segcli.data.prepare.common import (
     decode_ids,
     lut_map,
     open_sources,
+    paired_samples,
     require,
     run_conversion,
 )
@@ -64,10 +65,7 @@ def prepare_loveda(
     images = {_key(m): mem for rx in (_PUB_IMG, _MM_IMG) for m, mem in srcs.find(rx)}
     anns = {_key(m): mem for rx in (_PUB_ANN, _MM_ANN) for m, mem in srcs.find(rx)}
     require(anns, "Train|Val/{Urban,Rural}/masks_png/*.png labels", srcs, EXPECTED)
-    missing = sorted(k for k in anns if k not in images)
-    if missing:
-        require([], f"image {missing[0][1]}.png of split {missing[0][0]} ({len(missing)} missing)", srcs, EXPECTED)
-    samples = [Sample(split, stem, images[(split, stem)], mem) for (split, stem), mem in sorted(anns.items())]
+    samples = paired_samples(anns, images, lambda k: f"image {k[1]}.png of split {k[0]}", srcs, EXPECTED)
     info = make_info(
         "loveda",
         CLASSES,

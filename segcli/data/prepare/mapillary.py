@@ -31,6 +31,7 @@ from segcli.data.prepare.common import (
     decode_rgb,
     is_palette_png,
     open_sources,
+    paired_samples,
     require,
     run_conversion,
 )
@@ -112,10 +113,7 @@ def prepare_mapillary(
     images = {(split(m), m.group(2)): mem for m, mem in srcs.find(img_rx)}
     anns = {(split(m), m.group(2)): mem for m, mem in srcs.find(ann_rx)}
     require(anns, f"v{version}/labels/*.png labels", srcs, exp)
-    missing = sorted(k for k in anns if k not in images)
-    if missing:
-        require([], f"images/{missing[0][1]}.jpg ({len(missing)} missing)", srcs, exp)
-    samples = [Sample(sp, stem, images[(sp, stem)], mem) for (sp, stem), mem in sorted(anns.items())]
+    samples = paired_samples(anns, images, lambda k: f"images/{k[1]}.jpg", srcs, exp)
     params = {"lut": lut, "colors": [tuple(int(c) for c in lab["color"]) for lab in labels]}
     info = make_info(
         "mapillary",

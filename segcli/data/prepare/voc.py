@@ -21,7 +21,7 @@ from segcli.data.prepare.common import (
     PrepareResult,
     Sample,
     Sources,
-    decode_ids,
+    decode_checked_ids,
     open_sources,
     require,
     run_conversion,
@@ -64,12 +64,7 @@ LIST_RX = re.compile(r"(?:^|/)ImageSets/Segmentation/(train|val)\.txt$")
 
 def voc_mask(srcs: Sources, s: Sample, _params: Any) -> np.ndarray:
     """Palette index = class id; 255 (borders) stays ignore; anything else is an error."""
-    where = srcs.describe(s.label)
-    ids = decode_ids(srcs.read(s.label), where)
-    bad = np.unique(ids[(ids >= len(CLASSES)) & (ids != IGNORE)])
-    if bad.size:
-        raise DataError(f"{where}: values {bad[:8].tolist()} are not VOC class ids 0..20 nor 255")
-    return ids.astype(np.uint8)
+    return decode_checked_ids(srcs, s, len(CLASSES), "VOC", IGNORE)
 
 
 def read_id_list(srcs: Sources, hits: list, split: str) -> list[str]:
