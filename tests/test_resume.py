@@ -14,16 +14,17 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from segcli.engine.trainer import SilentReporter, train
+from segcli.engine.callbacks import Callback
+from segcli.engine.trainer import train
 
 
-class StopAt(SilentReporter):
+class StopAt(Callback):
     """Raises inside the loop at (epoch, iteration), like a kill mid-epoch."""
 
     def __init__(self, epoch: int, it: int) -> None:
         self.at = (epoch, it)
 
-    def iteration(self, epoch: int, it: int, loss: float, lr: float, images_per_s: float) -> None:
+    def on_iter_end(self, epoch: int, it: int, loss: float, lr: float, images_per_s: float) -> None:
         if (epoch, it) == self.at:
             raise KeyboardInterrupt
 
@@ -37,7 +38,7 @@ def test_resume_is_bitwise_identical(tiny_overrides: list[str]) -> None:
     over = [*tiny_overrides, "train.epochs=3", "train.deterministic=true", "data.num_workers=0"]
     full = train("quickstart", over)
     with pytest.raises(KeyboardInterrupt):
-        train("quickstart", over, reporter=StopAt(epoch=1, it=1))
+        train("quickstart", over, callbacks=[StopAt(epoch=1, it=1)])
     stopped = full.run_dir.parent / "2"
     assert epochs_in(stopped) == [1]
     resumed = train(resume=stopped)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from enum import Enum
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from segcli.io_utils import dumps_json
 
@@ -21,6 +23,58 @@ class _State:
 
 
 state = _State()
+
+
+def _hide_flag_metavars(command: Any, ctx: Any) -> None:
+    """On/off flags take no value: show no ``<bool>`` placeholder after them in the help."""
+    for param in command.get_params(ctx):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
+class SegGroup(TyperGroup):
+    """A command group that lists its commands in ``order`` (then the rest as added), flags without
+    a value placeholder. Used for `seg` and its sub-groups (`seg prepare`, `seg presets`)."""
+
+    order: tuple[str, ...] = ()
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        rank = {name: i for i, name in enumerate(self.order)}
+        return sorted(self.commands, key=lambda n: rank.get(n, len(rank)))
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""
+        return params
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _hide_flag_metavars(command, ctx)
+        return command
+
+
+class Amp(str, Enum):
+    """Autocast precision choices of eval/infer (``auto`` = bf16 where native, else fp16 on CUDA, else none)."""
+
+    auto = "auto"
+    none = "none"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class Absent(str, Enum):
+    """IoU of a class absent from both ground truth and prediction."""
+
+    nan = "nan"
+    zero = "zero"
+    one = "one"
+
+
+DeviceOpt = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
+AmpOpt = typer.Option(Amp.none, "--amp", help="Autocast: auto (bf16 where native), none, bf16, or fp16 (CUDA only).")
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout instead of tables.")
 

@@ -1,7 +1,8 @@
 """The root `seg` command: --version, -v/--verbose, and one red line per user error.
 
 Each command lives in its own module with a ``register(app)`` function; adding a command is
-one new module plus one entry in ``COMMAND_MODULES``.
+one new module plus one entry in ``COMMAND_MODULES``, whose order is the order `seg --help`
+lists them: the workflow first (prepare → check → ... → infer), then the helpers.
 """
 
 from __future__ import annotations
@@ -10,18 +11,23 @@ import importlib
 import sys
 import traceback
 
-import click
 import typer
 from rich.markup import escape
 
 from segcli import __version__
-from segcli.cli._common import err, state
+from segcli.cli._common import SegGroup, err, state
 from segcli.errors import SegError
 
-COMMAND_MODULES = ["prepare", "train", "evaluate", "infer", "presets", "models", "check", "class_weights", "crop"]
+COMMAND_MODULES = ["prepare", "check", "class_weights", "crop", "train", "evaluate", "infer", "presets", "models"]
+
+
+class RootGroup(SegGroup):
+    order = ("prepare", "check", "class-weights", "crop-by-mask", "train", "eval", "infer", "presets", "models")
+
 
 app = typer.Typer(
     name="seg",
+    cls=RootGroup,
     help="segcli: semantic segmentation from one command (prepare, train, eval, infer).",
     no_args_is_help=True,
     add_completion=False,
@@ -50,6 +56,40 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"segcli.cli.{_name}").register(app)
 
 
+def _click_error_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(usage-error types, abort types) of the click that typer runs on.
+
+    typer >= 0.29 bundles its own click, whose exceptions derive from ``typer.TyperException``;
+    older typer uses the click package. Both are caught, so an upgrade cannot turn a usage error
+    into an "unexpected error" again.
+    """
+    usage: list[type] = [t for t in (getattr(typer, "TyperException", None),) if t is not None]
+    aborts: list[type] = [typer.Abort]
+    try:
+        import click
+
+        usage.append(click.ClickException)
+        aborts.append(click.exceptions.Abort)
+    except ImportError:  # pragma: no cover - typer without the click package
+        pass
+    return tuple(usage), tuple(aborts)
+
+
+_USAGE_ERRORS, _ABORTS = _click_error_types()
+
+
+def _show_usage_error(e: Exception) -> int:
+    """One red line with the hint where to look; a bare group or command shows its help."""
+    if type(e).__name__ == "NoArgsIsHelpError":
+        e.show()  # the help text, as `seg prepare` with nothing after it asks for
+        return 2
+    ctx = getattr(e, "ctx", None)
+    where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    message = e.format_message() if hasattr(e, "format_message") else str(e)
+    err.print(f"[bold red]error:[/] {escape(message)}{escape(where)}")
+    return int(getattr(e, "exit_code", 2) or 2)
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run `seg` with ``argv`` and return the exit code (errors become one red line)."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -62,12 +102,11 @@ def run(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         err.print(f"[bold red]error:[/] {escape(str(e))}")
         return e.exit_code
-    except click.exceptions.Abort:
+    except _ABORTS:
         err.print("[red]aborted[/]")
         return 130
-    except click.ClickException as e:
-        e.show()
-        return 2
+    except _USAGE_ERRORS as e:
+        return _show_usage_error(e)
     except KeyboardInterrupt:
         err.print("[red]interrupted[/]")
         return 130

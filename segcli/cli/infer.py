@@ -7,15 +7,15 @@ from pathlib import Path
 import typer
 from rich.progress import Progress
 
-from segcli.cli._common import JsonOpt, err, out, print_json
+from segcli.cli._common import Amp, AmpOpt, DeviceOpt, JsonOpt, err, out, print_json
 
 
 def infer_cmd(
     weights: Path = typer.Argument(..., help="Weights (.safetensors) or a run directory."),
     inputs: list[str] = typer.Argument(..., help="Image files, folders or glob patterns."),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (masks/ and overlays/ inside)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    amp: str = typer.Option("none", "--amp", help="Autocast: auto, none, bf16 or fp16 (CUDA)."),
+    device: str = DeviceOpt,
+    amp: Amp = AmpOpt,
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -28,7 +28,7 @@ def infer_cmd(
         def step(i: int, n: int, src: Path) -> None:
             progress.update(task, total=n, completed=i + 1, description=f"predicting {src.name}")
 
-        res = predict(weights, inputs, out_dir, device=device, amp=amp, overwrite=overwrite, on_image=step)
+        res = predict(weights, inputs, out_dir, device=device, amp=amp.value, overwrite=overwrite, on_image=step)
     if as_json:
         print_json(res.to_dict())
         return

@@ -10,9 +10,10 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from segcli.cli._common import JsonOpt, err, fmt, out, print_json, table
+from segcli.engine.callbacks import Callback, RunStart
 
 
-class RichReporter:
+class RichProgress(Callback):
     """Progress bar: epoch, iteration, loss, lr, images/s and ETA for the whole run."""
 
     def __init__(self, quiet: bool = False) -> None:
@@ -21,9 +22,10 @@ class RichReporter:
         self.task: Any = None
         self.iters = 1
 
-    def start(self, run_dir: Path, epochs: int, iters_per_epoch: int, first_epoch: int) -> None:
+    def on_train_start(self, start: RunStart) -> None:
+        epochs, iters_per_epoch, first_epoch = start.epochs, start.iters_per_epoch, start.first_epoch
         self.iters, self.epochs = iters_per_epoch, epochs
-        err.print(f"run directory: [bold]{run_dir}[/]")
+        err.print(f"run directory: [bold]{start.run.path}[/]")
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
             TextColumn("it {task.fields[it]}/{task.fields[iters]}"),
@@ -52,7 +54,7 @@ class RichReporter:
         )
         self.t0 = time.perf_counter()
 
-    def iteration(self, epoch: int, it: int, loss: float, lr: float, images_per_s: float) -> None:
+    def on_iter_end(self, epoch: int, it: int, loss: float, lr: float, images_per_s: float) -> None:
         assert self.progress is not None
         self.progress.update(
             self.task,
@@ -64,14 +66,14 @@ class RichReporter:
             ips=f"{images_per_s:.1f}",
         )
 
-    def epoch_end(self, epoch: int, row: dict[str, Any]) -> None:
+    def on_epoch_end(self, epoch: int, row: dict[str, Any], improved: bool) -> None:
         if "mIoU" in row and self.progress is not None:
             self.progress.console.print(
                 f"epoch {epoch + 1}/{self.epochs}: loss {row['train_loss']:.4f}  val mIoU {fmt(row['mIoU'])}  "
                 f"pixel acc {fmt(row['pixel_accuracy'])}  ({row['seconds']:.1f}s)"
             )
 
-    def message(self, text: str) -> None:
+    def on_message(self, text: str) -> None:
         err.print(text)
 
     def stop(self) -> None:
@@ -86,6 +88,7 @@ def train_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Train a model from a preset; prints the run directory at the end."""
+    from segcli.engine.rundir import METRIC_KEYS
     from segcli.engine.trainer import train
     from segcli.errors import UserError
 
@@ -95,19 +98,16 @@ def train_cmd(
         # `seg train --resume RUN` has no preset; anything else positional is an override.
         overrides = [preset, *(overrides or [])]
         preset = None
-    reporter = RichReporter()
+    reporter = RichProgress()
     try:
-        result = train(preset, overrides or [], resume=resume, reporter=reporter)
+        result = train(preset, overrides or [], resume=resume, callbacks=[reporter])
     finally:
         reporter.stop()
     if as_json:
         print_json(result.to_dict())
         return
     best, last = result.best, result.last
-    rows = [
-        [k, best.get(k, float("nan")), last.get(k, float("nan"))]
-        for k in ("mIoU", "pixel_accuracy", "mean_accuracy", "fwIoU", "mean_dice")
-    ]
+    rows = [[k, best.get(k, float("nan")), last.get(k, float("nan"))] for k in METRIC_KEYS]
     out.print(
         table(
             f"validation (best epoch {best.get('epoch', '-')}, last epoch {last.get('epoch', '-')})",

@@ -144,28 +144,6 @@ def build_from_weights(
     return model.to(device).eval(), meta
 
 
-def resolve_weights(path: str | os.PathLike) -> Path:
-    """WEIGHTS_OR_RUN → a .safetensors file.
-
-    A file is used as is; a run directory gives ``weights/best.safetensors`` (else last); a
-    folder of numbered runs (``runs/quickstart``) gives its latest run that has weights.
-    """
-    p = Path(path)
-    if p.is_file():
-        return p
-    if not p.exists():
-        raise CheckpointError(f"{p}: no such weights file or run directory")
-    for name in ("best.safetensors", "last.safetensors"):
-        if (p / "weights" / name).is_file():
-            return p / "weights" / name
-    runs = sorted((d for d in p.iterdir() if d.name.isdigit() and (d / "weights").is_dir()), key=lambda d: int(d.name))
-    for run in reversed(runs):
-        for name in ("best.safetensors", "last.safetensors"):
-            if (run / "weights" / name).is_file():
-                return run / "weights" / name
-    raise CheckpointError(f"{p}: no weights/best.safetensors or weights/last.safetensors in this run directory")
-
-
 def save_state(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Write the resumable training state atomically."""
     return atomic_write(path, lambda tmp: torch.save(state, tmp))

@@ -14,11 +14,12 @@ from torch.utils.data import DataLoader
 
 from segcli.data.datasets import EvalDataset, eval_collate
 from segcli.data.format import validate_dataset
-from segcli.engine.checkpoint import build_from_weights, resolve_weights
+from segcli.engine.checkpoint import build_from_weights
 from segcli.engine.distributed import DistInfo, all_reduce_sum
+from segcli.engine.rundir import RunDir, resolve_weights, run_of_weights
 from segcli.engine.runtime import autocast, resolve_amp, select_device
 from segcli.errors import DataError
-from segcli.io_utils import atomic_write_text, dumps_json, next_free_path, next_numbered_dir
+from segcli.io_utils import atomic_write_text, dumps_json, next_free_path
 from segcli.metrics import Absent, ConfusionMatrix
 
 
@@ -98,10 +99,8 @@ def _report_path(weights: Path, split: str, out: str | os.PathLike | None) -> Pa
     if out is not None:
         out = Path(out)
         return next_free_path(out / f"{split}.json" if out.suffix != ".json" else out)
-    run = weights.parent.parent
-    if weights.parent.name == "weights" and (run / "preset.toml").is_file():
-        return next_free_path(run / "eval" / f"{split}.json")
-    return next_numbered_dir(Path("runs") / "eval") / f"{split}.json"
+    run = run_of_weights(weights) or RunDir.create("runs", "eval")
+    return run.eval_report(split)
 
 
 def evaluate(
@@ -119,9 +118,9 @@ def evaluate(
     """Metrics of a checkpoint over a split; the JSON report is written next to the run."""
     t0 = time.perf_counter()
     weights = resolve_weights(weights_or_run)
-    dev = select_device(device)
+    dev = select_device(device, option="--device")
+    amp = resolve_amp(amp, dev, option="--amp")
     model, meta = build_from_weights(weights, dev)
-    amp = resolve_amp(amp, dev)
     preset = meta.preset
     root = Path(data_root) if data_root is not None else Path(preset.data.root)
     info = validate_dataset(root, splits=[split], sample_masks=preset.data.check_samples)

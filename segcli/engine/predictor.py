@@ -14,8 +14,9 @@ import numpy as np
 from segcli.data.datasets import image_to_tensor
 from segcli.data.io import IMAGE_EXTS, list_images, read_image, write_image, write_palette_mask
 from segcli.data.transforms import resize_pair
-from segcli.engine.checkpoint import build_from_weights, resolve_weights
+from segcli.engine.checkpoint import build_from_weights
 from segcli.engine.evaluator import predict_logits
+from segcli.engine.rundir import resolve_weights
 from segcli.engine.runtime import resolve_amp, select_device
 from segcli.errors import DataError, UserError
 
@@ -76,6 +77,8 @@ def predict(
 ) -> PredictResult:
     """Predict every input image; write ``masks/<stem>.png`` (palette) and ``overlays/<stem>.jpg``."""
     weights = resolve_weights(weights_or_run)
+    dev = select_device(device, option="--device")
+    amp = resolve_amp(amp, dev, option="--amp")
     paths = expand_inputs(inputs)
     out = Path(out_dir)
     stems: dict[str, int] = {}
@@ -91,9 +94,7 @@ def predict(
             raise UserError(
                 f"{clash[0]} exists ({len(clash)} output files would be replaced); pass --overwrite or another --out"
             )
-    dev = select_device(device)
     model, meta = build_from_weights(weights, dev)
-    amp = resolve_amp(amp, dev)
     palette = np.array(meta.palette, dtype=np.uint8)
     eval_size = tuple(size) if size is not None else tuple(meta.preset.eval.size)
     result = PredictResult(out, weights)

@@ -7,28 +7,43 @@ import os
 
 import torch
 
-from segcli.errors import PresetError
+from segcli.errors import UserError
+
+AMP_MODES = ("auto", "none", "bf16", "fp16")
 
 
-def select_device(pref: str, local_rank: int | None = None) -> torch.device:
-    """``auto`` → CUDA when available (this process's GPU under torchrun), else CPU."""
+def select_device(pref: str, local_rank: int | None = None, option: str = "train.device") -> torch.device:
+    """``auto`` → CUDA when available (this process's GPU under torchrun), else CPU.
+
+    ``option`` is how the user set it (``train.device`` in a preset, ``--device`` on eval/infer),
+    so errors name what to change.
+    """
     pref = pref.strip().lower()
     if pref == "auto":
         pref = "cuda" if torch.cuda.is_available() else "cpu"
     if pref.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise PresetError(f"train.device = {pref!r} but CUDA is not available here; use train.device=cpu")
+            raise UserError(f"{_said(option, pref)} but CUDA is not available here; use {_set(option, 'cpu')}")
         if pref == "cuda" and local_rank is not None:
             pref = f"cuda:{local_rank}"
         dev = torch.device(pref)
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise PresetError(f"train.device = {pref!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+            raise UserError(f"{_said(option, pref)}: only {torch.cuda.device_count()} CUDA device(s) here")
         return dev
     if pref == "cpu":
         return torch.device("cpu")
     if pref == "mps" and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
-    raise PresetError(f"train.device = {pref!r} is not one of auto, cpu, cuda, cuda:N")
+    raise UserError(f"{_said(option, pref)} is not one of auto, cpu, cuda, cuda:N")
+
+
+def _said(option: str, value: str) -> str:
+    """``train.device = 'x'`` for a preset key, ``--device x`` for a CLI option."""
+    return f"{option} {value}" if option.startswith("--") else f"{option} = {value!r}"
+
+
+def _set(option: str, value: str) -> str:
+    return f"{option} {value}" if option.startswith("--") else f"{option}={value}"
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -43,14 +58,19 @@ def bf16_supported(device: torch.device) -> bool:
     return False
 
 
-def resolve_amp(amp: str, device: torch.device) -> str:
-    """``auto`` → bf16 where native, else fp16 on CUDA, else none; fp16 off CUDA is an error."""
+def resolve_amp(amp: str, device: torch.device, option: str = "train.amp") -> str:
+    """``auto`` → bf16 where native, else fp16 on CUDA, else none; fp16 off CUDA is an error.
+
+    An unknown value is an error naming ``option`` (never a silent fallback to some precision).
+    """
+    if amp not in AMP_MODES:
+        raise UserError(f"{_said(option, amp)} is not one of {', '.join(AMP_MODES)}")
     if amp == "auto":
         if bf16_supported(device):
             return "bf16"
         return "fp16" if device.type == "cuda" else "none"
     if amp == "fp16" and device.type != "cuda":
-        raise PresetError("train.amp = 'fp16' needs CUDA; on CPU use train.amp=bf16 (or auto, or none)")
+        raise UserError(f"{_said(option, 'fp16')} needs CUDA; on CPU use {_set(option, 'bf16')} (or auto, or none)")
     return amp
 
 

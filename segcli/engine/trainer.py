@@ -1,24 +1,21 @@
-"""Training: one readable loop, a run directory that never overwrites, exact resume.
+"""Training: build everything, then ``for epoch: train_one_epoch(); validate(); save()``.
 
-Run directory ``<train.out_dir>/<name>/<N>/``: ``preset.toml`` (resolved), ``metrics.csv`` (one
-row per epoch), ``weights/{last,best}.safetensors``, ``state.pt`` (everything resume needs),
-``log.txt``. State is saved at the end of every epoch; ``resume`` continues from the last
-finished epoch, and because augmentation and shuffling depend only on (seed, epoch), the
-resumed run sees exactly the batches the uninterrupted run would have.
+The run directory (:class:`~segcli.engine.rundir.RunDir`) is created only after the data, model,
+loss and optimiser are built, so a bad preset leaves nothing behind. Resume state is one
+:class:`~segcli.engine.state.TrainState`; because augmentation and shuffling depend only on
+(seed, epoch, position), a resumed run sees exactly the batches the uninterrupted run would have.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 import random
 import re
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,26 +29,21 @@ from segcli.data.format import DatasetInfo, validate_dataset
 from segcli.data.lint import quick_lint
 from segcli.data.transforms import build_train_transform
 from segcli.engine import distributed as ddp
+from segcli.engine.callbacks import Callback, CallbackList, LogFile, RunStart
 from segcli.engine.checkpoint import load_state, save_state, save_weights
 from segcli.engine.ema import ModelEMA
 from segcli.engine.evaluator import confusion_over_loader
 from segcli.engine.optim import build_optimizer, lr_factor, set_lr
-from segcli.engine.runtime import (
-    autocast,
-    grad_scaler,
-    resolve_amp,
-    select_device,
-    set_deterministic,
-    set_threads,
-)
+from segcli.engine.rundir import METRIC_KEYS, RunDir
+from segcli.engine.runtime import autocast, grad_scaler, resolve_amp, select_device, set_deterministic, set_threads
+from segcli.engine.state import TrainState
 from segcli.errors import PresetError, TrainingError, UserError
-from segcli.io_utils import atomic_write_text, next_numbered_dir
 from segcli.losses import build_loss, resolve_class_weights
 from segcli.models import build_model
 from segcli.models.heads import aux_weights_for
 
-METRIC_KEYS = ("mIoU", "pixel_accuracy", "mean_accuracy", "fwIoU", "mean_dice")
-CSV_FIELDS = ("epoch", "iterations", "train_loss", "lr", "seconds", *METRIC_KEYS, "ema_mIoU")
+__all__ = ["TrainResult", "Trainer", "train"]
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s)")
 
 
@@ -65,38 +57,6 @@ def parse_duration(text: str) -> float:
     if seconds <= 0:
         raise PresetError(f"train.time_budget = {text!r} must be positive")
     return seconds
-
-
-def _all_agree(flag: bool, dist: ddp.DistInfo, device: torch.device) -> bool:
-    """True on every rank when any rank says so (keeps DDP ranks stepping together)."""
-    if not dist.enabled:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)  # NCCL reduces device tensors only
-    ddp.all_reduce_sum(t, dist)
-    return bool(t.item() > 0)
-
-
-class Reporter(Protocol):
-    """Receives progress; the CLI shows it with rich, the Python API ignores it by default."""
-
-    def start(self, run_dir: Path, epochs: int, iters_per_epoch: int, first_epoch: int) -> None: ...
-    def iteration(self, epoch: int, it: int, loss: float, lr: float, images_per_s: float) -> None: ...
-    def epoch_end(self, epoch: int, row: dict[str, Any]) -> None: ...
-    def message(self, text: str) -> None: ...
-
-
-class SilentReporter:
-    def start(self, run_dir: Path, epochs: int, iters_per_epoch: int, first_epoch: int) -> None:
-        pass
-
-    def iteration(self, epoch: int, it: int, loss: float, lr: float, images_per_s: float) -> None:
-        pass
-
-    def epoch_end(self, epoch: int, row: dict[str, Any]) -> None:
-        pass
-
-    def message(self, text: str) -> None:
-        pass
 
 
 @dataclass
@@ -117,123 +77,54 @@ class TrainResult:
         }
 
 
-def _validate_preset(p: Preset) -> None:
-    """Cross-field checks the schema types cannot express."""
-    if len(p.augment.scale) not in (0, 2) or (
-        len(p.augment.scale) == 2 and not 0 < p.augment.scale[0] <= p.augment.scale[1]
-    ):
-        raise PresetError(f"augment.scale = {list(p.augment.scale)} must be [min, max] with 0 < min <= max")
-    if len(p.augment.crop_size) not in (0, 1, 2) or any(v < 1 for v in p.augment.crop_size):
-        raise PresetError(f"augment.crop_size = {list(p.augment.crop_size)} must be [height, width] of positive sizes")
-    if len(p.eval.size) not in (0, 2) or any(v < 1 for v in p.eval.size):
-        raise PresetError(f"eval.size = {list(p.eval.size)} must be [] or [height, width]")
-    if len(p.model.mean) != 3 or len(p.model.std) != 3 or any(s <= 0 for s in p.model.std):
-        raise PresetError("model.mean and model.std need 3 values each (std > 0)")
-    if p.train.monitor not in METRIC_KEYS:
-        raise PresetError(f"train.monitor = {p.train.monitor!r}; choose one of {', '.join(METRIC_KEYS)}")
+# ----------------------------------------------------------------------------------------- setup
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+@dataclass(frozen=True)
+class Runtime:
+    """Where this process trains: DDP rank, device, autocast precision."""
+
+    dist: ddp.DistInfo
+    device: torch.device
+    amp: str
+
+    def describe(self, p: Preset) -> str:
+        return (
+            f"device={self.device} amp={self.amp} channels_last={p.train.channels_last} "
+            f"world_size={self.dist.world_size} argv={' '.join(sys.argv[1:])}"
+        )
 
 
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    with path.open(newline="") as f:
-        return [
-            {k: (int(v) if k in ("epoch", "iterations") else float(v) if v else None) for k, v in r.items()}
-            for r in csv.DictReader(f)
-        ]
-
-
-def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    atomic_write_text(path, buf.getvalue())
-
-
-class _Log:
-    """Appends lines to run_dir/log.txt (rank 0 only)."""
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-
-    def __call__(self, text: str) -> None:
-        if self.path is not None:
-            with self.path.open("a", encoding="utf-8") as f:
-                f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
-
-
-def train(
-    preset: LoadedPreset | Preset | str | Path | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-    resume: str | Path | None = None,
-    reporter: Reporter | None = None,
-) -> TrainResult:
-    """Train from a preset (a LoadedPreset, a Preset, a path or a bundled name), or resume a run."""
-    t_start = time.perf_counter()
-    rep = reporter or SilentReporter()
-    if resume is not None:
-        run_dir = Path(resume)
-        if overrides:
-            raise UserError("--resume continues a run exactly as it was; drop the key=value overrides")
-        if not (run_dir / "preset.toml").is_file():
-            raise UserError(f"{run_dir}: not a run directory (no preset.toml); pass runs/<name>/<N>")
-        loaded = load_preset(run_dir / "preset.toml")
-    elif isinstance(preset, LoadedPreset):
-        loaded = preset
-    elif isinstance(preset, Preset):
-        loaded = LoadedPreset(preset=preset, path=None)
-    else:
-        loaded = load_preset(preset, overrides)
-    p = loaded.preset
-    _validate_preset(p)
+def setup_runtime(p: Preset) -> Runtime:
     dist = ddp.init_distributed(p.train.device)
     device = select_device(p.train.device, dist.local_rank if dist.enabled else None)
-    amp = resolve_amp(p.train.amp, device)
     set_threads(p.train.threads)
     set_deterministic(p.train.deterministic)
+    return Runtime(dist, device, resolve_amp(p.train.amp, device))
 
+
+@dataclass
+class Data:
+    """The dataset's description and the train/val loaders of this process."""
+
+    info: DatasetInfo
+    train_loader: DataLoader
+    sampler: SeededSampler
+    val_loader: DataLoader
+    warnings: list[str]
+
+
+def build_data(p: Preset, rt: Runtime) -> Data:
+    """Check the dataset (format, then the sampled lint) and build this rank's loaders."""
     splits = [p.data.train_split, p.data.val_split]
-    info: DatasetInfo = validate_dataset(p.data.root, splits=splits, sample_masks=0)
+    info = validate_dataset(p.data.root, splits=splits, sample_masks=0)
+    warnings = []
     if p.data.check_samples:  # the sampled `seg check`: palette/RGB/binary/raw-labelId masks, bad values, sizes
-        for finding in quick_lint(p.data.root, splits, sample=p.data.check_samples):
-            rep.message(f"warning: {finding.one_line()}")
-    if resume is None:
-        run_dir = None
-        if dist.is_main:
-            run_dir = next_numbered_dir(Path(p.train.out_dir) / (p.train.name or loaded.stem))
-            atomic_write_text(run_dir / "preset.toml", preset_to_toml(p, header=f"resolved preset of {run_dir}"))
-        run_dir = Path(ddp.broadcast_object(str(run_dir) if run_dir else None, dist))
-    log = _Log(run_dir / "log.txt" if dist.is_main else None)
-    log(
-        f"{'resume' if resume else 'start'}: device={device} amp={amp} channels_last={p.train.channels_last} "
-        f"world_size={dist.world_size} argv={' '.join(sys.argv[1:])}"
-    )
-
-    _seed_everything(p.train.seed)
-    model = build_model(p.model, info.num_classes).to(device)
-    for module in model.modules():
-        if getattr(module, "load_report", ""):
-            rep.message(module.load_report)
-            log(module.load_report)
-    if dist.enabled and device.type == "cuda" and p.train.sync_bn:
-        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    if p.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    # a relative class-weights path is relative to the working directory, like data.root
-    weights = resolve_class_weights(p.loss.class_weights, info.num_classes)
-    criterion = build_loss(p.loss, info.num_classes, info.ignore_index, weights).to(device)
-
+        warnings = [f"warning: {f.one_line()}" for f in quick_lint(p.data.root, splits, sample=p.data.check_samples)]
     train_ds = TrainDataset(p.data.root, p.data.train_split, build_train_transform(p.augment, info.ignore_index))
-    sampler = SeededSampler(len(train_ds), p.train.seed, shuffle=True, rank=dist.rank, world_size=dist.world_size)
-    pin = p.data.pin_memory and device.type == "cuda"
+    rank, world = rt.dist.rank, rt.dist.world_size
+    sampler = SeededSampler(len(train_ds), p.train.seed, shuffle=True, rank=rank, world_size=world)
+    pin = p.data.pin_memory and rt.device.type == "cuda"
     train_loader = DataLoader(
         train_ds,
         batch_size=p.data.batch_size,
@@ -241,193 +132,295 @@ def train(
         num_workers=p.data.num_workers,
         pin_memory=pin,
         drop_last=len(sampler) > p.data.batch_size,
-        persistent_workers=False,
     )
+    if len(train_loader) == 0:
+        raise UserError(f"{p.data.root}: training split {p.data.train_split!r} yields no batches")
     val_ds = EvalDataset(p.data.root, p.data.val_split, p.eval.size)
-    val_idx = list(range(dist.rank, len(val_ds), dist.world_size))
     val_loader = DataLoader(
-        torch.utils.data.Subset(val_ds, val_idx),
+        torch.utils.data.Subset(val_ds, list(range(rank, len(val_ds), world))),
         batch_size=p.eval.batch_size,
-        shuffle=False,
         num_workers=p.data.num_workers,
         collate_fn=eval_collate,
         pin_memory=pin,
     )
-    steps_per_epoch = -(-len(train_loader) // p.train.accumulate)
-    if len(train_loader) == 0:
-        raise UserError(f"{p.data.root}: training split {p.data.train_split!r} yields no batches")
-    budget = parse_duration(p.train.time_budget) if p.train.time_budget else None
-    if budget is not None:
-        epochs, total_steps = 10**9, None
-    elif p.train.iters:
-        total_steps = p.train.iters
-        epochs = -(-total_steps // steps_per_epoch)
-    else:
-        epochs, total_steps = p.train.epochs, steps_per_epoch * p.train.epochs
+    return Data(info, train_loader, sampler, val_loader, warnings)
 
-    optimizer = build_optimizer(model, p.optim)
-    scaler = grad_scaler(device, amp)
-    ema = ModelEMA(model, p.train.ema) if p.train.ema > 0 else None
 
-    first_epoch, step, elapsed_before, best_value, best_row, stale = 0, 0, 0.0, -math.inf, {}, 0
-    val_seconds = 0.0
-    rows: list[dict[str, Any]] = []
-    if resume is not None:
-        state = load_state(run_dir / "state.pt")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        if ema is not None and "ema" in state:
-            ema.load_state_dict(state["ema"])
-        torch.set_rng_state(state["rng_cpu"])
-        if device.type == "cuda" and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"], device)
-        first_epoch, step = int(state["epoch"]) + 1, int(state["step"])
-        elapsed_before, val_seconds = float(state["elapsed"]), float(state.get("val_seconds", 0.0))
-        best_value, stale = float(state["best_value"]), int(state.get("stale", 0))
-        best_row = dict(state.get("best_row", {}))
-        rows = [r for r in _read_rows(run_dir / "metrics.csv") if int(r["epoch"]) <= first_epoch]
-        if dist.is_main:
-            _write_rows(run_dir / "metrics.csv", rows)
-        if state.get("finished"):
-            rep.message(f"{run_dir} already finished")
-            first_epoch = epochs
+def build_state(p: Preset, info: DatasetInfo, rt: Runtime) -> tuple[TrainState, torch.nn.Module, list[str]]:
+    """Model, optimiser, scaler and EMA (as a TrainState), the loss, and the model's load reports."""
+    random.seed(p.train.seed)
+    np.random.seed(p.train.seed % 2**32)
+    torch.manual_seed(p.train.seed)
+    model = build_model(p.model, info.num_classes).to(rt.device)
+    reports = [m.load_report for m in model.modules() if getattr(m, "load_report", "")]
+    if rt.dist.enabled and rt.device.type == "cuda" and p.train.sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if p.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    # a relative class-weights path is relative to the working directory, like data.root
+    weights = resolve_class_weights(p.loss.class_weights, info.num_classes)
+    criterion = build_loss(p.loss, info.num_classes, info.ignore_index, weights).to(rt.device)
+    state = TrainState(
+        model=model,
+        optimizer=build_optimizer(model, p.optim),
+        scaler=grad_scaler(rt.device, rt.amp),
+        ema=ModelEMA(model, p.train.ema) if p.train.ema > 0 else None,
+        device=rt.device,
+    )
+    return state, criterion, reports
 
-    net: torch.nn.Module = model
-    if dist.enabled:
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if p.train.compile:
-        net = torch.compile(net)
 
-    def progress() -> float:
+@dataclass(frozen=True)
+class Plan:
+    """How long the run is: a number of epochs, of optimiser steps, or a time budget."""
+
+    iters_per_epoch: int
+    epochs: int
+    total_steps: int | None
+    budget: float | None
+
+    @classmethod
+    def of(cls, p: Preset, batches: int) -> Plan:
+        steps_per_epoch = -(-batches // p.train.accumulate)
+        budget = parse_duration(p.train.time_budget) if p.train.time_budget else None
         if budget is not None:
-            return (time.perf_counter() - t_run) / max(budget - val_seconds, 1e-9)
-        return step / max(total_steps or 1, 1)
+            return cls(batches, 10**9, None, budget)
+        if p.train.iters:
+            return cls(batches, -(-p.train.iters // steps_per_epoch), p.train.iters, None)
+        return cls(batches, p.train.epochs, steps_per_epoch * p.train.epochs, None)
 
-    def compute_loss(out: Any, masks: torch.Tensor) -> torch.Tensor:
+    def fraction(self, step: int, seconds: float, val_seconds: float) -> float:
+        """Training progress in [0, 1]: by the clock under a budget (less the validation reserve)."""
+        if self.budget is not None:
+            return seconds / max(self.budget - val_seconds, 1e-9)
+        return step / max(self.total_steps or 1, 1)
+
+
+def _open_or_create_run(loaded: LoadedPreset, resume: RunDir | None, dist: ddp.DistInfo) -> RunDir:
+    """The resumed run, or a new numbered one made by rank 0 and shared with the other ranks."""
+    if resume is not None:
+        return resume
+    p, path = loaded.preset, None
+    if dist.is_main:
+        run = RunDir.create(p.train.out_dir, p.train.name or loaded.stem)
+        run.write_preset(preset_to_toml(p, header=f"resolved preset of {run.path}"))
+        path = str(run.path)
+    return RunDir(Path(ddp.broadcast_object(path, dist)))
+
+
+def _all_agree(flag: bool, dist: ddp.DistInfo, device: torch.device) -> bool:
+    """True on every rank when any rank says so (keeps DDP ranks stepping together)."""
+    if not dist.enabled:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)  # NCCL reduces device tensors only
+    ddp.all_reduce_sum(t, dist)
+    return bool(t.item() > 0)
+
+
+# ----------------------------------------------------------------------------------------- the loop
+
+
+class Trainer:
+    """One run's loop: :meth:`train_one_epoch`, :meth:`validate` and :meth:`save`, epoch after epoch."""
+
+    def __init__(
+        self,
+        p: Preset,
+        rt: Runtime,
+        data: Data,
+        state: TrainState,
+        criterion: torch.nn.Module,
+        plan: Plan,
+        run: RunDir,
+        callbacks: CallbackList,
+        rows: list[dict[str, Any]],
+    ) -> None:
+        self.p, self.rt, self.data, self.state, self.criterion = p, rt, data, state, criterion
+        self.plan, self.run, self.cb, self.rows = plan, run, callbacks, rows
+        self.net: torch.nn.Module = state.model
+        if rt.dist.enabled:
+            self.net = DistributedDataParallel(
+                state.model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None
+            )
+        if p.train.compile:
+            self.net = torch.compile(self.net)
+        self._aux_weights: list[float] | None = None
+        self.last: dict[str, Any] = dict(rows[-1]) if rows else {}
+        self.t_epoch = time.perf_counter()
+        self.t_run = time.perf_counter() - state.progress.elapsed
+
+    @property
+    def done(self) -> bool:
+        return self.state.progress.finished or self.state.progress.epoch >= self.plan.epochs
+
+    def fraction(self) -> float:
+        pr = self.state.progress
+        return self.plan.fraction(pr.step, time.perf_counter() - self.t_run, pr.val_seconds)
+
+    def _loss(self, out: Any, masks: torch.Tensor) -> torch.Tensor:
+        """The criterion on the main output plus the weighted auxiliary outputs."""
         if not isinstance(out, dict):
-            return criterion(out, masks)
-        loss = criterion(out["out"], masks)
+            return self.criterion(out, masks)
         aux = out.get("aux", [])
-        for w, logits in zip(aux_weights_for(p.model, len(aux)), aux):
-            loss = loss + w * criterion(logits, masks)
+        if self._aux_weights is None:
+            self._aux_weights = aux_weights_for(self.p.model, len(aux))
+        loss = self.criterion(out["out"], masks)
+        for w, logits in zip(self._aux_weights, aux):
+            loss = loss + w * self.criterion(logits, masks)
         return loss
 
-    rep.start(run_dir, epochs if budget is None else 0, len(train_loader), first_epoch)
-    t_run = time.perf_counter() - elapsed_before
-    last_row: dict[str, Any] = rows[-1] if rows else {}
-    finished = first_epoch >= epochs
-    epoch = first_epoch
-    while not finished:
-        sampler.set_epoch(epoch)
-        net.train()
-        t_epoch = time.perf_counter()
-        loss_sum, loss_n, seen = 0.0, 0, 0
-        optimizer.zero_grad(set_to_none=True)
-        for it, (images, masks) in enumerate(train_loader):
-            lr = set_lr(optimizer, lr_factor(p.schedule, step, progress(), p.optim.lr))
-            if hasattr(criterion, "set_progress"):  # e.g. the top-k loss anneals its pixel share
-                est_total = total_steps or max(step + 1, round(step / max(progress(), 1e-9)))
-                criterion.set_progress(step, est_total)
-            images = images.to(device, non_blocking=True)
-            masks = masks.to(device, non_blocking=True)
+    def _optimizer_step(self) -> None:
+        st, t = self.state, self.p.train
+        if t.grad_clip > 0:
+            st.scaler.unscale_(st.optimizer)
+            torch.nn.utils.clip_grad_norm_(st.model.parameters(), t.grad_clip)
+        st.scaler.step(st.optimizer)
+        st.scaler.update()
+        st.optimizer.zero_grad(set_to_none=True)
+        if st.ema is not None:
+            st.ema.update(st.model)
+        st.progress.step += 1
+
+    def train_one_epoch(self) -> dict[str, Any]:
+        """One pass over the training split (cut short by ``iters`` or the time budget)."""
+        p, st, pr, dev = self.p, self.state, self.state.progress, self.rt.device
+        epoch, loader = pr.epoch, self.data.train_loader
+        self.data.sampler.set_epoch(epoch)
+        self.net.train()
+        self.t_epoch = t_epoch = time.perf_counter()
+        loss_sum, seen = 0.0, 0
+        st.optimizer.zero_grad(set_to_none=True)
+        for it, (images, masks) in enumerate(loader):
+            lr = set_lr(st.optimizer, lr_factor(p.schedule, pr.step, self.fraction(), p.optim.lr))
+            if hasattr(self.criterion, "set_progress"):  # e.g. the top-k loss anneals its pixel share
+                total = self.plan.total_steps or max(pr.step + 1, round(pr.step / max(self.fraction(), 1e-9)))
+                self.criterion.set_progress(pr.step, total)
+            images, masks = images.to(dev, non_blocking=True), masks.to(dev, non_blocking=True)
             if p.train.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            with autocast(device, amp):
-                loss = compute_loss(net(images), masks)
+            with autocast(dev, self.rt.amp):
+                loss = self._loss(self.net(images), masks)
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"loss became {loss.item()} at epoch {epoch + 1}, iteration {it + 1}; "
                     "lower optim.lr, set train.grad_clip, or check the masks with seg check"
                 )
-            scaler.scale(loss / p.train.accumulate).backward()
-            if (it + 1) % p.train.accumulate == 0 or it + 1 == len(train_loader):
-                if p.train.grad_clip > 0:
-                    scaler.unscale_(optimizer)
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), p.train.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                optimizer.zero_grad(set_to_none=True)
-                if ema is not None:
-                    ema.update(model)
-                step += 1
+            st.scaler.scale(loss / p.train.accumulate).backward()
+            if (it + 1) % p.train.accumulate == 0 or it + 1 == len(loader):
+                self._optimizer_step()
             loss_sum += loss.item()
-            loss_n += 1
-            seen += images.shape[0] * dist.world_size
-            rep.iteration(epoch, it, loss.item(), lr, seen / (time.perf_counter() - t_epoch))
-            if total_steps is not None and step >= total_steps:
-                finished = True
+            seen += images.shape[0] * self.rt.dist.world_size
+            self.cb.on_iter_end(epoch, it, loss.item(), lr, seen / (time.perf_counter() - t_epoch))
+            out_of_steps = self.plan.total_steps is not None and pr.step >= self.plan.total_steps
+            if out_of_steps or (self.plan.budget is not None and _all_agree(self.fraction() >= 1.0, self.rt.dist, dev)):
+                pr.finished = True
                 break
-            if budget is not None and _all_agree(progress() >= 1.0, dist, device):
-                finished = True
-                break
-        if epoch + 1 >= epochs:
-            finished = True
+        pr.finished = pr.finished or epoch + 1 >= self.plan.epochs
+        lr_now = st.optimizer.param_groups[0]["lr"]
+        return {"epoch": epoch + 1, "iterations": pr.step, "train_loss": loss_sum / (it + 1), "lr": lr_now}
 
-        row: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "iterations": step,
-            "train_loss": loss_sum / max(loss_n, 1),
-            "lr": optimizer.param_groups[0]["lr"],
-        }
-        if (epoch + 1) % p.train.val_every == 0 or finished:
-            t_val = time.perf_counter()
-            args = (val_loader, info.num_classes, info.ignore_index, device, amp, p.train.channels_last, dist)
-            metrics = confusion_over_loader(model, *args).compute(p.eval.absent, info.classes)
-            row.update({k: metrics[k] for k in METRIC_KEYS})
-            if ema is not None:
-                row["ema_mIoU"] = confusion_over_loader(ema.module, *args).compute(p.eval.absent)["mIoU"]
-            val_seconds = time.perf_counter() - t_val
-            value = row.get(p.train.monitor)
-            if value is not None and not math.isnan(value) and value > best_value:
-                best_value, best_row, stale = value, dict(row), 0
-                improved = True
-            else:
-                stale, improved = stale + 1, False
-            if p.train.patience and stale >= p.train.patience:
-                rep.message(f"early stop: {p.train.monitor} did not improve for {stale} validations")
-                finished = True
-        else:
-            improved = False
-        row["seconds"] = time.perf_counter() - t_epoch
-        if dist.is_main:
-            rows.append(row)
-            _write_rows(run_dir / "metrics.csv", rows)
-            save_weights(run_dir / "weights" / "last.safetensors", model, p, info, epoch + 1, row)
+    def validate(self, row: dict[str, Any]) -> bool:
+        """Validate when due (every ``val_every`` epochs and at the end); True when ``monitor`` improved."""
+        p, pr = self.p, self.state.progress
+        if (pr.epoch + 1) % p.train.val_every and not pr.finished:
+            return False
+        t_val = time.perf_counter()
+        info, rt = self.data.info, self.rt
+        args = (self.data.val_loader, info.num_classes, info.ignore_index, rt.device, rt.amp, p.train.channels_last)
+        metrics = confusion_over_loader(self.state.model, *args, rt.dist).compute(p.eval.absent, info.classes)
+        row.update({k: metrics[k] for k in METRIC_KEYS})
+        if self.state.ema is not None:
+            row["ema_mIoU"] = confusion_over_loader(self.state.ema.module, *args, rt.dist).compute(p.eval.absent)[
+                "mIoU"
+            ]
+        pr.val_seconds = time.perf_counter() - t_val
+        improved = pr.improve(row.get(p.train.monitor), row)
+        if p.train.patience and pr.stale >= p.train.patience:
+            self.cb.on_message(f"early stop: {p.train.monitor} did not improve for {pr.stale} validations")
+            pr.finished = True
+        return improved
+
+    def save(self, row: dict[str, Any], improved: bool) -> None:
+        """Rank 0 writes metrics.csv, the weights and state.pt; then every rank moves on."""
+        st, run, info = self.state, self.run, self.data.info
+        row["seconds"] = time.perf_counter() - self.t_epoch
+        self.last = row
+        st.progress.epoch += 1
+        st.progress.elapsed = time.perf_counter() - self.t_run
+        if self.rt.dist.is_main:
+            self.rows.append(row)
+            run.write_metrics(self.rows)
+            epoch = st.progress.epoch
+            save_weights(run.weights("last"), st.model, self.p, info, epoch, row)
             if improved:
-                save_weights(run_dir / "weights" / "best.safetensors", model, p, info, epoch + 1, row)
-            if ema is not None and "ema_mIoU" in row:
-                save_weights(run_dir / "weights" / "ema.safetensors", ema.module, p, info, epoch + 1, row)
-            state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(),
-                "rng_cpu": torch.get_rng_state(),
-                "epoch": epoch,
-                "step": step,
-                "elapsed": time.perf_counter() - t_run,
-                "val_seconds": val_seconds,
-                "best_value": best_value,
-                "best_row": best_row,
-                "stale": stale,
-                "finished": finished,
-            }
-            if ema is not None:
-                state["ema"] = ema.state_dict()
-            if device.type == "cuda":
-                state["rng_cuda"] = torch.cuda.get_rng_state(device)
-            save_state(run_dir / "state.pt", state)
-            log(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
-        ddp.barrier(dist)
-        last_row = row
-        rep.epoch_end(epoch, row)
-        epoch += 1
+                save_weights(run.weights("best"), st.model, self.p, info, epoch, row)
+            if st.ema is not None and "ema_mIoU" in row:
+                save_weights(run.weights("ema"), st.ema.module, self.p, info, epoch, row)
+            save_state(run.state, st.state_dict())
+        ddp.barrier(self.rt.dist)
+        self.cb.on_epoch_end(st.progress.epoch - 1, row, improved)
 
-    ddp.cleanup(dist)
-    return TrainResult(
-        run_dir,
-        int(last_row.get("epoch", 0)),
-        best=best_row,
-        last=dict(last_row),
-        seconds=time.perf_counter() - t_start,
+
+def _resolve(
+    preset: LoadedPreset | Preset | str | Path | None, overrides: Iterable[str], resume: str | Path | None
+) -> tuple[LoadedPreset, RunDir | None]:
+    """The validated preset and, when resuming, the run it continues."""
+    if resume is not None:
+        if list(overrides):
+            raise UserError("--resume continues a run exactly as it was; drop the key=value overrides")
+        run = RunDir.open(resume)
+        return load_preset(run.preset), run
+    if isinstance(preset, LoadedPreset):
+        return preset, None
+    if isinstance(preset, Preset):
+        return LoadedPreset(preset=preset, path=None), None
+    return load_preset(preset, list(overrides)), None
+
+
+def train(
+    preset: LoadedPreset | Preset | str | Path | None = None,
+    overrides: Iterable[str] = (),
+    resume: str | Path | None = None,
+    callbacks: Iterable[Callback] = (),
+) -> TrainResult:
+    """Train from a preset (a LoadedPreset, a Preset, a path or a bundled name), or resume a run."""
+    t_start = time.perf_counter()
+    loaded, resumed = _resolve(preset, overrides, resume)
+    p, cb = loaded.preset, CallbackList(callbacks)
+    rt = setup_runtime(p)
+    data = build_data(p, rt)
+    state, criterion, reports = build_state(p, data.info, rt)
+    plan = Plan.of(p, len(data.train_loader))
+
+    run = _open_or_create_run(loaded, resumed, rt.dist)  # only now: a bad preset leaves no directory
+    if rt.dist.is_main:
+        cb.callbacks.insert(0, LogFile(run, rt.describe(p)))
+    rows: list[dict[str, Any]] = []
+    if resumed is not None:
+        state.load_state_dict(load_state(run.state))
+        rows = [r for r in run.read_metrics() if r["epoch"] <= state.progress.epoch]
+        if rt.dist.is_main:
+            run.write_metrics(rows)
+    trainer = Trainer(p, rt, data, state, criterion, plan, run, cb, rows)
+    cb.on_train_start(
+        RunStart(
+            run, 0 if plan.budget else plan.epochs, plan.iters_per_epoch, state.progress.epoch, resumed is not None
+        )
     )
+    for text in [*data.warnings, *reports]:
+        cb.on_message(text)
+    if resumed is not None and trainer.done:
+        cb.on_message(f"{run.path} already finished")
+
+    while not trainer.done:
+        row = trainer.train_one_epoch()
+        improved = trainer.validate(row)
+        trainer.save(row, improved)
+
+    ddp.cleanup(rt.dist)
+    last = trainer.last
+    result = TrainResult(
+        run.path, int(last.get("epoch", 0)), state.progress.best_row, last, time.perf_counter() - t_start
+    )
+    cb.on_train_end(result)
+    return result
