@@ -1,0 +1,99 @@
+"""Each command is a thin wrapper: patch the engine function and check what it received."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segcli.cli.app import run
+from segcli.engine.trainer import TrainResult
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[str, tuple, dict]]:
+    """Replace train/evaluate/predict with recorders returning minimal results."""
+    import segcli.engine.evaluator as evaluator
+    import segcli.engine.predictor as predictor
+    import segcli.engine.trainer as trainer
+
+    seen: list[tuple[str, tuple, dict]] = []
+
+    def fake_train(*args: Any, **kwargs: Any) -> TrainResult:
+        seen.append(("train", args, kwargs))
+        return TrainResult(tmp_path / "runs" / "x" / "1", 1, {"epoch": 1, "mIoU": 0.5}, {"epoch": 1, "mIoU": 0.5})
+
+    def fake_evaluate(*args: Any, **kwargs: Any) -> evaluator.EvalResult:
+        seen.append(("evaluate", args, kwargs))
+        return evaluator.EvalResult({"mIoU": 0.5}, Path("w"), Path("d"), "val", Path("r.json"), 0.1)
+
+    def fake_predict(*args: Any, **kwargs: Any) -> predictor.PredictResult:
+        seen.append(("predict", args, kwargs))
+        return predictor.PredictResult(Path(args[2]), Path("w"))
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    monkeypatch.setattr(evaluator, "evaluate", fake_evaluate)
+    monkeypatch.setattr(predictor, "predict", fake_predict)
+    return seen
+
+
+def test_train_passes_preset_and_overrides(calls: list, capsys: pytest.CaptureFixture) -> None:
+    assert run(["train", "quickstart", "train.epochs=3", "optim.lr=0.1", "--json"]) == 0
+    ((name, args, kwargs),) = calls
+    assert name == "train" and args == ("quickstart", ["train.epochs=3", "optim.lr=0.1"])
+    assert kwargs["resume"] is None and len(kwargs["callbacks"]) == 1
+
+
+def test_train_resume_takes_no_preset(calls: list, tmp_path: Path) -> None:
+    assert run(["train", "--resume", str(tmp_path), "--json"]) == 0
+    ((_, args, kwargs),) = calls
+    assert args == (None, []) and kwargs["resume"] == tmp_path
+
+
+def test_eval_passes_options(calls: list) -> None:
+    argv = [
+        "eval",
+        "runs/x",
+        "--data",
+        "d",
+        "--split",
+        "test",
+        "--amp",
+        "auto",
+        "--absent",
+        "zero",
+        "--batch-size",
+        "2",
+    ]
+    assert run([*argv, "--json"]) == 0
+    ((name, args, kwargs),) = calls
+    assert name == "evaluate" and args == (Path("runs/x"), Path("d"), "test")
+    assert kwargs["amp"] == "auto" and kwargs["absent"] == "zero" and kwargs["batch_size"] == 2
+    assert kwargs["device"] == "auto" and kwargs["num_workers"] == 0
+
+
+def test_infer_passes_options(calls: list, tmp_path: Path) -> None:
+    assert (
+        run(["infer", "runs/x", "a.jpg", "b/", "--out", str(tmp_path), "--amp", "bf16", "--overwrite", "--json"]) == 0
+    )
+    ((name, args, kwargs),) = calls
+    assert name == "predict" and args == (Path("runs/x"), ["a.jpg", "b/"], tmp_path)
+    assert kwargs["amp"] == "bf16" and kwargs["overwrite"] is True and kwargs["device"] == "auto"
+
+
+def test_engine_options_are_named_as_the_user_gave_them() -> None:
+    """Errors from eval/infer options name --amp/--device, not the preset keys."""
+    import torch
+
+    from segcli.engine.runtime import resolve_amp, select_device
+    from segcli.errors import UserError
+
+    with pytest.raises(UserError, match=r"^--amp fp32 is not one of auto, none, bf16, fp16$"):
+        resolve_amp("fp32", torch.device("cpu"), option="--amp")
+    with pytest.raises(UserError, match=r"^--amp fp16 needs CUDA; on CPU use --amp bf16"):
+        resolve_amp("fp16", torch.device("cpu"), option="--amp")
+    with pytest.raises(UserError, match=r"^--device tpu is not one of"):
+        select_device("tpu", option="--device")
+    with pytest.raises(UserError, match=r"^train.amp = 'fp32' is not one of"):
+        resolve_amp("fp32", torch.device("cpu"))

@@ -1,0 +1,49 @@
+"""Optimisers, parameter groups and learning-rate schedules (segcli/engine/optim.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from segcli.config.schema import ModelConfig, OptimConfig, ScheduleConfig
+from segcli.engine.optim import build_optimizer, lr_factor, param_groups
+from segcli.models import build_model
+
+
+@pytest.mark.parametrize("name", ["poly", "cosine", "onecycle", "step", "constant"])
+def test_schedules_shape(name: str) -> None:
+    cfg = ScheduleConfig(name=name, warmup_iters=10, warmup_factor=0.1, milestones=(0.5, 0.75), gamma=0.1)
+    f = [lr_factor(cfg, s, s / 100, 1.0) for s in range(101)]
+    if name == "onecycle":
+        assert f[0] == pytest.approx(0.1) and max(f) == pytest.approx(1.0, abs=1e-2)
+    else:
+        assert f[0] == pytest.approx(0.1)  # linear warmup from warmup_factor
+        assert f[5] == pytest.approx(0.1 + 0.9 * 0.5, rel=0.2)
+    if name in ("poly", "cosine", "onecycle"):
+        assert f[-1] == pytest.approx(0.0, abs=1e-9)  # fully annealed at the end
+        assert all(a >= b - 1e-12 for a, b in zip(f[30:], f[31:]))  # monotone decay after the peak
+    if name == "step":
+        assert f[49] == pytest.approx(1.0) and f[50] == pytest.approx(0.1) and f[80] == pytest.approx(0.01)
+    if name == "constant":
+        assert f[50] == f[100] == 1.0
+
+
+def test_poly_reaches_min_lr() -> None:
+    cfg = ScheduleConfig(name="poly", min_lr=1e-4, power=1.0)
+    assert lr_factor(cfg, 100, 1.0, 1e-2) * 1e-2 == pytest.approx(1e-4)
+    assert lr_factor(cfg, 50, 0.5, 1e-2) * 1e-2 == pytest.approx(1e-4 + (1e-2 - 1e-4) * 0.5)
+
+
+def test_param_groups_split_backbone_and_no_decay() -> None:
+    model = build_model(ModelConfig(backbone="resnet18", decoder_channels=16), 3)
+    groups = param_groups(model, OptimConfig(lr=0.1, weight_decay=0.01, backbone_lr_mult=0.1))
+    by_name = {g["name"]: g for g in groups}
+    assert set(by_name) == {"backbone", "backbone_no_decay", "decoder", "decoder_no_decay"}
+    assert by_name["backbone"]["lr"] == pytest.approx(0.01) and by_name["decoder"]["lr"] == pytest.approx(0.1)
+    assert by_name["decoder_no_decay"]["weight_decay"] == 0.0 and by_name["decoder"]["weight_decay"] == 0.01
+    n_params = sum(1 for p in model.parameters() if p.requires_grad)
+    assert sum(len(g["params"]) for g in groups) == n_params
+    bn = model.net.encoder.body.bn1.weight
+    assert any(bn is p for p in by_name["backbone_no_decay"]["params"])
+    for name in ("sgd", "adam", "adamw"):
+        opt = build_optimizer(model, OptimConfig(name=name, nesterov=True))
+        assert len(opt.param_groups) == 4

@@ -1,0 +1,140 @@
+"""The trainer end to end on tiny data: iterations, accumulation, EMA, early stopping, time budgets,
+the callback events, and that a bad preset leaves no run directory behind."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from segcli.engine.callbacks import Callback, RunStart
+from segcli.engine.trainer import parse_duration, train
+from segcli.errors import PresetError, UserError
+
+
+def rows(run_dir: Path) -> list[dict]:
+    return list(csv.DictReader((run_dir / "metrics.csv").open()))
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("1h30m", 5400), ("1.5h", 5400)])
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["15", "abc", "10x", "0s"])
+def test_parse_duration_errors(text: str) -> None:
+    with pytest.raises(PresetError, match="train.time_budget"):
+        parse_duration(text)
+
+
+@pytest.mark.slow
+def test_iterations_accumulation_ema(tiny_overrides: list[str]) -> None:
+    res = train("quickstart", [*tiny_overrides, "train.iters=5", "train.accumulate=2", "train.ema=0.9"])
+    r = rows(res.run_dir)
+    # 16 images / batch 4 = 4 batches = 2 optimiser steps per epoch → 3 epochs, the last one partial
+    assert [int(x["iterations"]) for x in r] == [2, 4, 5]
+    assert all(x["ema_mIoU"] for x in r)
+    assert (res.run_dir / "weights" / "ema.safetensors").is_file()
+
+
+def test_early_stopping(tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The monitored mIoU peaks at epoch 2; with patience 2 the run stops after epoch 4."""
+    import segcli.engine.trainer as trainer
+
+    scores = iter([0.5, 0.6, 0.55, 0.6, 0.9, 0.9, 0.9, 0.9])
+
+    class FakeMatrix:
+        def compute(self, absent: str = "nan", names: object = None) -> dict:
+            return {"mIoU": next(scores), "pixel_accuracy": 0.9, "mean_accuracy": 0.8, "fwIoU": 0.8, "mean_dice": 0.7}
+
+    monkeypatch.setattr(trainer, "confusion_over_loader", lambda *a, **k: FakeMatrix())
+    res = train("quickstart", [*tiny_overrides, "train.epochs=8", "train.patience=2"])
+    assert [float(x["mIoU"]) for x in rows(res.run_dir)] == [0.5, 0.6, 0.55, 0.6]  # 0.6 again is no improvement
+    assert res.best["epoch"] == 2
+
+
+class FakeClock(Callback):
+    """The trainer's clock, advanced by exactly one second per iteration: a budget test that cannot
+    flake on a loaded machine."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def on_iter_end(self, epoch: int, it: int, loss: float, lr: float, images_per_s: float) -> None:
+        self.now += 1.0
+
+
+def test_time_budget_ends_annealed_with_validation(tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import segcli.engine.trainer as trainer
+
+    fake = FakeClock()
+    monkeypatch.setattr(trainer, "clock", fake)
+    # 16 images / batch 4 = 4 iterations per epoch; a 10 s budget at 1 s per iteration is 10 iterations
+    res = train("quickstart", [*tiny_overrides, "train.time_budget=10s", "schedule.warmup_iters=0"], callbacks=[fake])
+    r = rows(res.run_dir)
+    assert [int(x["iterations"]) for x in r] == [4, 8, 10]  # stopped mid-epoch 3, exactly at the budget
+    assert all(x["mIoU"] != "" for x in r)  # every epoch validated, the cut-short last one included
+    assert not math.isnan(float(r[-1]["mIoU"]))
+    # the lr of the last step was set at 9/10 of the budget: poly(0.9) of the remaining 10%
+    assert float(r[-1]["lr"]) == pytest.approx(0.002 * 0.1**0.9, rel=1e-4)
+    state = torch.load(res.run_dir / "state.pt", weights_only=True)
+    assert state["elapsed"] == pytest.approx(10.0) and state["finished"] is True
+
+
+class Recorder(Callback):
+    """Keeps every event the trainer sends, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    def on_train_start(self, start: RunStart) -> None:
+        self.events.append(("start", start.epochs, start.iters_per_epoch, start.first_epoch, start.resumed))
+
+    def on_iter_end(self, epoch: int, it: int, loss: float, lr: float, images_per_s: float) -> None:
+        assert math.isfinite(loss) and lr > 0 and images_per_s > 0
+        self.events.append(("iter", epoch, it))
+
+    def on_epoch_end(self, epoch: int, row: dict, improved: bool) -> None:
+        self.events.append(("epoch", epoch, row["epoch"], "mIoU" in row))
+
+    def on_train_end(self, result: object) -> None:
+        self.events.append(("end", result.epochs))
+
+
+def test_callbacks_see_every_event_in_order(tiny_overrides: list[str]) -> None:
+    rec = Recorder()
+    res = train("quickstart", [*tiny_overrides, "train.val_every=2", "train.epochs=3"], callbacks=[rec])
+    iters = [(e, i) for kind, e, i, *_ in [ev for ev in rec.events if ev[0] == "iter"]]
+    assert rec.events[0] == ("start", 3, 4, 0, False)
+    assert iters == [(e, i) for e in range(3) for i in range(4)]
+    # validated on epoch 2 (val_every) and on the last epoch
+    assert [ev for ev in rec.events if ev[0] == "epoch"] == [
+        ("epoch", 0, 1, False),
+        ("epoch", 1, 2, True),
+        ("epoch", 2, 3, True),
+    ]
+    assert rec.events[-1] == ("end", 3)
+    log = (res.run_dir / "log.txt").read_text()
+    assert "start: device=cpu" in log and log.count("epoch=") == 3
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("model.name=fnp", 'did you mean "fpn"'),
+        ('loss.terms=["dise"]', 'did you mean "dice"'),
+        ("train.time_budget=ten minutes", "train.time_budget"),
+    ],
+)
+def test_bad_preset_leaves_no_run_directory(
+    tiny_overrides: list[str], tmp_path: Path, override: str, needle: str
+) -> None:
+    with pytest.raises(UserError, match=needle):
+        train("quickstart", [*tiny_overrides, override])
+    assert not (tmp_path / "runs").exists()
