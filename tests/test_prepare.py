@@ -21,8 +21,9 @@ from prepare_helpers import (
     zip_dir,
 )
 
-from segcli.data.prepare.cityscapes import prepare_cityscapes
-from segcli.data.prepare.common import colors_to_ids, open_sources
+from segcli.data.decode import colors_to_ids
+from segcli.data.prepare import prepare
+from segcli.data.prepare.sources import open_sources
 from segcli.errors import DataError
 
 # Independent oracle: labelId → trainId as published in cityscapesScripts' labels.py.
@@ -95,7 +96,7 @@ def test_cityscapes_ids_match_official_table(tmp_path: Path, packing: str) -> No
             tar_dir(tmp_path / "dl" / "gtFine", tmp_path / "g.tgz"),
         ]
     out = tmp_path / "out"
-    res = prepare_cityscapes(srcs, out)
+    res = prepare("cityscapes", srcs, out)
     assert res.counts == {"test": 1, "train": 2, "val": 1}
     assert not (out / ".prepare-tmp").exists()
     for (split, stem), ids in raw.items():
@@ -110,19 +111,19 @@ def test_cityscapes_ids_match_official_table(tmp_path: Path, packing: str) -> No
 
 def test_cityscapes_coarse_adds_train_extra(tmp_path: Path) -> None:
     raw = make_cityscapes(tmp_path / "dl", np.random.default_rng(1), coarse=True)
-    res = prepare_cityscapes([tmp_path / "dl"], tmp_path / "out", coarse=True)
+    res = prepare("cityscapes", [tmp_path / "dl"], tmp_path / "out", coarse=True)
     assert res.counts["train_extra"] == 1
     stem = "augsburg_000000_000000"
     got = read_ids(tmp_path / "out" / "masks" / "train_extra" / f"{stem}.png")
     np.testing.assert_array_equal(got, expected_train_ids(raw[("train_extra", stem)]))
     # Without --coarse the train_extra images are left out.
-    assert "train_extra" not in prepare_cityscapes([tmp_path / "dl"], tmp_path / "out2").counts
+    assert "train_extra" not in prepare("cityscapes", [tmp_path / "dl"], tmp_path / "out2").counts
 
 
 def test_cityscapes_real_frame(tmp_path: Path) -> None:
     src = fixture_dir("mmseg", "pseudo_cityscapes_dataset")
     out = tmp_path / "cs"
-    prepare_cityscapes([src], out)
+    prepare("cityscapes", [src], out)
     gt = src / "gtFine" / "val" / "frankfurt"
     stem = "frankfurt_000000_000294"
     label_ids = read_ids(gt / f"{stem}_gtFine_labelIds.png")
@@ -160,20 +161,20 @@ def test_idempotent_rerun_and_force(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_link_hard_links_images(tmp_path: Path) -> None:
     make_cityscapes(tmp_path / "dl", np.random.default_rng(3))
-    res = prepare_cityscapes([tmp_path / "dl"], tmp_path / "out", link=True)
+    res = prepare("cityscapes", [tmp_path / "dl"], tmp_path / "out", link=True)
     assert res.linked == 4
     src = tmp_path / "dl" / "leftImg8bit" / "val" / "frankfurt" / "frankfurt_000000_000294_leftImg8bit.png"
     dst = tmp_path / "out" / "images" / "val" / "frankfurt_000000_000294.png"
     assert os.path.samefile(src, dst)
     # Without --link the image is an independent copy.
-    prepare_cityscapes([tmp_path / "dl"], tmp_path / "copy")
+    prepare("cityscapes", [tmp_path / "dl"], tmp_path / "copy")
     assert not os.path.samefile(src, tmp_path / "copy" / "images" / "val" / "frankfurt_000000_000294.png")
 
 
 def test_workers_give_the_same_result(tmp_path: Path) -> None:
     make_cityscapes(tmp_path / "dl", np.random.default_rng(4))
-    prepare_cityscapes([tmp_path / "dl"], tmp_path / "a", workers=1)
-    prepare_cityscapes([tmp_path / "dl"], tmp_path / "b", workers=2)
+    prepare("cityscapes", [tmp_path / "dl"], tmp_path / "a", workers=1)
+    prepare("cityscapes", [tmp_path / "dl"], tmp_path / "b", workers=2)
     for p in sorted((tmp_path / "a" / "masks").rglob("*.png")):
         assert p.read_bytes() == (tmp_path / "b" / p.relative_to(tmp_path / "a")).read_bytes()
 

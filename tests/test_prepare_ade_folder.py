@@ -19,8 +19,7 @@ from prepare_helpers import (
 )
 
 from segcli.data.format import read_dataset_info
-from segcli.data.prepare.ade20k import prepare_ade20k
-from segcli.data.prepare.folder import prepare_folder
+from segcli.data.prepare import prepare
 from segcli.errors import DataError
 
 
@@ -54,7 +53,7 @@ def test_ade20k_reduce_zero_label(tmp_path: Path, as_zip: bool) -> None:
         if as_zip
         else (tmp_path / "dl" / "ADEChallengeData2016")
     )
-    res = prepare_ade20k([src], tmp_path / "out")
+    res = prepare("ade20k", [src], tmp_path / "out")
     assert res.counts == {"train": 2, "val": 1}
     for (split, stem), ids in raw.items():
         np.testing.assert_array_equal(read_ids(tmp_path / "out" / "masks" / split / f"{stem}.png"), ade_expected(ids))
@@ -65,12 +64,12 @@ def test_ade20k_reduce_zero_label(tmp_path: Path, as_zip: bool) -> None:
 def test_ade20k_needs_object_info(tmp_path: Path) -> None:
     make_ade(tmp_path / "dl", np.random.default_rng(1), txt=False)
     with pytest.raises(DataError, match="objectInfo150.*ADEChallengeData2016.zip"):
-        prepare_ade20k([tmp_path / "dl"], tmp_path / "out")
+        prepare("ade20k", [tmp_path / "dl"], tmp_path / "out")
 
 
 def test_ade20k_real_sample(tmp_path: Path) -> None:
     src = fixture_dir("ade20k-sample")
-    res = prepare_ade20k([src], tmp_path / "out")
+    res = prepare("ade20k", [src], tmp_path / "out")
     assert res.counts == {"val": 3}
     info = read_dataset_info(tmp_path / "out")
     assert info.classes[:3] == ("wall", "building", "sky") and info.num_classes == 150
@@ -99,7 +98,8 @@ def test_folder_palette_ids_and_split_lists(tmp_path: Path) -> None:
     raw = {p.stem[: -len("_gt")]: read_ids(p) for p in (src / "gts").glob("*.png")}
     top = max(int(r[r != 255].max()) for r in raw.values())
     classes = [f"c{i}" for i in range(top + 1)]
-    res = prepare_folder(
+    res = prepare(
+        "folder",
         [src],
         out,
         images_dir="imgs",
@@ -130,7 +130,7 @@ def test_folder_colors_table(tmp_path: Path) -> None:
         write_png(tmp_path / "dl" / "images" / f"t{k}.png", rand_rgb(rng, 16, 16))
         write_png(tmp_path / "dl" / "masks" / f"t{k}.png", np.array(colors, np.uint8)[idx])
         expected[f"t{k}"] = np.where(idx == 3, 255, idx).astype(np.uint8)
-    res = prepare_folder([tmp_path / "dl"], tmp_path / "out", colors=table, val_ratio=0.0)
+    res = prepare("folder", [tmp_path / "dl"], tmp_path / "out", colors=table, val_ratio=0.0)
     assert res.counts == {"train": 3}
     assert read_dataset_info(tmp_path / "out").classes == ("background", "building", "tree")
     for k, exp in expected.items():
@@ -138,7 +138,7 @@ def test_folder_colors_table(tmp_path: Path) -> None:
     # A colour missing from the table is named in the error.
     write_png(tmp_path / "dl" / "masks" / "t0.png", np.full((16, 16, 3), 7, np.uint8))
     with pytest.raises(DataError, match=r"t0.png: colour \(7, 7, 7\)"):
-        prepare_folder([tmp_path / "dl"], tmp_path / "out3", colors=table, val_ratio=0.0)
+        prepare("folder", [tmp_path / "dl"], tmp_path / "out3", colors=table, val_ratio=0.0)
 
 
 def test_folder_seeded_split_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -146,9 +146,12 @@ def test_folder_seeded_split_and_errors(tmp_path: Path, capsys: pytest.CaptureFi
     for k in range(10):
         write_png(tmp_path / "dl" / "img" / f"{k}.png", rand_rgb(rng, 8, 8))
         write_palette_png(tmp_path / "dl" / "label" / f"{k}_mask.png", rng.integers(0, 3, (8, 8)), [[0, 0, 0]] * 3)
-    a = prepare_folder([tmp_path / "dl"], tmp_path / "a", mask_suffix="_mask", classes=["x", "y", "z"], val_ratio=0.3)
+    a = prepare(
+        "folder", [tmp_path / "dl"], tmp_path / "a", mask_suffix="_mask", classes=["x", "y", "z"], val_ratio=0.3
+    )
     # Two folders (images, masks) give the same seeded split.
-    b = prepare_folder(
+    b = prepare(
+        "folder",
         [tmp_path / "dl" / "img", tmp_path / "dl" / "label"],
         tmp_path / "b",
         mask_suffix="_mask",

@@ -11,9 +11,7 @@ import pytest
 from prepare_helpers import cli_json, rand_rgb, read_ids, write_jpg, write_palette_png, write_png, zip_dir
 
 from segcli.data.format import read_dataset_info
-from segcli.data.prepare.camvid import prepare_camvid
-from segcli.data.prepare.coco_stuff import prepare_coco_stuff
-from segcli.data.prepare.voc_aug import prepare_voc_aug
+from segcli.data.prepare import prepare
 from segcli.errors import DataError
 
 
@@ -76,13 +74,13 @@ def test_camvid_original_colours_to_11_classes(tmp_path: Path) -> None:
     lists = {"train": tmp_path / "train.txt", "test": tmp_path / "test.txt"}
     lists["train"].write_text("0001TP_006690\n0001TP_006720.png\n0006R0_f00930\n")
     lists["test"].write_text("Seq05VD_f00000\n")
-    res = prepare_camvid([zip_dir(base, tmp_path / "camvid.zip")], tmp_path / "out", split_lists=lists)
+    res = prepare("camvid", [zip_dir(base, tmp_path / "camvid.zip")], tmp_path / "out", split_lists=lists)
     assert res.counts == {"train": 3, "test": 1}
     for k, exp in raw.items():
         split = "test" if k.startswith("Seq05") else "train"
         np.testing.assert_array_equal(read_ids(tmp_path / "out" / "masks" / split / f"{k}.png"), exp)
     # Seeded ratio split when no lists are given.
-    res2 = prepare_camvid([base], tmp_path / "out2", val_ratio=0.25)
+    res2 = prepare("camvid", [base], tmp_path / "out2", val_ratio=0.25)
     assert res2.counts == {"train": 3, "val": 1}
 
 
@@ -112,7 +110,7 @@ def test_coco_stuff_164k(tmp_path: Path) -> None:
         write_png(tmp_path / "maps" / split / f"{k}.png", v)
         raw[(split[:-4], k)] = v
     zip_dir(tmp_path / "maps", tmp_path / "stuffthingmaps_trainval2017.zip")
-    res = prepare_coco_stuff([tmp_path / "stuffthingmaps_trainval2017.zip", tmp_path / "coco"], tmp_path / "out")
+    res = prepare("coco-stuff", [tmp_path / "stuffthingmaps_trainval2017.zip", tmp_path / "coco"], tmp_path / "out")
     assert res.counts == {"train": 1, "val": 1}
     info = read_dataset_info(tmp_path / "out")
     assert info.num_classes == 171 and info.classes[0] == "person" and info.classes[80] == "banner"
@@ -142,7 +140,7 @@ def test_coco_stuff_10k_mat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     (base / "imageLists").mkdir()
     (base / "imageLists" / "train.txt").write_text("COCO_train2014_000000000077\n")
     (base / "imageLists" / "test.txt").write_text("COCO_train2014_000000000078\n")
-    res = prepare_coco_stuff([base], tmp_path / "out")
+    res = prepare("coco-stuff", [base], tmp_path / "out")
     assert res.counts == {"train": 1, "val": 1}
     got = read_ids(tmp_path / "out" / "masks" / "train" / "COCO_train2014_000000000077.png")
     s = raw["COCO_train2014_000000000077"].astype(np.int64)
@@ -150,7 +148,7 @@ def test_coco_stuff_10k_mat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     # Without scipy: a clear error naming the extra.
     monkeypatch.setitem(sys.modules, "scipy.io", None)
     with pytest.raises(DataError, match=r"pip install segcli\[mat\]"):
-        prepare_coco_stuff([base], tmp_path / "out2")
+        prepare("coco-stuff", [base], tmp_path / "out2")
 
 
 def test_voc_aug_splits_and_labels(tmp_path: Path) -> None:
@@ -180,7 +178,7 @@ def test_voc_aug_splits_and_labels(tmp_path: Path) -> None:
     (sbd / "val.txt").write_text("\n".join(sbd_val) + "\n")
     with tarfile.open(tmp_path / "benchmark.tgz", "w:gz") as tf:
         tf.add(tmp_path / "benchmark_RELEASE", arcname="benchmark_RELEASE")
-    res = prepare_voc_aug([tmp_path / "VOCdevkit", tmp_path / "benchmark.tgz"], tmp_path / "out")
+    res = prepare("voc-aug", [tmp_path / "VOCdevkit", tmp_path / "benchmark.tgz"], tmp_path / "out")
     # train_aug = (SBD train ∪ SBD val ∪ VOC train) − VOC val
     expected_aug = sorted({"2008_000002", "2007_000033", "2008_000003", "2009_000001", "2007_000032"} - set(voc_val))
     assert res.counts == {"train_aug": len(expected_aug), "val": 2}

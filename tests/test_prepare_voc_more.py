@@ -21,10 +21,7 @@ from prepare_helpers import (
 )
 
 from segcli.data.format import default_palette, read_dataset_info
-from segcli.data.prepare.lip import prepare_lip
-from segcli.data.prepare.loveda import prepare_loveda
-from segcli.data.prepare.mapillary import prepare_mapillary
-from segcli.data.prepare.voc import prepare_voc
+from segcli.data.prepare import prepare
 from segcli.errors import DataError
 
 
@@ -55,7 +52,7 @@ def test_voc_tar_palette_indices(tmp_path: Path) -> None:
     tar = tmp_path / "VOCtrainval_11-May-2012.tar"
     with tarfile.open(tar, "w") as tf:
         tf.add(tmp_path / "dl" / "VOCdevkit", arcname="VOCdevkit")
-    res = prepare_voc([tar], tmp_path / "out")
+    res = prepare("voc", [tar], tmp_path / "out")
     assert res.counts == {"train": 2, "val": 1}
     for k, lab in raw.items():
         split = "val" if k == "2007_000033" else "train"
@@ -83,7 +80,7 @@ def test_loveda_published_layout(tmp_path: Path) -> None:
         write_png(d / "masks_png" / f"{k}.png", lab)
         raw[(split.lower(), k)] = lab
     srcs = [zip_dir(tmp_path / "dl" / "Train" / "Train", tmp_path / "Train.zip"), tmp_path / "dl" / "Val"]
-    res = prepare_loveda(srcs, tmp_path / "out")
+    res = prepare("loveda", srcs, tmp_path / "out")
     assert res.counts == {"train": 2, "val": 1}
     for (split, k), lab in raw.items():
         exp = np.where(lab == 0, 255, lab.astype(int) - 1)
@@ -103,7 +100,7 @@ def test_loveda_real_tiles(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
 
 def test_lip_real_and_bad_values(tmp_path: Path) -> None:
     src = fixture_dir("mmseg", "pseudo_lip_dataset")
-    res = prepare_lip([src], tmp_path / "out")
+    res = prepare("lip", [src], tmp_path / "out")
     assert res.counts == {"train": 1, "val": 1}
     for split in ("train", "val"):
         for ann in (src / f"{split}_segmentations").glob("*.png"):
@@ -114,7 +111,7 @@ def test_lip_real_and_bad_values(tmp_path: Path) -> None:
     write_jpg(bad / "train_images" / "1_1.jpg", rand_rgb(np.random.default_rng(0)))
     write_png(bad / "train_segmentations" / "1_1.png", np.full((16, 24), 40, np.uint8))
     with pytest.raises(DataError, match=r"1_1.png: values \[40\]"):
-        prepare_lip([bad], tmp_path / "out2")
+        prepare("lip", [bad], tmp_path / "out2")
 
 
 def _mapillary_config(path: Path, colors: list[list[int]], n: int) -> Path:
@@ -146,7 +143,7 @@ def test_mapillary_real_palette_and_rgb_labels(tmp_path: Path, version: str, n: 
             colors[i] = [i, 255 - i, 7]
         seen.add(tuple(colors[i]))
     cfg = _mapillary_config(tmp_path / "cfg" / f"config_v{version}.json", colors, n)
-    res = prepare_mapillary([src, cfg.parent], tmp_path / "out", version=version)
+    res = prepare("mapillary", [src, cfg.parent], tmp_path / "out", version=version)
     assert res.counts == {"train": 1}
     got = read_ids(tmp_path / "out" / "masks" / "train" / label.name)
     np.testing.assert_array_equal(got, raw)  # all used labels are evaluated and come first: ids unchanged
@@ -156,7 +153,7 @@ def test_mapillary_real_palette_and_rgb_labels(tmp_path: Path, version: str, n: 
     rgb_src = tmp_path / "rgb"
     write_jpg(rgb_src / "training" / "images" / "x.jpg", np.zeros((*raw.shape, 3), np.uint8))
     write_png(rgb_src / "training" / f"v{version}" / "labels" / "x.png", rgb)
-    prepare_mapillary([rgb_src, cfg.parent], tmp_path / "out_rgb", version=version)
+    prepare("mapillary", [rgb_src, cfg.parent], tmp_path / "out_rgb", version=version)
     np.testing.assert_array_equal(read_ids(tmp_path / "out_rgb" / "masks" / "train" / "x.png"), raw)
 
 
@@ -167,9 +164,9 @@ def test_mapillary_unlabeled_and_missing_config(tmp_path: Path) -> None:
     ids = rng.integers(0, 6, (16, 24))
     write_jpg(tmp_path / "dl" / "validation" / "images" / "a.jpg", rand_rgb(rng))
     write_palette_png(tmp_path / "dl" / "validation" / "v1.2" / "labels" / "a.png", ids, colors + [[0, 0, 0]])
-    prepare_mapillary([tmp_path / "dl"], tmp_path / "out")
+    prepare("mapillary", [tmp_path / "dl"], tmp_path / "out")
     got = read_ids(tmp_path / "out" / "masks" / "val" / "a.png")
     np.testing.assert_array_equal(got, np.where(ids == 5, 255, ids))
     (tmp_path / "dl" / "config_v1.2.json").unlink()
     with pytest.raises(DataError, match="config_v1.2.json.*mapillary.com"):
-        prepare_mapillary([tmp_path / "dl"], tmp_path / "out2")
+        prepare("mapillary", [tmp_path / "dl"], tmp_path / "out2")

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from segcli.data.decode import inspect_mask, probe_image
 from segcli.data.format import DATASET_FILE, DatasetInfo, list_splits, read_dataset_info
 from segcli.data.io import IMAGE_EXTS
 from segcli.errors import DataError
@@ -87,52 +88,6 @@ class _Collector:
         self.findings.append(
             Finding(code, severity, message, sorted(files)[:MAX_FILES], len(files), FIXES[code], split)
         )
-
-
-@dataclass
-class _MaskFacts:
-    """What one mask read says: its ids (None if unreadable) and how it is encoded."""
-
-    ids: np.ndarray | None = None
-    mode: str = ""
-    problem: str | None = None  # "empty", "unreadable", "rgb", "grey-rgb"
-
-
-def _read_mask_facts(path: Path) -> _MaskFacts:
-    """Decode a mask with PIL so the encoding (palette, RGB, 16-bit) is known, never raising."""
-    from PIL import Image
-
-    try:
-        if path.stat().st_size == 0:
-            return _MaskFacts(problem="empty")
-        with Image.open(path) as im:
-            mode = im.mode
-            arr = np.asarray(im)
-    except (OSError, ValueError, SyntaxError):
-        return _MaskFacts(problem="unreadable")
-    if arr.ndim == 3:
-        if arr.shape[2] >= 3 and np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
-            return _MaskFacts(ids=arr[..., 0], mode=mode, problem="grey-rgb")
-        return _MaskFacts(mode=mode, problem="rgb")
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8)
-    if not np.issubdtype(arr.dtype, np.integer):
-        return _MaskFacts(mode=mode, problem="unreadable")
-    return _MaskFacts(ids=arr, mode=mode)
-
-
-def _image_size(path: Path) -> tuple[int, int] | str:
-    """(height, width) of a fully decoded image, or 'empty' / 'unreadable'."""
-    from PIL import Image
-
-    try:
-        if path.stat().st_size == 0:
-            return "empty"
-        with Image.open(path) as im:
-            im.load()  # decode: a truncated file fails here, not just its header
-            return im.size[1], im.size[0]
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return "unreadable"
 
 
 def _split_files(root: Path, split: str) -> tuple[dict[str, list[Path]], dict[str, Path], list[Path], bool]:
@@ -273,8 +228,8 @@ def _lint_pixels(
     present = np.zeros(info.num_classes if info else 0, bool)
     masks_with_ids = 0
     for img_path, mask_path in pairs:
-        facts = _read_mask_facts(mask_path)
-        size = _image_size(img_path)
+        facts = inspect_mask(mask_path)
+        size = probe_image(img_path)
         if isinstance(size, str):
             unreadable.append(str(img_path))
         if facts.problem == "unreadable" or facts.problem == "empty":

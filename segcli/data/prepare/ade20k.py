@@ -15,25 +15,17 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from segcli.data.decode import lut_map
 from segcli.data.format import make_info
-from segcli.data.prepare.common import (
-    PrepareResult,
-    Sample,
-    Sources,
-    decode_ids,
-    lut_map,
-    open_sources,
-    paired_samples,
-    require,
-    run_conversion,
-)
+from segcli.data.prepare.converter import Converter, Plan, read_ids, register_converter
+from segcli.data.prepare.sources import Sources, require
+from segcli.data.prepare.splits import paired_samples
+from segcli.data.prepare.writer import Sample
 from segcli.errors import DataError
 
 EXPECTED = (
@@ -46,10 +38,6 @@ REDUCE_ZERO = {i: i - 1 for i in range(1, NUM_CLASSES + 1)}
 _IMG_RX = re.compile(r"(?:^|/)images/(?:(training|validation)/)?([^/]+)\.jpg$")
 _ANN_RX = re.compile(r"(?:^|/)annotations/(?:(training|validation)/)?([^/]+)\.png$")
 _INFO_RX = re.compile(r"(?:^|/)objectInfo150\.(csv|txt)$")
-
-
-def _want(name: str) -> bool:
-    return bool(_IMG_RX.search(name) or _ANN_RX.search(name) or _INFO_RX.search(name))
 
 
 def parse_object_info(text: str, where: str) -> list[str]:
@@ -85,46 +73,43 @@ def parse_object_info(text: str, where: str) -> list[str]:
     return names
 
 
-def ade20k_mask(srcs: Sources, s: Sample, _params: Any) -> np.ndarray:
-    """Annotation 0 → 255, k → k - 1."""
-    raw = decode_ids(srcs.read(s.label), srcs.describe(s.label))
-    return lut_map(raw, REDUCE_ZERO, 255)
-
-
 def _split(folder: str | None, stem: str) -> str:
     if folder:
         return "train" if folder == "training" else "val"
     return "train" if stem.startswith("ADE_train_") else "val"
 
 
-def prepare_ade20k(
-    sources: list[str | os.PathLike],
-    out: str | os.PathLike,
-    force: bool = False,
-    link: bool = False,
-    workers: int = 1,
-    progress: bool = False,
-) -> PrepareResult:
-    """Convert ADEChallengeData2016 to 150 classes (0-149), 255 = other/unlabelled."""
-    root = Path(out)
-    srcs = open_sources(sources, root, EXPECTED, _want)
-    info_hits = srcs.find(_INFO_RX)
-    require(info_hits, "objectInfo150.txt / objectInfo150.csv (class names)", srcs, EXPECTED)
-    info_member = info_hits[0][1]
-    text = srcs.read(info_member).decode("utf-8", "replace")
-    classes = parse_object_info(text, srcs.describe(info_member))
-    images = {(_split(m.group(1), m.group(2)), m.group(2)): mem for m, mem in srcs.find(_IMG_RX)}
-    anns = {(_split(m.group(1), m.group(2)), m.group(2)): mem for m, mem in srcs.find(_ANN_RX)}
-    require(anns, "annotations/{training,validation}/*.png", srcs, EXPECTED)
-    samples = paired_samples(anns, images, lambda k: f"images/.../{k[1]}.jpg", srcs, EXPECTED)
-    info = make_info(
-        "ade20k",
-        classes,
-        None,
-        255,
-        source="ADE20K scene parsing benchmark (ADEChallengeData2016), http://sceneparsing.csail.mit.edu",
-        label_map="annotation k -> k-1 (1..150 -> 0..149); 0 (other objects) -> 255",
-    )
-    return run_conversion(
-        root, info, samples, srcs, ade20k_mask, force=force, link=link, workers=workers, progress=progress
-    )
+@register_converter
+class ADE20K(Converter):
+    """ADEChallengeData2016 → 150 classes (0-149), 255 = other/unlabelled."""
+
+    name = "ade20k"
+    help = 'ADE20K (ADEChallengeData2016.zip or folder) → 150 classes; 0 ("other") → ignore.'
+    expected = EXPECTED
+
+    def want(self, member: str, opts: dict[str, Any]) -> bool:
+        return any(rx.search(member) for rx in (_IMG_RX, _ANN_RX, _INFO_RX))
+
+    def plan(self, srcs: Sources, opts: dict[str, Any]) -> Plan:
+        info_hits = srcs.find(_INFO_RX)
+        require(info_hits, "objectInfo150.txt / objectInfo150.csv (class names)", srcs, EXPECTED)
+        info_member = info_hits[0][1]
+        text = srcs.read(info_member).decode("utf-8", "replace")
+        classes = parse_object_info(text, srcs.describe(info_member))
+        images = {(_split(m.group(1), m.group(2)), m.group(2)): mem for m, mem in srcs.find(_IMG_RX)}
+        anns = {(_split(m.group(1), m.group(2)), m.group(2)): mem for m, mem in srcs.find(_ANN_RX)}
+        require(anns, "annotations/{training,validation}/*.png", srcs, EXPECTED)
+        samples = paired_samples(anns, images, lambda k: f"images/.../{k[1]}.jpg", srcs, EXPECTED)
+        info = make_info(
+            "ade20k",
+            classes,
+            None,
+            255,
+            source="ADE20K scene parsing benchmark (ADEChallengeData2016), http://sceneparsing.csail.mit.edu",
+            label_map="annotation k -> k-1 (1..150 -> 0..149); 0 (other objects) -> 255",
+        )
+        return Plan(info, samples)
+
+    def decode_label(self, srcs: Sources, sample: Sample, params: Any) -> np.ndarray:
+        """Annotation 0 → 255, k → k - 1."""
+        return lut_map(read_ids(srcs, sample.label), REDUCE_ZERO, 255)
