@@ -21,7 +21,6 @@ from prepare_helpers import (
     zip_dir,
 )
 
-from segcli.data.decode import colors_to_ids
 from segcli.data.prepare import prepare
 from segcli.data.prepare.sources import open_sources
 from segcli.errors import DataError
@@ -254,12 +253,3 @@ def test_safe_archive_with_internal_link_is_read(tmp_path: Path) -> None:
     assert srcs.get("ok/link") is None  # links are not followed
     zsrcs = open_sources([_zip_with(tmp_path / "b.zip", "ok/b.txt", b"bee")], tmp_path / "out2", "x")
     assert zsrcs.read(zsrcs.get("ok/b.txt")) == b"bee"
-
-
-def test_colors_to_ids_and_unknown_colour() -> None:
-    rgb = np.array([[[0, 0, 0], [10, 20, 30]], [[255, 0, 0], [10, 20, 30]]], np.uint8)
-    table = [(10, 20, 30), (0, 0, 0), (255, 0, 0)]
-    np.testing.assert_array_equal(colors_to_ids(rgb, table, "x"), [[1, 0], [2, 0]])
-    with pytest.raises(DataError, match=r"colour \(255, 0, 0\)"):
-        colors_to_ids(rgb, table[:2], "lab.png")
-    np.testing.assert_array_equal(colors_to_ids(rgb, table[:2], "x", unknown=255), [[1, 0], [255, 0]])

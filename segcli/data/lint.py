@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from segcli.data.decode import inspect_mask, probe_image
-from segcli.data.format import DATASET_FILE, DatasetInfo, list_splits, read_dataset_info
+from segcli.data.format import DATASET_FILE, DatasetIndex, DatasetInfo, list_splits, read_dataset_info
 from segcli.data.io import IMAGE_EXTS
 from segcli.errors import DataError
 
@@ -196,8 +196,24 @@ def _lint_split(
         col.finding("mask-without-image", "error", f"{where}: {len(no_image)} mask(s) have no image", split, no_image)
 
     pairs = [(images[s][0], masks[s]) for s in sorted(set(images) & set(masks))]
+    files = [*[q for ps in images.values() for q in ps], *masks.values()]
+    _lint_pairs(pairs, split, info, sample, seed, col, files)
+
+
+def _lint_pairs(
+    pairs: list[tuple[Path, Path]],
+    split: str,
+    info: DatasetInfo | None,
+    sample: int | None,
+    seed: int,
+    col: _Collector,
+    files: list[Path] | None = None,
+) -> None:
+    """Empty-file check of ``files`` (default: the pairs'), then the pixel checks of (a sample of) the pairs."""
+    where = f"split {split!r}"
     # Empty files are cheap to find (a stat), so every file is checked whatever the sample.
-    empty = [str(p) for p in (*[q for ps in images.values() for q in ps], *masks.values()) if _is_empty(p)]
+    files = files if files is not None else [p for pair in pairs for p in pair]
+    empty = [str(p) for p in files if _is_empty(p)]
     if empty:
         col.finding("empty-file", "error", f"{where}: {len(empty)} file(s) are empty (0 bytes)", split, empty)
     empty_set = set(empty)
@@ -381,11 +397,30 @@ def _value_findings(
     )
 
 
-def quick_lint(
-    root: str | os.PathLike, splits: list[str] | tuple[str, ...] | None = None, sample: int = 32
+def lint_index(
+    index: DatasetIndex, splits: list[str] | tuple[str, ...] | None = None, sample: int | None = None, seed: int = 0
 ) -> list[Finding]:
-    """Sampled lint for `seg train`: raise DataError with the first error, else return the warnings."""
-    findings = lint_dataset(root, splits, sample=sample)
+    """The lint of an already scanned, paired dataset: empty files and the pixel checks, no listing."""
+    col = _Collector()
+    for split in splits or index.names:
+        _lint_pairs(index.pairs(split), split, index.info, sample, seed, col)
+    order = {"error": 0, "warning": 1}
+    return sorted(col.findings, key=lambda f: order[f.severity])
+
+
+def quick_lint(
+    dataset: str | os.PathLike | DatasetIndex, splits: list[str] | tuple[str, ...] | None = None, sample: int = 32
+) -> list[Finding]:
+    """Sampled lint for `seg train`: raise DataError with the first error, else return the warnings.
+
+    ``dataset`` is a folder (linted file by file) or a :class:`DatasetIndex` (nothing listed again).
+    """
+    if isinstance(dataset, DatasetIndex):
+        root = dataset.root
+        findings = lint_index(dataset, splits, sample=sample)
+    else:
+        root = dataset
+        findings = lint_dataset(root, splits, sample=sample)
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         more = f" (+{len(errors) - 1} more: run `seg check {root}`)" if len(errors) > 1 else ""
