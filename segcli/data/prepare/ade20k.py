@@ -18,14 +18,10 @@ import io
 import re
 from typing import Any
 
-import numpy as np
-
-from segcli.data.decode import lut_map
 from segcli.data.format import make_info
-from segcli.data.prepare.converter import Converter, Plan, read_ids, register_converter
+from segcli.data.prepare.converter import LutConverter, Plan, register_converter
 from segcli.data.prepare.sources import Sources, require
-from segcli.data.prepare.splits import paired_samples
-from segcli.data.prepare.writer import Sample
+from segcli.data.prepare.splits import find_pairs
 from segcli.errors import DataError
 
 EXPECTED = (
@@ -80,12 +76,16 @@ def _split(folder: str | None, stem: str) -> str:
 
 
 @register_converter
-class ADE20K(Converter):
-    """ADEChallengeData2016 → 150 classes (0-149), 255 = other/unlabelled."""
+class ADE20K(LutConverter):
+    """ADEChallengeData2016 → 150 classes (0-149), 255 = other/unlabelled.
+
+    Labels: Annotation 0 → 255, k → k - 1.
+    """
 
     name = "ade20k"
     help = 'ADE20K (ADEChallengeData2016.zip or folder) → 150 classes; 0 ("other") → ignore.'
     expected = EXPECTED
+    lut = REDUCE_ZERO
 
     def want(self, member: str, opts: dict[str, Any]) -> bool:
         return any(rx.search(member) for rx in (_IMG_RX, _ANN_RX, _INFO_RX))
@@ -96,10 +96,15 @@ class ADE20K(Converter):
         info_member = info_hits[0][1]
         text = srcs.read(info_member).decode("utf-8", "replace")
         classes = parse_object_info(text, srcs.describe(info_member))
-        images = {(_split(m.group(1), m.group(2)), m.group(2)): mem for m, mem in srcs.find(_IMG_RX)}
-        anns = {(_split(m.group(1), m.group(2)), m.group(2)): mem for m, mem in srcs.find(_ANN_RX)}
-        require(anns, "annotations/{training,validation}/*.png", srcs, EXPECTED)
-        samples = paired_samples(anns, images, lambda k: f"images/.../{k[1]}.jpg", srcs, EXPECTED)
+        samples = find_pairs(
+            srcs,
+            (_IMG_RX,),
+            (_ANN_RX,),
+            lambda m: (_split(m.group(1), m.group(2)), m.group(2)),
+            "annotations/{training,validation}/*.png",
+            lambda k: f"images/.../{k[1]}.jpg",
+            EXPECTED,
+        )
         info = make_info(
             "ade20k",
             classes,
@@ -109,7 +114,3 @@ class ADE20K(Converter):
             label_map="annotation k -> k-1 (1..150 -> 0..149); 0 (other objects) -> 255",
         )
         return Plan(info, samples)
-
-    def decode_label(self, srcs: Sources, sample: Sample, params: Any) -> np.ndarray:
-        """Annotation 0 → 255, k → k - 1."""
-        return lut_map(read_ids(srcs, sample.label), REDUCE_ZERO, 255)

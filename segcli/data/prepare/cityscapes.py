@@ -16,14 +16,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import numpy as np
-
-from segcli.data.decode import lut_map
 from segcli.data.format import make_info
-from segcli.data.prepare.converter import Converter, Option, Plan, read_ids, register_converter
+from segcli.data.prepare.converter import LutConverter, Option, Plan, register_converter
 from segcli.data.prepare.sources import Sources, require
 from segcli.data.prepare.splits import paired_samples
-from segcli.data.prepare.writer import Sample
 
 EXPECTED = (
     "leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip (plus leftImg8bit_trainextra.zip and gtCoarse.zip "
@@ -77,12 +73,16 @@ _GT_RX = re.compile(r"(?:^|/)(gtFine|gtCoarse)/(train|val|test|train_extra)/[^/]
 
 
 @register_converter
-class Cityscapes(Converter):
-    """Fine annotations (train/val/test); with ``coarse`` also train_extra from gtCoarse."""
+class Cityscapes(LutConverter):
+    """Fine annotations (train/val/test); with ``coarse`` also train_extra from gtCoarse.
+
+    Labels: labelIds → trainIds (255 for every id outside the 19 classes).
+    """
 
     name = "cityscapes"
     help = "Cityscapes: leftImg8bit + gtFine (zips or folders) → 19 trainId classes, other ids ignored."
     expected = EXPECTED
+    lut = ID_TO_TRAIN
     options = (Option("coarse", bool, False, "Add the train_extra split from gtCoarse."),)
 
     def want(self, member: str, opts: dict[str, Any]) -> bool:
@@ -116,7 +116,3 @@ class Cityscapes(Converter):
             label_map="labelIds -> trainIds (official cityscapesScripts label table), other ids -> 255",
         )
         return Plan(info, samples, settings={"coarse": coarse})
-
-    def decode_label(self, srcs: Sources, sample: Sample, params: Any) -> np.ndarray:
-        """labelIds → trainIds (255 for every id outside the 19 classes)."""
-        return lut_map(read_ids(srcs, sample.label), ID_TO_TRAIN, 255)

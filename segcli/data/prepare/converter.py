@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from segcli.data.decode import check_ids, decode_ids
+from segcli.data.decode import check_ids, decode_ids, lut_map
 from segcli.data.format import DatasetInfo
 from segcli.data.prepare.sources import Member, Sources, open_sources
 from segcli.data.prepare.writer import PrepareResult, Progress, Sample, run_conversion
@@ -113,6 +113,15 @@ class Converter:
             valid = ", ".join(known) or "none"
             raise UserError(f"converter {self.name!r} has no option {unknown[0]!r}; its options: {valid}")
         return {**known, **given}
+
+
+class LutConverter(Converter):
+    """A converter whose labels hold raw ids mapped through the table :attr:`lut` (other ids → 255)."""
+
+    lut: ClassVar[dict[int, int]] = {}
+
+    def decode_label(self, srcs: Sources, sample: Sample, params: Any) -> np.ndarray:
+        return lut_map(read_ids(srcs, sample.label), self.lut, 255)
 
 
 CONVERTERS: Registry[Any] = Registry("converter")

@@ -15,8 +15,8 @@ import numpy as np
 
 from segcli.data.format import make_info
 from segcli.data.prepare.converter import Converter, Plan, decode_checked_ids, register_converter
-from segcli.data.prepare.sources import Sources, require
-from segcli.data.prepare.splits import paired_samples
+from segcli.data.prepare.sources import Sources
+from segcli.data.prepare.splits import find_pairs
 from segcli.data.prepare.writer import Sample
 
 EXPECTED = (
@@ -59,10 +59,8 @@ class LIP(Converter):
     expected = EXPECTED
 
     def plan(self, srcs: Sources, opts: dict[str, Any]) -> Plan:
-        images = {(m.group(1), m.group(2)): mem for m, mem in srcs.find(_IMG)}
-        anns = {(m.group(1), m.group(2)): mem for m, mem in srcs.find(_ANN)}
-        require(anns, "{train,val}_segmentations/*.png labels", srcs, EXPECTED)
-        samples = paired_samples(anns, images, lambda k: f"{k[0]}_images/{k[1]}.jpg", srcs, EXPECTED)
+        labels, hint = "{train,val}_segmentations/*.png labels", "{0[0]}_images/{0[1]}.jpg".format
+        samples = find_pairs(srcs, (_IMG,), (_ANN,), lambda m: (m.group(1), m.group(2)), labels, hint, EXPECTED)
         source = "Look Into Person (https://sysu-hcp.net/lip/)"
         return Plan(make_info("lip", CLASSES, None, 255, source=source, label_map="none (grey ids)"), samples)
 

@@ -14,14 +14,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import numpy as np
-
-from segcli.data.decode import lut_map
 from segcli.data.format import make_info
-from segcli.data.prepare.converter import Converter, Plan, read_ids, register_converter
-from segcli.data.prepare.sources import Sources, require
-from segcli.data.prepare.splits import paired_samples
-from segcli.data.prepare.writer import Sample
+from segcli.data.prepare.converter import LutConverter, Plan, register_converter
+from segcli.data.prepare.sources import Sources
+from segcli.data.prepare.splits import find_pairs
 
 EXPECTED = "Train.zip and Val.zip from https://zenodo.org/records/5706578 (or their extracted folders)"
 CLASSES = ("background", "building", "road", "water", "barren", "forest", "agricultural")
@@ -39,18 +35,21 @@ def _key(m: re.Match[str]) -> tuple[str, str]:
 
 
 @register_converter
-class LoveDA(Converter):
-    """LoveDA train/val (the test split has no labels and is left out)."""
+class LoveDA(LutConverter):
+    """LoveDA train/val (the test split has no labels and is left out).
+
+    Labels: 1-7 → 0-6; 0 (no data) and anything else → 255.
+    """
 
     name = "loveda"
     help = "LoveDA (Train.zip, Val.zip or folders): raw 1-7 → 0-6, 0 → ignore."
     expected = EXPECTED
+    lut = RAW_TO_ID
 
     def plan(self, srcs: Sources, opts: dict[str, Any]) -> Plan:
-        images = {_key(m): mem for rx in (_PUB_IMG, _MM_IMG) for m, mem in srcs.find(rx)}
-        anns = {_key(m): mem for rx in (_PUB_ANN, _MM_ANN) for m, mem in srcs.find(rx)}
-        require(anns, "Train|Val/{Urban,Rural}/masks_png/*.png labels", srcs, EXPECTED)
-        samples = paired_samples(anns, images, lambda k: f"image {k[1]}.png of split {k[0]}", srcs, EXPECTED)
+        labels = "Train|Val/{Urban,Rural}/masks_png/*.png labels"
+        hint = "image {0[1]}.png of split {0[0]}".format
+        samples = find_pairs(srcs, (_PUB_IMG, _MM_IMG), (_PUB_ANN, _MM_ANN), _key, labels, hint, EXPECTED)
         info = make_info(
             "loveda",
             CLASSES,
@@ -60,7 +59,3 @@ class LoveDA(Converter):
             label_map="raw 1-7 -> 0-6; 0 (no data) -> 255",
         )
         return Plan(info, samples)
-
-    def decode_label(self, srcs: Sources, sample: Sample, params: Any) -> np.ndarray:
-        """1-7 → 0-6; 0 (no data) and anything else → 255."""
-        return lut_map(read_ids(srcs, sample.label), RAW_TO_ID, 255)

@@ -23,7 +23,7 @@ from segcli.data.decode import colors_to_ids, decode_ids, decode_image, is_palet
 from segcli.data.format import make_info
 from segcli.data.prepare.converter import Converter, Option, Plan, register_converter
 from segcli.data.prepare.sources import Sources, require
-from segcli.data.prepare.splits import paired_samples
+from segcli.data.prepare.splits import find_pairs
 from segcli.data.prepare.writer import Sample
 from segcli.errors import DataError
 
@@ -55,8 +55,8 @@ def _config_rx(version: str) -> re.Pattern[str]:
     return re.compile(rf"(?:^|/)config_v{re.escape(version)}\.json$")
 
 
-def _split(m: re.Match[str]) -> str:
-    return "val" if m.group(1) == "validation" else "train"
+def _key(m: re.Match[str]) -> tuple[str, str]:
+    return ("val" if m.group(1) == "validation" else "train", m.group(2))
 
 
 @register_converter
@@ -93,10 +93,8 @@ class Mapillary(Converter):
                 lut.append(255)
         if len(set(classes)) != len(classes):
             classes = [str(lab["name"]) for lab in labels if lab.get("evaluate", True)]
-        images = {(_split(m), m.group(2)): mem for m, mem in srcs.find(img_rx)}
-        anns = {(_split(m), m.group(2)): mem for m, mem in srcs.find(ann_rx)}
-        require(anns, f"v{version}/labels/*.png labels", srcs, exp)
-        samples = paired_samples(anns, images, lambda k: f"images/{k[1]}.jpg", srcs, exp)
+        hint = "images/{0[1]}.jpg".format
+        samples = find_pairs(srcs, (img_rx,), (ann_rx,), _key, f"v{version}/labels/*.png labels", hint, exp)
         params = {"lut": lut, "colors": [tuple(int(c) for c in lab["color"]) for lab in labels]}
         info = make_info(
             "mapillary",

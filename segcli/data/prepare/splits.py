@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,24 @@ def paired_samples(
     """One Sample per (split, stem) label, sorted; a label without its image is a DataError naming it."""
     require_images(anns, images, image_hint, srcs, expected)
     return [Sample(split, stem, images[(split, stem)], mem) for (split, stem), mem in sorted(anns.items())]
+
+
+def find_pairs(
+    srcs: Sources,
+    image_rxs: tuple[re.Pattern[str], ...],
+    label_rxs: tuple[re.Pattern[str], ...],
+    key: Callable[[re.Match[str]], tuple[str, str]],
+    what: str,
+    image_hint: Callable[[tuple[str, str]], str],
+    expected: str,
+) -> list[Sample]:
+    """Samples of a dataset whose files name their split: ``key(match)`` → (split, stem) for every
+    member matching one of ``image_rxs`` / ``label_rxs``; no label at all, or a label without its
+    image, is a DataError (``what`` names the labels looked for)."""
+    images = {key(m): mem for rx in image_rxs for m, mem in srcs.find(rx)}
+    labels = {key(m): mem for rx in label_rxs for m, mem in srcs.find(rx)}
+    require(labels, what, srcs, expected)
+    return paired_samples(labels, images, image_hint, srcs, expected)
 
 
 def split_samples(
