@@ -90,3 +90,33 @@ def cli_error(capsys: pytest.CaptureFixture, argv: list[str]) -> tuple[int, str]
     captured = capsys.readouterr()
     assert rc != 0
     return rc, " ".join(captured.err.split())
+
+
+def make_cityscapes(root: Path, rng: np.random.Generator, coarse: bool = False) -> dict[tuple[str, str], np.ndarray]:
+    """Two folders ``root/leftImg8bit`` and ``root/gtFine`` (+ gtCoarse) in the published layout."""
+    raw = {}
+    frames = [
+        ("train", "aachen", "aachen_000000_000019"),
+        ("train", "bochum", "bochum_000000_000313"),
+        ("val", "frankfurt", "frankfurt_000000_000294"),
+        ("test", "berlin", "berlin_000000_000019"),
+    ]
+    if coarse:
+        frames.append(("train_extra", "augsburg", "augsburg_000000_000000"))
+    for split, city, stem in frames:
+        write_png(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png", rand_rgb(rng))
+        ids = rng.integers(0, 34, (16, 24), dtype=np.uint8)
+        kind = "gtCoarse" if split == "train_extra" else "gtFine"
+        write_png(root / kind / split / city / f"{stem}_{kind}_labelIds.png", ids)
+        # Distractors that must be ignored: colour and instance images next to the labelIds.
+        write_png(root / kind / split / city / f"{stem}_{kind}_color.png", rand_rgb(rng))
+        raw[(split, stem)] = ids
+    return raw
+
+
+def save_mat(path: Path, obj: dict) -> None:
+    """Write a MATLAB .mat file (needs scipy, the optional mat extra)."""
+    from scipy.io import savemat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    savemat(path, obj)

@@ -134,3 +134,45 @@ def test_shapes_refuses_foreign_folder(tmp_path: Path) -> None:
         prepare_shapes(tmp_path / "x", train=2, val=1, size=32)
     assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
     shutil.rmtree(tmp_path / "x")
+
+
+def test_index_scans_once_and_feeds_every_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import segcli.data.format as fmt
+    from segcli.data.datasets import EvalDataset
+    from segcli.data.lint import quick_lint
+    from segcli.data.stats import dataset_summary
+
+    root = make_dataset(tmp_path / "d", n=4)
+    listed: list[str] = []
+    real_list = fmt.list_samples
+    monkeypatch.setattr(fmt, "list_samples", lambda r, s: listed.append(s) or real_list(r, s))
+    index = fmt.DatasetIndex.scan(root, ["train", "val"])
+    assert listed == ["train", "val"] and index.names == ["train", "val"]
+    assert [p.name for p, _ in index.pairs("val")] == ["0.png", "1.png", "2.png", "3.png"]
+
+    def no_rescan(*_a: object, **_k: object) -> None:
+        raise AssertionError("the dataset was scanned or dataset.toml parsed again")
+
+    monkeypatch.setattr(fmt, "list_samples", no_rescan)
+    monkeypatch.setattr(fmt, "read_dataset_info", no_rescan)
+    monkeypatch.setattr(fmt, "list_splits", no_rescan)
+    assert validate_dataset(index, splits=["train"], sample_masks=None).name == "toy"
+    assert quick_lint(index, ["train", "val"], sample=2) == []
+    assert len(TrainDataset(index, "train", Compose([]))) == 4 and len(EvalDataset(index, "val")) == 4
+    summary = dataset_summary(index)
+    assert summary["images"] == {"train": 4, "val": 4} and abs(sum(summary["pixel_share"].values()) - 1) < 1e-9
+    with pytest.raises(DataError, match=r"split 'test' not found \(splits present: train, val\)"):
+        TrainDataset(index, "test", Compose([]))
+
+
+def test_quick_lint_of_an_index_reports_bad_masks(tmp_path: Path) -> None:
+    from segcli.data.format import DatasetIndex
+    from segcli.data.lint import quick_lint
+
+    root = make_dataset(tmp_path / "d")
+    write_mask(root / "masks" / "train" / "1.png", np.full((16, 16), 7, np.uint8))
+    with pytest.raises(DataError, match=r"mask values \[7\] are not class ids 0..2"):
+        quick_lint(DatasetIndex.scan(root), sample=None)  # type: ignore[arg-type]
+    (root / "images" / "val" / "0.png").write_bytes(b"")
+    with pytest.raises(DataError, match="empty"):
+        quick_lint(DatasetIndex.scan(root, ["val"]), ["val"])

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from segcli.data.format import list_samples
+from segcli.data.format import DatasetIndex, as_index
 from segcli.data.io import read_image, read_mask
 from segcli.data.transforms import Compose, resize_pair
 from segcli.errors import DataError
@@ -32,10 +32,13 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
 
 
 class TrainDataset(Dataset):
-    """Training samples with augmentation. Index with ``(index, seed)`` from SeededSampler."""
+    """Training samples with augmentation. Index with ``(index, seed)`` from SeededSampler.
 
-    def __init__(self, root: str | os.PathLike, split: str, transform: Compose) -> None:
-        self.samples = list_samples(root, split)
+    ``dataset`` is a folder (its split is listed) or a :class:`DatasetIndex` (nothing is listed again).
+    """
+
+    def __init__(self, dataset: str | os.PathLike | DatasetIndex, split: str, transform: Compose) -> None:
+        self.samples = as_index(dataset, [split]).pairs(split)
         self.transform = transform
 
     def __len__(self) -> int:
@@ -51,8 +54,8 @@ class TrainDataset(Dataset):
 class EvalDataset(Dataset):
     """Evaluation samples: the image optionally resized to ``size``; the mask at full resolution."""
 
-    def __init__(self, root: str | os.PathLike, split: str, size: tuple[int, ...] = ()) -> None:
-        self.samples = list_samples(root, split)
+    def __init__(self, dataset: str | os.PathLike | DatasetIndex, split: str, size: tuple[int, ...] = ()) -> None:
+        self.samples = as_index(dataset, [split]).pairs(split)
         self.size = tuple(size)
 
     def __len__(self) -> int:

@@ -194,23 +194,67 @@ def check_mask_values(mask: np.ndarray, info: DatasetInfo, path: Path) -> None:
         )
 
 
+@dataclass(frozen=True)
+class DatasetIndex:
+    """A dataset scanned once: its ``dataset.toml`` and the sorted (image, mask) pairs per split.
+
+    Validation, the sampled lint, the torch datasets and the statistics all accept an index, so a
+    command that needs several of them reads the folder and ``dataset.toml`` only once.
+    """
+
+    root: Path
+    info: DatasetInfo
+    splits: dict[str, tuple[tuple[Path, Path], ...]]
+
+    @classmethod
+    def scan(cls, root: str | os.PathLike, splits: list[str] | tuple[str, ...] | None = None) -> DatasetIndex:
+        """Read ``dataset.toml`` and pair the files of ``splits`` (default: every split present)."""
+        info = read_dataset_info(root)
+        names = list(splits) if splits else list_splits(root)
+        return cls(Path(root), info, {s: tuple(list_samples(root, s)) for s in names})
+
+    @property
+    def names(self) -> list[str]:
+        """The indexed splits, in scan order."""
+        return list(self.splits)
+
+    def pairs(self, split: str) -> list[tuple[Path, Path]]:
+        """The (image, mask) pairs of ``split``, sorted by stem."""
+        if split not in self.splits:
+            have = ", ".join(self.splits) or "none"
+            raise DataError(f"{self.root / 'images' / split}: split {split!r} not found (splits present: {have})")
+        return list(self.splits[split])
+
+
+def as_index(
+    dataset: str | os.PathLike | DatasetIndex, splits: list[str] | tuple[str, ...] | None = None
+) -> DatasetIndex:
+    """``dataset`` itself when it is an index (checking it holds ``splits``), else a new scan of it."""
+    if isinstance(dataset, DatasetIndex):
+        for split in splits or ():
+            dataset.pairs(split)
+        return dataset
+    return DatasetIndex.scan(dataset, splits)
+
+
 def validate_dataset(
-    root: str | os.PathLike,
+    dataset: str | os.PathLike | DatasetIndex,
     splits: list[str] | tuple[str, ...] | None = None,
     sample_masks: int | None = 16,
     seed: int = 0,
 ) -> DatasetInfo:
     """Check the layout, pairing and (a sample of) mask values; return the DatasetInfo.
 
+    ``dataset`` is a folder or a :class:`DatasetIndex` (then nothing is listed again).
     ``sample_masks=None`` reads every mask; 0 reads none. Every reading command calls this first.
     """
-    info = read_dataset_info(root)
-    splits = list(splits) if splits else list_splits(root)
-    if not splits:
-        raise DataError(f"{Path(root) / 'images'}: no splits found (expected images/<split>/)")
-    for split in splits:
-        pairs = list_samples(root, split)
+    index = as_index(dataset, splits)
+    names = list(splits) if splits else index.names
+    if not names:
+        raise DataError(f"{index.root / 'images'}: no splits found (expected images/<split>/)")
+    for split in names:
+        pairs = index.pairs(split)
         chosen = pairs if sample_masks is None else random.Random(seed).sample(pairs, min(sample_masks, len(pairs)))
         for _, mask_path in chosen:
-            check_mask_values(read_mask(mask_path), info, mask_path)
-    return info
+            check_mask_values(read_mask(mask_path), index.info, mask_path)
+    return index.info

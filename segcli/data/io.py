@@ -1,4 +1,4 @@
-"""Image and mask reading/writing with OpenCV (PIL only for palette PNGs), with clear errors."""
+"""Image and mask files: read through :mod:`segcli.data.decode`, written atomically with OpenCV."""
 
 from __future__ import annotations
 
@@ -8,34 +8,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from segcli.data.decode import decode_image, decode_mask, read_file
 from segcli.errors import DataError
 from segcli.io_utils import atomic_write
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
-# Decoding is single-threaded per call; the data loader parallelises across workers instead.
-cv2.setNumThreads(0)
-
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image as RGB uint8 (H, W, 3). Greyscale and 16-bit inputs are converted."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: image file not found")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: image file is empty (0 bytes); re-download or remove it")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise DataError(f"{path}: cannot decode image (corrupt or unsupported format)")
-    if img.dtype == np.uint16:
-        img = (img / 257).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        raise DataError(f"{path}: unsupported image dtype {img.dtype}; expected 8- or 16-bit")
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return decode_image(read_file(path, "image", "re-download or remove it"), str(path))
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:
@@ -44,27 +26,7 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     Palette (mode P) PNGs are read as their palette indices, which are the class ids. A
     colour (RGB) mask is an error: its colours must first be mapped to ids by ``seg prepare``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: mask file not found")
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: mask file is empty (0 bytes); re-create it with seg prepare")
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise DataError(f"{path}: cannot decode mask (corrupt or unsupported format)")
-    if mask.ndim == 3:
-        from PIL import Image
-
-        with Image.open(path) as im:
-            if im.mode == "P":
-                return np.asarray(im, dtype=np.uint8).copy()
-        raise DataError(
-            f"{path}: mask has {mask.shape[2]} channels; masks must be single-channel class ids "
-            "(convert colour masks with `seg prepare folder --colors FILE`)"
-        )
-    if mask.dtype not in (np.uint8, np.uint16):
-        raise DataError(f"{path}: mask dtype {mask.dtype} unsupported; expected uint8 or uint16")
-    return mask
+    return decode_mask(read_file(path, "mask", "re-create it with seg prepare"), str(path), strict=True)
 
 
 def write_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95) -> Path:

@@ -19,7 +19,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from segcli.data.format import DATASET_FILE, DatasetInfo, list_splits, read_dataset_info
+from segcli.data.decode import inspect_mask, probe_image
+from segcli.data.format import DATASET_FILE, DatasetIndex, DatasetInfo, list_splits, read_dataset_info
 from segcli.data.io import IMAGE_EXTS
 from segcli.errors import DataError
 
@@ -87,52 +88,6 @@ class _Collector:
         self.findings.append(
             Finding(code, severity, message, sorted(files)[:MAX_FILES], len(files), FIXES[code], split)
         )
-
-
-@dataclass
-class _MaskFacts:
-    """What one mask read says: its ids (None if unreadable) and how it is encoded."""
-
-    ids: np.ndarray | None = None
-    mode: str = ""
-    problem: str | None = None  # "empty", "unreadable", "rgb", "grey-rgb"
-
-
-def _read_mask_facts(path: Path) -> _MaskFacts:
-    """Decode a mask with PIL so the encoding (palette, RGB, 16-bit) is known, never raising."""
-    from PIL import Image
-
-    try:
-        if path.stat().st_size == 0:
-            return _MaskFacts(problem="empty")
-        with Image.open(path) as im:
-            mode = im.mode
-            arr = np.asarray(im)
-    except (OSError, ValueError, SyntaxError):
-        return _MaskFacts(problem="unreadable")
-    if arr.ndim == 3:
-        if arr.shape[2] >= 3 and np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]):
-            return _MaskFacts(ids=arr[..., 0], mode=mode, problem="grey-rgb")
-        return _MaskFacts(mode=mode, problem="rgb")
-    if arr.dtype == bool:
-        arr = arr.astype(np.uint8)
-    if not np.issubdtype(arr.dtype, np.integer):
-        return _MaskFacts(mode=mode, problem="unreadable")
-    return _MaskFacts(ids=arr, mode=mode)
-
-
-def _image_size(path: Path) -> tuple[int, int] | str:
-    """(height, width) of a fully decoded image, or 'empty' / 'unreadable'."""
-    from PIL import Image
-
-    try:
-        if path.stat().st_size == 0:
-            return "empty"
-        with Image.open(path) as im:
-            im.load()  # decode: a truncated file fails here, not just its header
-            return im.size[1], im.size[0]
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-        return "unreadable"
 
 
 def _split_files(root: Path, split: str) -> tuple[dict[str, list[Path]], dict[str, Path], list[Path], bool]:
@@ -241,8 +196,24 @@ def _lint_split(
         col.finding("mask-without-image", "error", f"{where}: {len(no_image)} mask(s) have no image", split, no_image)
 
     pairs = [(images[s][0], masks[s]) for s in sorted(set(images) & set(masks))]
+    files = [*[q for ps in images.values() for q in ps], *masks.values()]
+    _lint_pairs(pairs, split, info, sample, seed, col, files)
+
+
+def _lint_pairs(
+    pairs: list[tuple[Path, Path]],
+    split: str,
+    info: DatasetInfo | None,
+    sample: int | None,
+    seed: int,
+    col: _Collector,
+    files: list[Path] | None = None,
+) -> None:
+    """Empty-file check of ``files`` (default: the pairs'), then the pixel checks of (a sample of) the pairs."""
+    where = f"split {split!r}"
     # Empty files are cheap to find (a stat), so every file is checked whatever the sample.
-    empty = [str(p) for p in (*[q for ps in images.values() for q in ps], *masks.values()) if _is_empty(p)]
+    files = files if files is not None else [p for pair in pairs for p in pair]
+    empty = [str(p) for p in files if _is_empty(p)]
     if empty:
         col.finding("empty-file", "error", f"{where}: {len(empty)} file(s) are empty (0 bytes)", split, empty)
     empty_set = set(empty)
@@ -273,8 +244,8 @@ def _lint_pixels(
     present = np.zeros(info.num_classes if info else 0, bool)
     masks_with_ids = 0
     for img_path, mask_path in pairs:
-        facts = _read_mask_facts(mask_path)
-        size = _image_size(img_path)
+        facts = inspect_mask(mask_path)
+        size = probe_image(img_path)
         if isinstance(size, str):
             unreadable.append(str(img_path))
         if facts.problem == "unreadable" or facts.problem == "empty":
@@ -426,11 +397,30 @@ def _value_findings(
     )
 
 
-def quick_lint(
-    root: str | os.PathLike, splits: list[str] | tuple[str, ...] | None = None, sample: int = 32
+def lint_index(
+    index: DatasetIndex, splits: list[str] | tuple[str, ...] | None = None, sample: int | None = None, seed: int = 0
 ) -> list[Finding]:
-    """Sampled lint for `seg train`: raise DataError with the first error, else return the warnings."""
-    findings = lint_dataset(root, splits, sample=sample)
+    """The lint of an already scanned, paired dataset: empty files and the pixel checks, no listing."""
+    col = _Collector()
+    for split in splits or index.names:
+        _lint_pairs(index.pairs(split), split, index.info, sample, seed, col)
+    order = {"error": 0, "warning": 1}
+    return sorted(col.findings, key=lambda f: order[f.severity])
+
+
+def quick_lint(
+    dataset: str | os.PathLike | DatasetIndex, splits: list[str] | tuple[str, ...] | None = None, sample: int = 32
+) -> list[Finding]:
+    """Sampled lint for `seg train`: raise DataError with the first error, else return the warnings.
+
+    ``dataset`` is a folder (linted file by file) or a :class:`DatasetIndex` (nothing listed again).
+    """
+    if isinstance(dataset, DatasetIndex):
+        root = dataset.root
+        findings = lint_index(dataset, splits, sample=sample)
+    else:
+        root = dataset
+        findings = lint_dataset(root, splits, sample=sample)
     errors = [f for f in findings if f.severity == "error"]
     if errors:
         more = f" (+{len(errors) - 1} more: run `seg check {root}`)" if len(errors) > 1 else ""

@@ -3,39 +3,51 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from segcli.data.format import list_samples, list_splits, read_dataset_info
+from segcli.data.format import DatasetIndex, as_index, list_samples
 from segcli.data.io import read_mask
 
 
-def class_histogram(root: str | os.PathLike, split: str, num_classes: int, ignore_index: int) -> np.ndarray:
-    """Pixel count per class over a split (ignore_index and out-of-range values excluded)."""
+def mask_histogram(mask_paths: Iterable[str | os.PathLike], num_classes: int) -> np.ndarray:
+    """Pixel count per class over these masks (ignore_index and out-of-range values excluded)."""
     hist = np.zeros(num_classes, np.int64)
-    for _, mask_path in list_samples(root, split):
+    for mask_path in mask_paths:
         m = read_mask(mask_path).ravel()
         counts = np.bincount(m, minlength=max(num_classes, int(m.max()) + 1))
         hist += counts[:num_classes]
     return hist
 
 
-def dataset_summary(root: str | os.PathLike) -> dict[str, Any]:
-    """Name, images per split and the pixel share of each class over all splits."""
-    info = read_dataset_info(root)
-    splits = list_splits(root)
-    images = {s: len(list_samples(root, s)) for s in splits}
-    hist = sum(
-        (class_histogram(root, s, info.num_classes, info.ignore_index) for s in splits),
-        np.zeros(info.num_classes, np.int64),
-    )
-    total = max(int(hist.sum()), 1)
+def class_histogram(root: str | os.PathLike, split: str, num_classes: int, ignore_index: int) -> np.ndarray:
+    """Pixel count per class over a split (ignore_index and out-of-range values excluded)."""
+    return mask_histogram((m for _, m in list_samples(root, split)), num_classes)
+
+
+def summary_dict(
+    name: str, root: str | os.PathLike, classes: Iterable[str], images: dict[str, int], hist: np.ndarray
+) -> dict[str, Any]:
+    """The summary `seg prepare` prints: name, images per split, pixel share of each class."""
+    classes = list(classes)
+    total = max(int(np.sum(hist)), 1) if len(hist) else 1
+    counts = list(hist) if len(hist) else [0] * len(classes)
     return {
-        "name": info.name,
+        "name": name,
         "root": str(Path(root)),
-        "classes": list(info.classes),
-        "images": images,
-        "pixel_share": {c: float(n) / total for c, n in zip(info.classes, hist)},
+        "classes": classes,
+        "images": dict(images),
+        "pixel_share": {c: float(n) / total for c, n in zip(classes, counts)},
     }
+
+
+def dataset_summary(dataset: str | os.PathLike | DatasetIndex) -> dict[str, Any]:
+    """Name, images per split and the pixel share of each class over all splits (reads every mask)."""
+    index = as_index(dataset)
+    info = index.info
+    hist = mask_histogram((m for s in index.names for _, m in index.pairs(s)), info.num_classes)
+    images = {s: len(index.splits[s]) for s in index.names}
+    return summary_dict(info.name, index.root, info.classes, images, hist)

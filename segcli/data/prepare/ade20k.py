@@ -15,25 +15,13 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from segcli.data.format import make_info
-from segcli.data.prepare.common import (
-    PrepareResult,
-    Sample,
-    Sources,
-    decode_ids,
-    lut_map,
-    open_sources,
-    paired_samples,
-    require,
-    run_conversion,
-)
+from segcli.data.prepare.converter import LutConverter, Plan, register_converter
+from segcli.data.prepare.sources import Sources, require
+from segcli.data.prepare.splits import find_pairs
 from segcli.errors import DataError
 
 EXPECTED = (
@@ -46,10 +34,6 @@ REDUCE_ZERO = {i: i - 1 for i in range(1, NUM_CLASSES + 1)}
 _IMG_RX = re.compile(r"(?:^|/)images/(?:(training|validation)/)?([^/]+)\.jpg$")
 _ANN_RX = re.compile(r"(?:^|/)annotations/(?:(training|validation)/)?([^/]+)\.png$")
 _INFO_RX = re.compile(r"(?:^|/)objectInfo150\.(csv|txt)$")
-
-
-def _want(name: str) -> bool:
-    return bool(_IMG_RX.search(name) or _ANN_RX.search(name) or _INFO_RX.search(name))
 
 
 def parse_object_info(text: str, where: str) -> list[str]:
@@ -85,46 +69,48 @@ def parse_object_info(text: str, where: str) -> list[str]:
     return names
 
 
-def ade20k_mask(srcs: Sources, s: Sample, _params: Any) -> np.ndarray:
-    """Annotation 0 → 255, k → k - 1."""
-    raw = decode_ids(srcs.read(s.label), srcs.describe(s.label))
-    return lut_map(raw, REDUCE_ZERO, 255)
-
-
 def _split(folder: str | None, stem: str) -> str:
     if folder:
         return "train" if folder == "training" else "val"
     return "train" if stem.startswith("ADE_train_") else "val"
 
 
-def prepare_ade20k(
-    sources: list[str | os.PathLike],
-    out: str | os.PathLike,
-    force: bool = False,
-    link: bool = False,
-    workers: int = 1,
-    progress: bool = False,
-) -> PrepareResult:
-    """Convert ADEChallengeData2016 to 150 classes (0-149), 255 = other/unlabelled."""
-    root = Path(out)
-    srcs = open_sources(sources, root, EXPECTED, _want)
-    info_hits = srcs.find(_INFO_RX)
-    require(info_hits, "objectInfo150.txt / objectInfo150.csv (class names)", srcs, EXPECTED)
-    info_member = info_hits[0][1]
-    text = srcs.read(info_member).decode("utf-8", "replace")
-    classes = parse_object_info(text, srcs.describe(info_member))
-    images = {(_split(m.group(1), m.group(2)), m.group(2)): mem for m, mem in srcs.find(_IMG_RX)}
-    anns = {(_split(m.group(1), m.group(2)), m.group(2)): mem for m, mem in srcs.find(_ANN_RX)}
-    require(anns, "annotations/{training,validation}/*.png", srcs, EXPECTED)
-    samples = paired_samples(anns, images, lambda k: f"images/.../{k[1]}.jpg", srcs, EXPECTED)
-    info = make_info(
-        "ade20k",
-        classes,
-        None,
-        255,
-        source="ADE20K scene parsing benchmark (ADEChallengeData2016), http://sceneparsing.csail.mit.edu",
-        label_map="annotation k -> k-1 (1..150 -> 0..149); 0 (other objects) -> 255",
-    )
-    return run_conversion(
-        root, info, samples, srcs, ade20k_mask, force=force, link=link, workers=workers, progress=progress
-    )
+@register_converter
+class ADE20K(LutConverter):
+    """ADEChallengeData2016 → 150 classes (0-149), 255 = other/unlabelled.
+
+    Labels: Annotation 0 → 255, k → k - 1.
+    """
+
+    name = "ade20k"
+    help = 'ADE20K (ADEChallengeData2016.zip or folder) → 150 classes; 0 ("other") → ignore.'
+    expected = EXPECTED
+    lut = REDUCE_ZERO
+
+    def want(self, member: str, opts: dict[str, Any]) -> bool:
+        return any(rx.search(member) for rx in (_IMG_RX, _ANN_RX, _INFO_RX))
+
+    def plan(self, srcs: Sources, opts: dict[str, Any]) -> Plan:
+        info_hits = srcs.find(_INFO_RX)
+        require(info_hits, "objectInfo150.txt / objectInfo150.csv (class names)", srcs, EXPECTED)
+        info_member = info_hits[0][1]
+        text = srcs.read(info_member).decode("utf-8", "replace")
+        classes = parse_object_info(text, srcs.describe(info_member))
+        samples = find_pairs(
+            srcs,
+            (_IMG_RX,),
+            (_ANN_RX,),
+            lambda m: (_split(m.group(1), m.group(2)), m.group(2)),
+            "annotations/{training,validation}/*.png",
+            lambda k: f"images/.../{k[1]}.jpg",
+            EXPECTED,
+        )
+        info = make_info(
+            "ade20k",
+            classes,
+            None,
+            255,
+            source="ADE20K scene parsing benchmark (ADEChallengeData2016), http://sceneparsing.csail.mit.edu",
+            label_map="annotation k -> k-1 (1..150 -> 0..149); 0 (other objects) -> 255",
+        )
+        return Plan(info, samples)

@@ -13,28 +13,19 @@ Two published layouts are read (found automatically):
 
 from __future__ import annotations
 
-import os
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from segcli.data.decode import colors_to_ids, decode_ids, decode_image, lut_map
 from segcli.data.format import make_info
-from segcli.data.prepare.common import (
-    PrepareResult,
-    Sample,
-    Sources,
-    assign_splits,
-    colors_to_ids,
-    decode_ids,
-    decode_rgb,
-    lut_map,
-    open_sources,
-    paired_samples,
-    require,
-    run_conversion,
-)
+from segcli.data.prepare.converter import Converter, Plan, by_name, register_converter
+from segcli.data.prepare.sources import Sources, require
+from segcli.data.prepare.splits import paired_samples, require_images, split_options, split_samples
+from segcli.data.prepare.writer import Sample
 from segcli.errors import DataError
 
 EXPECTED = (
@@ -132,70 +123,45 @@ def parse_label_colors(text: str, where: str) -> tuple[list[tuple[int, int, int]
     return colors, ids
 
 
-def camvid_mask(srcs: Sources, s: Sample, params: dict[str, Any]) -> np.ndarray:
-    data, where = srcs.read(s.label), srcs.describe(s.label)
-    if params["layout"] == "segnet":
-        raw = decode_ids(data, where)
-        bad = np.unique(raw[raw > 11])
-        if bad.size:
-            raise DataError(f"{where}: values {bad[:8].tolist()} are not SegNet CamVid ids 0..11")
-        return lut_map(raw, {k: k for k in range(11)}, 255)
-    idx = colors_to_ids(decode_rgb(data, where), params["colors"], where)
-    return np.asarray(params["ids"], np.uint8)[idx]
+@register_converter
+class CamVid(Converter):
+    """CamVid (SegNet or original layout) → the 11 SegNet classes, 255 = void."""
 
+    name = "camvid"
+    help = "CamVid, SegNet layout (11 classes) or original 32-class colour labels merged into those 11."
+    expected = EXPECTED
+    options = split_options(0.2, "Original layout only: train=train.txt,val=val.txt,test=test.txt (frame ids).")
 
-def prepare_camvid(
-    sources: list[str | os.PathLike],
-    out: str | os.PathLike,
-    split_lists: dict[str, Path] | None = None,
-    val_ratio: float = 0.2,
-    seed: int = 0,
-    force: bool = False,
-    link: bool = False,
-    workers: int = 1,
-    progress: bool = False,
-) -> PrepareResult:
-    """Convert CamVid (SegNet or original layout) to the 11 SegNet classes, 255 = void."""
-    root = Path(out)
-    srcs = open_sources(sources, root, EXPECTED, lambda n: bool(_COLORS.search(n)))
-    seg_anns = {(m.group(1), m.group(2)): mem for m, mem in srcs.find(_SEG_ANN)}
-    settings: dict[str, Any]
-    if seg_anns:
-        images = {(m.group(1), m.group(2)): mem for m, mem in srcs.find(_SEG_IMG)}
-        samples = paired_samples(seg_anns, images, lambda k: f"{k[0]}/{k[1]}.png", srcs, EXPECTED)
-        params: dict[str, Any] = {"layout": "segnet"}
-        settings = {"layout": "segnet"}
-        label_map = "SegNet ids 0-10 kept, 11 (unlabelled) -> 255"
-    else:
-        anns = {m.group(1): mem for m, mem in srcs.find(_ORIG_ANN)}
+    def want(self, member: str, opts: dict[str, Any]) -> bool:
+        return bool(_COLORS.search(member))
+
+    def plan(self, srcs: Sources, opts: dict[str, Any]) -> Plan:
+        seg_anns = {(m.group(1), m.group(2)): mem for m, mem in srcs.find(_SEG_ANN)}
+        info = make_info("camvid", CLASSES, PALETTE, 255, source="CamVid (Cambridge-driving Labeled Video Database)")
+        if seg_anns:
+            images = {(m.group(1), m.group(2)): mem for m, mem in srcs.find(_SEG_IMG)}
+            samples = paired_samples(seg_anns, images, lambda k: f"{k[0]}/{k[1]}.png", srcs, EXPECTED)
+            label_map = "SegNet ids 0-10 kept, 11 (unlabelled) -> 255"
+            return Plan(replace(info, label_map=label_map), samples, {"layout": "segnet"}, {"layout": "segnet"})
+        anns = by_name(srcs.find(_ORIG_ANN))
         require(anns, "trainannot/*.png (SegNet) or LabeledApproved_full/*_L.png (original) labels", srcs, EXPECTED)
         color_hits = srcs.find(_COLORS)
         require(color_hits, "label_colors.txt (the original CamVid colour table)", srcs, EXPECTED)
         colors, ids = parse_label_colors(srcs.read(color_hits[0][1]).decode(), srcs.describe(color_hits[0][1]))
-        images = {m.group(1): mem for m, mem in srcs.find(_ORIG_IMG)}
-        missing = sorted(k for k in anns if k not in images)
-        if missing:
-            require([], f"701_StillsRaw_full/{missing[0]}.png ({len(missing)} missing)", srcs, EXPECTED)
-        split_of, split_settings = assign_splits(
-            list(anns), split_lists, val_ratio, seed, lambda line: Path(line).stem.removesuffix("_L")
-        )
-        settings = {"layout": "original", **split_settings}
-        samples = [Sample(split_of[k], k, images[k], anns[k]) for k in sorted(anns) if k in split_of]
-        params = {"layout": "original", "colors": colors, "ids": ids}
+        images = by_name(srcs.find(_ORIG_IMG))
+        require_images(anns, images, lambda k: f"701_StillsRaw_full/{k}.png", srcs, EXPECTED)
+        samples, split_settings = split_samples(anns, images, opts, lambda line: Path(line).stem.removesuffix("_L"))
         label_map = "32 original colour classes -> 11 SegNet classes (segcli.data.prepare.camvid.GROUPS), Void -> 255"
-    info = make_info(
-        "camvid", CLASSES, PALETTE, 255, source="CamVid (Cambridge-driving Labeled Video Database)", label_map=label_map
-    )
-    return run_conversion(
-        root,
-        info,
-        samples,
-        srcs,
-        camvid_mask,
-        params,
-        settings=settings,
-        force=force,
-        link=link,
-        workers=workers,
-        progress=progress,
-    )
+        params = {"layout": "original", "colors": colors, "ids": ids}
+        return Plan(replace(info, label_map=label_map), samples, params, {"layout": "original", **split_settings})
+
+    def decode_label(self, srcs: Sources, sample: Sample, params: dict[str, Any]) -> np.ndarray:
+        data, where = srcs.read(sample.label), srcs.describe(sample.label)
+        if params["layout"] == "segnet":
+            raw = decode_ids(data, where)
+            bad = np.unique(raw[raw > 11])
+            if bad.size:
+                raise DataError(f"{where}: values {bad[:8].tolist()} are not SegNet CamVid ids 0..11")
+            return lut_map(raw, {k: k for k in range(11)}, 255)
+        idx = colors_to_ids(decode_image(data, where), params["colors"], where)
+        return np.asarray(params["ids"], np.uint8)[idx]

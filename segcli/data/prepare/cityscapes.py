@@ -13,24 +13,13 @@ id becomes 255 (ignore).
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from segcli.data.format import make_info
-from segcli.data.prepare.common import (
-    PrepareResult,
-    Sample,
-    Sources,
-    decode_ids,
-    lut_map,
-    open_sources,
-    require,
-    run_conversion,
-)
+from segcli.data.prepare.converter import LutConverter, Option, Plan, register_converter
+from segcli.data.prepare.sources import Sources, require
+from segcli.data.prepare.splits import paired_samples
 
 EXPECTED = (
     "leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip (plus leftImg8bit_trainextra.zip and gtCoarse.zip "
@@ -83,73 +72,47 @@ _IMG_RX = re.compile(r"(?:^|/)leftImg8bit/(train|val|test|train_extra)/[^/]+/([^
 _GT_RX = re.compile(r"(?:^|/)(gtFine|gtCoarse)/(train|val|test|train_extra)/[^/]+/([^/]+)_\1_labelIds\.png$")
 
 
-def _want(name: str) -> bool:
-    return bool(_IMG_RX.search(name) or _GT_RX.search(name))
+@register_converter
+class Cityscapes(LutConverter):
+    """Fine annotations (train/val/test); with ``coarse`` also train_extra from gtCoarse.
 
+    Labels: labelIds → trainIds (255 for every id outside the 19 classes).
+    """
 
-def cityscapes_mask(srcs: Sources, s: Sample, _params: Any) -> np.ndarray:
-    """labelIds → trainIds (255 for every id outside the 19 classes)."""
-    raw = decode_ids(srcs.read(s.label), srcs.describe(s.label))
-    return lut_map(raw, ID_TO_TRAIN, 255)
+    name = "cityscapes"
+    help = "Cityscapes: leftImg8bit + gtFine (zips or folders) → 19 trainId classes, other ids ignored."
+    expected = EXPECTED
+    lut = ID_TO_TRAIN
+    options = (Option("coarse", bool, False, "Add the train_extra split from gtCoarse."),)
 
+    def want(self, member: str, opts: dict[str, Any]) -> bool:
+        return bool(_IMG_RX.search(member) or _GT_RX.search(member))
 
-def prepare_cityscapes(
-    sources: list[str | os.PathLike],
-    out: str | os.PathLike,
-    coarse: bool = False,
-    force: bool = False,
-    link: bool = False,
-    workers: int = 1,
-    progress: bool = False,
-) -> PrepareResult:
-    """Convert Cityscapes fine annotations (train/val/test; with ``coarse`` also train_extra from gtCoarse)."""
-    root = Path(out)
-    srcs = open_sources(sources, root, EXPECTED, _want)
-    images = {(m.group(1), m.group(2)): mem for m, mem in srcs.find(_IMG_RX)}
-    labels = {}
-    for m, mem in srcs.find(_GT_RX):
-        kind, split, stem = m.group(1), m.group(2), m.group(3)
-        if kind == "gtFine" and split != "train_extra":
-            labels[(split, stem)] = mem
-        elif kind == "gtCoarse" and coarse and split == "train_extra":
-            labels[(split, stem)] = mem
-    require(images, "leftImg8bit/<split>/<city>/*_leftImg8bit.png images", srcs, EXPECTED)
-    require(
-        [k for k in labels if k[0] != "train_extra"],
-        "gtFine/<split>/<city>/*_gtFine_labelIds.png labels",
-        srcs,
-        EXPECTED,
-    )
-    if coarse and not any(k[0] == "train_extra" for k in labels):
-        require([], "gtCoarse/train_extra/<city>/*_gtCoarse_labelIds.png labels (--coarse)", srcs, EXPECTED)
-    samples = [
-        Sample(split, stem, images[(split, stem)], lab)
-        for (split, stem), lab in sorted(labels.items())
-        if (split, stem) in images
-    ]
-    missing = sorted(k for k in labels if k not in images)
-    if missing:
-        split, stem = missing[0]
-        raise_missing = f"leftImg8bit/{split}/.../{stem}_leftImg8bit.png (image of {len(missing)} label(s))"
-        require([], raise_missing, srcs, EXPECTED)
-    info = make_info(
-        "cityscapes",
-        CLASSES,
-        PALETTE,
-        255,
-        source="Cityscapes (https://www.cityscapes-dataset.com), gtFine"
-        + (" + gtCoarse train_extra" if coarse else ""),
-        label_map="labelIds -> trainIds (official cityscapesScripts label table), other ids -> 255",
-    )
-    return run_conversion(
-        root,
-        info,
-        samples,
-        srcs,
-        cityscapes_mask,
-        settings={"coarse": coarse},
-        force=force,
-        link=link,
-        workers=workers,
-        progress=progress,
-    )
+    def plan(self, srcs: Sources, opts: dict[str, Any]) -> Plan:
+        coarse = opts["coarse"]
+        images = {(m.group(1), m.group(2)): mem for m, mem in srcs.find(_IMG_RX)}
+        labels = {}
+        for m, mem in srcs.find(_GT_RX):
+            kind, split, stem = m.group(1), m.group(2), m.group(3)
+            if kind == "gtFine" and split != "train_extra":
+                labels[(split, stem)] = mem
+            elif kind == "gtCoarse" and coarse and split == "train_extra":
+                labels[(split, stem)] = mem
+        require(images, "leftImg8bit/<split>/<city>/*_leftImg8bit.png images", srcs, EXPECTED)
+        fine = [k for k in labels if k[0] != "train_extra"]
+        require(fine, "gtFine/<split>/<city>/*_gtFine_labelIds.png labels", srcs, EXPECTED)
+        if coarse and len(fine) == len(labels):
+            require([], "gtCoarse/train_extra/<city>/*_gtCoarse_labelIds.png labels (--coarse)", srcs, EXPECTED)
+        samples = paired_samples(
+            labels, images, lambda k: f"leftImg8bit/{k[0]}/.../{k[1]}_leftImg8bit.png", srcs, EXPECTED
+        )
+        info = make_info(
+            "cityscapes",
+            CLASSES,
+            PALETTE,
+            255,
+            source="Cityscapes (https://www.cityscapes-dataset.com), gtFine"
+            + (" + gtCoarse train_extra" if coarse else ""),
+            label_map="labelIds -> trainIds (official cityscapesScripts label table), other ids -> 255",
+        )
+        return Plan(info, samples, settings={"coarse": coarse})

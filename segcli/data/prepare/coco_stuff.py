@@ -14,25 +14,17 @@ order (80 things, then 91 stuff classes) and everything else becomes 255. Readin
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from segcli.data.decode import load_mat, lut_map
 from segcli.data.format import make_info
-from segcli.data.prepare.common import (
-    PrepareResult,
-    Sample,
-    Sources,
-    decode_ids,
-    load_mat,
-    lut_map,
-    open_sources,
-    require,
-    run_conversion,
-)
+from segcli.data.prepare.converter import Converter, Plan, by_name, read_ids, register_converter
+from segcli.data.prepare.sources import Sources, require
+from segcli.data.prepare.splits import require_images
+from segcli.data.prepare.writer import Sample
 from segcli.errors import DataError
 
 EXPECTED = (
@@ -228,72 +220,58 @@ _10K_MAT = re.compile(r"(?:^|/)annotations/([^/]+)\.mat$")
 _10K_LIST = re.compile(r"(?:^|/)imageLists/(train|test)\.txt$")
 
 
-def coco_stuff_mask(srcs: Sources, s: Sample, params: dict[str, Any]) -> np.ndarray:
-    """164k: map value v → id; 10k: S - 1 first (S = 0 is unlabeled)."""
-    data, where = srcs.read(s.label), srcs.describe(s.label)
-    if params["variant"] == "164k":
-        return lut_map(decode_ids(data, where), RAW_TO_ID, 255)
-    mat = load_mat(data, where)
-    if "S" not in mat:
-        raise DataError(f"{where}: no 'S' label map in this .mat file (expected a COCO-Stuff 10k annotation)")
-    raw = np.asarray(mat["S"]).astype(np.int64)
-    lut = np.full(184, 255, np.uint8)
-    for v, k in RAW_TO_ID.items():
-        lut[v + 1] = k
-    return lut[np.clip(raw, 0, 183)]
+@register_converter
+class CocoStuff(Converter):
+    """COCO-Stuff 164k (train/val) or 10k (train/val from imageLists) → 171 classes."""
 
+    name = "coco-stuff"
+    help = "COCO-Stuff 164k (stuffthingmaps + COCO images) or 10k (.mat, needs the extra segcli[mat]) → 171 classes."
+    expected = EXPECTED
 
-def prepare_coco_stuff(
-    sources: list[str | os.PathLike],
-    out: str | os.PathLike,
-    force: bool = False,
-    link: bool = False,
-    workers: int = 1,
-    progress: bool = False,
-) -> PrepareResult:
-    """Convert COCO-Stuff 164k (train/val) or 10k (train/val from imageLists) to 171 classes."""
-    root = Path(out)
-    srcs = open_sources(sources, root, EXPECTED, lambda n: bool(_10K_LIST.search(n)))
-    maps = {(m.group(1), m.group(2)): mem for m, mem in srcs.find(_MAP_RX)}
-    if maps:
-        images = {(m.group(1), m.group(2)): mem for m, mem in srcs.find(_JPG_RX)}
-        missing = sorted(k for k in maps if k not in images)
-        if missing:
-            require([], f"COCO image {missing[0][0]}/{missing[0][1]}.jpg ({len(missing)} missing)", srcs, EXPECTED)
-        samples = [Sample(sp[:-4], stem, images[(sp, stem)], mem) for (sp, stem), mem in sorted(maps.items())]
-        variant = "164k"
-    else:
-        mats = {m.group(1): mem for m, mem in srcs.find(_10K_MAT)}
-        require(mats, "{train2017,val2017}/*.png stuffthingmaps (164k) or annotations/*.mat (10k)", srcs, EXPECTED)
-        images = {m.group(1): mem for m, mem in srcs.find(_10K_IMG)}
-        samples = []
-        lists = srcs.find(_10K_LIST)
-        require(lists, "imageLists/{train,test}.txt (10k split lists)", srcs, EXPECTED)
-        for m, mem in lists:
-            split = "train" if m.group(1) == "train" else "val"
-            for k in srcs.read(mem).decode().split():
-                if k not in mats or k not in images:
-                    raise DataError(f"{srcs.describe(mem)}: {k!r} has no image or annotation; expected {EXPECTED}")
-                samples.append(Sample(split, k, images[k], mats[k]))
-        variant = "10k"
-    info = make_info(
-        "coco-stuff",
-        CLASSES,
-        None,
-        255,
-        source=f"COCO-Stuff {variant} (https://github.com/nightrome/cocostuff)",
-        label_map="182 COCO-Stuff ids -> 171 contiguous classes (11 unused thing ids and unlabeled -> 255)",
-    )
-    return run_conversion(
-        root,
-        info,
-        samples,
-        srcs,
-        coco_stuff_mask,
-        {"variant": variant},
-        settings={"variant": variant},
-        force=force,
-        link=link,
-        workers=workers,
-        progress=progress,
-    )
+    def want(self, member: str, opts: dict[str, Any]) -> bool:
+        return bool(_10K_LIST.search(member))
+
+    def plan(self, srcs: Sources, opts: dict[str, Any]) -> Plan:
+        maps = {(m.group(1), m.group(2)): mem for m, mem in srcs.find(_MAP_RX)}
+        if maps:
+            images = {(m.group(1), m.group(2)): mem for m, mem in srcs.find(_JPG_RX)}
+            require_images(maps, images, lambda k: f"COCO image {k[0]}/{k[1]}.jpg", srcs, EXPECTED)
+            samples = [Sample(sp[:-4], stem, images[(sp, stem)], mem) for (sp, stem), mem in sorted(maps.items())]
+            variant = "164k"
+        else:
+            mats = by_name(srcs.find(_10K_MAT))
+            require(mats, "{train2017,val2017}/*.png stuffthingmaps (164k) or annotations/*.mat (10k)", srcs, EXPECTED)
+            images = by_name(srcs.find(_10K_IMG))
+            samples = []
+            lists = srcs.find(_10K_LIST)
+            require(lists, "imageLists/{train,test}.txt (10k split lists)", srcs, EXPECTED)
+            for m, mem in lists:
+                split = "train" if m.group(1) == "train" else "val"
+                for k in srcs.read(mem).decode().split():
+                    if k not in mats or k not in images:
+                        raise DataError(f"{srcs.describe(mem)}: {k!r} has no image or annotation; expected {EXPECTED}")
+                    samples.append(Sample(split, k, images[k], mats[k]))
+            variant = "10k"
+        info = make_info(
+            "coco-stuff",
+            CLASSES,
+            None,
+            255,
+            source=f"COCO-Stuff {variant} (https://github.com/nightrome/cocostuff)",
+            label_map="182 COCO-Stuff ids -> 171 contiguous classes (11 unused thing ids and unlabeled -> 255)",
+        )
+        return Plan(info, samples, {"variant": variant}, settings={"variant": variant})
+
+    def decode_label(self, srcs: Sources, sample: Sample, params: dict[str, Any]) -> np.ndarray:
+        """164k: map value v → id; 10k: S - 1 first (S = 0 is unlabeled)."""
+        if params["variant"] == "164k":
+            return lut_map(read_ids(srcs, sample.label), RAW_TO_ID, 255)
+        where = srcs.describe(sample.label)
+        mat = load_mat(srcs.read(sample.label), where)
+        if "S" not in mat:
+            raise DataError(f"{where}: no 'S' label map in this .mat file (expected a COCO-Stuff 10k annotation)")
+        raw = np.asarray(mat["S"]).astype(np.int64)
+        lut = np.full(184, 255, np.uint8)
+        for v, k in RAW_TO_ID.items():
+            lut[v + 1] = k
+        return lut[np.clip(raw, 0, 183)]

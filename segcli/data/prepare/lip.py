@@ -8,24 +8,16 @@ Published layout (TrainVal_images.zip and TrainVal_parsing_annotations.zip, http
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from segcli.data.format import make_info
-from segcli.data.prepare.common import (
-    PrepareResult,
-    Sample,
-    Sources,
-    decode_checked_ids,
-    open_sources,
-    paired_samples,
-    require,
-    run_conversion,
-)
+from segcli.data.prepare.converter import Converter, Plan, decode_checked_ids, register_converter
+from segcli.data.prepare.sources import Sources
+from segcli.data.prepare.splits import find_pairs
+from segcli.data.prepare.writer import Sample
 
 EXPECTED = (
     "TrainVal_images.zip and TrainVal_parsing_annotations.zip from https://sysu-hcp.net/lip/ "
@@ -58,29 +50,19 @@ _IMG = re.compile(r"(?:^|/)(train|val)_images/([^/]+)\.jpg$")
 _ANN = re.compile(r"(?:^|/)(train|val)_segmentations/([^/]+)\.png$")
 
 
-def lip_mask(srcs: Sources, s: Sample, _params: Any) -> np.ndarray:
-    """Ids are stored as they are (0-19, 255 ignore); other values are an error."""
-    return decode_checked_ids(srcs, s, len(CLASSES), "LIP")
+@register_converter
+class LIP(Converter):
+    """LIP train/val; ids are kept as they are (0-19, 255 ignore), other values are an error."""
 
+    name = "lip"
+    help = "Look Into Person (TrainVal images + parsing annotations) → 20 classes."
+    expected = EXPECTED
 
-def prepare_lip(
-    sources: list[str | os.PathLike],
-    out: str | os.PathLike,
-    force: bool = False,
-    link: bool = False,
-    workers: int = 1,
-    progress: bool = False,
-) -> PrepareResult:
-    """Convert LIP train/val."""
-    root = Path(out)
-    srcs = open_sources(sources, root, EXPECTED)
-    images = {(m.group(1), m.group(2)): mem for m, mem in srcs.find(_IMG)}
-    anns = {(m.group(1), m.group(2)): mem for m, mem in srcs.find(_ANN)}
-    require(anns, "{train,val}_segmentations/*.png labels", srcs, EXPECTED)
-    samples = paired_samples(anns, images, lambda k: f"{k[0]}_images/{k[1]}.jpg", srcs, EXPECTED)
-    info = make_info(
-        "lip", CLASSES, None, 255, source="Look Into Person (https://sysu-hcp.net/lip/)", label_map="none (grey ids)"
-    )
-    return run_conversion(
-        root, info, samples, srcs, lip_mask, force=force, link=link, workers=workers, progress=progress
-    )
+    def plan(self, srcs: Sources, opts: dict[str, Any]) -> Plan:
+        labels, hint = "{train,val}_segmentations/*.png labels", "{0[0]}_images/{0[1]}.jpg".format
+        samples = find_pairs(srcs, (_IMG,), (_ANN,), lambda m: (m.group(1), m.group(2)), labels, hint, EXPECTED)
+        source = "Look Into Person (https://sysu-hcp.net/lip/)"
+        return Plan(make_info("lip", CLASSES, None, 255, source=source, label_map="none (grey ids)"), samples)
+
+    def decode_label(self, srcs: Sources, sample: Sample, params: Any) -> np.ndarray:
+        return decode_checked_ids(srcs, sample, len(CLASSES), "LIP")

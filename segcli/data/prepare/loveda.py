@@ -11,25 +11,13 @@ folder → train) is read too. Raw labels 1-7 become 0-6, 0 becomes 255.
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from segcli.data.format import make_info
-from segcli.data.prepare.common import (
-    PrepareResult,
-    Sample,
-    Sources,
-    decode_ids,
-    lut_map,
-    open_sources,
-    paired_samples,
-    require,
-    run_conversion,
-)
+from segcli.data.prepare.converter import LutConverter, Plan, register_converter
+from segcli.data.prepare.sources import Sources
+from segcli.data.prepare.splits import find_pairs
 
 EXPECTED = "Train.zip and Val.zip from https://zenodo.org/records/5706578 (or their extracted folders)"
 CLASSES = ("background", "building", "road", "water", "barren", "forest", "agricultural")
@@ -42,38 +30,32 @@ _MM_IMG = re.compile(r"(?:^|/)img_dir/(?:(train|val)/)?([^/]+)\.png$")
 _MM_ANN = re.compile(r"(?:^|/)ann_dir/(?:(train|val)/)?([^/]+)\.png$")
 
 
-def loveda_mask(srcs: Sources, s: Sample, _params: Any) -> np.ndarray:
-    """1-7 → 0-6; 0 (no data) and anything else → 255."""
-    return lut_map(decode_ids(srcs.read(s.label), srcs.describe(s.label)), RAW_TO_ID, 255)
-
-
 def _key(m: re.Match[str]) -> tuple[str, str]:
     return ((m.group(1) or "train").lower(), m.group(2))
 
 
-def prepare_loveda(
-    sources: list[str | os.PathLike],
-    out: str | os.PathLike,
-    force: bool = False,
-    link: bool = False,
-    workers: int = 1,
-    progress: bool = False,
-) -> PrepareResult:
-    """Convert LoveDA train/val (the test split has no labels and is left out)."""
-    root = Path(out)
-    srcs = open_sources(sources, root, EXPECTED)
-    images = {_key(m): mem for rx in (_PUB_IMG, _MM_IMG) for m, mem in srcs.find(rx)}
-    anns = {_key(m): mem for rx in (_PUB_ANN, _MM_ANN) for m, mem in srcs.find(rx)}
-    require(anns, "Train|Val/{Urban,Rural}/masks_png/*.png labels", srcs, EXPECTED)
-    samples = paired_samples(anns, images, lambda k: f"image {k[1]}.png of split {k[0]}", srcs, EXPECTED)
-    info = make_info(
-        "loveda",
-        CLASSES,
-        PALETTE,
-        255,
-        source="LoveDA (https://github.com/Junjue-Wang/LoveDA)",
-        label_map="raw 1-7 -> 0-6; 0 (no data) -> 255",
-    )
-    return run_conversion(
-        root, info, samples, srcs, loveda_mask, force=force, link=link, workers=workers, progress=progress
-    )
+@register_converter
+class LoveDA(LutConverter):
+    """LoveDA train/val (the test split has no labels and is left out).
+
+    Labels: 1-7 → 0-6; 0 (no data) and anything else → 255.
+    """
+
+    name = "loveda"
+    help = "LoveDA (Train.zip, Val.zip or folders): raw 1-7 → 0-6, 0 → ignore."
+    expected = EXPECTED
+    lut = RAW_TO_ID
+
+    def plan(self, srcs: Sources, opts: dict[str, Any]) -> Plan:
+        labels = "Train|Val/{Urban,Rural}/masks_png/*.png labels"
+        hint = "image {0[1]}.png of split {0[0]}".format
+        samples = find_pairs(srcs, (_PUB_IMG, _MM_IMG), (_PUB_ANN, _MM_ANN), _key, labels, hint, EXPECTED)
+        info = make_info(
+            "loveda",
+            CLASSES,
+            PALETTE,
+            255,
+            source="LoveDA (https://github.com/Junjue-Wang/LoveDA)",
+            label_map="raw 1-7 -> 0-6; 0 (no data) -> 255",
+        )
+        return Plan(info, samples)

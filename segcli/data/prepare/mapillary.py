@@ -14,27 +14,17 @@ index; labels saved as RGB colours are mapped back through the config colours. L
 from __future__ import annotations
 
 import json
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from segcli.data.decode import colors_to_ids, decode_ids, decode_image, is_palette_png
 from segcli.data.format import make_info
-from segcli.data.prepare.common import (
-    PrepareResult,
-    Sample,
-    Sources,
-    colors_to_ids,
-    decode_ids,
-    decode_rgb,
-    is_palette_png,
-    open_sources,
-    paired_samples,
-    require,
-    run_conversion,
-)
+from segcli.data.prepare.converter import Converter, Option, Plan, register_converter
+from segcli.data.prepare.sources import Sources, require
+from segcli.data.prepare.splits import find_pairs
+from segcli.data.prepare.writer import Sample
 from segcli.errors import DataError
 
 VERSIONS = ("1.2", "2.0")
@@ -61,79 +51,70 @@ def parse_config(text: str, where: str) -> list[dict[str, Any]]:
     return labels
 
 
-def mapillary_mask(srcs: Sources, s: Sample, params: dict[str, Any]) -> np.ndarray:
-    """Palette index (or RGB colour via the config) → config label → contiguous id or 255."""
-    data, where = srcs.read(s.label), srcs.describe(s.label)
-    lut = np.asarray(params["lut"], np.uint8)
-    if is_palette_png(data):
-        raw = decode_ids(data, where)
-        if int(raw.max()) >= len(lut):
-            raise DataError(f"{where}: label {int(raw.max())} beyond the {len(lut)} labels of the config")
-    else:
-        raw = colors_to_ids(decode_rgb(data, where), params["colors"], where)
-    return lut[raw]
+def _config_rx(version: str) -> re.Pattern[str]:
+    return re.compile(rf"(?:^|/)config_v{re.escape(version)}\.json$")
 
 
-def prepare_mapillary(
-    sources: list[str | os.PathLike],
-    out: str | os.PathLike,
-    version: str = "1.2",
-    force: bool = False,
-    link: bool = False,
-    workers: int = 1,
-    progress: bool = False,
-) -> PrepareResult:
-    """Convert Mapillary Vistas training/validation labels of ``version`` (1.2 or 2.0)."""
-    if version not in VERSIONS:
-        raise DataError(f"--version {version!r}: Mapillary Vistas versions are {', '.join(VERSIONS)}")
-    exp = expected(version)
-    v = re.escape(version)
-    cfg_rx = re.compile(rf"(?:^|/)config_v{v}\.json$")
-    img_rx = re.compile(r"(?:^|/)(?:(training|validation)/)?images/([^/]+)\.jpg$")
-    ann_rx = re.compile(rf"(?:^|/)(?:(training|validation)/)?v{v}/(?:labels/)?([^/]+)\.png$")
-    root = Path(out)
-    srcs = open_sources(sources, root, exp, lambda n: bool(cfg_rx.search(n)))
-    cfg_hits = srcs.find(cfg_rx)
-    require(cfg_hits, f"config_v{version}.json (the label table)", srcs, exp)
-    labels = parse_config(srcs.read(cfg_hits[0][1]).decode("utf-8"), srcs.describe(cfg_hits[0][1]))
-    lut, classes, palette = [], [], []
-    for lab in labels:
-        if lab.get("evaluate", True):
-            lut.append(len(classes))
-            classes.append(str(lab.get("readable") or lab["name"]))
-            palette.append([int(c) for c in lab["color"]])
+def _key(m: re.Match[str]) -> tuple[str, str]:
+    return ("val" if m.group(1) == "validation" else "train", m.group(2))
+
+
+@register_converter
+class Mapillary(Converter):
+    """Training/validation labels of one Vistas version (1.2 or 2.0)."""
+
+    name = "mapillary"
+    help = "Mapillary Vistas v1.2/v2.0: labels → ids by the dataset's config_v*.json table."
+    expected = expected("1.2")
+    options = (Option("version", str, "1.2", "Label version: 1.2 (65 classes) or 2.0."),)
+
+    def expected_for(self, opts: dict[str, Any]) -> str:
+        if opts["version"] not in VERSIONS:
+            raise DataError(f"--version {opts['version']!r}: Mapillary Vistas versions are {', '.join(VERSIONS)}")
+        return expected(opts["version"])
+
+    def want(self, member: str, opts: dict[str, Any]) -> bool:
+        return bool(_config_rx(opts["version"]).search(member))
+
+    def plan(self, srcs: Sources, opts: dict[str, Any]) -> Plan:
+        version, exp = opts["version"], self.expected_for(opts)
+        img_rx = re.compile(r"(?:^|/)(?:(training|validation)/)?images/([^/]+)\.jpg$")
+        ann_rx = re.compile(rf"(?:^|/)(?:(training|validation)/)?v{re.escape(version)}/(?:labels/)?([^/]+)\.png$")
+        cfg_hits = srcs.find(_config_rx(version))
+        require(cfg_hits, f"config_v{version}.json (the label table)", srcs, exp)
+        labels = parse_config(srcs.read(cfg_hits[0][1]).decode("utf-8"), srcs.describe(cfg_hits[0][1]))
+        lut, classes, palette = [], [], []
+        for lab in labels:
+            if lab.get("evaluate", True):
+                lut.append(len(classes))
+                classes.append(str(lab.get("readable") or lab["name"]))
+                palette.append([int(c) for c in lab["color"]])
+            else:
+                lut.append(255)
+        if len(set(classes)) != len(classes):
+            classes = [str(lab["name"]) for lab in labels if lab.get("evaluate", True)]
+        hint = "images/{0[1]}.jpg".format
+        samples = find_pairs(srcs, (img_rx,), (ann_rx,), _key, f"v{version}/labels/*.png labels", hint, exp)
+        params = {"lut": lut, "colors": [tuple(int(c) for c in lab["color"]) for lab in labels]}
+        info = make_info(
+            "mapillary",
+            classes,
+            palette,
+            255,
+            source=f"Mapillary Vistas v{version} (https://www.mapillary.com/dataset/vistas)",
+            label_map=f"config_v{version}.json label index (palette index or colour) -> evaluated labels 0..N-1; "
+            "evaluate=false -> 255",
+        )
+        return Plan(info, samples, params, settings={"version": version})
+
+    def decode_label(self, srcs: Sources, sample: Sample, params: dict[str, Any]) -> np.ndarray:
+        """Palette index (or RGB colour via the config) → config label → contiguous id or 255."""
+        data, where = srcs.read(sample.label), srcs.describe(sample.label)
+        lut = np.asarray(params["lut"], np.uint8)
+        if is_palette_png(data):
+            raw = decode_ids(data, where)
+            if int(raw.max()) >= len(lut):
+                raise DataError(f"{where}: label {int(raw.max())} beyond the {len(lut)} labels of the config")
         else:
-            lut.append(255)
-    if len(set(classes)) != len(classes):
-        classes = [str(lab["name"]) for lab in labels if lab.get("evaluate", True)]
-
-    def split(m: re.Match[str]) -> str:
-        return "val" if m.group(1) == "validation" else "train"
-
-    images = {(split(m), m.group(2)): mem for m, mem in srcs.find(img_rx)}
-    anns = {(split(m), m.group(2)): mem for m, mem in srcs.find(ann_rx)}
-    require(anns, f"v{version}/labels/*.png labels", srcs, exp)
-    samples = paired_samples(anns, images, lambda k: f"images/{k[1]}.jpg", srcs, exp)
-    params = {"lut": lut, "colors": [tuple(int(c) for c in lab["color"]) for lab in labels]}
-    info = make_info(
-        "mapillary",
-        classes,
-        palette,
-        255,
-        source=f"Mapillary Vistas v{version} (https://www.mapillary.com/dataset/vistas)",
-        label_map=f"config_v{version}.json label index (palette index or colour) -> evaluated labels 0..N-1; "
-        "evaluate=false -> 255",
-    )
-    return run_conversion(
-        root,
-        info,
-        samples,
-        srcs,
-        mapillary_mask,
-        params,
-        settings={"version": version},
-        force=force,
-        link=link,
-        workers=workers,
-        progress=progress,
-    )
+            raw = colors_to_ids(decode_image(data, where), params["colors"], where)
+        return lut[raw]

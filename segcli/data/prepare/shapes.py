@@ -7,15 +7,17 @@ pixels, as VOC annotations do. Every image is a pure function of (seed, split, i
 
 from __future__ import annotations
 
+import functools
 import os
-from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
-from segcli.data.format import DatasetInfo, make_info, read_dataset_info, validate_dataset, write_dataset_info
-from segcli.data.io import write_image, write_mask
+from segcli.data.format import DatasetInfo, make_info
+from segcli.data.prepare.converter import Converter, Option, Plan, prepare, register_converter
+from segcli.data.prepare.sources import Sources
+from segcli.data.prepare.writer import PrepareResult, Sample
 from segcli.errors import DataError
 
 CLASSES = ("background", "circle", "square", "triangle", "cross")
@@ -23,13 +25,6 @@ PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [0, 130, 200], [245, 130, 48
 # Base hues (OpenCV scale 0-180) of the object classes.
 _HUES = {1: 0, 2: 60, 3: 110, 4: 18}
 IGNORE = 255
-
-
-@dataclass(frozen=True)
-class ShapesResult:
-    root: Path
-    counts: dict[str, int]
-    skipped: bool
 
 
 def _texture(rng: np.random.Generator, size: int, scale: int) -> np.ndarray:
@@ -99,7 +94,7 @@ def render_sample(seed: int, split: str, index: int, size: int) -> tuple[np.ndar
     return np.clip(img, 0, 255).astype(np.uint8), mask
 
 
-def shapes_info(size: int, seed: int, counts: dict[str, int]) -> DatasetInfo:
+def shapes_info() -> DatasetInfo:
     return make_info(
         "shapes",
         CLASSES,
@@ -107,47 +102,51 @@ def shapes_info(size: int, seed: int, counts: dict[str, int]) -> DatasetInfo:
         IGNORE,
         source="segcli built-in synthetic shapes (seg prepare shapes)",
         label_map="none (generated as ids)",
-        generator={"seed": seed, "size": size, "counts": counts},
     )
 
 
+@register_converter
+class Shapes(Converter):
+    """Generated samples: no downloads; every pair is a pure function of (seed, split, index, size)."""
+
+    name = "shapes"
+    help = "Built-in synthetic dataset of textured shapes (5 classes, some ignore pixels)."
+    options = (
+        Option("train", int, 300, "Number of training images."),
+        Option("val", int, 100, "Number of validation images."),
+        Option("size", int, 128, "Image side length in pixels."),
+        Option("seed", int, 0, "Random seed (same seed, same dataset)."),
+    )
+    image_ext = ".jpg"
+
+    def plan(self, srcs: Sources, opts: dict[str, Any]) -> Plan:
+        train, val, size, seed = opts["train"], opts["val"], opts["size"], opts["seed"]
+        if min(train, val) < 1 or size < 32:
+            raise DataError(f"shapes: need train >= 1, val >= 1 and size >= 32 (got {train}, {val}, {size})")
+        counts = {"train": train, "val": val}
+        samples = [Sample(split, f"{split}_{i:05d}", None, extra=i) for split, n in counts.items() for i in range(n)]
+        settings = {"seed": seed, "size": size, "counts": counts}
+        return Plan(shapes_info(), samples, {"seed": seed, "size": size}, settings)
+
+    def decode_label(self, srcs: Sources, sample: Sample, params: dict[str, int]) -> np.ndarray:
+        return _render(params["seed"], sample.split, sample.extra, params["size"])[1]
+
+    def decode_image(self, srcs: Sources, sample: Sample, params: dict[str, int]) -> np.ndarray:
+        return _render(params["seed"], sample.split, sample.extra, params["size"])[0]
+
+    def report(self, result: PrepareResult) -> dict[str, Any]:
+        """Only whether the dataset was already there (nothing regenerated)."""
+        return {"skipped": result.written == 0}
+
+
+@functools.lru_cache(maxsize=2)
+def _render(seed: int, split: str, index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`render_sample`, cached so the mask and the image of one sample are drawn once."""
+    return render_sample(seed, split, index, size)
+
+
 def prepare_shapes(
-    out: str | os.PathLike,
-    train: int = 300,
-    val: int = 100,
-    size: int = 128,
-    seed: int = 0,
-    force: bool = False,
-) -> ShapesResult:
+    out: str | os.PathLike, train: int = 300, val: int = 100, size: int = 128, seed: int = 0, force: bool = False
+) -> PrepareResult:
     """Write the shapes dataset to ``out``; a finished identical dataset is left as it is."""
-    root = Path(out)
-    counts = {"train": train, "val": val}
-    if min(train, val) < 1 or size < 32:
-        raise DataError(f"shapes: need train >= 1, val >= 1 and size >= 32 (got {train}, {val}, {size})")
-    want = shapes_info(size, seed, counts)
-    if root.exists() and any(root.iterdir()):
-        if not (root / "dataset.toml").is_file():
-            raise DataError(f"{root}: folder exists and is not a segcli dataset; choose an empty --out folder")
-        have = read_dataset_info(root)
-        if have.name != "shapes":
-            raise DataError(f"{root}: holds dataset {have.name!r}; choose another --out folder")
-        if have.extra.get("generator") != want.extra["generator"] and not force:
-            raise DataError(
-                f"{root}: holds shapes made with other settings {have.extra.get('generator')}; "
-                "pass --force to regenerate or choose another --out folder"
-            )
-    skipped = True
-    for split, n in counts.items():
-        for i in range(n):
-            stem = f"{split}_{i:05d}"
-            img_path = root / "images" / split / f"{stem}.jpg"
-            mask_path = root / "masks" / split / f"{stem}.png"
-            if not force and img_path.is_file() and mask_path.is_file():
-                continue
-            skipped = False
-            image, mask = render_sample(seed, split, i, size)
-            write_image(img_path, image)
-            write_mask(mask_path, mask)
-    write_dataset_info(root, want)
-    validate_dataset(root, sample_masks=8)
-    return ShapesResult(root=root, counts=counts, skipped=skipped)
+    return prepare("shapes", [], out, train=train, val=val, size=size, seed=seed, force=force)

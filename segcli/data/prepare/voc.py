@@ -9,23 +9,16 @@ Published layout (VOCtrainval_11-May-2012.tar, http://host.robots.ox.ac.uk/pasca
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from segcli.data.format import default_palette, make_info
-from segcli.data.prepare.common import (
-    PrepareResult,
-    Sample,
-    Sources,
-    decode_checked_ids,
-    open_sources,
-    require,
-    run_conversion,
-)
+from segcli.data.format import DatasetInfo, default_palette, make_info
+from segcli.data.prepare.converter import Converter, Plan, by_name, decode_checked_ids, register_converter
+from segcli.data.prepare.sources import Sources, require
+from segcli.data.prepare.splits import read_id_list
+from segcli.data.prepare.writer import Sample
 from segcli.errors import DataError
 
 EXPECTED = (
@@ -62,20 +55,7 @@ SEG_RX = re.compile(r"(?:^|/)SegmentationClass/([^/]+)\.png$")
 LIST_RX = re.compile(r"(?:^|/)ImageSets/Segmentation/(train|val)\.txt$")
 
 
-def voc_mask(srcs: Sources, s: Sample, _params: Any) -> np.ndarray:
-    """Palette index = class id; 255 (borders) stays ignore; anything else is an error."""
-    return decode_checked_ids(srcs, s, len(CLASSES), "VOC", IGNORE)
-
-
-def read_id_list(srcs: Sources, hits: list, split: str) -> list[str]:
-    """Image ids listed in the split file ``split`` among the ``hits`` of LIST_RX-like patterns."""
-    for m, mem in hits:
-        if m.group(1) == split:
-            return srcs.read(mem).decode("utf-8").split()
-    return []
-
-
-def voc_info(name: str, source: str) -> Any:
+def voc_info(name: str, source: str) -> DatasetInfo:
     return make_info(
         name,
         CLASSES,
@@ -86,32 +66,38 @@ def voc_info(name: str, source: str) -> Any:
     )
 
 
-def prepare_voc(
-    sources: list[str | os.PathLike],
-    out: str | os.PathLike,
-    force: bool = False,
-    link: bool = False,
-    workers: int = 1,
-    progress: bool = False,
-) -> PrepareResult:
-    """Convert VOC 2012 segmentation: train (1,464) and val (1,449) from ImageSets/Segmentation."""
-    root = Path(out)
-    srcs = open_sources(sources, root, EXPECTED, lambda n: bool(LIST_RX.search(n)))
-    images = {m.group(1): mem for m, mem in srcs.find(JPEG_RX)}
-    labels = {m.group(1): mem for m, mem in srcs.find(SEG_RX)}
-    lists = srcs.find(LIST_RX)
-    require(labels, "SegmentationClass/*.png labels", srcs, EXPECTED)
-    require(lists, "ImageSets/Segmentation/{train,val}.txt split lists", srcs, EXPECTED)
-    samples = []
-    for split in ("train", "val"):
-        for k in read_id_list(srcs, lists, split):
-            if k not in images or k not in labels:
-                what = "JPEGImages" if k not in images else "SegmentationClass"
-                raise DataError(
-                    f"{srcs.origin_list()}: {what}/{k} listed in {split}.txt is missing; expected {EXPECTED}"
-                )
-            samples.append(Sample(split, k, images[k], labels[k]))
-    info = voc_info("voc", "PASCAL VOC 2012 segmentation (http://host.robots.ox.ac.uk/pascal/VOC/voc2012/)")
-    return run_conversion(
-        root, info, samples, srcs, voc_mask, force=force, link=link, workers=workers, progress=progress
-    )
+def voc_ids(srcs: Sources, sample: Sample) -> np.ndarray:
+    """Palette index = class id; 255 (borders) stays ignore; anything else is an error."""
+    return decode_checked_ids(srcs, sample, len(CLASSES), "VOC", IGNORE)
+
+
+@register_converter
+class VOC(Converter):
+    """Train (1,464) and val (1,449) from ImageSets/Segmentation."""
+
+    name = "voc"
+    help = "PASCAL VOC 2012 (VOCtrainval_11-May-2012.tar or folder) → 21 classes."
+    expected = EXPECTED
+
+    def want(self, member: str, opts: dict[str, Any]) -> bool:
+        return bool(LIST_RX.search(member))
+
+    def plan(self, srcs: Sources, opts: dict[str, Any]) -> Plan:
+        images, labels = by_name(srcs.find(JPEG_RX)), by_name(srcs.find(SEG_RX))
+        lists = srcs.find(LIST_RX)
+        require(labels, "SegmentationClass/*.png labels", srcs, EXPECTED)
+        require(lists, "ImageSets/Segmentation/{train,val}.txt split lists", srcs, EXPECTED)
+        samples = []
+        for split in ("train", "val"):
+            for k in read_id_list(srcs, lists, split):
+                if k not in images or k not in labels:
+                    what = "JPEGImages" if k not in images else "SegmentationClass"
+                    raise DataError(
+                        f"{srcs.origin_list()}: {what}/{k} listed in {split}.txt is missing; expected {EXPECTED}"
+                    )
+                samples.append(Sample(split, k, images[k], labels[k]))
+        info = voc_info("voc", "PASCAL VOC 2012 segmentation (http://host.robots.ox.ac.uk/pascal/VOC/voc2012/)")
+        return Plan(info, samples)
+
+    def decode_label(self, srcs: Sources, sample: Sample, params: Any) -> np.ndarray:
+        return voc_ids(srcs, sample)

@@ -13,23 +13,17 @@ label uses it (it keeps the 255 object borders); the others use the SBD ``.mat``
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from segcli.data.prepare.common import (
-    PrepareResult,
-    Sample,
-    Sources,
-    load_mat,
-    open_sources,
-    require,
-    run_conversion,
-)
-from segcli.data.prepare.voc import CLASSES, JPEG_RX, LIST_RX, SEG_RX, read_id_list, voc_info, voc_mask
+from segcli.data.decode import load_mat
+from segcli.data.prepare.converter import Converter, Plan, by_name, register_converter
+from segcli.data.prepare.sources import Sources, require
+from segcli.data.prepare.splits import read_id_list
+from segcli.data.prepare.voc import CLASSES, JPEG_RX, LIST_RX, SEG_RX, voc_ids, voc_info
+from segcli.data.prepare.writer import Sample
 from segcli.errors import DataError
 
 EXPECTED = (
@@ -42,53 +36,49 @@ _SBD_IMG = re.compile(r"(?:^|/)dataset/img/([^/]+)\.jpg$")
 _SBD_LIST = re.compile(r"(?:^|/)dataset/(train|val)\.txt$")
 
 
-def voc_aug_mask(srcs: Sources, s: Sample, params: Any) -> np.ndarray:
-    """VOC palette PNG, or SBD ``GTcls.Segmentation`` from the .mat file."""
-    if not s.label.name.endswith(".mat"):
-        return voc_mask(srcs, s, params)
-    where = srcs.describe(s.label)
-    mat = load_mat(srcs.read(s.label), where)
-    try:
-        seg = np.asarray(mat["GTcls"].Segmentation)
-    except (KeyError, AttributeError):
-        raise DataError(f"{where}: no GTcls.Segmentation in this .mat file (expected SBD dataset/cls/*.mat)") from None
-    bad = np.unique(seg[(seg >= len(CLASSES)) & (seg != 255)])
-    if seg.ndim != 2 or bad.size:
-        raise DataError(f"{where}: GTcls.Segmentation is not a 2-D map of VOC ids 0..20")
-    return seg.astype(np.uint8)
+@register_converter
+class VOCAug(Converter):
+    """train_aug = (SBD train ∪ SBD val ∪ VOC train) − VOC val; val = VOC val."""
 
+    name = "voc-aug"
+    help = "VOC 2012 + SBD benchmark.tgz → train_aug (10,582) and val (1,449); SBD .mat needs the extra segcli[mat]."
+    expected = EXPECTED
 
-def prepare_voc_aug(
-    sources: list[str | os.PathLike],
-    out: str | os.PathLike,
-    force: bool = False,
-    link: bool = False,
-    workers: int = 1,
-    progress: bool = False,
-) -> PrepareResult:
-    """Build train_aug and val from VOC 2012 and SBD."""
-    root = Path(out)
-    srcs = open_sources(sources, root, EXPECTED, lambda n: bool(LIST_RX.search(n) or _SBD_LIST.search(n)))
-    voc_lists, sbd_lists = srcs.find(LIST_RX), srcs.find(_SBD_LIST)
-    require(voc_lists, "VOC ImageSets/Segmentation/{train,val}.txt", srcs, EXPECTED)
-    require(sbd_lists, "SBD benchmark_RELEASE/dataset/{train,val}.txt", srcs, EXPECTED)
-    voc_labels = {m.group(1): mem for m, mem in srcs.find(SEG_RX)}
-    sbd_labels = {m.group(1): mem for m, mem in srcs.find(_SBD_CLS)}
-    images = {m.group(1): mem for m, mem in srcs.find(_SBD_IMG)}
-    images.update({m.group(1): mem for m, mem in srcs.find(JPEG_RX)})
-    voc_val = read_id_list(srcs, voc_lists, "val")
-    val_set = set(voc_val)
-    aug = set(read_id_list(srcs, sbd_lists, "train")) | set(read_id_list(srcs, sbd_lists, "val"))
-    aug |= set(read_id_list(srcs, voc_lists, "train"))
-    samples = []
-    for split, ids in (("train_aug", sorted(aug - val_set)), ("val", voc_val)):
-        for k in ids:
-            label = voc_labels.get(k) or sbd_labels.get(k)
-            if label is None or k not in images:
-                what = "image" if label is not None else "label (VOC SegmentationClass or SBD cls .mat)"
-                raise DataError(f"{srcs.origin_list()}: no {what} for {k} of {split}; expected {EXPECTED}")
-            samples.append(Sample(split, k, images[k], label))
-    info = voc_info("voc-aug", "PASCAL VOC 2012 + SBD (Hariharan et al. 2011), train_aug / val")
-    return run_conversion(
-        root, info, samples, srcs, voc_aug_mask, force=force, link=link, workers=workers, progress=progress
-    )
+    def want(self, member: str, opts: dict[str, Any]) -> bool:
+        return bool(LIST_RX.search(member) or _SBD_LIST.search(member))
+
+    def plan(self, srcs: Sources, opts: dict[str, Any]) -> Plan:
+        voc_lists, sbd_lists = srcs.find(LIST_RX), srcs.find(_SBD_LIST)
+        require(voc_lists, "VOC ImageSets/Segmentation/{train,val}.txt", srcs, EXPECTED)
+        require(sbd_lists, "SBD benchmark_RELEASE/dataset/{train,val}.txt", srcs, EXPECTED)
+        voc_labels, sbd_labels = by_name(srcs.find(SEG_RX)), by_name(srcs.find(_SBD_CLS))
+        images = {**by_name(srcs.find(_SBD_IMG)), **by_name(srcs.find(JPEG_RX))}
+        voc_val = read_id_list(srcs, voc_lists, "val")
+        aug = set(read_id_list(srcs, sbd_lists, "train")) | set(read_id_list(srcs, sbd_lists, "val"))
+        aug |= set(read_id_list(srcs, voc_lists, "train"))
+        samples = []
+        for split, ids in (("train_aug", sorted(aug - set(voc_val))), ("val", voc_val)):
+            for k in ids:
+                label = voc_labels.get(k) or sbd_labels.get(k)
+                if label is None or k not in images:
+                    what = "image" if label is not None else "label (VOC SegmentationClass or SBD cls .mat)"
+                    raise DataError(f"{srcs.origin_list()}: no {what} for {k} of {split}; expected {EXPECTED}")
+                samples.append(Sample(split, k, images[k], label))
+        return Plan(voc_info("voc-aug", "PASCAL VOC 2012 + SBD (Hariharan et al. 2011), train_aug / val"), samples)
+
+    def decode_label(self, srcs: Sources, sample: Sample, params: Any) -> np.ndarray:
+        """VOC palette PNG, or SBD ``GTcls.Segmentation`` from the .mat file."""
+        if not sample.label.name.endswith(".mat"):
+            return voc_ids(srcs, sample)
+        where = srcs.describe(sample.label)
+        mat = load_mat(srcs.read(sample.label), where)
+        try:
+            seg = np.asarray(mat["GTcls"].Segmentation)
+        except (KeyError, AttributeError):
+            raise DataError(
+                f"{where}: no GTcls.Segmentation in this .mat file (expected SBD dataset/cls/*.mat)"
+            ) from None
+        bad = np.unique(seg[(seg >= len(CLASSES)) & (seg != 255)])
+        if seg.ndim != 2 or bad.size:
+            raise DataError(f"{where}: GTcls.Segmentation is not a 2-D map of VOC ids 0..20")
+        return seg.astype(np.uint8)

@@ -1,4 +1,4 @@
-"""`seg prepare ade20k` and `seg prepare folder`."""
+"""`seg prepare folder`: binary, palette, colour-table masks; split lists and seeded splits."""
 
 from __future__ import annotations
 
@@ -12,73 +12,13 @@ from prepare_helpers import (
     fixture_dir,
     rand_rgb,
     read_ids,
-    write_jpg,
     write_palette_png,
     write_png,
-    zip_dir,
 )
 
 from segcli.data.format import read_dataset_info
-from segcli.data.prepare.ade20k import prepare_ade20k
-from segcli.data.prepare.folder import prepare_folder
+from segcli.data.prepare import prepare
 from segcli.errors import DataError
-
-
-def ade_expected(raw: np.ndarray) -> np.ndarray:
-    return np.where(raw == 0, 255, raw.astype(np.int32) - 1).astype(np.uint8)
-
-
-def make_ade(root: Path, rng: np.random.Generator, txt: bool = True) -> dict[tuple[str, str], np.ndarray]:
-    base = root / "ADEChallengeData2016"
-    raw = {}
-    for folder, split, stem in [
-        ("training", "train", "ADE_train_00000001"),
-        ("training", "train", "ADE_train_00000002"),
-        ("validation", "val", "ADE_val_00000001"),
-    ]:
-        write_jpg(base / "images" / folder / f"{stem}.jpg", rand_rgb(rng))
-        ids = rng.integers(0, 151, (16, 24), dtype=np.uint8)
-        write_png(base / "annotations" / folder / f"{stem}.png", ids)
-        raw[(split, stem)] = ids
-    if txt:
-        lines = ["Idx\tRatio\tTrain\tVal\tName"] + [f"{i}\t0.01\t10\t1\tclass{i}, synonym" for i in range(1, 151)]
-        (base / "objectInfo150.txt").write_text("\n".join(lines) + "\n")
-    return raw
-
-
-@pytest.mark.parametrize("as_zip", [False, True])
-def test_ade20k_reduce_zero_label(tmp_path: Path, as_zip: bool) -> None:
-    raw = make_ade(tmp_path / "dl", np.random.default_rng(0))
-    src = (
-        zip_dir(tmp_path / "dl" / "ADEChallengeData2016", tmp_path / "ADEChallengeData2016.zip")
-        if as_zip
-        else (tmp_path / "dl" / "ADEChallengeData2016")
-    )
-    res = prepare_ade20k([src], tmp_path / "out")
-    assert res.counts == {"train": 2, "val": 1}
-    for (split, stem), ids in raw.items():
-        np.testing.assert_array_equal(read_ids(tmp_path / "out" / "masks" / split / f"{stem}.png"), ade_expected(ids))
-    info = read_dataset_info(tmp_path / "out")
-    assert info.num_classes == 150 and info.classes[0] == "class1" and info.classes[149] == "class150"
-
-
-def test_ade20k_needs_object_info(tmp_path: Path) -> None:
-    make_ade(tmp_path / "dl", np.random.default_rng(1), txt=False)
-    with pytest.raises(DataError, match="objectInfo150.*ADEChallengeData2016.zip"):
-        prepare_ade20k([tmp_path / "dl"], tmp_path / "out")
-
-
-def test_ade20k_real_sample(tmp_path: Path) -> None:
-    src = fixture_dir("ade20k-sample")
-    res = prepare_ade20k([src], tmp_path / "out")
-    assert res.counts == {"val": 3}
-    info = read_dataset_info(tmp_path / "out")
-    assert info.classes[:3] == ("wall", "building", "sky") and info.num_classes == 150
-    for ann in sorted((src / "annotations").glob("*.png")):
-        raw = read_ids(ann)
-        got = read_ids(tmp_path / "out" / "masks" / "val" / ann.name)
-        np.testing.assert_array_equal(got, ade_expected(raw))
-        assert (got == 255).sum() == (raw == 0).sum()
 
 
 def test_folder_membrane_binary(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -99,7 +39,8 @@ def test_folder_palette_ids_and_split_lists(tmp_path: Path) -> None:
     raw = {p.stem[: -len("_gt")]: read_ids(p) for p in (src / "gts").glob("*.png")}
     top = max(int(r[r != 255].max()) for r in raw.values())
     classes = [f"c{i}" for i in range(top + 1)]
-    res = prepare_folder(
+    res = prepare(
+        "folder",
         [src],
         out,
         images_dir="imgs",
@@ -130,7 +71,7 @@ def test_folder_colors_table(tmp_path: Path) -> None:
         write_png(tmp_path / "dl" / "images" / f"t{k}.png", rand_rgb(rng, 16, 16))
         write_png(tmp_path / "dl" / "masks" / f"t{k}.png", np.array(colors, np.uint8)[idx])
         expected[f"t{k}"] = np.where(idx == 3, 255, idx).astype(np.uint8)
-    res = prepare_folder([tmp_path / "dl"], tmp_path / "out", colors=table, val_ratio=0.0)
+    res = prepare("folder", [tmp_path / "dl"], tmp_path / "out", colors=table, val_ratio=0.0)
     assert res.counts == {"train": 3}
     assert read_dataset_info(tmp_path / "out").classes == ("background", "building", "tree")
     for k, exp in expected.items():
@@ -138,7 +79,7 @@ def test_folder_colors_table(tmp_path: Path) -> None:
     # A colour missing from the table is named in the error.
     write_png(tmp_path / "dl" / "masks" / "t0.png", np.full((16, 16, 3), 7, np.uint8))
     with pytest.raises(DataError, match=r"t0.png: colour \(7, 7, 7\)"):
-        prepare_folder([tmp_path / "dl"], tmp_path / "out3", colors=table, val_ratio=0.0)
+        prepare("folder", [tmp_path / "dl"], tmp_path / "out3", colors=table, val_ratio=0.0)
 
 
 def test_folder_seeded_split_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -146,9 +87,12 @@ def test_folder_seeded_split_and_errors(tmp_path: Path, capsys: pytest.CaptureFi
     for k in range(10):
         write_png(tmp_path / "dl" / "img" / f"{k}.png", rand_rgb(rng, 8, 8))
         write_palette_png(tmp_path / "dl" / "label" / f"{k}_mask.png", rng.integers(0, 3, (8, 8)), [[0, 0, 0]] * 3)
-    a = prepare_folder([tmp_path / "dl"], tmp_path / "a", mask_suffix="_mask", classes=["x", "y", "z"], val_ratio=0.3)
+    a = prepare(
+        "folder", [tmp_path / "dl"], tmp_path / "a", mask_suffix="_mask", classes=["x", "y", "z"], val_ratio=0.3
+    )
     # Two folders (images, masks) give the same seeded split.
-    b = prepare_folder(
+    b = prepare(
+        "folder",
         [tmp_path / "dl" / "img", tmp_path / "dl" / "label"],
         tmp_path / "b",
         mask_suffix="_mask",

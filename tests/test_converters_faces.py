@@ -10,7 +10,7 @@ import pytest
 from prepare_helpers import cli_json, rand_rgb, read_ids, write_jpg, write_png, zip_dir
 
 from segcli.data.io import read_image
-from segcli.data.prepare.faces import prepare_celebamask_hq, prepare_facesynthetics
+from segcli.data.prepare import prepare
 from segcli.errors import DataError
 
 
@@ -36,7 +36,7 @@ def test_facesynthetics_ids_and_split(tmp_path: Path, capsys: pytest.CaptureFixt
         np.testing.assert_array_equal(read_ids(hits[0]), seg)
     write_png(tmp_path / "dataset_1000" / "000000_seg.png", np.full((16, 24), 30, np.uint8))
     with pytest.raises(DataError, match=r"000000_seg.png: values \[30\]"):
-        prepare_facesynthetics([tmp_path / "dataset_1000"], tmp_path / "out2")
+        prepare("facesynthetics", [tmp_path / "dataset_1000"], tmp_path / "out2")
 
 
 PARTS = [
@@ -90,7 +90,7 @@ def test_celebamask_hq_merges_parts_and_resizes(tmp_path: Path, monkeypatch: pyt
             y0, y1, x0, x1 = dict(layers)[part]
             exp[y0:y1, x0:x1] = PARTS.index(part) + 1
         expected[str(i)] = exp
-    res = prepare_celebamask_hq([base], tmp_path / "out", val_ratio=0.0)
+    res = prepare("celebamask-hq", [base], tmp_path / "out", val_ratio=0.0)
     assert res.counts == {"train": 3}
     for k, exp in expected.items():
         got = read_ids(tmp_path / "out" / "masks" / "train" / f"{k}.png")

@@ -1,0 +1,93 @@
+"""Reading downloads: missing or wrong sources name the download; unsafe archives are refused."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from prepare_helpers import (
+    cli_error,
+)
+
+from segcli.data.prepare.sources import open_sources
+from segcli.errors import DataError
+
+
+def test_missing_or_wrong_source_names_the_download(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rc, msg = cli_error(capsys, ["prepare", "cityscapes", str(tmp_path / "nope.zip"), "--out", str(tmp_path / "o")])
+    assert rc == 2 and "nope.zip: not found" in msg and "gtFine_trainvaltest.zip" in msg
+    assert "cityscapes-dataset.com" in msg
+    (tmp_path / "empty").mkdir()
+    rc, msg = cli_error(capsys, ["prepare", "cityscapes", str(tmp_path / "empty"), "--out", str(tmp_path / "o")])
+    assert rc == 2 and "leftImg8bit" in msg and "cityscapes-dataset.com" in msg
+    bad = tmp_path / "broken.zip"
+    bad.write_bytes(b"not an archive")
+    rc, msg = cli_error(capsys, ["prepare", "cityscapes", str(bad), "--out", str(tmp_path / "o")])
+    assert rc == 2 and "broken.zip" in msg
+
+
+def _zip_with(path: Path, name: str, data: bytes = b"x", symlink_to: str | None = None) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("ok/a.txt", b"fine")
+        info = zipfile.ZipInfo(name)
+        if symlink_to is not None:
+            info.external_attr = 0o120777 << 16
+            data = symlink_to.encode()
+        zf.writestr(info, data)
+    return path
+
+
+def _tar_with(path: Path, name: str, link_to: str | None = None, hard: bool = False) -> Path:
+    with tarfile.open(path, "w:gz") as tf:
+        ok = tarfile.TarInfo("ok/a.txt")
+        ok.size = 4
+        tf.addfile(ok, io.BytesIO(b"fine"))
+        ti = tarfile.TarInfo(name)
+        if link_to is not None:
+            ti.type = tarfile.LNKTYPE if hard else tarfile.SYMTYPE
+            ti.linkname = link_to
+            tf.addfile(ti)
+        else:
+            ti.size = 4
+            tf.addfile(ti, io.BytesIO(b"evil"))
+    return path
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda p: _zip_with(p / "a.zip", "../evil.txt"),
+        lambda p: _zip_with(p / "a.zip", "/tmp/segcli-evil.txt"),
+        lambda p: _zip_with(p / "a.zip", "ok/link", symlink_to="../../etc/passwd"),
+        lambda p: _tar_with(p / "a.tgz", "ok/../../evil.txt"),
+        lambda p: _tar_with(p / "a.tgz", "/tmp/segcli-evil.txt"),
+        lambda p: _tar_with(p / "a.tgz", "ok/link", link_to="../../../etc/passwd"),
+        lambda p: _tar_with(p / "a.tgz", "ok/link", link_to="/etc/passwd"),
+        lambda p: _tar_with(p / "a.tgz", "ok/hard", link_to="../outside.txt", hard=True),
+    ],
+    ids=["zip-dotdot", "zip-abs", "zip-symlink", "tar-dotdot", "tar-abs", "tar-symlink", "tar-abs-link", "tar-hard"],
+)
+def test_malicious_archive_is_rejected(tmp_path: Path, build) -> None:  # noqa: ANN001
+    (tmp_path / "dl").mkdir()
+    archive = build(tmp_path / "dl")
+    out = tmp_path / "work" / "out"
+    with pytest.raises(DataError, match="unsafe archive member|outside the archive"):
+        open_sources([archive], out, "the test archive")
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "work" / "evil.txt").exists()
+    assert not Path("/tmp/segcli-evil.txt").exists()
+    assert not any(p.name == "evil.txt" for p in tmp_path.rglob("*"))
+
+
+def test_safe_archive_with_internal_link_is_read(tmp_path: Path) -> None:
+    archive = _tar_with(tmp_path / "a.tgz", "ok/link", link_to="a.txt")
+    srcs = open_sources([archive], tmp_path / "out", "x")
+    member = srcs.get("ok/a.txt")
+    assert not (tmp_path / "out" / ".prepare-tmp").exists() or not any((tmp_path / "out").rglob("a.txt"))
+    srcs.stage([member])  # tar members are unpacked (inside the output folder) only when needed
+    assert srcs.read(member) == b"fine"
+    assert srcs.get("ok/link") is None  # links are not followed
+    zsrcs = open_sources([_zip_with(tmp_path / "b.zip", "ok/b.txt", b"bee")], tmp_path / "out2", "x")
+    assert zsrcs.read(zsrcs.get("ok/b.txt")) == b"bee"
