@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from segcli.data.datasets import EvalDataset, eval_collate
-from segcli.data.format import validate_dataset
+from segcli.data.format import DatasetIndex, validate_dataset
 from segcli.engine.checkpoint import build_from_weights
 from segcli.engine.distributed import DistInfo, all_reduce_sum
 from segcli.engine.rundir import RunDir, resolve_weights, run_of_weights
@@ -123,14 +123,15 @@ def evaluate(
     model, meta = build_from_weights(weights, dev)
     preset = meta.preset
     root = Path(data_root) if data_root is not None else Path(preset.data.root)
-    info = validate_dataset(root, splits=[split], sample_masks=preset.data.check_samples)
+    index = DatasetIndex.scan(root, [split])
+    info = validate_dataset(index, splits=[split], sample_masks=preset.data.check_samples)
     if list(info.classes) != list(meta.classes):
         raise DataError(
             f"{root}: dataset classes {list(info.classes)[:6]}... differ from the checkpoint's "
             f"{list(meta.classes)[:6]}...; evaluate on the dataset the model was trained for"
         )
     eval_size = tuple(size) if size is not None else tuple(preset.eval.size)
-    ds = EvalDataset(root, split, eval_size)
+    ds = EvalDataset(index, split, eval_size)
     loader = DataLoader(
         ds,
         batch_size=batch_size or preset.eval.batch_size,

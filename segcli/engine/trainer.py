@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader
 from segcli.config.load import LoadedPreset, load_preset, preset_to_toml
 from segcli.config.schema import Preset
 from segcli.data.datasets import EvalDataset, SeededSampler, TrainDataset, eval_collate
-from segcli.data.format import DatasetInfo, validate_dataset
+from segcli.data.format import DatasetIndex, DatasetInfo, validate_dataset
 from segcli.data.lint import quick_lint
 from segcli.data.transforms import build_train_transform
 from segcli.engine import distributed as ddp
@@ -117,13 +117,14 @@ class Data:
 
 
 def build_data(p: Preset, rt: Runtime) -> Data:
-    """Check the dataset (format, then the sampled lint) and build this rank's loaders."""
+    """Scan the dataset once, check it (format, then the sampled lint) and build this rank's loaders."""
     splits = [p.data.train_split, p.data.val_split]
-    info = validate_dataset(p.data.root, splits=splits, sample_masks=0)
+    index = DatasetIndex.scan(p.data.root, splits)
+    info = validate_dataset(index, splits=splits, sample_masks=0)
     warnings = []
     if p.data.check_samples:  # the sampled `seg check`: palette/RGB/binary/raw-labelId masks, bad values, sizes
-        warnings = [f"warning: {f.one_line()}" for f in quick_lint(p.data.root, splits, sample=p.data.check_samples)]
-    train_ds = TrainDataset(p.data.root, p.data.train_split, build_train_transform(p.augment, info.ignore_index))
+        warnings = [f"warning: {f.one_line()}" for f in quick_lint(index, splits, sample=p.data.check_samples)]
+    train_ds = TrainDataset(index, p.data.train_split, build_train_transform(p.augment, info.ignore_index))
     rank, world = rt.dist.rank, rt.dist.world_size
     sampler = SeededSampler(len(train_ds), p.train.seed, shuffle=True, rank=rank, world_size=world)
     pin = p.data.pin_memory and rt.device.type == "cuda"
@@ -137,7 +138,7 @@ def build_data(p: Preset, rt: Runtime) -> Data:
     )
     if len(train_loader) == 0:
         raise UserError(f"{p.data.root}: training split {p.data.train_split!r} yields no batches")
-    val_ds = EvalDataset(p.data.root, p.data.val_split, p.eval.size)
+    val_ds = EvalDataset(index, p.data.val_split, p.eval.size)
     val_loader = DataLoader(
         torch.utils.data.Subset(val_ds, list(range(rank, len(val_ds), world))),
         batch_size=p.eval.batch_size,
