@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -98,3 +101,12 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     for r in rows:
         t.add_row(*[fmt(v) for v in r])
     return t
+
+
+@contextmanager
+def progress_bar(label: str, disable: bool = False) -> Iterator[Callable[[int, int | None], None]]:
+    """A transient bar on stderr; yields the ``progress(advance, total)`` callback the engine takes."""
+    columns = (TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err, transient=True, disable=disable) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda n, total: bar.update(task, advance=n, total=total)

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from segcli.cli._common import JsonOpt, err, out, print_json, table
+from segcli.cli._common import JsonOpt, err, out, print_json, progress_bar, table
 
 
 def class_weights_cmd(
@@ -25,16 +24,7 @@ def class_weights_cmd(
     """Class weights (inverse frequency, ENet log, effective number, median frequency) for loss.class_weights."""
     from segcli.data.class_weights import class_weights
 
-    with Progress(
-        TextColumn("counting pixels"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=as_json,
-    ) as bar:
-        task = bar.add_task("count", total=None)
+    with progress_bar("counting pixels", disable=as_json) as progress:
         res = class_weights(
             root,
             method,
@@ -44,7 +34,7 @@ def class_weights_cmd(
             out=out_file,
             force=force,
             workers=workers,
-            progress=lambda n, total: bar.update(task, advance=n, total=total),
+            progress=progress,
         )
     if res.missing:
         err.print(

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from segcli.cli._common import JsonOpt, err, out, print_json, table
+from segcli.cli._common import JsonOpt, err, out, print_json, progress_bar, table
 from segcli.cli.check import split_list
 
 
@@ -26,10 +25,7 @@ def crop_cmd(
     from segcli.data.crop import crop_by_mask
 
     names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
-    with Progress(
-        TextColumn("cropping"), BarColumn(), MofNCompleteColumn(), console=err, transient=True, disable=as_json
-    ) as bar:
-        task = bar.add_task("crop", total=None)
+    with progress_bar("cropping", disable=as_json) as progress:
         res = crop_by_mask(
             root,
             out_dir,
@@ -38,7 +34,7 @@ def crop_cmd(
             square=square,
             size=size,
             splits=split_list(split),
-            progress=lambda n, total: bar.update(task, advance=n, total=total),
+            progress=progress,
         )
     if as_json:
         print_json(res.to_dict())

@@ -14,10 +14,9 @@ from typing import Any, Optional
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from typer.core import TyperGroup
 
-from segcli.cli._common import err, out, print_json, table
+from segcli.cli._common import err, out, print_json, progress_bar, table
 
 # Options every converter gets: (python name, annotation, typer.Option); names match segcli.data.prepare.prepare.
 # Bool flags get metavar "" so that help shows no "<bool>" value placeholder.
@@ -103,18 +102,8 @@ def run_converter(name: str, kwargs: dict[str, Any]) -> None:
 
     opts = dict(kwargs)
     sources, out_dir, as_json = opts.pop("sources", []), opts.pop("out"), opts.pop("as_json")
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(f"converting {name}", total=None)
-        res = engine.prepare(
-            name, sources, out_dir, progress=lambda n, total: bar.update(task, advance=n, total=total), **opts
-        )
+    with progress_bar(f"converting {name}") as progress:
+        res = engine.prepare(name, sources, out_dir, progress=progress, **opts)
     if res.written == 0 and not as_json:
         err.print(f"{res.root}: already prepared, nothing to do (--force redoes it)")
     show_summary({**res.summary(), **engine.converters().get(name).report(res)}, as_json)
