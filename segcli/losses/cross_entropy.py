@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from segcli.config.schema import LossConfig
-from segcli.losses import LOSSES, valid_mask
+from segcli.losses.common import valid_mask
+from segcli.losses.registry import LOSSES
+from segcli.options import opt
 
 
 def pixel_cross_entropy(
@@ -64,6 +67,15 @@ class CrossEntropy(nn.Module):
         return weighted_mean(losses, denom)
 
 
-@LOSSES.register("ce")
-def build_ce(cfg: LossConfig, num_classes: int, ignore_index: int, weight: torch.Tensor | None) -> nn.Module:
-    return CrossEntropy(ignore_index, weight, cfg.label_smoothing)
+@dataclass(frozen=True)
+class CEOptions:
+    """Cross-entropy (ce)."""
+
+    label_smoothing: float = opt(
+        0.0, "label smoothing: the target is (1 - s) * one_hot + s / C", minimum=0.0, maximum=1.0
+    )
+
+
+@LOSSES.register("ce", options=CEOptions)
+def ce(num_classes: int, ignore_index: int, weight: torch.Tensor | None, *, label_smoothing: float) -> nn.Module:
+    return CrossEntropy(ignore_index, weight, label_smoothing)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from segcli.config.schema import LossConfig
-from segcli.losses import LOSSES, one_hot_valid, weighted_class_mean
+from segcli.losses.common import one_hot_valid, weighted_class_mean
+from segcli.losses.registry import LOSSES
+from segcli.options import opt
 
 
 class FocalLoss(nn.Module):
@@ -57,6 +60,19 @@ class FocalLoss(nn.Module):
         return weighted_class_mean(per_class, self.weight)
 
 
-@LOSSES.register("focal")
-def build_focal(cfg: LossConfig, num_classes: int, ignore_index: int, weight: torch.Tensor | None) -> nn.Module:
-    return FocalLoss(num_classes, ignore_index, weight, cfg.focal_gamma, cfg.focal_alpha)
+@dataclass(frozen=True)
+class FocalOptions:
+    """Sigmoid focal loss (focal)."""
+
+    gamma: float = opt(2.0, "focusing exponent (0 = one-vs-rest binary cross-entropy)", minimum=0.0)
+    alpha: float = opt(
+        -1.0,
+        "weight of the true-class term (1 - alpha for the others); negative = off (0.25 in RetinaNet)",
+        minimum=-1.0,
+        maximum=1.0,
+    )
+
+
+@LOSSES.register("focal", options=FocalOptions)
+def focal(num_classes: int, ignore_index: int, weight: torch.Tensor | None, *, gamma: float, alpha: float) -> nn.Module:
+    return FocalLoss(num_classes, ignore_index, weight, gamma, alpha)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 
-from segcli.config.schema import LossConfig
-from segcli.errors import PresetError
-from segcli.losses import LOSSES, one_hot_valid, weighted_class_mean
+from segcli.losses.common import one_hot_valid, weighted_class_mean
+from segcli.losses.registry import LOSSES
+from segcli.options import opt
 
 EPS = 1e-7  # lower bound of the score's denominator and of the score under log (SMP's default)
 
@@ -113,27 +115,51 @@ class JaccardLoss(TverskyLoss):
         super().__init__(num_classes, ignore_index, weight, 1.0, 1.0, 1.0, smooth, log_loss)
 
 
-@LOSSES.register("dice")
-def build_dice(cfg: LossConfig, num_classes: int, ignore_index: int, weight: torch.Tensor | None) -> nn.Module:
-    return DiceLoss(num_classes, ignore_index, weight, cfg.dice_smooth, cfg.dice_log)
+@dataclass(frozen=True)
+class OverlapOptions:
+    """Soft overlap loss (dice, jaccard)."""
+
+    smooth: float = opt(0.0, "smoothing added to numerator and denominator", minimum=0.0)
+    log_loss: bool = opt(False, "minimise -log(score) instead of 1 - score")
 
 
-@LOSSES.register("jaccard")
-def build_jaccard(cfg: LossConfig, num_classes: int, ignore_index: int, weight: torch.Tensor | None) -> nn.Module:
-    return JaccardLoss(num_classes, ignore_index, weight, cfg.dice_smooth, cfg.dice_log)
+@dataclass(frozen=True)
+class TverskyOptions(OverlapOptions):
+    """Soft Tversky loss (tversky)."""
+
+    alpha: float = opt(0.3, "weight of false positives (0.5/0.5 = dice, 1/1 = jaccard)", minimum=0.0)
+    beta: float = opt(0.7, "weight of false negatives", minimum=0.0)
+    gamma: float = opt(1.0, "exponent on the class-averaged loss (focal Tversky, SMP's convention; 1 = plain)")
+
+    def __post_init__(self) -> None:
+        if self.gamma <= 0:
+            raise ValueError(f"gamma = {self.gamma}: must be > 0 (1 = plain Tversky)")
 
 
-@LOSSES.register("tversky")
-def build_tversky(cfg: LossConfig, num_classes: int, ignore_index: int, weight: torch.Tensor | None) -> nn.Module:
-    if cfg.tversky_gamma <= 0:
-        raise PresetError(f"loss.tversky_gamma = {cfg.tversky_gamma}: must be > 0 (1 = plain Tversky)")
-    return TverskyLoss(
-        num_classes,
-        ignore_index,
-        weight,
-        cfg.tversky_alpha,
-        cfg.tversky_beta,
-        cfg.tversky_gamma,
-        cfg.dice_smooth,
-        cfg.dice_log,
-    )
+@LOSSES.register("dice", options=OverlapOptions)
+def dice(
+    num_classes: int, ignore_index: int, weight: torch.Tensor | None, *, smooth: float, log_loss: bool
+) -> nn.Module:
+    return DiceLoss(num_classes, ignore_index, weight, smooth, log_loss)
+
+
+@LOSSES.register("jaccard", options=OverlapOptions)
+def jaccard(
+    num_classes: int, ignore_index: int, weight: torch.Tensor | None, *, smooth: float, log_loss: bool
+) -> nn.Module:
+    return JaccardLoss(num_classes, ignore_index, weight, smooth, log_loss)
+
+
+@LOSSES.register("tversky", options=TverskyOptions)
+def tversky(
+    num_classes: int,
+    ignore_index: int,
+    weight: torch.Tensor | None,
+    *,
+    smooth: float,
+    log_loss: bool,
+    alpha: float,
+    beta: float,
+    gamma: float,
+) -> nn.Module:
+    return TverskyLoss(num_classes, ignore_index, weight, alpha, beta, gamma, smooth, log_loss)
