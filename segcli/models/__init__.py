@@ -29,9 +29,9 @@ from segcli.models import (  # noqa: F401 - importing a model module registers i
     unet,
     upernet,
 )
-from segcli.models.registry import MODELS, ModelInfo, model_options
+from segcli.models.registry import MODELS, ModelInfo, model_options, supported_options
 
-__all__ = ["MODELS", "ModelInfo", "Segmenter", "build_model", "model_options"]
+__all__ = ["MODELS", "ModelInfo", "Segmenter", "build_model", "model_options", "supported_options"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

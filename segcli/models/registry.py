@@ -13,8 +13,9 @@ A decoder's default output stride is its ``default_stride`` class attribute (see
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch.nn as nn
 
@@ -44,3 +45,10 @@ def model_options(name: str) -> frozenset[str] | None:
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None
     return frozenset(p.name for p in params)
+
+
+def supported_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of ``options`` that the builder of ``name`` takes (models with their own backbone take no
+    ``backbone``, for example)."""
+    accepted = model_options(name)
+    return {k: v for k, v in options.items() if accepted is None or k in accepted}

@@ -6,7 +6,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from segcli.errors import UserError
-from segcli.models import MODELS, model_options
+from segcli.models import MODELS, supported_options
 from segcli.models.encoder import TimmEncoder
 
 
@@ -26,8 +26,7 @@ def model_summary(name: str, size: tuple[int, int], backbone: str = "resnet18", 
     """
     row: dict = {"name": name, "backbone": backbone, "params_m": None, "gflops": None, "error": None}
     try:
-        accepted = model_options(name)
-        options = {"backbone": backbone} if accepted is None or "backbone" in accepted else {}
+        options = supported_options(name, {"backbone": backbone})
         with torch.device("meta"):
             net = MODELS.get(name)(num_classes, **options).eval()
         if not any(isinstance(m, TimmEncoder) for m in net.modules()):
