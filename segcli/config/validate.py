@@ -36,32 +36,30 @@ def where(origin: Mapping[str, str], dotted: str, default: str = CLI) -> str:
 def aux_loss_weights(weights: Sequence[float], n_aux: int, model: str = "the model") -> list[float]:
     """The loss weight of each of ``n_aux`` auxiliary outputs from ``model.aux_weights``.
 
-    Empty means 0.4 each; a single value applies to all; otherwise one value per output is required.
+    Empty means 0.4 each; a single value applies to all (and to none); otherwise one value per output.
     """
     ws = [float(w) for w in weights]
     if any(w < 0 for w in ws):
         raise PresetError(f"model.aux_weights = {ws}: weights must be >= 0")
-    if n_aux == 0:
-        return []
-    if not ws:
-        return [DEFAULT_AUX_WEIGHT] * n_aux
-    if len(ws) == 1:
-        return ws * n_aux
-    if len(ws) != n_aux:
-        raise PresetError(
-            f"model.aux_weights has {len(ws)} values but model {model!r} returns {n_aux} auxiliary outputs; "
-            f"give {n_aux} values, a single value, or none (= {DEFAULT_AUX_WEIGHT} each)"
+    if len(ws) > 1 and len(ws) != n_aux:
+        fix = (
+            "remove it" if n_aux == 0 else f"give {n_aux} values, a single value, or none (= {DEFAULT_AUX_WEIGHT} each)"
         )
+        raise PresetError(
+            f"model.aux_weights has {len(ws)} values but model {model!r} returns {n_aux} auxiliary outputs; {fix}"
+        )
+    if len(ws) <= 1:
+        return [ws[0] if ws else DEFAULT_AUX_WEIGHT] * n_aux
     return ws
 
 
-def read_class_weights(path: str | Path) -> tuple[float, ...]:
+def read_class_weights(path: str | Path, dataset: str = "DATASET") -> tuple[float, ...]:
     """The ``weights`` list of a TOML file written by `seg class-weights` (relative to the working directory)."""
     path = Path(path)
     if not path.is_file():
         raise PresetError(
             f"loss.class_weights = {str(path)!r}: file not found; write it with "
-            f"`seg class-weights DATASET --method inv --out {path}` or give a list of weights"
+            f"`seg class-weights {dataset} --method inv --out {path}` or give a list of weights"
         )
     weights = load_toml(path).get("weights")
     if not isinstance(weights, list) or not all(
@@ -157,7 +155,7 @@ def _check_model(m: ModelConfig, check_files: bool) -> list[tuple[str, str]]:
     return found
 
 
-def _check_loss(loss: LossConfig, check_files: bool) -> list[tuple[str, str]]:
+def _check_loss(loss: LossConfig, check_files: bool, dataset: str) -> list[tuple[str, str]]:
     from segcli.losses import LOSSES
 
     if not loss.terms:
@@ -188,7 +186,7 @@ def _check_loss(loss: LossConfig, check_files: bool) -> list[tuple[str, str]]:
     if isinstance(cw, str):
         if cw and check_files:
             try:
-                read_class_weights(cw)
+                read_class_weights(cw, dataset)
             except PresetError as err:
                 found.append(("loss.class_weights", str(err)))
     elif any(w < 0 for w in cw):
@@ -209,7 +207,7 @@ def validate_preset(
         *_check_shapes(preset),
         *_check_train(preset.train),
         *_check_model(preset.model, check_files),
-        *_check_loss(preset.loss, check_files),
+        *_check_loss(preset.loss, check_files, preset.data.root),
     ]
     if found:
         key, problem = found[0]
