@@ -10,6 +10,7 @@ import line below. Nothing here reads presets (``segcli.engine.factory`` maps ``
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -25,11 +26,19 @@ __all__ = ["LOSSES", "CombinedLoss", "LossInfo", "NoOptions", "build_loss", "bui
 def build_term(
     name: str, num_classes: int, ignore_index: int = 255, weight: torch.Tensor | None = None, options: Any = None
 ) -> torch.nn.Module:
-    """One registered loss; ``options`` is its options dataclass or a mapping of some of its fields."""
-    cls = loss_options(name)
+    """One registered loss; ``options`` is its options dataclass or a mapping of some of its fields.
+
+    The builder gets every option as a keyword argument, plus those of ``num_classes``, ``ignore_index``
+    and ``weight`` (the class weights) that it takes.
+    """
+    builder, cls = LOSSES.get(name), loss_options(name)
     if not isinstance(options, cls):
         options = cls(**(options or {}))
-    return LOSSES.get(name)(num_classes, ignore_index, weight, **dataclasses.asdict(options))
+    params = inspect.signature(builder).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    common = {"num_classes": num_classes, "ignore_index": ignore_index, "weight": weight}
+    common = {k: v for k, v in common.items() if takes_any or k in params}
+    return builder(**common, **dataclasses.asdict(options))
 
 
 def build_loss(

@@ -14,6 +14,38 @@ from segcli.losses.registry import LOSSES
 from segcli.options import opt
 
 
+@dataclass(frozen=True)
+class OhemOptions(CEOptions):
+    """Online hard example mining cross-entropy (ohem)."""
+
+    thresh: float = opt(
+        0.7, "keep pixels whose predicted probability of the true class is below this", minimum=0.0, maximum=1.0
+    )
+    min_kept: int = opt(
+        100000,
+        "keep at least this many hardest pixels per batch and process (100000 as in the published "
+        "Cityscapes OHEM recipes for 512x1024 crops; lower it for small crops)",
+        minimum=1,
+    )
+
+
+@dataclass(frozen=True)
+class TopKOptions(CEOptions):
+    """Bootstrapped cross-entropy over the hardest pixels (topk)."""
+
+    percent: float = opt(
+        20.0, "percentage (0, 100] of the hardest valid pixels kept after the warm-up", minimum=0.0, maximum=100.0
+    )
+    warmup_iters: int = opt(
+        0, "iterations over which the kept share falls linearly from 100% to percent (0 = none)", minimum=0
+    )
+
+    def __post_init__(self) -> None:
+        if self.percent <= 0:
+            raise ValueError(f"percent = {self.percent}: must be in (0, 100]")
+
+
+@LOSSES.register("ohem", options=OhemOptions)
 class OhemCrossEntropy(nn.Module):
     """Online hard example mining cross-entropy (the HRNet/DDRNet/BiSeNet Cityscapes recipe).
 
@@ -58,6 +90,7 @@ class OhemCrossEntropy(nn.Module):
         return weighted_mean(torch.where(keep, losses, 0.0), torch.where(keep, denom, 0.0))
 
 
+@LOSSES.register("topk", options=TopKOptions)
 class TopKCrossEntropy(nn.Module):
     """Bootstrapped cross-entropy (DeepLab's ``top_k_percent_pixels`` with ``hard_example_mining_step``).
 
@@ -113,60 +146,3 @@ class TopKCrossEntropy(nn.Module):
         k = (valid.sum() * self.fraction()).round().clamp_min(1)  # a tensor: no host synchronisation
         keep = torch.arange(order.numel(), device=order.device) < k
         return weighted_mean(torch.where(keep, flat_losses[order], 0.0), torch.where(keep, flat_denom[order], 0.0))
-
-
-@dataclass(frozen=True)
-class OhemOptions(CEOptions):
-    """Online hard example mining cross-entropy (ohem)."""
-
-    thresh: float = opt(
-        0.7, "keep pixels whose predicted probability of the true class is below this", minimum=0.0, maximum=1.0
-    )
-    min_kept: int = opt(
-        100000,
-        "keep at least this many hardest pixels per batch and process (100000 as in the published "
-        "Cityscapes OHEM recipes for 512x1024 crops; lower it for small crops)",
-        minimum=1,
-    )
-
-
-@dataclass(frozen=True)
-class TopKOptions(CEOptions):
-    """Bootstrapped cross-entropy over the hardest pixels (topk)."""
-
-    percent: float = opt(
-        20.0, "percentage (0, 100] of the hardest valid pixels kept after the warm-up", minimum=0.0, maximum=100.0
-    )
-    warmup_iters: int = opt(
-        0, "iterations over which the kept share falls linearly from 100% to percent (0 = none)", minimum=0
-    )
-
-    def __post_init__(self) -> None:
-        if self.percent <= 0:
-            raise ValueError(f"percent = {self.percent}: must be in (0, 100]")
-
-
-@LOSSES.register("ohem", options=OhemOptions)
-def ohem(
-    num_classes: int,
-    ignore_index: int,
-    weight: torch.Tensor | None,
-    *,
-    label_smoothing: float,
-    thresh: float,
-    min_kept: int,
-) -> nn.Module:
-    return OhemCrossEntropy(ignore_index, weight, label_smoothing, thresh, min_kept)
-
-
-@LOSSES.register("topk", options=TopKOptions)
-def topk(
-    num_classes: int,
-    ignore_index: int,
-    weight: torch.Tensor | None,
-    *,
-    label_smoothing: float,
-    percent: float,
-    warmup_iters: int,
-) -> nn.Module:
-    return TopKCrossEntropy(ignore_index, weight, label_smoothing, percent, warmup_iters)

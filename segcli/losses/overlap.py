@@ -14,6 +14,28 @@ from segcli.options import opt
 EPS = 1e-7  # lower bound of the score's denominator and of the score under log (SMP's default)
 
 
+@dataclass(frozen=True)
+class OverlapOptions:
+    """Soft overlap loss (dice, jaccard)."""
+
+    smooth: float = opt(0.0, "smoothing added to numerator and denominator", minimum=0.0)
+    log_loss: bool = opt(False, "minimise -log(score) instead of 1 - score")
+
+
+@dataclass(frozen=True)
+class TverskyOptions(OverlapOptions):
+    """Soft Tversky loss (tversky)."""
+
+    alpha: float = opt(0.3, "weight of false positives (0.5/0.5 = dice, 1/1 = jaccard)", minimum=0.0)
+    beta: float = opt(0.7, "weight of false negatives", minimum=0.0)
+    gamma: float = opt(1.0, "exponent on the class-averaged loss (focal Tversky, SMP's convention; 1 = plain)")
+
+    def __post_init__(self) -> None:
+        if self.gamma <= 0:
+            raise ValueError(f"gamma = {self.gamma}: must be > 0 (1 = plain Tversky)")
+
+
+@LOSSES.register("tversky", options=TverskyOptions)
 class TverskyLoss(nn.Module):
     """Soft Tversky loss over softmax probabilities; Dice and Jaccard are special cases.
 
@@ -37,8 +59,8 @@ class TverskyLoss(nn.Module):
         num_classes: int,
         ignore_index: int = 255,
         weight: torch.Tensor | None = None,
-        alpha: float = 0.5,
-        beta: float = 0.5,
+        alpha: float = 0.3,
+        beta: float = 0.7,
         gamma: float = 1.0,
         smooth: float = 0.0,
         log_loss: bool = False,
@@ -75,6 +97,7 @@ class TverskyLoss(nn.Module):
         return loss
 
 
+@LOSSES.register("dice", options=OverlapOptions)
 class DiceLoss(TverskyLoss):
     """Soft Dice loss: :class:`TverskyLoss` with alpha = beta = 0.5, i.e. ``1 - 2TP / (2TP + FP + FN)``.
 
@@ -95,6 +118,7 @@ class DiceLoss(TverskyLoss):
         super().__init__(num_classes, ignore_index, weight, 0.5, 0.5, 1.0, smooth, log_loss)
 
 
+@LOSSES.register("jaccard", options=OverlapOptions)
 class JaccardLoss(TverskyLoss):
     """Soft Jaccard (IoU) loss: :class:`TverskyLoss` with alpha = beta = 1, i.e. ``1 - TP / (TP + FP + FN)``.
 
@@ -113,53 +137,3 @@ class JaccardLoss(TverskyLoss):
         log_loss: bool = False,
     ) -> None:
         super().__init__(num_classes, ignore_index, weight, 1.0, 1.0, 1.0, smooth, log_loss)
-
-
-@dataclass(frozen=True)
-class OverlapOptions:
-    """Soft overlap loss (dice, jaccard)."""
-
-    smooth: float = opt(0.0, "smoothing added to numerator and denominator", minimum=0.0)
-    log_loss: bool = opt(False, "minimise -log(score) instead of 1 - score")
-
-
-@dataclass(frozen=True)
-class TverskyOptions(OverlapOptions):
-    """Soft Tversky loss (tversky)."""
-
-    alpha: float = opt(0.3, "weight of false positives (0.5/0.5 = dice, 1/1 = jaccard)", minimum=0.0)
-    beta: float = opt(0.7, "weight of false negatives", minimum=0.0)
-    gamma: float = opt(1.0, "exponent on the class-averaged loss (focal Tversky, SMP's convention; 1 = plain)")
-
-    def __post_init__(self) -> None:
-        if self.gamma <= 0:
-            raise ValueError(f"gamma = {self.gamma}: must be > 0 (1 = plain Tversky)")
-
-
-@LOSSES.register("dice", options=OverlapOptions)
-def dice(
-    num_classes: int, ignore_index: int, weight: torch.Tensor | None, *, smooth: float, log_loss: bool
-) -> nn.Module:
-    return DiceLoss(num_classes, ignore_index, weight, smooth, log_loss)
-
-
-@LOSSES.register("jaccard", options=OverlapOptions)
-def jaccard(
-    num_classes: int, ignore_index: int, weight: torch.Tensor | None, *, smooth: float, log_loss: bool
-) -> nn.Module:
-    return JaccardLoss(num_classes, ignore_index, weight, smooth, log_loss)
-
-
-@LOSSES.register("tversky", options=TverskyOptions)
-def tversky(
-    num_classes: int,
-    ignore_index: int,
-    weight: torch.Tensor | None,
-    *,
-    smooth: float,
-    log_loss: bool,
-    alpha: float,
-    beta: float,
-    gamma: float,
-) -> nn.Module:
-    return TverskyLoss(num_classes, ignore_index, weight, alpha, beta, gamma, smooth, log_loss)

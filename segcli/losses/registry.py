@@ -1,18 +1,18 @@
-"""The loss registry: each loss registers a builder and the dataclass of its options.
+"""The loss registry: each loss registers its class (or a builder function) and the dataclass of its options.
 
 A loss module imports ``LOSSES`` from here (never the package ``__init__``) and declares, in its own
 file, a frozen dataclass of its options with :func:`segcli.options.opt` fields::
 
     @dataclass(frozen=True)
-    class FocalOptions:
-        \"\"\"focal: ...\"\"\"
-
+    class FocalOptions:  # its docstring heads the [loss.focal] table in docs/config.md
         gamma: float = opt(2.0, "focusing exponent", minimum=0.0)
 
     @LOSSES.register("focal", options=FocalOptions)
-    def focal(num_classes: int, ignore_index: int, weight: torch.Tensor | None, *, gamma: float) -> nn.Module: ...
+    class FocalLoss(nn.Module):
+        def __init__(self, num_classes: int, ignore_index: int = 255, weight=None, gamma: float = 2.0): ...
 
-A builder is called with every field of its options as keyword arguments. Presets set them in the
+It is built with every field of its options as a keyword argument, plus whichever of ``num_classes``,
+``ignore_index`` and ``weight`` (class weights) its signature names. Presets set the options in the
 loss's own table (``[loss.focal] gamma = 3.0``), validated against the dataclass when they load.
 """
 

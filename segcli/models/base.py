@@ -58,6 +58,33 @@ def check_input_shape(x: torch.Tensor, multiple: int, model: str) -> None:
         )
 
 
+class OwnBackbone(nn.Module):
+    """A network with its own backbone (registered with ``timm_encoder=False``): the decoder options and
+    the switch of its built-in auxiliary heads are set, then subclasses build their layers in :meth:`build_layers`.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        decoder_channels: int = 128,
+        builtin_aux: bool = True,
+        attention: str = "none",
+        separable: bool = False,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.channels = decoder_channels
+        self.builtin_aux = builtin_aux
+        self.opts = DecoderOpts(separable=separable, attention=attention, dropout=dropout)
+        self.build_layers(num_classes)
+
+    def build_layers(self, num_classes: int) -> None:
+        """Create the layers (``self.channels``, ``self.opts`` and ``self.builtin_aux`` are set)."""
+        raise NotImplementedError
+
+
 class EncoderDecoder(nn.Module):
     """A timm encoder, a decoder (``decode``) and optional auxiliary FCN heads on encoder stages.
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from segcli.models.base import ModelOutput, pack_output
-from segcli.models.blocks import ConvBNReLU, DecoderOpts, resize
+from segcli.models.base import ModelOutput, OwnBackbone, pack_output
+from segcli.models.blocks import ConvBNReLU, resize
 from segcli.models.heads import FCNHead
 from segcli.models.registry import MODELS
 
@@ -90,21 +90,11 @@ class BilateralGuidedAggregation(nn.Module):
 
 
 @MODELS.register("bisenetv2", timm_encoder=False, builtin_aux=4)
-class BiSeNetV2(nn.Module):
+class BiSeNetV2(OwnBackbone):
     """Detail branch (64-64-128 channels, stride 8) + semantic branch (16-32-64-128, stride 32) → BGA → head."""
 
-    def __init__(
-        self,
-        num_classes: int,
-        *,
-        decoder_channels: int = 128,
-        builtin_aux: bool = True,
-        attention: str = "none",
-        separable: bool = False,
-        dropout: float = 0.1,
-    ) -> None:
-        super().__init__()
-        opts = DecoderOpts(separable=separable, attention=attention, dropout=dropout)
+    def build_layers(self, num_classes: int) -> None:
+        opts = self.opts
         self.detail = nn.Sequential(
             ConvBNReLU(3, 64, 3, 2),
             ConvBNReLU(64, 64, 3),
@@ -121,12 +111,11 @@ class BiSeNetV2(nn.Module):
         self.s5 = nn.Sequential(GatherExpand(64, 128, 2), *(GatherExpand(128, 128) for _ in range(3)))
         self.ce = ContextEmbedding(128)
         self.bga = BilateralGuidedAggregation(128)
-        mid = 4 * decoder_channels
+        mid = 4 * self.channels
         self.head = nn.Sequential(opts.conv(128, mid), opts.attend(mid), opts.drop(), nn.Conv2d(mid, num_classes, 1))
-        self.builtin_aux = builtin_aux
-        if builtin_aux:
+        if self.builtin_aux:
             self.boosters = nn.ModuleList(
-                FCNHead(c, num_classes, mid=decoder_channels, dropout=dropout) for c in (16, 32, 64, 128)
+                FCNHead(c, num_classes, mid=self.channels, dropout=opts.dropout) for c in (16, 32, 64, 128)
             )
 
     def forward(self, x: torch.Tensor) -> ModelOutput:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from segcli.models.base import ModelOutput, pack_output
-from segcli.models.blocks import ConvBNReLU, DecoderOpts, resize
+from segcli.models.base import ModelOutput, OwnBackbone, pack_output
+from segcli.models.blocks import ConvBNReLU, resize
 from segcli.models.heads import FCNHead
 from segcli.models.registry import MODELS
 
@@ -74,23 +74,14 @@ class DAPPM(nn.Module):
 
 
 @MODELS.register("ddrnet23_slim", timm_encoder=False, builtin_aux=1)
-class DDRNet23Slim(nn.Module):
+class DDRNet23Slim(OwnBackbone):
     """High branch at stride 8 (64 ch), low branch down to stride 64, two bilateral fusions, DAPPM, head."""
 
-    def __init__(
-        self,
-        num_classes: int,
-        *,
-        decoder_channels: int = 128,
-        builtin_aux: bool = True,
-        attention: str = "none",
-        separable: bool = False,
-        dropout: float = 0.1,
-        planes: int = 32,
-    ) -> None:
-        super().__init__()
-        opts = DecoderOpts(separable=separable, attention=attention, dropout=dropout)
-        p = planes
+    planes = 32
+
+    def build_layers(self, num_classes: int) -> None:
+        opts = self.opts
+        p = self.planes
         self.stem = nn.Sequential(ConvBNReLU(3, p, 3, 2), ConvBNReLU(p, p, 3, 2))
         self.layer1 = _stage(p, p, 2)
         self.layer2 = _stage(p, 2 * p, 2, 2)
@@ -106,13 +97,12 @@ class DDRNet23Slim(nn.Module):
         self.layer5 = Bottleneck(8 * p, 8 * p, 2)
         self.spp = DAPPM(16 * p, 4 * p, 4 * p)
         self.act = nn.ReLU(inplace=False)
-        head_mid = max(decoder_channels // 2, 8)
+        head_mid = max(self.channels // 2, 8)
         self.head = nn.Sequential(
             opts.conv(4 * p, head_mid), opts.attend(head_mid), opts.drop(), nn.Conv2d(head_mid, num_classes, 1)
         )
-        self.builtin_aux = builtin_aux
-        if builtin_aux:
-            self.aux_head = FCNHead(2 * p, num_classes, mid=head_mid, dropout=dropout)
+        if self.builtin_aux:
+            self.aux_head = FCNHead(2 * p, num_classes, mid=head_mid, dropout=opts.dropout)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         act = self.act
