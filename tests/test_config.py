@@ -15,6 +15,8 @@ from segcli.config.toml_io import load_toml
 from segcli.engine.factory import loss_from_preset
 from segcli.errors import PresetError
 from segcli.losses import LOSSES
+from segcli.losses.hard_mining import OhemOptions
+from segcli.losses.overlap import OverlapOptions
 from segcli.options import opt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -242,3 +244,14 @@ def test_a_loss_registered_elsewhere_works_from_a_preset_and_in_the_docs(tiny_lo
     doc = render_markdown()
     assert f"### [loss.{tiny_loss}]\n\nTiny test loss (tiny_test_loss).\n" in doc
     assert "| `scale` | number | `1.0` | multiplies the mean logit (range: 0.0..) |" in doc
+
+
+def test_presets_embedded_before_the_loss_tables_still_load() -> None:
+    """A checkpoint written before the per-term tables embeds every flat loss key; it migrates."""
+    old = preset_to_dict(Preset())
+    old["loss"] = {"terms": ["ohem", "dice"], "term_weights": [], "class_weights": [], "label_smoothing": 0.1}
+    old["loss"] |= {"ohem_thresh": 0.9, "ohem_min_kept": 50, "dice_log": True, "focal_gamma": 2.0}
+    preset = preset_from_dict(old)
+    assert preset.loss.options_for("ohem") == OhemOptions(label_smoothing=0.1, thresh=0.9, min_kept=50)
+    assert preset.loss.options_for("dice") == OverlapOptions(log_loss=True)
+    assert preset.loss.options_for("focal") is None and "ohem_thresh" in old["loss"]  # the input is left as it was

@@ -6,6 +6,7 @@ After the types and ranges, :func:`segcli.config.validate.validate_preset` check
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import types
@@ -198,9 +199,7 @@ def _build(cls: type, raw: dict[str, Any], origin: dict[str, str], prefix: str) 
         dotted = f"{prefix}{key}"
         at = where(origin, dotted)
         if dotted in MOVED_KEYS:
-            raise PresetError(
-                f"{at}: {dotted} moved to {MOVED_KEYS[dotted]}; on the command line: {_dotted_form(dotted)}"
-            )
+            raise PresetError(f"{at}: {_moved(dotted)}")
         if tables is not None and (key not in fields or key == tables.name) and isinstance(value, dict):
             built_tables.append((key, _build_table(tables, key, value, origin, dotted)))
             continue
@@ -251,11 +250,25 @@ def _build_table(
     return _build(options_cls, value, origin, dotted + ".")
 
 
-def _dotted_form(dotted: str) -> str:
-    """``loss.focal_gamma`` → ``loss.focal.gamma=...`` (the new key of a moved one, for the message)."""
-    target = MOVED_KEYS[dotted].split(" (")[0]  # "[loss.focal] gamma"
-    table, _, key = target.partition("] ")
-    return f"{table.lstrip('[')}.{key}=..."
+def _moved(dotted: str) -> str:
+    """``loss.focal_gamma moved to [loss.focal] gamma; on the command line: loss.focal.gamma=...``"""
+    section = dotted.rsplit(".", 1)[0]
+    (term, key), *more = MOVED_KEYS[dotted]
+    also = f" (and {', '.join(f'[{section}.{t}] {k}' for t, k in more)})" if more else ""
+    return f"{dotted} moved to [{section}.{term}] {key}{also}; on the command line: {section}.{term}.{key}=..."
+
+
+def _migrate_moved_keys(raw: dict[str, Any]) -> None:
+    """Move the flat keys of a preset written before they moved into the tables of the terms it uses."""
+    for dotted, targets in MOVED_KEYS.items():
+        section, key = dotted.rsplit(".", 1)
+        table = raw.get(section)
+        if not isinstance(table, dict) or key not in table:
+            continue
+        value = table.pop(key)
+        for term, option in targets:
+            if term in table.get("terms", ("ce",)):
+                table.setdefault(term, {}).setdefault(option, value)
 
 
 @dataclass(frozen=True)
@@ -288,8 +301,11 @@ def preset_from_dict(raw: dict[str, Any], source: str = "checkpoint", *, check_f
     """Validate an already-parsed preset dict (for example one stored in a checkpoint).
 
     The files it names (class weights, pretrained backbone) are not checked unless ``check_files``:
-    a checkpoint's model does not need them.
+    a checkpoint's model does not need them. Flat keys that have since moved (``loss.ohem_thresh``)
+    are moved into their tables, so older checkpoints still load.
     """
+    raw = copy.deepcopy(raw)
+    _migrate_moved_keys(raw)
     origin: dict[str, str] = {}
     _record_origin(raw, source, origin)
     preset = _build(Preset, raw, origin, "")

@@ -19,21 +19,23 @@ __all__ = ["METRIC_KEYS", "MOVED_KEYS", "Preset", "opt", "parse_duration"]
 # The validation metrics the trainer reports, in order; train.monitor must name one of them.
 METRIC_KEYS = ("mIoU", "pixel_accuracy", "mean_accuracy", "fwIoU", "mean_dice")
 
-# Keys that moved, and where to: loading a preset that sets one fails with a "moved to" error.
-MOVED_KEYS = {
-    "loss.label_smoothing": "[loss.ce] label_smoothing (and [loss.ohem] / [loss.topk] label_smoothing)",
-    "loss.ohem_thresh": "[loss.ohem] thresh",
-    "loss.ohem_min_kept": "[loss.ohem] min_kept",
-    "loss.topk_percent": "[loss.topk] percent",
-    "loss.topk_warmup_iters": "[loss.topk] warmup_iters",
-    "loss.focal_gamma": "[loss.focal] gamma",
-    "loss.focal_alpha": "[loss.focal] alpha",
-    "loss.dice_smooth": "[loss.dice] smooth (and [loss.jaccard] / [loss.tversky] smooth)",
-    "loss.dice_log": "[loss.dice] log_loss (and [loss.jaccard] / [loss.tversky] log_loss)",
-    "loss.tversky_alpha": "[loss.tversky] alpha",
-    "loss.tversky_beta": "[loss.tversky] beta",
-    "loss.tversky_gamma": "[loss.tversky] gamma",
-    "loss.lovasz_per_image": "[loss.lovasz] per_image",
+# Flat [loss] keys that moved into the tables of the terms they configure: key → ((term, option), ...).
+# Loading a preset file that sets one fails with a "moved to" error; presets embedded in checkpoints
+# written before the move are migrated (see ``load.preset_from_dict``).
+MOVED_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "loss.label_smoothing": (("ce", "label_smoothing"), ("ohem", "label_smoothing"), ("topk", "label_smoothing")),
+    "loss.ohem_thresh": (("ohem", "thresh"),),
+    "loss.ohem_min_kept": (("ohem", "min_kept"),),
+    "loss.topk_percent": (("topk", "percent"),),
+    "loss.topk_warmup_iters": (("topk", "warmup_iters"),),
+    "loss.focal_gamma": (("focal", "gamma"),),
+    "loss.focal_alpha": (("focal", "alpha"),),
+    "loss.dice_smooth": (("dice", "smooth"), ("jaccard", "smooth"), ("tversky", "smooth")),
+    "loss.dice_log": (("dice", "log_loss"), ("jaccard", "log_loss"), ("tversky", "log_loss")),
+    "loss.tversky_alpha": (("tversky", "alpha"),),
+    "loss.tversky_beta": (("tversky", "beta"),),
+    "loss.tversky_gamma": (("tversky", "gamma"),),
+    "loss.lovasz_per_image": (("lovasz", "per_image"),),
 }
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s)")
@@ -76,7 +78,9 @@ class ModelConfig:
     """The network: a timm backbone plus a decoder from the model registry."""
 
     name: str = opt("fpn", "decoder architecture from the model registry (`seg models`)")
-    backbone: str = opt("resnet18", "timm model name with features_only support")
+    backbone: str = opt(
+        "resnet18", "timm model name with features_only support (unused by bisenetv2, ddrnet23_slim, enet)"
+    )
     pretrained: bool = opt(False, "load timm's pretrained backbone weights (needs them downloadable)")
     pretrained_file: str = opt("", "local .safetensors/.pth file or timm folder with backbone weights")
     decoder_channels: int = opt(128, "width of the decoder", minimum=1)

@@ -16,7 +16,13 @@ from typing import Any
 
 import torch
 
-from segcli.losses import cross_entropy, focal, hard_mining, lovasz, overlap  # noqa: F401 - registers them
+from segcli.losses import (  # noqa: F401 - importing a loss module registers it
+    cross_entropy,
+    focal,
+    hard_mining,
+    lovasz,
+    overlap,
+)
 from segcli.losses.combo import CombinedLoss
 from segcli.losses.registry import LOSSES, LossInfo, NoOptions, loss_options
 
