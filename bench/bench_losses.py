@@ -13,7 +13,6 @@ from collections.abc import Callable
 
 import torch
 
-from segcli.config.schema import LossConfig
 from segcli.losses import build_loss
 
 IGNORE = 255
@@ -67,8 +66,10 @@ def main() -> None:
     print(f"logits {tuple(logits.shape)} on {args.device}, 10% ignored, median of {args.reps}")
     print(f"{'loss':8} {'segcli ms':>10} {'smp ms':>8} {'ratio':>6}")
     for term in ("ce", "ohem", "topk", "dice", "jaccard", "tversky", "focal", "lovasz"):
-        cfg = LossConfig(terms=(term,), ohem_min_kept=args.batch * args.size * args.size // 16)
-        ours = timed(build_loss(cfg, args.classes, IGNORE, None).to(args.device), logits, target, args.reps)
+        options = {"ohem": {"min_kept": args.batch * args.size * args.size // 16}}
+        ours = timed(
+            build_loss((term,), args.classes, IGNORE, options=options).to(args.device), logits, target, args.reps
+        )
         if term in theirs:
             ref = timed(theirs[term], logits, target, args.reps)
             print(f"{term:8} {ours:10.1f} {ref:8.1f} {ours / ref:6.2f}")

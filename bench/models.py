@@ -27,8 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from segcli.config.schema import ModelConfig
-from segcli.models import MODELS, _register_all
+from segcli.models import MODELS, supported_options
 from segcli.models.summary import model_summary
 
 NUM_CLASSES = 19
@@ -57,8 +56,7 @@ def _smp(name: str) -> nn.Module:
 
 
 def _ours(name: str) -> nn.Module:
-    _register_all()
-    return MODELS.get(name)(ModelConfig(name=name, backbone="resnet18", **OURS.get(name, {})), NUM_CLASSES)
+    return MODELS.get(name)(NUM_CLASSES, backbone="resnet18", **OURS.get(name, {}))
 
 
 def _median_time(fn: Callable[[], None], reps: int, warmup: int = 1) -> float:
@@ -128,7 +126,6 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     reps = 1 if args.quick else args.reps
-    _register_all()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input {args.size}x{args.size}")
 
     if not args.skip_zoo:
@@ -136,7 +133,7 @@ def main() -> None:
         print(f"\n{'model':<15}{'backbone':>10}{'params M':>10}{'GFLOPs':>9}{'fwd ms':>9}")
         for name in names:
             row = model_summary(name, (args.size, args.size), "resnet18", NUM_CLASSES)
-            net = MODELS.get(name)(ModelConfig(name=name, backbone="resnet18"), NUM_CLASSES)
+            net = MODELS.get(name)(NUM_CLASSES, **supported_options(name, {"backbone": "resnet18"}))
             ms = forward_latency(net, args.size, reps) * 1e3
             print(f"{name:<15}{row['backbone']:>10}{row['params_m']:>10.2f}{row['gflops']:>9.1f}{ms:>9.0f}")
 

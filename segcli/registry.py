@@ -18,20 +18,36 @@ def did_you_mean(name: str, options: list[str] | tuple[str, ...]) -> str:
 
 
 class Registry(Generic[T]):
-    """Maps names to builders. Duplicate names raise; unknown names list the valid ones."""
+    """Maps names to builders. Duplicate names raise; unknown names list the valid ones.
 
-    def __init__(self, kind: str) -> None:
+    With ``info`` (a callable, usually a frozen dataclass), ``register(name, **kwargs)`` also stores
+    ``info(**kwargs)`` for the name: what callers need to know about a builder without calling it.
+    """
+
+    def __init__(self, kind: str, info: Callable[..., Any] | None = None) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._info_type = info
+        self._info: dict[str, Any] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str, **info: Any) -> Callable[[T], T]:
+        if info and self._info_type is None:
+            raise TypeError(f"the {self.kind} registry takes no registration info, got {sorted(info)}")
+        meta = self._info_type(**info) if self._info_type is not None else None
+
         def deco(obj: T) -> T:
             if name in self._items:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
             self._items[name] = obj
+            self._info[name] = meta
             return obj
 
         return deco
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (tests register temporary builders)."""
+        self._items.pop(name, None)
+        self._info.pop(name, None)
 
     def get(self, name: str) -> T:
         try:
@@ -39,6 +55,11 @@ class Registry(Generic[T]):
         except KeyError:
             valid = ", ".join(sorted(self._items))
             raise UserError(f"unknown {self.kind} {name!r}{did_you_mean(name, self.names())}; valid: {valid}") from None
+
+    def info(self, name: str) -> Any:
+        """The registration info of ``name`` (unknown names raise as in :meth:`get`)."""
+        self.get(name)
+        return self._info[name]
 
     def names(self) -> list[str]:
         return sorted(self._items)

@@ -18,15 +18,15 @@ from segcli.engine.checkpoint import (
     save_state,
     save_weights,
 )
+from segcli.engine.factory import model_from_preset
 from segcli.errors import CheckpointError
-from segcli.models import build_model
 
 PRESET = load_preset("quickstart", ["model.decoder_channels=16"]).preset
 INFO = make_info("toy", ("background", "a", "b"), [[0, 0, 0], [255, 0, 0], [0, 255, 0]], 255, source="test")
 
 
 def test_weights_carry_what_inference_needs(tmp_path: Path) -> None:
-    model = build_model(PRESET.model, 3).eval()
+    model = model_from_preset(PRESET.model, 3).eval()
     path = save_weights(tmp_path / "w.safetensors", model, PRESET, INFO, epoch=3, metrics={"mIoU": 0.5})
     state, meta = load_weights(path)
     assert meta.classes == ("background", "a", "b") and meta.palette[1] == (255, 0, 0)

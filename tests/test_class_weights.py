@@ -13,8 +13,8 @@ from PIL import Image
 from segcli.cli.app import run
 from segcli.data.class_weights import class_stats, class_weights, compute_weights, histogram
 from segcli.data.format import make_info, write_dataset_info
+from segcli.engine.factory import resolve_class_weights
 from segcli.errors import DataError, UserError
-from segcli.losses import resolve_class_weights
 
 # A small histogram worked by hand: 4 classes, the last absent.
 PIXELS = np.array([6, 3, 1, 0])

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
-from segcli.config.load import load_preset, parse_overrides, preset_to_toml
+from segcli.config.load import load_preset, parse_overrides, preset_from_dict, preset_to_dict, preset_to_toml
 from segcli.config.reference import render_markdown
 from segcli.config.schema import Preset
+from segcli.config.toml_io import load_toml
+from segcli.engine.factory import loss_from_preset
 from segcli.errors import PresetError
+from segcli.losses import LOSSES
+from segcli.losses.hard_mining import OhemOptions
+from segcli.losses.overlap import OverlapOptions
+from segcli.options import opt
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +29,14 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_defaults_without_file() -> None:
-    assert load_preset(None).preset == Preset()
+    import dataclasses
+
+    from segcli.losses.registry import loss_options
+
+    p = load_preset(None).preset
+    # the resolved preset gives each loss term its table of options in force (defaults here)
+    assert p.loss.tables == (("ce", loss_options("ce")()),)
+    assert dataclasses.replace(p, loss=dataclasses.replace(p.loss, tables=())) == Preset()
 
 
 def test_extends_deep_merges_relative_to_file(tmp_path: Path) -> None:
@@ -117,3 +132,133 @@ def test_config_reference_is_up_to_date() -> None:
     assert doc.read_text() == render_markdown(), (
         "docs/config.md is stale: python -m segcli.config.reference > docs/config.md"
     )
+
+
+# --- validation at load time: `seg presets show` and `seg train` agree --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ('[model]\nname = "unet2"\n', r"model.name: unknown model 'unet2' \(did you mean \"unet\"\?\)"),
+        ('[model]\nbackbone = "resnet18x"\n', r"model.backbone = 'resnet18x' is not a timm model"),
+        ('[loss]\nterms = ["ce", "dcie"]\n', r"loss.terms: unknown loss 'dcie' \(did you mean \"dice\"\?\)"),
+        ('[train]\ntime_budget = "15 minutes"\n', r"train.time_budget = '15 minutes': use a duration such as 90s"),
+        (
+            '[model]\nname = "bisenetv2"\naux_weights = [1.0, 0.5]\n',
+            r"model.aux_weights has 2 values but model 'bisenetv2'",
+        ),
+        ('[train]\ndevice = "gpu"\n', r"train.device = 'gpu' is not one of auto, cpu, cuda, cuda:N, mps"),
+        ('[train]\nmonitor = "miou"\n', r"train.monitor = 'miou'; choose one of mIoU, pixel_accuracy"),
+        ("[augment]\nscale = [2.0, 0.5]\n", r"augment.scale = \[2.0, 0.5\] must be \[min, max\]"),
+        ("[loss]\nfocal_gamma = 1.0\n", r"loss.focal_gamma moved to \[loss.focal\] gamma"),
+    ],
+)
+def test_bad_presets_fail_at_load_naming_file_and_key(tmp_path: Path, text: str, pattern: str) -> None:
+    p = write(tmp_path / "bad.toml", text)
+    with pytest.raises(PresetError, match=rf"^{p}: {pattern}"):
+        load_preset(p)
+
+
+def test_errors_name_the_file_that_set_the_key(tmp_path: Path) -> None:
+    base = write(tmp_path / "base.toml", '[train]\ntime_budget = "1x"\n')
+    child = write(tmp_path / "child.toml", 'extends = "base.toml"\n[train]\nepochs = 2\n')
+    with pytest.raises(PresetError, match=rf"^{base}: train.time_budget = '1x'"):
+        load_preset(child)
+    with pytest.raises(PresetError, match=r"^command line: train.time_budget = '2'"):
+        load_preset(child, ["train.time_budget=2"])
+
+
+def test_time_budget_seconds() -> None:
+    assert load_preset(None, ["train.time_budget=1h30m"]).preset.train.time_budget_seconds == 5400.0
+    assert load_preset(None, ["train.time_budget=90s"]).preset.train.time_budget_seconds == 90.0
+    assert Preset().train.time_budget_seconds is None
+    with pytest.raises(PresetError, match="must be positive"):
+        load_preset(None, ["train.time_budget=0s"])
+
+
+def test_class_weights_file_is_checked_at_load(tmp_path: Path) -> None:
+    with pytest.raises(PresetError, match=r"loss.class_weights = '.*nope.toml': file not found; .*seg class-weights"):
+        load_preset(None, [f"loss.class_weights={tmp_path / 'nope.toml'}"])
+    bad = write(tmp_path / "bad.toml", 'weights = ["a"]\n')
+    with pytest.raises(PresetError, match=r"bad.toml: needs a 'weights' list of numbers"):
+        load_preset(None, [f"loss.class_weights={bad}"])
+    good = write(tmp_path / "good.toml", "weights = [1.0, 2]\n")
+    assert load_preset(None, [f"loss.class_weights={good}"]).preset.loss.class_weights == str(good)
+    with pytest.raises(PresetError, match=r"class weights must be >= 0"):
+        load_preset(None, ["loss.class_weights=[1, -1]"])
+
+
+def test_presets_show_and_train_print_the_load_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from segcli.cli.app import run
+
+    p = write(tmp_path / "bad.toml", f'[model]\nname = "fpnn"\n[train]\nout_dir = "{tmp_path / "runs"}"\n')
+    with pytest.raises(PresetError) as info:
+        load_preset(p)
+    for argv in (["presets", "show", str(p)], ["train", str(p)]):
+        assert run(argv) == 2
+        assert " ".join(str(info.value).split()) in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "runs").exists()  # it failed before any run directory existed
+
+
+def test_loss_tables_round_trip_and_stay_hashable(tmp_path: Path) -> None:
+    over = ["loss.terms=['ohem', 'dice']", "loss.ohem.min_kept=64", "loss.dice.log_loss=true"]
+    preset = load_preset(None, over).preset
+    assert [name for name, _ in preset.loss.tables] == ["dice", "ohem"]
+    assert preset_to_dict(preset)["loss"]["ohem"]["min_kept"] == 64
+    text = preset_to_toml(preset)
+    assert "[loss.ohem]\nlabel_smoothing = 0.0\nthresh = 0.7\nmin_kept = 64\n" in text
+    again = load_preset(write(tmp_path / "resolved.toml", text)).preset
+    assert again == preset and hash(again) == hash(preset)
+    assert preset_from_dict(load_toml(tmp_path / "resolved.toml")) == preset
+
+
+@dataclass(frozen=True)
+class TinyOptions:
+    """Tiny test loss (tiny_test_loss)."""
+
+    scale: float = opt(1.0, "multiplies the mean logit", minimum=0.0)
+
+
+def _tiny_loss(num_classes: int, ignore_index: int, weight: torch.Tensor | None, *, scale: float) -> torch.nn.Module:
+    class Tiny(torch.nn.Module):
+        def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return logits.mean() * scale
+
+    return Tiny()
+
+
+@pytest.fixture
+def tiny_loss():
+    """A loss registered outside segcli: one builder, one options dataclass, one register call."""
+    LOSSES.register("tiny_test_loss", options=TinyOptions)(_tiny_loss)
+    yield "tiny_test_loss"
+    LOSSES.unregister("tiny_test_loss")
+
+
+def test_a_loss_registered_elsewhere_works_from_a_preset_and_in_the_docs(tiny_loss: str, tmp_path: Path) -> None:
+    p = write(tmp_path / "p.toml", f'[loss]\nterms = ["ce", "{tiny_loss}"]\n\n[loss.{tiny_loss}]\nscale = 3.0\n')
+    preset = load_preset(p).preset
+    assert preset.loss.options_for(tiny_loss) == TinyOptions(scale=3.0)
+    loss = loss_from_preset(preset.loss, 2, 255, None)
+    logits, target = torch.ones(1, 2, 4, 4), torch.zeros(1, 4, 4, dtype=torch.long)
+    ce = torch.nn.functional.cross_entropy(logits, target)
+    torch.testing.assert_close(loss(logits, target), ce + 3.0)
+    with pytest.raises(
+        PresetError, match=rf"command line: \[loss.{tiny_loss}\] scale = -1.0 is out of range; must be >= 0.0"
+    ):
+        load_preset(p, [f"loss.{tiny_loss}.scale=-1"])
+    doc = render_markdown()
+    assert f"### [loss.{tiny_loss}]\n\nTiny test loss (tiny_test_loss).\n" in doc
+    assert "| `scale` | number | `1.0` | multiplies the mean logit (range: 0.0..) |" in doc
+
+
+def test_presets_embedded_before_the_loss_tables_still_load() -> None:
+    """A checkpoint written before the per-term tables embeds every flat loss key; it migrates."""
+    old = preset_to_dict(Preset())
+    old["loss"] = {"terms": ["ohem", "dice"], "term_weights": [], "class_weights": [], "label_smoothing": 0.1}
+    old["loss"] |= {"ohem_thresh": 0.9, "ohem_min_kept": 50, "dice_log": True, "focal_gamma": 2.0}
+    preset = preset_from_dict(old)
+    assert preset.loss.options_for("ohem") == OhemOptions(label_smoothing=0.1, thresh=0.9, min_kept=50)
+    assert preset.loss.options_for("dice") == OverlapOptions(log_loss=True)
+    assert preset.loss.options_for("focal") is None and "ohem_thresh" in old["loss"]  # the input is left as it was

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import pytest
 import torch
@@ -10,11 +11,12 @@ import torch.nn.functional as F
 
 from segcli.config.load import load_preset
 from segcli.config.schema import LossConfig
-from segcli.errors import PresetError
-from segcli.losses import LOSSES, _register_all, build_loss
+from segcli.engine.factory import loss_from_preset
+from segcli.errors import PresetError, UserError
+from segcli.losses import LOSSES, build_loss, loss_options
 from segcli.losses.cross_entropy import CrossEntropy
 from segcli.losses.focal import FocalLoss
-from segcli.losses.hard_mining import OhemCrossEntropy, TopKCrossEntropy
+from segcli.losses.hard_mining import OhemCrossEntropy, OhemOptions, TopKCrossEntropy
 from segcli.losses.lovasz import LovaszSoftmaxLoss
 from segcli.losses.overlap import DiceLoss, JaccardLoss, TverskyLoss
 
@@ -201,15 +203,31 @@ def test_topk_equals_reference_through_the_warmup(weighted: bool) -> None:
 # --- properties of every registered loss ----------------------------------------------------------------
 
 
-def cfg_for(term: str, **kw) -> LossConfig:
-    defaults = dict(terms=(term,), ohem_min_kept=20, topk_percent=30.0, label_smoothing=0.05, focal_alpha=0.25)
-    defaults.update(kw)
-    return LossConfig(**defaults)
+# Options that make every term non-trivial on a 2x12x12 batch (and exercise label smoothing and alpha).
+TEST_OPTIONS = {
+    "ce": {"label_smoothing": 0.05},
+    "ohem": {"label_smoothing": 0.05, "min_kept": 20},
+    "topk": {"label_smoothing": 0.05, "percent": 30.0},
+    "focal": {"alpha": 0.25},
+}
+
+
+def loss_for(term: str, ignore_index: int = IGNORE, weight: torch.Tensor | None = None, **per_term: dict):
+    """The single-term loss ``term`` with TEST_OPTIONS, updated by ``per_term[term]`` when given."""
+    options = {**TEST_OPTIONS.get(term, {}), **per_term.get(term, {})}
+    return build_loss((term,), C, ignore_index, weight, options={term: options})
 
 
 def test_every_registered_loss_is_covered() -> None:
-    _register_all()
     assert set(LOSSES.names()) == set(ALL_TERMS)
+
+
+@pytest.mark.parametrize("term", ALL_TERMS)
+def test_every_option_is_a_keyword_of_the_loss_with_the_same_default(term: str) -> None:
+    """A loss is built with every field of its options dataclass as a keyword argument."""
+    params = inspect.signature(LOSSES.get(term)).parameters
+    for f in dataclasses.fields(loss_options(term)):
+        assert f.name in params and params[f.name].default == f.default, f.name
 
 
 @pytest.mark.parametrize("term", ALL_TERMS)
@@ -221,11 +239,11 @@ def test_ignored_pixels_change_nothing(term: str, per_image: bool) -> None:
     assert ignored.any()
     other_logits = torch.where(ignored.unsqueeze(1), torch.randn_like(logits) * 10, logits)
     other_target = torch.where(ignored, 200, target)
-    cfg = cfg_for(term, lovasz_per_image=per_image)
+    lovasz = {"per_image": per_image}
     a_in = logits.clone().requires_grad_()
     b_in = other_logits.clone().requires_grad_()
-    a = build_loss(cfg, C, IGNORE, class_weights())(a_in, target)
-    b = build_loss(cfg, C, 200, class_weights())(b_in, other_target)
+    a = loss_for(term, IGNORE, class_weights(), lovasz=lovasz)(a_in, target)
+    b = loss_for(term, 200, class_weights(), lovasz=lovasz)(b_in, other_target)
     a.backward()
     b.backward()
     close(a, b)
@@ -238,7 +256,8 @@ def test_ignored_pixels_change_nothing(term: str, per_image: bool) -> None:
 def test_gradients_are_finite(term: str, scale: float) -> None:
     logits, target = make_batch(11)
     x = (logits * scale).requires_grad_()
-    loss = build_loss(cfg_for(term, dice_log=True), C, IGNORE, class_weights())(x, target)
+    log = {"log_loss": True}
+    loss = loss_for(term, IGNORE, class_weights(), dice=log, jaccard=log, tversky=log)(x, target)
     loss.backward()
     assert torch.isfinite(loss)
     assert torch.isfinite(x.grad).all()
@@ -250,7 +269,7 @@ def test_all_ignored_batch_gives_zero_with_a_graph(term: str) -> None:
     logits, _ = make_batch(12)
     x = logits.requires_grad_()
     target = torch.full((2, 12, 12), IGNORE)
-    loss = build_loss(cfg_for(term, tversky_gamma=0.5), C, IGNORE, None)(x, target)
+    loss = loss_for(term, IGNORE, None, tversky={"gamma": 0.5})(x, target)
     assert loss.item() == 0.0
     assert loss.requires_grad
     loss.backward()
@@ -267,7 +286,7 @@ def test_perfect_prediction_costs_nothing_for_overlap_and_lovasz() -> None:
     _, target = make_batch(14)
     logits = F.one_hot(torch.where(target == IGNORE, 0, target), C).permute(0, 3, 1, 2).float() * 100.0
     for term in ("dice", "jaccard", "tversky", "lovasz"):
-        assert build_loss(cfg_for(term), C, IGNORE, None)(logits, target).item() == pytest.approx(0.0, abs=1e-6)
+        assert loss_for(term)(logits, target).item() == pytest.approx(0.0, abs=1e-6)
 
 
 # --- the combined loss and the preset ----------------------------------------------------------------
@@ -277,13 +296,14 @@ def test_combined_loss_is_the_weighted_sum_and_forwards_progress() -> None:
     logits, target = make_batch(15)
     w = class_weights()
     weights = (1.0, 0.5, 2.0, 0.25)
-    cfg = LossConfig(terms=("ce", "dice", "topk", "lovasz"), term_weights=weights, topk_warmup_iters=10)
-    combined = build_loss(cfg, C, IGNORE, w)
+    terms = ("ce", "dice", "topk", "lovasz")
+    options = {"topk": {"warmup_iters": 10}}
+    combined = build_loss(terms, C, IGNORE, w, term_weights=weights, options=options)
     combined.set_progress(10, 100)
     total = combined(logits, target)
     expected = 0.0
-    for term, weight in zip(cfg.terms, weights):
-        single = build_loss(dataclasses.replace(cfg, terms=(term,), term_weights=()), C, IGNORE, w)
+    for term, weight in zip(terms, weights):
+        single = build_loss((term,), C, IGNORE, w, options=options)
         single.set_progress(10, 100)
         expected = expected + weight * single(logits, target)
         close(combined.last_terms[term], single(logits, target))
@@ -291,29 +311,62 @@ def test_combined_loss_is_the_weighted_sum_and_forwards_progress() -> None:
     assert combined.terms[2].fraction() == pytest.approx(0.2)  # topk got the progress
 
 
-def test_build_loss_rejects_bad_terms() -> None:
-    with pytest.raises(PresetError, match=r"loss\.terms.*'dcie'.*did you mean \"dice\".*valid: ce, dice"):
-        build_loss(LossConfig(terms=("ce", "dcie")), C, IGNORE, None)
-    with pytest.raises(PresetError, match=r"loss\.term_weights has 1 values for 2"):
-        build_loss(LossConfig(terms=("ce", "dice"), term_weights=(1.0,)), C, IGNORE, None)
-    with pytest.raises(PresetError, match=r"loss\.term_weights.*>= 0"):
-        build_loss(LossConfig(terms=("ce",), term_weights=(-1.0,)), C, IGNORE, None)
-    with pytest.raises(PresetError, match=r"loss\.terms is empty"):
-        build_loss(LossConfig(terms=()), C, IGNORE, None)
-    with pytest.raises(PresetError, match=r"more than once"):
-        build_loss(LossConfig(terms=("ce", "ce")), C, IGNORE, None)
-    with pytest.raises(PresetError, match=r"loss\.topk_percent"):
-        build_loss(LossConfig(terms=("topk",), topk_percent=0.0), C, IGNORE, None)
-    with pytest.raises(PresetError, match=r"loss\.tversky_gamma"):
-        build_loss(LossConfig(terms=("tversky",), tversky_gamma=0.0), C, IGNORE, None)
+@pytest.mark.parametrize(
+    ("overrides", "pattern"),
+    [
+        (["loss.terms=['ce', 'dcie']"], r"loss\.terms.*'dcie'.*did you mean \"dice\".*valid: ce, dice"),
+        (["loss.terms=['ce', 'dice']", "loss.term_weights=[1]"], r"loss\.term_weights has 1 values for 2"),
+        (["loss.term_weights=[-1]"], r"loss\.term_weights.*>= 0"),
+        (["loss.terms=[]"], r"loss\.terms is empty"),
+        (["loss.terms=['ce', 'ce']"], r"more than once"),
+        (["loss.terms=['topk']", "loss.topk.percent=0"], r"\[loss\.topk\] percent = 0\.0: must be in \(0, 100\]"),
+        (["loss.terms=['tversky']", "loss.tversky.gamma=0"], r"\[loss\.tversky\] gamma = 0\.0: must be > 0"),
+    ],
+)
+def test_bad_terms_fail_when_the_preset_loads(overrides: list[str], pattern: str) -> None:
+    with pytest.raises(PresetError, match="command line: .*" + pattern):
+        load_preset(None, overrides)
 
 
-def test_preset_keys_load_and_the_old_name_key_is_gone() -> None:
-    p = load_preset(None, ["loss.terms=['ce', 'lovasz']", "loss.term_weights=[1, 0.5]", "loss.ohem_thresh=0.9"])
+def test_build_loss_rejects_unknown_terms_from_python() -> None:
+    with pytest.raises(UserError, match=r"unknown loss 'dcie' \(did you mean \"dice\"\?\)"):
+        build_loss(("ce", "dcie"), C, IGNORE)
+
+
+def test_preset_keys_load_and_the_old_keys_are_gone() -> None:
+    p = load_preset(None, ["loss.terms=['ce', 'lovasz']", "loss.term_weights=[1, 0.5]", "loss.ohem.thresh=0.9"])
     assert p.preset.loss.terms == ("ce", "lovasz")
     assert p.preset.loss.term_weights == (1.0, 0.5)
-    assert LossConfig().ohem_min_kept == 100000 and LossConfig().terms == ("ce",)
+    assert p.preset.loss.options_for("ohem") == OhemOptions(thresh=0.9)
+    assert p.preset.loss.options_for("ce") == loss_options("ce")()  # no [loss.ce] table: resolved to defaults
+    assert OhemOptions().min_kept == 100000 and LossConfig().terms == ("ce",)
     with pytest.raises(PresetError, match=r"unknown key 'loss\.name'"):
         load_preset(None, ["loss.name=ce"])
-    with pytest.raises(PresetError, match=r"ohem_thresh = 1\.5 is out of range"):
-        load_preset(None, ["loss.ohem_thresh=1.5"])
+    with pytest.raises(PresetError, match=r"\[loss\.ohem\] thresh = 1\.5 is out of range"):
+        load_preset(None, ["loss.ohem.thresh=1.5"])
+    with pytest.raises(PresetError, match=r"unknown key 'loss\.ohem\.tresh' \(did you mean \"loss\.ohem\.thresh\"\?\)"):
+        load_preset(None, ["loss.ohem.tresh=0.5"])
+    with pytest.raises(PresetError, match=r"table \[loss\.fcal\]: unknown loss 'fcal' \(did you mean \"focal\"\?\)"):
+        load_preset(None, ["loss.fcal.gamma=1"])
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("loss.ohem_thresh=0.9", r"\[loss\.ohem\] thresh; on the command line: loss\.ohem\.thresh="),
+        ("loss.focal_gamma=1", r"\[loss\.focal\] gamma"),
+        ("loss.label_smoothing=0.1", r"\[loss\.ce\] label_smoothing"),
+        ("loss.dice_log=true", r"\[loss\.dice\] log_loss"),
+    ],
+)
+def test_moved_flat_keys_say_where_they_went(old: str, new: str) -> None:
+    with pytest.raises(PresetError, match=rf"command line: {old.split('=')[0]} moved to {new}"):
+        load_preset(None, [old])
+
+
+def test_loss_from_preset_uses_the_term_tables() -> None:
+    logits, target = make_batch(16)
+    preset = load_preset(None, ["loss.terms=['focal', 'ce']", "loss.term_weights=[2, 1]", "loss.focal.gamma=0.5"])
+    loss = loss_from_preset(preset.preset.loss, C, IGNORE, None)
+    expected = 2 * FocalLoss(C, IGNORE, None, gamma=0.5)(logits, target) + CrossEntropy(IGNORE)(logits, target)
+    close(loss(logits, target), expected)

@@ -9,14 +9,13 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from segcli.config.load import load_preset
 from segcli.config.schema import ModelConfig
+from segcli.engine.factory import aux_weights, model_from_preset
 from segcli.errors import PresetError, UserError
-from segcli.models import MODELS, _register_all, build_model
+from segcli.models import MODELS, build_model, model_options
 from segcli.models.blocks import SCSE, SeparableConvBNReLU
-from segcli.models.heads import aux_weights_for
 from segcli.models.summary import model_summary
-
-_register_all()
 
 NUM_CLASSES = 3
 BACKBONE = "test_resnet"  # timm's 0.4 M-parameter ResNet: strides 2..32, dilation support, fast on CPU
@@ -51,7 +50,7 @@ def test_every_expected_model_is_registered() -> None:
 @pytest.mark.parametrize("name", MODELS.names())
 def test_train_step_and_eval_at_two_sizes(name: str) -> None:
     torch.manual_seed(0)
-    model = build_model(_cfg(name), NUM_CLASSES)
+    model = model_from_preset(_cfg(name), NUM_CLASSES)
     for h, w in [(64, 64), (72, 88)]:
         model.train()
         x = _image(h, w)
@@ -60,10 +59,10 @@ def test_train_step_and_eval_at_two_sizes(name: str) -> None:
         if n_aux:
             assert isinstance(out, dict) and set(out) == {"out", "aux"}
             logits, aux = out["out"], out["aux"]
-            assert len(aux) == n_aux
+            assert len(aux) == n_aux == MODELS.info(name).aux_outputs(True, ())
             assert all(a.shape == (2, NUM_CLASSES, h, w) for a in aux)
         else:
-            assert isinstance(out, torch.Tensor)
+            assert isinstance(out, torch.Tensor) and MODELS.info(name).aux_outputs(True, ()) == 0
             logits, aux = out, []
         assert logits.shape == (2, NUM_CLASSES, h, w)
         target = torch.randint(0, NUM_CLASSES, (2, h, w))
@@ -82,61 +81,81 @@ def test_train_step_and_eval_at_two_sizes(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["fcn", "unet", "fpn", "deeplabv3plus", "upernet", "segformer", "bisenetv2"])
 def test_sizes_not_divisible_by_32_give_input_sized_logits(name: str) -> None:
-    model = build_model(_cfg(name), NUM_CLASSES).eval()
+    model = model_from_preset(_cfg(name), NUM_CLASSES).eval()
     with torch.no_grad():
         assert model(_image(50, 70, n=1)).shape == (1, NUM_CLASSES, 50, 70)
 
 
 def test_enet_names_the_padded_size() -> None:
-    model = build_model(_cfg("enet"), NUM_CLASSES).eval()
+    model = model_from_preset(_cfg("enet"), NUM_CLASSES).eval()
     with pytest.raises(UserError, match="divisible by 8.*56x72"):
         model(_image(50, 70, n=1))
 
 
 def test_builtin_aux_can_be_switched_off() -> None:
-    model = build_model(_cfg("ddrnet23_slim", builtin_aux=False), NUM_CLASSES).train()
+    model = model_from_preset(_cfg("ddrnet23_slim", builtin_aux=False), NUM_CLASSES).train()
     assert isinstance(model(_image(64, 64)), torch.Tensor)
 
 
 def test_aux_stages_add_fcn_heads_in_training_only() -> None:
-    model = build_model(_cfg("unet", aux_stages=(2, -1)), NUM_CLASSES).train()
+    model = model_from_preset(_cfg("unet", aux_stages=(2, -1)), NUM_CLASSES).train()
     out = model(_image(72, 88))
     assert len(out["aux"]) == 2 and all(a.shape == (2, NUM_CLASSES, 72, 88) for a in out["aux"])
     model.eval()
     with torch.no_grad():
         assert isinstance(model(_image(72, 88, n=1)), torch.Tensor)
     # bisenetv1: built-in heads first, then the encoder-stage heads.
-    model = build_model(_cfg("bisenetv1", aux_stages=(3,)), NUM_CLASSES).train()
+    model = model_from_preset(_cfg("bisenetv1", aux_stages=(3,)), NUM_CLASSES).train()
     assert len(model(_image(64, 64))["aux"]) == 3
 
 
 def test_bad_aux_stages_are_clear_errors() -> None:
     with pytest.raises(PresetError, match="aux_stages contains 9.*5 feature stages"):
-        build_model(_cfg("fpn", aux_stages=(9,)), NUM_CLASSES)
-    with pytest.raises(PresetError, match="aux_stages.*own backbone"):
-        build_model(_cfg("enet", aux_stages=(1,)), NUM_CLASSES)
+        model_from_preset(_cfg("fpn", aux_stages=(9,)), NUM_CLASSES)
+    with pytest.raises(PresetError, match="aux_stages.*own backbone"):  # at load time, before any network
+        load_preset(None, ["model.name=enet", "model.aux_stages=[1]"])
+    with pytest.raises(PresetError, match="separable = true.*'enet' does not support it"):
+        load_preset(None, ["model.name=enet", "model.separable=true"])
+    with pytest.raises(PresetError, match="output_stride = 16.*'bisenetv1' supports 32"):
+        load_preset(None, ["model.name=bisenetv1", "model.output_stride=16"])
 
 
-def test_aux_weights_for() -> None:
-    assert aux_weights_for(_cfg("unet"), 0) == []
-    assert aux_weights_for(_cfg("bisenetv2"), 4) == [0.4] * 4
-    assert aux_weights_for(_cfg("bisenetv2", aux_weights=(1.0,)), 4) == [1.0] * 4
-    assert aux_weights_for(_cfg("bisenetv1", aux_weights=(1.0, 0.5)), 2) == [1.0, 0.5]
+def test_aux_weights() -> None:
+    assert aux_weights(_cfg("unet")) == []
+    assert aux_weights(_cfg("unet", aux_stages=(2, -1))) == [0.4] * 2
+    assert aux_weights(_cfg("bisenetv2")) == [0.4] * 4
+    assert aux_weights(_cfg("bisenetv2", builtin_aux=False)) == []
+    assert aux_weights(_cfg("bisenetv2", aux_weights=(1.0,))) == [1.0] * 4
+    assert aux_weights(_cfg("bisenetv1", aux_weights=(1.0, 0.5))) == [1.0, 0.5]
+    assert aux_weights(_cfg("bisenetv1", aux_stages=(3,), aux_weights=(1.0, 0.5, 0.2))) == [1.0, 0.5, 0.2]
     with pytest.raises(PresetError, match="3 values.*4 auxiliary outputs"):
-        aux_weights_for(_cfg("bisenetv2", aux_weights=(1.0, 0.5, 0.2)), 4)
+        aux_weights(_cfg("bisenetv2", aux_weights=(1.0, 0.5, 0.2)))
     with pytest.raises(PresetError, match=">= 0"):
-        aux_weights_for(_cfg("bisenetv1", aux_weights=(1.0, -0.5)), 2)
+        aux_weights(_cfg("bisenetv1", aux_weights=(1.0, -0.5)))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pattern"),
+    [
+        (["model.name=bisenetv2", "model.aux_weights=[1, 0.5, 0.2]"], r"aux_weights has 3 values.*4 auxiliary"),
+        (["model.name=bisenetv1", "model.aux_weights=[1, -0.5]"], r"aux_weights = \[1.0, -0.5\]: weights must be >= 0"),
+        (["model.name=fpn", "model.aux_weights=[1, 1]"], r"aux_weights has 2 values.*'fpn' returns 0"),
+    ],
+)
+def test_aux_weights_are_checked_at_load(overrides: list[str], pattern: str) -> None:
+    with pytest.raises(PresetError, match=r"command line: model\." + pattern):
+        load_preset(None, overrides)
 
 
 @pytest.mark.parametrize("name", ["unet", "deeplabv3plus", "fpn"])
 def test_scse_and_separable_options(name: str) -> None:
-    plain = build_model(_cfg(name), NUM_CLASSES)
-    fancy = build_model(_cfg(name, attention="scse", separable=True), NUM_CLASSES)
+    plain = model_from_preset(_cfg(name), NUM_CLASSES)
+    fancy = model_from_preset(_cfg(name, attention="scse", separable=True), NUM_CLASSES)
     assert not any(isinstance(m, (SCSE, SeparableConvBNReLU)) for m in plain.modules())
     assert any(isinstance(m, SCSE) for m in fancy.modules())
     assert any(isinstance(m, SeparableConvBNReLU) for m in fancy.modules())
     n_plain = sum(p.numel() for p in plain.parameters())
-    n_sep = sum(p.numel() for p in build_model(_cfg(name, separable=True), NUM_CLASSES).parameters())
+    n_sep = sum(p.numel() for p in model_from_preset(_cfg(name, separable=True), NUM_CLASSES).parameters())
     assert n_sep < n_plain
     fancy.eval()
     with torch.no_grad():
@@ -144,9 +163,9 @@ def test_scse_and_separable_options(name: str) -> None:
 
 
 def test_dropout_option_reaches_the_classifier() -> None:
-    model = build_model(_cfg("fcn", dropout=0.3), NUM_CLASSES)
+    model = model_from_preset(_cfg("fcn", dropout=0.3), NUM_CLASSES)
     assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout2d)] == [0.3]
-    model = build_model(_cfg("fcn", dropout=0.0), NUM_CLASSES)
+    model = model_from_preset(_cfg("fcn", dropout=0.0), NUM_CLASSES)
     assert not any(isinstance(m, torch.nn.Dropout2d) for m in model.modules())
 
 
@@ -155,7 +174,7 @@ def test_dropout_option_reaches_the_classifier() -> None:
     [("deeplabv3", 0, 16), ("deeplabv3", 8, 8), ("deeplabv3plus", 16, 16), ("pspnet", 0, 8), ("fcn", 0, 32)],
 )
 def test_output_stride(name: str, stride: int, expected: int) -> None:
-    model = build_model(_cfg(name, output_stride=stride), NUM_CLASSES)
+    model = model_from_preset(_cfg(name, output_stride=stride), NUM_CLASSES)
     assert model.net.encoder.reductions[-1] == expected
     feats = model.net.encoder(_image(64, 64, n=1))
     assert feats[-1].shape[-1] == 64 // expected
@@ -163,14 +182,14 @@ def test_output_stride(name: str, stride: int, expected: int) -> None:
 
 def test_backbone_without_output_stride_is_a_clear_error_or_falls_back_by_default() -> None:
     with pytest.raises(PresetError, match="output_stride = 8.*pvt_v2_b0"):
-        build_model(ModelConfig(name="deeplabv3plus", backbone="pvt_v2_b0", output_stride=8), NUM_CLASSES)
+        model_from_preset(ModelConfig(name="deeplabv3plus", backbone="pvt_v2_b0", output_stride=8), NUM_CLASSES)
     # The model's own default (16) falls back to the backbone's native stride.
-    model = build_model(ModelConfig(name="deeplabv3plus", backbone="pvt_v2_b0", decoder_channels=32), NUM_CLASSES)
+    model = model_from_preset(ModelConfig(name="deeplabv3plus", backbone="pvt_v2_b0", decoder_channels=32), NUM_CLASSES)
     assert model.net.encoder.reductions[-1] == 32
 
 
 def test_segformer_b0_layout_on_pvt_v2_b0() -> None:
-    model = build_model(ModelConfig(name="segformer", backbone="pvt_v2_b0", decoder_channels=256), 19).eval()
+    model = model_from_preset(ModelConfig(name="segformer", backbone="pvt_v2_b0", decoder_channels=256), 19).eval()
     assert model.net.encoder.reductions == [4, 8, 16, 32]
     n_params = sum(p.numel() for p in model.parameters()) / 1e6
     assert 3.5 < n_params < 4.0  # SegFormer-B0 is about 3.7 M parameters
@@ -180,11 +199,61 @@ def test_segformer_b0_layout_on_pvt_v2_b0() -> None:
 
 def test_unknown_backbone_is_a_preset_error() -> None:
     with pytest.raises(PresetError, match="resnet18x.*did you mean"):
-        build_model(replace(_cfg("unet"), backbone="resnet18x"), NUM_CLASSES)
+        model_from_preset(replace(_cfg("unet"), backbone="resnet18x"), NUM_CLASSES)
+    with pytest.raises(PresetError, match=r"command line: model.backbone = 'resnet18x' is not a timm model.*resnet18"):
+        load_preset(None, ["model.backbone=resnet18x"])
+    # models with their own backbone do not use model.backbone, so it is not checked for them
+    assert (
+        load_preset(None, ["model.name=ddrnet23_slim", "model.backbone=resnet18x"]).preset.model.name == "ddrnet23_slim"
+    )
+
+
+def test_unknown_model_name_fails_at_load() -> None:
+    with pytest.raises(
+        PresetError, match=r"command line: model.name: unknown model 'unet2' \(did you mean \"unet\"\?\)"
+    ):
+        load_preset(None, ["model.name=unet2"])
+
+
+def test_build_model_takes_keyword_options() -> None:
+    model = build_model("fpn", NUM_CLASSES, backbone=BACKBONE, decoder_channels=8, mean=(0.5,) * 3, std=(0.25,) * 3)
+    assert model.net.encoder.name == BACKBONE and model.net.channels == 8
+    assert torch.allclose(model.mean.flatten(), torch.full((3,), 127.5))
+    assert model_options("enet") == {"attention", "dropout"}  # no backbone: the factory leaves it out
+    with pytest.raises(UserError, match=r"unknown model 'fnp' \(did you mean \"fpn\"\?\)"):
+        build_model("fnp", NUM_CLASSES)
+
+
+class _Tiny(torch.nn.Module):
+    def __init__(self, num_classes: int, *, width: int = 4, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, width, 3, padding=1), torch.nn.Conv2d(width, num_classes, 1))
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+@pytest.fixture
+def tiny_model():
+    """A model registered by a test: one class (or function) and one register call."""
+    MODELS.register("tiny_test_model", timm_encoder=False)(_Tiny)
+    yield "tiny_test_model"
+    MODELS.unregister("tiny_test_model")
+
+
+def test_a_model_registered_elsewhere_builds_and_loads_from_a_preset(tiny_model: str) -> None:
+    model = build_model(tiny_model, 5, width=6)
+    assert model(_image(16, 16, n=1)).shape == (1, 5, 16, 16)
+    assert model.net.body[0].out_channels == 6
+    preset = load_preset(None, [f"model.name={tiny_model}", "model.dropout=0.3"]).preset
+    built = model_from_preset(preset.model, 2)  # backbone, decoder_channels, ... are not its options
+    assert built.net.dropout == 0.3 and built(_image(8, 8, n=1)).shape == (1, 2, 8, 8)
+    assert aux_weights(preset.model) == []
 
 
 def test_patch_backbone_names_the_padded_size() -> None:
-    model = build_model(ModelConfig(name="fcn", backbone="test_vit", decoder_channels=16), NUM_CLASSES).eval()
+    model = model_from_preset(ModelConfig(name="fcn", backbone="test_vit", decoder_channels=16), NUM_CLASSES).eval()
     with torch.no_grad(), pytest.raises(UserError, match="divisible by 16.*80x96"):
         model(_image(72, 88, n=1))
 
@@ -192,7 +261,7 @@ def test_patch_backbone_names_the_padded_size() -> None:
 def test_summary_counts_match_a_cpu_run() -> None:
     row = model_summary("ddrnet23_slim", (64, 96), num_classes=5)
     assert row["backbone"] == "own" and row["error"] is None
-    net = MODELS.get("ddrnet23_slim")(ModelConfig(name="ddrnet23_slim"), 5).eval()
+    net = MODELS.get("ddrnet23_slim")(5).eval()
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         net(torch.zeros(1, 3, 64, 96))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from segcli.config.schema import ModelConfig, OptimConfig, ScheduleConfig
+from segcli.config.schema import OptimConfig, ScheduleConfig
 from segcli.engine.optim import build_optimizer, lr_factor, param_groups
 from segcli.models import build_model
 
@@ -34,7 +34,7 @@ def test_poly_reaches_min_lr() -> None:
 
 
 def test_param_groups_split_backbone_and_no_decay() -> None:
-    model = build_model(ModelConfig(backbone="resnet18", decoder_channels=16), 3)
+    model = build_model("fpn", 3, backbone="resnet18", decoder_channels=16)
     groups = param_groups(model, OptimConfig(lr=0.1, weight_decay=0.01, backbone_lr_mult=0.1))
     by_name = {g["name"]: g for g in groups}
     assert set(by_name) == {"backbone", "backbone_no_decay", "decoder", "decoder_no_decay"}

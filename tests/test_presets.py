@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from segcli.config.load import list_presets, load_preset
+from segcli.config.toml_io import load_toml
 from segcli.data.class_weights import class_weights
 from segcli.engine.trainer import train
+from segcli.errors import PresetError
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +22,6 @@ def weights_file(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 @pytest.mark.parametrize("path", list_presets(), ids=lambda p: p.stem)
 def test_preset_trains_two_iterations(path: Path, shapes_root: Path, tmp_path: Path, weights_file: Path) -> None:
-    preset = load_preset(path).preset
     assert path.read_text().startswith("#"), "every preset says where its recipe comes from"
     over = [
         f"data.root={shapes_root}",
@@ -37,8 +38,17 @@ def test_preset_trains_two_iterations(path: Path, shapes_root: Path, tmp_path: P
         "train.channels_last=false",
         "train.val_every=1",
     ]
-    if isinstance(preset.loss.class_weights, str) and preset.loss.class_weights:
+    if isinstance(load_toml(path).get("loss", {}).get("class_weights"), str):  # a file from `seg class-weights`
         over.append(f"loss.class_weights={weights_file}")
+    preset = load_preset(path, over).preset  # every check runs here, before training
+    assert preset.model.pretrained is False
     res = train(path, over)
     assert res.last["iterations"] == 2 and 0.0 <= res.last["mIoU"] <= 1.0
     assert (res.run_dir / "weights" / "last.safetensors").is_file()
+
+
+def test_a_missing_class_weights_file_fails_at_load_with_the_command_to_make_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the preset's relative weights file does not exist here
+    path = next(p for p in list_presets() if p.stem == "unet_r34_facesynthetics")
+    with pytest.raises(PresetError, match=rf"^{path}: loss.class_weights = .*file not found.*seg class-weights"):
+        load_preset(path)

@@ -9,8 +9,10 @@ import timm
 import torch
 from safetensors.torch import save_file
 
+from segcli.config.load import load_preset
 from segcli.config.schema import ModelConfig
-from segcli.errors import CheckpointError
+from segcli.engine.factory import model_from_preset
+from segcli.errors import CheckpointError, PresetError
 from segcli.models import build_model
 from segcli.models.encoder import TimmEncoder
 
@@ -47,8 +49,10 @@ def test_local_file_loads_and_reports_the_head(fmt: str, classifier_state: dict,
     assert torch.equal(own["conv1.weight"], classifier_state["conv1.weight"])
     assert torch.equal(own["layer4.1.bn2.running_var"], classifier_state["layer4.1.bn2.running_var"])
     assert "fc.weight" in enc.load_report and f"loaded {len(own)}" in enc.load_report
-    # through the model config too
-    model = build_model(ModelConfig(backbone=NAME, pretrained=True, pretrained_file=str(path)), 3)
+    # through the builder's options and through the model config too
+    model = build_model("fpn", 3, backbone=NAME, pretrained=True, pretrained_file=str(path))
+    assert torch.equal(model.net.encoder.body.state_dict()["conv1.weight"], classifier_state["conv1.weight"])
+    model = model_from_preset(ModelConfig(backbone=NAME, pretrained=True, pretrained_file=str(path)), 3)
     assert torch.equal(model.net.encoder.body.state_dict()["conv1.weight"], classifier_state["conv1.weight"])
 
 
@@ -67,3 +71,10 @@ def test_incomplete_or_wrong_file_is_rejected(classifier_state: dict, tmp_path: 
         TimmEncoder(NAME, pretrained_file=str(tmp_path / "junk.pth"))
     with pytest.raises(CheckpointError, match="pretrained file not found"):
         TimmEncoder(NAME, pretrained_file=str(tmp_path / "nope.safetensors"))
+
+
+def test_missing_pretrained_file_fails_at_load(tmp_path: Path) -> None:
+    with pytest.raises(
+        PresetError, match=r"command line: model.pretrained_file = '.*nope.safetensors': file not found"
+    ):
+        load_preset(None, [f"model.pretrained_file={tmp_path / 'nope.safetensors'}"])

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from segcli.config.schema import parse_duration
 from segcli.engine.callbacks import Callback, RunStart
-from segcli.engine.trainer import parse_duration, train
+from segcli.engine.trainer import train
 from segcli.errors import PresetError, UserError
 
 

@@ -81,3 +81,17 @@ def test_sigkill_mid_epoch_then_resume(tiny_overrides: list[str], tmp_path: Path
     assert rc.returncode == 0, rc.stderr
     assert epochs_in(run_dir) == [1, 2, 3, 4]
     assert str(run_dir) in rc.stdout
+
+
+def test_resume_reads_a_run_written_before_loss_keys_moved(tiny_overrides: list[str]) -> None:
+    """A run directory whose preset.toml still has flat loss keys (segcli <= 0.1) resumes."""
+    from segcli.config.toml_io import dumps_toml, load_toml
+
+    res = train("quickstart", [*tiny_overrides, "train.epochs=1", 'loss.terms=["ohem"]'])
+    raw = load_toml(res.run_dir / "preset.toml")
+    assert "ohem" in raw["loss"]
+    del raw["loss"]["ohem"]
+    raw["loss"]["ohem_thresh"] = 0.6  # the old flat key
+    (res.run_dir / "preset.toml").write_text(dumps_toml(raw))
+    again = train(resume=res.run_dir)  # finished, so nothing to train, but the old preset must load
+    assert again.run_dir == res.run_dir and epochs_in(res.run_dir) == [1]

@@ -22,7 +22,9 @@ COMMAND_MODULES = ["prepare", "check", "class_weights", "crop", "train", "evalua
 
 
 class RootGroup(SegGroup):
-    order = ("prepare", "check", "class-weights", "crop-by-mask", "train", "eval", "infer", "presets", "models")
+    """`seg` itself: commands listed in the order of ``COMMAND_MODULES``."""
+
+    order: tuple[str, ...] = ()
 
 
 app = typer.Typer(
@@ -52,8 +54,16 @@ def root(
     state.verbose = verbose
 
 
-for _name in COMMAND_MODULES:
+
+
+def _registered_names() -> list[str]:
+    return [c.name for c in (*app.registered_commands, *app.registered_groups) if c.name]
+
+
+for _name in COMMAND_MODULES:  # typer lists sub-groups after commands; keep the order of registration instead
+    _before = set(_registered_names())
     importlib.import_module(f"segcli.cli.{_name}").register(app)
+    RootGroup.order += tuple(n for n in _registered_names() if n not in _before)
 
 
 def _click_error_types() -> tuple[tuple[type, ...], tuple[type, ...]]:

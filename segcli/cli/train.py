@@ -88,7 +88,7 @@ def train_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Train a model from a preset; prints the run directory at the end."""
-    from segcli.engine.rundir import METRIC_KEYS
+    from segcli.config.schema import METRIC_KEYS
     from segcli.engine.trainer import train
     from segcli.errors import UserError
 

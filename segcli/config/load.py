@@ -1,7 +1,12 @@
-"""Load presets: TOML files with ``extends``, ``key=value`` overrides, strict typed validation."""
+"""Load presets: TOML files with ``extends``, ``key=value`` overrides, strict typed validation.
+
+After the types and ranges, :func:`segcli.config.validate.validate_preset` checks everything else
+(registry names, cross-field rules, durations, files), so a preset that loads is one the engine runs.
+"""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import types
@@ -10,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from segcli.config.schema import Preset
+from segcli.config.schema import MOVED_KEYS, Preset, _loss_options
 from segcli.config.toml_io import dumps_toml, load_toml, parse_toml_value
-from segcli.errors import PresetError
+from segcli.config.validate import CLI, validate_preset, where
+from segcli.errors import PresetError, UserError
 from segcli.registry import did_you_mean
-
-CLI = "command line"
 
 
 def presets_dir() -> Path:
@@ -185,30 +189,31 @@ def _show(value: Any) -> str:
     return repr(value) if not isinstance(value, dict) else "a table"
 
 
-def _where(origin: dict[str, str], dotted: str) -> str:
-    """Which file (or the command line) set ``dotted`` or a key below it."""
-    if dotted in origin:
-        return origin[dotted]
-    return next((src for k, src in origin.items() if k.startswith(dotted + ".")), CLI)
-
-
 def _build(cls: type, raw: dict[str, Any], origin: dict[str, str], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    tables = next((f for f in fields.values() if f.metadata.get("tables")), None)
     kwargs: dict[str, Any] = {}
+    built_tables: list[tuple[str, Any]] = []
     for key, value in raw.items():
         dotted = f"{prefix}{key}"
-        where = _where(origin, dotted)
-        if key not in fields:
-            options = [f"{prefix}{k}" for k in fields]
+        at = where(origin, dotted)
+        if dotted in MOVED_KEYS:
+            raise PresetError(f"{at}: {_moved(dotted)}")
+        if tables is not None and (key not in fields or key == tables.name) and isinstance(value, dict):
+            built_tables.append((key, _build_table(tables, key, value, origin, dotted)))
+            continue
+        if key not in fields or fields[key] is tables:
+            options = [f"{prefix}{k}" for k, f in fields.items() if f is not tables]
             what = "section" if not prefix else "key"
+            extra = f"; options of a term go in its table [{prefix}<term>]" if tables is not None else ""
             raise PresetError(
-                f"{where}: unknown {what} {dotted!r}{did_you_mean(dotted, options)}; valid: {', '.join(options)}"
+                f"{at}: unknown {what} {dotted!r}{did_you_mean(dotted, options)}; valid: {', '.join(options)}{extra}"
             )
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
             if not isinstance(value, dict):
-                raise PresetError(f"{where}: {dotted!r} must be a table [{dotted}], got {_show(value)}")
+                raise PresetError(f"{at}: {dotted!r} must be a table [{dotted}], got {_show(value)}")
             kwargs[key] = _build(tp, value, origin, dotted + ".")
             continue
         section = prefix.rstrip(".") or "top level"
@@ -216,16 +221,54 @@ def _build(cls: type, raw: dict[str, Any], origin: dict[str, str], prefix: str) 
             coerced = _coerce(value, tp)
         except _Mismatch:
             raise PresetError(
-                f"{where}: [{section}] {key} = {_show(value)} has the wrong type; expected {_type_name(tp)}"
+                f"{at}: [{section}] {key} = {_show(value)} has the wrong type; expected {_type_name(tp)}"
             ) from None
         meta = fields[key].metadata
         lo, hi = meta.get("minimum"), meta.get("maximum")
         if isinstance(coerced, (int, float)) and not isinstance(coerced, bool):
             if (lo is not None and coerced < lo) or (hi is not None and coerced > hi):
                 bounds = f">= {lo}" if hi is None else (f"<= {hi}" if lo is None else f"in [{lo}, {hi}]")
-                raise PresetError(f"{where}: [{section}] {key} = {coerced!r} is out of range; must be {bounds}")
+                raise PresetError(f"{at}: [{section}] {key} = {coerced!r} is out of range; must be {bounds}")
         kwargs[key] = coerced
-    return cls(**kwargs)
+    if built_tables:
+        kwargs[tables.name] = tuple(sorted(built_tables, key=lambda kv: kv[0]))
+    try:
+        return cls(**kwargs)
+    except ValueError as e:  # an options dataclass's own cross-field check (__post_init__)
+        section = prefix.rstrip(".") or "top level"
+        raise PresetError(f"{where(origin, section)}: [{section}] {e}") from None
+
+
+def _build_table(
+    tables: dataclasses.Field, key: str, value: dict[str, Any], origin: dict[str, str], dotted: str
+) -> Any:
+    """A ``[section.<name>]`` table checked against the options dataclass registered for ``name``."""
+    try:
+        options_cls = tables.metadata["tables"](key)
+    except UserError as e:
+        raise PresetError(f"{where(origin, dotted)}: table [{dotted}]: {e}") from None
+    return _build(options_cls, value, origin, dotted + ".")
+
+
+def _moved(dotted: str) -> str:
+    """``loss.focal_gamma moved to [loss.focal] gamma; on the command line: loss.focal.gamma=...``"""
+    section = dotted.rsplit(".", 1)[0]
+    (term, key), *more = MOVED_KEYS[dotted]
+    also = f" (and {', '.join(f'[{section}.{t}] {k}' for t, k in more)})" if more else ""
+    return f"{dotted} moved to [{section}.{term}] {key}{also}; on the command line: {section}.{term}.{key}=..."
+
+
+def _migrate_moved_keys(raw: dict[str, Any]) -> None:
+    """Move the flat keys of a preset written before they moved into the tables of the terms it uses."""
+    for dotted, targets in MOVED_KEYS.items():
+        section, key = dotted.rsplit(".", 1)
+        table = raw.get(section)
+        if not isinstance(table, dict) or key not in table:
+            continue
+        value = table.pop(key)
+        for term, option in targets:
+            if term in table.get("terms", ("ce",)):
+                table.setdefault(term, {}).setdefault(option, value)
 
 
 @dataclass(frozen=True)
@@ -250,22 +293,58 @@ def load_preset(name_or_path: str | os.PathLike | None, overrides: list[str] | t
     _record_origin(cli, CLI, origin)
     _deep_merge(raw, cli)
     preset = _build(Preset, raw, origin, "")
-    return LoadedPreset(preset=preset, path=path, overrides=tuple(overrides))
+    validate_preset(preset, origin, default=str(path) if path else CLI)
+    return LoadedPreset(preset=_with_term_tables(preset), path=path, overrides=tuple(overrides))
 
 
-def preset_from_dict(raw: dict[str, Any], source: str = "checkpoint") -> Preset:
-    """Validate an already-parsed preset dict (for example one stored in a checkpoint)."""
+def preset_from_dict(raw: dict[str, Any], source: str = "checkpoint", *, check_files: bool = False) -> Preset:
+    """Validate an already-parsed preset dict (for example one stored in a checkpoint).
+
+    The files it names (class weights, pretrained backbone) are not checked unless ``check_files``:
+    a checkpoint's model does not need them. Flat keys that have since moved (``loss.ohem_thresh``)
+    are moved into their tables, so older checkpoints still load.
+    """
+    raw = copy.deepcopy(raw)
+    _migrate_moved_keys(raw)
     origin: dict[str, str] = {}
     _record_origin(raw, source, origin)
-    return _build(Preset, raw, origin, "")
+    preset = _build(Preset, raw, origin, "")
+    validate_preset(preset, origin, check_files=check_files, default=source)
+    return _with_term_tables(preset)
+
+
+def _with_term_tables(preset: Preset) -> Preset:
+    """Give every term in ``loss.terms`` its table, with the defaults where the preset has none, so the
+    resolved preset (a run's preset.toml, a checkpoint's metadata) records every option in force."""
+    loss = preset.loss
+    have = dict(loss.tables)
+    missing = {t: _loss_options(t)() for t in loss.terms if t not in have}
+    if not missing:
+        return preset
+    tables = tuple(sorted({**have, **missing}.items()))
+    return dataclasses.replace(preset, loss=dataclasses.replace(loss, tables=tables))
+
+
+def _to_dict(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.metadata.get("tables"):
+            out.update({name: dataclasses.asdict(options) for name, options in value})
+        elif dataclasses.is_dataclass(value):
+            out[f.name] = _to_dict(value)
+        else:
+            out[f.name] = value
+    return out
 
 
 def preset_to_dict(preset: Preset) -> dict[str, Any]:
-    return dataclasses.asdict(preset)
+    """The preset as nested dicts, as in TOML: a term's options are the table ``loss.<term>``."""
+    return _to_dict(preset)
 
 
 def preset_to_toml(preset: Preset, header: str = "") -> str:
     """The fully resolved preset as TOML (loads back to an equal Preset)."""
-    docs = {f.name: (f.metadata.get("doc") or "").strip() for f in dataclasses.fields(Preset)}
+    docs = {f.name: " ".join((f.metadata.get("doc") or "").split()) for f in dataclasses.fields(Preset)}
     text = dumps_toml(preset_to_dict(preset), comments=docs)
     return (f"# {header}\n" if header else "") + text

@@ -22,12 +22,40 @@ def _default(value: object) -> str:
     return str(value)
 
 
+def _rows(cls: type) -> list[str]:
+    """The key table of one schema or options dataclass (the per-term tables field is left out)."""
+    out = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("tables"):
+            continue
+        doc = f.metadata.get("doc", "")
+        lo, hi = f.metadata.get("minimum"), f.metadata.get("maximum")
+        if lo is not None or hi is not None:
+            doc += f" (range: {'' if lo is None else lo}..{'' if hi is None else hi})"
+        out.append(f"| `{f.name}` | {_type_name(hints[f.name])} | `{_default(f.default)}` | {doc} |")
+    return out
+
+
+def _loss_tables() -> list[str]:
+    """One section per registered loss: its ``[loss.<term>]`` table, from the options it registered."""
+    from segcli.losses import LOSSES, loss_options
+
+    out = []
+    for name in LOSSES.names():
+        cls = loss_options(name)
+        out += [f"### [loss.{name}]", "", " ".join((cls.__doc__ or "").split()), ""]
+        out += (_rows(cls) if dataclasses.fields(cls) else ["No options."]) + [""]
+    return out
+
+
 def render_markdown() -> str:
     """Every section and key of a preset with type, default and meaning, as Markdown."""
     out = [
         "# Preset reference",
         "",
-        "Generated from `segcli/config/schema.py` by `python -m segcli.config.reference`; do not edit.",
+        "Generated from `segcli/config/schema.py` and the options each loss registers by",
+        "`python -m segcli.config.reference`; do not edit.",
         "",
         'A preset is a TOML file. `extends = "base.toml"` (or a list) deep-merges other files first,',
         "relative to the preset. Any key can be overridden on the command line as `section.key=value`,",
@@ -37,22 +65,9 @@ def render_markdown() -> str:
     hints = typing.get_type_hints(Preset)
     for sec in dataclasses.fields(Preset):
         cls = hints[sec.name]
-        out += [
-            f"## [{sec.name}]",
-            "",
-            (cls.__doc__ or "").strip(),
-            "",
-            "| key | type | default | meaning |",
-            "| --- | --- | --- | --- |",
-        ]
-        sub_hints = typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            doc = f.metadata.get("doc", "")
-            lo, hi = f.metadata.get("minimum"), f.metadata.get("maximum")
-            if lo is not None or hi is not None:
-                doc += f" (range: {'' if lo is None else lo}..{'' if hi is None else hi})"
-            out.append(f"| `{f.name}` | {_type_name(sub_hints[f.name])} | `{_default(f.default)}` | {doc} |")
-        out.append("")
+        out += [f"## [{sec.name}]", "", " ".join((cls.__doc__ or "").split()), "", *_rows(cls), ""]
+        if sec.name == "loss":
+            out += _loss_tables()
     return "\n".join(out)
 
 

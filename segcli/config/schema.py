@@ -7,16 +7,57 @@ segcli.config.reference``), and a test fails when it is stale.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from segcli.errors import PresetError
+from segcli.options import opt
 
-def opt(default: Any, doc: str, *, minimum: float | None = None, maximum: float | None = None) -> Any:
-    """A schema field: default, one-line doc, optional numeric bounds (checked on load)."""
-    meta = {"doc": doc, "minimum": minimum, "maximum": maximum}
-    if isinstance(default, (list, dict)):
-        raise TypeError("use tuples for sequence defaults; presets are immutable")
-    return field(default=default, metadata=meta)
+__all__ = ["METRIC_KEYS", "MOVED_KEYS", "Preset", "opt", "parse_duration"]
+
+# The validation metrics the trainer reports, in order; train.monitor must name one of them.
+METRIC_KEYS = ("mIoU", "pixel_accuracy", "mean_accuracy", "fwIoU", "mean_dice")
+
+# Flat [loss] keys that moved into the tables of the terms they configure: key → ((term, option), ...).
+# Loading a preset file that sets one fails with a "moved to" error; presets embedded in checkpoints
+# written before the move are migrated (see ``load.preset_from_dict``).
+MOVED_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "loss.label_smoothing": (("ce", "label_smoothing"), ("ohem", "label_smoothing"), ("topk", "label_smoothing")),
+    "loss.ohem_thresh": (("ohem", "thresh"),),
+    "loss.ohem_min_kept": (("ohem", "min_kept"),),
+    "loss.topk_percent": (("topk", "percent"),),
+    "loss.topk_warmup_iters": (("topk", "warmup_iters"),),
+    "loss.focal_gamma": (("focal", "gamma"),),
+    "loss.focal_alpha": (("focal", "alpha"),),
+    "loss.dice_smooth": (("dice", "smooth"), ("jaccard", "smooth"), ("tversky", "smooth")),
+    "loss.dice_log": (("dice", "log_loss"), ("jaccard", "log_loss"), ("tversky", "log_loss")),
+    "loss.tversky_alpha": (("tversky", "alpha"),),
+    "loss.tversky_beta": (("tversky", "beta"),),
+    "loss.tversky_gamma": (("tversky", "gamma"),),
+    "loss.lovasz_per_image": (("lovasz", "per_image"),),
+}
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s)")
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '15m', '1h30m', '1.5h' → seconds (PresetError naming train.time_budget otherwise)."""
+    t = text.strip().lower().replace(" ", "")
+    parts = _DURATION.findall(t)
+    if not parts or "".join(n + u for n, u in parts) != t:
+        raise PresetError(f"train.time_budget = {text!r}: use a duration such as 90s, 15m or 1h30m")
+    seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if seconds <= 0:
+        raise PresetError(f"train.time_budget = {text!r} must be positive")
+    return seconds
+
+
+def _loss_options(term: str) -> type:
+    """The options dataclass of a registered loss (imports the loss registry, and torch, on first use)."""
+    from segcli.losses.registry import loss_options
+
+    return loss_options(term)
 
 
 @dataclass(frozen=True)
@@ -37,7 +78,9 @@ class ModelConfig:
     """The network: a timm backbone plus a decoder from the model registry."""
 
     name: str = opt("fpn", "decoder architecture from the model registry (`seg models`)")
-    backbone: str = opt("resnet18", "timm model name with features_only support")
+    backbone: str = opt(
+        "resnet18", "timm model name with features_only support (unused by bisenetv2, ddrnet23_slim, enet)"
+    )
     pretrained: bool = opt(False, "load timm's pretrained backbone weights (needs them downloadable)")
     pretrained_file: str = opt("", "local .safetensors/.pth file or timm folder with backbone weights")
     decoder_channels: int = opt(128, "width of the decoder", minimum=1)
@@ -60,46 +103,23 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    """What is minimised: a weighted sum of loss terms; `<term>_*` keys only matter when the term is used."""
+    """What is minimised: a weighted sum of loss terms. A term's own options go in its table, e.g.
+    `[loss.focal]` with `gamma = 3.0` (on the command line `loss.focal.gamma=3`); see the tables below."""
 
-    terms: tuple[str, ...] = opt(
-        ("ce",), "losses summed, by registry name: ce, ohem, topk, dice, focal, lovasz, jaccard, tversky"
-    )
+    terms: tuple[str, ...] = opt(("ce",), "losses summed, by registry name (tables below)")
     term_weights: tuple[float, ...] = opt((), "weight of each term, same length as terms; empty = 1.0 each")
     class_weights: tuple[float, ...] | str = opt(
         (), "per-class weights, or a TOML file written by `seg class-weights`; empty = unweighted"
     )
-    label_smoothing: float = opt(0.0, "ce, ohem, topk: label smoothing", minimum=0.0, maximum=1.0)
-    ohem_thresh: float = opt(
-        0.7, "ohem: keep pixels whose predicted probability of the true class is below this", minimum=0.0, maximum=1.0
+    tables: tuple[tuple[str, Any], ...] = field(
+        default=(),
+        metadata={"doc": "the [loss.<term>] tables given, as (term, options) sorted by term", "tables": _loss_options},
     )
-    ohem_min_kept: int = opt(
-        100000,
-        "ohem: keep at least this many hardest pixels per batch and process (100000 as in the published "
-        "Cityscapes OHEM recipes for 512x1024 crops; lower it for small crops)",
-        minimum=1,
-    )
-    topk_percent: float = opt(
-        20.0, "topk: percentage (0, 100] of the hardest valid pixels kept after the warm-up", minimum=0.0, maximum=100.0
-    )
-    topk_warmup_iters: int = opt(
-        0, "topk: iterations over which the kept share falls linearly from 100% to topk_percent (0 = none)", minimum=0
-    )
-    focal_gamma: float = opt(2.0, "focal: focusing exponent (0 = one-vs-rest binary cross-entropy)", minimum=0.0)
-    focal_alpha: float = opt(
-        -1.0,
-        "focal: weight of the true-class term (1 - alpha for the others); negative = off (0.25 in RetinaNet)",
-        minimum=-1.0,
-        maximum=1.0,
-    )
-    dice_smooth: float = opt(0.0, "dice, jaccard, tversky: smoothing added to numerator and denominator", minimum=0.0)
-    dice_log: bool = opt(False, "dice, jaccard, tversky: minimise -log(score) instead of 1 - score")
-    tversky_alpha: float = opt(0.3, "tversky: weight of false positives (0.5/0.5 = dice, 1/1 = jaccard)", minimum=0.0)
-    tversky_beta: float = opt(0.7, "tversky: weight of false negatives", minimum=0.0)
-    tversky_gamma: float = opt(
-        1.0, "tversky: exponent on the class-averaged loss (focal Tversky, SMP's convention; 1 = plain)", minimum=0.0
-    )
-    lovasz_per_image: bool = opt(False, "lovasz: average the loss over images instead of over the whole batch")
+
+    def options_for(self, term: str) -> Any | None:
+        """The options dataclass of ``term``'s table, or None when there is none. A loaded preset has a
+        table for every term in ``terms`` (the defaults filled in), so its resolved form records them."""
+        return dict(self.tables).get(term)
 
 
 @dataclass(frozen=True)
@@ -156,7 +176,7 @@ class TrainConfig:
         "train for this wall time (e.g. 90s, 15m, 1h30m): the schedule follows elapsed time, the last "
         "step lands at the budget with lr annealed, then a final validation runs; empty = off",
     )
-    device: str = opt("auto", "auto, cpu, cuda or cuda:N")
+    device: str = opt("auto", "auto, cpu, cuda, cuda:N or mps")
     amp: Literal["auto", "none", "bf16", "fp16"] = opt(
         "auto",
         "autocast precision; auto = bf16 where the CPU or GPU supports it natively, else fp16 on CUDA, else none",
@@ -176,10 +196,17 @@ class TrainConfig:
     sync_bn: bool = opt(True, "under torchrun on CUDA, synchronise BatchNorm statistics across GPUs")
     compile: bool = opt(False, "torch.compile the model (opt-in; first iterations are slow)")
     val_every: int = opt(1, "validate every N epochs (the last epoch is always validated)", minimum=1)
-    monitor: str = opt("mIoU", "validation metric that picks weights/best.safetensors (higher is better)")
+    monitor: str = opt(
+        "mIoU", f"validation metric that picks weights/best.safetensors (higher is better): {', '.join(METRIC_KEYS)}"
+    )
     out_dir: str = opt("runs", "parent of run directories: <out_dir>/<name>/<N>")
     name: str = opt("", "run name; empty = the preset file's stem")
     threads: int = opt(0, "torch intra-op threads on CPU (0 = torch's default)", minimum=0)
+
+    @property
+    def time_budget_seconds(self) -> float | None:
+        """``time_budget`` in seconds, or None when it is off (validated when the preset loads)."""
+        return parse_duration(self.time_budget) if self.time_budget else None
 
 
 @dataclass(frozen=True)

@@ -132,11 +132,11 @@ def build_from_weights(
     """The ready-to-run model (eval mode) and its metadata from a weights file."""
     from dataclasses import replace
 
-    from segcli.models import build_model
+    from segcli.engine.factory import model_from_preset
 
     state, meta = load_weights(path)
     cfg = replace(meta.preset.model, pretrained=False, pretrained_file="")
-    model = build_model(cfg, meta.num_classes)
+    model = model_from_preset(cfg, meta.num_classes)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

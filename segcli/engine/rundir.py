@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from segcli.config.schema import METRIC_KEYS
 from segcli.errors import CheckpointError, UserError
 from segcli.io_utils import atomic_write_text, next_free_path, next_numbered_dir
 
-METRIC_KEYS = ("mIoU", "pixel_accuracy", "mean_accuracy", "fwIoU", "mean_dice")
 CSV_FIELDS = ("epoch", "iterations", "train_loss", "lr", "seconds", *METRIC_KEYS, "ema_mIoU")
 _INT_FIELDS = ("epoch", "iterations")
 WEIGHTS_PREFERENCE = ("best", "last")

@@ -9,7 +9,6 @@ loss and optimiser are built, so a bad preset leaves nothing behind. Resume stat
 from __future__ import annotations
 
 import random
-import re
 import sys
 import time
 from collections.abc import Iterable
@@ -22,8 +21,10 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from segcli.config.load import LoadedPreset, load_preset, preset_to_toml
-from segcli.config.schema import Preset
+from segcli.config.load import LoadedPreset, load_preset, preset_from_dict, preset_to_toml
+from segcli.config.schema import METRIC_KEYS, Preset
+from segcli.config.toml_io import load_toml
+from segcli.config.validate import validate_preset
 from segcli.data.datasets import EvalDataset, SeededSampler, TrainDataset, eval_collate
 from segcli.data.format import DatasetIndex, DatasetInfo, validate_dataset
 from segcli.data.lint import quick_lint
@@ -33,32 +34,16 @@ from segcli.engine.callbacks import Callback, CallbackList, LogFile, RunStart
 from segcli.engine.checkpoint import load_state, save_state, save_weights
 from segcli.engine.ema import ModelEMA
 from segcli.engine.evaluator import confusion_over_loader
+from segcli.engine.factory import aux_weights, class_weights_from_preset, loss_from_preset, model_from_preset
 from segcli.engine.optim import build_optimizer, lr_factor, set_lr
-from segcli.engine.rundir import METRIC_KEYS, RunDir
+from segcli.engine.rundir import RunDir
 from segcli.engine.runtime import autocast, grad_scaler, resolve_amp, select_device, set_deterministic, set_threads
 from segcli.engine.state import TrainState
-from segcli.errors import PresetError, TrainingError, UserError
-from segcli.losses import build_loss, resolve_class_weights
-from segcli.models import build_model
-from segcli.models.heads import aux_weights_for
+from segcli.errors import TrainingError, UserError
 
 __all__ = ["TrainResult", "Trainer", "train"]
 
 clock = time.perf_counter  # the trainer's only clock (tests drive time budgets with a fake one)
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s)")
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '15m', '1h30m', '1.5h' → seconds (PresetError naming train.time_budget otherwise)."""
-    t = text.strip().lower().replace(" ", "")
-    parts = _DURATION.findall(t)
-    if not parts or "".join(n + u for n, u in parts) != t:
-        raise PresetError(f"train.time_budget = {text!r}: use a duration such as 90s, 15m or 1h30m")
-    seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
-    if seconds <= 0:
-        raise PresetError(f"train.time_budget = {text!r} must be positive")
-    return seconds
 
 
 @dataclass
@@ -154,15 +139,15 @@ def build_state(p: Preset, info: DatasetInfo, rt: Runtime) -> tuple[TrainState, 
     random.seed(p.train.seed)
     np.random.seed(p.train.seed % 2**32)
     torch.manual_seed(p.train.seed)
-    model = build_model(p.model, info.num_classes).to(rt.device)
+    model = model_from_preset(p.model, info.num_classes).to(rt.device)
     reports = [m.load_report for m in model.modules() if getattr(m, "load_report", "")]
     if rt.dist.enabled and rt.device.type == "cuda" and p.train.sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if p.train.channels_last:
         model = model.to(memory_format=torch.channels_last)
     # a relative class-weights path is relative to the working directory, like data.root
-    weights = resolve_class_weights(p.loss.class_weights, info.num_classes)
-    criterion = build_loss(p.loss, info.num_classes, info.ignore_index, weights).to(rt.device)
+    weights = class_weights_from_preset(p.loss, info.num_classes)
+    criterion = loss_from_preset(p.loss, info.num_classes, info.ignore_index, weights).to(rt.device)
     state = TrainState(
         model=model,
         optimizer=build_optimizer(model, p.optim),
@@ -185,7 +170,7 @@ class Plan:
     @classmethod
     def of(cls, p: Preset, batches: int) -> Plan:
         steps_per_epoch = -(-batches // p.train.accumulate)
-        budget = parse_duration(p.train.time_budget) if p.train.time_budget else None
+        budget = p.train.time_budget_seconds
         if budget is not None:
             return cls(batches, 10**9, None, budget)
         if p.train.iters:
@@ -247,7 +232,7 @@ class Trainer:
             )
         if p.train.compile:
             self.net = torch.compile(self.net)
-        self._aux_weights: list[float] | None = None
+        self.aux_weights = aux_weights(p.model)  # one weight per auxiliary output, checked at load
         self.last: dict[str, Any] = dict(rows[-1]) if rows else {}
         self.t_epoch = clock()
         self.t_run = clock() - state.progress.elapsed
@@ -264,11 +249,8 @@ class Trainer:
         """The criterion on the main output plus the weighted auxiliary outputs."""
         if not isinstance(out, dict):
             return self.criterion(out, masks)
-        aux = out.get("aux", [])
-        if self._aux_weights is None:
-            self._aux_weights = aux_weights_for(self.p.model, len(aux))
         loss = self.criterion(out["out"], masks)
-        for w, logits in zip(self._aux_weights, aux):
+        for w, logits in zip(self.aux_weights, out.get("aux", [])):
             loss = loss + w * self.criterion(logits, masks)
         return loss
 
@@ -372,10 +354,13 @@ def _resolve(
         if list(overrides):
             raise UserError("--resume continues a run exactly as it was; drop the key=value overrides")
         run = RunDir.open(resume)
-        return load_preset(run.preset), run
+        # a run's preset.toml is fully resolved; reading it as a dict also migrates keys that moved since
+        preset = preset_from_dict(load_toml(run.preset), source=str(run.preset), check_files=True)
+        return LoadedPreset(preset=preset, path=run.preset), run
     if isinstance(preset, LoadedPreset):
         return preset, None
     if isinstance(preset, Preset):
+        validate_preset(preset)  # a preset built in Python has not been through load_preset
         return LoadedPreset(preset=preset, path=None), None
     return load_preset(preset, list(overrides)), None
 
@@ -422,8 +407,6 @@ def train(
 
     ddp.cleanup(rt.dist)
     last = trainer.last
-    result = TrainResult(
-        run.path, int(last.get("epoch", 0)), state.progress.best_row, last, clock() - t_start
-    )
+    result = TrainResult(run.path, int(last.get("epoch", 0)), state.progress.best_row, last, clock() - t_start)
     cb.on_train_end(result)
     return result

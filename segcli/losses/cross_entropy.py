@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from segcli.config.schema import LossConfig
-from segcli.losses import LOSSES, valid_mask
+from segcli.losses.common import valid_mask
+from segcli.losses.registry import LOSSES
+from segcli.options import opt
 
 
 def pixel_cross_entropy(
@@ -41,6 +44,16 @@ def weighted_mean(losses: torch.Tensor, denom: torch.Tensor) -> torch.Tensor:
     return losses.sum() / denom.sum().clamp_min(torch.finfo(denom.dtype).tiny)
 
 
+@dataclass(frozen=True)
+class CEOptions:
+    """Cross-entropy (ce)."""
+
+    label_smoothing: float = opt(
+        0.0, "label smoothing: the target is (1 - s) * one_hot + s / C", minimum=0.0, maximum=1.0
+    )
+
+
+@LOSSES.register("ce", options=CEOptions)
 class CrossEntropy(nn.Module):
     """Mean over non-ignored pixels (weighted mean when class weights are given), as ``F.cross_entropy``.
 
@@ -62,8 +75,3 @@ class CrossEntropy(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         losses, denom = pixel_cross_entropy(logits, target, self.ignore_index, self.weight, self.label_smoothing)
         return weighted_mean(losses, denom)
-
-
-@LOSSES.register("ce")
-def build_ce(cfg: LossConfig, num_classes: int, ignore_index: int, weight: torch.Tensor | None) -> nn.Module:
-    return CrossEntropy(ignore_index, weight, cfg.label_smoothing)

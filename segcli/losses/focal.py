@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from segcli.config.schema import LossConfig
-from segcli.losses import LOSSES, one_hot_valid, weighted_class_mean
+from segcli.losses.common import one_hot_valid, weighted_class_mean
+from segcli.losses.registry import LOSSES
+from segcli.options import opt
 
 
+@dataclass(frozen=True)
+class FocalOptions:
+    """Sigmoid focal loss (focal)."""
+
+    gamma: float = opt(2.0, "focusing exponent (0 = one-vs-rest binary cross-entropy)", minimum=0.0)
+    alpha: float = opt(
+        -1.0,
+        "weight of the true-class term (1 - alpha for the others); negative = off (0.25 in RetinaNet)",
+        minimum=-1.0,
+        maximum=1.0,
+    )
+
+
+@LOSSES.register("focal", options=FocalOptions)
 class FocalLoss(nn.Module):
     """Sigmoid focal loss: every class channel is a binary problem "pixel is class c".
 
@@ -33,7 +50,7 @@ class FocalLoss(nn.Module):
         ignore_index: int = 255,
         weight: torch.Tensor | None = None,
         gamma: float = 2.0,
-        alpha: float | None = None,
+        alpha: float | None = -1.0,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
@@ -55,8 +72,3 @@ class FocalLoss(nn.Module):
         n_valid = valid.sum(dims).to(x.dtype).clamp_min(1.0)  # same count for every class
         per_class = torch.where(valid, loss, 0.0).sum(dims) / n_valid
         return weighted_class_mean(per_class, self.weight)
-
-
-@LOSSES.register("focal")
-def build_focal(cfg: LossConfig, num_classes: int, ignore_index: int, weight: torch.Tensor | None) -> nn.Module:
-    return FocalLoss(num_classes, ignore_index, weight, cfg.focal_gamma, cfg.focal_alpha)

@@ -2,16 +2,50 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from segcli.config.schema import LossConfig
-from segcli.errors import PresetError
-from segcli.losses import LOSSES, valid_mask
-from segcli.losses.cross_entropy import pixel_cross_entropy, weighted_mean
+from segcli.losses.common import valid_mask
+from segcli.losses.cross_entropy import CEOptions, pixel_cross_entropy, weighted_mean
+from segcli.losses.registry import LOSSES
+from segcli.options import opt
 
 
+@dataclass(frozen=True)
+class OhemOptions(CEOptions):
+    """Online hard example mining cross-entropy (ohem)."""
+
+    thresh: float = opt(
+        0.7, "keep pixels whose predicted probability of the true class is below this", minimum=0.0, maximum=1.0
+    )
+    min_kept: int = opt(
+        100000,
+        "keep at least this many hardest pixels per batch and process (100000 as in the published "
+        "Cityscapes OHEM recipes for 512x1024 crops; lower it for small crops)",
+        minimum=1,
+    )
+
+
+@dataclass(frozen=True)
+class TopKOptions(CEOptions):
+    """Bootstrapped cross-entropy over the hardest pixels (topk)."""
+
+    percent: float = opt(
+        20.0, "percentage (0, 100] of the hardest valid pixels kept after the warm-up", minimum=0.0, maximum=100.0
+    )
+    warmup_iters: int = opt(
+        0, "iterations over which the kept share falls linearly from 100% to percent (0 = none)", minimum=0
+    )
+
+    def __post_init__(self) -> None:
+        if self.percent <= 0:
+            raise ValueError(f"percent = {self.percent}: must be in (0, 100]")
+
+
+@LOSSES.register("ohem", options=OhemOptions)
 class OhemCrossEntropy(nn.Module):
     """Online hard example mining cross-entropy (the HRNet/DDRNet/BiSeNet Cityscapes recipe).
 
@@ -56,6 +90,7 @@ class OhemCrossEntropy(nn.Module):
         return weighted_mean(torch.where(keep, losses, 0.0), torch.where(keep, denom, 0.0))
 
 
+@LOSSES.register("topk", options=TopKOptions)
 class TopKCrossEntropy(nn.Module):
     """Bootstrapped cross-entropy (DeepLab's ``top_k_percent_pixels`` with ``hard_example_mining_step``).
 
@@ -111,15 +146,3 @@ class TopKCrossEntropy(nn.Module):
         k = (valid.sum() * self.fraction()).round().clamp_min(1)  # a tensor: no host synchronisation
         keep = torch.arange(order.numel(), device=order.device) < k
         return weighted_mean(torch.where(keep, flat_losses[order], 0.0), torch.where(keep, flat_denom[order], 0.0))
-
-
-@LOSSES.register("ohem")
-def build_ohem(cfg: LossConfig, num_classes: int, ignore_index: int, weight: torch.Tensor | None) -> nn.Module:
-    return OhemCrossEntropy(ignore_index, weight, cfg.label_smoothing, cfg.ohem_thresh, cfg.ohem_min_kept)
-
-
-@LOSSES.register("topk")
-def build_topk(cfg: LossConfig, num_classes: int, ignore_index: int, weight: torch.Tensor | None) -> nn.Module:
-    if cfg.topk_percent <= 0:
-        raise PresetError(f"loss.topk_percent = {cfg.topk_percent}: must be in (0, 100]")
-    return TopKCrossEntropy(ignore_index, weight, cfg.label_smoothing, cfg.topk_percent, cfg.topk_warmup_iters)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 
-from segcli.config.schema import LossConfig
-from segcli.losses import LOSSES, one_hot_valid
+from segcli.losses.common import one_hot_valid
+from segcli.losses.registry import LOSSES
+from segcli.options import opt
 
 
 def lovasz_softmax_groups(
@@ -34,6 +37,14 @@ def lovasz_softmax_groups(
     return (per_class * w).sum(dim=1), w.sum(dim=1)
 
 
+@dataclass(frozen=True)
+class LovaszOptions:
+    """Lovász-Softmax (lovasz)."""
+
+    per_image: bool = opt(False, "average the loss over images instead of over the whole batch")
+
+
+@LOSSES.register("lovasz", options=LovaszOptions)
 class LovaszSoftmaxLoss(nn.Module):
     """Lovász-Softmax loss averaged over the classes present in the (non-ignored) target.
 
@@ -63,8 +74,3 @@ class LovaszSoftmaxLoss(nn.Module):
         per_group = total / norm.clamp_min(tiny)  # 0 for a group with no valid pixel
         counted = (valid.flatten(1).any(dim=1)).to(probs.dtype)
         return (per_group * counted).sum() / counted.sum().clamp_min(1.0)
-
-
-@LOSSES.register("lovasz")
-def build_lovasz(cfg: LossConfig, num_classes: int, ignore_index: int, weight: torch.Tensor | None) -> nn.Module:
-    return LovaszSoftmaxLoss(ignore_index, weight, cfg.lovasz_per_image)

@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn as nn
 
-from segcli.config.schema import LossConfig
-from segcli.errors import PresetError
-from segcli.losses import LOSSES, one_hot_valid, weighted_class_mean
+from segcli.losses.common import one_hot_valid, weighted_class_mean
+from segcli.losses.registry import LOSSES
+from segcli.options import opt
 
 EPS = 1e-7  # lower bound of the score's denominator and of the score under log (SMP's default)
 
 
+@dataclass(frozen=True)
+class OverlapOptions:
+    """Soft overlap loss (dice, jaccard)."""
+
+    smooth: float = opt(0.0, "smoothing added to numerator and denominator", minimum=0.0)
+    log_loss: bool = opt(False, "minimise -log(score) instead of 1 - score")
+
+
+@dataclass(frozen=True)
+class TverskyOptions(OverlapOptions):
+    """Soft Tversky loss (tversky)."""
+
+    alpha: float = opt(0.3, "weight of false positives (0.5/0.5 = dice, 1/1 = jaccard)", minimum=0.0)
+    beta: float = opt(0.7, "weight of false negatives", minimum=0.0)
+    gamma: float = opt(1.0, "exponent on the class-averaged loss (focal Tversky, SMP's convention; 1 = plain)")
+
+    def __post_init__(self) -> None:
+        if self.gamma <= 0:
+            raise ValueError(f"gamma = {self.gamma}: must be > 0 (1 = plain Tversky)")
+
+
+@LOSSES.register("tversky", options=TverskyOptions)
 class TverskyLoss(nn.Module):
     """Soft Tversky loss over softmax probabilities; Dice and Jaccard are special cases.
 
@@ -35,8 +59,8 @@ class TverskyLoss(nn.Module):
         num_classes: int,
         ignore_index: int = 255,
         weight: torch.Tensor | None = None,
-        alpha: float = 0.5,
-        beta: float = 0.5,
+        alpha: float = 0.3,
+        beta: float = 0.7,
         gamma: float = 1.0,
         smooth: float = 0.0,
         log_loss: bool = False,
@@ -73,67 +97,39 @@ class TverskyLoss(nn.Module):
         return loss
 
 
-class DiceLoss(TverskyLoss):
+class FixedTversky(TverskyLoss):
+    """A Tversky loss with fixed ``alpha``/``beta`` (class attribute ``ab``) and no ``gamma``: Dice, Jaccard."""
+
+    ab: tuple[float, float] = (0.5, 0.5)
+
+    def __init__(
+        self,
+        num_classes: int,
+        ignore_index: int = 255,
+        weight: torch.Tensor | None = None,
+        smooth: float = 0.0,
+        log_loss: bool = False,
+    ) -> None:
+        super().__init__(num_classes, ignore_index, weight, *self.ab, 1.0, smooth, log_loss)
+
+
+@LOSSES.register("dice", options=OverlapOptions)
+class DiceLoss(FixedTversky):
     """Soft Dice loss: :class:`TverskyLoss` with alpha = beta = 0.5, i.e. ``1 - 2TP / (2TP + FP + FN)``.
 
-    Equals segmentation_models_pytorch's ``DiceLoss(mode="multiclass")`` (same conventions).
-
-    Shape: logits (N, C, H, W) float, target (N, H, W) int64 with values in [0, C) or ignore_index; returns a
-    scalar.
+    Equals segmentation_models_pytorch's ``DiceLoss(mode="multiclass")`` (same conventions). Shape as
+    :class:`TverskyLoss`.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        ignore_index: int = 255,
-        weight: torch.Tensor | None = None,
-        smooth: float = 0.0,
-        log_loss: bool = False,
-    ) -> None:
-        super().__init__(num_classes, ignore_index, weight, 0.5, 0.5, 1.0, smooth, log_loss)
+    ab = (0.5, 0.5)
 
 
-class JaccardLoss(TverskyLoss):
+@LOSSES.register("jaccard", options=OverlapOptions)
+class JaccardLoss(FixedTversky):
     """Soft Jaccard (IoU) loss: :class:`TverskyLoss` with alpha = beta = 1, i.e. ``1 - TP / (TP + FP + FN)``.
 
-    Equals segmentation_models_pytorch's ``JaccardLoss(mode="multiclass")`` (same conventions).
-
-    Shape: logits (N, C, H, W) float, target (N, H, W) int64 with values in [0, C) or ignore_index; returns a
-    scalar.
+    Equals segmentation_models_pytorch's ``JaccardLoss(mode="multiclass")`` (same conventions). Shape as
+    :class:`TverskyLoss`.
     """
 
-    def __init__(
-        self,
-        num_classes: int,
-        ignore_index: int = 255,
-        weight: torch.Tensor | None = None,
-        smooth: float = 0.0,
-        log_loss: bool = False,
-    ) -> None:
-        super().__init__(num_classes, ignore_index, weight, 1.0, 1.0, 1.0, smooth, log_loss)
-
-
-@LOSSES.register("dice")
-def build_dice(cfg: LossConfig, num_classes: int, ignore_index: int, weight: torch.Tensor | None) -> nn.Module:
-    return DiceLoss(num_classes, ignore_index, weight, cfg.dice_smooth, cfg.dice_log)
-
-
-@LOSSES.register("jaccard")
-def build_jaccard(cfg: LossConfig, num_classes: int, ignore_index: int, weight: torch.Tensor | None) -> nn.Module:
-    return JaccardLoss(num_classes, ignore_index, weight, cfg.dice_smooth, cfg.dice_log)
-
-
-@LOSSES.register("tversky")
-def build_tversky(cfg: LossConfig, num_classes: int, ignore_index: int, weight: torch.Tensor | None) -> nn.Module:
-    if cfg.tversky_gamma <= 0:
-        raise PresetError(f"loss.tversky_gamma = {cfg.tversky_gamma}: must be > 0 (1 = plain Tversky)")
-    return TverskyLoss(
-        num_classes,
-        ignore_index,
-        weight,
-        cfg.tversky_alpha,
-        cfg.tversky_beta,
-        cfg.tversky_gamma,
-        cfg.dice_smooth,
-        cfg.dice_log,
-    )
+    ab = (1.0, 1.0)

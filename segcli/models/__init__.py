@@ -1,20 +1,40 @@
-"""Models: a registry of decoders on timm encoders, and the Segmenter wrapper that normalises input.
+"""Models: a registry of decoders on timm encoders and networks with their own backbone, and the
+Segmenter wrapper that normalises input.
 
-Adding a model is one new file with a ``@MODELS.register("name")`` builder plus one import line
-in ``_register_all``.
+Adding a model is one new file that registers its builder with ``@MODELS.register("name")`` (from
+:mod:`segcli.models.registry`) plus its name in the import line below. Builders take the number of
+classes and keyword options (``backbone=``, ``decoder_channels=``, ...); nothing here reads presets
+(``segcli.engine.factory`` maps a preset's ``[model]`` table onto these options).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
 
-from segcli.config.schema import ModelConfig
-from segcli.registry import Registry
+from segcli.models import (  # noqa: F401 - importing a model module registers it
+    bisenetv1,
+    bisenetv2,
+    ddrnet,
+    deeplabv3,
+    deeplabv3plus,
+    enet,
+    fcn,
+    fpn,
+    lraspp,
+    pspnet,
+    segformer,
+    unet,
+    upernet,
+)
+from segcli.models.registry import MODELS, ModelInfo, model_options, supported_options
 
-MODELS: Registry[Callable[[ModelConfig, int], nn.Module]] = Registry("model")
+__all__ = ["MODELS", "ModelInfo", "Segmenter", "build_model", "model_options", "supported_options"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class Segmenter(nn.Module):
@@ -35,26 +55,13 @@ class Segmenter(nn.Module):
         return self.net(x)
 
 
-def _register_all() -> None:
-    from segcli.models import (  # noqa: F401
-        bisenetv1,
-        bisenetv2,
-        ddrnet,
-        deeplabv3,
-        deeplabv3plus,
-        enet,
-        fcn,
-        fpn,
-        lraspp,
-        pspnet,
-        segformer,
-        unet,
-        upernet,
-    )
-
-
-def build_model(cfg: ModelConfig, num_classes: int) -> Segmenter:
-    """Build the registered network named ``cfg.name`` wrapped in a Segmenter."""
-    _register_all()
-    net = MODELS.get(cfg.name)(cfg, num_classes)
-    return Segmenter(net, cfg.mean, cfg.std)
+def build_model(
+    name: str,
+    num_classes: int,
+    *,
+    mean: tuple[float, ...] = IMAGENET_MEAN,
+    std: tuple[float, ...] = IMAGENET_STD,
+    **options: Any,
+) -> Segmenter:
+    """The registered network ``name`` built with ``options``, wrapped in a Segmenter (mean/std in [0, 1])."""
+    return Segmenter(MODELS.get(name)(num_classes, **options), mean, std)

@@ -2,15 +2,16 @@
 
 Contract: in eval mode ``forward`` returns logits (N, C, H, W) at the input resolution. In training
 mode a model with auxiliary heads returns ``{"out": logits, "aux": [aux_logits, ...]}``, every
-entry at input resolution; the trainer weighs the aux losses with :func:`heads.aux_weights_for`.
+entry at input resolution; the trainer weighs the aux losses (``model.aux_weights``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn as nn
 
-from segcli.config.schema import ModelConfig
 from segcli.errors import PresetError, UserError
 from segcli.models.blocks import DecoderOpts, resize
 from segcli.models.encoder import TimmEncoder
@@ -19,26 +20,23 @@ from segcli.models.heads import AuxHeads, resolve_stages
 ModelOutput = torch.Tensor | dict[str, object]
 
 
-def decoder_opts(cfg: ModelConfig) -> DecoderOpts:
-    """The decoder options of a preset."""
-    return DecoderOpts(separable=cfg.separable, attention=cfg.attention, dropout=cfg.dropout)
-
-
-def build_encoder(cfg: ModelConfig, default_stride: int = 32) -> TimmEncoder:
-    """The timm encoder at ``model.output_stride`` (0 = ``default_stride``).
+def build_encoder(
+    backbone: str, pretrained: bool = False, pretrained_file: str = "", output_stride: int = 0, default_stride: int = 32
+) -> TimmEncoder:
+    """The timm encoder at ``output_stride`` (0 = ``default_stride``).
 
     An explicit stride the backbone cannot reach is a PresetError; the model's own default falls
     back to the backbone's native stride 32 (transformers such as pvt_v2 cannot dilate).
     """
-    if cfg.output_stride not in (0, 8, 16, 32):
-        raise PresetError(f"model.output_stride = {cfg.output_stride}: must be 8, 16 or 32 (0 = model default)")
-    stride = cfg.output_stride or default_stride
+    if output_stride not in (0, 8, 16, 32):
+        raise PresetError(f"model.output_stride = {output_stride}: must be 8, 16 or 32 (0 = model default)")
+    stride = output_stride or default_stride
     try:
-        return TimmEncoder(cfg.backbone, cfg.pretrained, cfg.pretrained_file, output_stride=stride)
+        return TimmEncoder(backbone, pretrained, pretrained_file, output_stride=stride)
     except PresetError as e:
-        if cfg.output_stride or stride == 32 or "output_stride" not in str(e):
+        if output_stride or stride == 32 or "output_stride" not in str(e):
             raise
-    return TimmEncoder(cfg.backbone, cfg.pretrained, cfg.pretrained_file)
+    return TimmEncoder(backbone, pretrained, pretrained_file)
 
 
 def pack_output(module: nn.Module, logits: torch.Tensor, aux: list[torch.Tensor], size: torch.Size) -> ModelOutput:
@@ -60,25 +58,71 @@ def check_input_shape(x: torch.Tensor, multiple: int, model: str) -> None:
         )
 
 
-def no_encoder_aux(cfg: ModelConfig) -> None:
-    """Models with their own backbone have no encoder stages to hang aux heads on."""
-    if cfg.aux_stages:
-        raise PresetError(
-            f"model.aux_stages = {list(cfg.aux_stages)}: model {cfg.name!r} has its own backbone, not a timm "
-            "encoder; remove aux_stages (its built-in aux heads are switched by model.builtin_aux)"
-        )
+class OwnBackbone(nn.Module):
+    """A network with its own backbone (registered with ``timm_encoder=False``): the decoder options and
+    the switch of its built-in auxiliary heads are set, then subclasses build their layers in :meth:`build_layers`.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        decoder_channels: int = 128,
+        builtin_aux: bool = True,
+        attention: str = "none",
+        separable: bool = False,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+        self.channels = decoder_channels
+        self.builtin_aux = builtin_aux
+        self.opts = DecoderOpts(separable=separable, attention=attention, dropout=dropout)
+        self.build_layers(num_classes)
+
+    def build_layers(self, num_classes: int) -> None:
+        """Create the layers (``self.channels``, ``self.opts`` and ``self.builtin_aux`` are set)."""
+        raise NotImplementedError
 
 
 class EncoderDecoder(nn.Module):
-    """A timm encoder, a decoder (``decode``) and optional auxiliary FCN heads on encoder stages."""
+    """A timm encoder, a decoder (``decode``) and optional auxiliary FCN heads on encoder stages.
 
-    def __init__(self, encoder: TimmEncoder, num_classes: int, cfg: ModelConfig) -> None:
+    Subclasses set ``default_stride`` and build their layers in :meth:`build_decoder`; every one takes
+    the same keyword options, so they are registered as they are (``@MODELS.register("fpn")``).
+    ``builtin_aux`` matters only to models with built-in auxiliary heads.
+    """
+
+    default_stride = 32
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        backbone: str = "resnet18",
+        pretrained: bool = False,
+        pretrained_file: str = "",
+        output_stride: int = 0,
+        aux_stages: Sequence[int] = (),
+        builtin_aux: bool = True,
+        decoder_channels: int = 128,
+        attention: str = "none",
+        separable: bool = False,
+        dropout: float = 0.1,
+    ) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.encoder = build_encoder(backbone, pretrained, pretrained_file, output_stride, self.default_stride)
         self.num_classes = num_classes
-        self.opts = decoder_opts(cfg)
-        stages = resolve_stages(tuple(cfg.aux_stages), len(encoder.channels), encoder.name)
-        self.aux_heads = AuxHeads(encoder.channels, stages, num_classes, cfg.dropout) if stages else None
+        self.channels = decoder_channels
+        self.builtin_aux = builtin_aux
+        self.opts = DecoderOpts(separable=separable, attention=attention, dropout=dropout)
+        stages = resolve_stages(tuple(aux_stages), len(self.encoder.channels), self.encoder.name)
+        self.aux_heads = AuxHeads(self.encoder.channels, stages, num_classes, dropout) if stages else None
+        self.build_decoder(num_classes)
+
+    def build_decoder(self, num_classes: int) -> None:
+        """Create the decoder layers (``self.encoder``, ``self.channels`` and ``self.opts`` are set)."""
+        raise NotImplementedError
 
     def decode(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Features → (logits at any stride, built-in aux logits)."""

@@ -5,13 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from segcli.config.schema import ModelConfig
 from segcli.errors import PresetError
-from segcli.models import MODELS
-from segcli.models.base import EncoderDecoder, ModelOutput, build_encoder
-from segcli.models.blocks import ConvBNReLU, resize
-from segcli.models.encoder import TimmEncoder
+from segcli.models.base import EncoderDecoder, ModelOutput
+from segcli.models.blocks import ChannelGate, ConvBNReLU, resize
 from segcli.models.heads import FCNHead
+from segcli.models.registry import MODELS
 
 
 class AttentionRefinement(nn.Module):
@@ -33,30 +31,24 @@ class FeatureFusion(nn.Module):
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
         self.conv = ConvBNReLU(cin, cout, 1)
-        mid = max(cout // 4, 8)
-        self.att = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Conv2d(cout, mid, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(mid, cout, 1),
-            nn.Sigmoid(),
-        )
+        self.att = ChannelGate(cout, max(cout // 4, 8))
 
     def forward(self, spatial: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         x = self.conv(torch.cat([spatial, context], dim=1))
         return x + x * self.att(x)
 
 
+@MODELS.register("bisenetv1", strides=(32,), builtin_aux=2)
 class BiSeNetV1(EncoderDecoder):
     """Spatial path (three stride-2 convs, stride 8) + context path (ARMs on the stride-16/32 features)."""
 
-    def __init__(self, encoder: TimmEncoder, num_classes: int, cfg: ModelConfig) -> None:
-        super().__init__(encoder, num_classes, cfg)
+    def build_decoder(self, num_classes: int) -> None:
+        encoder = self.encoder
         red, chs = encoder.reductions, encoder.channels
         if 16 not in red or red[-1] != 32:
             raise PresetError(f"bisenetv1 needs backbone features at strides 16 and 32; {encoder.name!r} has {red}")
         self.i16 = max(i for i, r in enumerate(red) if r == 16)
-        c = cfg.decoder_channels
+        c = self.channels
         self.spatial = nn.Sequential(ConvBNReLU(3, 64, 7, 2), ConvBNReLU(64, 64, 3, 2), ConvBNReLU(64, c, 3, 2))
         self.global_ctx = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(chs[-1], c, 1), nn.ReLU(inplace=True))
         self.arm32 = AttentionRefinement(chs[-1], c)
@@ -67,10 +59,9 @@ class BiSeNetV1(EncoderDecoder):
         self.head = nn.Sequential(
             self.opts.conv(2 * c, c), self.opts.attend(c), self.opts.drop(), nn.Conv2d(c, num_classes, 1)
         )
-        self.builtin_aux = cfg.builtin_aux
-        if cfg.builtin_aux:
-            self.aux16 = FCNHead(c, num_classes, mid=max(c // 2, 8), dropout=cfg.dropout)
-            self.aux32 = FCNHead(c, num_classes, mid=max(c // 2, 8), dropout=cfg.dropout)
+        if self.builtin_aux:
+            self.aux16 = FCNHead(c, num_classes, mid=max(c // 2, 8), dropout=self.opts.dropout)
+            self.aux32 = FCNHead(c, num_classes, mid=max(c // 2, 8), dropout=self.opts.dropout)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         feats = self.encoder(x)
@@ -87,10 +78,3 @@ class BiSeNetV1(EncoderDecoder):
         logits = self.head(self.ffm(spatial, c16))
         aux = [self.aux16(c16), self.aux32(c32)] if self.training and self.builtin_aux else []
         return logits, aux
-
-
-@MODELS.register("bisenetv1")
-def build_bisenetv1(cfg: ModelConfig, num_classes: int) -> nn.Module:
-    if cfg.output_stride not in (0, 32):
-        raise PresetError(f"model.output_stride = {cfg.output_stride}: bisenetv1's context path needs stride 32")
-    return BiSeNetV1(build_encoder(cfg), num_classes, cfg)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from segcli.config.schema import ModelConfig
-from segcli.models import MODELS
-from segcli.models.base import ModelOutput, decoder_opts, no_encoder_aux, pack_output
+from segcli.models.base import ModelOutput, OwnBackbone, pack_output
 from segcli.models.blocks import ConvBNReLU, resize
 from segcli.models.heads import FCNHead
+from segcli.models.registry import MODELS
 
 
 class StemBlock(nn.Module):
@@ -90,12 +89,12 @@ class BilateralGuidedAggregation(nn.Module):
         return self.out(left + right)
 
 
-class BiSeNetV2(nn.Module):
+@MODELS.register("bisenetv2", timm_encoder=False, builtin_aux=4)
+class BiSeNetV2(OwnBackbone):
     """Detail branch (64-64-128 channels, stride 8) + semantic branch (16-32-64-128, stride 32) → BGA → head."""
 
-    def __init__(self, num_classes: int, cfg: ModelConfig) -> None:
-        super().__init__()
-        opts = decoder_opts(cfg)
+    def build_layers(self, num_classes: int) -> None:
+        opts = self.opts
         self.detail = nn.Sequential(
             ConvBNReLU(3, 64, 3, 2),
             ConvBNReLU(64, 64, 3),
@@ -112,12 +111,11 @@ class BiSeNetV2(nn.Module):
         self.s5 = nn.Sequential(GatherExpand(64, 128, 2), *(GatherExpand(128, 128) for _ in range(3)))
         self.ce = ContextEmbedding(128)
         self.bga = BilateralGuidedAggregation(128)
-        mid = 4 * cfg.decoder_channels
+        mid = 4 * self.channels
         self.head = nn.Sequential(opts.conv(128, mid), opts.attend(mid), opts.drop(), nn.Conv2d(mid, num_classes, 1))
-        self.builtin_aux = cfg.builtin_aux
-        if cfg.builtin_aux:
+        if self.builtin_aux:
             self.boosters = nn.ModuleList(
-                FCNHead(c, num_classes, mid=cfg.decoder_channels, dropout=cfg.dropout) for c in (16, 32, 64, 128)
+                FCNHead(c, num_classes, mid=self.channels, dropout=opts.dropout) for c in (16, 32, 64, 128)
             )
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
@@ -131,9 +129,3 @@ class BiSeNetV2(nn.Module):
         if self.training and self.builtin_aux:
             aux = [h(f) for h, f in zip(self.boosters, (s2, s3, s4, s5))]
         return pack_output(self, logits, aux, x.shape[-2:])
-
-
-@MODELS.register("bisenetv2")
-def build_bisenetv2(cfg: ModelConfig, num_classes: int) -> nn.Module:
-    no_encoder_aux(cfg)
-    return BiSeNetV2(num_classes, cfg)

@@ -37,19 +37,25 @@ class SeparableConvBNReLU(nn.Sequential):
         )
 
 
-class SCSE(nn.Module):
-    """Concurrent spatial and channel squeeze-and-excitation (Roy et al. 2018): x*cSE + x*sSE."""
+class ChannelGate(nn.Sequential):
+    """Squeeze-and-excitation channel weights in (0, 1): global pool → 1x1 → ReLU → 1x1 → sigmoid."""
 
-    def __init__(self, channels: int, reduction: int = 16) -> None:
-        super().__init__()
-        mid = max(channels // reduction, 4)
-        self.cse = nn.Sequential(
+    def __init__(self, channels: int, mid: int) -> None:
+        super().__init__(
             nn.AdaptiveAvgPool2d(1),
             nn.Conv2d(channels, mid, 1),
             nn.ReLU(inplace=True),
             nn.Conv2d(mid, channels, 1),
             nn.Sigmoid(),
         )
+
+
+class SCSE(nn.Module):
+    """Concurrent spatial and channel squeeze-and-excitation (Roy et al. 2018): x*cSE + x*sSE."""
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        self.cse = ChannelGate(channels, max(channels // reduction, 4))
         self.sse = nn.Sequential(nn.Conv2d(channels, 1, 1), nn.Sigmoid())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from segcli.config.schema import ModelConfig
-from segcli.models import MODELS
-from segcli.models.base import ModelOutput, decoder_opts, no_encoder_aux, pack_output
+from segcli.models.base import ModelOutput, OwnBackbone, pack_output
 from segcli.models.blocks import ConvBNReLU, resize
 from segcli.models.heads import FCNHead
+from segcli.models.registry import MODELS
 
 
 class BasicBlock(nn.Module):
@@ -74,13 +73,15 @@ class DAPPM(nn.Module):
         return self.compress(torch.cat(outs, dim=1)) + self.short(x)
 
 
-class DDRNet23Slim(nn.Module):
+@MODELS.register("ddrnet23_slim", timm_encoder=False, builtin_aux=1)
+class DDRNet23Slim(OwnBackbone):
     """High branch at stride 8 (64 ch), low branch down to stride 64, two bilateral fusions, DAPPM, head."""
 
-    def __init__(self, num_classes: int, cfg: ModelConfig, planes: int = 32) -> None:
-        super().__init__()
-        opts = decoder_opts(cfg)
-        p = planes
+    planes = 32
+
+    def build_layers(self, num_classes: int) -> None:
+        opts = self.opts
+        p = self.planes
         self.stem = nn.Sequential(ConvBNReLU(3, p, 3, 2), ConvBNReLU(p, p, 3, 2))
         self.layer1 = _stage(p, p, 2)
         self.layer2 = _stage(p, 2 * p, 2, 2)
@@ -96,13 +97,12 @@ class DDRNet23Slim(nn.Module):
         self.layer5 = Bottleneck(8 * p, 8 * p, 2)
         self.spp = DAPPM(16 * p, 4 * p, 4 * p)
         self.act = nn.ReLU(inplace=False)
-        head_mid = max(cfg.decoder_channels // 2, 8)
+        head_mid = max(self.channels // 2, 8)
         self.head = nn.Sequential(
             opts.conv(4 * p, head_mid), opts.attend(head_mid), opts.drop(), nn.Conv2d(head_mid, num_classes, 1)
         )
-        self.builtin_aux = cfg.builtin_aux
-        if cfg.builtin_aux:
-            self.aux_head = FCNHead(2 * p, num_classes, mid=head_mid, dropout=cfg.dropout)
+        if self.builtin_aux:
+            self.aux_head = FCNHead(2 * p, num_classes, mid=head_mid, dropout=opts.dropout)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         act = self.act
@@ -119,9 +119,3 @@ class DDRNet23Slim(nn.Module):
         logits = self.head(hi + lo)
         aux = [self.aux_head(mid_hi)] if self.training and self.builtin_aux else []
         return pack_output(self, logits, aux, x.shape[-2:])
-
-
-@MODELS.register("ddrnet23_slim")
-def build_ddrnet23_slim(cfg: ModelConfig, num_classes: int) -> nn.Module:
-    no_encoder_aux(cfg)
-    return DDRNet23Slim(num_classes, cfg)

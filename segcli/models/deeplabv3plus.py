@@ -5,20 +5,21 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from segcli.config.schema import ModelConfig
-from segcli.models import MODELS
-from segcli.models.base import EncoderDecoder, build_encoder
+from segcli.models.base import EncoderDecoder
 from segcli.models.blocks import ASPP, ConvBNReLU, aspp_rates, resize
-from segcli.models.encoder import TimmEncoder
 from segcli.models.heads import ClassifierHead
+from segcli.models.registry import MODELS
 
 
+@MODELS.register("deeplabv3plus")
 class DeepLabV3Plus(EncoderDecoder):
     """ASPP output upsampled to stride 4, concatenated with a 48-channel low-level projection, two 3x3 convs."""
 
-    def __init__(self, encoder: TimmEncoder, num_classes: int, cfg: ModelConfig) -> None:
-        super().__init__(encoder, num_classes, cfg)
-        c = cfg.decoder_channels
+    default_stride = 16
+
+    def build_decoder(self, num_classes: int) -> None:
+        encoder = self.encoder
+        c = self.channels
         red = encoder.reductions
         self.low = next((i for i, r in enumerate(red) if r >= 4), 0)
         self.aspp = ASPP(encoder.channels[-1], c, aspp_rates(red[-1]), self.opts)
@@ -30,8 +31,3 @@ class DeepLabV3Plus(EncoderDecoder):
         low = self.project(feats[self.low])
         x = resize(self.aspp(feats[-1]), low.shape[-2:])
         return self.head(self.fuse(torch.cat([x, low], dim=1))), []
-
-
-@MODELS.register("deeplabv3plus")
-def build_deeplabv3plus(cfg: ModelConfig, num_classes: int) -> nn.Module:
-    return DeepLabV3Plus(build_encoder(cfg, default_stride=16), num_classes, cfg)

@@ -10,11 +10,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from segcli.config.schema import ModelConfig
-from segcli.errors import PresetError
-from segcli.models import MODELS
-from segcli.models.base import check_input_shape, no_encoder_aux, pack_output
+from segcli.models.base import check_input_shape, pack_output
 from segcli.models.blocks import SCSE
+from segcli.models.registry import MODELS
 
 
 def _cbp(cin: int, cout: int, k: int | tuple[int, int] = 1, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -122,14 +120,15 @@ def _stage23(dropout: float) -> nn.Sequential:
     )
 
 
+@MODELS.register("enet", timm_encoder=False, rejects=("separable",))
 class ENet(nn.Module):
     """Initial block, 5 stages (16 → 64 → 128 → 128 → 64 → 16 channels), a transposed-conv classifier."""
 
     multiple = 8
 
-    def __init__(self, num_classes: int, cfg: ModelConfig) -> None:
+    def __init__(self, num_classes: int, *, attention: str = "none", dropout: float = 0.1) -> None:
         super().__init__()
-        p = cfg.dropout
+        p = dropout
         self.initial = InitialBlock()
         self.down1 = DownBottleneck(16, 64, p / 10)
         self.stage1 = nn.Sequential(*(Bottleneck(64, dropout=p / 10) for _ in range(4)))
@@ -140,7 +139,7 @@ class ENet(nn.Module):
         self.stage4 = nn.Sequential(Bottleneck(64, dropout=p), Bottleneck(64, dropout=p))
         self.up5 = UpBottleneck(64, 16, p)
         self.stage5 = Bottleneck(16, dropout=p)
-        self.att = SCSE(16) if cfg.attention == "scse" else nn.Identity()
+        self.att = SCSE(16) if attention == "scse" else nn.Identity()
         self.classifier = nn.ConvTranspose2d(16, num_classes, 3, 2, 1, output_padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,11 +151,3 @@ class ENet(nn.Module):
         y = self.stage4(self.up4(y, i2))
         y = self.stage5(self.up5(y, i1))
         return pack_output(self, self.classifier(self.att(y)), [], x.shape[-2:])
-
-
-@MODELS.register("enet")
-def build_enet(cfg: ModelConfig, num_classes: int) -> nn.Module:
-    no_encoder_aux(cfg)
-    if cfg.separable:
-        raise PresetError("model.separable = true: enet's bottlenecks have a fixed design; set it to false")
-    return ENet(num_classes, cfg)

@@ -5,20 +5,19 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from segcli.config.schema import ModelConfig
-from segcli.models import MODELS
-from segcli.models.base import EncoderDecoder, build_encoder
+from segcli.models.base import EncoderDecoder
 from segcli.models.blocks import resize
-from segcli.models.encoder import TimmEncoder
 from segcli.models.heads import ClassifierHead
+from segcli.models.registry import MODELS
 
 
+@MODELS.register("fpn")
 class FPN(EncoderDecoder):
     """Top-down pyramid over the stride >= 4 features, merged at stride 4, upsampled to the input."""
 
-    def __init__(self, encoder: TimmEncoder, num_classes: int, cfg: ModelConfig) -> None:
-        super().__init__(encoder, num_classes, cfg)
-        channels = cfg.decoder_channels
+    def build_decoder(self, num_classes: int) -> None:
+        encoder = self.encoder
+        channels = self.channels
         self.use = [i for i, r in enumerate(encoder.reductions) if r >= 4][-4:]
         in_chs = [encoder.channels[i] for i in self.use]
         self.laterals = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_chs)
@@ -36,8 +35,3 @@ class FPN(EncoderDecoder):
         size = pyramid[0].shape[-2:]
         merged = sum(resize(s(q), size) for s, q in zip(self.smooth, pyramid))
         return self.head(merged), []
-
-
-@MODELS.register("fpn")
-def build_fpn(cfg: ModelConfig, num_classes: int) -> nn.Module:
-    return FPN(build_encoder(cfg), num_classes, cfg)

@@ -1,15 +1,12 @@
-"""Heads shared by the decoders (FCN classifier head, auxiliary heads) and the aux-loss weights."""
+"""Heads shared by the decoders: the FCN classifier head and the auxiliary heads on encoder stages."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-from segcli.config.schema import ModelConfig
 from segcli.errors import PresetError
 from segcli.models.blocks import ConvBNReLU, DecoderOpts
-
-DEFAULT_AUX_WEIGHT = 0.4
 
 
 class FCNHead(nn.Sequential):
@@ -57,26 +54,3 @@ class AuxHeads(nn.Module):
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         return [h(feats[i]) for h, i in zip(self.heads, self.stages)]
-
-
-def aux_weights_for(cfg: ModelConfig, n_aux: int) -> list[float]:
-    """Loss weight of each of a model's ``n_aux`` auxiliary outputs (from ``model.aux_weights``).
-
-    Empty means 0.4 each; a single value applies to all; otherwise one value per output is required.
-    The trainer adds ``sum(w_i * loss(aux_i))`` to the main loss.
-    """
-    ws = tuple(float(w) for w in cfg.aux_weights)
-    if n_aux == 0:
-        return []
-    if not ws:
-        return [DEFAULT_AUX_WEIGHT] * n_aux
-    if len(ws) == 1:
-        return [ws[0]] * n_aux
-    if len(ws) != n_aux:
-        raise PresetError(
-            f"model.aux_weights has {len(ws)} values but model {cfg.name!r} returns {n_aux} auxiliary outputs; "
-            f"give {n_aux} values, a single value, or none (= {DEFAULT_AUX_WEIGHT} each)"
-        )
-    if any(w < 0 for w in ws):
-        raise PresetError(f"model.aux_weights = {list(ws)}: weights must be >= 0")
-    return list(ws)

@@ -5,19 +5,20 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from segcli.config.schema import ModelConfig
-from segcli.models import MODELS
-from segcli.models.base import EncoderDecoder, build_encoder
+from segcli.models.base import EncoderDecoder
 from segcli.models.blocks import ConvBNReLU, resize
-from segcli.models.encoder import TimmEncoder
+from segcli.models.registry import MODELS
 
 
+@MODELS.register("lraspp")
 class LRASPP(EncoderDecoder):
     """high → 1x1 conv x sigmoid(global-pool gate) → upsample to stride 8 → classifier + low-level classifier."""
 
-    def __init__(self, encoder: TimmEncoder, num_classes: int, cfg: ModelConfig) -> None:
-        super().__init__(encoder, num_classes, cfg)
-        c = cfg.decoder_channels
+    default_stride = 16
+
+    def build_decoder(self, num_classes: int) -> None:
+        encoder = self.encoder
+        c = self.channels
         red = encoder.reductions
         self.low = max((i for i, r in enumerate(red) if r <= 8), default=0)
         high = encoder.channels[-1]
@@ -33,8 +34,3 @@ class LRASPP(EncoderDecoder):
         x = self.att(self.branch(high) * self.gate(high))
         x = resize(x, low.shape[-2:])
         return self.cls_high(self.drop(x)) + self.cls_low(low), []
-
-
-@MODELS.register("lraspp")
-def build_lraspp(cfg: ModelConfig, num_classes: int) -> nn.Module:
-    return LRASPP(build_encoder(cfg, default_stride=16), num_classes, cfg)

@@ -5,20 +5,19 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from segcli.config.schema import ModelConfig
-from segcli.models import MODELS
-from segcli.models.base import EncoderDecoder, build_encoder
+from segcli.models.base import EncoderDecoder
 from segcli.models.blocks import ConvBNReLU, resize
-from segcli.models.encoder import TimmEncoder
 from segcli.models.heads import ClassifierHead
+from segcli.models.registry import MODELS
 
 
+@MODELS.register("segformer")
 class SegFormerHead(EncoderDecoder):
     """Each of the last four stages → linear (1x1) to ``decoder_channels`` → upsample to stride 4 → concat → fuse."""
 
-    def __init__(self, encoder: TimmEncoder, num_classes: int, cfg: ModelConfig) -> None:
-        super().__init__(encoder, num_classes, cfg)
-        c = cfg.decoder_channels
+    def build_decoder(self, num_classes: int) -> None:
+        encoder = self.encoder
+        c = self.channels
         self.use = [i for i, r in enumerate(encoder.reductions) if r >= 4][-4:]
         self.linears = nn.ModuleList(nn.Conv2d(encoder.channels[i], c, 1) for i in self.use)
         self.fuse = ConvBNReLU(c * len(self.use), c, 1)
@@ -28,8 +27,3 @@ class SegFormerHead(EncoderDecoder):
         size = feats[self.use[0]].shape[-2:]
         xs = [resize(lin(feats[i]), size) for lin, i in zip(self.linears, self.use)]
         return self.head(self.fuse(torch.cat(xs, dim=1))), []
-
-
-@MODELS.register("segformer")
-def build_segformer(cfg: ModelConfig, num_classes: int) -> nn.Module:
-    return SegFormerHead(build_encoder(cfg), num_classes, cfg)

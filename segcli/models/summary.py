@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from segcli.config.schema import ModelConfig
 from segcli.errors import UserError
-from segcli.models import MODELS, _register_all
+from segcli.models import MODELS, supported_options
 from segcli.models.encoder import TimmEncoder
 
 
@@ -25,19 +24,18 @@ def model_summary(name: str, size: tuple[int, int], backbone: str = "resnet18", 
     Shapes are traced on the meta device when every op supports it (no memory, no compute),
     else on the CPU. A model that cannot run at ``size`` gets an ``error`` entry instead.
     """
-    _register_all()
-    cfg = ModelConfig(name=name, backbone=backbone)
     row: dict = {"name": name, "backbone": backbone, "params_m": None, "gflops": None, "error": None}
     try:
+        options = supported_options(name, {"backbone": backbone})
         with torch.device("meta"):
-            net = MODELS.get(name)(cfg, num_classes).eval()
+            net = MODELS.get(name)(num_classes, **options).eval()
         if not any(isinstance(m, TimmEncoder) for m in net.modules()):
             row["backbone"] = "own"
         row["params_m"] = round(sum(p.numel() for p in net.parameters()) / 1e6, 3)
         try:
             flops = _count_flops(net, size, "meta")
         except (NotImplementedError, RuntimeError):
-            net = MODELS.get(name)(cfg, num_classes).eval()
+            net = MODELS.get(name)(num_classes, **options).eval()
             flops = _count_flops(net, size, "cpu")
         row["gflops"] = round(flops / 1e9, 2)
     except UserError as e:
@@ -52,5 +50,4 @@ def summarize_models(
     names: list[str] | None = None,
 ) -> list[dict]:
     """One :func:`model_summary` row per registered model (or per name in ``names``)."""
-    _register_all()
     return [model_summary(n, size, backbone, num_classes) for n in (names or MODELS.names())]

@@ -5,12 +5,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from segcli.config.schema import ModelConfig
-from segcli.models import MODELS
-from segcli.models.base import EncoderDecoder, build_encoder
+from segcli.models.base import EncoderDecoder
 from segcli.models.blocks import DecoderOpts, resize
-from segcli.models.encoder import TimmEncoder
 from segcli.models.heads import ClassifierHead
+from segcli.models.registry import MODELS
 
 
 class UpBlock(nn.Module):
@@ -27,18 +25,19 @@ class UpBlock(nn.Module):
         return self.att_out(self.convs(self.att_in(x)))
 
 
+@MODELS.register("unet")
 class UNet(EncoderDecoder):
     """Widths halve from ``2 * decoder_channels`` at the deepest block (min 16); logits at the finest stride."""
 
-    def __init__(self, encoder: TimmEncoder, num_classes: int, cfg: ModelConfig) -> None:
-        super().__init__(encoder, num_classes, cfg)
+    def build_decoder(self, num_classes: int) -> None:
+        encoder = self.encoder
         chs = encoder.channels
         # Stages with equal stride (dilated encoders) collapse: skip only at each new, finer stride.
         self.skips = [i for i in range(len(chs) - 1) if encoder.reductions[i] < encoder.reductions[i + 1]]
         cin = chs[-1]
         blocks = []
         for j, i in enumerate(reversed(self.skips)):
-            cout = max(cfg.decoder_channels * 2 >> j, 16)
+            cout = max(self.channels * 2 >> j, 16)
             blocks.append(UpBlock(cin, chs[i], cout, self.opts))
             cin = cout
         self.blocks = nn.ModuleList(blocks)
@@ -49,8 +48,3 @@ class UNet(EncoderDecoder):
         for block, i in zip(self.blocks, reversed(self.skips)):
             x = block(x, feats[i])
         return self.head(x), []
-
-
-@MODELS.register("unet")
-def build_unet(cfg: ModelConfig, num_classes: int) -> nn.Module:
-    return UNet(build_encoder(cfg), num_classes, cfg)

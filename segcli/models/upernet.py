@@ -5,20 +5,19 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from segcli.config.schema import ModelConfig
-from segcli.models import MODELS
-from segcli.models.base import EncoderDecoder, build_encoder
+from segcli.models.base import EncoderDecoder
 from segcli.models.blocks import PPM, ConvBNReLU, resize
-from segcli.models.encoder import TimmEncoder
 from segcli.models.heads import ClassifierHead
+from segcli.models.registry import MODELS
 
 
+@MODELS.register("upernet")
 class UPerNet(EncoderDecoder):
     """PPM head + top-down FPN on the stride >= 4 features; all levels concatenated → 3x3 conv → classifier."""
 
-    def __init__(self, encoder: TimmEncoder, num_classes: int, cfg: ModelConfig) -> None:
-        super().__init__(encoder, num_classes, cfg)
-        c = cfg.decoder_channels
+    def build_decoder(self, num_classes: int) -> None:
+        encoder = self.encoder
+        c = self.channels
         self.use = [i for i, r in enumerate(encoder.reductions) if r >= 4][-4:]
         chs = [encoder.channels[i] for i in self.use]
         self.ppm = PPM(chs[-1], c)
@@ -38,8 +37,3 @@ class UPerNet(EncoderDecoder):
         outs = [conv(q) for conv, q in zip(self.fpn_convs, lats)] + [top]
         size = outs[0].shape[-2:]
         return self.head(self.fuse(torch.cat([resize(o, size) for o in outs], dim=1))), []
-
-
-@MODELS.register("upernet")
-def build_upernet(cfg: ModelConfig, num_classes: int) -> nn.Module:
-    return UPerNet(build_encoder(cfg), num_classes, cfg)

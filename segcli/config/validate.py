@@ -1,0 +1,214 @@
+"""Every check of a preset beyond types and ranges, run once when it loads.
+
+``load_preset`` and ``preset_from_dict`` call :func:`validate_preset`, so ``seg presets show`` and
+``seg train`` accept and reject the same presets with the same message, and the engine gets values
+it can trust. Each error names the file (or the command line) that set the key, the key and the value.
+Only what needs the dataset waits for training: the number of class weights against the classes
+(:func:`check_class_weights`).
+
+The model and loss registries (torch, timm) are imported on first use, not with ``segcli.config``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from segcli.config.schema import METRIC_KEYS, LossConfig, ModelConfig, Preset, TrainConfig
+from segcli.config.toml_io import load_toml
+from segcli.errors import PresetError, UserError
+from segcli.registry import did_you_mean
+
+CLI = "command line"
+DEFAULT_AUX_WEIGHT = 0.4
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+_HUB_PREFIXES = ("hf-hub:", "hf_hub:", "local-dir:")  # timm names that cannot be checked offline
+
+
+def where(origin: Mapping[str, str], dotted: str, default: str = CLI) -> str:
+    """Which file (or the command line) set ``dotted`` or a key below it."""
+    if dotted in origin:
+        return origin[dotted]
+    return next((src for k, src in origin.items() if k.startswith(dotted + ".")), default)
+
+
+def aux_loss_weights(weights: Sequence[float], n_aux: int, model: str = "the model") -> list[float]:
+    """The loss weight of each of ``n_aux`` auxiliary outputs from ``model.aux_weights``.
+
+    Empty means 0.4 each; a single value applies to all (and to none); otherwise one value per output.
+    """
+    ws = [float(w) for w in weights]
+    if any(w < 0 for w in ws):
+        raise PresetError(f"model.aux_weights = {ws}: weights must be >= 0")
+    if len(ws) > 1 and len(ws) != n_aux:
+        fix = (
+            "remove it" if n_aux == 0 else f"give {n_aux} values, a single value, or none (= {DEFAULT_AUX_WEIGHT} each)"
+        )
+        raise PresetError(
+            f"model.aux_weights has {len(ws)} values but model {model!r} returns {n_aux} auxiliary outputs; {fix}"
+        )
+    if len(ws) <= 1:
+        return [ws[0] if ws else DEFAULT_AUX_WEIGHT] * n_aux
+    return ws
+
+
+def read_class_weights(path: str | Path, dataset: str = "DATASET") -> tuple[float, ...]:
+    """The ``weights`` list of a TOML file written by `seg class-weights` (relative to the working directory)."""
+    path = Path(path)
+    if not path.is_file():
+        raise PresetError(
+            f"loss.class_weights = {str(path)!r}: file not found; write it with "
+            f"`seg class-weights {dataset} --method inv --out {path}` or give a list of weights"
+        )
+    weights = load_toml(path).get("weights")
+    if not isinstance(weights, list) or not all(
+        isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights
+    ):
+        raise PresetError(f"{path}: needs a 'weights' list of numbers (written by `seg class-weights`)")
+    if any(w < 0 for w in weights):
+        raise PresetError(f"{path}: class weights must be >= 0")
+    return tuple(float(w) for w in weights)
+
+
+def check_class_weights(weights: Sequence[float], num_classes: int, source: str = "loss.class_weights") -> None:
+    """The one check that needs the dataset: one weight per class."""
+    if len(weights) != num_classes:
+        raise PresetError(f"{source}: {len(weights)} class weights given for {num_classes} classes")
+
+
+def _check_shapes(p: Preset) -> list[tuple[str, str]]:
+    """(key, problem) for the list-shaped keys the schema types cannot express."""
+    a, e, m = p.augment, p.eval, p.model
+    found = []
+    if len(a.scale) not in (0, 2) or (len(a.scale) == 2 and not 0 < a.scale[0] <= a.scale[1]):
+        found.append(("augment.scale", f"augment.scale = {list(a.scale)} must be [min, max] with 0 < min <= max"))
+    if len(a.crop_size) not in (0, 1, 2) or any(v < 1 for v in a.crop_size):
+        found.append(("augment.crop_size", f"augment.crop_size = {list(a.crop_size)} must be [height, width] > 0"))
+    if len(e.size) not in (0, 2) or any(v < 1 for v in e.size):
+        found.append(("eval.size", f"eval.size = {list(e.size)} must be [] or [height, width]"))
+    if len(m.mean) != 3:
+        found.append(("model.mean", f"model.mean = {list(m.mean)} needs 3 values (RGB, in [0, 1])"))
+    if len(m.std) != 3 or any(s <= 0 for s in m.std):
+        found.append(("model.std", f"model.std = {list(m.std)} needs 3 values > 0 (RGB, in [0, 1])"))
+    return found
+
+
+def _check_train(t: TrainConfig) -> list[tuple[str, str]]:
+    found = []
+    if t.monitor not in METRIC_KEYS:
+        found.append(("train.monitor", f"train.monitor = {t.monitor!r}; choose one of {', '.join(METRIC_KEYS)}"))
+    if t.time_budget:
+        try:
+            t.time_budget_seconds  # noqa: B018 - parsing is the check
+        except PresetError as err:
+            found.append(("train.time_budget", str(err)))
+    if not _DEVICE.fullmatch(t.device.strip().lower()):
+        found.append(("train.device", f"train.device = {t.device!r} is not one of auto, cpu, cuda, cuda:N, mps"))
+    return found
+
+
+def _check_backbone(name: str) -> str | None:
+    import timm
+
+    if name.startswith(_HUB_PREFIXES) or timm.is_model(name):
+        return None
+    return f"model.backbone = {name!r} is not a timm model{did_you_mean(name, timm.list_models())}"
+
+
+def _check_model(m: ModelConfig, check_files: bool) -> list[tuple[str, str]]:
+    from segcli.models import MODELS
+
+    try:
+        info = MODELS.info(m.name)
+    except UserError as err:
+        return [("model.name", f"model.name: {err}")]
+    found = []
+    defaults = ModelConfig()
+    for key in info.rejects:
+        if getattr(m, key) != getattr(defaults, key):
+            value = str(getattr(m, key)).lower() if isinstance(getattr(m, key), bool) else repr(getattr(m, key))
+            found.append((f"model.{key}", f"model.{key} = {value}: model {m.name!r} does not support it; remove it"))
+    if info.timm_encoder:
+        problem = _check_backbone(m.backbone)
+        if problem:
+            found.append(("model.backbone", problem))
+        if m.output_stride and m.output_stride not in info.strides:
+            allowed = ", ".join(map(str, info.strides))
+            found.append(
+                ("model.output_stride", f"model.output_stride = {m.output_stride}: model {m.name!r} supports {allowed}")
+            )
+        if check_files and m.pretrained_file and not Path(m.pretrained_file).exists():
+            found.append(("model.pretrained_file", f"model.pretrained_file = {m.pretrained_file!r}: file not found"))
+    elif m.aux_stages:
+        found.append(
+            (
+                "model.aux_stages",
+                f"model.aux_stages = {list(m.aux_stages)}: model {m.name!r} has its own backbone, not a timm "
+                "encoder; remove aux_stages (its built-in aux heads are switched by model.builtin_aux)",
+            )
+        )
+    try:
+        aux_loss_weights(m.aux_weights, info.aux_outputs(m.builtin_aux, m.aux_stages), m.name)
+    except PresetError as err:
+        found.append(("model.aux_weights", str(err)))
+    return found
+
+
+def _check_loss(loss: LossConfig, check_files: bool, dataset: str) -> list[tuple[str, str]]:
+    from segcli.losses import LOSSES
+
+    if not loss.terms:
+        return [("loss.terms", f"loss.terms is empty; name at least one of: {', '.join(LOSSES.names())}")]
+    found = []
+    for t in loss.terms:
+        if t not in LOSSES:
+            valid = ", ".join(LOSSES.names())
+            found.append(
+                ("loss.terms", f"loss.terms: unknown loss {t!r}{did_you_mean(t, LOSSES.names())}; valid: {valid}")
+            )
+    dupes = sorted({t for t in loss.terms if loss.terms.count(t) > 1})
+    if dupes:
+        found.append(
+            ("loss.terms", f"loss.terms lists {', '.join(dupes)} more than once; list each once and use term_weights")
+        )
+    if loss.term_weights and len(loss.term_weights) != len(loss.terms):
+        found.append(
+            (
+                "loss.term_weights",
+                f"loss.term_weights has {len(loss.term_weights)} values for {len(loss.terms)} loss.terms "
+                f"{list(loss.terms)}; give one weight per term or leave it empty",
+            )
+        )
+    if any(w < 0 for w in loss.term_weights):
+        found.append(("loss.term_weights", f"loss.term_weights = {list(loss.term_weights)}: weights must be >= 0"))
+    cw = loss.class_weights
+    if isinstance(cw, str):
+        if cw and check_files:
+            try:
+                read_class_weights(cw, dataset)
+            except PresetError as err:
+                found.append(("loss.class_weights", str(err)))
+    elif any(w < 0 for w in cw):
+        found.append(("loss.class_weights", f"loss.class_weights = {list(cw)}: class weights must be >= 0"))
+    return found
+
+
+def validate_preset(
+    preset: Preset, origin: Mapping[str, str] | None = None, *, check_files: bool = True, default: str = "preset"
+) -> None:
+    """Raise a PresetError naming the source and key of the first problem in ``preset``.
+
+    ``origin`` maps dotted keys to the file (or "command line") that set them; keys not in it are
+    attributed to ``default``. ``check_files=False`` skips the files a preset refers to (class-weights
+    and pretrained files), for presets embedded in checkpoints.
+    """
+    found = [
+        *_check_shapes(preset),
+        *_check_train(preset.train),
+        *_check_model(preset.model, check_files),
+        *_check_loss(preset.loss, check_files, preset.data.root),
+    ]
+    if found:
+        key, problem = found[0]
+        raise PresetError(f"{where(origin or {}, key, default)}: {problem}")

@@ -1,0 +1,80 @@
+"""The preset layer over models and losses: maps a validated preset's keys onto the builders' options.
+
+Models and losses know nothing of presets; this module is the one place that reads ``[model]`` and
+``[loss]`` to build them. It trusts the preset: :func:`segcli.config.load.load_preset` has already
+checked every name, count and file it uses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import torch
+
+from segcli.config.schema import LossConfig, ModelConfig
+from segcli.config.validate import aux_loss_weights, check_class_weights, read_class_weights
+from segcli.losses import CombinedLoss, build_loss
+from segcli.models import MODELS, Segmenter, build_model, supported_options
+
+# Preset keys that are not builder options (mean/std go to the Segmenter, name picks the builder).
+_NOT_OPTIONS = ("name", "mean", "std", "aux_weights")
+
+
+def model_from_preset(cfg: ModelConfig, num_classes: int) -> Segmenter:
+    """The network of ``[model]`` wrapped in a Segmenter; keys the model does not take are left out.
+
+    Models with their own backbone take no ``backbone``, ``pretrained``, ``output_stride`` or
+    ``aux_stages`` (validation rejects the ones that would change what is built).
+    """
+    keys = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in _NOT_OPTIONS}
+    options = supported_options(cfg.name, keys)
+    return build_model(cfg.name, num_classes, mean=cfg.mean, std=cfg.std, **options)
+
+
+def aux_weights(cfg: ModelConfig) -> list[float]:
+    """The loss weight of each auxiliary output the model of ``[model]`` returns in training (maybe none).
+
+    The trainer adds ``sum(w_i * loss(aux_i))`` to the main loss; compute this once, not per iteration.
+    """
+    n_aux = MODELS.info(cfg.name).aux_outputs(cfg.builtin_aux, cfg.aux_stages)
+    return aux_loss_weights(cfg.aux_weights, n_aux, cfg.name)
+
+
+def resolve_class_weights(
+    value: tuple[float, ...] | str, num_classes: int, base: str | os.PathLike = "."
+) -> torch.Tensor | None:
+    """``loss.class_weights``: a list, or a TOML file from `seg class-weights` (relative to ``base``)."""
+    source = "loss.class_weights"
+    if isinstance(value, str):
+        if not value:
+            return None
+        path = Path(value) if Path(value).is_absolute() else Path(base) / value
+        value, source = read_class_weights(path), str(path)
+    if not value:
+        return None
+    check_class_weights(value, num_classes, source)
+    return torch.tensor(value, dtype=torch.float32)
+
+
+def class_weights_from_preset(cfg: LossConfig, num_classes: int) -> torch.Tensor | None:
+    """The class weights of ``[loss]`` for a dataset of ``num_classes`` (None = unweighted).
+
+    A relative file path is relative to the working directory, like ``data.root``. The one check left
+    for training time: the number of weights against the dataset's classes.
+    """
+    return resolve_class_weights(cfg.class_weights, num_classes)
+
+
+def loss_from_preset(
+    cfg: LossConfig, num_classes: int, ignore_index: int, class_weights: torch.Tensor | None
+) -> CombinedLoss:
+    """The weighted sum of ``loss.terms``, each configured from its ``[loss.<term>]`` table (or defaults).
+
+    Call it as ``loss(logits, target)``; call ``loss.set_progress(step, total)`` every iteration.
+    """
+    options = {t: cfg.options_for(t) for t in cfg.terms if cfg.options_for(t) is not None}
+    return build_loss(
+        cfg.terms, num_classes, ignore_index, class_weights, term_weights=cfg.term_weights, options=options
+    )
