@@ -54,8 +54,6 @@ def root(
     state.verbose = verbose
 
 
-
-
 def _registered_names() -> list[str]:
     return [c.name for c in (*app.registered_commands, *app.registered_groups) if c.name]
 

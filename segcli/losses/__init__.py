@@ -1,5 +1,7 @@
-"""Losses: a registry of builders. Every loss takes logits (N, C, H, W) and ids (N, H, W) and
-honours ``ignore_index``.
+"""Losses: a registry of builders, all with one contract (stated here once, for every class below).
+
+Shape: logits (N, C, H, W) float, target (N, H, W) int64 with values in [0, C) or ``ignore_index``;
+returns a scalar. Pixels at ``ignore_index`` never count: changing only them leaves every loss unchanged.
 
 Adding a loss is one new file that registers its builder and options dataclass with
 ``@LOSSES.register("name", options=...)`` (from :mod:`segcli.losses.registry`) plus its name in the

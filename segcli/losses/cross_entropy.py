@@ -60,8 +60,6 @@ class CrossEntropy(nn.Module):
     An all-ignored batch gives 0 (PyTorch gives NaN). Label smoothing follows PyTorch: the target is
     ``(1 - s) * one_hot + s / C``.
 
-    Shape: logits (N, C, H, W) float, target (N, H, W) int64 with values in [0, C) or ignore_index; returns a
-    scalar.
     """
 
     def __init__(

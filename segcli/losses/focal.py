@@ -40,8 +40,6 @@ class FocalLoss(nn.Module):
     RetinaNet instead divides the sum by the number of positives. The logits are used as sigmoid logits, not
     softmax: this is not the softmax "focal cross-entropy" some codebases use.
 
-    Shape: logits (N, C, H, W) float, target (N, H, W) int64 with values in [0, C) or ignore_index; returns a
-    scalar.
     """
 
     def __init__(

@@ -55,8 +55,6 @@ class OhemCrossEntropy(nn.Module):
     cross-entropy averaged over the kept pixels, weighted as ``F.cross_entropy`` does with class weights.
     The selection itself carries no gradient. Batches are mined as a whole (per process under DDP).
 
-    Shape: logits (N, C, H, W) float, target (N, H, W) int64 with values in [0, C) or ignore_index; returns a
-    scalar.
     """
 
     def __init__(
@@ -102,8 +100,6 @@ class TopKCrossEntropy(nn.Module):
     DeepLab divides by the number of non-zero kept losses, which is the same for unweighted, non-ignored
     pixels.
 
-    Shape: logits (N, C, H, W) float, target (N, H, W) int64 with values in [0, C) or ignore_index; returns a
-    scalar.
     """
 
     def __init__(

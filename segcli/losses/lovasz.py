@@ -53,8 +53,6 @@ class LovaszSoftmaxLoss(nn.Module):
     classes. Equals segmentation_models_pytorch's ``LovaszLoss(mode="multiclass")`` (classes="present"),
     which has no class weights.
 
-    Shape: logits (N, C, H, W) float, target (N, H, W) int64 with values in [0, C) or ignore_index; returns a
-    scalar.
     """
 
     def __init__(self, ignore_index: int = 255, weight: torch.Tensor | None = None, per_image: bool = False) -> None:

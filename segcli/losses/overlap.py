@@ -50,8 +50,6 @@ class TverskyLoss(nn.Module):
     over all C classes; class weights give ``sum(w_c * loss_c) / sum(w_c)``; ``gamma`` is applied to the
     averaged loss (``mean ** gamma``, SMP's focal Tversky), not per class as in Abraham & Khan.
 
-    Shape: logits (N, C, H, W) float, target (N, H, W) int64 with values in [0, C) or ignore_index; returns a
-    scalar.
     """
 
     def __init__(
