@@ -48,7 +48,14 @@ def test_train_passes_preset_and_overrides(calls: list, capsys: pytest.CaptureFi
 def test_train_resume_takes_no_preset(calls: list, tmp_path: Path) -> None:
     assert run(["train", "--resume", str(tmp_path), "--json"]) == 0
     ((_, args, kwargs),) = calls
-    assert args == (None, []) and kwargs["resume"] == tmp_path
+    assert args == (None, []) and kwargs["resume"] == tmp_path and kwargs["extend"] == []
+
+
+def test_train_resume_extend_is_repeatable(calls: list, tmp_path: Path) -> None:
+    argv = ["train", "--resume", str(tmp_path), "--extend", "train.epochs=5", "--extend", "train.iters=9", "--json"]
+    assert run(argv) == 0
+    ((_, _, kwargs),) = calls
+    assert kwargs["extend"] == ["train.epochs=5", "train.iters=9"]
 
 
 def test_eval_passes_options(calls: list) -> None:

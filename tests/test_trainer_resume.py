@@ -95,3 +95,67 @@ def test_resume_reads_a_run_written_before_loss_keys_moved(tiny_overrides: list[
     (res.run_dir / "preset.toml").write_text(dumps_toml(raw))
     again = train(resume=res.run_dir)  # finished, so nothing to train, but the old preset must load
     assert again.run_dir == res.run_dir and epochs_in(res.run_dir) == [1]
+
+
+def test_resume_finished_trains_nothing_then_extend_trains_one_more_epoch(tiny_overrides: list[str]) -> None:
+    from segcli.config.toml_io import load_toml
+
+    res = train("quickstart", tiny_overrides)  # 2 epochs
+    steps = torch.load(res.run_dir / "state.pt", weights_only=True)["step"]
+    again = train(resume=res.run_dir)
+    assert again.run_dir == res.run_dir and epochs_in(res.run_dir) == [1, 2]
+    assert torch.load(res.run_dir / "state.pt", weights_only=True)["step"] == steps
+
+    longer = train(resume=res.run_dir, extend=["train.epochs=3"])
+    assert longer.epochs == 3 and epochs_in(res.run_dir) == [1, 2, 3]
+    state = torch.load(res.run_dir / "state.pt", weights_only=True)
+    assert state["finished"] is True and state["step"] == steps * 3 // 2
+    assert load_toml(res.run_dir / "preset.toml")["train"]["epochs"] == 3
+    assert "extended train.epochs from 2 to 3" in (res.run_dir / "log.txt").read_text()
+    # the schedule is recomputed from the new total: the last epoch ends annealed (poly lr near zero)
+    rows = list(csv.DictReader((res.run_dir / "metrics.csv").open()))
+    assert float(rows[-1]["lr"]) < float(rows[1]["lr"])
+
+
+@pytest.mark.parametrize(
+    ("extend", "needle"),
+    [
+        (["optim.lr=0.1"], "--extend optim.lr: only train.epochs"),
+        (["train.epochs=2"], "must be larger than the run's train.epochs = 2"),
+        (["train.epochs=two"], "not a whole number"),
+        (["train.iters=50"], "sets the run's length with train.epochs"),
+        (["train.epochs"], "is not KEY=VALUE"),
+    ],
+)
+def test_extend_errors_name_the_key(tiny_overrides: list[str], extend: list[str], needle: str) -> None:
+    from segcli.errors import UserError
+
+    res = train("quickstart", [*tiny_overrides, "train.epochs=2"])
+    before = (res.run_dir / "preset.toml").read_text()
+    with pytest.raises(UserError, match=needle):
+        train(resume=res.run_dir, extend=extend)
+    assert (res.run_dir / "preset.toml").read_text() == before
+
+
+def test_extend_needs_resume(tiny_overrides: list[str]) -> None:
+    from segcli.errors import UserError
+
+    with pytest.raises(UserError, match="use it with --resume"):
+        train("quickstart", tiny_overrides, extend=["train.epochs=3"])
+
+
+def test_extend_iters_after_a_cut_short_epoch(tiny_overrides: list[str]) -> None:
+    res = train("quickstart", [*tiny_overrides, "train.iters=5"])  # 4 steps per epoch: 2 epochs, the last cut short
+    assert epochs_in(res.run_dir) == [1, 2]
+    train(resume=res.run_dir, extend=["train.iters=7"])
+    assert epochs_in(res.run_dir) == [1, 2, 3]
+    assert torch.load(res.run_dir / "state.pt", weights_only=True)["step"] == 7
+
+
+def test_cli_extend_bad_key_is_one_red_line(tiny_overrides: list[str], capsys: pytest.CaptureFixture) -> None:
+    from segcli.cli.app import run
+
+    res = train("quickstart", tiny_overrides)
+    assert run(["train", "--resume", str(res.run_dir), "--extend", "data.batch_size=8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "data.batch_size" in err and "train.epochs" in err

@@ -1,4 +1,4 @@
-"""`seg train PRESET [key=value ...]` and `seg train --resume RUN_DIR`."""
+"""`seg train PRESET [key=value ...]`, `seg train --resume RUN_DIR [--extend train.epochs=N]`."""
 
 from __future__ import annotations
 
@@ -85,6 +85,12 @@ def train_cmd(
     preset: str = typer.Argument(None, help="Preset file or bundled preset name (see `seg presets list`)."),
     overrides: list[str] = typer.Argument(None, help="key=value overrides, e.g. train.epochs=3 optim.lr=0.01"),
     resume: Path = typer.Option(None, "--resume", help="Continue the run in this run directory."),
+    extend: list[str] = typer.Option(
+        None,
+        "--extend",
+        metavar="KEY=VALUE",
+        help="With --resume: a longer schedule (train.epochs, train.iters or train.time_budget); repeatable.",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Train a model from a preset; prints the run directory at the end."""
@@ -100,7 +106,7 @@ def train_cmd(
         preset = None
     reporter = RichProgress()
     try:
-        result = train(preset, overrides or [], resume=resume, callbacks=[reporter])
+        result = train(preset, overrides or [], resume=resume, callbacks=[reporter], extend=extend or [])
     finally:
         reporter.stop()
     if as_json:

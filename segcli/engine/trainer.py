@@ -34,6 +34,7 @@ from segcli.engine.callbacks import Callback, CallbackList, LogFile, RunStart
 from segcli.engine.checkpoint import load_state, save_state, save_weights
 from segcli.engine.ema import ModelEMA
 from segcli.engine.evaluator import confusion_over_loader
+from segcli.engine.extend import Extension, extend_preset
 from segcli.engine.factory import aux_weights, class_weights_from_preset, loss_from_preset, model_from_preset
 from segcli.engine.optim import build_optimizer, lr_factor, set_lr
 from segcli.engine.rundir import RunDir
@@ -239,7 +240,10 @@ class Trainer:
 
     @property
     def done(self) -> bool:
-        return self.state.progress.finished or self.state.progress.epoch >= self.plan.epochs
+        pr, plan = self.state.progress, self.plan
+        # an iters run extended after a cut-short last epoch has epochs left to run within the same epoch count
+        steps_done = plan.total_steps is None or pr.step >= plan.total_steps
+        return pr.finished or (pr.epoch >= plan.epochs and steps_done)
 
     def fraction(self) -> float:
         pr = self.state.progress
@@ -347,22 +351,32 @@ class Trainer:
 
 
 def _resolve(
-    preset: LoadedPreset | Preset | str | Path | None, overrides: Iterable[str], resume: str | Path | None
-) -> tuple[LoadedPreset, RunDir | None]:
-    """The validated preset and, when resuming, the run it continues."""
+    preset: LoadedPreset | Preset | str | Path | None,
+    overrides: Iterable[str],
+    resume: str | Path | None,
+    extend: Iterable[str] = (),
+) -> tuple[LoadedPreset, RunDir | None, list[Extension]]:
+    """The validated preset and, when resuming, the run it continues and the keys extended."""
+    extend = list(extend)
     if resume is not None:
         if list(overrides):
-            raise UserError("--resume continues a run exactly as it was; drop the key=value overrides")
+            raise UserError(
+                "--resume continues a run exactly as it was; drop the key=value overrides "
+                "(a longer schedule: --extend train.epochs=N)"
+            )
         run = RunDir.open(resume)
         # a run's preset.toml is fully resolved; reading it as a dict also migrates keys that moved since
         preset = preset_from_dict(load_toml(run.preset), source=str(run.preset), check_files=True)
-        return LoadedPreset(preset=preset, path=run.preset), run
+        preset, changes = extend_preset(preset, extend, str(run.preset))
+        return LoadedPreset(preset=preset, path=run.preset), run, changes
+    if extend:
+        raise UserError("--extend lengthens an existing run; use it with --resume RUN_DIR")
     if isinstance(preset, LoadedPreset):
-        return preset, None
+        return preset, None, []
     if isinstance(preset, Preset):
         validate_preset(preset)  # a preset built in Python has not been through load_preset
-        return LoadedPreset(preset=preset, path=None), None
-    return load_preset(preset, list(overrides)), None
+        return LoadedPreset(preset=preset, path=None), None, []
+    return load_preset(preset, list(overrides)), None, []
 
 
 def train(
@@ -370,10 +384,15 @@ def train(
     overrides: Iterable[str] = (),
     resume: str | Path | None = None,
     callbacks: Iterable[Callback] = (),
+    extend: Iterable[str] = (),
 ) -> TrainResult:
-    """Train from a preset (a LoadedPreset, a Preset, a path or a bundled name), or resume a run."""
+    """Train from a preset (a LoadedPreset, a Preset, a path or a bundled name), or resume a run.
+
+    ``extend`` (with ``resume``): ``["train.epochs=20"]`` continues a finished or stopped run with a
+    longer schedule; the run's preset.toml is rewritten with it and the lr schedule follows the new length.
+    """
     t_start = clock()
-    loaded, resumed = _resolve(preset, overrides, resume)
+    loaded, resumed, extended = _resolve(preset, overrides, resume, extend)
     p, cb = loaded.preset, CallbackList(callbacks)
     rt = setup_runtime(p)
     data = build_data(p, rt)
@@ -389,13 +408,17 @@ def train(
         rows = [r for r in run.read_metrics() if r["epoch"] <= state.progress.epoch]
         if rt.dist.is_main:
             run.write_metrics(rows)
+        if extended:
+            state.progress.finished = False
+            if rt.dist.is_main:
+                run.write_preset(preset_to_toml(p, header=f"resolved preset of {run.path}"))
     trainer = Trainer(p, rt, data, state, criterion, plan, run, cb, rows)
     cb.on_train_start(
         RunStart(
             run, 0 if plan.budget else plan.epochs, plan.iters_per_epoch, state.progress.epoch, resumed is not None
         )
     )
-    for text in [*data.warnings, *reports]:
+    for text in [*data.warnings, *reports, *(e.describe() for e in extended)]:
         cb.on_message(text)
     if resumed is not None and trainer.done:
         cb.on_message(f"{run.path} already finished")
