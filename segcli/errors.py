@@ -38,3 +38,12 @@ class ExportError(SegError):
 
 class TrainingError(SegError):
     """Training cannot go on (for example the loss became NaN)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after the run's last finished epoch was saved; the message is the hint.
+
+    A KeyboardInterrupt, not a SegError: ``except Exception`` must never swallow Ctrl-C.
+    """
+
+    exit_code = 130

@@ -159,3 +159,41 @@ def test_cli_extend_bad_key_is_one_red_line(tiny_overrides: list[str], capsys: p
     assert run(["train", "--resume", str(res.run_dir), "--extend", "data.batch_size=8"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "data.batch_size" in err and "train.epochs" in err
+
+
+def test_ctrl_c_keeps_the_last_finished_epoch_and_resume_finishes(tiny_overrides: list[str]) -> None:
+    from segcli.errors import TrainingInterrupted
+
+    over = [*tiny_overrides, "train.epochs=3"]
+    with pytest.raises(TrainingInterrupted, match=r"interrupted: resume with seg train --resume .*runs/quickstart/1"):
+        train("quickstart", over, callbacks=[StopAt(epoch=1, it=2)])
+    run_dir = Path(tiny_overrides[1].split("=", 1)[1]) / "quickstart" / "1"
+    state = torch.load(run_dir / "state.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["step"] == 4 and not state["finished"]  # epoch 1's state, not a partial one
+    assert epochs_in(run_dir) == [1]
+    assert "interrupted during epoch 2; 1 finished epoch(s) saved" in (run_dir / "log.txt").read_text()
+    train(resume=run_dir)
+    assert epochs_in(run_dir) == [1, 2, 3]
+
+
+def test_sigint_exits_130_with_the_resume_hint(tiny_overrides: list[str], tmp_path: Path) -> None:
+    over = [o for o in tiny_overrides if not o.startswith("train.epochs")] + ["train.epochs=200"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "segcli", "train", "quickstart", *over],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    run_dir = tmp_path / "runs" / "quickstart" / "1"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run_dir / "state.pt").is_file():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    lines = [line for line in stderr.splitlines() if "interrupted" in line]
+    assert lines == [f"interrupted: resume with seg train --resume {run_dir}"]
+    state = torch.load(run_dir / "state.pt", weights_only=True)
+    assert epochs_in(run_dir) == list(range(1, state["epoch"] + 1))

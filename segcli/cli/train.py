@@ -79,6 +79,7 @@ class RichProgress(Callback):
     def stop(self) -> None:
         if self.progress is not None:
             self.progress.stop()
+            self.progress = None
 
 
 def train_cmd(
@@ -96,7 +97,7 @@ def train_cmd(
     """Train a model from a preset; prints the run directory at the end."""
     from segcli.config.schema import METRIC_KEYS
     from segcli.engine.trainer import train
-    from segcli.errors import UserError
+    from segcli.errors import TrainingInterrupted, UserError
 
     if resume is None and preset is None:
         raise UserError("give a preset (e.g. `seg train quickstart`) or --resume RUN_DIR")
@@ -107,6 +108,10 @@ def train_cmd(
     reporter = RichProgress()
     try:
         result = train(preset, overrides or [], resume=resume, callbacks=[reporter], extend=extend or [])
+    except TrainingInterrupted as e:  # handled here: click would turn it into a bare "Aborted"
+        reporter.stop()
+        err.print(str(e), markup=False, highlight=False, soft_wrap=True)  # one line, however long
+        raise typer.Exit(e.exit_code) from None
     finally:
         reporter.stop()
     if as_json:

@@ -40,7 +40,7 @@ from segcli.engine.optim import build_optimizer, lr_factor, set_lr
 from segcli.engine.rundir import RunDir
 from segcli.engine.runtime import autocast, grad_scaler, resolve_amp, select_device, set_deterministic, set_threads
 from segcli.engine.state import TrainState
-from segcli.errors import TrainingError, UserError
+from segcli.errors import TrainingError, TrainingInterrupted, UserError
 
 __all__ = ["TrainResult", "Trainer", "train"]
 
@@ -349,6 +349,17 @@ class Trainer:
         ddp.barrier(self.rt.dist)
         self.cb.on_epoch_end(st.progress.epoch - 1, row, improved)
 
+    def interrupted(self) -> TrainingInterrupted:
+        """Ctrl-C: what is on disk is the last finished epoch (saves are atomic); log it and say how to go on.
+
+        The interrupted epoch's partial work is dropped rather than saved: resume restarts that epoch
+        from its first batch, which is what ``state.pt`` at an epoch boundary means.
+        """
+        pr = self.state.progress
+        if self.rt.dist.is_main:
+            self.run.log(f"interrupted during epoch {pr.epoch + 1}; {len(self.rows)} finished epoch(s) saved")
+        return TrainingInterrupted(f"interrupted: resume with seg train --resume {self.run.path}")
+
 
 def _resolve(
     preset: LoadedPreset | Preset | str | Path | None,
@@ -423,10 +434,15 @@ def train(
     if resumed is not None and trainer.done:
         cb.on_message(f"{run.path} already finished")
 
-    while not trainer.done:
-        row = trainer.train_one_epoch()
-        improved = trainer.validate(row)
-        trainer.save(row, improved)
+    try:
+        while not trainer.done:
+            row = trainer.train_one_epoch()
+            improved = trainer.validate(row)
+            trainer.save(row, improved)
+    except TrainingInterrupted:
+        raise
+    except KeyboardInterrupt:
+        raise trainer.interrupted() from None
 
     ddp.cleanup(rt.dist)
     last = trainer.last
