@@ -8,11 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None], suffix: str | None = None) -> Path:
-    """Call ``writer(tmp_path)`` then rename the temp file onto ``path``.
+def write_temp(path: str | os.PathLike, writer: Callable[[Path], None], suffix: str | None = None) -> Path:
+    """Call ``writer(tmp_path)`` on a new temp file ``.<name>.XXXX`` beside ``path``; return the temp path.
 
-    A crash never leaves a half-written file at ``path``. ``suffix`` keeps the extension on the
-    temp file (OpenCV picks the encoder from it).
+    The temp is removed when ``writer`` fails; renaming it onto ``path`` is the caller's part.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -21,6 +20,21 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None], suffix
     tmp_path = Path(tmp)
     try:
         writer(tmp_path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+    return tmp_path
+
+
+def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None], suffix: str | None = None) -> Path:
+    """Call ``writer(tmp_path)`` then rename the temp file onto ``path``.
+
+    A crash never leaves a half-written file at ``path``. ``suffix`` keeps the extension on the
+    temp file (OpenCV picks the encoder from it).
+    """
+    path = Path(path)
+    tmp_path = write_temp(path, writer, suffix)
+    try:
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

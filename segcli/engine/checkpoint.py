@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,15 +58,14 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
-def save_weights(
-    path: str | os.PathLike,
+def weights_writer(
     model: torch.nn.Module,
     preset: Preset,
     info: DatasetInfo,
     epoch: int = 0,
     metrics: dict[str, Any] | None = None,
-) -> Path:
-    """Write the model's weights and metadata to a .safetensors file atomically."""
+) -> Callable[[Path], None]:
+    """``writer(path)`` writing the model's weights (as they are now) and metadata to a .safetensors file."""
     state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
     meta = {
         "format": FORMAT,
@@ -79,7 +79,19 @@ def save_weights(
         "epoch": str(epoch),
         "metrics": json.dumps(metrics or {}),
     }
-    return atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=meta))
+    return lambda path: save_file(state, str(path), metadata=meta)
+
+
+def save_weights(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    preset: Preset,
+    info: DatasetInfo,
+    epoch: int = 0,
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write the model's weights and metadata to a .safetensors file atomically."""
+    return atomic_write(path, weights_writer(model, preset, info, epoch, metrics))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -144,9 +156,14 @@ def build_from_weights(
     return model.to(device).eval(), meta
 
 
+def state_writer(state: dict[str, Any]) -> Callable[[Path], None]:
+    """``writer(path)`` writing the resumable training state."""
+    return lambda path: torch.save(state, path)
+
+
 def save_state(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """Write the resumable training state atomically."""
-    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+    return atomic_write(path, state_writer(state))
 
 
 def load_state(path: str | os.PathLike) -> dict[str, Any]:

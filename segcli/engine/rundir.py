@@ -6,6 +6,7 @@
     metrics.csv               one row per epoch
     weights/{last,best,ema}.safetensors
     state.pt                  everything resume needs (:class:`segcli.engine.state.TrainState`)
+    checkpoint.json           the last complete save: epoch, step, its files (:mod:`segcli.engine.commit`)
     log.txt                   timestamped lines
     eval/<split>.json         reports of `seg eval` on this run
     plots/, report.html       room for pictures and the run report
@@ -79,6 +80,10 @@ class RunDir:
         return self.path / "state.pt"
 
     @property
+    def manifest(self) -> Path:
+        return self.path / "checkpoint.json"
+
+    @property
     def log_file(self) -> Path:
         return self.path / "log.txt"
 
@@ -124,14 +129,19 @@ class RunDir:
                 for r in csv.DictReader(f)
             ]
 
-    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
-        """Rewrite metrics.csv atomically with ``rows``."""
+    @staticmethod
+    def metrics_text(rows: list[dict[str, Any]]) -> str:
+        """metrics.csv's text for ``rows``."""
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-        atomic_write_text(self.metrics, buf.getvalue())
+        return buf.getvalue()
+
+    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
+        """Rewrite metrics.csv atomically with ``rows``."""
+        atomic_write_text(self.metrics, self.metrics_text(rows))
 
     def log(self, text: str) -> None:
         """Append a timestamped line to log.txt."""

@@ -31,7 +31,8 @@ from segcli.data.lint import quick_lint
 from segcli.data.transforms import build_train_transform
 from segcli.engine import distributed as ddp
 from segcli.engine.callbacks import Callback, CallbackList, LogFile, RunStart
-from segcli.engine.checkpoint import load_state, save_state, save_weights
+from segcli.engine.checkpoint import load_state, state_writer, weights_writer
+from segcli.engine.commit import commit, recover
 from segcli.engine.ema import ModelEMA
 from segcli.engine.evaluator import confusion_over_loader
 from segcli.engine.extend import Extension, extend_preset
@@ -40,7 +41,7 @@ from segcli.engine.optim import build_optimizer, lr_factor, set_lr
 from segcli.engine.rundir import RunDir
 from segcli.engine.runtime import autocast, grad_scaler, resolve_amp, select_device, set_deterministic, set_threads
 from segcli.engine.state import TrainState
-from segcli.errors import TrainingError, TrainingInterrupted, UserError
+from segcli.errors import CheckpointError, TrainingError, TrainingInterrupted, UserError
 
 __all__ = ["TrainResult", "Trainer", "train"]
 
@@ -330,7 +331,7 @@ class Trainer:
         return improved
 
     def save(self, row: dict[str, Any], improved: bool) -> None:
-        """Rank 0 writes metrics.csv, the weights and state.pt; then every rank moves on."""
+        """Rank 0 writes metrics.csv, the weights and state.pt as one commit; then every rank moves on."""
         st, run, info = self.state, self.run, self.data.info
         row["seconds"] = clock() - self.t_epoch
         self.last = row
@@ -338,14 +339,17 @@ class Trainer:
         st.progress.elapsed = clock() - self.t_run
         if self.rt.dist.is_main:
             self.rows.append(row)
-            run.write_metrics(self.rows)
-            epoch = st.progress.epoch
-            save_weights(run.weights("last"), st.model, self.p, info, epoch, row)
+            epoch, rows = st.progress.epoch, list(self.rows)
+            files = {
+                run.metrics: lambda path: path.write_text(run.metrics_text(rows), encoding="utf-8"),
+                run.weights("last"): weights_writer(st.model, self.p, info, epoch, row),
+            }
             if improved:
-                save_weights(run.weights("best"), st.model, self.p, info, epoch, row)
+                files[run.weights("best")] = files[run.weights("last")]
             if st.ema is not None and "ema_mIoU" in row:
-                save_weights(run.weights("ema"), st.ema.module, self.p, info, epoch, row)
-            save_state(run.state, st.state_dict())
+                files[run.weights("ema")] = weights_writer(st.ema.module, self.p, info, epoch, row)
+            files[run.state] = state_writer(st.state_dict())
+            commit(run, epoch, st.progress.step, files)
         ddp.barrier(self.rt.dist)
         self.cb.on_epoch_end(st.progress.epoch - 1, row, improved)
 
@@ -415,7 +419,14 @@ def train(
         cb.callbacks.insert(0, LogFile(run, rt.describe(p)))
     rows: list[dict[str, Any]] = []
     if resumed is not None:
+        manifest = recover(run) if rt.dist.is_main else None  # finish a save cut short, drop stray temp files
+        ddp.barrier(rt.dist)
         state.load_state_dict(load_state(run.state))
+        if manifest is not None and manifest["epoch"] != state.progress.epoch:
+            raise CheckpointError(
+                f"{run.state}: holds epoch {state.progress.epoch} but {run.manifest} names epoch {manifest['epoch']}; "
+                "the run directory was changed by hand"
+            )
         rows = [r for r in run.read_metrics() if r["epoch"] <= state.progress.epoch]
         if rt.dist.is_main:
             run.write_metrics(rows)

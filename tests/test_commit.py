@@ -1,0 +1,116 @@
+"""A save is one consistent set of files: a kill between any two writes still resumes to one row per epoch."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import segcli.engine.commit as commit_mod
+from segcli.engine.checkpoint import read_metadata
+from segcli.engine.commit import commit, read_manifest, recover
+from segcli.engine.rundir import RunDir
+from segcli.engine.trainer import train
+from segcli.errors import CheckpointError
+
+
+class Killed(Exception):
+    """Stands for a SIGKILL between two file operations of a save."""
+
+
+def epochs_in(run_dir: Path) -> list[int]:
+    return [int(r["epoch"]) for r in csv.DictReader((run_dir / "metrics.csv").open())]
+
+
+def temps(run_dir: Path) -> list[str]:
+    return sorted(p.name for p in run_dir.rglob(".*") if p.is_file())
+
+
+def fail_on(monkeypatch: pytest.MonkeyPatch, name: str, what: str, nth: int) -> None:
+    """Make the ``nth`` stage (write) or rename of the file ``name`` die like a kill, leaving its temps behind."""
+    seen = {"n": 0}
+    real = getattr(commit_mod, what)
+
+    def fake(path: Path, *rest: object) -> object:
+        target = rest[0] if what == "_rename" else path
+        if Path(target).name == name:
+            seen["n"] += 1
+            if seen["n"] == nth:
+                if what == "_stage":  # a kill mid-write leaves this file's temp, like the earlier ones
+                    Path(path).with_name(f".{name}.killed{Path(path).suffix}").write_bytes(b"partial")
+                raise Killed(f"{what} {name}")
+        return real(path, *rest)
+
+    monkeypatch.setattr(commit_mod, what, fake)
+
+
+def consistent(run_dir: Path) -> int:
+    """The epoch the run's files all agree on."""
+    manifest = read_manifest(RunDir(run_dir))
+    state = torch.load(run_dir / "state.pt", weights_only=True)
+    last = int(read_metadata(run_dir / "weights" / "last.safetensors")["epoch"])
+    assert manifest["epoch"] == state["epoch"] == last
+    assert epochs_in(run_dir) == list(range(1, last + 1))
+    return last
+
+
+@pytest.mark.parametrize(
+    ("what", "name"),
+    [
+        ("_stage", "last.safetensors"),  # metrics.csv staged, the weights not
+        ("_stage", "state.pt"),  # every file but the state staged
+        ("_rename", "last.safetensors"),  # committed: metrics.csv renamed, the rest pending
+        ("_rename", "state.pt"),  # committed: everything renamed but the state
+    ],
+)
+def test_kill_between_writes_then_resume(
+    tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch, what: str, name: str
+) -> None:
+    over = [*tiny_overrides, "train.epochs=3"]
+    fail_on(monkeypatch, name, what, nth=2)  # during epoch 2's save
+    with pytest.raises(Killed):
+        train("quickstart", over)
+    monkeypatch.undo()
+    run_dir = Path(tiny_overrides[1].split("=", 1)[1]) / "quickstart" / "1"
+    assert temps(run_dir), "the kill should leave temp files behind"
+
+    recover(RunDir(run_dir))
+    assert temps(run_dir) == []
+    assert consistent(run_dir) == (2 if what == "_rename" else 1)  # committed saves roll forward, others never were
+
+    res = train(resume=run_dir)
+    assert res.epochs == 3 and epochs_in(run_dir) == [1, 2, 3] and consistent(run_dir) == 3
+    assert temps(run_dir) == []
+
+
+def test_commit_writes_a_manifest_naming_its_files(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    files = {run.metrics: lambda p: p.write_text("epoch\n1\n"), run.state: lambda p: p.write_bytes(b"s")}
+    commit(run, epoch=1, step=4, files=files)
+    manifest = json.loads(run.manifest.read_text())
+    assert (manifest["epoch"], manifest["step"], manifest["files"]) == (1, 4, ["metrics.csv", "state.pt"])
+    assert run.state.read_bytes() == b"s" and temps(tmp_path) == []
+
+
+def test_writer_error_leaves_no_temp_and_the_previous_save(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    commit(run, 1, 4, {run.state: lambda p: p.write_bytes(b"one")})
+
+    def broken(p: Path) -> None:
+        p.write_bytes(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        commit(run, 2, 8, {run.metrics: lambda p: p.write_text("x"), run.state: broken})
+    assert run.state.read_bytes() == b"one" and read_manifest(run)["epoch"] == 1
+    assert not run.metrics.exists() and temps(tmp_path) == []
+
+
+def test_damaged_manifest_is_a_checkpoint_error(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    run.manifest.write_text("{not json")
+    with pytest.raises(CheckpointError, match="checkpoint.json: damaged checkpoint manifest"):
+        recover(run)
