@@ -177,6 +177,24 @@ def test_time_budget_seconds() -> None:
         load_preset(None, ["train.time_budget=0s"])
 
 
+@pytest.mark.parametrize("other", ["epochs = 12", "iters = 500"])
+def test_time_budget_with_an_explicit_length_names_both_keys(tmp_path: Path, other: str) -> None:
+    key = other.split(" ")[0]
+    p = write(tmp_path / "p.toml", f'[train]\n{other}\ntime_budget = "15m"\n')
+    with pytest.raises(PresetError, match=rf"^{p}: train.time_budget = '15m' and train.{key} = \d+ both set"):
+        load_preset(p)
+    base = write(tmp_path / "base.toml", f"[train]\n{other}\n")
+    with pytest.raises(PresetError, match=rf"^command line: train.time_budget = '15m' and train.{key}"):
+        load_preset(base, ["train.time_budget=15m"])
+
+
+def test_time_budget_beside_default_lengths_loads(tmp_path: Path) -> None:
+    p = write(tmp_path / "p.toml", '[train]\nepochs = 10\niters = 0\ntime_budget = "15m"\n')
+    assert load_preset(p).preset.train.time_budget_seconds == 900.0
+    base = write(tmp_path / "base.toml", "[train]\nepochs = 12\n")
+    assert load_preset(base, ["train.epochs=10", "train.time_budget=15m"]).preset.train.time_budget == "15m"
+
+
 def test_class_weights_file_is_checked_at_load(tmp_path: Path) -> None:
     with pytest.raises(PresetError, match=r"loss.class_weights = '.*nope.toml': file not found; .*seg class-weights"):
         load_preset(None, [f"loss.class_weights={tmp_path / 'nope.toml'}"])

@@ -77,7 +77,9 @@ def test_time_budget_ends_annealed_with_validation(tiny_overrides: list[str], mo
     fake = FakeClock()
     monkeypatch.setattr(trainer, "clock", fake)
     # 16 images / batch 4 = 4 iterations per epoch; a 10 s budget at 1 s per iteration is 10 iterations
-    res = train("quickstart", [*tiny_overrides, "train.time_budget=10s", "schedule.warmup_iters=0"], callbacks=[fake])
+    # the budget decides the length: train.epochs back at its default (quickstart sets 12, tiny_overrides 2)
+    over = [*tiny_overrides, "train.epochs=10", "train.time_budget=10s", "schedule.warmup_iters=0"]
+    res = train("quickstart", over, callbacks=[fake])
     r = rows(res.run_dir)
     assert [int(x["iterations"]) for x in r] == [4, 8, 10]  # stopped mid-epoch 3, exactly at the budget
     assert all(x["mIoU"] != "" for x in r)  # every epoch validated, the cut-short last one included

@@ -11,6 +11,7 @@ The model and loss registries (torch, timm) are imported on first use, not with 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -94,6 +95,20 @@ def _check_shapes(p: Preset) -> list[tuple[str, str]]:
     return found
 
 
+def _length_conflicts(t: TrainConfig) -> list[tuple[str, str]]:
+    """A time budget decides the run's length, so an explicit ``epochs``/``iters`` beside it is a mistake."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    return [
+        (
+            "train.time_budget",
+            f"train.time_budget = {t.time_budget!r} and train.{k} = {getattr(t, k)} both set the run's length; "
+            f'keep one (train.{k}={defaults[k]} is its default, train.time_budget="" turns the budget off)',
+        )
+        for k in ("epochs", "iters")
+        if getattr(t, k) != defaults[k]
+    ]
+
+
 def _check_train(t: TrainConfig) -> list[tuple[str, str]]:
     found = []
     if t.monitor not in METRIC_KEYS:
@@ -103,6 +118,7 @@ def _check_train(t: TrainConfig) -> list[tuple[str, str]]:
             t.time_budget_seconds  # noqa: B018 - parsing is the check
         except PresetError as err:
             found.append(("train.time_budget", str(err)))
+        found += _length_conflicts(t)
     if not _DEVICE.fullmatch(t.device.strip().lower()):
         found.append(("train.device", f"train.device = {t.device!r} is not one of auto, cpu, cuda, cuda:N, mps"))
     return found
