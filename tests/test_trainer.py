@@ -141,3 +141,18 @@ def test_bad_preset_leaves_no_run_directory(
     with pytest.raises(UserError, match=needle):
         train("quickstart", [*tiny_overrides, override])
     assert not (tmp_path / "runs").exists()
+
+
+def test_extend_a_time_budget(tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import segcli.engine.trainer as trainer
+
+    fake = FakeClock()
+    monkeypatch.setattr(trainer, "clock", fake)
+    over = [*tiny_overrides, "train.epochs=10", "train.time_budget=10s", "schedule.warmup_iters=0"]
+    res = train("quickstart", over, callbacks=[fake])
+    with pytest.raises(UserError, match="sets the run's length with train.time_budget"):
+        train(resume=res.run_dir, extend=["train.epochs=20"])
+    train(resume=res.run_dir, extend=["train.time_budget=14s"], callbacks=[fake])
+    # 4 more seconds at 1 s per iteration: one more epoch of 4 iterations, ending annealed at the new budget
+    assert [int(x["iterations"]) for x in rows(res.run_dir)] == [4, 8, 10, 14]
+    assert float(rows(res.run_dir)[-1]["lr"]) == pytest.approx(0.002 * (1 / 14) ** 0.9, rel=1e-4)
