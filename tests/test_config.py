@@ -183,9 +183,24 @@ def test_time_budget_with_an_explicit_length_names_both_keys(tmp_path: Path, oth
     p = write(tmp_path / "p.toml", f'[train]\n{other}\ntime_budget = "15m"\n')
     with pytest.raises(PresetError, match=rf"^{p}: train.time_budget = '15m' and train.{key} = \d+ both set"):
         load_preset(p)
-    base = write(tmp_path / "base.toml", f"[train]\n{other}\n")
     with pytest.raises(PresetError, match=rf"^command line: train.time_budget = '15m' and train.{key}"):
-        load_preset(base, ["train.time_budget=15m"])
+        load_preset(None, ["train.time_budget=15m", f"train.{other.replace(' ', '')}"])
+
+
+@pytest.mark.parametrize("other", ["epochs = 12", "iters = 500"])
+def test_the_command_line_decides_between_budget_and_length(tmp_path: Path, other: str) -> None:
+    """`seg train quickstart train.time_budget=15m` trains for 15 minutes although quickstart sets epochs."""
+    key, value = other.split(" = ")
+    base = write(tmp_path / "base.toml", f"[train]\n{other}\n")
+    t = load_preset(base, ["train.time_budget=15m"]).preset.train
+    assert (t.time_budget_seconds, t.epochs, t.iters) == (900.0, 10, 0)  # the length reset to its default
+    budgeted = write(tmp_path / "budget.toml", '[train]\ntime_budget = "15m"\n')
+    t = load_preset(budgeted, [f"train.{key}={value}"]).preset.train
+    assert t.time_budget == "" and getattr(t, key) == int(value)
+    # a resolved preset (a run's preset.toml, a checkpoint) with both: the budget wins, as it always did
+    both = {"train": {"time_budget": "15m", key: int(value)}}
+    t = preset_from_dict(both).train
+    assert t.time_budget == "15m" and (t.epochs, t.iters) == (10, 0)
 
 
 def test_time_budget_beside_default_lengths_loads(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Literal, Union
 
 from segcli.config.schema import MOVED_KEYS, Preset, _loss_options
 from segcli.config.toml_io import dumps_toml, load_toml, parse_toml_value
-from segcli.config.validate import CLI, validate_preset, where
+from segcli.config.validate import CLI, resolve_length, validate_preset, where
 from segcli.errors import PresetError, UserError
 from segcli.registry import did_you_mean
 
@@ -293,7 +293,9 @@ def load_preset(name_or_path: str | os.PathLike | None, overrides: list[str] | t
     _record_origin(cli, CLI, origin)
     _deep_merge(raw, cli)
     preset = _build(Preset, raw, origin, "")
-    validate_preset(preset, origin, default=str(path) if path else CLI)
+    source = str(path) if path else CLI
+    validate_preset(preset, origin, default=source)
+    preset = dataclasses.replace(preset, train=resolve_length(preset.train, origin, source))
     return LoadedPreset(preset=_with_term_tables(preset), path=path, overrides=tuple(overrides))
 
 
@@ -310,6 +312,7 @@ def preset_from_dict(raw: dict[str, Any], source: str = "checkpoint", *, check_f
     _record_origin(raw, source, origin)
     preset = _build(Preset, raw, origin, "")
     validate_preset(preset, origin, check_files=check_files, default=source)
+    preset = dataclasses.replace(preset, train=resolve_length(preset.train))  # resolved: the budget wins
     return _with_term_tables(preset)
 
 

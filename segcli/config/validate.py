@@ -95,18 +95,33 @@ def _check_shapes(p: Preset) -> list[tuple[str, str]]:
     return found
 
 
-def _length_conflicts(t: TrainConfig) -> list[tuple[str, str]]:
-    """A time budget decides the run's length, so an explicit ``epochs``/``iters`` beside it is a mistake."""
+def resolve_length(t: TrainConfig, origin: Mapping[str, str] | None = None, default: str = CLI) -> TrainConfig:
+    """Decide between a time budget and an explicit ``epochs``/``iters``, which both set the run's length.
+
+    The one given on the command line wins over a preset file's (``seg train quickstart
+    train.time_budget=15m`` trains for 15 minutes although quickstart sets ``epochs = 12``); both from
+    the same place is a mistake and a PresetError naming both keys. Without ``origin`` (a resolved
+    preset from a run or a checkpoint) the budget wins, as it always did. The loser is reset to its
+    default, so the resolved preset states one length only.
+    """
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    return [
-        (
-            "train.time_budget",
-            f"train.time_budget = {t.time_budget!r} and train.{k} = {getattr(t, k)} both set the run's length; "
-            f'keep one (train.{k}={defaults[k]} is its default, train.time_budget="" turns the budget off)',
-        )
-        for k in ("epochs", "iters")
-        if getattr(t, k) != defaults[k]
-    ]
+    explicit = [k for k in ("epochs", "iters") if getattr(t, k) != defaults[k]]
+    if not t.time_budget or not explicit:
+        return t
+    lengths_at_default = {k: defaults[k] for k in explicit}
+    if origin is None:
+        return dataclasses.replace(t, **lengths_at_default)
+    budget_src = where(origin, "train.time_budget", default)
+    other_srcs = {where(origin, f"train.{k}", default) for k in explicit}
+    if budget_src == CLI and CLI not in other_srcs:
+        return dataclasses.replace(t, **lengths_at_default)
+    if budget_src != CLI and other_srcs == {CLI}:
+        return dataclasses.replace(t, time_budget="")
+    k = explicit[0]
+    raise PresetError(
+        f"{budget_src}: train.time_budget = {t.time_budget!r} and train.{k} = {getattr(t, k)} both set the run's "
+        f'length; keep one (train.{k}={defaults[k]} is its default, train.time_budget="" turns the budget off)'
+    )
 
 
 def _check_train(t: TrainConfig) -> list[tuple[str, str]]:
@@ -118,7 +133,6 @@ def _check_train(t: TrainConfig) -> list[tuple[str, str]]:
             t.time_budget_seconds  # noqa: B018 - parsing is the check
         except PresetError as err:
             found.append(("train.time_budget", str(err)))
-        found += _length_conflicts(t)
     if not _DEVICE.fullmatch(t.device.strip().lower()):
         found.append(("train.device", f"train.device = {t.device!r} is not one of auto, cpu, cuda, cuda:N, mps"))
     return found
