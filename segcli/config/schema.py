@@ -174,8 +174,8 @@ class TrainConfig:
     time_budget: str = opt(
         "",
         "train for this wall time (e.g. 90s, 15m, 1h30m): the schedule follows elapsed time, the last "
-        "step lands at the budget with lr annealed, then a final validation runs; empty = off; not together "
-        "with an explicit epochs or iters",
+        "step lands at the budget with lr annealed, then a final validation runs; empty = off. Set on the "
+        "command line it replaces the preset's epochs/iters (and the reverse); both in one file is an error",
     )
     device: str = opt("auto", "auto, cpu, cuda, cuda:N or mps")
     amp: Literal["auto", "none", "bf16", "fp16"] = opt(
