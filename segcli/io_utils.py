@@ -19,6 +19,9 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None], suffix
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
     os.close(fd)
     tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give the mode a plain open() would
     try:
         writer(tmp_path)
         os.replace(tmp_path, path)

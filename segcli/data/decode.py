@@ -89,11 +89,34 @@ def decode_ids(data: bytes, where: str) -> np.ndarray:
     return decode_mask(data, where, strict=False)
 
 
+def _truncated_jpeg(data: bytes) -> bool:
+    """True for a JPEG cut short: OpenCV would grey-fill the missing rows without a word.
+
+    A JPEG ends with the EOI marker; only when it does not (truncation, or trailing bytes) is
+    the file decoded strictly by PIL, which refuses a truncated one.
+    """
+    if data[:2] != b"\xff\xd8" or data.rstrip(b"\x00\r\n ")[-2:] == b"\xff\xd9":
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+    except (OSError, ValueError, SyntaxError):
+        return True
+    return False
+
+
 def decode_image(data: bytes, where: str) -> np.ndarray:
-    """RGB uint8 (H, W, 3) from encoded bytes: grey, 16-bit, BGRA and palette images are converted."""
+    """RGB uint8 (H, W, 3) from encoded bytes: grey, 16-bit, BGRA and palette images are converted.
+
+    Strict everywhere (train, eval, infer): a truncated file is an error, never a grey-filled image.
+    """
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DataError(f"{where}: cannot decode image (corrupt or unsupported format)")
+    if _truncated_jpeg(data):
+        raise DataError(f"{where}: image is truncated (the JPEG ends early); re-download or remove it")
     if img.dtype == np.uint16:
         img = (img / 257).astype(np.uint8)
     elif img.dtype != np.uint8:
