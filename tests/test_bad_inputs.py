@@ -86,3 +86,134 @@ PRESET_CASES: dict[str, tuple[Callable[[Path], list[str]], tuple[str, ...]]] = {
 def test_bad_preset(case: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     make, needles = PRESET_CASES[case]
     user_error(capsys, ["presets", "show", *make(tmp_path)], *needles)
+
+
+# ----------------------------------------------------------------------------------------- datasets
+
+
+def _first(data: Path, kind: str, split: str = "val") -> Path:
+    return sorted((data / kind / split).iterdir())[0]
+
+
+def _zero_byte_image(data: Path) -> str:
+    img = _first(data, "images")
+    img.write_bytes(b"")
+    return img.name
+
+
+def _truncated_jpeg(data: Path) -> str:
+    img = _first(data, "images")
+    img.write_bytes(img.read_bytes()[: img.stat().st_size // 2])
+    return img.name
+
+
+def _size_mismatch(data: Path) -> str:
+    mask = _first(data, "masks")
+    cv2.imencode(".png", np.zeros((20, 30), np.uint8))[1].tofile(str(mask))
+    return mask.name
+
+
+def _rgb_mask(data: Path) -> str:
+    mask = _first(data, "masks")
+    cv2.imencode(".png", np.zeros((48, 48, 3), np.uint8))[1].tofile(str(mask))
+    return mask.name
+
+
+def _mask_missing(data: Path) -> str:
+    mask = _first(data, "masks")
+    mask.unlink()
+    return "no mask"
+
+
+def _mask_value(data: Path) -> str:
+    mask = _first(data, "masks")
+    ids = np.zeros((48, 48), np.uint8)
+    ids[0, :3] = 255  # ignore pixels: the max alone does not find the bad value
+    ids[5, 5] = 7
+    cv2.imencode(".png", ids)[1].tofile(str(mask))
+    return "[7]"
+
+
+def _no_dataset_toml(data: Path) -> str:
+    (data / "dataset.toml").unlink()
+    return "dataset.toml"
+
+
+def _empty_split(data: Path) -> str:
+    for kind in ("images", "masks"):
+        for f in (data / kind / "val").iterdir():
+            f.unlink()
+    return "no images"
+
+
+def _bad_name(data: Path) -> str:
+    """An image and mask whose names are not valid UTF-8, the mask spoiled so the file must be named."""
+    img, mask = _first(data, "images"), _first(data, "masks")
+    os.rename(bytes(img), os.fsencode(img.parent) + b"/bad\xff.jpg")
+    new_mask = os.fsencode(mask.parent) + b"/bad\xff.png"
+    os.rename(bytes(mask), new_mask)
+    with open(new_mask, "wb") as f:
+        f.write(b"")
+    return "bad"
+
+
+DATA_CASES: dict[str, Callable[[Path], str]] = {
+    "missing dataset.toml": _no_dataset_toml,
+    "empty split": _empty_split,
+    "zero-byte image": _zero_byte_image,
+    "truncated jpeg": _truncated_jpeg,
+    "size mismatch": _size_mismatch,
+    "rgb mask": _rgb_mask,
+    "mask missing": _mask_missing,
+    "mask value out of range": _mask_value,
+    "non-utf8 file name": _bad_name,
+}
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("case", list(DATA_CASES))
+def test_eval_bad_dataset(
+    case: str, workers: int, data: Path, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Evaluation reads every sample, in the main process or in a DataLoader worker: one line either way."""
+    needle = DATA_CASES[case](data)
+    report = tmp_path / "report"
+    args = ["eval", weights, "--data", data, "--device", "cpu", "--workers", workers, "--out", report]
+    user_error(capsys, args, needle)
+    assert not report.exists()
+
+
+@pytest.mark.parametrize("case", ["zero-byte image", "truncated jpeg", "non-utf8 file name"])
+def test_infer_bad_image(case: str, data: Path, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    needle = DATA_CASES[case](data)
+    if case == "non-utf8 file name":
+        needle = "bad"
+        img = os.fsencode(data / "images" / "val") + b"/bad\xff.jpg"
+        with open(img, "wb") as f:
+            f.write(b"\xff\xd8 not really a jpeg")
+    out = tmp_path / "pred"
+    user_error(capsys, ["infer", weights, data / "images" / "val", "--out", out, "--device", "cpu"], needle)
+    assert not any(p.name.startswith(".") for p in out.rglob("*"))  # no temp files left
+
+
+def test_infer_non_utf8_name_is_written(
+    data: Path, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """OpenCV's imread/imwrite crash on such names; segcli decodes and encodes bytes instead."""
+    img = _first(data, "images")
+    os.rename(bytes(img), os.fsencode(img.parent) + b"/bad\xff.jpg")
+    out = tmp_path / "pred"
+    assert run(["infer", str(weights), str(img.parent), "--out", str(out), "--device", "cpu"]) == 0
+    assert b"bad\xff.png" in os.listdir(os.fsencode(out / "masks"))
+
+
+@pytest.mark.parametrize("case", list(DATA_CASES))
+def test_check_names_the_bad_dataset(case: str, data: Path, capsys: pytest.CaptureFixture) -> None:
+    """`seg check` reports instead of crashing: exit 2 for errors, the file named, no traceback."""
+    needle = DATA_CASES[case](data)
+    rc = run(["check", str(data)])
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    assert rc == 2 and "Traceback" not in text and "unexpected" not in text, text
+    if case not in ("non-utf8 file name", "mask value out of range", "empty split", "mask missing"):
+        assert needle.split(".")[0] in text, text
