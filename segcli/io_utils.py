@@ -41,6 +41,19 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return atomic_write(path, lambda p: p.write_bytes(data))
 
 
+def require_folder(path: str | os.PathLike, option: str = "--out") -> Path:
+    """``path`` when it is a folder or does not exist yet; a UserError when it (or a parent) is a file."""
+    from segcli.errors import UserError
+
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"{p}: {option} must be a folder, but this is a file; choose another {option}")
+            break
+    return path
+
+
 def next_numbered_dir(parent: str | os.PathLike) -> Path:
     """Create and return ``parent/N`` with N one more than the largest existing number.
 

@@ -217,3 +217,140 @@ def test_check_names_the_bad_dataset(case: str, data: Path, capsys: pytest.Captu
     assert rc == 2 and "Traceback" not in text and "unexpected" not in text, text
     if case not in ("non-utf8 file name", "mask value out of range", "empty split", "mask missing"):
         assert needle.split(".")[0] in text, text
+
+
+# ------------------------------------------------------------------------------- options and outputs
+
+
+def _a_file(tmp_path: Path) -> Path:
+    return _write(tmp_path / "taken", "not a folder")
+
+
+OUT_IS_A_FILE: dict[str, Callable[[Path, Path, Path], list]] = {
+    "infer": lambda w, d, f: ["infer", w, d / "images" / "val", "--out", f, "--device", "cpu"],
+    "eval": lambda w, d, f: ["eval", w, "--data", d, "--out", f, "--device", "cpu"],
+    "eval json": lambda w, d, f: ["eval", w, "--data", d, "--out", f / "r.json", "--device", "cpu"],
+    "prepare": lambda w, d, f: ["prepare", "shapes", "--out", f, "--train", 2, "--val", 1],
+    "prepare below": lambda w, d, f: ["prepare", "shapes", "--out", f / "sub", "--train", 2, "--val", 1],
+    "crop-by-mask": lambda w, d, f: ["crop-by-mask", d, "--out", f],
+}
+
+
+@pytest.mark.parametrize("command", list(OUT_IS_A_FILE))
+def test_out_is_a_file(command: str, weights: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    taken = _a_file(tmp_path)
+    user_error(capsys, OUT_IS_A_FILE[command](weights, data, taken), str(taken), "--out must be a folder")
+    assert taken.read_text() == "not a folder"
+
+
+OPTION_CASES: dict[str, tuple[Callable[[Path, Path, Path], list], tuple[str, ...]]] = {
+    "eval --amp": (lambda w, d, t: ["eval", w, "--data", d, "--amp", "fp32"], ("'fp32'",)),
+    "infer --amp": (lambda w, d, t: ["infer", w, d / "images" / "val", "--out", t / "o", "--amp", "x"], ("'x'",)),
+    "eval --device": (lambda w, d, t: ["eval", w, "--data", d, "--device", "tpu"], ("--device", "tpu")),
+    "infer --device": (
+        lambda w, d, t: ["infer", w, d / "images" / "val", "--out", t / "o", "--device", "gpu0"],
+        ("--device", "gpu0"),
+    ),
+    "unknown model": (lambda w, d, t: ["presets", "show", "quickstart", "model.name=unetz"], ("unetz",)),
+    "unknown backbone (train)": (
+        lambda w, d, t: ["train", "quickstart", f"data.root={d}", "model.backbone=resnet19"],
+        ('"resnet18"',),
+    ),
+    "unknown backbone (models)": (lambda w, d, t: ["models", "--backbone", "resnet19"], ('"resnet18"', "--backbone")),
+    "eval split missing": (lambda w, d, t: ["eval", w, "--data", d, "--split", "tset"], ("tset",)),
+}
+
+
+@pytest.mark.parametrize("case", list(OPTION_CASES))
+def test_bad_option(case: str, weights: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    make, needles = OPTION_CASES[case]
+    user_error(capsys, make(weights, data, tmp_path), *needles)
+
+
+def test_infer_existing_output_needs_overwrite(
+    weights: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "pred"
+    mine = _write((out / "masks").mkdir(parents=True) or out / "masks" / "val_00000.png", "mine")
+    user_error(capsys, ["infer", weights, data / "images" / "val", "--out", out, "--device", "cpu"], "--overwrite")
+    assert mine.read_text() == "mine"
+
+
+# ----------------------------------------------------------------------------------------- checkpoints
+
+
+def _truncated_weights(w: Path, tmp: Path) -> Path:
+    data = w.read_bytes()
+    return _write(tmp / "cut.safetensors", data[: len(data) // 2])
+
+
+def _not_a_checkpoint(w: Path, tmp: Path) -> Path:
+    return _write(tmp / "notes.safetensors", "these are my notes")
+
+
+def _plain_safetensors(w: Path, tmp: Path) -> Path:
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(2)}, str(tmp / "plain.safetensors"))
+    return tmp / "plain.safetensors"
+
+
+CHECKPOINT_CASES = {
+    "truncated": _truncated_weights,
+    "not a checkpoint": _not_a_checkpoint,
+    "foreign": _plain_safetensors,
+}
+
+
+@pytest.mark.parametrize("command", ["eval", "infer"])
+@pytest.mark.parametrize("case", list(CHECKPOINT_CASES))
+def test_bad_checkpoint(
+    case: str, command: str, weights: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    bad = CHECKPOINT_CASES[case](weights, tmp_path)
+    rest = ["--data", data] if command == "eval" else [data / "images" / "val", "--out", tmp_path / "o"]
+    user_error(capsys, [command, bad, *rest, "--device", "cpu"], bad.name)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("content", ["pickle", "junk"])
+def test_unsafe_training_state_is_one_line(content: str, tmp_path: Path) -> None:
+    import torch
+
+    from segcli.engine.checkpoint import load_state
+    from segcli.errors import CheckpointError
+
+    class Evil:
+        def __reduce__(self) -> tuple:
+            return (os.getcwd, ())
+
+    state = tmp_path / "state.pt"
+    if content == "pickle":
+        torch.save({"model": Evil()}, state)
+    else:
+        state.write_bytes(b"\x80\x04junk" * 10)
+    with pytest.raises(CheckpointError) as info:
+        load_state(state)
+    msg = str(info.value)
+    assert str(state) in msg and "\n" not in msg and "weights_only=False" not in msg
+
+
+# ----------------------------------------------------------------------------------------- files written
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_outputs_get_the_umask_mode(umask: int, tmp_path: Path) -> None:
+    from segcli.data.io import write_mask
+    from segcli.io_utils import atomic_write_text
+
+    old = os.umask(umask)
+    try:
+        written = [
+            atomic_write_text(tmp_path / "a.txt", "x"),
+            write_mask(tmp_path / "m.png", np.zeros((2, 2), np.uint8)),
+        ]
+    finally:
+        os.umask(old)
+    for path in written:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path

@@ -19,6 +19,7 @@ from segcli.engine.evaluator import predict_logits
 from segcli.engine.rundir import resolve_weights
 from segcli.engine.runtime import resolve_amp, select_device
 from segcli.errors import DataError, UserError
+from segcli.io_utils import require_folder
 
 
 def expand_inputs(inputs: list[str] | tuple[str, ...]) -> list[Path]:
@@ -80,7 +81,7 @@ def predict(
     dev = select_device(device, option="--device")
     amp = resolve_amp(amp, dev, option="--amp")
     paths = expand_inputs(inputs)
-    out = Path(out_dir)
+    out = require_folder(out_dir)
     stems: dict[str, int] = {}
     plan = []
     for p in paths:
