@@ -354,3 +354,52 @@ def test_outputs_get_the_umask_mode(umask: int, tmp_path: Path) -> None:
         os.umask(old)
     for path in written:
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+
+
+# ----------------------------------------------------------------------------------------- prepare
+
+
+@pytest.mark.parametrize("member", ["ok/../../evil.txt", "/tmp/segcli-evil.txt"])
+def test_refused_tar_leaves_nothing_behind(member: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import io
+    import tarfile
+
+    archive = tmp_path / "VOCtrainval.tar"
+    with tarfile.open(archive, "w") as tf:
+        for name in ("VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt", member):
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            tf.addfile(info, io.BytesIO(b"abc"))
+    out = tmp_path / "out"
+    user_error(capsys, ["prepare", "voc", archive, "--out", out], archive.name)
+    assert not out.exists()
+
+
+def test_force_with_fewer_samples_removes_the_stale_ones(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "shapes"
+    base = ["prepare", "shapes", "--out", str(out), "--size", "32", "--val", "2", "--json"]
+    assert run([*base, "--train", "6"]) == 0
+    assert run([*base, "--train", "2", "--force"]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in (out / "images" / "train").iterdir()) == ["train_00000.jpg", "train_00001.jpg"]
+    assert sorted(p.name for p in (out / "masks" / "train").iterdir()) == ["train_00000.png", "train_00001.png"]
+
+
+def test_interrupted_prepare_continues(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A conversion stopped half-way (Ctrl-C, kill) goes on where it was when run again."""
+    from segcli.data.prepare import prepare
+
+    out = tmp_path / "shapes"
+    calls = []
+
+    def stop_after_three(n: int, total: int) -> None:
+        calls.append(n)
+        if len(calls) > 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        prepare("shapes", [], out, train=6, val=2, size=32, progress=stop_after_three)
+    assert not (out / "dataset.toml").exists() and 0 < len(list((out / "images" / "train").iterdir())) < 6
+    assert run(["prepare", "shapes", "--out", str(out), "--train", "6", "--val", "2", "--size", "32", "--json"]) == 0
+    assert '"train": 6' in capsys.readouterr().out
+    assert (out / "dataset.toml").is_file() and not (out / ".prepare-progress.json").exists()
