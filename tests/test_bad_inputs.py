@@ -403,3 +403,29 @@ def test_interrupted_prepare_continues(tmp_path: Path, capsys: pytest.CaptureFix
     assert run(["prepare", "shapes", "--out", str(out), "--train", "6", "--val", "2", "--size", "32", "--json"]) == 0
     assert '"train": 6' in capsys.readouterr().out
     assert (out / "dataset.toml").is_file() and not (out / ".prepare-progress.json").exists()
+
+
+# ----------------------------------------------------------------------------------------- infer re-runs
+
+
+def test_infer_skip_existing_continues_a_stopped_run(
+    weights: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    out = tmp_path / "pred"
+    val = data / "images" / "val"
+    args = ["infer", str(weights), str(val), "--out", str(out), "--device", "cpu"]
+    assert run([*args[:2], str(val / "val_00000.jpg"), *args[3:]]) == 0  # the run that "stopped" after one image
+    (out / "overlays" / "val_00000.jpg").write_bytes(b"mine")  # and a file the user changed: kept
+    capsys.readouterr()
+    assert run([*args, "--skip-existing", "--json"]) == 0
+    import json
+
+    res = json.loads(capsys.readouterr().out)
+    assert res["images"] == 7 and res["skipped"] == 1
+    assert len(list((out / "masks").iterdir())) == 8 and len(list((out / "overlays").iterdir())) == 8
+    assert (out / "overlays" / "val_00000.jpg").read_bytes() == b"mine"
+
+
+def test_infer_overwrite_and_skip_existing_conflict(weights: Path, data: Path, tmp_path: Path, capsys) -> None:
+    args = ["infer", weights, data / "images" / "val", "--out", tmp_path / "o", "--overwrite", "--skip-existing"]
+    user_error(capsys, args, "--overwrite", "--skip-existing")
