@@ -20,16 +20,22 @@ from segcli.cli.app import run
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
-def user_error(capsys: pytest.CaptureFixture, args: list[str], *needles: str, code: int = 2) -> str:
-    """Run ``args``; assert exit ``code`` and one red line naming every needle; return stderr."""
+def user_error(capsys: pytest.CaptureFixture, args: list, *needles: str, code: int = 2, progress: bool = False) -> str:
+    """Run ``args``; assert exit ``code`` and one red line naming every needle; return that line.
+
+    ``progress``: the command may print progress lines (training) before its error, which is the last line.
+    """
     rc = run([str(a) for a in args])
     err = capsys.readouterr().err
     assert rc == code, err
     assert "Traceback" not in err and "unexpected" not in err, err
-    assert len(err.strip().splitlines()) == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 or (progress and sum("error:" in line for line in lines) == 1), err
+    line = lines[-1]
+    assert line.startswith("error:"), err
     for needle in needles:
-        assert needle in err, (needle, err)
-    return err
+        assert needle in line, (needle, err)
+    return line
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +185,7 @@ def test_eval_bad_dataset(
     needle = DATA_CASES[case](data)
     report = tmp_path / "report"
     args = ["eval", weights, "--data", data, "--device", "cpu", "--workers", workers, "--out", report]
-    user_error(capsys, args, needle)
+    user_error(capsys, args, needle, progress=True)
     assert not report.exists()
 
 
@@ -429,3 +435,36 @@ def test_infer_skip_existing_continues_a_stopped_run(
 def test_infer_overwrite_and_skip_existing_conflict(weights: Path, data: Path, tmp_path: Path, capsys) -> None:
     args = ["infer", weights, data / "images" / "val", "--out", tmp_path / "o", "--overwrite", "--skip-existing"]
     user_error(capsys, args, "--overwrite", "--skip-existing")
+
+
+# ----------------------------------------------------------------------------------------- training
+
+
+TRAIN_DATA_CASES = ["mask value out of range", "zero-byte image", "size mismatch", "non-utf8 file name"]
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("case", TRAIN_DATA_CASES)
+def test_train_bad_sample_the_precheck_missed(
+    case: str, workers: int, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """data.check_samples=0: nothing is read before training, so the dataset itself must name the file."""
+    from tests.conftest import TINY
+
+    needle = DATA_CASES[case](data)  # spoils val, which then becomes train
+    for kind in ("images", "masks"):
+        (data / kind / "train").rename(data / kind / "old")
+        (data / kind / "val").rename(data / kind / "train")
+        (data / kind / "old").rename(data / kind / "val")
+    args = [
+        "train",
+        "quickstart",
+        *TINY,
+        f"data.root={data}",
+        f"train.out_dir={tmp_path / 'runs'}",
+        "data.check_samples=0",
+        f"data.num_workers={workers}",
+        "model.pretrained=false",
+        "train.epochs=1",
+    ]
+    user_error(capsys, args, needle, progress=True)
