@@ -20,13 +20,13 @@ from segcli.cli.app import run
 pytestmark = pytest.mark.filterwarnings("ignore")
 
 
-def user_error(capsys: pytest.CaptureFixture, args: list, *needles: str, code: int = 2, progress: bool = False) -> str:
+def user_error(capfd: pytest.CaptureFixture, args: list, *needles: str, code: int = 2, progress: bool = False) -> str:
     """Run ``args``; assert exit ``code`` and one red line naming every needle; return that line.
 
     ``progress``: the command may print progress lines (training) before its error, which is the last line.
     """
     rc = run([str(a) for a in args])
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert rc == code, err
     assert "Traceback" not in err and "unexpected" not in err, err
     lines = err.strip().splitlines()
@@ -89,9 +89,9 @@ PRESET_CASES: dict[str, tuple[Callable[[Path], list[str]], tuple[str, ...]]] = {
 
 
 @pytest.mark.parametrize("case", list(PRESET_CASES))
-def test_bad_preset(case: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_bad_preset(case: str, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     make, needles = PRESET_CASES[case]
-    user_error(capsys, ["presets", "show", *make(tmp_path)], *needles)
+    user_error(capfd, ["presets", "show", *make(tmp_path)], *needles)
 
 
 # ----------------------------------------------------------------------------------------- datasets
@@ -163,6 +163,12 @@ def _bad_name(data: Path) -> str:
     return "bad"
 
 
+def _truncated_png_mask(data: Path) -> str:
+    mask = _first(data, "masks")
+    mask.write_bytes(mask.read_bytes()[:-20])
+    return mask.name
+
+
 DATA_CASES: dict[str, Callable[[Path], str]] = {
     "missing dataset.toml": _no_dataset_toml,
     "empty split": _empty_split,
@@ -170,6 +176,7 @@ DATA_CASES: dict[str, Callable[[Path], str]] = {
     "truncated jpeg": _truncated_jpeg,
     "size mismatch": _size_mismatch,
     "rgb mask": _rgb_mask,
+    "truncated png mask": _truncated_png_mask,
     "mask missing": _mask_missing,
     "mask value out of range": _mask_value,
     "non-utf8 file name": _bad_name,
@@ -179,18 +186,18 @@ DATA_CASES: dict[str, Callable[[Path], str]] = {
 @pytest.mark.parametrize("workers", [0, 1])
 @pytest.mark.parametrize("case", list(DATA_CASES))
 def test_eval_bad_dataset(
-    case: str, workers: int, data: Path, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    case: str, workers: int, data: Path, weights: Path, tmp_path: Path, capfd: pytest.CaptureFixture
 ) -> None:
     """Evaluation reads every sample, in the main process or in a DataLoader worker: one line either way."""
     needle = DATA_CASES[case](data)
     report = tmp_path / "report"
     args = ["eval", weights, "--data", data, "--device", "cpu", "--workers", workers, "--out", report]
-    user_error(capsys, args, needle, progress=True)
+    user_error(capfd, args, needle, progress=True)
     assert not report.exists()
 
 
 @pytest.mark.parametrize("case", ["zero-byte image", "truncated jpeg", "non-utf8 file name"])
-def test_infer_bad_image(case: str, data: Path, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_infer_bad_image(case: str, data: Path, weights: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     needle = DATA_CASES[case](data)
     if case == "non-utf8 file name":
         needle = "bad"
@@ -198,12 +205,12 @@ def test_infer_bad_image(case: str, data: Path, weights: Path, tmp_path: Path, c
         with open(img, "wb") as f:
             f.write(b"\xff\xd8 not really a jpeg")
     out = tmp_path / "pred"
-    user_error(capsys, ["infer", weights, data / "images" / "val", "--out", out, "--device", "cpu"], needle)
+    user_error(capfd, ["infer", weights, data / "images" / "val", "--out", out, "--device", "cpu"], needle)
     assert not any(p.name.startswith(".") for p in out.rglob("*"))  # no temp files left
 
 
 def test_infer_non_utf8_name_is_written(
-    data: Path, weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    data: Path, weights: Path, tmp_path: Path, capfd: pytest.CaptureFixture
 ) -> None:
     """OpenCV's imread/imwrite crash on such names; segcli decodes and encodes bytes instead."""
     img = _first(data, "images")
@@ -214,11 +221,11 @@ def test_infer_non_utf8_name_is_written(
 
 
 @pytest.mark.parametrize("case", list(DATA_CASES))
-def test_check_names_the_bad_dataset(case: str, data: Path, capsys: pytest.CaptureFixture) -> None:
+def test_check_names_the_bad_dataset(case: str, data: Path, capfd: pytest.CaptureFixture) -> None:
     """`seg check` reports instead of crashing: exit 2 for errors, the file named, no traceback."""
     needle = DATA_CASES[case](data)
     rc = run(["check", str(data)])
-    captured = capsys.readouterr()
+    captured = capfd.readouterr()
     text = captured.out + captured.err
     assert rc == 2 and "Traceback" not in text and "unexpected" not in text, text
     if case not in ("non-utf8 file name", "mask value out of range", "empty split", "mask missing"):
@@ -243,9 +250,9 @@ OUT_IS_A_FILE: dict[str, Callable[[Path, Path, Path], list]] = {
 
 
 @pytest.mark.parametrize("command", list(OUT_IS_A_FILE))
-def test_out_is_a_file(command: str, weights: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_out_is_a_file(command: str, weights: Path, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     taken = _a_file(tmp_path)
-    user_error(capsys, OUT_IS_A_FILE[command](weights, data, taken), str(taken), "--out must be a folder")
+    user_error(capfd, OUT_IS_A_FILE[command](weights, data, taken), str(taken), "--out must be a folder")
     assert taken.read_text() == "not a folder"
 
 
@@ -268,17 +275,17 @@ OPTION_CASES: dict[str, tuple[Callable[[Path, Path, Path], list], tuple[str, ...
 
 
 @pytest.mark.parametrize("case", list(OPTION_CASES))
-def test_bad_option(case: str, weights: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_bad_option(case: str, weights: Path, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     make, needles = OPTION_CASES[case]
-    user_error(capsys, make(weights, data, tmp_path), *needles)
+    user_error(capfd, make(weights, data, tmp_path), *needles)
 
 
 def test_infer_existing_output_needs_overwrite(
-    weights: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    weights: Path, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture
 ) -> None:
     out = tmp_path / "pred"
     mine = _write((out / "masks").mkdir(parents=True) or out / "masks" / "val_00000.png", "mine")
-    user_error(capsys, ["infer", weights, data / "images" / "val", "--out", out, "--device", "cpu"], "--overwrite")
+    user_error(capfd, ["infer", weights, data / "images" / "val", "--out", out, "--device", "cpu"], "--overwrite")
     assert mine.read_text() == "mine"
 
 
@@ -312,11 +319,11 @@ CHECKPOINT_CASES = {
 @pytest.mark.parametrize("command", ["eval", "infer"])
 @pytest.mark.parametrize("case", list(CHECKPOINT_CASES))
 def test_bad_checkpoint(
-    case: str, command: str, weights: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    case: str, command: str, weights: Path, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture
 ) -> None:
     bad = CHECKPOINT_CASES[case](weights, tmp_path)
     rest = ["--data", data] if command == "eval" else [data / "images" / "val", "--out", tmp_path / "o"]
-    user_error(capsys, [command, bad, *rest, "--device", "cpu"], bad.name)
+    user_error(capfd, [command, bad, *rest, "--device", "cpu"], bad.name)
     assert not (tmp_path / "o").exists()
 
 
@@ -366,7 +373,7 @@ def test_outputs_get_the_umask_mode(umask: int, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("member", ["ok/../../evil.txt", "/tmp/segcli-evil.txt"])
-def test_refused_tar_leaves_nothing_behind(member: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_refused_tar_leaves_nothing_behind(member: str, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     import io
     import tarfile
 
@@ -377,21 +384,21 @@ def test_refused_tar_leaves_nothing_behind(member: str, tmp_path: Path, capsys: 
             info.size = 3
             tf.addfile(info, io.BytesIO(b"abc"))
     out = tmp_path / "out"
-    user_error(capsys, ["prepare", "voc", archive, "--out", out], archive.name)
+    user_error(capfd, ["prepare", "voc", archive, "--out", out], archive.name)
     assert not out.exists()
 
 
-def test_force_with_fewer_samples_removes_the_stale_ones(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_force_with_fewer_samples_removes_the_stale_ones(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     out = tmp_path / "shapes"
     base = ["prepare", "shapes", "--out", str(out), "--size", "32", "--val", "2", "--json"]
     assert run([*base, "--train", "6"]) == 0
     assert run([*base, "--train", "2", "--force"]) == 0
-    capsys.readouterr()
+    capfd.readouterr()
     assert sorted(p.name for p in (out / "images" / "train").iterdir()) == ["train_00000.jpg", "train_00001.jpg"]
     assert sorted(p.name for p in (out / "masks" / "train").iterdir()) == ["train_00000.png", "train_00001.png"]
 
 
-def test_interrupted_prepare_continues(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_interrupted_prepare_continues(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     """A conversion stopped half-way (Ctrl-C, kill) goes on where it was when run again."""
     from segcli.data.prepare import prepare
 
@@ -407,7 +414,7 @@ def test_interrupted_prepare_continues(tmp_path: Path, capsys: pytest.CaptureFix
         prepare("shapes", [], out, train=6, val=2, size=32, progress=stop_after_three)
     assert not (out / "dataset.toml").exists() and 0 < len(list((out / "images" / "train").iterdir())) < 6
     assert run(["prepare", "shapes", "--out", str(out), "--train", "6", "--val", "2", "--size", "32", "--json"]) == 0
-    assert '"train": 6' in capsys.readouterr().out
+    assert '"train": 6' in capfd.readouterr().out
     assert (out / "dataset.toml").is_file() and not (out / ".prepare-progress.json").exists()
 
 
@@ -415,26 +422,26 @@ def test_interrupted_prepare_continues(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_infer_skip_existing_continues_a_stopped_run(
-    weights: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    weights: Path, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture
 ) -> None:
     out = tmp_path / "pred"
     val = data / "images" / "val"
     args = ["infer", str(weights), str(val), "--out", str(out), "--device", "cpu"]
     assert run([*args[:2], str(val / "val_00000.jpg"), *args[3:]]) == 0  # the run that "stopped" after one image
     (out / "overlays" / "val_00000.jpg").write_bytes(b"mine")  # and a file the user changed: kept
-    capsys.readouterr()
+    capfd.readouterr()
     assert run([*args, "--skip-existing", "--json"]) == 0
     import json
 
-    res = json.loads(capsys.readouterr().out)
+    res = json.loads(capfd.readouterr().out)
     assert res["images"] == 7 and res["skipped"] == 1
     assert len(list((out / "masks").iterdir())) == 8 and len(list((out / "overlays").iterdir())) == 8
     assert (out / "overlays" / "val_00000.jpg").read_bytes() == b"mine"
 
 
-def test_infer_overwrite_and_skip_existing_conflict(weights: Path, data: Path, tmp_path: Path, capsys) -> None:
+def test_infer_overwrite_and_skip_existing_conflict(weights: Path, data: Path, tmp_path: Path, capfd) -> None:
     args = ["infer", weights, data / "images" / "val", "--out", tmp_path / "o", "--overwrite", "--skip-existing"]
-    user_error(capsys, args, "--overwrite", "--skip-existing")
+    user_error(capfd, args, "--overwrite", "--skip-existing")
 
 
 # ----------------------------------------------------------------------------------------- training
@@ -446,7 +453,7 @@ TRAIN_DATA_CASES = ["mask value out of range", "zero-byte image", "size mismatch
 @pytest.mark.parametrize("workers", [0, 1])
 @pytest.mark.parametrize("case", TRAIN_DATA_CASES)
 def test_train_bad_sample_the_precheck_missed(
-    case: str, workers: int, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    case: str, workers: int, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture
 ) -> None:
     """data.check_samples=0: nothing is read before training, so the dataset itself must name the file."""
     from tests.conftest import TINY
@@ -467,4 +474,12 @@ def test_train_bad_sample_the_precheck_missed(
         "model.pretrained=false",
         "train.epochs=1",
     ]
-    user_error(capsys, args, needle, progress=True)
+    user_error(capfd, args, needle, progress=True)
+
+
+def test_empty_files_of_a_real_download(fixtures_dir: Path, weights: Path, tmp_path: Path, capfd) -> None:
+    """mmseg's pseudo iSAID images are all 0 bytes."""
+    images = fixtures_dir / "mmseg" / "pseudo_isaid_dataset" / "img_dir"
+    out = tmp_path / "pred"
+    user_error(capfd, ["infer", weights, images, "--out", out, "--device", "cpu"], "P0000_0_896_1024_1920.png", "empty")
+    assert not out.exists() or not any(out.rglob("*.*"))
