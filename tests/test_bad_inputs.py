@@ -29,6 +29,7 @@ def user_error(capfd: pytest.CaptureFixture, args: list, *needles: str, code: in
     err = capfd.readouterr().err
     assert rc == code, err
     assert "Traceback" not in err and "unexpected" not in err, err
+    assert progress or err == err.lstrip(), repr(err)  # no empty line before the error
     lines = err.strip().splitlines()
     assert len(lines) == 1 or (progress and sum("error:" in line for line in lines) == 1), err
     line = lines[-1]

@@ -124,6 +124,7 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 def progress_bar(label: str, disable: bool = False) -> Iterator[Callable[[int, int | None], None]]:
     """A transient bar on stderr; yields the ``progress(advance, total)`` callback the engine takes."""
     columns = (TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True, disable=disable) as bar:
+    # Off when stderr is not a terminal: there a transient bar only leaves an empty line behind.
+    with Progress(*columns, console=err, transient=True, disable=disable or not err.is_terminal) as bar:
         task = bar.add_task(label, total=None)
         yield lambda n, total: bar.update(task, advance=n, total=total)

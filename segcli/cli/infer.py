@@ -25,7 +25,7 @@ def infer_cmd(
     """Predict masks: palette PNGs (ids readable back) and colour overlays."""
     from segcli.engine.predictor import predict
 
-    with Progress(console=err, transient=True) as progress:
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("predicting", total=None)
 
         def step(i: int, n: int, src: Path) -> None:
