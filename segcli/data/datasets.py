@@ -48,8 +48,11 @@ def _load_pair(image_path: Path, mask_path: Path, info: DatasetInfo) -> tuple[np
         raise
     except DataError as e:
         raise SampleError(str(e)) from None
-    except (OSError, ValueError, MemoryError, cv2.error) as e:
-        raise SampleError(f"{image_path}: cannot load this sample ({type(e).__name__}: {e})") from None
+    except (OSError, ValueError, cv2.error) as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise SampleError(
+            f"{image_path} (mask {mask_path.name}): cannot load this sample ({type(e).__name__}: {first})"
+        ) from None
     return image, mask
 
 
