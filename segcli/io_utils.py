@@ -8,6 +8,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux tells it (setting it races other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_temp(path: str | os.PathLike, writer: Callable[[Path], None], suffix: str | None = None) -> Path:
     """Call ``writer(tmp_path)`` on a new temp file ``.<name>.XXXX`` beside ``path``; return the temp path.
 
@@ -18,6 +32,7 @@ def write_temp(path: str | os.PathLike, writer: Callable[[Path], None], suffix: 
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp makes 0600; give the mode a plain open() would
     try:
         writer(tmp_path)
     except BaseException:
@@ -50,6 +65,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write bytes atomically."""
     return atomic_write(path, lambda p: p.write_bytes(data))
+
+
+def require_folder(path: str | os.PathLike, option: str = "--out") -> Path:
+    """``path`` when it is a folder or does not exist yet; a UserError when it (or a parent) is a file."""
+    from segcli.errors import UserError
+
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                raise UserError(f"{p}: {option} must be a folder, but this is a file; choose another {option}")
+            break
+    return path
 
 
 def next_numbered_dir(parent: str | os.PathLike) -> Path:

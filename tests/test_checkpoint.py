@@ -64,5 +64,5 @@ def test_state_is_read_with_weights_only(tmp_path: Path) -> None:
             return (print, ("pwned",))
 
     torch.save({"x": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(CheckpointError, match="cannot read training state"):
+    with pytest.raises(CheckpointError, match="not a segcli training state or unsafe to load"):
         load_state(tmp_path / "evil.pt")

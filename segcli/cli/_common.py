@@ -16,9 +16,26 @@ from typer.core import TyperGroup
 
 from segcli.io_utils import dumps_json
 
+
+def printable(text: str) -> str:
+    """``text`` with the undecodable bytes of a file name (surrogate escapes) shown as ``\\xff``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
+
+
+class _Console(Console):
+    """A rich console that prints file names which are not valid UTF-8 instead of failing on them."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        super().print(*(printable(o) if isinstance(o, str) else o for o in objects), **kwargs)
+
+
 # Figures and tables go to stdout; progress and messages to stderr, so `--json` output stays clean.
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = _Console(highlight=False, soft_wrap=True)
+err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class _State:
@@ -107,6 +124,7 @@ def table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
 def progress_bar(label: str, disable: bool = False) -> Iterator[Callable[[int, int | None], None]]:
     """A transient bar on stderr; yields the ``progress(advance, total)`` callback the engine takes."""
     columns = (TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err, transient=True, disable=disable) as bar:
+    # Off when stderr is not a terminal: there a transient bar only leaves an empty line behind.
+    with Progress(*columns, console=err, transient=True, disable=disable or not err.is_terminal) as bar:
         task = bar.add_task(label, total=None)
         yield lambda n, total: bar.update(task, advance=n, total=total)

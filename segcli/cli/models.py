@@ -19,6 +19,17 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, int(m.group(2) or h)
 
 
+def check_backbone(name: str) -> None:
+    """A UserError with the closest names when ``name`` is not a timm model (hub names are not checked)."""
+    import timm
+
+    from segcli.registry import did_you_mean
+
+    if name.startswith(("hf-hub:", "hf_hub:", "local-dir:")) or timm.is_model(name):
+        return
+    raise UserError(f"--backbone {name!r} is not a timm model{did_you_mean(name, timm.list_models())}")
+
+
 def models_cmd(
     size: str = typer.Option("512x1024", "--size", help="Input size HEIGHTxWIDTH for the FLOP count."),
     backbone: str = typer.Option("resnet18", "--backbone", help="timm backbone for models that use one."),
@@ -29,6 +40,7 @@ def models_cmd(
     from segcli.models.summary import summarize_models
 
     hw = parse_size(size)
+    check_backbone(backbone)
     rows = summarize_models(hw, backbone, num_classes)
     if as_json:
         print_json({"size": list(hw), "backbone": backbone, "num_classes": num_classes, "models": rows})

@@ -63,6 +63,10 @@ def _read_with_extends(path: Path, origin: dict[str, str], stack: tuple[Path, ..
         chain = " -> ".join(str(p) for p in (*stack, path))
         raise PresetError(f"{path}: 'extends' forms a cycle: {chain}")
     raw = load_toml(path)
+    if not raw:
+        raise PresetError(
+            f"{path}: preset file is empty; start from `seg presets show quickstart > {path.name}` and edit it"
+        )
     ext = raw.pop("extends", [])
     bases = [ext] if isinstance(ext, str) else ext
     if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):

@@ -24,6 +24,8 @@ def load_toml(path: str | os.PathLike, error: type[Exception] = PresetError) -> 
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error(f"{path}: file not found") from None
+    except UnicodeDecodeError as e:
+        raise error(f"{path}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
     except OSError as e:
         raise error(f"{path}: cannot read ({e.strerror})") from None
     try:

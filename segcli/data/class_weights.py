@@ -61,8 +61,12 @@ class ClassStats:
 
 
 def _read_ids(path: str) -> np.ndarray:
-    """Fast path: one OpenCV decode; palette PNGs (3 channels to OpenCV) go through read_mask."""
-    m = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    """Fast path: one OpenCV decode of the bytes (``cv2.imread`` crashes on names that are not UTF-8);
+    palette PNGs (3 channels to OpenCV) go through read_mask."""
+    try:
+        m = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_UNCHANGED)
+    except (OSError, ValueError, cv2.error):
+        m = None
     if m is None or m.ndim != 2:
         return read_mask(path)  # palette indices, or the clear error (empty, corrupt, RGB)
     return m

@@ -24,6 +24,7 @@ import numpy as np
 from segcli.data.format import DatasetInfo, list_samples, list_splits, read_dataset_info, write_dataset_info
 from segcli.data.io import read_image, read_mask, write_image, write_mask
 from segcli.errors import DataError, UserError
+from segcli.io_utils import require_folder
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (end exclusive), in source pixels
 
@@ -134,7 +135,8 @@ def crop_by_mask(
         raise UserError(f"--margin {margin}: must be >= 0 (a fraction of the box size, e.g. 0.1)")
     if size is not None and size < 1:
         raise UserError(f"--size {size}: must be a positive number of pixels")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    require_folder(out)
+    if out.exists() and any(out.iterdir()):
         raise UserError(f"{out}: exists and is not empty; give a new or empty folder with --out")
     if out.resolve() == root.resolve():
         raise UserError(f"{out}: is the source dataset; give a new folder with --out")

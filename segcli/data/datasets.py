@@ -6,23 +6,53 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from segcli.data.format import DatasetIndex, as_index
+from segcli.data.format import DatasetIndex, DatasetInfo, as_index, check_mask_values
 from segcli.data.io import read_image, read_mask
 from segcli.data.transforms import Compose, resize_pair
 from segcli.errors import DataError
 
 
-def _load_pair(image_path: Path, mask_path: Path) -> tuple[np.ndarray, np.ndarray]:
-    image, mask = read_image(image_path), read_mask(mask_path)
-    if image.shape[:2] != mask.shape:
-        raise DataError(
-            f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {image_path.name} is "
-            f"{image.shape[1]}x{image.shape[0]}; re-run `seg prepare` or resize the mask (nearest)"
-        )
+class SampleError(DataError):
+    """A sample that cannot be loaded; its message is one line naming the file.
+
+    A DataLoader worker's exception reaches the main process re-built by torch as
+    ``SampleError("Caught SampleError in DataLoader worker process N.\\nOriginal Traceback ...")``;
+    the constructor keeps only our own line from that text, so the CLI still prints one line.
+    """
+
+    def __init__(self, message: str) -> None:
+        if message.startswith("Caught ") and "\nOriginal Traceback" in message:
+            prefix = f"{type(self).__name__}: "
+            ours = [line for line in message.splitlines() if prefix in line and not line.startswith("Caught ")]
+            if ours:
+                message = ours[-1].split(prefix, 1)[1]
+        super().__init__(message)
+
+
+def _load_pair(image_path: Path, mask_path: Path, info: DatasetInfo) -> tuple[np.ndarray, np.ndarray]:
+    """The sample's image and mask, checked (sizes, mask values); any failure is a SampleError naming the file."""
+    try:
+        image, mask = read_image(image_path), read_mask(mask_path)
+        if image.shape[:2] != mask.shape:
+            raise DataError(
+                f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {image_path.name} is "
+                f"{image.shape[1]}x{image.shape[0]}; re-run `seg prepare` or resize the mask (nearest)"
+            )
+        check_mask_values(mask, info, mask_path)
+    except SampleError:
+        raise
+    except DataError as e:
+        raise SampleError(str(e)) from None
+    except (OSError, ValueError, cv2.error) as e:
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise SampleError(
+            f"{image_path} (mask {mask_path.name}): cannot load this sample ({type(e).__name__}: {first})"
+        ) from None
     return image, mask
 
 
@@ -38,7 +68,8 @@ class TrainDataset(Dataset):
     """
 
     def __init__(self, dataset: str | os.PathLike | DatasetIndex, split: str, transform: Compose) -> None:
-        self.samples = as_index(dataset, [split]).pairs(split)
+        index = as_index(dataset, [split])
+        self.samples, self.info = index.pairs(split), index.info
         self.transform = transform
 
     def __len__(self) -> int:
@@ -46,7 +77,7 @@ class TrainDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         index, seed = key if isinstance(key, tuple) else (key, key)
-        image, mask = _load_pair(*self.samples[index])
+        image, mask = _load_pair(*self.samples[index], self.info)
         image, mask = self.transform(image, mask, np.random.default_rng(seed))
         return image_to_tensor(image), torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64))
 
@@ -55,14 +86,15 @@ class EvalDataset(Dataset):
     """Evaluation samples: the image optionally resized to ``size``; the mask at full resolution."""
 
     def __init__(self, dataset: str | os.PathLike | DatasetIndex, split: str, size: tuple[int, ...] = ()) -> None:
-        self.samples = as_index(dataset, [split]).pairs(split)
+        index = as_index(dataset, [split])
+        self.samples, self.info = index.pairs(split), index.info
         self.size = tuple(size)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = _load_pair(*self.samples[index])
+        image, mask = _load_pair(*self.samples[index], self.info)
         if self.size:
             image, _ = resize_pair(image, None, (self.size[0], self.size[1]))
         return image_to_tensor(image), torch.from_numpy(mask.astype(np.int64))

@@ -25,6 +25,7 @@ from segcli.errors import DataError
 cv2.setNumThreads(0)
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: length 0, type, CRC
 
 
 def read_file(path: str | os.PathLike, what: str, fix: str) -> bytes:
@@ -64,6 +65,7 @@ def decode_mask(data: bytes, where: str, strict: bool = True) -> np.ndarray:
     converted) a 3-channel image whose channels are equal is read as grey ids.
     """
     what = "mask" if strict else "label"
+    _refuse_truncated(data, where, what)
     if is_palette_png(data):
         return _palette_indices(data, where, what)
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
@@ -89,8 +91,39 @@ def decode_ids(data: bytes, where: str) -> np.ndarray:
     return decode_mask(data, where, strict=False)
 
 
+def truncated(data: bytes) -> str:
+    """``"PNG"`` or ``"JPEG"`` for a file of that kind cut short, else ``""``.
+
+    Checked before OpenCV sees the bytes: it would grey-fill a truncated JPEG (or print libpng and
+    libjpeg complaints on stderr). A PNG ends with its IEND chunk; a JPEG with the EOI marker, and
+    only when it does not (truncation, or trailing bytes) is it decoded strictly by PIL.
+    """
+    if data[:8] == _PNG_SIGNATURE:
+        return "" if _PNG_END in data else "PNG"  # bytes after IEND are tolerated
+    if data[:2] != b"\xff\xd8" or data.rstrip(b"\x00\r\n ")[-2:] == b"\xff\xd9":
+        return ""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+    except (OSError, ValueError, SyntaxError):
+        return "JPEG"
+    return ""
+
+
+def _refuse_truncated(data: bytes, where: str, what: str) -> None:
+    kind = truncated(data)
+    if kind:
+        raise DataError(f"{where}: {what} is truncated (the {kind} file ends early); re-download or re-create it")
+
+
 def decode_image(data: bytes, where: str) -> np.ndarray:
-    """RGB uint8 (H, W, 3) from encoded bytes: grey, 16-bit, BGRA and palette images are converted."""
+    """RGB uint8 (H, W, 3) from encoded bytes: grey, 16-bit, BGRA and palette images are converted.
+
+    Strict everywhere (train, eval, infer): a truncated file is an error, never a grey-filled image.
+    """
+    _refuse_truncated(data, where, "image")
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise DataError(f"{where}: cannot decode image (corrupt or unsupported format)")

@@ -184,8 +184,15 @@ def list_samples(root: str | os.PathLike, split: str) -> list[tuple[Path, Path]]
 
 
 def check_mask_values(mask: np.ndarray, info: DatasetInfo, path: Path) -> None:
-    """Raise DataError when a mask holds values outside [0, classes) ∪ {ignore_index}."""
-    values = np.unique(mask)
+    """Raise DataError when a mask holds values outside [0, classes) ∪ {ignore_index}.
+
+    Cheap enough for every sample a loader reads: one ``max``, and a histogram only when the
+    mask holds ignore pixels (or bad values).
+    """
+    if not mask.size or int(mask.max()) < info.num_classes:
+        return
+    counts = np.bincount(mask.ravel())
+    values = np.nonzero(counts)[0]
     bad = values[(values >= info.num_classes) & (values != info.ignore_index)]
     if bad.size:
         raise DataError(

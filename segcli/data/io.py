@@ -10,7 +10,7 @@ import numpy as np
 
 from segcli.data.decode import decode_image, decode_mask, read_file
 from segcli.errors import DataError
-from segcli.io_utils import atomic_write
+from segcli.io_utils import atomic_write, atomic_write_bytes
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -29,27 +29,26 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     return decode_mask(read_file(path, "mask", "re-create it with seg prepare"), str(path), strict=True)
 
 
+def _encode(ext: str, array: np.ndarray, params: list[int], path: str | os.PathLike, what: str) -> bytes:
+    """Encode in memory: OpenCV's file functions crash on names that are not valid UTF-8."""
+    ok, buf = cv2.imencode(ext, array, params)
+    if not ok:
+        raise DataError(f"{os.fsdecode(path)!r}: cannot encode {what} as {ext}")
+    return buf.tobytes()
+
+
 def write_image(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95) -> Path:
     """Write an RGB uint8 image atomically (format from the extension)."""
-    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if Path(path).suffix.lower() in (".jpg", ".jpeg") else []
-
-    def _w(tmp: Path) -> None:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params):
-            raise DataError(f"{path}: cannot write image")
-
-    return atomic_write(path, _w)
+    ext = Path(path).suffix.lower()
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in (".jpg", ".jpeg") else []
+    return atomic_write_bytes(path, _encode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params, path, "image"))
 
 
 def write_mask(path: str | os.PathLike, mask: np.ndarray) -> Path:
     """Write a single-channel id mask as PNG atomically (uint8, or uint16 above 255 classes)."""
     if mask.ndim != 2 or mask.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"mask must be 2-D uint8/uint16, got {mask.shape} {mask.dtype}")
-
-    def _w(tmp: Path) -> None:
-        if not cv2.imwrite(str(tmp), mask):
-            raise DataError(f"{path}: cannot write mask")
-
-    return atomic_write(path, _w, suffix=".png")
+    return atomic_write_bytes(path, _encode(".png", mask, [], path, "mask"))
 
 
 def write_palette_mask(path: str | os.PathLike, mask: np.ndarray, palette: list[list[int]]) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -173,5 +174,12 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
         raise CheckpointError(f"{path}: no training state to resume from (the run ended before its first epoch?)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means a damaged file
-        raise CheckpointError(f"{path}: cannot read training state ({type(e).__name__}: {e})") from None
+    except pickle.UnpicklingError:
+        # torch's message (several lines) advises weights_only=False: never the right advice for a file we refused
+        raise CheckpointError(
+            f"{path}: not a segcli training state or unsafe to load (it holds objects other than tensors "
+            "and plain values); resume only runs that segcli wrote"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - any other failure means a damaged file
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise CheckpointError(f"{path}: cannot read training state ({type(e).__name__}: {first})") from None

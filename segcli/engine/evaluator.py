@@ -19,7 +19,7 @@ from segcli.engine.distributed import DistInfo, all_reduce_sum
 from segcli.engine.rundir import RunDir, resolve_weights, run_of_weights
 from segcli.engine.runtime import autocast, resolve_amp, select_device
 from segcli.errors import DataError
-from segcli.io_utils import atomic_write_text, dumps_json, next_free_path
+from segcli.io_utils import atomic_write_text, dumps_json, next_free_path, require_folder
 from segcli.metrics import Absent, ConfusionMatrix
 
 
@@ -98,7 +98,10 @@ class EvalResult:
 def _report_path(weights: Path, split: str, out: str | os.PathLike | None) -> Path:
     if out is not None:
         out = Path(out)
-        return next_free_path(out / f"{split}.json" if out.suffix != ".json" else out)
+        if out.suffix == ".json":
+            require_folder(out.parent)
+            return next_free_path(out)
+        return next_free_path(require_folder(out) / f"{split}.json")
     run = run_of_weights(weights) or RunDir.create("runs", "eval")
     return run.eval_report(split)
 
@@ -120,6 +123,8 @@ def evaluate(
     weights = resolve_weights(weights_or_run)
     dev = select_device(device, option="--device")
     amp = resolve_amp(amp, dev, option="--amp")
+    if out is not None:
+        _report_path(weights, split, out)  # a bad --out fails now, not after the evaluation
     model, meta = build_from_weights(weights, dev)
     preset = meta.preset
     root = Path(data_root) if data_root is not None else Path(preset.data.root)

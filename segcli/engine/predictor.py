@@ -19,6 +19,7 @@ from segcli.engine.evaluator import predict_logits
 from segcli.engine.rundir import resolve_weights
 from segcli.engine.runtime import resolve_amp, select_device
 from segcli.errors import DataError, UserError
+from segcli.io_utils import require_folder
 
 
 def expand_inputs(inputs: list[str] | tuple[str, ...]) -> list[Path]:
@@ -55,12 +56,14 @@ class PredictResult:
     out_dir: Path
     weights: Path
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # inputs whose outputs were already there
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "out_dir": str(self.out_dir),
             "weights": str(self.weights),
             "images": len(self.outputs),
+            "skipped": len(self.skipped),
             "outputs": self.outputs,
         }
 
@@ -74,13 +77,20 @@ def predict(
     amp: str = "none",
     overwrite: bool = False,
     on_image: Callable[[int, int, Path], None] | None = None,
+    skip_existing: bool = False,
 ) -> PredictResult:
-    """Predict every input image; write ``masks/<stem>.png`` (palette) and ``overlays/<stem>.jpg``."""
+    """Predict every input image; write ``masks/<stem>.png`` (palette) and ``overlays/<stem>.jpg``.
+
+    Existing outputs are an error unless ``overwrite`` (replace them) or ``skip_existing`` (keep
+    them and write only what is missing: an interrupted run continues where it stopped).
+    """
+    if overwrite and skip_existing:
+        raise UserError("--overwrite and --skip-existing contradict each other; pass one of them")
     weights = resolve_weights(weights_or_run)
     dev = select_device(device, option="--device")
     amp = resolve_amp(amp, dev, option="--amp")
     paths = expand_inputs(inputs)
-    out = Path(out_dir)
+    out = require_folder(out_dir)
     stems: dict[str, int] = {}
     plan = []
     for p in paths:
@@ -88,24 +98,32 @@ def predict(
         stems[p.stem] = n + 1
         stem = p.stem if n == 0 else f"{p.stem}_{n + 1}"
         plan.append((p, out / "masks" / f"{stem}.png", out / "overlays" / f"{stem}.jpg"))
-    if not overwrite:
+    if not overwrite and not skip_existing:
         clash = [str(f) for _, m, o in plan for f in (m, o) if f.exists()]
         if clash:
             raise UserError(
-                f"{clash[0]} exists ({len(clash)} output files would be replaced); pass --overwrite or another --out"
+                f"{clash[0]} exists ({len(clash)} output files would be replaced); pass --overwrite, "
+                "--skip-existing (continue an interrupted run) or another --out"
             )
     model, meta = build_from_weights(weights, dev)
     palette = np.array(meta.palette, dtype=np.uint8)
     eval_size = tuple(size) if size is not None else tuple(meta.preset.eval.size)
     result = PredictResult(out, weights)
     for i, (src, mask_path, overlay_path) in enumerate(plan):
+        if skip_existing and mask_path.exists() and overlay_path.exists():
+            result.skipped.append(str(src))
+            if on_image is not None:
+                on_image(i, len(plan), src)
+            continue
         image = read_image(src)
         h, w = image.shape[:2]
         x = resize_pair(image, None, (eval_size[0], eval_size[1]))[0] if eval_size else image
         logits = predict_logits(model, image_to_tensor(x)[None], [(h, w)], dev, amp)[0]
         mask = logits.argmax(0).cpu().numpy().astype(np.uint8)
-        write_palette_mask(mask_path, mask, meta.palette)
-        write_image(overlay_path, overlay(image, mask, palette))
+        if not (skip_existing and mask_path.exists()):
+            write_palette_mask(mask_path, mask, meta.palette)
+        if not (skip_existing and overlay_path.exists()):
+            write_image(overlay_path, overlay(image, mask, palette))
         counts = np.bincount(mask.ravel(), minlength=meta.num_classes)
         result.outputs.append(
             {

@@ -12,15 +12,17 @@ the CLI builds its command, options and help from this declaration.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
 from segcli.data.decode import check_ids, decode_ids, lut_map
 from segcli.data.format import DatasetInfo
-from segcli.data.prepare.sources import Member, Sources, open_sources
+from segcli.data.prepare.sources import STAGING, Member, Sources, open_sources
 from segcli.data.prepare.writer import PrepareResult, Progress, Sample, run_conversion
 from segcli.errors import UserError
 from segcli.registry import Registry
@@ -157,13 +159,18 @@ def prepare(
     conv: Converter = converters().get(converter)
     opts = conv.resolve(options)
     paths = list(sources)
-    if conv.takes_sources:
-        srcs = open_sources(paths, out, conv.expected_for(opts), lambda n: conv.want(n, opts))
-    elif paths:
-        raise UserError(f"seg prepare {converter} reads no downloads; got {', '.join(map(str, paths))}")
-    else:
-        srcs = Sources.none()
-    plan = conv.plan(srcs, opts)
+    existed = Path(out).exists()
+    try:
+        if conv.takes_sources:
+            srcs = open_sources(paths, out, conv.expected_for(opts), lambda n: conv.want(n, opts))
+        elif paths:
+            raise UserError(f"seg prepare {converter} reads no downloads; got {', '.join(map(str, paths))}")
+        else:
+            srcs = Sources.none()
+        plan = conv.plan(srcs, opts)
+    except BaseException:
+        _drop_staging(Path(out), existed)
+        raise
     return run_conversion(
         out,
         plan.info,
@@ -179,6 +186,13 @@ def prepare(
         workers=workers,
         progress=progress,
     )
+
+
+def _drop_staging(out: Path, existed: bool) -> None:
+    """After a refused download: remove what open_sources unpacked, and ``out`` when it made it."""
+    shutil.rmtree(out / STAGING, ignore_errors=True)
+    if not existed and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
 
 
 # ------------------------------------------------------------------------------- label helpers

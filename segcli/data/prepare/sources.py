@@ -21,6 +21,7 @@ from pathlib import Path
 
 from segcli.data.format import DATASET_FILE
 from segcli.errors import DataError
+from segcli.io_utils import require_folder
 
 STAGING = ".prepare-tmp"
 MARKER = ".prepare-progress.json"
@@ -265,10 +266,9 @@ def require(hits: list, what: str, srcs: Sources, expected: str) -> None:
 def out_is_free(root: Path) -> bool:
     """True when ``root`` is missing or empty (ignoring our staging folder); DataError when it holds
     files that are neither a segcli dataset nor an unfinished conversion."""
+    require_folder(root)
     if not root.exists() or all(p.name == STAGING for p in root.iterdir()):
         return True
-    if not root.is_dir():
-        raise DataError(f"{root}: exists and is not a folder; choose another --out")
     if not (root / DATASET_FILE).is_file() and not (root / MARKER).is_file():
         raise DataError(f"{root}: folder exists, is not empty and is not a segcli dataset; choose another --out")
     return False

@@ -175,10 +175,13 @@ def _process(job: _Job) -> tuple[int, int, np.ndarray]:
     return 1, linked, class_counts(mask, job.num_classes)
 
 
-def _check_out(root: Path, info: DatasetInfo, settings: dict[str, Any], force: bool) -> None:
-    """Refuse to write into a folder holding something else, or made with other settings."""
+def _check_out(root: Path, info: DatasetInfo, settings: dict[str, Any], force: bool) -> bool:
+    """Refuse to write into a folder holding something else, or made with other settings.
+
+    True when ``root`` is new (or empty); False when it holds this dataset, whole or unfinished.
+    """
     if out_is_free(root):
-        return
+        return True
     if (root / DATASET_FILE).is_file():
         have = read_dataset_info(root)
         if have.name != info.name:
@@ -195,6 +198,25 @@ def _check_out(root: Path, info: DatasetInfo, settings: dict[str, Any], force: b
         raise DataError(
             f"{root}: was prepared with other settings {had}; pass --force to redo it or choose another --out folder"
         )
+    return False
+
+
+def _remove_stale(root: Path, samples: list[Sample], image_fn: ImageFn | None, image_ext: str) -> int:
+    """Delete the files under ``images/`` and ``masks/`` that no sample of this conversion writes
+    (a re-run with fewer samples, temp files of an interrupted one); empty split folders go too."""
+    keep = {p for s in samples for p in _out_paths(root, s, _image_ext(s, image_fn, image_ext))}
+    removed = 0
+    for kind in ("images", "masks"):
+        for split_dir in sorted((root / kind).iterdir()) if (root / kind).is_dir() else []:
+            if not split_dir.is_dir():
+                continue
+            for f in split_dir.iterdir():
+                if f not in keep and (f.is_file() or f.is_symlink()):
+                    f.unlink()
+                    removed += 1
+            if not any(split_dir.iterdir()):
+                split_dir.rmdir()
+    return removed
 
 
 def _check_unique(samples: list[Sample], sources: Sources) -> None:
@@ -267,7 +289,7 @@ def run_conversion(
     root = Path(out)
     settings = {"converter": info.name, **(settings or {})}
     try:
-        _check_out(root, info, settings, force)
+        fresh = _check_out(root, info, settings, force)
         if not samples:
             raise DataError(f"{sources.origin_list() or root}: nothing to convert (no image/label pairs found)")
         _check_unique(samples, sources)
@@ -282,6 +304,8 @@ def run_conversion(
             for s, sk in zip(samples, skip)
         ]
         written, linked, pixels = _run_jobs(jobs, workers, progress)
+        if not fresh:
+            _remove_stale(root, samples, image_fn, image_ext)
         write_dataset_info(root, _with_settings(info, settings))
         (root / MARKER).unlink(missing_ok=True)
         validate_dataset(root, sample_masks=validate_masks)
