@@ -22,7 +22,9 @@ def current_umask() -> int:
     return mask
 
 
-def write_temp(path: str | os.PathLike, writer: Callable[[Path], None], suffix: str | None = None) -> Path:
+def write_temp(
+    path: str | os.PathLike, writer: Callable[[Path], None], suffix: str | None = None, durable: bool = False
+) -> Path:
     """Call ``writer(tmp_path)`` on a new temp file ``.<name>.XXXX`` beside ``path``; return the temp path.
 
     The temp is removed when ``writer`` fails; renaming it onto ``path`` is the caller's part.
@@ -35,31 +37,52 @@ def write_temp(path: str | os.PathLike, writer: Callable[[Path], None], suffix: 
     os.chmod(tmp_path, 0o666 & ~current_umask())  # mkstemp makes 0600; give the mode a plain open() would
     try:
         writer(tmp_path)
+        if durable:  # checkpoints: the bytes reach the disk before a rename makes them the real file
+            _fsync(tmp_path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
     return tmp_path
 
 
-def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None], suffix: str | None = None) -> Path:
+def _fsync(path: Path) -> None:
+    """Flush a file (or, on POSIX, a folder's entries) to disk; best effort where the OS refuses."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(
+    path: str | os.PathLike, writer: Callable[[Path], None], suffix: str | None = None, durable: bool = False
+) -> Path:
     """Call ``writer(tmp_path)`` then rename the temp file onto ``path``.
 
     A crash never leaves a half-written file at ``path``. ``suffix`` keeps the extension on the
-    temp file (OpenCV picks the encoder from it).
+    temp file (OpenCV picks the encoder from it). ``durable`` also survives a power cut (fsync of
+    the file and the folder): for checkpoints, not for the thousands of files a conversion writes.
     """
     path = Path(path)
-    tmp_path = write_temp(path, writer, suffix)
+    tmp_path = write_temp(path, writer, suffix, durable)
     try:
         os.replace(tmp_path, path)
+        if durable:
+            _fsync(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
     return path
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+def atomic_write_text(path: str | os.PathLike, text: str, durable: bool = False) -> Path:
     """Write text atomically (UTF-8)."""
-    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"))
+    return atomic_write(path, lambda p: p.write_text(text, encoding="utf-8"), durable=durable)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -33,7 +33,7 @@ Writer = Callable[[Path], None]
 
 def _stage(path: Path, writer: Writer) -> Path:
     """``writer`` into a temp file beside ``path`` (not renamed yet); the temp path."""
-    return write_temp(path, writer)
+    return write_temp(path, writer, durable=True)
 
 
 def _rename(src: Path, dst: Path) -> None:
@@ -61,7 +61,7 @@ def commit(run: RunDir, epoch: int, step: int, files: Mapping[Path, Writer]) -> 
         raise
     rel = {path.relative_to(run.path).as_posix(): tmp.relative_to(run.path).as_posix() for path, tmp in staged.items()}
     manifest = {"format": FORMAT, "epoch": epoch, "step": step, "files": sorted(rel), "pending": rel}
-    atomic_write_text(run.manifest, json.dumps(manifest, indent=1) + "\n")  # the commit point
+    atomic_write_text(run.manifest, json.dumps(manifest, indent=1) + "\n", durable=True)  # the commit point
     _finish(run, manifest)
 
 
