@@ -133,3 +133,64 @@ def test_cli(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "thing, other" in text and "written" in text
     assert run(["crop-by-mask", str(src), "--out", str(tmp_path / "out2")]) == 2
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_interrupted_crop_is_finished_by_a_rerun(tmp_path, monkeypatch, capsys):
+    import segcli.data.crop as crop_mod
+
+    masks = {f"s{i}": rect_mask(2 * i, 2 * i + 10, 3 * i, 3 * i + 20) for i in range(6)}
+    masks["empty"] = np.zeros((H, W), np.uint8)  # skipped
+    src = make_ds(tmp_path / "src", masks)
+    make_ds(src, {"v": rect_mask(5, 30, 5, 50)}, split="val")
+    args = {"classes": ["thing"], "margin": 0.2, "square": True, "size": 24}
+    full = crop_by_mask(src, tmp_path / "full", **args)
+
+    out = tmp_path / "out"
+    real_write_mask, calls = crop_mod.write_mask, {"n": 0}
+
+    def failing_write_mask(path, mask):
+        calls["n"] += 1
+        if calls["n"] == 4:  # three crops written, then the disk "fails"
+            raise OSError(28, "No space left on device")
+        return real_write_mask(path, mask)
+
+    monkeypatch.setattr(crop_mod, "write_mask", failing_write_mask)
+    with pytest.raises(OSError, match="No space"):
+        crop_by_mask(src, out, **args)
+    assert (out / crop_mod.MARKER).is_file() and not (out / "dataset.toml").exists()
+    assert len(list((out / "masks" / "train").iterdir())) == 3
+
+    # other settings are refused, naming the setting; nothing is changed
+    before = _tree(out)
+    with pytest.raises(UserError, match=r"unfinished crop with margin=0\.2, not 0\.3.*same settings"):
+        crop_by_mask(src, out, **{**args, "margin": 0.3})
+    assert _tree(out) == before
+
+    monkeypatch.setattr(crop_mod, "write_mask", real_write_mask)
+    # the CLI re-run with the same settings finishes it
+    argv = ["crop-by-mask", str(src), "--out", str(out), "--classes", "thing", "--margin", "0.2", "--square"]
+    assert run([*argv, "--size", "24", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["boxes"] == full.to_dict()["boxes"] and doc["written"] == full.written
+    assert doc["skipped"] == full.skipped
+    assert not (out / crop_mod.MARKER).exists()
+    assert _tree(out) == _tree(tmp_path / "full")  # every byte the uninterrupted crop wrote
+    validate_dataset(out)
+    # finished: a third run is refused (nothing is overwritten)
+    assert run([*argv, "--size", "24"]) == 2
+
+
+def test_a_finished_or_foreign_folder_is_still_refused(tmp_path):
+    src = make_ds(tmp_path / "src", {"a": rect_mask(10, 20, 20, 40)})
+    crop_by_mask(src, tmp_path / "out")
+    with pytest.raises(UserError, match="not empty"):
+        crop_by_mask(src, tmp_path / "out")
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / ".crop-progress.json").write_text("{not json")
+    with pytest.raises(UserError, match="damaged progress file"):
+        crop_by_mask(src, damaged)

@@ -91,3 +91,41 @@ def test_safe_archive_with_internal_link_is_read(tmp_path: Path) -> None:
     assert srcs.get("ok/link") is None  # links are not followed
     zsrcs = open_sources([_zip_with(tmp_path / "b.zip", "ok/b.txt", b"bee")], tmp_path / "out2", "x")
     assert zsrcs.read(zsrcs.get("ok/b.txt")) == b"bee"
+
+
+def _tar_with_special(path: Path, name: str, kind: bytes, link_to: str = "") -> Path:
+    with tarfile.open(path, "w") as tf:
+        ok = tarfile.TarInfo("ok/a.txt")
+        ok.size = 4
+        tf.addfile(ok, io.BytesIO(b"fine"))
+        ti = tarfile.TarInfo(name)
+        ti.type, ti.linkname = kind, link_to
+        tf.addfile(ti)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "link_to", "what"),
+    [
+        (tarfile.LNKTYPE, "ok/a.txt", "hard link to 'ok/a.txt'"),  # even one pointing inside the archive
+        (tarfile.CHRTYPE, "", "character device"),
+        (tarfile.BLKTYPE, "", "block device"),
+        (tarfile.FIFOTYPE, "", "FIFO"),
+    ],
+    ids=["hard-link-inside", "char-device", "block-device", "fifo"],
+)
+def test_tar_hard_links_devices_and_fifos_are_refused(tmp_path: Path, kind: bytes, link_to: str, what: str) -> None:
+    archive = _tar_with_special(tmp_path / "a.tar", "ok/special", kind, link_to)
+    out = tmp_path / "out"
+    with pytest.raises(DataError) as e:
+        open_sources([archive], out, "the test archive")
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg == f"{archive}: unsafe archive member 'ok/special' ({what}); refusing to unpack it"
+    assert not any(p.name == "special" for p in tmp_path.rglob("*"))
+
+
+def test_tar_device_member_is_one_red_line_at_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    archive = _tar_with_special(tmp_path / "gtFine.tar", "gtFine/dev", tarfile.CHRTYPE)
+    rc, msg = cli_error(capsys, ["prepare", "cityscapes", str(archive), "--out", str(tmp_path / "o")])
+    assert rc == 2 and "gtFine.tar: unsafe archive member 'gtFine/dev' (character device)" in msg

@@ -13,7 +13,9 @@ from segcli.cli.check import split_list
 
 def crop_cmd(
     root: Path = typer.Argument(..., help="Source dataset folder."),
-    out_dir: Path = typer.Option(..., "--out", "-o", help="New (or empty) folder for the cropped dataset."),
+    out_dir: Path = typer.Option(
+        ..., "--out", "-o", help="New (or empty) folder for the cropped dataset; an interrupted crop there is finished."
+    ),
     classes: str = typer.Option(None, "--classes", help="Comma-separated class names (default: all but class 0)."),
     margin: float = typer.Option(0.1, "--margin", help="Margin on each side, as a fraction of the box size."),
     square: bool = typer.Option(False, "--square", help="Make crops square (padding: ignore_index / black)."),

@@ -6,11 +6,16 @@ centre (the part outside the image is padded: ``ignore_index`` in masks, 0 in im
 optionally resized (masks nearest-neighbour). Images without any of the classes are skipped and
 listed. The output is a dataset in the same format; its ``dataset.toml`` is written last, so an
 interrupted run never looks like a finished dataset.
+
+An interrupted crop continues: ``.crop-progress.json`` in the output folder holds the settings
+while the crop runs (it is removed once ``dataset.toml`` is written); a re-run with the same
+settings keeps the crops already written and writes the rest, other settings are refused.
 """
 
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -24,9 +29,10 @@ import numpy as np
 from segcli.data.format import DatasetInfo, list_samples, list_splits, read_dataset_info, write_dataset_info
 from segcli.data.io import read_image, read_mask, write_image, write_mask
 from segcli.errors import DataError, UserError
-from segcli.io_utils import require_folder
+from segcli.io_utils import atomic_write_text, require_folder
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (end exclusive), in source pixels
+MARKER = ".crop-progress.json"  # in the output folder while a crop runs
 
 
 @dataclass
@@ -117,6 +123,30 @@ def _resize(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np.ndarray,
     )
 
 
+def _unfinished(out: Path, settings: dict[str, Any]) -> bool:
+    """True when ``out`` holds an unfinished crop with these ``settings`` (continue it), False when
+    ``out`` is missing or empty; a UserError for any other content (nothing the user had is touched)."""
+    require_folder(out)
+    if not out.exists() or not any(out.iterdir()):
+        return False
+    marker = out / MARKER
+    if not marker.is_file():
+        raise UserError(f"{out}: exists and is not empty; give a new or empty folder with --out")
+    try:
+        had = json.loads(marker.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        had = None
+    if not isinstance(had, dict):
+        raise UserError(f"{out / MARKER}: damaged progress file of an unfinished crop; delete {out} and crop again")
+    for key, value in settings.items():
+        if had.get(key) != value:
+            raise UserError(
+                f"{out}: holds an unfinished crop with {key}={had.get(key)!r}, not {value!r}; "
+                "re-run it with the same settings to finish it, or give a new folder with --out"
+            )
+    return True
+
+
 def crop_by_mask(
     root: str | os.PathLike,
     out: str | os.PathLike,
@@ -127,7 +157,8 @@ def crop_by_mask(
     splits: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> CropResult:
-    """Write the cropped dataset to ``out`` (which must not exist or be empty)."""
+    """Write the cropped dataset to ``out`` (which must not exist, be empty, or hold an unfinished
+    crop with the same settings, which is then finished)."""
     root, out = Path(root), Path(out)
     info = read_dataset_info(root)
     ids = resolve_classes(info, classes)
@@ -135,18 +166,27 @@ def crop_by_mask(
         raise UserError(f"--margin {margin}: must be >= 0 (a fraction of the box size, e.g. 0.1)")
     if size is not None and size < 1:
         raise UserError(f"--size {size}: must be a positive number of pixels")
-    require_folder(out)
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out}: exists and is not empty; give a new or empty folder with --out")
     if out.resolve() == root.resolve():
         raise UserError(f"{out}: is the source dataset; give a new folder with --out")
     chosen = splits or list_splits(root)
+    settings = {
+        "format": "segcli-crop-progress/1",
+        "source": str(root.resolve()),
+        "classes": ids,
+        "margin": margin,
+        "square": square,
+        "size": size,
+        "splits": chosen,
+    }
+    resuming = _unfinished(out, settings)
     pairs = {s: list_samples(root, s) for s in chosen}  # checks layout and pairing before writing
     total = sum(len(p) for p in pairs.values())
     if progress:
         progress(0, total)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    if not resuming:
+        atomic_write_text(out / MARKER, json.dumps(settings) + "\n")
     res = CropResult(out, [info.classes[i] for i in ids], {}, [])
     for split, items in pairs.items():
         res.written[split] = 0
@@ -156,6 +196,9 @@ def crop_by_mask(
             box = crop_box(mask, ids, margin, square)
             if box is None:
                 res.skipped.append(key)
+            elif resuming and _written(out, split, img_path):
+                res.boxes[key] = box  # cropped before the interruption (both files are written atomically)
+                res.written[split] += 1
             else:
                 image = read_image(img_path)
                 if image.shape[:2] != mask.shape:
@@ -178,6 +221,7 @@ def crop_by_mask(
         else:
             for sub in ("images", "masks"):
                 shutil.rmtree(out / sub, ignore_errors=True)
+            (out / MARKER).unlink(missing_ok=True)
         raise DataError(f"{root}: no image contains the classes {', '.join(res.classes)}; nothing written")
     for split, n in res.written.items():
         if n == 0:  # a split whose images were all skipped would not be a valid split
@@ -198,4 +242,12 @@ def crop_by_mask(
         extra={k: v for k, v in d.items() if k in info.extra},
     )
     write_dataset_info(out, new)
+    (out / MARKER).unlink(missing_ok=True)  # only now is the output a finished dataset
     return res
+
+
+def _written(out: Path, split: str, img_path: Path) -> bool:
+    """Both files of this image's crop are in ``out`` (an interrupted run wrote them)."""
+    return (out / "images" / split / img_path.name).is_file() and (
+        out / "masks" / split / f"{img_path.stem}.png"
+    ).is_file()

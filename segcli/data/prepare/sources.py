@@ -2,7 +2,8 @@
 
 Nothing is extracted outside the output folder: zip members are read in place, tar members that
 samples need are unpacked into ``<out>/.prepare-tmp/`` (removed when the conversion ends). Archive
-members with absolute paths, ``..`` parts or links that point outside the archive are rejected.
+members with absolute paths, ``..`` parts or links that point outside the archive are rejected, and
+so are tar hard links (wherever they point), devices and FIFOs: a dataset holds none of them.
 """
 
 from __future__ import annotations
@@ -42,6 +43,19 @@ def _unsafe_reason(name: str) -> str | None:
         return "absolute path"
     if ".." in re.split(r"[\\/]", name):
         return "'..' in path"
+    return None
+
+
+def _special_tar_member(m: tarfile.TarInfo) -> str | None:
+    """What a tar member is when it is a hard link, a device or a FIFO (refused: datasets hold none), or None."""
+    if m.islnk():
+        return f"hard link to {m.linkname!r}"
+    if m.ischr():
+        return "character device"
+    if m.isblk():
+        return "block device"
+    if m.isfifo():
+        return "FIFO"
     return None
 
 
@@ -185,7 +199,10 @@ def _extract_tar(path: Path, dest: Path, pick: Callable[[str], bool], check: boo
                     why = _unsafe_reason(m.name)
                     if why:
                         raise DataError(f"{path}: unsafe archive member {m.name!r} ({why}); refusing to unpack it")
-                    if (m.issym() or m.islnk()) and _link_escapes(m.name, m.linkname, m.issym()):
+                    why = _special_tar_member(m)
+                    if why:
+                        raise DataError(f"{path}: unsafe archive member {m.name!r} ({why}); refusing to unpack it")
+                    if m.issym() and _link_escapes(m.name, m.linkname, True):
                         raise DataError(
                             f"{path}: archive member {m.name!r} is a link to {m.linkname!r} outside the archive; "
                             "refusing to unpack it"
