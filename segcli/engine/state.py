@@ -32,6 +32,11 @@ class Progress:
     best_row: dict[str, Any] = field(default_factory=dict)
     stale: int = 0  # validations without improvement
     finished: bool = False
+    # a mid-epoch save (train.save_every): where inside ``epoch`` it was taken and the partial epoch's totals
+    iter: int = 0  # batches of ``epoch`` already trained (0 = at an epoch boundary)
+    epoch_loss: float = 0.0  # sum of those batches' losses
+    epoch_seconds: float = 0.0  # seconds spent in ``epoch`` so far
+    epoch_row: dict[str, Any] = field(default_factory=dict)  # metrics of a validation inside ``epoch``
 
     def improve(self, value: float | None, row: dict[str, Any]) -> bool:
         """Record a validation's monitored ``value``; True when it is a new best."""
@@ -69,6 +74,10 @@ class TrainState:
             "best_row": p.best_row,
             "stale": p.stale,
             "finished": p.finished,
+            "iter": p.iter,
+            "epoch_loss": p.epoch_loss,
+            "epoch_seconds": p.epoch_seconds,
+            "epoch_row": p.epoch_row,
         }
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
@@ -96,4 +105,8 @@ class TrainState:
             best_row=dict(state.get("best_row", {})),
             stale=int(state.get("stale", 0)),
             finished=bool(state.get("finished", False)),
+            iter=int(state.get("iter", 0)),
+            epoch_loss=float(state.get("epoch_loss", 0.0)),
+            epoch_seconds=float(state.get("epoch_seconds", 0.0)),
+            epoch_row=dict(state.get("epoch_row", {})),
         )

@@ -238,6 +238,9 @@ class Trainer:
         self.last: dict[str, Any] = dict(rows[-1]) if rows else {}
         self.t_epoch = clock()
         self.t_run = clock() - state.progress.elapsed
+        self.t_save = clock()  # the last save (train.save_min_seconds counts from it)
+        self.val_due = self.save_due = False  # due inside an epoch, waiting for an optimiser step
+        self.at_boundary = False  # the current position is savable (between batches, after an optimiser step)
 
     @property
     def done(self) -> bool:
@@ -271,16 +274,30 @@ class Trainer:
             st.ema.update(st.model)
         st.progress.step += 1
 
+    def _global_iter(self, it: int) -> int:
+        """Iterations since the run began when iteration ``it`` (0-based) of the current epoch ends."""
+        return self.state.progress.epoch * self.plan.iters_per_epoch + it + 1
+
     def train_one_epoch(self) -> dict[str, Any]:
-        """One pass over the training split (cut short by ``iters`` or the time budget)."""
+        """One pass over the training split (cut short by ``iters`` or the time budget).
+
+        A run resumed from a mid-epoch save (``train.save_every``) starts at the batch after it.
+        """
         p, st, pr, dev = self.p, self.state, self.state.progress, self.rt.device
-        epoch, loader = pr.epoch, self.data.train_loader
-        self.data.sampler.set_epoch(epoch)
+        epoch, loader, n = pr.epoch, self.data.train_loader, self.plan.iters_per_epoch
+        start = pr.iter
+        self.data.sampler.set_epoch(epoch, start=start * p.data.batch_size)
         self.net.train()
-        self.t_epoch = t_epoch = clock()
-        loss_sum, seen = 0.0, 0
+        self.t_epoch = clock() - pr.epoch_seconds
+        t_seen, seen, loss_sum = clock(), 0, pr.epoch_loss
+        rng = torch.get_rng_state()
+        batches = iter(loader)  # draws the loader's base seed from the global RNG
+        if start:  # the uninterrupted run drew it at the epoch's start, before the save restored here
+            torch.set_rng_state(rng)
         st.optimizer.zero_grad(set_to_none=True)
-        for it, (images, masks) in enumerate(loader):
+        it = start - 1
+        for it, (images, masks) in enumerate(batches, start):
+            self.at_boundary = False
             lr = set_lr(st.optimizer, lr_factor(p.schedule, pr.step, self.fraction(), p.optim.lr))
             if hasattr(self.criterion, "set_progress"):  # e.g. the top-k loss anneals its pixel share
                 total = self.plan.total_steps or max(pr.step + 1, round(pr.step / max(self.fraction(), 1e-9)))
@@ -296,24 +313,47 @@ class Trainer:
                     "lower optim.lr, set train.grad_clip, or check the masks with seg check"
                 )
             st.scaler.scale(loss / p.train.accumulate).backward()
-            if (it + 1) % p.train.accumulate == 0 or it + 1 == len(loader):
+            stepped = (it + 1) % p.train.accumulate == 0 or it + 1 == n
+            if stepped:
                 self._optimizer_step()
             loss_sum += loss.item()
+            pr.iter, pr.epoch_loss = it + 1, loss_sum
+            self.at_boundary = stepped  # a save now is a consistent position (no gradients half accumulated)
             seen += images.shape[0] * self.rt.dist.world_size
-            self.cb.on_iter_end(epoch, it, loss.item(), lr, seen / max(clock() - t_epoch, 1e-9))
+            self.cb.on_iter_end(epoch, it, loss.item(), lr, seen / max(clock() - t_seen, 1e-9))
             out_of_steps = self.plan.total_steps is not None and pr.step >= self.plan.total_steps
             if out_of_steps or (self.plan.budget is not None and _all_agree(self.fraction() >= 1.0, self.rt.dist, dev)):
                 pr.finished = True
                 break
+            if it + 1 < n:
+                self._mid_epoch(it, stepped)
         pr.finished = pr.finished or epoch + 1 >= self.plan.epochs
         lr_now = st.optimizer.param_groups[0]["lr"]
-        return {"epoch": epoch + 1, "iterations": pr.step, "train_loss": loss_sum / (it + 1), "lr": lr_now}
+        row = {"epoch": epoch + 1, "iterations": pr.step, "train_loss": loss_sum / max(it + 1, 1), "lr": lr_now}
+        row.update(pr.epoch_row)  # a validation inside the epoch (train.val_every_iters)
+        return row
 
-    def validate(self, row: dict[str, Any]) -> bool:
-        """Validate when due (every ``val_every`` epochs and at the end); True when ``monitor`` improved."""
+    def _mid_epoch(self, it: int, stepped: bool) -> None:
+        """Validation and checkpoints inside an epoch (``val_every_iters``, ``save_every``), at optimiser steps."""
+        t, g = self.p.train, self._global_iter(it)
+        self.val_due = self.val_due or bool(t.val_every_iters and g % t.val_every_iters == 0)
+        self.save_due = self.save_due or bool(t.save_every and g % t.save_every == 0)
+        if not stepped:
+            return
+        improved = False
+        if self.val_due:
+            self.val_due = False
+            row: dict[str, Any] = {"epoch": self.state.progress.epoch + 1}
+            improved = self._run_validation(row)
+            self.state.progress.epoch_row = {k: v for k, v in row.items() if k != "epoch"}
+        if improved or (self.save_due and clock() - self.t_save >= t.save_min_seconds):
+            self.save_due = False
+            self.save_position(improved)
+
+    def _run_validation(self, row: dict[str, Any]) -> bool:
+        """Validate the model (and its EMA) into ``row``; True when ``monitor`` improved."""
         p, pr = self.p, self.state.progress
-        if (pr.epoch + 1) % p.train.val_every and not pr.finished:
-            return False
+        self.at_boundary, was = False, self.at_boundary
         t_val = clock()
         info, rt = self.data.info, self.rt
         args = (self.data.val_loader, info.num_classes, info.ignore_index, rt.device, rt.amp, p.train.channels_last)
@@ -328,7 +368,39 @@ class Trainer:
         if p.train.patience and pr.stale >= p.train.patience:
             self.cb.on_message(f"early stop: {p.train.monitor} did not improve for {pr.stale} validations")
             pr.finished = True
+        self.at_boundary = was
         return improved
+
+    def validate(self, row: dict[str, Any]) -> bool:
+        """Validate at the epoch's end when due (every ``val_every`` epochs, or when ``val_every_iters``
+        falls on the epoch's last iteration, and at the end); True when ``monitor`` improved."""
+        p, pr = self.p, self.state.progress
+        if p.train.val_every_iters:
+            g = self._global_iter(pr.iter - 1)
+            due = self.val_due or g % p.train.val_every_iters == 0
+        else:
+            due = (pr.epoch + 1) % p.train.val_every == 0
+        if not due and not pr.finished:
+            return False  # a best found inside the epoch was saved then (save_position)
+        self.val_due = False
+        return self._run_validation(row)
+
+    def save_position(self, improved: bool = False) -> None:
+        """A mid-epoch checkpoint: the weights and state.pt at the current batch (metrics.csv is untouched)."""
+        st, run, info, pr = self.state, self.run, self.data.info, self.state.progress
+        pr.elapsed = clock() - self.t_run
+        pr.epoch_seconds = clock() - self.t_epoch
+        if self.rt.dist.is_main:
+            meta = dict(pr.best_row) if improved else dict(self.last)
+            files = {run.weights("last"): weights_writer(st.model, self.p, info, pr.epoch, meta)}
+            if improved:
+                files[run.weights("best")] = files[run.weights("last")]
+            if st.ema is not None and "ema_mIoU" in pr.epoch_row:
+                files[run.weights("ema")] = weights_writer(st.ema.module, self.p, info, pr.epoch, pr.epoch_row)
+            files[run.state] = state_writer(st.state_dict())
+            commit(run, pr.epoch, pr.step, files)
+        ddp.barrier(self.rt.dist)
+        self.t_save = clock()
 
     def save(self, row: dict[str, Any], improved: bool) -> None:
         """Rank 0 writes metrics.csv, the weights and state.pt as one commit; then every rank moves on."""
@@ -337,6 +409,7 @@ class Trainer:
         self.last = row
         st.progress.epoch += 1
         st.progress.elapsed = clock() - self.t_run
+        st.progress.iter, st.progress.epoch_loss, st.progress.epoch_seconds, st.progress.epoch_row = 0, 0.0, 0.0, {}
         if self.rt.dist.is_main:
             self.rows.append(row)
             epoch, rows = st.progress.epoch, list(self.rows)
@@ -351,17 +424,26 @@ class Trainer:
             files[run.state] = state_writer(st.state_dict())
             commit(run, epoch, st.progress.step, files)
         ddp.barrier(self.rt.dist)
+        self.save_due, self.t_save = False, clock()
         self.cb.on_epoch_end(st.progress.epoch - 1, row, improved)
 
     def interrupted(self) -> TrainingInterrupted:
-        """Ctrl-C: what is on disk is the last finished epoch (saves are atomic); log it and say how to go on.
+        """Ctrl-C: what is on disk is the last save (saves are atomic); log it and say how to go on.
 
-        The interrupted epoch's partial work is dropped rather than saved: resume restarts that epoch
-        from its first batch, which is what ``state.pt`` at an epoch boundary means.
+        Without ``train.save_every`` the interrupted epoch's partial work is dropped: resume restarts
+        that epoch from its first batch, which is what ``state.pt`` at an epoch boundary means. With it,
+        the current batch is saved (when no gradients are half accumulated) and resume goes on from the next.
         """
-        pr = self.state.progress
+        pr, n = self.state.progress, self.plan.iters_per_epoch
+        where = ""
+        if self.p.train.save_every and self.at_boundary and 0 < pr.iter < n and not pr.finished:
+            self.save_position()
+            where = f" at iteration {pr.iter} of {n}"
         if self.rt.dist.is_main:
-            self.run.log(f"interrupted during epoch {pr.epoch + 1}; {len(self.rows)} finished epoch(s) saved")
+            self.run.log(
+                f"interrupted during epoch {pr.epoch + 1}; {len(self.rows)} finished epoch(s) saved"
+                + (f", and epoch {pr.epoch + 1} up to iteration {pr.iter} of {n}" if where else "")
+            )
         return TrainingInterrupted(f"interrupted: resume with seg train --resume {self.run.path}")
 
 
