@@ -156,3 +156,38 @@ def test_extend_a_time_budget(tiny_overrides: list[str], monkeypatch: pytest.Mon
     # 4 more seconds at 1 s per iteration: one more epoch of 4 iterations, ending annealed at the new budget
     assert [int(x["iterations"]) for x in rows(res.run_dir)] == [4, 8, 10, 14]
     assert float(rows(res.run_dir)[-1]["lr"]) == pytest.approx(0.002 * (1 / 14) ** 0.9, rel=1e-4)
+
+
+class LrLog(Callback):
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+
+    def on_iter_end(self, epoch: int, it: int, loss: float, lr: float, images_per_s: float) -> None:
+        self.lrs.append(lr)
+
+
+def test_time_budget_reserves_the_final_validation_from_the_start(
+    tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Validation costs 1 s per image here (8 val images: 8 s), the first epoch-based validation would
+    come after 12 s of training: the reserve must be known before it, or the run overruns its budget."""
+    import segcli.engine.trainer as trainer
+
+    fake = FakeClock()
+    monkeypatch.setattr(trainer, "clock", fake)
+    real = trainer.confusion_over_loader
+
+    def slow_validation(model, loader, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        for _, masks in loader:
+            fake.now += len(masks)  # 1 s per image
+        return real(model, loader, *a, **k)
+
+    monkeypatch.setattr(trainer, "confusion_over_loader", slow_validation)
+    lrs = LrLog()
+    over = [*tiny_overrides, "train.epochs=10", "train.time_budget=20s", "schedule.warmup_iters=0"]
+    res = train("quickstart", [*over, "train.val_every=3", "eval.batch_size=1"], callbacks=[fake, lrs])
+    # training, the reserve's estimate, and the final validation end at the budget
+    assert res.seconds == pytest.approx(20.0, rel=0.02)
+    assert all(b <= a for a, b in zip(lrs.lrs, lrs.lrs[1:]))  # the lr never jumps up
+    assert rows(res.run_dir)[-1]["mIoU"] != ""
+    assert torch.load(res.run_dir / "state.pt", weights_only=True)["reserve"] == pytest.approx(8.0)

@@ -27,7 +27,8 @@ class Progress:
     epoch: int = 0  # the next epoch to run (0-based)
     step: int = 0  # optimiser steps taken
     elapsed: float = 0.0  # seconds of training before this process (resume)
-    val_seconds: float = 0.0  # duration of the last validation (the time budget reserves it)
+    val_seconds: float = 0.0  # duration of the last validation
+    reserve: float = 0.0  # seconds a time budget keeps for the final validation (estimated, then the largest seen)
     best_value: float = -math.inf
     best_row: dict[str, Any] = field(default_factory=dict)
     stale: int = 0  # validations without improvement
@@ -70,6 +71,7 @@ class TrainState:
             "step": p.step,
             "elapsed": p.elapsed,
             "val_seconds": p.val_seconds,
+            "reserve": p.reserve,
             "best_value": p.best_value,
             "best_row": p.best_row,
             "stale": p.stale,
@@ -101,6 +103,7 @@ class TrainState:
             step=int(state["step"]),
             elapsed=float(state["elapsed"]),
             val_seconds=float(state.get("val_seconds", 0.0)),
+            reserve=float(state.get("reserve", state.get("val_seconds", 0.0))),
             best_value=float(state["best_value"]),
             best_row=dict(state.get("best_row", {})),
             stale=int(state.get("stale", 0)),

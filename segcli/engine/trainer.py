@@ -179,10 +179,11 @@ class Plan:
             return cls(batches, -(-p.train.iters // steps_per_epoch), p.train.iters, None)
         return cls(batches, p.train.epochs, steps_per_epoch * p.train.epochs, None)
 
-    def fraction(self, step: int, seconds: float, val_seconds: float) -> float:
-        """Training progress in [0, 1]: by the clock under a budget (less the validation reserve)."""
+    def fraction(self, step: int, seconds: float, reserve: float) -> float:
+        """Training progress in [0, 1]: by the clock under a budget, less the ``reserve`` kept for the
+        final validation and save."""
         if self.budget is not None:
-            return seconds / max(self.budget - val_seconds, 1e-9)
+            return seconds / max(self.budget - reserve, 1e-9)
         return step / max(self.total_steps or 1, 1)
 
 
@@ -239,6 +240,7 @@ class Trainer:
         self.t_epoch = clock()
         self.t_run = clock() - state.progress.elapsed
         self.t_save = clock()  # the last save (train.save_min_seconds counts from it)
+        self.save_seconds = 0.0  # the longest save so far (a time budget keeps room for the final one)
         self.val_due = self.save_due = False  # due inside an epoch, waiting for an optimiser step
         self.at_boundary = False  # the current position is savable (between batches, after an optimiser step)
 
@@ -251,7 +253,33 @@ class Trainer:
 
     def fraction(self) -> float:
         pr = self.state.progress
-        return self.plan.fraction(pr.step, clock() - self.t_run, pr.val_seconds)
+        return self.plan.fraction(pr.step, clock() - self.t_run, pr.reserve + self.save_seconds)
+
+    def estimate_reserve(self) -> None:
+        """Under a time budget, before training: time validation on a few batches of the val split and
+        scale to the whole split, so the schedule keeps room for the final validation from the first step.
+
+        Measured validations then raise the reserve (never lower it: the lr never jumps back up).
+        """
+        pr, p, loader = self.state.progress, self.p, self.data.val_loader
+        n = len(loader.dataset)
+        if self.plan.budget is None or pr.reserve > 0 or n == 0:
+            return
+        k = min(n, max(2 * p.eval.batch_size, n // 20))
+        sample = DataLoader(
+            torch.utils.data.Subset(loader.dataset, list(range(k))),
+            batch_size=p.eval.batch_size,
+            num_workers=0,
+            collate_fn=loader.collate_fn,
+        )
+        info, rt = self.data.info, self.rt
+        args = (sample, info.num_classes, info.ignore_index, rt.device, rt.amp, p.train.channels_last)
+        rng = torch.get_rng_state()  # the estimate must not change the training's random stream
+        t0 = clock()
+        for model in [self.state.model] + ([self.state.ema.module] if self.state.ema is not None else []):
+            confusion_over_loader(model, *args, rt.dist)
+        torch.set_rng_state(rng)
+        pr.reserve = (clock() - t0) * n / k
 
     def _loss(self, out: Any, masks: torch.Tensor) -> torch.Tensor:
         """The criterion on the main output plus the weighted auxiliary outputs."""
@@ -364,6 +392,7 @@ class Trainer:
                 "mIoU"
             ]
         pr.val_seconds = clock() - t_val
+        pr.reserve = max(pr.reserve, pr.val_seconds)
         improved = pr.improve(row.get(p.train.monitor), row)
         if p.train.patience and pr.stale >= p.train.patience:
             self.cb.on_message(f"early stop: {p.train.monitor} did not improve for {pr.stale} validations")
@@ -389,6 +418,7 @@ class Trainer:
         """A mid-epoch checkpoint: the weights and state.pt at the current batch (metrics.csv is untouched)."""
         st, run, info, pr = self.state, self.run, self.data.info, self.state.progress
         pr.elapsed = clock() - self.t_run
+        t0 = clock()
         pr.epoch_seconds = clock() - self.t_epoch
         if self.rt.dist.is_main:
             meta = dict(pr.best_row) if improved else dict(self.last)
@@ -401,11 +431,13 @@ class Trainer:
             commit(run, pr.epoch, pr.step, files)
         ddp.barrier(self.rt.dist)
         self.t_save = clock()
+        self.save_seconds = max(self.save_seconds, self.t_save - t0)
 
     def save(self, row: dict[str, Any], improved: bool) -> None:
         """Rank 0 writes metrics.csv, the weights and state.pt as one commit; then every rank moves on."""
         st, run, info = self.state, self.run, self.data.info
-        row["seconds"] = clock() - self.t_epoch
+        t0 = clock()
+        row["seconds"] = t0 - self.t_epoch
         self.last = row
         st.progress.epoch += 1
         st.progress.elapsed = clock() - self.t_run
@@ -425,6 +457,7 @@ class Trainer:
             commit(run, epoch, st.progress.step, files)
         ddp.barrier(self.rt.dist)
         self.save_due, self.t_save = False, clock()
+        self.save_seconds = max(self.save_seconds, self.t_save - t0)
         self.cb.on_epoch_end(st.progress.epoch - 1, row, improved)
 
     def interrupted(self) -> TrainingInterrupted:
@@ -528,6 +561,8 @@ def train(
         cb.on_message(f"{run.path} already finished")
 
     try:
+        if not trainer.done:
+            trainer.estimate_reserve()
         while not trainer.done:
             row = trainer.train_one_epoch()
             improved = trainer.validate(row)
