@@ -191,3 +191,50 @@ def test_time_budget_reserves_the_final_validation_from_the_start(
     assert all(b <= a for a, b in zip(lrs.lrs, lrs.lrs[1:]))  # the lr never jumps up
     assert rows(res.run_dir)[-1]["mIoU"] != ""
     assert torch.load(res.run_dir / "state.pt", weights_only=True)["reserve"] == pytest.approx(8.0)
+
+
+OOM = getattr(torch, "OutOfMemoryError", None)
+
+
+def _oom() -> BaseException:
+    return OOM("CUDA out of memory. Tried to allocate 2.00 GiB") if OOM else RuntimeError("CUDA out of memory")
+
+
+@pytest.mark.parametrize(("when", "needle"), [("train", "in the training step"), ("eval", "in validation")])
+def test_out_of_memory_is_one_line_naming_the_sizes(
+    tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch, when: str, needle: str
+) -> None:
+    import segcli.engine.trainer as trainer
+    from segcli.errors import TrainingError
+
+    real = trainer.model_from_preset
+    calls = {"train": 0}
+
+    def model_that_runs_out(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        model = real(*a, **k)
+        forward = model.forward
+
+        def oom_forward(x):  # noqa: ANN001, ANN202
+            if model.training:
+                calls["train"] += 1
+            if (when == "train" and model.training and calls["train"] > 5) or (when == "eval" and not model.training):
+                raise _oom()
+            return forward(x)
+
+        model.forward = oom_forward
+        return model
+
+    monkeypatch.setattr(trainer, "model_from_preset", model_that_runs_out)
+    with pytest.raises(TrainingError) as info:
+        train("quickstart", [*tiny_overrides, "train.epochs=3", "train.accumulate=2"])
+    msg = str(info.value)
+    assert "\n" not in msg and needle in msg and "out of memory" in msg
+    run_dir = Path(tiny_overrides[1].split("=", 1)[1]) / "quickstart" / "1"
+    assert f"the last save in {run_dir} is kept" in msg
+    if when == "train":
+        assert "data.batch_size = 4" in msg and "augment.crop_size = [32, 32]" in msg
+        assert "data.batch_size=2 with train.accumulate=4" in msg and "train.amp=bf16" in msg
+        # failed in epoch 2: epoch 1's save is still there
+        assert torch.load(run_dir / "state.pt", weights_only=True)["epoch"] == 1
+    else:
+        assert "eval.batch_size = 4" in msg and "eval.batch_size=2" in msg

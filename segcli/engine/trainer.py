@@ -211,6 +211,30 @@ def _all_agree(flag: bool, dist: ddp.DistInfo, device: torch.device) -> bool:
 # ----------------------------------------------------------------------------------------- the loop
 
 
+def is_out_of_memory(e: BaseException) -> bool:
+    """torch.OutOfMemoryError (torch >= 2.5), or the RuntimeError older versions and other backends raise."""
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(e, oom)) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
+
+
+def out_of_memory(p: Preset, where: str, device: torch.device, run: RunDir) -> TrainingError:
+    """One line: what ran out of memory, the sizes that decide it and what to try."""
+    kept = f"the last save in {run.path} is kept"
+    if where == "validation":
+        size = f"[{', '.join(map(str, p.eval.size))}]" if p.eval.size else "native"
+        return TrainingError(
+            f"{device} ran out of memory in validation (eval.batch_size = {p.eval.batch_size}, eval.size = {size}); "
+            f"try eval.batch_size={max(1, p.eval.batch_size // 2)}, a smaller eval.size or train.amp=bf16; {kept}"
+        )
+    bs, acc = p.data.batch_size, p.train.accumulate
+    crop = f"[{', '.join(map(str, p.augment.crop_size))}]"
+    return TrainingError(
+        f"{device} ran out of memory in the training step (data.batch_size = {bs}, augment.crop_size = {crop}); "
+        f"try data.batch_size={max(1, bs // 2)} with train.accumulate={acc * 2} to keep the effective batch, "
+        f"a smaller augment.crop_size, or train.amp=bf16; {kept}"
+    )
+
+
 class Trainer:
     """One run's loop: :meth:`train_one_epoch`, :meth:`validate` and :meth:`save`, epoch after epoch."""
 
@@ -276,8 +300,13 @@ class Trainer:
         args = (sample, info.num_classes, info.ignore_index, rt.device, rt.amp, p.train.channels_last)
         rng = torch.get_rng_state()  # the estimate must not change the training's random stream
         t0 = clock()
-        for model in [self.state.model] + ([self.state.ema.module] if self.state.ema is not None else []):
-            confusion_over_loader(model, *args, rt.dist)
+        try:
+            for model in [self.state.model] + ([self.state.ema.module] if self.state.ema is not None else []):
+                confusion_over_loader(model, *args, rt.dist)
+        except RuntimeError as e:
+            if is_out_of_memory(e):
+                raise out_of_memory(p, "validation", rt.device, self.run) from None
+            raise
         torch.set_rng_state(rng)
         pr.reserve = (clock() - t0) * n / k
 
@@ -333,17 +362,22 @@ class Trainer:
             images, masks = images.to(dev, non_blocking=True), masks.to(dev, non_blocking=True)
             if p.train.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            with autocast(dev, self.rt.amp):
-                loss = self._loss(self.net(images), masks)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, iteration {it + 1}; "
-                    "lower optim.lr, set train.grad_clip, or check the masks with seg check"
-                )
-            st.scaler.scale(loss / p.train.accumulate).backward()
             stepped = (it + 1) % p.train.accumulate == 0 or it + 1 == n
-            if stepped:
-                self._optimizer_step()
+            try:
+                with autocast(dev, self.rt.amp):
+                    loss = self._loss(self.net(images), masks)
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"loss became {loss.item()} at epoch {epoch + 1}, iteration {it + 1}; "
+                        "lower optim.lr, set train.grad_clip, or check the masks with seg check"
+                    )
+                st.scaler.scale(loss / p.train.accumulate).backward()
+                if stepped:
+                    self._optimizer_step()
+            except RuntimeError as e:
+                if is_out_of_memory(e):
+                    raise out_of_memory(p, "training step", dev, self.run) from None
+                raise
             loss_sum += loss.item()
             pr.iter, pr.epoch_loss = it + 1, loss_sum
             self.at_boundary = stepped  # a save now is a consistent position (no gradients half accumulated)
@@ -385,12 +419,16 @@ class Trainer:
         t_val = clock()
         info, rt = self.data.info, self.rt
         args = (self.data.val_loader, info.num_classes, info.ignore_index, rt.device, rt.amp, p.train.channels_last)
-        metrics = confusion_over_loader(self.state.model, *args, rt.dist).compute(p.eval.absent, info.classes)
-        row.update({k: metrics[k] for k in METRIC_KEYS})
-        if self.state.ema is not None:
-            row["ema_mIoU"] = confusion_over_loader(self.state.ema.module, *args, rt.dist).compute(p.eval.absent)[
-                "mIoU"
-            ]
+        try:
+            metrics = confusion_over_loader(self.state.model, *args, rt.dist).compute(p.eval.absent, info.classes)
+            row.update({k: metrics[k] for k in METRIC_KEYS})
+            if self.state.ema is not None:
+                ema = confusion_over_loader(self.state.ema.module, *args, rt.dist)
+                row["ema_mIoU"] = ema.compute(p.eval.absent)["mIoU"]
+        except RuntimeError as e:
+            if is_out_of_memory(e):
+                raise out_of_memory(p, "validation", rt.device, self.run) from None
+            raise
         pr.val_seconds = clock() - t_val
         pr.reserve = max(pr.reserve, pr.val_seconds)
         improved = pr.improve(row.get(p.train.monitor), row)
