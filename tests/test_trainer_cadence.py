@@ -123,3 +123,28 @@ def test_validate_every_n_iterations(tiny_overrides: list[str], monkeypatch: pyt
     assert r[0]["mIoU"] == "" and r[1]["mIoU"] != "" and r[2]["mIoU"] != ""
     assert len(calls) == 3
     assert (res.run_dir / "weights" / "best.safetensors").is_file()
+
+
+def test_early_stop_inside_an_epoch_ends_it_without_validating_twice(
+    tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import segcli.engine.trainer as trainer
+
+    scores = iter([0.5, 0.6, 0.55])
+
+    class FakeMatrix:
+        def compute(self, absent: str = "nan", names: object = None) -> dict:
+            return {"mIoU": next(scores), "pixel_accuracy": 0.9, "mean_accuracy": 0.8, "fwIoU": 0.8, "mean_dice": 0.7}
+
+    monkeypatch.setattr(trainer, "confusion_over_loader", lambda *a, **k: FakeMatrix())
+    # validations after iterations 3, 6 and 9 (the first of epoch 3): patience 1 stops right there
+    res = train("quickstart", [*tiny_overrides, "train.epochs=5", "train.val_every_iters=3", "train.patience=1"])
+    r = rows(res.run_dir)
+    assert [(x["epoch"], x["iterations"], x["mIoU"]) for x in r] == [
+        ("1", "4", "0.5"),
+        ("2", "8", "0.6"),
+        ("3", "9", "0.55"),
+    ]
+    assert res.best["mIoU"] == 0.6
+    state = torch.load(res.run_dir / "state.pt", weights_only=True)
+    assert state["finished"] is True and state["iter"] == 0 and state["epoch"] == 3

@@ -265,6 +265,7 @@ class Trainer:
         self.t_run = clock() - state.progress.elapsed
         self.t_save = clock()  # the last save (train.save_min_seconds counts from it)
         self.save_seconds = 0.0  # the longest save so far (a time budget keeps room for the final one)
+        self.validated_at: tuple[int, int] | None = None  # (epoch, iter) of the last validation
         self.val_due = self.save_due = False  # due inside an epoch, waiting for an optimiser step
         self.at_boundary = False  # the current position is savable (between batches, after an optimiser step)
 
@@ -308,7 +309,7 @@ class Trainer:
                 raise out_of_memory(p, "validation", rt.device, self.run) from None
             raise
         torch.set_rng_state(rng)
-        pr.reserve = (clock() - t0) * n / k
+        pr.reserve = ddp.broadcast_object((clock() - t0) * n / k, rt.dist)  # one lr schedule on every rank
 
     def _loss(self, out: Any, masks: torch.Tensor) -> torch.Tensor:
         """The criterion on the main output plus the weighted auxiliary outputs."""
@@ -389,6 +390,8 @@ class Trainer:
                 break
             if it + 1 < n:
                 self._mid_epoch(it, stepped)
+                if pr.finished:  # early stopping after a validation inside the epoch
+                    break
         pr.finished = pr.finished or epoch + 1 >= self.plan.epochs
         lr_now = st.optimizer.param_groups[0]["lr"]
         row = {"epoch": epoch + 1, "iterations": pr.step, "train_loss": loss_sum / max(it + 1, 1), "lr": lr_now}
@@ -408,7 +411,8 @@ class Trainer:
             row: dict[str, Any] = {"epoch": self.state.progress.epoch + 1}
             improved = self._run_validation(row)
             self.state.progress.epoch_row = {k: v for k, v in row.items() if k != "epoch"}
-        if improved or (self.save_due and clock() - self.t_save >= t.save_min_seconds):
+        waited = self.save_due and _all_agree(clock() - self.t_save >= t.save_min_seconds, self.rt.dist, self.rt.device)
+        if improved or waited:
             self.save_due = False
             self.save_position(improved)
 
@@ -430,7 +434,8 @@ class Trainer:
                 raise out_of_memory(p, "validation", rt.device, self.run) from None
             raise
         pr.val_seconds = clock() - t_val
-        pr.reserve = max(pr.reserve, pr.val_seconds)
+        pr.reserve = ddp.broadcast_object(max(pr.reserve, pr.val_seconds), rt.dist)
+        self.validated_at = (pr.epoch, pr.iter)
         improved = pr.improve(row.get(p.train.monitor), row)
         if p.train.patience and pr.stale >= p.train.patience:
             self.cb.on_message(f"early stop: {p.train.monitor} did not improve for {pr.stale} validations")
@@ -447,7 +452,7 @@ class Trainer:
             due = self.val_due or g % p.train.val_every_iters == 0
         else:
             due = (pr.epoch + 1) % p.train.val_every == 0
-        if not due and not pr.finished:
+        if (not due and not pr.finished) or self.validated_at == (pr.epoch, pr.iter):
             return False  # a best found inside the epoch was saved then (save_position)
         self.val_due = False
         return self._run_validation(row)
@@ -507,7 +512,8 @@ class Trainer:
         """
         pr, n = self.state.progress, self.plan.iters_per_epoch
         where = ""
-        if self.p.train.save_every and self.at_boundary and 0 < pr.iter < n and not pr.finished:
+        alone = not self.rt.dist.enabled  # under torchrun the other ranks may not have been interrupted
+        if alone and self.p.train.save_every and self.at_boundary and 0 < pr.iter < n and not pr.finished:
             self.save_position()
             where = f" at iteration {pr.iter} of {n}"
         if self.rt.dist.is_main:
