@@ -4,6 +4,12 @@ The run directory (:class:`~segcli.engine.rundir.RunDir`) is created only after 
 loss and optimiser are built, so a bad preset leaves nothing behind. Resume state is one
 :class:`~segcli.engine.state.TrainState`; because augmentation and shuffling depend only on
 (seed, epoch, position), a resumed run sees exactly the batches the uninterrupted run would have.
+
+Saves happen at epoch ends and, with ``train.save_every``, every N iterations inside an epoch (at
+least ``train.save_min_seconds`` apart); a mid-epoch save records the position, and resume continues
+from the next batch (:meth:`SeededSampler.set_epoch` with ``start``). metrics.csv gets one row per
+epoch, at its end. Under a time budget the schedule runs on the budget less a reserve for the final
+validation, estimated before the first step (:meth:`Trainer.estimate_reserve`).
 """
 
 from __future__ import annotations
