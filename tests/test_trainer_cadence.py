@@ -148,3 +148,11 @@ def test_early_stop_inside_an_epoch_ends_it_without_validating_twice(
     assert res.best["mIoU"] == 0.6
     state = torch.load(res.run_dir / "state.pt", weights_only=True)
     assert state["finished"] is True and state["iter"] == 0 and state["epoch"] == 3
+
+
+def test_val_every_and_val_every_iters_conflict(tiny_overrides: list[str], tmp_path: Path) -> None:
+    from segcli.errors import UserError
+
+    with pytest.raises(UserError, match=r"train.val_every = 2 and train.val_every_iters = 5 both set"):
+        train("quickstart", [*tiny_overrides, "train.val_every=2", "train.val_every_iters=5"])
+    assert not (tmp_path / "runs").exists()
