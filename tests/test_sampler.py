@@ -30,3 +30,18 @@ def test_ranks_split_one_permutation() -> None:
     assert [len(s) for s in shards] == [4, 4, 4]  # padded by wrapping: every rank runs the same steps
     interleaved = [shards[p % 3][p // 3] for p in range(12)]
     assert interleaved == (full + full)[:12]
+
+
+def test_start_skips_the_first_samples_of_the_epoch() -> None:
+    """A run resumed mid-epoch continues with exactly the remaining samples and seeds."""
+    full = epoch_of(SeededSampler(10, seed=2), 3)
+    s = SeededSampler(10, seed=2)
+    s.set_epoch(3, start=4)
+    assert len(s) == 6 and list(s) == full[4:]
+    s.set_epoch(4)  # the next epoch is whole again
+    assert len(s) == 10 and list(s) == epoch_of(SeededSampler(10, seed=2), 4)
+    for r in range(3):
+        whole = epoch_of(SeededSampler(10, seed=1, rank=r, world_size=3), 0)
+        part = SeededSampler(10, seed=1, rank=r, world_size=3)
+        part.set_epoch(0, start=2)
+        assert list(part) == whole[2:] and len(part) == 2

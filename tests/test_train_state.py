@@ -32,7 +32,8 @@ def take_steps(st: TrainState, n: int) -> None:
 def test_round_trip_through_state_pt(tmp_path: Path) -> None:
     st = make_state(0)
     take_steps(st, 3)
-    st.progress = Progress(epoch=2, step=3, elapsed=12.5, val_seconds=1.5, stale=1, finished=False)
+    st.progress = Progress(epoch=2, step=3, elapsed=12.5, val_seconds=1.5, reserve=2.5, stale=1, iter=2)
+    st.progress.epoch_loss, st.progress.epoch_row = 0.75, {"mIoU": 0.25}
     st.progress.improve(0.7, {"epoch": 2, "mIoU": 0.7})
     save_state(tmp_path / "state.pt", st.state_dict())
     expected_next = torch.rand(3)  # the RNG stream right after saving
@@ -63,10 +64,25 @@ def test_every_saved_key_is_restored() -> None:
     assert state["format"] == FORMAT
     marked = {**state, "epoch": 7, "step": 70, "elapsed": 3.0, "val_seconds": 0.5, "best_value": 0.25}
     marked.update(best_row={"epoch": 6}, stale=2, finished=True)
+    marked.update(iter=3, epoch_loss=1.5, epoch_seconds=2.0, epoch_row={"mIoU": 0.5}, reserve=4.0)
     other = make_state(0)
     other.load_state_dict(marked)
     assert other.state_dict().keys() == state.keys()
-    assert other.progress == Progress(7, 70, 3.0, 0.5, 0.25, {"epoch": 6}, 2, True)
+    assert other.progress == Progress(
+        epoch=7,
+        step=70,
+        elapsed=3.0,
+        val_seconds=0.5,
+        reserve=4.0,
+        best_value=0.25,
+        best_row={"epoch": 6},
+        stale=2,
+        finished=True,
+        iter=3,
+        epoch_loss=1.5,
+        epoch_seconds=2.0,
+        epoch_row={"mIoU": 0.5},
+    )
 
 
 def test_reads_the_first_state_format() -> None:

@@ -156,3 +156,85 @@ def test_extend_a_time_budget(tiny_overrides: list[str], monkeypatch: pytest.Mon
     # 4 more seconds at 1 s per iteration: one more epoch of 4 iterations, ending annealed at the new budget
     assert [int(x["iterations"]) for x in rows(res.run_dir)] == [4, 8, 10, 14]
     assert float(rows(res.run_dir)[-1]["lr"]) == pytest.approx(0.002 * (1 / 14) ** 0.9, rel=1e-4)
+
+
+class LrLog(Callback):
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+
+    def on_iter_end(self, epoch: int, it: int, loss: float, lr: float, images_per_s: float) -> None:
+        self.lrs.append(lr)
+
+
+def test_time_budget_reserves_the_final_validation_from_the_start(
+    tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Validation costs 1 s per image here (8 val images: 8 s), the first epoch-based validation would
+    come after 12 s of training: the reserve must be known before it, or the run overruns its budget."""
+    import segcli.engine.trainer as trainer
+
+    fake = FakeClock()
+    monkeypatch.setattr(trainer, "clock", fake)
+    real = trainer.confusion_over_loader
+
+    def slow_validation(model, loader, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        for _, masks in loader:
+            fake.now += len(masks)  # 1 s per image
+        return real(model, loader, *a, **k)
+
+    monkeypatch.setattr(trainer, "confusion_over_loader", slow_validation)
+    lrs = LrLog()
+    over = [*tiny_overrides, "train.epochs=10", "train.time_budget=20s", "schedule.warmup_iters=0"]
+    res = train("quickstart", [*over, "train.val_every=3", "eval.batch_size=1"], callbacks=[fake, lrs])
+    # training, the reserve's estimate, and the final validation end at the budget
+    assert res.seconds == pytest.approx(20.0, rel=0.02)
+    assert all(b <= a for a, b in zip(lrs.lrs, lrs.lrs[1:]))  # the lr never jumps up
+    assert rows(res.run_dir)[-1]["mIoU"] != ""
+    assert torch.load(res.run_dir / "state.pt", weights_only=True)["reserve"] == pytest.approx(8.0)
+
+
+OOM = getattr(torch, "OutOfMemoryError", None)
+
+
+def _oom() -> BaseException:
+    return OOM("CUDA out of memory. Tried to allocate 2.00 GiB") if OOM else RuntimeError("CUDA out of memory")
+
+
+@pytest.mark.parametrize(("when", "needle"), [("train", "in the training step"), ("eval", "in validation")])
+def test_out_of_memory_is_one_line_naming_the_sizes(
+    tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch, when: str, needle: str
+) -> None:
+    import segcli.engine.trainer as trainer
+    from segcli.errors import TrainingError
+
+    real = trainer.model_from_preset
+    calls = {"train": 0}
+
+    def model_that_runs_out(*a, **k):  # noqa: ANN002, ANN003, ANN202
+        model = real(*a, **k)
+        forward = model.forward
+
+        def oom_forward(x):  # noqa: ANN001, ANN202
+            if model.training:
+                calls["train"] += 1
+            if (when == "train" and model.training and calls["train"] > 5) or (when == "eval" and not model.training):
+                raise _oom()
+            return forward(x)
+
+        model.forward = oom_forward
+        return model
+
+    monkeypatch.setattr(trainer, "model_from_preset", model_that_runs_out)
+    with pytest.raises(TrainingError) as info:
+        train("quickstart", [*tiny_overrides, "train.epochs=3", "train.accumulate=2"])
+    msg = str(info.value)
+    assert "\n" not in msg and needle in msg and "out of memory" in msg
+    run_dir = Path(tiny_overrides[1].split("=", 1)[1]) / "quickstart" / "1"
+    assert f"the last save in {run_dir} is kept" in msg
+    if when == "train":
+        assert "data.batch_size = 4" in msg and "augment.crop_size = [32, 32]" in msg
+        assert "data.batch_size=2 with train.accumulate=4" in msg and "train.amp=bf16" in msg
+        # failed in epoch 2: epoch 1's save is still there
+        assert torch.load(run_dir / "state.pt", weights_only=True)["epoch"] == 1
+    else:
+        assert "eval.batch_size = 4" in msg and "eval.batch_size=2" in msg

@@ -197,6 +197,23 @@ class TrainConfig:
     sync_bn: bool = opt(True, "under torchrun on CUDA, synchronise BatchNorm statistics across GPUs")
     compile: bool = opt(False, "torch.compile the model (opt-in; first iterations are slow)")
     val_every: int = opt(1, "validate every N epochs (the last epoch is always validated)", minimum=1)
+    val_every_iters: int = opt(
+        0,
+        "validate every N iterations instead (0 = use val_every); the epoch's metrics row keeps the epoch's "
+        "last validation, and the end of the run is always validated",
+        minimum=0,
+    )
+    save_every: int = opt(
+        0,
+        "also checkpoint every N iterations inside an epoch (0 = at epoch ends only); a resumed run continues "
+        "from the next batch",
+        minimum=0,
+    )
+    save_min_seconds: float = opt(
+        60.0,
+        "at least this many seconds between two mid-epoch checkpoints (epoch ends and the final save always write)",
+        minimum=0.0,
+    )
     monitor: str = opt(
         "mIoU", f"validation metric that picks weights/best.safetensors (higher is better): {', '.join(METRIC_KEYS)}"
     )

@@ -133,6 +133,14 @@ def _check_train(t: TrainConfig) -> list[tuple[str, str]]:
             t.time_budget_seconds  # noqa: B018 - parsing is the check
         except PresetError as err:
             found.append(("train.time_budget", str(err)))
+    if t.val_every_iters and t.val_every != 1:
+        found.append(
+            (
+                "train.val_every_iters",
+                f"train.val_every = {t.val_every} and train.val_every_iters = {t.val_every_iters} both set how often "
+                "to validate; keep one (train.val_every=1 is its default, train.val_every_iters=0 turns it off)",
+            )
+        )
     if not _DEVICE.fullmatch(t.device.strip().lower()):
         found.append(("train.device", f"train.device = {t.device!r} is not one of auto, cpu, cuda, cuda:N, mps"))
     return found

@@ -113,24 +113,34 @@ class SeededSampler(Sampler):
 
     Sharded by rank for DDP (each rank gets every ``world_size``-th sample of one shared
     permutation, padded by wrapping so every rank runs the same number of steps).
+    ``set_epoch(epoch, start=k)`` skips this rank's first ``k`` samples of the epoch: a run resumed
+    mid-epoch sees exactly the remaining samples, with the same seeds, that the uninterrupted run saw.
     """
 
     def __init__(self, num_samples: int, seed: int, shuffle: bool = True, rank: int = 0, world_size: int = 1) -> None:
         self.n, self.seed, self.shuffle = num_samples, seed, shuffle
         self.rank, self.world_size = rank, world_size
-        self.epoch = 0
+        self.epoch, self.start = 0, 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Iterate epoch ``epoch`` from this rank's ``start``-th sample (0 = the whole epoch)."""
+        if start < 0:
+            raise ValueError(f"start must be >= 0, got {start}")
+        self.epoch, self.start = epoch, start
+
+    @property
+    def per_epoch(self) -> int:
+        """Samples of one whole epoch on this rank."""
+        return -(-self.n // self.world_size)
 
     def __len__(self) -> int:
-        return -(-self.n // self.world_size)
+        return max(self.per_epoch - self.start, 0)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         order = torch.randperm(self.n, generator=g).tolist() if self.shuffle else list(range(self.n))
         seeds = torch.randint(0, 2**31 - 1, (self.n,), generator=g).tolist()
-        total = len(self) * self.world_size
+        total = self.per_epoch * self.world_size
         order = (order * (total // max(len(order), 1) + 1))[:total]
-        for pos in range(self.rank, total, self.world_size):
+        for pos in range(self.rank + self.start * self.world_size, total, self.world_size):
             yield order[pos], seeds[pos % self.n]

@@ -5,7 +5,8 @@
     preset.toml               the fully resolved preset
     metrics.csv               one row per epoch
     weights/{last,best,ema}.safetensors
-    state.pt                  everything resume needs (:class:`segcli.engine.state.TrainState`)
+    state.pt                  everything resume needs (:class:`segcli.engine.state.TrainState`),
+                              at an epoch end or inside an epoch (train.save_every)
     checkpoint.json           the last complete save: epoch, step, its files (:mod:`segcli.engine.commit`)
     log.txt                   timestamped lines
     eval/<split>.json         reports of `seg eval` on this run

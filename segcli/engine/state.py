@@ -27,11 +27,17 @@ class Progress:
     epoch: int = 0  # the next epoch to run (0-based)
     step: int = 0  # optimiser steps taken
     elapsed: float = 0.0  # seconds of training before this process (resume)
-    val_seconds: float = 0.0  # duration of the last validation (the time budget reserves it)
+    val_seconds: float = 0.0  # duration of the last validation
+    reserve: float = 0.0  # seconds a time budget keeps for the final validation (estimated, then the largest seen)
     best_value: float = -math.inf
     best_row: dict[str, Any] = field(default_factory=dict)
     stale: int = 0  # validations without improvement
     finished: bool = False
+    # a mid-epoch save (train.save_every): where inside ``epoch`` it was taken and the partial epoch's totals
+    iter: int = 0  # batches of ``epoch`` already trained (0 = at an epoch boundary)
+    epoch_loss: float = 0.0  # sum of those batches' losses
+    epoch_seconds: float = 0.0  # seconds spent in ``epoch`` so far
+    epoch_row: dict[str, Any] = field(default_factory=dict)  # metrics of a validation inside ``epoch``
 
     def improve(self, value: float | None, row: dict[str, Any]) -> bool:
         """Record a validation's monitored ``value``; True when it is a new best."""
@@ -65,10 +71,15 @@ class TrainState:
             "step": p.step,
             "elapsed": p.elapsed,
             "val_seconds": p.val_seconds,
+            "reserve": p.reserve,
             "best_value": p.best_value,
             "best_row": p.best_row,
             "stale": p.stale,
             "finished": p.finished,
+            "iter": p.iter,
+            "epoch_loss": p.epoch_loss,
+            "epoch_seconds": p.epoch_seconds,
+            "epoch_row": p.epoch_row,
         }
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
@@ -92,8 +103,13 @@ class TrainState:
             step=int(state["step"]),
             elapsed=float(state["elapsed"]),
             val_seconds=float(state.get("val_seconds", 0.0)),
+            reserve=float(state.get("reserve", state.get("val_seconds", 0.0))),
             best_value=float(state["best_value"]),
             best_row=dict(state.get("best_row", {})),
             stale=int(state.get("stale", 0)),
             finished=bool(state.get("finished", False)),
+            iter=int(state.get("iter", 0)),
+            epoch_loss=float(state.get("epoch_loss", 0.0)),
+            epoch_seconds=float(state.get("epoch_seconds", 0.0)),
+            epoch_row=dict(state.get("epoch_row", {})),
         )

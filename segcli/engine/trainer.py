@@ -4,6 +4,12 @@ The run directory (:class:`~segcli.engine.rundir.RunDir`) is created only after 
 loss and optimiser are built, so a bad preset leaves nothing behind. Resume state is one
 :class:`~segcli.engine.state.TrainState`; because augmentation and shuffling depend only on
 (seed, epoch, position), a resumed run sees exactly the batches the uninterrupted run would have.
+
+Saves happen at epoch ends and, with ``train.save_every``, every N iterations inside an epoch (at
+least ``train.save_min_seconds`` apart); a mid-epoch save records the position, and resume continues
+from the next batch (:meth:`SeededSampler.set_epoch` with ``start``). metrics.csv gets one row per
+epoch, at its end. Under a time budget the schedule runs on the budget less a reserve for the final
+validation, estimated before the first step (:meth:`Trainer.estimate_reserve`).
 """
 
 from __future__ import annotations
@@ -179,10 +185,11 @@ class Plan:
             return cls(batches, -(-p.train.iters // steps_per_epoch), p.train.iters, None)
         return cls(batches, p.train.epochs, steps_per_epoch * p.train.epochs, None)
 
-    def fraction(self, step: int, seconds: float, val_seconds: float) -> float:
-        """Training progress in [0, 1]: by the clock under a budget (less the validation reserve)."""
+    def fraction(self, step: int, seconds: float, reserve: float) -> float:
+        """Training progress in [0, 1]: by the clock under a budget, less the ``reserve`` kept for the
+        final validation and save."""
         if self.budget is not None:
-            return seconds / max(self.budget - val_seconds, 1e-9)
+            return seconds / max(self.budget - reserve, 1e-9)
         return step / max(self.total_steps or 1, 1)
 
 
@@ -208,6 +215,30 @@ def _all_agree(flag: bool, dist: ddp.DistInfo, device: torch.device) -> bool:
 
 
 # ----------------------------------------------------------------------------------------- the loop
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """torch.OutOfMemoryError (torch >= 2.5), or the RuntimeError older versions and other backends raise."""
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(e, oom)) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
+
+
+def out_of_memory(p: Preset, where: str, device: torch.device, run: RunDir) -> TrainingError:
+    """One line: what ran out of memory, the sizes that decide it and what to try."""
+    kept = f"the last save in {run.path} is kept"
+    if where == "validation":
+        size = f"[{', '.join(map(str, p.eval.size))}]" if p.eval.size else "native"
+        return TrainingError(
+            f"{device} ran out of memory in validation (eval.batch_size = {p.eval.batch_size}, eval.size = {size}); "
+            f"try eval.batch_size={max(1, p.eval.batch_size // 2)}, a smaller eval.size or train.amp=bf16; {kept}"
+        )
+    bs, acc = p.data.batch_size, p.train.accumulate
+    crop = f"[{', '.join(map(str, p.augment.crop_size))}]"
+    return TrainingError(
+        f"{device} ran out of memory in the training step (data.batch_size = {bs}, augment.crop_size = {crop}); "
+        f"try data.batch_size={max(1, bs // 2)} with train.accumulate={acc * 2} to keep the effective batch, "
+        f"a smaller augment.crop_size, or train.amp=bf16; {kept}"
+    )
 
 
 class Trainer:
@@ -238,6 +269,11 @@ class Trainer:
         self.last: dict[str, Any] = dict(rows[-1]) if rows else {}
         self.t_epoch = clock()
         self.t_run = clock() - state.progress.elapsed
+        self.t_save = clock()  # the last save (train.save_min_seconds counts from it)
+        self.save_seconds = 0.0  # the longest save so far (a time budget keeps room for the final one)
+        self.validated_at: tuple[int, int] | None = None  # (epoch, iter) of the last validation
+        self.val_due = self.save_due = False  # due inside an epoch, waiting for an optimiser step
+        self.at_boundary = False  # the current position is savable (between batches, after an optimiser step)
 
     @property
     def done(self) -> bool:
@@ -248,7 +284,38 @@ class Trainer:
 
     def fraction(self) -> float:
         pr = self.state.progress
-        return self.plan.fraction(pr.step, clock() - self.t_run, pr.val_seconds)
+        return self.plan.fraction(pr.step, clock() - self.t_run, pr.reserve + self.save_seconds)
+
+    def estimate_reserve(self) -> None:
+        """Under a time budget, before training: time validation on a few batches of the val split and
+        scale to the whole split, so the schedule keeps room for the final validation from the first step.
+
+        Measured validations then raise the reserve (never lower it: the lr never jumps back up).
+        """
+        pr, p, loader = self.state.progress, self.p, self.data.val_loader
+        n = len(loader.dataset)
+        if self.plan.budget is None or pr.reserve > 0 or n == 0:
+            return
+        k = min(n, max(2 * p.eval.batch_size, n // 20))
+        sample = DataLoader(
+            torch.utils.data.Subset(loader.dataset, list(range(k))),
+            batch_size=p.eval.batch_size,
+            num_workers=0,
+            collate_fn=loader.collate_fn,
+        )
+        info, rt = self.data.info, self.rt
+        args = (sample, info.num_classes, info.ignore_index, rt.device, rt.amp, p.train.channels_last)
+        rng = torch.get_rng_state()  # the estimate must not change the training's random stream
+        t0 = clock()
+        try:
+            for model in [self.state.model] + ([self.state.ema.module] if self.state.ema is not None else []):
+                confusion_over_loader(model, *args, rt.dist)
+        except RuntimeError as e:
+            if is_out_of_memory(e):
+                raise out_of_memory(p, "validation", rt.device, self.run) from None
+            raise
+        torch.set_rng_state(rng)
+        pr.reserve = ddp.broadcast_object((clock() - t0) * n / k, rt.dist)  # one lr schedule on every rank
 
     def _loss(self, out: Any, masks: torch.Tensor) -> torch.Tensor:
         """The criterion on the main output plus the weighted auxiliary outputs."""
@@ -271,16 +338,30 @@ class Trainer:
             st.ema.update(st.model)
         st.progress.step += 1
 
+    def _global_iter(self, it: int) -> int:
+        """Iterations since the run began when iteration ``it`` (0-based) of the current epoch ends."""
+        return self.state.progress.epoch * self.plan.iters_per_epoch + it + 1
+
     def train_one_epoch(self) -> dict[str, Any]:
-        """One pass over the training split (cut short by ``iters`` or the time budget)."""
+        """One pass over the training split (cut short by ``iters`` or the time budget).
+
+        A run resumed from a mid-epoch save (``train.save_every``) starts at the batch after it.
+        """
         p, st, pr, dev = self.p, self.state, self.state.progress, self.rt.device
-        epoch, loader = pr.epoch, self.data.train_loader
-        self.data.sampler.set_epoch(epoch)
+        epoch, loader, n = pr.epoch, self.data.train_loader, self.plan.iters_per_epoch
+        start = pr.iter
+        self.data.sampler.set_epoch(epoch, start=start * p.data.batch_size)
         self.net.train()
-        self.t_epoch = t_epoch = clock()
-        loss_sum, seen = 0.0, 0
+        self.t_epoch = clock() - pr.epoch_seconds
+        t_seen, seen, loss_sum = clock(), 0, pr.epoch_loss
+        rng = torch.get_rng_state()
+        batches = iter(loader)  # draws the loader's base seed from the global RNG
+        if start:  # the uninterrupted run drew it at the epoch's start, before the save restored here
+            torch.set_rng_state(rng)
         st.optimizer.zero_grad(set_to_none=True)
-        for it, (images, masks) in enumerate(loader):
+        it = start - 1
+        for it, (images, masks) in enumerate(batches, start):
+            self.at_boundary = False
             lr = set_lr(st.optimizer, lr_factor(p.schedule, pr.step, self.fraction(), p.optim.lr))
             if hasattr(self.criterion, "set_progress"):  # e.g. the top-k loss anneals its pixel share
                 total = self.plan.total_steps or max(pr.step + 1, round(pr.step / max(self.fraction(), 1e-9)))
@@ -288,55 +369,128 @@ class Trainer:
             images, masks = images.to(dev, non_blocking=True), masks.to(dev, non_blocking=True)
             if p.train.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            with autocast(dev, self.rt.amp):
-                loss = self._loss(self.net(images), masks)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"loss became {loss.item()} at epoch {epoch + 1}, iteration {it + 1}; "
-                    "lower optim.lr, set train.grad_clip, or check the masks with seg check"
-                )
-            st.scaler.scale(loss / p.train.accumulate).backward()
-            if (it + 1) % p.train.accumulate == 0 or it + 1 == len(loader):
-                self._optimizer_step()
+            stepped = (it + 1) % p.train.accumulate == 0 or it + 1 == n
+            try:
+                with autocast(dev, self.rt.amp):
+                    loss = self._loss(self.net(images), masks)
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"loss became {loss.item()} at epoch {epoch + 1}, iteration {it + 1}; "
+                        "lower optim.lr, set train.grad_clip, or check the masks with seg check"
+                    )
+                st.scaler.scale(loss / p.train.accumulate).backward()
+                if stepped:
+                    self._optimizer_step()
+            except RuntimeError as e:
+                if is_out_of_memory(e):
+                    raise out_of_memory(p, "training step", dev, self.run) from None
+                raise
             loss_sum += loss.item()
+            pr.iter, pr.epoch_loss = it + 1, loss_sum
+            self.at_boundary = stepped  # a save now is a consistent position (no gradients half accumulated)
             seen += images.shape[0] * self.rt.dist.world_size
-            self.cb.on_iter_end(epoch, it, loss.item(), lr, seen / max(clock() - t_epoch, 1e-9))
+            self.cb.on_iter_end(epoch, it, loss.item(), lr, seen / max(clock() - t_seen, 1e-9))
             out_of_steps = self.plan.total_steps is not None and pr.step >= self.plan.total_steps
             if out_of_steps or (self.plan.budget is not None and _all_agree(self.fraction() >= 1.0, self.rt.dist, dev)):
                 pr.finished = True
                 break
+            if it + 1 < n:
+                self._mid_epoch(it, stepped)
+                if pr.finished:  # early stopping after a validation inside the epoch
+                    break
         pr.finished = pr.finished or epoch + 1 >= self.plan.epochs
         lr_now = st.optimizer.param_groups[0]["lr"]
-        return {"epoch": epoch + 1, "iterations": pr.step, "train_loss": loss_sum / (it + 1), "lr": lr_now}
+        row = {"epoch": epoch + 1, "iterations": pr.step, "train_loss": loss_sum / max(it + 1, 1), "lr": lr_now}
+        row.update(pr.epoch_row)  # a validation inside the epoch (train.val_every_iters)
+        return row
 
-    def validate(self, row: dict[str, Any]) -> bool:
-        """Validate when due (every ``val_every`` epochs and at the end); True when ``monitor`` improved."""
+    def _mid_epoch(self, it: int, stepped: bool) -> None:
+        """Validation and checkpoints inside an epoch (``val_every_iters``, ``save_every``), at optimiser steps."""
+        t, g = self.p.train, self._global_iter(it)
+        self.val_due = self.val_due or bool(t.val_every_iters and g % t.val_every_iters == 0)
+        self.save_due = self.save_due or bool(t.save_every and g % t.save_every == 0)
+        if not stepped:
+            return
+        improved = False
+        if self.val_due:
+            self.val_due = False
+            row: dict[str, Any] = {"epoch": self.state.progress.epoch + 1}
+            improved = self._run_validation(row)
+            self.state.progress.epoch_row = {k: v for k, v in row.items() if k != "epoch"}
+        waited = self.save_due and _all_agree(clock() - self.t_save >= t.save_min_seconds, self.rt.dist, self.rt.device)
+        if improved or waited:
+            self.save_due = False
+            self.save_position(improved)
+
+    def _run_validation(self, row: dict[str, Any]) -> bool:
+        """Validate the model (and its EMA) into ``row``; True when ``monitor`` improved."""
         p, pr = self.p, self.state.progress
-        if (pr.epoch + 1) % p.train.val_every and not pr.finished:
-            return False
+        self.at_boundary, was = False, self.at_boundary
         t_val = clock()
         info, rt = self.data.info, self.rt
         args = (self.data.val_loader, info.num_classes, info.ignore_index, rt.device, rt.amp, p.train.channels_last)
-        metrics = confusion_over_loader(self.state.model, *args, rt.dist).compute(p.eval.absent, info.classes)
-        row.update({k: metrics[k] for k in METRIC_KEYS})
-        if self.state.ema is not None:
-            row["ema_mIoU"] = confusion_over_loader(self.state.ema.module, *args, rt.dist).compute(p.eval.absent)[
-                "mIoU"
-            ]
+        try:
+            metrics = confusion_over_loader(self.state.model, *args, rt.dist).compute(p.eval.absent, info.classes)
+            row.update({k: metrics[k] for k in METRIC_KEYS})
+            if self.state.ema is not None:
+                ema = confusion_over_loader(self.state.ema.module, *args, rt.dist)
+                row["ema_mIoU"] = ema.compute(p.eval.absent)["mIoU"]
+        except RuntimeError as e:
+            if is_out_of_memory(e):
+                raise out_of_memory(p, "validation", rt.device, self.run) from None
+            raise
         pr.val_seconds = clock() - t_val
+        pr.reserve = ddp.broadcast_object(max(pr.reserve, pr.val_seconds), rt.dist)
+        self.validated_at = (pr.epoch, pr.iter)
         improved = pr.improve(row.get(p.train.monitor), row)
         if p.train.patience and pr.stale >= p.train.patience:
             self.cb.on_message(f"early stop: {p.train.monitor} did not improve for {pr.stale} validations")
             pr.finished = True
+        self.at_boundary = was
         return improved
+
+    def validate(self, row: dict[str, Any]) -> bool:
+        """Validate at the epoch's end when due (every ``val_every`` epochs, or when ``val_every_iters``
+        falls on the epoch's last iteration, and at the end); True when ``monitor`` improved."""
+        p, pr = self.p, self.state.progress
+        if p.train.val_every_iters:
+            g = self._global_iter(pr.iter - 1)
+            due = self.val_due or g % p.train.val_every_iters == 0
+        else:
+            due = (pr.epoch + 1) % p.train.val_every == 0
+        if (not due and not pr.finished) or self.validated_at == (pr.epoch, pr.iter):
+            return False  # a best found inside the epoch was saved then (save_position)
+        self.val_due = False
+        return self._run_validation(row)
+
+    def save_position(self, improved: bool = False) -> None:
+        """A mid-epoch checkpoint: the weights and state.pt at the current batch (metrics.csv is untouched)."""
+        st, run, info, pr = self.state, self.run, self.data.info, self.state.progress
+        pr.elapsed = clock() - self.t_run
+        t0 = clock()
+        pr.epoch_seconds = clock() - self.t_epoch
+        if self.rt.dist.is_main:
+            meta = dict(pr.best_row) if improved else dict(self.last)
+            files = {run.weights("last"): weights_writer(st.model, self.p, info, pr.epoch, meta)}
+            if improved:
+                files[run.weights("best")] = files[run.weights("last")]
+            if st.ema is not None and "ema_mIoU" in pr.epoch_row:
+                files[run.weights("ema")] = weights_writer(st.ema.module, self.p, info, pr.epoch, pr.epoch_row)
+            files[run.state] = state_writer(st.state_dict())
+            commit(run, pr.epoch, pr.step, files)
+        ddp.barrier(self.rt.dist)
+        self.t_save = clock()
+        self.save_seconds = max(self.save_seconds, self.t_save - t0)
 
     def save(self, row: dict[str, Any], improved: bool) -> None:
         """Rank 0 writes metrics.csv, the weights and state.pt as one commit; then every rank moves on."""
         st, run, info = self.state, self.run, self.data.info
-        row["seconds"] = clock() - self.t_epoch
+        t0 = clock()
+        row["seconds"] = t0 - self.t_epoch
         self.last = row
         st.progress.epoch += 1
         st.progress.elapsed = clock() - self.t_run
+        st.progress.iter, st.progress.epoch_loss, st.progress.epoch_seconds, st.progress.epoch_row = 0, 0.0, 0.0, {}
         if self.rt.dist.is_main:
             self.rows.append(row)
             epoch, rows = st.progress.epoch, list(self.rows)
@@ -351,17 +505,28 @@ class Trainer:
             files[run.state] = state_writer(st.state_dict())
             commit(run, epoch, st.progress.step, files)
         ddp.barrier(self.rt.dist)
+        self.save_due, self.t_save = False, clock()
+        self.save_seconds = max(self.save_seconds, self.t_save - t0)
         self.cb.on_epoch_end(st.progress.epoch - 1, row, improved)
 
     def interrupted(self) -> TrainingInterrupted:
-        """Ctrl-C: what is on disk is the last finished epoch (saves are atomic); log it and say how to go on.
+        """Ctrl-C: what is on disk is the last save (saves are atomic); log it and say how to go on.
 
-        The interrupted epoch's partial work is dropped rather than saved: resume restarts that epoch
-        from its first batch, which is what ``state.pt`` at an epoch boundary means.
+        Without ``train.save_every`` the interrupted epoch's partial work is dropped: resume restarts
+        that epoch from its first batch, which is what ``state.pt`` at an epoch boundary means. With it,
+        the current batch is saved (when no gradients are half accumulated) and resume goes on from the next.
         """
-        pr = self.state.progress
+        pr, n = self.state.progress, self.plan.iters_per_epoch
+        where = ""
+        alone = not self.rt.dist.enabled  # under torchrun the other ranks may not have been interrupted
+        if alone and self.p.train.save_every and self.at_boundary and 0 < pr.iter < n and not pr.finished:
+            self.save_position()
+            where = f" at iteration {pr.iter} of {n}"
         if self.rt.dist.is_main:
-            self.run.log(f"interrupted during epoch {pr.epoch + 1}; {len(self.rows)} finished epoch(s) saved")
+            self.run.log(
+                f"interrupted during epoch {pr.epoch + 1}; {len(self.rows)} finished epoch(s) saved"
+                + (f", and epoch {pr.epoch + 1} up to iteration {pr.iter} of {n}" if where else "")
+            )
         return TrainingInterrupted(f"interrupted: resume with seg train --resume {self.run.path}")
 
 
@@ -446,6 +611,8 @@ def train(
         cb.on_message(f"{run.path} already finished")
 
     try:
+        if not trainer.done:
+            trainer.estimate_reserve()
         while not trainer.done:
             row = trainer.train_one_epoch()
             improved = trainer.validate(row)
