@@ -109,6 +109,23 @@ def test_writer_error_leaves_no_temp_and_the_previous_save(tmp_path: Path) -> No
     assert not run.metrics.exists() and temps(tmp_path) == []
 
 
+def test_no_space_left_is_one_line_and_keeps_the_previous_save(tmp_path: Path) -> None:
+    import errno
+
+    from segcli.errors import TrainingError
+
+    run = RunDir(tmp_path)
+    commit(run, 1, 4, {run.state: lambda p: p.write_bytes(b"one")})
+
+    def full(p: Path) -> None:
+        p.write_bytes(b"ha")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(TrainingError, match=r"no space left on the disk while saving epoch 2 .* intact: free space"):
+        commit(run, 2, 8, {run.metrics: lambda p: p.write_text("x"), run.state: full})
+    assert run.state.read_bytes() == b"one" and read_manifest(run)["epoch"] == 1 and temps(tmp_path) == []
+
+
 def test_damaged_manifest_is_a_checkpoint_error(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
     run.manifest.write_text("{not json")

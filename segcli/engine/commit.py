@@ -15,6 +15,7 @@ Resume calls :func:`recover` first, which finishes a cut-short commit and remove
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from segcli.engine.rundir import RunDir
-from segcli.errors import CheckpointError
+from segcli.errors import CheckpointError, TrainingError
 from segcli.io_utils import atomic_write_text, write_temp
 
 __all__ = ["FORMAT", "commit", "read_manifest", "recover"]
@@ -55,13 +56,18 @@ def commit(run: RunDir, epoch: int, step: int, files: Mapping[Path, Writer]) -> 
     try:
         for path, writer in files.items():
             staged[path] = _stage(path, writer)
-    except BaseException:
+        rel = {p.relative_to(run.path).as_posix(): tmp.relative_to(run.path).as_posix() for p, tmp in staged.items()}
+        manifest = {"format": FORMAT, "epoch": epoch, "step": step, "files": sorted(rel), "pending": rel}
+        atomic_write_text(run.manifest, json.dumps(manifest, indent=1) + "\n", durable=True)  # the commit point
+    except BaseException as e:
         for tmp in staged.values():
             tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise TrainingError(
+                f"{run.path}: no space left on the disk while saving epoch {epoch} (step {step}); the previous "
+                f"checkpoint set is intact: free space, then seg train --resume {run.path}"
+            ) from None
         raise
-    rel = {path.relative_to(run.path).as_posix(): tmp.relative_to(run.path).as_posix() for path, tmp in staged.items()}
-    manifest = {"format": FORMAT, "epoch": epoch, "step": step, "files": sorted(rel), "pending": rel}
-    atomic_write_text(run.manifest, json.dumps(manifest, indent=1) + "\n", durable=True)  # the commit point
     _finish(run, manifest)
 
 

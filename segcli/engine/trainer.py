@@ -465,49 +465,47 @@ class Trainer:
 
     def save_position(self, improved: bool = False) -> None:
         """A mid-epoch checkpoint: the weights and state.pt at the current batch (metrics.csv is untouched)."""
-        st, run, info, pr = self.state, self.run, self.data.info, self.state.progress
+        pr = self.state.progress
         pr.elapsed = clock() - self.t_run
-        t0 = clock()
         pr.epoch_seconds = clock() - self.t_epoch
+        self._commit(dict(pr.best_row) if improved else dict(self.last), pr.epoch_row, improved)
+
+    def save(self, row: dict[str, Any], improved: bool) -> None:
+        """The epoch's end: metrics.csv, the weights and state.pt as one commit; then every rank moves on."""
+        pr = self.state.progress
+        row["seconds"] = clock() - self.t_epoch
+        self.last = row
+        pr.epoch += 1
+        pr.elapsed = clock() - self.t_run
+        pr.iter, pr.epoch_loss, pr.epoch_seconds, pr.epoch_row = 0, 0.0, 0.0, {}
         if self.rt.dist.is_main:
-            meta = dict(pr.best_row) if improved else dict(self.last)
-            files = {run.weights("last"): weights_writer(st.model, self.p, info, pr.epoch, meta)}
+            self.rows.append(row)
+        self._commit(row, row, improved, rows=list(self.rows))
+        self.cb.on_epoch_end(pr.epoch - 1, row, improved)
+
+    def _commit(
+        self, meta: dict[str, Any], ema_row: dict[str, Any], improved: bool, rows: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Rank 0 writes one consistent checkpoint set (metrics.csv too when ``rows`` are given); all ranks wait.
+
+        ``meta`` goes into the weights' metadata; EMA weights are written when ``ema_row`` has their mIoU.
+        """
+        st, run, info, pr = self.state, self.run, self.data.info, self.state.progress
+        t0 = clock()
+        if self.rt.dist.is_main:
+            files: dict[Path, Any] = {}
+            if rows is not None:
+                files[run.metrics] = lambda path: path.write_text(run.metrics_text(rows), encoding="utf-8")
+            files[run.weights("last")] = weights_writer(st.model, self.p, info, pr.epoch, meta)
             if improved:
                 files[run.weights("best")] = files[run.weights("last")]
-            if st.ema is not None and "ema_mIoU" in pr.epoch_row:
-                files[run.weights("ema")] = weights_writer(st.ema.module, self.p, info, pr.epoch, pr.epoch_row)
+            if st.ema is not None and "ema_mIoU" in ema_row:
+                files[run.weights("ema")] = weights_writer(st.ema.module, self.p, info, pr.epoch, ema_row)
             files[run.state] = state_writer(st.state_dict())
             commit(run, pr.epoch, pr.step, files)
         ddp.barrier(self.rt.dist)
-        self.t_save = clock()
-        self.save_seconds = max(self.save_seconds, self.t_save - t0)
-
-    def save(self, row: dict[str, Any], improved: bool) -> None:
-        """Rank 0 writes metrics.csv, the weights and state.pt as one commit; then every rank moves on."""
-        st, run, info = self.state, self.run, self.data.info
-        t0 = clock()
-        row["seconds"] = t0 - self.t_epoch
-        self.last = row
-        st.progress.epoch += 1
-        st.progress.elapsed = clock() - self.t_run
-        st.progress.iter, st.progress.epoch_loss, st.progress.epoch_seconds, st.progress.epoch_row = 0, 0.0, 0.0, {}
-        if self.rt.dist.is_main:
-            self.rows.append(row)
-            epoch, rows = st.progress.epoch, list(self.rows)
-            files = {
-                run.metrics: lambda path: path.write_text(run.metrics_text(rows), encoding="utf-8"),
-                run.weights("last"): weights_writer(st.model, self.p, info, epoch, row),
-            }
-            if improved:
-                files[run.weights("best")] = files[run.weights("last")]
-            if st.ema is not None and "ema_mIoU" in row:
-                files[run.weights("ema")] = weights_writer(st.ema.module, self.p, info, epoch, row)
-            files[run.state] = state_writer(st.state_dict())
-            commit(run, epoch, st.progress.step, files)
-        ddp.barrier(self.rt.dist)
         self.save_due, self.t_save = False, clock()
         self.save_seconds = max(self.save_seconds, self.t_save - t0)
-        self.cb.on_epoch_end(st.progress.epoch - 1, row, improved)
 
     def interrupted(self) -> TrainingInterrupted:
         """Ctrl-C: what is on disk is the last save (saves are atomic); log it and say how to go on.
