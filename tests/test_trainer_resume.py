@@ -197,3 +197,15 @@ def test_sigint_exits_130_with_the_resume_hint(tiny_overrides: list[str], tmp_pa
     assert lines == [f"interrupted: resume with seg train --resume {run_dir}"]
     state = torch.load(run_dir / "state.pt", weights_only=True)
     assert epochs_in(run_dir) == list(range(1, state["epoch"] + 1))
+
+
+def test_a_run_stopped_before_its_first_save_starts_over_in_place(tiny_overrides: list[str]) -> None:
+    from segcli.errors import TrainingInterrupted
+
+    with pytest.raises(TrainingInterrupted):
+        train("quickstart", tiny_overrides, callbacks=[StopAt(epoch=0, it=1)])
+    run_dir = next((Path(tiny_overrides[1].split("=", 1)[1]) / "quickstart").iterdir())
+    assert not (run_dir / "state.pt").exists() and (run_dir / "preset.toml").is_file()
+    res = train(resume=run_dir)
+    assert res.run_dir == run_dir and epochs_in(run_dir) == [1, 2]
+    assert "stopped before its first checkpoint" in (run_dir / "log.txt").read_text()

@@ -43,8 +43,8 @@ class RichProgress(Callback):
         self.task = self.progress.add_task(
             "train",
             total=epochs * iters_per_epoch if epochs else None,  # None: a time-budgeted run
-            completed=first_epoch * iters_per_epoch,
-            epoch=first_epoch + 1,
+            completed=first_epoch * iters_per_epoch + start.first_iter,
+            epoch=min(first_epoch + 1, epochs) if epochs else first_epoch + 1,  # a finished run: not "5/4"
             epochs=epochs or "?",
             it=0,
             iters=iters_per_epoch,

@@ -24,6 +24,7 @@ class RunStart:
     iters_per_epoch: int
     first_epoch: int  # > 0 when resuming
     resumed: bool = False
+    first_iter: int = 0  # > 0 when resuming from a mid-epoch save (train.save_every)
 
 
 class Callback:

@@ -557,6 +557,30 @@ def _resolve(
     return load_preset(preset, list(overrides)), None, []
 
 
+def _restore(run: RunDir, state: TrainState, rt: Runtime, cb: CallbackList) -> list[dict[str, Any]]:
+    """Resume: finish a save cut short, load ``state.pt`` and keep the metrics rows it covers.
+
+    A run stopped before its first save completed has nothing to load: it starts over in place.
+    """
+    manifest = recover(run) if rt.dist.is_main else None  # finish a save cut short, drop stray temp files
+    ddp.barrier(rt.dist)
+    if manifest is None and not run.state.is_file():
+        cb.on_message(f"{run.path}: stopped before its first checkpoint; training starts from the beginning")
+        if rt.dist.is_main:
+            run.write_metrics([])
+        return []
+    state.load_state_dict(load_state(run.state))
+    if manifest is not None and manifest["epoch"] != state.progress.epoch:
+        raise CheckpointError(
+            f"{run.state}: holds epoch {state.progress.epoch} but {run.manifest} names epoch {manifest['epoch']}; "
+            "the run directory was changed by hand"
+        )
+    rows = [r for r in run.read_metrics() if r["epoch"] <= state.progress.epoch]
+    if rt.dist.is_main:
+        run.write_metrics(rows)
+    return rows
+
+
 def train(
     preset: LoadedPreset | Preset | str | Path | None = None,
     overrides: Iterable[str] = (),
@@ -580,29 +604,14 @@ def train(
     run = _open_or_create_run(loaded, resumed, rt.dist)  # only now: a bad preset leaves no directory
     if rt.dist.is_main:
         cb.callbacks.insert(0, LogFile(run, rt.describe(p)))
-    rows: list[dict[str, Any]] = []
-    if resumed is not None:
-        manifest = recover(run) if rt.dist.is_main else None  # finish a save cut short, drop stray temp files
-        ddp.barrier(rt.dist)
-        state.load_state_dict(load_state(run.state))
-        if manifest is not None and manifest["epoch"] != state.progress.epoch:
-            raise CheckpointError(
-                f"{run.state}: holds epoch {state.progress.epoch} but {run.manifest} names epoch {manifest['epoch']}; "
-                "the run directory was changed by hand"
-            )
-        rows = [r for r in run.read_metrics() if r["epoch"] <= state.progress.epoch]
+    rows = _restore(run, state, rt, cb) if resumed is not None else []
+    if extended:
+        state.progress.finished = False
         if rt.dist.is_main:
-            run.write_metrics(rows)
-        if extended:
-            state.progress.finished = False
-            if rt.dist.is_main:
-                run.write_preset(preset_to_toml(p, header=f"resolved preset of {run.path}"))
+            run.write_preset(preset_to_toml(p, header=f"resolved preset of {run.path}"))
     trainer = Trainer(p, rt, data, state, criterion, plan, run, cb, rows)
-    cb.on_train_start(
-        RunStart(
-            run, 0 if plan.budget else plan.epochs, plan.iters_per_epoch, state.progress.epoch, resumed is not None
-        )
-    )
+    epochs, pr = 0 if plan.budget else plan.epochs, state.progress
+    cb.on_train_start(RunStart(run, epochs, plan.iters_per_epoch, pr.epoch, resumed is not None, pr.iter))
     for text in [*data.warnings, *reports, *(e.describe() for e in extended)]:
         cb.on_message(text)
     if resumed is not None and trainer.done:
