@@ -471,7 +471,7 @@ def test_train_bad_sample_the_precheck_missed(
     case: str, workers: int, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture
 ) -> None:
     """data.check_samples=0: nothing is read before training, so the dataset itself must name the file."""
-    from tests.conftest import TINY
+    from conftest import TINY
 
     needle = DATA_CASES[case](data)  # spoils val, which then becomes train
     for kind in ("images", "masks"):
@@ -498,3 +498,50 @@ def test_empty_files_of_a_real_download(fixtures_dir: Path, weights: Path, tmp_p
     out = tmp_path / "pred"
     user_error(capfd, ["infer", weights, images, "--out", out, "--device", "cpu"], "P0000_0_896_1024_1920.png", "empty")
     assert not out.exists() or not any(out.rglob("*.*"))
+
+
+# ----------------------------------------------------------------------------------------- models and training
+
+
+def _train_args(data: Path, tmp_path: Path, *extra: str) -> list[str]:
+    from conftest import TINY
+
+    return ["train", "quickstart", *TINY, f"data.root={data}", f"train.out_dir={tmp_path / 'runs'}", *extra]
+
+
+def test_pretrained_weights_without_network(
+    data: Path, tmp_path: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("segcli.models.encoder._hub_reachable", lambda timeout=3.0: False)  # no network
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hub"))  # an empty hub cache
+    user_error(capfd, _train_args(data, tmp_path, "model.pretrained=true"), "resnet18", "pretrained_file")
+    assert not (tmp_path / "runs").exists()  # failed before any run directory was made
+
+
+def test_eval_on_a_dataset_with_other_classes(weights: Path, data: Path, capfd: pytest.CaptureFixture) -> None:
+    toml = data / "dataset.toml"
+    toml.write_text(toml.read_text().replace('"circle"', '"disc"'))
+    user_error(capfd, ["eval", weights, "--data", data], str(data), "classes", "differ")
+
+
+def test_nan_loss_names_the_iteration_and_what_to_try(
+    data: Path, tmp_path: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import segcli.engine.trainer as trainer
+
+    real = trainer.loss_from_preset
+
+    def nan_loss(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - the real signature
+        criterion = real(*args, **kwargs)
+
+        class NaN(torch.nn.Module):
+            def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+                return criterion(logits, target) * float("nan")
+
+        return NaN()
+
+    monkeypatch.setattr(trainer, "loss_from_preset", nan_loss)
+    line = user_error(capfd, _train_args(data, tmp_path), "loss became nan", "iteration 1", code=1, progress=True)
+    assert "train.amp=none" in line and "optim.lr" in line

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY
 from safetensors.torch import load_file
-
-from tests.conftest import TINY
 
 pytestmark = pytest.mark.slow
 

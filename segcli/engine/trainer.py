@@ -376,7 +376,8 @@ class Trainer:
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"loss became {loss.item()} at epoch {epoch + 1}, iteration {it + 1}; "
-                        "lower optim.lr, set train.grad_clip, or check the masks with seg check"
+                        "lower optim.lr, set train.grad_clip, try train.amp=none (fp32), or check the masks with "
+                        "seg check; the last save in the run directory is kept"
                     )
                 st.scaler.scale(loss / p.train.accumulate).backward()
                 if stepped:
