@@ -2,30 +2,43 @@
 
 from __future__ import annotations
 
-import time
+import os
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from segcli.cli._common import JsonOpt, err, fmt, out, print_json, table
-from segcli.engine.callbacks import Callback, RunStart
+from segcli.engine.callbacks import Callback, IterStats, RunStart, ValEnd
+from segcli.engine.textlog import ProgressLines, ProgressMeter, fmt_bytes, fmt_duration, validation_lines
 
 
 class RichProgress(Callback):
-    """Progress bar: epoch, iteration, loss, lr, images/s and ETA for the whole run."""
+    """The console: a live display on a terminal (epoch, iteration, loss and its running mean, per term, lr,
+    images/s, data-wait share, ETA for the epoch and the run, peak memory); plain lines every
+    ``train.log_every`` iterations otherwise (CI, nohup, pipes). Under torchrun only rank 0 shows anything."""
 
-    def __init__(self, quiet: bool = False) -> None:
-        self.quiet = quiet
+    def __init__(self, quiet: bool = False, live: bool | None = None) -> None:
+        self.quiet = quiet or os.environ.get("RANK", "0") != "0"
+        self.live = err.is_terminal if live is None else live
         self.progress: Progress | None = None
         self.task: Any = None
         self.iters = 1
+        self.meter = ProgressMeter()
+        self.lines: ProgressLines | None = None
 
     def on_train_start(self, start: RunStart) -> None:
+        if self.quiet:
+            return
         epochs, iters_per_epoch, first_epoch = start.epochs, start.iters_per_epoch, start.first_epoch
         self.iters, self.epochs = iters_per_epoch, epochs
+        self.meter.start(start)
         err.print(f"run directory: [bold]{start.run.path}[/]")
+        if not self.live:
+            self.lines = ProgressLines(lambda t: err.print(t, markup=False, highlight=False), start.log_every or 20)
+            self.lines.on_train_start(start)
+            return
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
             TextColumn("it {task.fields[it]}/{task.fields[iters]}"),
@@ -33,11 +46,11 @@ class RichProgress(Callback):
             TextColumn("loss {task.fields[loss]}"),
             TextColumn("lr {task.fields[lr]}"),
             TextColumn("{task.fields[ips]} img/s"),
+            TextColumn("data {task.fields[wait]}"),
+            TextColumn("mem {task.fields[mem]}"),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
             console=err,
-            disable=self.quiet,
         )
         self.progress.start()
         self.task = self.progress.add_task(
@@ -51,30 +64,49 @@ class RichProgress(Callback):
             loss="-",
             lr="-",
             ips="-",
+            wait="-",
+            mem="-",
+            eta="-",
         )
-        self.t0 = time.perf_counter()
 
-    def on_iter_end(self, epoch: int, it: int, loss: float, lr: float, images_per_s: float) -> None:
-        assert self.progress is not None
+    def on_iter_stats(self, stats: IterStats) -> None:
+        if self.lines is not None:
+            self.lines.on_iter_stats(stats)
+        if self.progress is None:
+            return
+        f = self.meter.update(stats)
+        self.meter.reset_window()
+        terms = "".join(f" {k} {v:.3f}" for k, v in f["terms"].items())
         self.progress.update(
             self.task,
-            completed=epoch * self.iters + it + 1,
-            epoch=epoch + 1,
-            it=it + 1,
-            loss=f"{loss:.4f}",
-            lr=f"{lr:.2e}",
-            ips=f"{images_per_s:.1f}",
+            completed=stats.epoch * self.iters + stats.it + 1,
+            epoch=f["epoch"],
+            it=f["it"],
+            loss=f"{f['loss']:.4f} (mean {f['loss_mean']:.4f}){terms}",
+            lr=f"{f['lr']:.2e}",
+            ips=f"{f['images_per_s']:.1f}",
+            wait=f"{f['data_wait']:.0%}",
+            mem=fmt_bytes(f["memory"]),
+            eta=f"{fmt_duration(f['eta_epoch'])} (run {fmt_duration(f['eta_run'])})",
         )
 
+    def on_val_end(self, val: ValEnd) -> None:
+        if self.lines is not None:
+            self.lines.on_val_end(val)
+        elif self.progress is not None:
+            for line in validation_lines(val):
+                self.progress.console.print(line, markup=False, highlight=False)
+
     def on_epoch_end(self, epoch: int, row: dict[str, Any], improved: bool) -> None:
-        if "mIoU" in row and self.progress is not None:
-            self.progress.console.print(
-                f"epoch {epoch + 1}/{self.epochs}: loss {row['train_loss']:.4f}  val mIoU {fmt(row['mIoU'])}  "
+        if "mIoU" in row and not self.quiet:
+            err.print(
+                f"epoch {epoch + 1}/{self.epochs or '?'}: loss {row['train_loss']:.4f}  val mIoU {fmt(row['mIoU'])}  "
                 f"pixel acc {fmt(row['pixel_accuracy'])}  ({row['seconds']:.1f}s)"
             )
 
     def on_message(self, text: str) -> None:
-        err.print(text)
+        if not self.quiet:
+            err.print(text)
 
     def stop(self) -> None:
         if self.progress is not None:

@@ -220,6 +220,10 @@ class TrainConfig:
     out_dir: str = opt("runs", "parent of run directories: <out_dir>/<name>/<N>")
     name: str = opt("", "run name; empty = the preset file's stem")
     threads: int = opt(0, "torch intra-op threads on CPU (0 = torch's default)", minimum=0)
+    log_every: int = opt(
+        20, "write a progress line (loss, lr, speed, ETA, memory) to log.txt every N iterations (0 = off)", minimum=0
+    )
+    plots: bool = opt(True, "draw curves, confusion matrix and sample predictions into plots/ after each validation")
 
     @property
     def time_budget_seconds(self) -> float | None:

@@ -14,6 +14,7 @@ validation, estimated before the first step (:meth:`Trainer.estimate_reserve`).
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 import time
@@ -36,7 +37,7 @@ from segcli.data.format import DatasetIndex, DatasetInfo, validate_dataset
 from segcli.data.lint import quick_lint
 from segcli.data.transforms import build_train_transform
 from segcli.engine import distributed as ddp
-from segcli.engine.callbacks import Callback, CallbackList, LogFile, RunStart
+from segcli.engine.callbacks import Callback, CallbackList, IterStats, LogFile, RunStart, ValEnd
 from segcli.engine.checkpoint import load_state, state_writer, weights_writer
 from segcli.engine.commit import commit, recover
 from segcli.engine.ema import ModelEMA
@@ -47,6 +48,7 @@ from segcli.engine.optim import build_optimizer, lr_factor, set_lr
 from segcli.engine.rundir import RunDir
 from segcli.engine.runtime import autocast, grad_scaler, resolve_amp, select_device, set_deterministic, set_threads
 from segcli.engine.state import TrainState
+from segcli.engine.textlog import ProgressLines
 from segcli.errors import CheckpointError, TrainingError, TrainingInterrupted, UserError
 
 __all__ = ["TrainResult", "Trainer", "train"]
@@ -274,6 +276,7 @@ class Trainer:
         self.validated_at: tuple[int, int] | None = None  # (epoch, iter) of the last validation
         self.val_due = self.save_due = False  # due inside an epoch, waiting for an optimiser step
         self.at_boundary = False  # the current position is savable (between batches, after an optimiser step)
+        self.terms: dict[str, torch.Tensor] = {}  # the last training loss per term (CombinedLoss.last_terms)
 
     @property
     def done(self) -> bool:
@@ -320,8 +323,11 @@ class Trainer:
     def _loss(self, out: Any, masks: torch.Tensor) -> torch.Tensor:
         """The criterion on the main output plus the weighted auxiliary outputs."""
         if not isinstance(out, dict):
-            return self.criterion(out, masks)
+            loss = self.criterion(out, masks)
+            self.terms = getattr(self.criterion, "last_terms", {})
+            return loss
         loss = self.criterion(out["out"], masks)
+        self.terms = getattr(self.criterion, "last_terms", {})  # the main output's terms, not the last aux's
         for w, logits in zip(self.aux_weights, out.get("aux", [])):
             loss = loss + w * self.criterion(logits, masks)
         return loss
@@ -359,8 +365,9 @@ class Trainer:
         if start:  # the uninterrupted run drew it at the epoch's start, before the save restored here
             torch.set_rng_state(rng)
         st.optimizer.zero_grad(set_to_none=True)
-        it = start - 1
+        it, t_prev = start - 1, clock()
         for it, (images, masks) in enumerate(batches, start):
+            waited = clock() - t_prev  # the step's wait on the loader
             self.at_boundary = False
             lr = set_lr(st.optimizer, lr_factor(p.schedule, pr.step, self.fraction(), p.optim.lr))
             if hasattr(self.criterion, "set_progress"):  # e.g. the top-k loss anneals its pixel share
@@ -390,7 +397,13 @@ class Trainer:
             pr.iter, pr.epoch_loss = it + 1, loss_sum
             self.at_boundary = stepped  # a save now is a consistent position (no gradients half accumulated)
             seen += images.shape[0] * self.rt.dist.world_size
-            self.cb.on_iter_end(epoch, it, loss.item(), lr, seen / max(clock() - t_seen, 1e-9))
+            ips = seen / max(clock() - t_seen, 1e-9)
+            self.cb.on_iter_end(epoch, it, loss.item(), lr, ips)
+            terms = {k: float(v) for k, v in self.terms.items()} if len(self.terms) > 1 else {}
+            now = clock()
+            self.cb.on_iter_stats(
+                IterStats(epoch, it, n, loss.item(), lr, ips, terms, waited, now - t_prev, now - self.t_run, dev.type)
+            )
             out_of_steps = self.plan.total_steps is not None and pr.step >= self.plan.total_steps
             if out_of_steps or (self.plan.budget is not None and _all_agree(self.fraction() >= 1.0, self.rt.dist, dev)):
                 pr.finished = True
@@ -399,6 +412,7 @@ class Trainer:
                 self._mid_epoch(it, stepped)
                 if pr.finished:  # early stopping after a validation inside the epoch
                     break
+            t_prev = clock()
         pr.finished = pr.finished or epoch + 1 >= self.plan.epochs
         lr_now = st.optimizer.param_groups[0]["lr"]
         row = {"epoch": epoch + 1, "iterations": pr.step, "train_loss": loss_sum / max(it + 1, 1), "lr": lr_now}
@@ -431,7 +445,8 @@ class Trainer:
         info, rt = self.data.info, self.rt
         args = (self.data.val_loader, info.num_classes, info.ignore_index, rt.device, rt.amp, p.train.channels_last)
         try:
-            metrics = confusion_over_loader(self.state.model, *args, rt.dist).compute(p.eval.absent, info.classes)
+            cm = confusion_over_loader(self.state.model, *args, rt.dist)
+            metrics = cm.compute(p.eval.absent, info.classes)
             row.update({k: metrics[k] for k in METRIC_KEYS})
             if self.state.ema is not None:
                 ema = confusion_over_loader(self.state.ema.module, *args, rt.dist)
@@ -444,6 +459,16 @@ class Trainer:
         pr.reserve = ddp.broadcast_object(max(pr.reserve, pr.val_seconds), rt.dist)
         self.validated_at = (pr.epoch, pr.iter)
         improved = pr.improve(row.get(p.train.monitor), row)
+        if rt.dist.is_main:
+            best = pr.best_value if math.isfinite(pr.best_value) else None
+            val_ds = self.data.val_loader.dataset
+            self.cb.on_val_end(
+                ValEnd(
+                    pr.epoch, pr.step, metrics, cm.mat.cpu().numpy(), tuple(info.classes), tuple(info.palette),
+                    improved, p.train.monitor, best, row.get("ema_mIoU"), self.state.model, val_ds, rt.device,
+                    info.ignore_index,
+                )
+            )  # fmt: skip
         if p.train.patience and pr.stale >= p.train.patience:
             self.cb.on_message(f"early stop: {p.train.monitor} did not improve for {pr.stale} validations")
             pr.finished = True
@@ -604,7 +629,7 @@ def train(
 
     run = _open_or_create_run(loaded, resumed, rt.dist)  # only now: a bad preset leaves no directory
     if rt.dist.is_main:
-        cb.callbacks.insert(0, LogFile(run, rt.describe(p)))
+        cb.callbacks[:0] = [LogFile(run, rt.describe(p)), ProgressLines(run.log, p.train.log_every)]
     rows = _restore(run, state, rt, cb) if resumed is not None else []
     if extended:
         state.progress.finished = False
@@ -612,7 +637,10 @@ def train(
             run.write_preset(preset_to_toml(p, header=f"resolved preset of {run.path}"))
     trainer = Trainer(p, rt, data, state, criterion, plan, run, cb, rows)
     epochs, pr = 0 if plan.budget else plan.epochs, state.progress
-    cb.on_train_start(RunStart(run, epochs, plan.iters_per_epoch, pr.epoch, resumed is not None, pr.iter))
+    start = RunStart(
+        run, epochs, plan.iters_per_epoch, pr.epoch, resumed is not None, pr.iter, p.train.log_every, p, data.info
+    )
+    cb.on_train_start(start)
     for text in [*data.warnings, *reports, *(e.describe() for e in extended)]:
         cb.on_message(text)
     if resumed is not None and trainer.done:
