@@ -45,6 +45,7 @@ from segcli.engine.evaluator import confusion_over_loader
 from segcli.engine.extend import Extension, extend_preset
 from segcli.engine.factory import aux_weights, class_weights_from_preset, loss_from_preset, model_from_preset
 from segcli.engine.optim import build_optimizer, lr_factor, set_lr
+from segcli.engine.plots import Plots
 from segcli.engine.rundir import RunDir
 from segcli.engine.runtime import autocast, grad_scaler, resolve_amp, select_device, set_deterministic, set_threads
 from segcli.engine.state import TrainState
@@ -630,6 +631,8 @@ def train(
     run = _open_or_create_run(loaded, resumed, rt.dist)  # only now: a bad preset leaves no directory
     if rt.dist.is_main:
         cb.callbacks[:0] = [LogFile(run, rt.describe(p)), ProgressLines(run.log, p.train.log_every)]
+        if p.train.plots:
+            cb.callbacks.insert(2, Plots())
     rows = _restore(run, state, rt, cb) if resumed is not None else []
     if extended:
         state.progress.finished = False
