@@ -233,7 +233,7 @@ class EvalConfig:
 
     size: tuple[int, ...] = opt((), "resize inputs to [height, width] before the model; empty = native size")
     keep_ratio: tuple[int, ...] = opt(
-        (), "resize inputs to fit inside [long, short] keeping the aspect ratio (mmseg keep_ratio); empty = off"
+        (), "fit inputs inside [long, short] keeping the aspect ratio (mmseg keep_ratio); eval.size wins when set"
     )
     slide: bool = opt(False, "predict by sliding windows of eval.tile every eval.stride, logits averaged on overlaps")
     tile: tuple[int, ...] = opt((512, 512), "sliding-window size [height, width]")

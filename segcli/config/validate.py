@@ -90,8 +90,6 @@ def _check_shapes(p: Preset) -> list[tuple[str, str]]:
         found.append(("eval.size", f"eval.size = {list(e.size)} must be [] or [height, width]"))
     if len(e.keep_ratio) not in (0, 2) or any(v < 1 for v in e.keep_ratio):
         found.append(("eval.keep_ratio", f"eval.keep_ratio = {list(e.keep_ratio)} must be [] or [long, short] > 0"))
-    elif e.keep_ratio and e.size:
-        found.append(("eval.keep_ratio", "eval.keep_ratio and eval.size both set; keep one (set the other to [])"))
     if len(e.tile) != 2 or any(v < 1 for v in e.tile):
         found.append(("eval.tile", f"eval.tile = {list(e.tile)} must be [height, width] > 0"))
     elif len(e.stride) != 2 or not all(0 < s <= t for s, t in zip(e.stride, e.tile)):
