@@ -57,9 +57,16 @@ def test_cli_protocol_options(trained: Path, shapes_root: Path, tmp_path: Path, 
     assert ev["protocol"]["mode"] == "slide tile=[32, 32] stride=[16, 16]"
     assert ev["protocol"]["resize"] == {"size": [40, 40]}
     assert 0 <= ev["mIoU"] <= 1
+    one = _json(
+        capsys,
+        ["eval", str(trained), "--data", str(shapes_root), "--out", str(tmp_path / "u.json"), "--tta-scales", "1"],
+    )
+    assert one["protocol"]["tta"] == {"scales": [1.0], "flip": True}  # eval.tta_flip of the preset
     capsys.readouterr()
     assert run(["eval", str(trained), "--data", str(shapes_root), "--tile", "0,4", "--slide"]) == 2
     assert "--tile 0,4" in capsys.readouterr().err
+    assert run(["eval", str(trained), "--data", str(shapes_root), "--tta-scales", "1,-2"]) == 2
+    assert "--tta-scales 1,-2" in capsys.readouterr().err
 
 
 def test_weights_choice(trained: Path, shapes_root: Path, tmp_path: Path, capsys) -> None:

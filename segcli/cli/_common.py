@@ -104,6 +104,25 @@ TtaOpt = typer.Option(
     None, "--tta/--no-tta", help="Test-time augmentation: eval.tta_scales and flips, probabilities averaged."
 )
 
+TtaScalesOpt = typer.Option(
+    None, "--tta-scales", metavar="S,S,...", help="TTA scale factors, e.g. 0.75,1,1.25 (implies --tta)."
+)
+
+
+def scales(value: str | None, option: str = "--tta-scales") -> tuple[float, ...] | None:
+    """``"0.75,1,1.25"`` → (0.75, 1.0, 1.25); a bad value is a UserError naming ``option``."""
+    from segcli.errors import UserError
+
+    if value is None:
+        return None
+    try:
+        out = tuple(float(p) for p in value.split(",") if p.strip())
+    except ValueError:
+        out = ()
+    if not out or min(out) <= 0:
+        raise UserError(f"{option} {value}: give comma-separated factors > 0, e.g. {option} 0.75,1,1.25")
+    return out
+
 
 def hw(value: str | None, option: str) -> tuple[int, int] | None:
     """``"512,1024"`` (or one number for a square) → (512, 1024); a bad value is a UserError naming ``option``."""

@@ -18,9 +18,11 @@ from segcli.cli._common import (
     StrideOpt,
     TileOpt,
     TtaOpt,
+    TtaScalesOpt,
     hw,
     out,
     print_json,
+    scales,
     table,
 )
 
@@ -53,6 +55,7 @@ def eval_cmd(
     tile: str = TileOpt,
     stride: str = StrideOpt,
     tta: bool = TtaOpt,
+    tta_scales: str = TtaScalesOpt,
     worst: int = typer.Option(0, "--worst", min=0, help="List the K images with the lowest mIoU (overlays too)."),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -75,6 +78,7 @@ def eval_cmd(
         tile=hw(tile, "--tile"),
         stride=hw(stride, "--stride"),
         tta=tta,
+        tta_scales=scales(tta_scales),
         worst=worst,
     )
     if as_json:

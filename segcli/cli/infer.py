@@ -17,10 +17,12 @@ from segcli.cli._common import (
     StrideOpt,
     TileOpt,
     TtaOpt,
+    TtaScalesOpt,
     err,
     hw,
     out,
     print_json,
+    scales,
 )
 
 
@@ -44,6 +46,7 @@ def infer_cmd(
     tile: str = TileOpt,
     stride: str = StrideOpt,
     tta: bool = TtaOpt,
+    tta_scales: str = TtaScalesOpt,
     batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per forward pass."),
     workers: int = typer.Option(0, "--workers", min=0, help="Decode/encode threads (0 = up to 8, one per core)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
@@ -80,6 +83,7 @@ def infer_cmd(
             tile=hw(tile, "--tile"),
             stride=hw(stride, "--stride"),
             tta=tta,
+            tta_scales=scales(tta_scales),
             batch_size=batch_size,
             workers=workers,
         )

@@ -16,7 +16,7 @@ from segcli.data.datasets import EvalDataset, eval_collate
 from segcli.data.format import DatasetIndex, validate_dataset
 from segcli.engine.checkpoint import build_from_weights
 from segcli.engine.distributed import DistInfo, all_reduce_sum
-from segcli.engine.predict_core import Protocol, predict_images, protocol_from_eval
+from segcli.engine.predict_core import Protocol, predict_images, protocol_from_eval, resize_settings
 from segcli.engine.rundir import RunDir, resolve_weights, run_of_weights
 from segcli.engine.runtime import resolve_amp, select_device
 from segcli.errors import CheckpointError, DataError, UserError
@@ -147,6 +147,7 @@ def evaluate(
     tile: tuple[int, ...] | None = None,
     stride: tuple[int, ...] | None = None,
     tta: bool | None = None,
+    tta_scales: tuple[float, ...] | None = None,
     worst: int = 0,
 ) -> EvalResult:
     """Metrics of a checkpoint over a split; the JSON report (with the confusion matrix) is written next to the run.
@@ -164,7 +165,9 @@ def evaluate(
         _report_path(weights_file, split, out)  # a bad --out fails now, not after the evaluation
     model, meta = build_from_weights(weights_file, dev)
     preset = meta.preset
-    proto = protocol_from_eval(preset.eval, slide=slide, tile=tile, stride=stride, tta=tta, amp=amp)
+    proto = protocol_from_eval(
+        preset.eval, slide=slide, tile=tile, stride=stride, tta=tta, tta_scales=tta_scales, amp=amp
+    )
     root = Path(data_root) if data_root is not None else Path(preset.data.root)
     index = DatasetIndex.scan(root, [split])
     info = validate_dataset(index, splits=[split], sample_masks=preset.data.check_samples)
@@ -173,8 +176,7 @@ def evaluate(
             f"{root}: dataset classes {list(info.classes)[:6]}... differ from the checkpoint's "
             f"{list(meta.classes)[:6]}...; evaluate on the dataset the model was trained for"
         )
-    eval_size = tuple(size) if size is not None else tuple(preset.eval.size)
-    keep_ratio = () if size is not None else tuple(preset.eval.keep_ratio)
+    eval_size, keep_ratio = resize_settings(preset.eval, size)
     ds = EvalDataset(index, split, eval_size, keep_ratio)
     loader = DataLoader(
         ds,

@@ -203,6 +203,11 @@ def predict_images(
     return [predict_batch(model, im[None], [s], proto, device)[0] for im, s in zip(images, out_sizes)]
 
 
+def resize_settings(e: EvalConfig, size: Sequence[int] | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(exact size, keep-ratio scale) before the model: ``--size`` when given, else the preset's keys."""
+    return (tuple(size), ()) if size is not None else (tuple(e.size), tuple(e.keep_ratio))
+
+
 def protocol_from_eval(
     e: EvalConfig,
     *,
@@ -210,6 +215,7 @@ def protocol_from_eval(
     tile: Sequence[int] | None = None,
     stride: Sequence[int] | None = None,
     tta: bool | None = None,
+    tta_scales: Sequence[float] | None = None,
     amp: str = "none",
     channels_last: bool = False,
 ) -> Protocol:
@@ -231,12 +237,17 @@ def protocol_from_eval(
             f"--stride {','.join(map(str, stride))}: give H,W in (0, tile], "
             f"e.g. --stride {tile[0] * 2 // 3},{tile[1] * 2 // 3}"
         )
+    if tta_scales is not None and (not tta_scales or min(tta_scales) <= 0):
+        raise UserError(
+            f"--tta-scales {','.join(map(str, tta_scales))}: give factors > 0, e.g. --tta-scales 0.75,1,1.25"
+        )
     use_tta = e.tta if tta is None else tta
+    use_tta = use_tta or tta_scales is not None
     return Protocol(
         slide=e.slide if slide is None else slide,
         tile=(int(tile[0]), int(tile[1])),
         stride=(int(stride[0]), int(stride[1])),
-        tta_scales=tuple(e.tta_scales) if use_tta else (),
+        tta_scales=tuple(tta_scales or e.tta_scales) if use_tta else (),
         tta_flip=bool(e.tta_flip) if use_tta else False,
         amp=amp,
         channels_last=channels_last,

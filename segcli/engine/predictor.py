@@ -26,7 +26,7 @@ from segcli.data.datasets import image_to_tensor
 from segcli.data.io import IMAGE_EXTS, list_images, read_image, write_image, write_mask, write_palette_mask
 from segcli.data.transforms import inference_size, resize_pair
 from segcli.engine.checkpoint import build_from_weights
-from segcli.engine.predict_core import Protocol, predict_images, protocol_from_eval
+from segcli.engine.predict_core import Protocol, predict_images, protocol_from_eval, resize_settings
 from segcli.engine.rundir import resolve_weights
 from segcli.engine.runtime import resolve_amp, select_device
 from segcli.errors import DataError, UserError
@@ -213,6 +213,7 @@ def predict(
     tile: tuple[int, ...] | None = None,
     stride: tuple[int, ...] | None = None,
     tta: bool | None = None,
+    tta_scales: tuple[float, ...] | None = None,
     batch_size: int = 8,
     workers: int = 0,
 ) -> PredictResult:
@@ -242,9 +243,8 @@ def predict(
     model, meta = build_from_weights(weights, dev)
     model.eval()
     e = meta.preset.eval
-    proto = protocol_from_eval(e, slide=slide, tile=tile, stride=stride, tta=tta, amp=amp)
-    eval_size = tuple(size) if size is not None else tuple(e.size)
-    keep_ratio = () if size is not None else tuple(e.keep_ratio)
+    proto = protocol_from_eval(e, slide=slide, tile=tile, stride=stride, tta=tta, tta_scales=tta_scales, amp=amp)
+    eval_size, keep_ratio = resize_settings(e, size)
     writer = _Writer(meta, kinds, alpha, alpha_bg, proto.tta)
     stems: dict[str, int] = {}
     plan = []
