@@ -33,8 +33,9 @@ from segcli.data.format import DatasetInfo
 from segcli.data.io import read_image, write_image
 from segcli.engine.checkpoint import build_from_weights, save_weights
 from segcli.engine.factory import model_from_preset
-from segcli.engine.predict_core import Protocol, predict_images
+from segcli.engine.predict_core import Protocol, inference_precision, predict_images, prepare_model
 from segcli.engine.predictor import predict
+from segcli.engine.runtime import autocast
 from segcli.metrics import ConfusionMatrix
 
 CLASSES = 19
@@ -76,16 +77,19 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--preset", default="quickstart")
     ap.add_argument("--big", action="store_true")
+    ap.add_argument("--amp", default=None, help="as seg infer --amp (default: the preset's train.amp)")
     args = ap.parse_args()
     dev = torch.device("cpu")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         w = _weights(folder, args.preset)
         paths = _images(folder, args.n, args.size)
-        model, _ = build_from_weights(w, dev)
-        model.eval()
+        model, meta = build_from_weights(w, dev)
+        amp = inference_precision(args.amp, meta.preset.train.amp, dev)  # what `seg infer` picks
+        cl = meta.preset.train.channels_last
+        prepare_model(model, dev, cl, fixed_size=True)
         decoded = torch.stack([torch.from_numpy(read_image(p).transpose(2, 0, 1).copy()) for p in paths])
-        proto = Protocol()
+        proto = Protocol(amp=amp, channels_last=cl)
 
         def forward_only() -> None:
             with torch.no_grad():
@@ -96,14 +100,15 @@ def main() -> None:
         runs = iter(range(10**6))
 
         def end_to_end() -> None:
-            predict(w, [str(folder / "in")], folder / f"out{next(runs)}", device="cpu", batch_size=args.batch)
+            out = folder / f"out{next(runs)}"
+            predict(w, [str(folder / "in")], out, device="cpu", batch_size=args.batch, amp=args.amp)
 
         forward_only()  # warm-up
         t_fwd = _timed(forward_only, args.reps)
         t_e2e = _timed(end_to_end, args.reps)
         print(
             f"images {args.n} x {args.size}px JPEG, batch {args.batch}, preset {args.preset}, "
-            f"threads {torch.get_num_threads()}"
+            f"threads {torch.get_num_threads()}, amp {amp}, channels_last {cl}"
         )
         print(f"forward only      : {args.n / t_fwd:8.2f} images/s")
         print(f"seg infer (e2e)   : {args.n / t_e2e:8.2f} images/s   ratio e2e/forward = {t_fwd / t_e2e:.3f}")
@@ -122,7 +127,8 @@ def main() -> None:
             cm = ConfusionMatrix(CLASSES)
             with torch.no_grad():
                 for i in range(0, len(decoded), args.batch):
-                    lg = model(decoded[i : i + args.batch]).float()
+                    with autocast(dev, amp):
+                        lg = model(decoded[i : i + args.batch]).float()
                     lg = F.interpolate(lg, size=(args.size, args.size), mode="bilinear", align_corners=False)
                     for one, m in zip(lg, masks[i:]):
                         cm.update(one.argmax(0), m)

@@ -182,3 +182,14 @@ def test_protocol_from_eval_and_cli_values() -> None:
         protocol_from_eval(e, stride=(600, 10))
     with pytest.raises(UserError, match="--tile 0,5"):
         protocol_from_eval(e, tile=(0, 5))
+
+
+def test_precision_follows_the_training_run_unless_asked() -> None:
+    from segcli.engine.predict_core import inference_precision
+    from segcli.engine.runtime import resolve_amp
+
+    assert inference_precision(None, "none", CPU) == "none"
+    assert inference_precision(None, "fp16", CPU) == resolve_amp("auto", CPU)  # fp16 exists on CUDA only
+    assert inference_precision("none", "bf16", CPU) == "none"
+    with pytest.raises(UserError, match="--amp fp16 needs CUDA"):
+        inference_precision("fp16", "none", CPU)

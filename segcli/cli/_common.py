@@ -94,7 +94,11 @@ class Absent(str, Enum):
 
 
 DeviceOpt = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
-AmpOpt = typer.Option(Amp.none, "--amp", help="Autocast: auto (bf16 where native), none, bf16, or fp16 (CUDA only).")
+AmpOpt = typer.Option(
+    None,
+    "--amp",
+    help="Autocast: auto (bf16 where native), none, bf16, or fp16 (CUDA only); default: the training run's train.amp.",
+)
 
 SizeOpt = typer.Option(None, "--size", metavar="H,W", help="Resize inputs to H,W before the model (default: preset's).")
 SlideOpt = typer.Option(None, "--slide/--whole", help="Sliding-window or whole-image prediction (default: preset's).")

@@ -69,7 +69,7 @@ def eval_cmd(
         device=device,
         batch_size=batch_size,
         absent=absent.value if absent is not None else None,
-        amp=amp.value,
+        amp=amp.value if amp is not None else None,
         num_workers=workers,
         out=report,
         size=hw(size, "--size"),

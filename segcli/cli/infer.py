@@ -71,7 +71,7 @@ def infer_cmd(
             inputs,
             out_dir,
             device=device,
-            amp=amp.value,
+            amp=amp.value if amp is not None else None,
             overwrite=overwrite,
             on_image=step,
             skip_existing=skip_existing,

@@ -16,7 +16,14 @@ from segcli.data.datasets import EvalDataset, eval_collate
 from segcli.data.format import DatasetIndex, validate_dataset
 from segcli.engine.checkpoint import build_from_weights
 from segcli.engine.distributed import DistInfo, all_reduce_sum
-from segcli.engine.predict_core import Protocol, predict_images, protocol_from_eval, resize_settings
+from segcli.engine.predict_core import (
+    Protocol,
+    inference_precision,
+    predict_images,
+    prepare_model,
+    protocol_from_eval,
+    resize_settings,
+)
 from segcli.engine.rundir import RunDir, resolve_weights, run_of_weights
 from segcli.engine.runtime import resolve_amp, select_device
 from segcli.errors import CheckpointError, DataError, UserError
@@ -138,7 +145,7 @@ def evaluate(
     batch_size: int | None = None,
     size: tuple[int, ...] | None = None,
     absent: Absent | None = None,
-    amp: str = "none",
+    amp: str | None = None,
     num_workers: int = 0,
     out: str | os.PathLike | None = None,
     *,
@@ -158,15 +165,24 @@ def evaluate(
     t0 = time.perf_counter()
     weights_file = select_weights(weights_or_run, weights)
     dev = select_device(device, option="--device")
-    amp = resolve_amp(amp, dev, option="--amp")
+    if amp is not None:
+        resolve_amp(amp, dev, option="--amp")  # a bad --amp fails before the model loads
     if worst < 0:
         raise UserError(f"--worst {worst}: give a number of images >= 0")
     if out is not None:
         _report_path(weights_file, split, out)  # a bad --out fails now, not after the evaluation
     model, meta = build_from_weights(weights_file, dev)
     preset = meta.preset
+    amp = inference_precision(amp, preset.train.amp, dev)
     proto = protocol_from_eval(
-        preset.eval, slide=slide, tile=tile, stride=stride, tta=tta, tta_scales=tta_scales, amp=amp
+        preset.eval,
+        slide=slide,
+        tile=tile,
+        stride=stride,
+        tta=tta,
+        tta_scales=tta_scales,
+        amp=amp,
+        channels_last=preset.train.channels_last,
     )
     root = Path(data_root) if data_root is not None else Path(preset.data.root)
     index = DatasetIndex.scan(root, [split])
@@ -187,8 +203,17 @@ def evaluate(
         pin_memory=dev.type == "cuda",
     )
     per_image: list[float] | None = [] if worst else None
+    prepare_model(model, dev, proto.channels_last, fixed_size=bool(eval_size))
     cm = confusion_over_loader(
-        model, loader, meta.num_classes, info.ignore_index, dev, amp, protocol=proto, per_image=per_image
+        model,
+        loader,
+        meta.num_classes,
+        info.ignore_index,
+        dev,
+        amp,
+        proto.channels_last,
+        protocol=proto,
+        per_image=per_image,
     )
     absent = absent or preset.eval.absent
     metrics = cm.compute(absent, meta.classes)

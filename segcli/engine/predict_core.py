@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from segcli.config.schema import EvalConfig
-from segcli.engine.runtime import autocast
+from segcli.engine.runtime import autocast, resolve_amp
 from segcli.errors import UserError
 
 DEFAULT_MULTIPLE = 32
@@ -201,6 +201,23 @@ def predict_images(
     if isinstance(images, torch.Tensor):
         return predict_batch(model, images, out_sizes, proto, device)
     return [predict_batch(model, im[None], [s], proto, device)[0] for im, s in zip(images, out_sizes)]
+
+
+def inference_precision(amp: str | None, train_amp: str, device: torch.device) -> str:
+    """``--amp`` when given, else the checkpoint's training precision (``train.amp``; its fp16 becomes auto
+    off CUDA, where fp16 autocast does not exist)."""
+    if amp is not None:
+        return resolve_amp(amp, device, option="--amp")
+    return resolve_amp("auto" if train_amp == "fp16" and device.type != "cuda" else train_amp, device)
+
+
+def prepare_model(model: torch.nn.Module, device: torch.device, channels_last: bool, fixed_size: bool) -> None:
+    """Eval mode, the training memory layout, and cuDNN autotuning on CUDA when every input has one size."""
+    model.eval()
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    if device.type == "cuda" and fixed_size:
+        torch.backends.cudnn.benchmark = True
 
 
 def resize_settings(e: EvalConfig, size: Sequence[int] | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:

@@ -26,7 +26,14 @@ from segcli.data.datasets import image_to_tensor
 from segcli.data.io import IMAGE_EXTS, list_images, read_image, write_image, write_mask, write_palette_mask
 from segcli.data.transforms import inference_size, resize_pair
 from segcli.engine.checkpoint import build_from_weights
-from segcli.engine.predict_core import Protocol, predict_images, protocol_from_eval, resize_settings
+from segcli.engine.predict_core import (
+    Protocol,
+    inference_precision,
+    predict_images,
+    prepare_model,
+    protocol_from_eval,
+    resize_settings,
+)
 from segcli.engine.rundir import resolve_weights
 from segcli.engine.runtime import resolve_amp, select_device
 from segcli.errors import DataError, UserError
@@ -201,7 +208,7 @@ def predict(
     out_dir: str | os.PathLike,
     device: str = "auto",
     size: tuple[int, ...] | None = None,
-    amp: str = "none",
+    amp: str | None = None,
     overwrite: bool = False,
     on_image: Callable[[int, int, Path], None] | None = None,
     skip_existing: bool = False,
@@ -237,14 +244,25 @@ def predict(
         raise UserError(f"--batch-size {batch_size}: give 1 or more")
     weights = resolve_weights(weights_or_run)
     dev = select_device(device, option="--device")
-    amp = resolve_amp(amp, dev, option="--amp")
+    if amp is not None:
+        resolve_amp(amp, dev, option="--amp")  # a bad --amp fails before the model loads
     paths = expand_inputs(inputs)
     out = require_folder(out_dir)
     model, meta = build_from_weights(weights, dev)
-    model.eval()
-    e = meta.preset.eval
-    proto = protocol_from_eval(e, slide=slide, tile=tile, stride=stride, tta=tta, tta_scales=tta_scales, amp=amp)
+    e, train_cfg = meta.preset.eval, meta.preset.train
+    amp = inference_precision(amp, train_cfg.amp, dev)
+    proto = protocol_from_eval(
+        e,
+        slide=slide,
+        tile=tile,
+        stride=stride,
+        tta=tta,
+        tta_scales=tta_scales,
+        amp=amp,
+        channels_last=train_cfg.channels_last,
+    )
     eval_size, keep_ratio = resize_settings(e, size)
+    prepare_model(model, dev, proto.channels_last, fixed_size=bool(eval_size))
     writer = _Writer(meta, kinds, alpha, alpha_bg, proto.tta)
     stems: dict[str, int] = {}
     plan = []
