@@ -60,13 +60,15 @@ def _images(folder: Path, n: int, size: int) -> list[Path]:
     return out
 
 
-def _timed(fn, reps: int) -> float:
-    times = []
+def _timed_pair(a, b, reps: int) -> tuple[float, float]:
+    """Median seconds of ``a`` and of ``b``, timed alternately so that load from other processes hits both alike."""
+    ta, tb = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for fn, times in ((a, ta), (b, tb)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(ta), statistics.median(tb)
 
 
 def main() -> None:
@@ -104,8 +106,7 @@ def main() -> None:
             predict(w, [str(folder / "in")], out, device="cpu", batch_size=args.batch, amp=args.amp)
 
         forward_only()  # warm-up
-        t_fwd = _timed(forward_only, args.reps)
-        t_e2e = _timed(end_to_end, args.reps)
+        t_fwd, t_e2e = _timed_pair(forward_only, end_to_end, args.reps)
         print(
             f"images {args.n} x {args.size}px JPEG, batch {args.batch}, preset {args.preset}, "
             f"threads {torch.get_num_threads()}, amp {amp}, channels_last {cl}"
@@ -133,8 +134,7 @@ def main() -> None:
                     for one, m in zip(lg, masks[i:]):
                         cm.update(one.argmax(0), m)
 
-        t_core = _timed(eval_core, args.reps)
-        t_old = _timed(eval_old, args.reps)
+        t_core, t_old = _timed_pair(eval_core, eval_old, args.reps)
         print(f"eval core         : {args.n / t_core:8.2f} images/s")
         print(f"eval old path     : {args.n / t_old:8.2f} images/s   ratio core/old = {t_old / t_core:.3f}")
 

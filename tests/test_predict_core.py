@@ -193,3 +193,10 @@ def test_precision_follows_the_training_run_unless_asked() -> None:
     assert inference_precision("none", "bf16", CPU) == "none"
     with pytest.raises(UserError, match="--amp fp16 needs CUDA"):
         inference_precision("fp16", "none", CPU)
+
+
+def test_class_ids_equal_argmax_ties_included() -> None:
+    from segcli.engine.predict_core import class_ids
+
+    scores = torch.randint(0, 3, (7, 20, 30)).float()  # many ties
+    assert torch.equal(class_ids(scores), scores.argmax(0))

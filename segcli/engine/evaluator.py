@@ -18,6 +18,7 @@ from segcli.engine.checkpoint import build_from_weights
 from segcli.engine.distributed import DistInfo, all_reduce_sum
 from segcli.engine.predict_core import (
     Protocol,
+    class_ids,
     inference_precision,
     predict_images,
     prepare_model,
@@ -71,7 +72,7 @@ def confusion_over_loader(
     for images, masks in loader:
         sizes = [tuple(m.shape[-2:]) for m in masks]
         for logits, mask in zip(predict_logits(model, images, sizes, device, amp, channels_last, protocol), masks):
-            pred, target = logits.argmax(0), mask.to(device, non_blocking=True)
+            pred, target = class_ids(logits), mask.to(device, non_blocking=True)
             cm.update(pred, target)
             if per_image is not None:
                 one = ConfusionMatrix(num_classes, ignore_index, device=device)
@@ -265,7 +266,7 @@ def _write_worst(
         image_path = ds.samples[i][0]
         image, mask = ds[i]
         logits = predict_images(model, image[None], [tuple(mask.shape)], proto, device)[0]
-        pred = logits.argmax(0).cpu().numpy()
+        pred = class_ids(logits).cpu().numpy()
         dest = next_free_path(require_folder(folder) / f"{image_path.stem}.jpg")
         write_image(dest, overlay(read_image(image_path), pred, colours))
         rows.append({"image": str(image_path), "mIoU": round(v, 4), "overlay": str(dest)})

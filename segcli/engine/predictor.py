@@ -28,6 +28,7 @@ from segcli.data.transforms import inference_size, resize_pair
 from segcli.engine.checkpoint import build_from_weights
 from segcli.engine.predict_core import (
     Protocol,
+    class_ids,
     inference_precision,
     predict_images,
     prepare_model,
@@ -153,6 +154,20 @@ class _Writer:
         return {self.meta.classes[c]: round(float(counts[c]) / mask.size, 4) for c in np.nonzero(counts)[0]}
 
 
+def _write_entry(
+    writer: _Writer,
+    entry: dict[str, Any],
+    image: np.ndarray,
+    mask: np.ndarray,
+    probs: np.ndarray | None,
+    files: dict[str, Path],
+    keep: bool,
+) -> None:
+    """On a pool thread: write the outputs and fill in the image's class shares."""
+    writer.write(image, mask, probs, files, keep)
+    entry["classes"] = writer.shares(mask)
+
+
 def _probabilities(scores: torch.Tensor, tta: bool) -> torch.Tensor:
     return scores if tta else scores.softmax(0)
 
@@ -196,7 +211,7 @@ def _run_batch(
     scores = predict_images(model, x, sizes, proto, dev)
     out = []
     for sc in scores:
-        mask = sc.argmax(0).cpu().numpy()
+        mask = class_ids(sc).cpu().numpy()
         probs = _probabilities(sc, proto.tta).to(torch.float16).cpu().numpy() if want_probs else None
         out.append((mask, probs))
     return out
@@ -300,10 +315,9 @@ def predict(
         for batch in _batches(decoded, batch_size):
             for (item, image, _), (mask, probs) in zip(batch, _run_batch(model, batch, proto, dev, "probs" in kinds)):
                 src, files = item
-                pending.append(pool.submit(writer.write, image, mask, probs, files, skip_existing))
-                result.outputs.append(
-                    {"input": str(src), **{k: str(v) for k, v in files.items()}, "classes": writer.shares(mask)}
-                )
+                entry = {"input": str(src), **{k: str(v) for k, v in files.items()}}
+                result.outputs.append(entry)
+                pending.append(pool.submit(_write_entry, writer, entry, image, mask, probs, files, skip_existing))
                 if on_image is not None:
                     on_image(done, len(plan), src)
                 done += 1
