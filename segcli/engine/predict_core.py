@@ -134,7 +134,7 @@ def slide_logits(model: torch.nn.Module, x: torch.Tensor, proto: Protocol, multi
             total[0, :, y1:y2, x1:x2] += out.to(x.device, non_blocking=True)
             count[..., y1:y2, x1:x2] += 1
     assert total is not None
-    return total / count
+    return total.div_(count)  # in place: an image-sized accumulator is the largest buffer here
 
 
 def resize_scores(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
