@@ -16,15 +16,7 @@ from segcli.data.datasets import EvalDataset, eval_collate
 from segcli.data.format import DatasetIndex, validate_dataset
 from segcli.engine.checkpoint import build_from_weights
 from segcli.engine.distributed import DistInfo, all_reduce_sum
-from segcli.engine.predict_core import (
-    Protocol,
-    class_ids,
-    inference_precision,
-    predict_images,
-    prepare_model,
-    protocol_from_eval,
-    resize_settings,
-)
+from segcli.engine.predict_core import Protocol, class_ids, predict_images, setup_prediction
 from segcli.engine.rundir import RunDir, resolve_weights, run_of_weights
 from segcli.engine.runtime import resolve_amp, select_device
 from segcli.errors import CheckpointError, DataError, UserError
@@ -174,16 +166,8 @@ def evaluate(
         _report_path(weights_file, split, out)  # a bad --out fails now, not after the evaluation
     model, meta = build_from_weights(weights_file, dev)
     preset = meta.preset
-    amp = inference_precision(amp, preset.train.amp, dev)
-    proto = protocol_from_eval(
-        preset.eval,
-        slide=slide,
-        tile=tile,
-        stride=stride,
-        tta=tta,
-        tta_scales=tta_scales,
-        amp=amp,
-        channels_last=preset.train.channels_last,
+    proto, eval_size, keep_ratio = setup_prediction(
+        model, preset, dev, amp=amp, size=size, slide=slide, tile=tile, stride=stride, tta=tta, tta_scales=tta_scales
     )
     root = Path(data_root) if data_root is not None else Path(preset.data.root)
     index = DatasetIndex.scan(root, [split])
@@ -193,7 +177,6 @@ def evaluate(
             f"{root}: dataset classes {list(info.classes)[:6]}... differ from the checkpoint's "
             f"{list(meta.classes)[:6]}...; evaluate on the dataset the model was trained for"
         )
-    eval_size, keep_ratio = resize_settings(preset.eval, size)
     ds = EvalDataset(index, split, eval_size, keep_ratio)
     loader = DataLoader(
         ds,
@@ -204,14 +187,13 @@ def evaluate(
         pin_memory=dev.type == "cuda",
     )
     per_image: list[float] | None = [] if worst else None
-    prepare_model(model, dev, proto.channels_last, fixed_size=bool(eval_size))
     cm = confusion_over_loader(
         model,
         loader,
         meta.num_classes,
         info.ignore_index,
         dev,
-        amp,
+        proto.amp,
         proto.channels_last,
         protocol=proto,
         per_image=per_image,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from segcli.config.schema import EvalConfig
+from segcli.config.schema import EvalConfig, Preset
 from segcli.engine.runtime import autocast, resolve_amp
 from segcli.errors import UserError
 
@@ -274,3 +274,33 @@ def protocol_from_eval(
         amp=amp,
         channels_last=channels_last,
     )
+
+
+def setup_prediction(
+    model: torch.nn.Module,
+    preset: Preset,
+    device: torch.device,
+    *,
+    amp: str | None = None,
+    size: Sequence[int] | None = None,
+    slide: bool | None = None,
+    tile: Sequence[int] | None = None,
+    stride: Sequence[int] | None = None,
+    tta: bool | None = None,
+    tta_scales: Sequence[float] | None = None,
+) -> tuple[Protocol, tuple[int, ...], tuple[int, ...]]:
+    """What `seg eval` and `seg infer` share: the checkpoint's preset plus the command line's choices →
+    (protocol, exact size, keep-ratio scale), with the model prepared (eval mode, layout, cuDNN tuning)."""
+    proto = protocol_from_eval(
+        preset.eval,
+        slide=slide,
+        tile=tile,
+        stride=stride,
+        tta=tta,
+        tta_scales=tta_scales,
+        amp=inference_precision(amp, preset.train.amp, device),
+        channels_last=preset.train.channels_last,
+    )
+    eval_size, keep_ratio = resize_settings(preset.eval, size)
+    prepare_model(model, device, proto.channels_last, fixed_size=bool(eval_size))
+    return proto, eval_size, keep_ratio

@@ -26,15 +26,7 @@ from segcli.data.datasets import image_to_tensor
 from segcli.data.io import IMAGE_EXTS, list_images, read_image, write_image, write_mask, write_palette_mask
 from segcli.data.transforms import inference_size, resize_pair
 from segcli.engine.checkpoint import build_from_weights
-from segcli.engine.predict_core import (
-    Protocol,
-    class_ids,
-    inference_precision,
-    predict_images,
-    prepare_model,
-    protocol_from_eval,
-    resize_settings,
-)
+from segcli.engine.predict_core import Protocol, class_ids, predict_images, setup_prediction
 from segcli.engine.rundir import resolve_weights
 from segcli.engine.runtime import resolve_amp, select_device
 from segcli.errors import DataError, UserError
@@ -264,20 +256,18 @@ def predict(
     paths = expand_inputs(inputs)
     out = require_folder(out_dir)
     model, meta = build_from_weights(weights, dev)
-    e, train_cfg = meta.preset.eval, meta.preset.train
-    amp = inference_precision(amp, train_cfg.amp, dev)
-    proto = protocol_from_eval(
-        e,
+    proto, eval_size, keep_ratio = setup_prediction(
+        model,
+        meta.preset,
+        dev,
+        amp=amp,
+        size=size,
         slide=slide,
         tile=tile,
         stride=stride,
         tta=tta,
         tta_scales=tta_scales,
-        amp=amp,
-        channels_last=train_cfg.channels_last,
     )
-    eval_size, keep_ratio = resize_settings(e, size)
-    prepare_model(model, dev, proto.channels_last, fixed_size=bool(eval_size))
     writer = _Writer(meta, kinds, alpha, alpha_bg, proto.tta)
     stems: dict[str, int] = {}
     plan = []
