@@ -94,7 +94,57 @@ class Absent(str, Enum):
 
 
 DeviceOpt = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
-AmpOpt = typer.Option(Amp.none, "--amp", help="Autocast: auto (bf16 where native), none, bf16, or fp16 (CUDA only).")
+AmpOpt = typer.Option(
+    None,
+    "--amp",
+    help="Autocast: auto (bf16 where native), none, bf16, or fp16 (CUDA only); default: the training run's train.amp.",
+)
+
+SizeOpt = typer.Option(None, "--size", metavar="H,W", help="Resize inputs to H,W before the model (default: preset's).")
+SlideOpt = typer.Option(None, "--slide/--whole", help="Sliding-window or whole-image prediction (default: preset's).")
+TileOpt = typer.Option(None, "--tile", metavar="H,W", help="Sliding-window size (default: preset's eval.tile).")
+StrideOpt = typer.Option(None, "--stride", metavar="H,W", help="Sliding-window step (default: 2/3 of --tile).")
+TtaOpt = typer.Option(
+    None, "--tta/--no-tta", help="Test-time augmentation: eval.tta_scales and flips, probabilities averaged."
+)
+
+TtaScalesOpt = typer.Option(
+    None, "--tta-scales", metavar="S,S,...", help="TTA scale factors, e.g. 0.75,1,1.25 (implies --tta)."
+)
+
+
+def scales(value: str | None, option: str = "--tta-scales") -> tuple[float, ...] | None:
+    """``"0.75,1,1.25"`` → (0.75, 1.0, 1.25); a bad value is a UserError naming ``option``."""
+    from segcli.errors import UserError
+
+    if value is None:
+        return None
+    try:
+        out = tuple(float(p) for p in value.split(",") if p.strip())
+    except ValueError:
+        out = ()
+    if not out or min(out) <= 0:
+        raise UserError(f"{option} {value}: give comma-separated factors > 0, e.g. {option} 0.75,1,1.25")
+    return out
+
+
+def hw(value: str | None, option: str) -> tuple[int, int] | None:
+    """``"512,1024"`` (or one number for a square) → (512, 1024); a bad value is a UserError naming ``option``."""
+    from segcli.errors import UserError
+
+    if value is None:
+        return None
+    parts = [p.strip() for p in value.replace("x", ",").split(",")]
+    try:
+        nums = [int(p) for p in parts]
+    except ValueError:
+        nums = []
+    if len(nums) == 1:
+        nums *= 2
+    if len(nums) != 2 or min(nums) < 1:
+        raise UserError(f"{option} {value}: give H,W as two whole numbers > 0, e.g. {option} 512,512")
+    return nums[0], nums[1]
+
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout instead of tables.")
 

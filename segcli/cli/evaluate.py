@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
 
-from segcli.cli._common import Absent, Amp, AmpOpt, DeviceOpt, JsonOpt, out, print_json, table
+from segcli.cli._common import (
+    Absent,
+    Amp,
+    AmpOpt,
+    DeviceOpt,
+    JsonOpt,
+    SizeOpt,
+    SlideOpt,
+    StrideOpt,
+    TileOpt,
+    TtaOpt,
+    TtaScalesOpt,
+    hw,
+    out,
+    print_json,
+    scales,
+    table,
+)
+
+
+class Weights(str, Enum):
+    """Which of a run's weights to evaluate."""
+
+    best = "best"
+    last = "last"
+    ema = "ema"
 
 
 def eval_cmd(
@@ -21,6 +47,16 @@ def eval_cmd(
     amp: Amp = AmpOpt,
     workers: int = typer.Option(0, "--workers", min=0, help="Data-loading workers."),
     report: Path = typer.Option(None, "--out", help="Where to write the JSON report (default: inside the run)."),
+    weights_choice: Weights = typer.Option(
+        None, "--weights", help="Which weights of a run: best, last or ema (default: best, else last)."
+    ),
+    size: str = SizeOpt,
+    slide: bool = SlideOpt,
+    tile: str = TileOpt,
+    stride: str = StrideOpt,
+    tta: bool = TtaOpt,
+    tta_scales: str = TtaScalesOpt,
+    worst: int = typer.Option(0, "--worst", min=0, help="List the K images with the lowest mIoU (overlays too)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Metrics over a split from one confusion matrix: pixel acc, mAcc, mIoU, fwIoU, mDice, per class."""
@@ -33,9 +69,17 @@ def eval_cmd(
         device=device,
         batch_size=batch_size,
         absent=absent.value if absent is not None else None,
-        amp=amp.value,
+        amp=amp.value if amp is not None else None,
         num_workers=workers,
         out=report,
+        size=hw(size, "--size"),
+        weights=weights_choice.value if weights_choice is not None else None,
+        slide=slide,
+        tile=hw(tile, "--tile"),
+        stride=hw(stride, "--stride"),
+        tta=tta,
+        tta_scales=scales(tta_scales),
+        worst=worst,
     )
     if as_json:
         print_json(res.to_dict())
@@ -61,6 +105,15 @@ def eval_cmd(
             [[c["class"], c["iou"], c["precision"], c["recall"], c["dice"], c["pixels"]] for c in m["per_class"]],
         )
     )
+    if m.get("worst"):
+        out.print(
+            table(
+                f"worst {len(m['worst'])} images",
+                ["image", "mIoU", "overlay"],
+                [[w["image"], w["mIoU"], w["overlay"]] for w in m["worst"]],
+            )
+        )
+    out.print(f"protocol: {m.get('protocol')}")
     out.print(f"conventions: {m['conventions']}")
     out.print(f"report: [bold]{res.report}[/]")
 

@@ -236,6 +236,15 @@ class EvalConfig:
     """Validation, `seg eval` and `seg infer`."""
 
     size: tuple[int, ...] = opt((), "resize inputs to [height, width] before the model; empty = native size")
+    keep_ratio: tuple[int, ...] = opt(
+        (), "fit inputs inside [long, short] keeping the aspect ratio (mmseg keep_ratio); eval.size wins when set"
+    )
+    slide: bool = opt(False, "predict by sliding windows of eval.tile every eval.stride, logits averaged on overlaps")
+    tile: tuple[int, ...] = opt((512, 512), "sliding-window size [height, width]")
+    stride: tuple[int, ...] = opt((341, 341), "sliding-window step [height, width], at most the tile")
+    tta: bool = opt(False, "test-time augmentation: eval.tta_scales (and flips), softmax probabilities averaged")
+    tta_scales: tuple[float, ...] = opt((0.5, 0.75, 1.0, 1.25, 1.5), "TTA scale factors (mmseg aug_test)")
+    tta_flip: bool = opt(True, "TTA also predicts the horizontally flipped image")
     batch_size: int = opt(4, "images per evaluation batch", minimum=1)
     absent: Literal["nan", "zero", "one"] = opt(
         "nan", "IoU of a class absent from both prediction and ground truth (nan = left out of the mean)"

@@ -88,6 +88,14 @@ def _check_shapes(p: Preset) -> list[tuple[str, str]]:
         found.append(("augment.crop_size", f"augment.crop_size = {list(a.crop_size)} must be [height, width] > 0"))
     if len(e.size) not in (0, 2) or any(v < 1 for v in e.size):
         found.append(("eval.size", f"eval.size = {list(e.size)} must be [] or [height, width]"))
+    if len(e.keep_ratio) not in (0, 2) or any(v < 1 for v in e.keep_ratio):
+        found.append(("eval.keep_ratio", f"eval.keep_ratio = {list(e.keep_ratio)} must be [] or [long, short] > 0"))
+    if len(e.tile) != 2 or any(v < 1 for v in e.tile):
+        found.append(("eval.tile", f"eval.tile = {list(e.tile)} must be [height, width] > 0"))
+    elif len(e.stride) != 2 or not all(0 < s <= t for s, t in zip(e.stride, e.tile)):
+        found.append(("eval.stride", f"eval.stride = {list(e.stride)} must be [height, width] in (0, eval.tile]"))
+    if not e.tta_scales or any(v <= 0 for v in e.tta_scales):
+        found.append(("eval.tta_scales", f"eval.tta_scales = {list(e.tta_scales)} must be one or more factors > 0"))
     if len(m.mean) != 3:
         found.append(("model.mean", f"model.mean = {list(m.mean)} needs 3 values (RGB, in [0, 1])"))
     if len(m.std) != 3 or any(s <= 0 for s in m.std):

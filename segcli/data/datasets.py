@@ -13,7 +13,7 @@ from torch.utils.data import Dataset, Sampler
 
 from segcli.data.format import DatasetIndex, DatasetInfo, as_index, check_mask_values
 from segcli.data.io import read_image, read_mask
-from segcli.data.transforms import Compose, resize_pair
+from segcli.data.transforms import Compose, inference_size, resize_pair
 from segcli.errors import DataError
 
 
@@ -83,20 +83,28 @@ class TrainDataset(Dataset):
 
 
 class EvalDataset(Dataset):
-    """Evaluation samples: the image optionally resized to ``size``; the mask at full resolution."""
+    """Evaluation samples: the image optionally resized to ``size`` (exact) or to fit ``keep_ratio``
+    ([long, short], mmseg's keep-ratio rule); the mask at full resolution."""
 
-    def __init__(self, dataset: str | os.PathLike | DatasetIndex, split: str, size: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        dataset: str | os.PathLike | DatasetIndex,
+        split: str,
+        size: tuple[int, ...] = (),
+        keep_ratio: tuple[int, ...] = (),
+    ) -> None:
         index = as_index(dataset, [split])
         self.samples, self.info = index.pairs(split), index.info
-        self.size = tuple(size)
+        self.size, self.keep_ratio = tuple(size), tuple(keep_ratio)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = _load_pair(*self.samples[index], self.info)
-        if self.size:
-            image, _ = resize_pair(image, None, (self.size[0], self.size[1]))
+        target = inference_size(*image.shape[:2], self.size, self.keep_ratio)
+        if target != image.shape[:2]:
+            image, _ = resize_pair(image, None, target)
         return image_to_tensor(image), torch.from_numpy(mask.astype(np.int64))
 
 

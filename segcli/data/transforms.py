@@ -42,6 +42,28 @@ def resize_pair(
     return image, mask
 
 
+def keep_ratio_size(height: int, width: int, scale: Sequence[int]) -> tuple[int, int]:
+    """(height, width) that fits inside ``scale`` = [long, short] (either order) keeping the aspect ratio.
+
+    mmseg/mmcv's ``Resize(scale, keep_ratio=True)`` rule: factor = min(long / long side, short / short side),
+    each side ``int(side * factor + 0.5)``.
+    """
+    long_edge, short_edge = max(scale), min(scale)
+    factor = min(long_edge / max(height, width), short_edge / min(height, width))
+    return int(height * factor + 0.5), int(width * factor + 0.5)
+
+
+def inference_size(
+    height: int, width: int, size: Sequence[int] = (), keep_ratio: Sequence[int] = ()
+) -> tuple[int, int]:
+    """The size an image is resized to before the model: ``eval.size`` (exact), ``eval.keep_ratio``, or its own."""
+    if size:
+        return int(size[0]), int(size[1])
+    if keep_ratio:
+        return keep_ratio_size(height, width, keep_ratio)
+    return height, width
+
+
 class RandomScale:
     """Rescale both by a factor drawn uniformly from [lo, hi]."""
 

@@ -4,26 +4,26 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from segcli.data.datasets import EvalDataset, eval_collate
 from segcli.data.format import DatasetIndex, validate_dataset
 from segcli.engine.checkpoint import build_from_weights
 from segcli.engine.distributed import DistInfo, all_reduce_sum
+from segcli.engine.predict_core import Protocol, class_ids, predict_images, setup_prediction
 from segcli.engine.rundir import RunDir, resolve_weights, run_of_weights
-from segcli.engine.runtime import autocast, resolve_amp, select_device
-from segcli.errors import DataError
+from segcli.engine.runtime import resolve_amp, select_device
+from segcli.errors import CheckpointError, DataError, UserError
 from segcli.io_utils import atomic_write_text, dumps_json, next_free_path, require_folder
-from segcli.metrics import Absent, ConfusionMatrix
+from segcli.metrics import Absent, ConfusionMatrix, metrics_from_confusion
 
 
-@torch.no_grad()
 def predict_logits(
     model: torch.nn.Module,
     images: torch.Tensor | list[torch.Tensor],
@@ -31,23 +31,13 @@ def predict_logits(
     device: torch.device,
     amp: str = "none",
     channels_last: bool = False,
+    protocol: Protocol | None = None,
 ) -> list[torch.Tensor]:
-    """Logits (C, H, W) per image, resized (bilinear) to each requested output size."""
-    batches = [images] if isinstance(images, torch.Tensor) else [im.unsqueeze(0) for im in images]
-    outs: list[torch.Tensor] = []
-    for batch in batches:
-        x = batch.to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp):
-            logits = model(x)
-        if isinstance(logits, dict):
-            logits = logits["out"]
-        outs.extend(logits.float().unbind(0))
-    return [
-        F.interpolate(lg[None], size=s, mode="bilinear", align_corners=False)[0] if lg.shape[-2:] != s else lg
-        for lg, s in zip(outs, sizes)
-    ]
+    """Scores (C, H, W) per image at each requested output size, through the prediction core
+    (padded to the model's input multiple; logits, or probabilities under TTA)."""
+    proto = protocol or Protocol()
+    proto = replace(proto, amp=amp, channels_last=channels_last)
+    return predict_images(model, images, sizes, proto, device)
 
 
 @torch.no_grad()
@@ -60,15 +50,26 @@ def confusion_over_loader(
     amp: str = "none",
     channels_last: bool = False,
     dist: DistInfo | None = None,
+    protocol: Protocol | None = None,
+    per_image: list[float] | None = None,
 ) -> ConfusionMatrix:
-    """Accumulate the confusion matrix of ``model`` over ``loader`` (all-reduced under DDP)."""
+    """Accumulate the confusion matrix of ``model`` over ``loader`` (all-reduced under DDP).
+
+    ``protocol`` is the test protocol (whole image by default, always padded to the model's multiple);
+    ``per_image``, when given, receives each image's own mIoU in loader order.
+    """
     was_training = model.training
     model.eval()
     cm = ConfusionMatrix(num_classes, ignore_index, device=device)
     for images, masks in loader:
         sizes = [tuple(m.shape[-2:]) for m in masks]
-        for logits, mask in zip(predict_logits(model, images, sizes, device, amp, channels_last), masks):
-            cm.update(logits.argmax(0), mask.to(device))
+        for logits, mask in zip(predict_logits(model, images, sizes, device, amp, channels_last, protocol), masks):
+            pred, target = class_ids(logits), mask.to(device, non_blocking=True)
+            cm.update(pred, target)
+            if per_image is not None:
+                one = ConfusionMatrix(num_classes, ignore_index, device=device)
+                one.update(pred, target)
+                per_image.append(metrics_from_confusion(one.mat)["mIoU"])
     if dist is not None:
         all_reduce_sum(cm.mat, dist)
     model.train(was_training)
@@ -106,6 +107,29 @@ def _report_path(weights: Path, split: str, out: str | os.PathLike | None) -> Pa
     return run.eval_report(split)
 
 
+WEIGHT_CHOICES = ("best", "last", "ema")
+
+
+def select_weights(weights_or_run: str | os.PathLike, which: str | None = None) -> Path:
+    """WEIGHTS_OR_RUN → a weights file; ``which`` (best, last, ema) picks one of a run's weights."""
+    if which is None:
+        return resolve_weights(weights_or_run)
+    if which not in WEIGHT_CHOICES:
+        raise UserError(f"--weights {which} is not one of {', '.join(WEIGHT_CHOICES)}")
+    p = Path(weights_or_run)
+    run = run_of_weights(p) if p.is_file() else (RunDir(p) if RunDir.is_run(p) else None)
+    if run is None:
+        run = run_of_weights(resolve_weights(p))
+    if run is None:
+        raise UserError(f"--weights {which}: {p} is not a run directory; pass the run, or drop --weights")
+    found = run.weights(which)
+    if not found.is_file():
+        hint = " (train with train.ema_decay > 0 to get EMA weights)" if which == "ema" else ""
+        have = [n for n in WEIGHT_CHOICES if run.weights(n).is_file()]
+        raise CheckpointError(f"{found}: no {which} weights in this run{hint}; it has {', '.join(have) or 'none'}")
+    return found
+
+
 def evaluate(
     weights_or_run: str | os.PathLike,
     data_root: str | os.PathLike | None = None,
@@ -114,19 +138,37 @@ def evaluate(
     batch_size: int | None = None,
     size: tuple[int, ...] | None = None,
     absent: Absent | None = None,
-    amp: str = "none",
+    amp: str | None = None,
     num_workers: int = 0,
     out: str | os.PathLike | None = None,
+    *,
+    weights: str | None = None,
+    slide: bool | None = None,
+    tile: tuple[int, ...] | None = None,
+    stride: tuple[int, ...] | None = None,
+    tta: bool | None = None,
+    tta_scales: tuple[float, ...] | None = None,
+    worst: int = 0,
 ) -> EvalResult:
-    """Metrics of a checkpoint over a split; the JSON report is written next to the run."""
+    """Metrics of a checkpoint over a split; the JSON report (with the confusion matrix) is written next to the run.
+
+    ``weights`` picks best/last/ema of a run; ``slide``/``tile``/``stride``/``tta`` override the preset's
+    ``[eval]`` protocol; ``worst`` lists the K images with the lowest mIoU (overlays in ``eval/worst/``).
+    """
     t0 = time.perf_counter()
-    weights = resolve_weights(weights_or_run)
+    weights_file = select_weights(weights_or_run, weights)
     dev = select_device(device, option="--device")
-    amp = resolve_amp(amp, dev, option="--amp")
+    if amp is not None:
+        resolve_amp(amp, dev, option="--amp")  # a bad --amp fails before the model loads
+    if worst < 0:
+        raise UserError(f"--worst {worst}: give a number of images >= 0")
     if out is not None:
-        _report_path(weights, split, out)  # a bad --out fails now, not after the evaluation
-    model, meta = build_from_weights(weights, dev)
+        _report_path(weights_file, split, out)  # a bad --out fails now, not after the evaluation
+    model, meta = build_from_weights(weights_file, dev)
     preset = meta.preset
+    proto, eval_size, keep_ratio = setup_prediction(
+        model, preset, dev, amp=amp, size=size, slide=slide, tile=tile, stride=stride, tta=tta, tta_scales=tta_scales
+    )
     root = Path(data_root) if data_root is not None else Path(preset.data.root)
     index = DatasetIndex.scan(root, [split])
     info = validate_dataset(index, splits=[split], sample_masks=preset.data.check_samples)
@@ -135,8 +177,7 @@ def evaluate(
             f"{root}: dataset classes {list(info.classes)[:6]}... differ from the checkpoint's "
             f"{list(meta.classes)[:6]}...; evaluate on the dataset the model was trained for"
         )
-    eval_size = tuple(size) if size is not None else tuple(preset.eval.size)
-    ds = EvalDataset(index, split, eval_size)
+    ds = EvalDataset(index, split, eval_size, keep_ratio)
     loader = DataLoader(
         ds,
         batch_size=batch_size or preset.eval.batch_size,
@@ -145,11 +186,70 @@ def evaluate(
         collate_fn=eval_collate,
         pin_memory=dev.type == "cuda",
     )
-    cm = confusion_over_loader(model, loader, meta.num_classes, info.ignore_index, dev, amp)
+    per_image: list[float] | None = [] if worst else None
+    cm = confusion_over_loader(
+        model,
+        loader,
+        meta.num_classes,
+        info.ignore_index,
+        dev,
+        proto.amp,
+        proto.channels_last,
+        protocol=proto,
+        per_image=per_image,
+    )
     absent = absent or preset.eval.absent
     metrics = cm.compute(absent, meta.classes)
     metrics["images"] = len(ds)
-    report = _report_path(weights, split, out)
-    result = EvalResult(metrics, weights, root, split, report, time.perf_counter() - t0)
+    metrics["protocol"] = _protocol_summary(proto, eval_size, keep_ratio)
+    metrics["confusion_matrix"] = {
+        "classes": list(meta.classes),
+        "rows": "ground truth",
+        "columns": "prediction",
+        "matrix": cm.mat.cpu().tolist(),
+    }
+    report = _report_path(weights_file, split, out)
+    if per_image is not None:
+        metrics["worst"] = _write_worst(model, ds, per_image, worst, proto, dev, meta.palette, report.parent / "worst")
+    result = EvalResult(metrics, weights_file, root, split, report, time.perf_counter() - t0)
     atomic_write_text(report, dumps_json(result.to_dict()) + "\n")
     return result
+
+
+def _protocol_summary(proto: Protocol, size: tuple[int, ...], keep_ratio: tuple[int, ...]) -> dict[str, Any]:
+    """The test protocol as printed in the report (so a figure says how it was obtained)."""
+    resize = {"size": list(size)} if size else {"keep_ratio": list(keep_ratio)} if keep_ratio else "native"
+    return {
+        "resize": resize,
+        "mode": f"slide tile={list(proto.tile)} stride={list(proto.stride)}" if proto.slide else "whole",
+        "tta": {"scales": list(proto.tta_scales or (1.0,)), "flip": proto.tta_flip} if proto.tta else None,
+        "amp": proto.amp,
+    }
+
+
+def _write_worst(
+    model: torch.nn.Module,
+    ds: EvalDataset,
+    per_image: list[float],
+    k: int,
+    proto: Protocol,
+    device: torch.device,
+    palette: list,
+    folder: Path,
+) -> list[dict[str, Any]]:
+    """The ``k`` images with the lowest mIoU (NaN: nothing labelled, left out), with overlays in ``folder``."""
+    from segcli.data.io import read_image, write_image
+    from segcli.engine.predictor import overlay
+
+    ranked = sorted((v, i) for i, v in enumerate(per_image) if v == v)[:k]
+    rows = []
+    colours = np.array(palette, dtype=np.uint8)
+    for v, i in ranked:
+        image_path = ds.samples[i][0]
+        image, mask = ds[i]
+        logits = predict_images(model, image[None], [tuple(mask.shape)], proto, device)[0]
+        pred = class_ids(logits).cpu().numpy()
+        dest = next_free_path(require_folder(folder) / f"{image_path.stem}.jpg")
+        write_image(dest, overlay(read_image(image_path), pred, colours))
+        rows.append({"image": str(image_path), "mIoU": round(v, 4), "overlay": str(dest)})
+    return rows

@@ -1,0 +1,155 @@
+"""Inference benchmark: `seg infer` end to end against the model's forward pass alone, on this CPU.
+
+    PYTHONPATH=$PWD python bench/infer.py [--n 32] [--size 384] [--batch 8] [--preset quickstart] [--big]
+
+Part 1: N random JPEGs of SIZE x SIZE. ``predict`` (decode JPEG, batch, forward, argmax, palette PNG +
+JPEG overlay written) against the bare forward pass of the same model on the same, already decoded
+batches (batch B, same precision). The ratio end-to-end / forward-only is the share of the model's rate
+the pipeline keeps (1.0 = the model never waits on disk; the target is >= 0.9 at batch 8).
+
+Part 2: ``seg eval``'s loop (prediction core, padded, confusion matrix) against the old per-batch
+path (forward at the raw size, bilinear resize, argmax) on the same loader: images/s of each.
+
+``--big``: one 4000x3000 image predicted with sliding windows (512 tiles) on the CPU, peak RSS reported
+(ru_maxrss of this process, which includes parts 1-2: run it alone for a clean figure).
+Random weights: speed does not depend on them. The CPU may be shared: figures are medians of a few runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from segcli.config.load import load_preset
+from segcli.data.format import DatasetInfo
+from segcli.data.io import read_image, write_image
+from segcli.engine.checkpoint import build_from_weights, save_weights
+from segcli.engine.factory import model_from_preset
+from segcli.engine.predict_core import Protocol, inference_precision, predict_images, prepare_model
+from segcli.engine.predictor import predict
+from segcli.engine.runtime import autocast
+from segcli.metrics import ConfusionMatrix
+
+CLASSES = 19
+
+
+def _weights(folder: Path, preset: str) -> Path:
+    p = load_preset(preset, ["model.pretrained=false"]).preset
+    model = model_from_preset(p.model, CLASSES)
+    info = DatasetInfo(
+        "bench", tuple(f"c{i}" for i in range(CLASSES)), tuple((i * 9, i * 5, i * 3) for i in range(CLASSES))
+    )
+    return save_weights(folder / "w.safetensors", model, p, info)
+
+
+def _images(folder: Path, n: int, size: int) -> list[Path]:
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (size // 8, size // 8, 3), dtype=np.uint8)
+    out = []
+    for i in range(n):  # smooth-ish images: JPEG sizes like photos, not like noise
+        img = np.kron(np.roll(base, i, axis=0), np.ones((8, 8, 1), dtype=np.uint8))
+        out.append(write_image(folder / "in" / f"im{i:04d}.jpg", img))
+    return out
+
+
+def _timed_pair(a, b, reps: int) -> tuple[float, float]:
+    """Median seconds of ``a`` and of ``b``, timed alternately so that load from other processes hits both alike."""
+    ta, tb = [], []
+    for _ in range(reps):
+        for fn, times in ((a, ta), (b, tb)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(ta), statistics.median(tb)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=32)
+    ap.add_argument("--size", type=int, default=384)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--preset", default="quickstart")
+    ap.add_argument("--big", action="store_true")
+    ap.add_argument("--amp", default=None, help="as seg infer --amp (default: the preset's train.amp)")
+    args = ap.parse_args()
+    dev = torch.device("cpu")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        w = _weights(folder, args.preset)
+        paths = _images(folder, args.n, args.size)
+        model, meta = build_from_weights(w, dev)
+        amp = inference_precision(args.amp, meta.preset.train.amp, dev)  # what `seg infer` picks
+        cl = meta.preset.train.channels_last
+        prepare_model(model, dev, cl, fixed_size=True)
+        decoded = torch.stack([torch.from_numpy(read_image(p).transpose(2, 0, 1).copy()) for p in paths])
+        proto = Protocol(amp=amp, channels_last=cl)
+
+        def forward_only() -> None:
+            with torch.no_grad():
+                for i in range(0, len(decoded), args.batch):
+                    xs = decoded[i : i + args.batch]
+                    predict_images(model, xs, [(args.size, args.size)] * len(xs), proto, dev)
+
+        runs = iter(range(10**6))
+
+        def end_to_end() -> None:
+            out = folder / f"out{next(runs)}"
+            predict(w, [str(folder / "in")], out, device="cpu", batch_size=args.batch, amp=args.amp)
+
+        forward_only()  # warm-up
+        t_fwd, t_e2e = _timed_pair(forward_only, end_to_end, args.reps)
+        print(
+            f"images {args.n} x {args.size}px JPEG, batch {args.batch}, preset {args.preset}, "
+            f"threads {torch.get_num_threads()}, amp {amp}, channels_last {cl}"
+        )
+        print(f"forward only      : {args.n / t_fwd:8.2f} images/s")
+        print(f"seg infer (e2e)   : {args.n / t_e2e:8.2f} images/s   ratio e2e/forward = {t_fwd / t_e2e:.3f}")
+
+        # Part 2: eval loop, core vs the old per-batch path (no padding)
+        masks = [torch.randint(0, CLASSES, (args.size, args.size)) for _ in paths]
+
+        def eval_core() -> None:
+            cm = ConfusionMatrix(CLASSES)
+            for i in range(0, len(decoded), args.batch):
+                xs = decoded[i : i + args.batch]
+                for lg, m in zip(predict_images(model, xs, [(args.size, args.size)] * len(xs), proto, dev), masks[i:]):
+                    cm.update(lg.argmax(0), m)
+
+        def eval_old() -> None:
+            cm = ConfusionMatrix(CLASSES)
+            with torch.no_grad():
+                for i in range(0, len(decoded), args.batch):
+                    with autocast(dev, amp):
+                        lg = model(decoded[i : i + args.batch]).float()
+                    lg = F.interpolate(lg, size=(args.size, args.size), mode="bilinear", align_corners=False)
+                    for one, m in zip(lg, masks[i:]):
+                        cm.update(one.argmax(0), m)
+
+        t_core, t_old = _timed_pair(eval_core, eval_old, args.reps)
+        print(f"eval core         : {args.n / t_core:8.2f} images/s")
+        print(f"eval old path     : {args.n / t_old:8.2f} images/s   ratio core/old = {t_old / t_core:.3f}")
+
+        if args.big:
+            rng = np.random.default_rng(1)
+            big = torch.from_numpy(rng.integers(0, 256, (1, 3, 3000, 4000), dtype=np.uint8))
+            slide = Protocol(slide=True, tile=(512, 512), stride=(341, 341), window_batch=args.batch)
+            t0 = time.perf_counter()
+            out = predict_images(model, big, [(3000, 4000)], slide, dev)[0].argmax(0)
+            rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(
+                f"4000x3000 slide   : {time.perf_counter() - t0:8.1f} s, mask {tuple(out.shape)}, "
+                f"peak RSS {rss:.0f} MiB"
+            )
+
+
+if __name__ == "__main__":
+    main()

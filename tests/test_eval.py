@@ -1,0 +1,107 @@
+"""`seg eval` at full strength: test protocols, --weights, the confusion matrix, --worst, bad labels."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from segcli.cli.app import run
+from segcli.engine.evaluator import evaluate
+from segcli.engine.trainer import train
+from segcli.errors import CheckpointError, UserError
+from tests.conftest import TINY
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, shapes_root: Path) -> Path:
+    """One tiny run with best, last and EMA weights."""
+    out = tmp_path_factory.mktemp("evalruns")
+    res = train("quickstart", [f"data.root={shapes_root}", f"train.out_dir={out}", *TINY, "train.ema=0.9"])
+    return Path(res.run_dir)
+
+
+def _json(capsys: pytest.CaptureFixture, args: list[str]) -> dict:
+    capsys.readouterr()
+    assert run([*args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_report_has_confusion_matrix_and_protocol(trained: Path, shapes_root: Path, tmp_path: Path) -> None:
+    res = evaluate(trained, shapes_root, out=tmp_path / "r.json")
+    report = json.loads(res.report.read_text())
+    cm = report["confusion_matrix"]
+    assert cm["classes"][0] == "background" and len(cm["matrix"]) == 5 and all(len(r) == 5 for r in cm["matrix"])
+    assert sum(map(sum, cm["matrix"])) == report["pixels"]
+    assert report["protocol"]["mode"] == "whole" and report["protocol"]["tta"] is None
+
+
+def test_slide_with_big_tile_and_tta_scale_one_equal_plain(trained: Path, shapes_root: Path, tmp_path: Path) -> None:
+    plain = evaluate(trained, shapes_root, out=tmp_path / "a.json").metrics
+    slid = evaluate(trained, shapes_root, out=tmp_path / "b.json", slide=True, tile=(64, 64)).metrics
+    assert slid["confusion_matrix"] == plain["confusion_matrix"]
+    assert slid["protocol"]["mode"].startswith("slide")
+
+
+def test_cli_protocol_options(trained: Path, shapes_root: Path, tmp_path: Path, capsys) -> None:
+    ev = _json(
+        capsys,
+        ["eval", str(trained), "--data", str(shapes_root), "--out", str(tmp_path / "t.json"), "--tta"]
+        + ["--slide", "--tile", "32,32", "--stride", "16,16", "--size", "40,40"],
+    )
+    assert ev["protocol"]["tta"]["scales"] == [0.5, 0.75, 1.0, 1.25, 1.5] and ev["protocol"]["tta"]["flip"]
+    assert ev["protocol"]["mode"] == "slide tile=[32, 32] stride=[16, 16]"
+    assert ev["protocol"]["resize"] == {"size": [40, 40]}
+    assert 0 <= ev["mIoU"] <= 1
+    one = _json(
+        capsys,
+        ["eval", str(trained), "--data", str(shapes_root), "--out", str(tmp_path / "u.json"), "--tta-scales", "1"],
+    )
+    assert one["protocol"]["tta"] == {"scales": [1.0], "flip": True}  # eval.tta_flip of the preset
+    capsys.readouterr()
+    assert run(["eval", str(trained), "--data", str(shapes_root), "--tile", "0,4", "--slide"]) == 2
+    assert "--tile 0,4" in capsys.readouterr().err
+    assert run(["eval", str(trained), "--data", str(shapes_root), "--tta-scales", "1,-2"]) == 2
+    assert "--tta-scales 1,-2" in capsys.readouterr().err
+
+
+def test_weights_choice(trained: Path, shapes_root: Path, tmp_path: Path, capsys) -> None:
+    for which in ("best", "last", "ema"):
+        ev = _json(capsys, ["eval", str(trained), "--data", str(shapes_root), "--weights", which])
+        assert ev["weights"] == str(trained / "weights" / f"{which}.safetensors")
+    bare = tmp_path / "run"
+    shutil.copytree(trained, bare)
+    (bare / "weights" / "ema.safetensors").unlink()
+    with pytest.raises(CheckpointError, match=r"ema.safetensors: no ema weights in this run .*train.ema"):
+        evaluate(bare, shapes_root, weights="ema")
+    lone = tmp_path / "w.safetensors"
+    shutil.copy(trained / "weights" / "last.safetensors", lone)
+    with pytest.raises(UserError, match="is not a run directory"):
+        evaluate(lone, shapes_root, weights="best")
+
+
+def test_worst_lists_the_lowest_miou_images(trained: Path, shapes_root: Path, tmp_path: Path, capsys) -> None:
+    ev = _json(capsys, ["eval", str(trained), "--data", str(shapes_root), "--out", str(tmp_path), "--worst", "3"])
+    worst = ev["worst"]
+    assert len(worst) == 3 and [w["mIoU"] for w in worst] == sorted(w["mIoU"] for w in worst)
+    assert all(Path(w["overlay"]).is_file() and Path(w["overlay"]).parent == tmp_path / "worst" for w in worst)
+    assert Path(worst[0]["image"]).parent == shapes_root / "images" / "val"
+
+
+def test_label_out_of_range_is_an_error_naming_file_and_value(
+    trained: Path, shapes_root: Path, tmp_path: Path, capsys
+) -> None:
+    root = tmp_path / "data"
+    shutil.copytree(shapes_root, root)
+    bad = sorted((root / "masks" / "val").iterdir())[3]
+    mask = cv2.imread(str(bad), cv2.IMREAD_UNCHANGED)
+    mask[0, 0] = 7
+    cv2.imwrite(str(bad), mask.astype(np.uint8))
+    capsys.readouterr()
+    assert run(["eval", str(trained), "--data", str(root), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert bad.name in err and "7" in err and "Traceback" not in err
