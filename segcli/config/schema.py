@@ -68,7 +68,15 @@ class DataConfig:
     train_split: str = opt("train", "split used for training")
     val_split: str = opt("val", "split used for validation every epoch")
     batch_size: int = opt(8, "images per training batch (per process under torchrun)", minimum=1)
-    num_workers: int = opt(2, "data-loading worker processes (0 loads in the main process)", minimum=0)
+    num_workers: int | Literal["auto"] = opt(
+        "auto",
+        "data-loading worker processes (0 loads in the main process); auto = the cores this process may use "
+        "(its share under torchrun) less one for the training process",
+        minimum=0,
+    )
+    cache: Literal["none", "ram"] = opt(
+        "none", "ram = decode every training image once, before training, and keep it in memory (small datasets)"
+    )
     pin_memory: bool = opt(True, "pin host memory for faster copies to CUDA (ignored on CPU)")
     check_samples: int = opt(16, "masks per split read by the sampled `seg check` before training (0 skips)", minimum=0)
 
@@ -220,6 +228,12 @@ class TrainConfig:
     out_dir: str = opt("runs", "parent of run directories: <out_dir>/<name>/<N>")
     name: str = opt("", "run name; empty = the preset file's stem")
     threads: int = opt(0, "torch intra-op threads on CPU (0 = torch's default)", minimum=0)
+    log_every: int = opt(
+        10,
+        "read the loss from the device every N iterations (the progress bar's loss, the NaN check, and under "
+        "torchrun with a time budget the ranks' agreement to stop); the loop does not wait on the device in between",
+        minimum=1,
+    )
 
     @property
     def time_budget_seconds(self) -> float | None:
