@@ -67,7 +67,12 @@ class DataConfig:
     root: str = opt("data/shapes", "dataset folder in the segcli format (see `seg prepare`)")
     train_split: str = opt("train", "split used for training")
     val_split: str = opt("val", "split used for validation every epoch")
-    batch_size: int = opt(8, "images per training batch (per process under torchrun)", minimum=1)
+    batch_size: int = opt(
+        8,
+        "images per optimiser step across all processes (the global batch papers report); under torchrun or "
+        "--devices each of N processes loads batch_size / N, so the recipe's lr holds on any number of GPUs",
+        minimum=1,
+    )
     num_workers: int | Literal["auto"] = opt(
         "auto",
         "data-loading worker processes (0 loads in the main process); auto = the cores this process may use "

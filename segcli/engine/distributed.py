@@ -12,6 +12,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from segcli.errors import UserError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -42,6 +44,21 @@ def init_distributed(device_pref: str = "auto") -> DistInfo:
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
     return DistInfo(rank=rank, world_size=world, local_rank=local, local_world_size=local_world)
+
+
+def per_device_batch(batch_size: int, info: DistInfo) -> int:
+    """``data.batch_size`` is the global batch (what papers report): each of the ``world_size`` processes
+    loads ``batch_size / world_size`` images per step, so a recipe's batch and lr hold on any number of GPUs."""
+    if batch_size % info.world_size:
+        lower = batch_size // info.world_size * info.world_size
+        options = (
+            f"data.batch_size={lower} or {lower + info.world_size}" if lower else f"data.batch_size={info.world_size}"
+        )
+        raise UserError(
+            f"data.batch_size = {batch_size} is the global batch and does not divide across {info.world_size} "
+            f"processes; use {options}"
+        )
+    return batch_size // info.world_size
 
 
 def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:

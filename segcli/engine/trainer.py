@@ -92,20 +92,23 @@ class Runtime:
     dist: ddp.DistInfo
     device: torch.device
     amp: str
+    batch: int  # images per step on this device: data.batch_size (the global batch) / world size
 
     def describe(self, p: Preset) -> str:
         return (
             f"device={self.device} amp={self.amp} channels_last={p.train.channels_last} "
-            f"world_size={self.dist.world_size} argv={' '.join(sys.argv[1:])}"
+            f"world_size={self.dist.world_size} batch={p.data.batch_size} per_device_batch={self.batch} "
+            f"accumulate={p.train.accumulate} lr={p.optim.lr:g} argv={' '.join(sys.argv[1:])}"
         )
 
 
 def setup_runtime(p: Preset) -> Runtime:
     dist = ddp.init_distributed(p.train.device)
+    batch = ddp.per_device_batch(p.data.batch_size, dist)
     device = select_device(p.train.device, dist.local_rank if dist.enabled else None)
     set_threads(p.train.threads)
     set_deterministic(p.train.deterministic)
-    return Runtime(dist, device, resolve_amp(p.train.amp, device))
+    return Runtime(dist, device, resolve_amp(p.train.amp, device), batch)
 
 
 @dataclass
@@ -153,7 +156,7 @@ def build_data(p: Preset, rt: Runtime) -> Data:
     sampler = SeededSampler(len(train_ds), p.train.seed, shuffle=True, rank=rank, world_size=world)
     options = loader_options(workers, pin=p.data.pin_memory and rt.device.type == "cuda")
     train_loader = DataLoader(
-        train_ds, batch_size=p.data.batch_size, sampler=sampler, drop_last=len(sampler) > p.data.batch_size, **options
+        train_ds, batch_size=rt.batch, sampler=sampler, drop_last=len(sampler) > rt.batch, **options
     )
     if len(train_loader) == 0:
         raise UserError(f"{p.data.root}: training split {p.data.train_split!r} yields no batches")
@@ -434,7 +437,7 @@ class Trainer:
         p, st, pr, dev = self.p, self.state, self.state.progress, self.rt.device
         epoch, loader, n = pr.epoch, self.data.train_loader, self.plan.iters_per_epoch
         start = pr.iter
-        self.data.sampler.set_epoch(epoch, start=start * p.data.batch_size)
+        self.data.sampler.set_epoch(epoch, start=start * self.rt.batch)
         self.net.train()
         self.t_epoch = clock() - pr.epoch_seconds
         t_seen, seen = clock(), 0
