@@ -72,3 +72,14 @@ def test_a_global_batch_that_does_not_divide_is_one_clear_error(tiny_overrides: 
     res = _torchrun(["-m", "segcli", "train", "quickstart", *tiny_overrides, "train.device=cpu", "data.batch_size=5"])
     assert res.returncode != 0
     assert "data.batch_size = 5 is the global batch and does not divide across 2 processes" in res.stderr + res.stdout
+
+
+@pytest.mark.slow
+def test_devices_option_launches_torchrun_itself(tiny_overrides: list[str], tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "segcli", "train", "quickstart", "--devices", "2", *tiny_overrides, "train.device=cpu"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = (tmp_path / "runs" / "quickstart").iterdir()
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(r["iterations"]) for r in rows] == [4, 8]  # the global batch, as on one process
+    assert "world_size=2" in (run / "log.txt").read_text()

@@ -149,6 +149,14 @@ class OptimConfig:
         1.0, "learning-rate multiplier of the timm backbone relative to decoder and heads", minimum=0.0
     )
     no_decay_norm_bias: bool = opt(True, "no weight decay on normalisation layers and biases")
+    scale_lr_with_batch: Literal["none", "linear", "sqrt"] = opt(
+        "none",
+        "scale the lr schedule (lr and min_lr) by data.batch_size / optim.lr_batch_size (linear) or its square "
+        "root (sqrt), for a batch other than the recipe's; none = lr as given, whatever the batch or GPU count",
+    )
+    lr_batch_size: int = opt(
+        0, "the global batch optim.lr was tuned for (needed by scale_lr_with_batch; 0 = not given)", minimum=0
+    )
 
 
 @dataclass(frozen=True)

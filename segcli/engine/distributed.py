@@ -46,6 +46,21 @@ def init_distributed(device_pref: str = "auto") -> DistInfo:
     return DistInfo(rank=rank, world_size=world, local_rank=local, local_world_size=local_world)
 
 
+def launch(nproc: int, args: list[str], rendezvous: list[str] | None = None) -> int:
+    """``seg train --devices N``: the same command under torch's elastic launcher (what ``torchrun`` runs),
+    N processes on this machine (``--standalone``); returns the launcher's exit code.
+
+    Several nodes: run ``torchrun --nnodes M --nproc-per-node N --rdzv-backend c10d --rdzv-endpoint HOST:PORT
+    --rdzv-id JOB -m segcli train ...`` on every node instead (the same flags torchrun documents).
+    """
+    import subprocess
+    import sys
+
+    flags = rendezvous or ["--standalone"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", *flags, "--nproc-per-node", str(nproc), "-m", "segcli"]
+    return subprocess.call([*cmd, *args])
+
+
 def per_device_batch(batch_size: int, info: DistInfo) -> int:
     """``data.batch_size`` is the global batch (what papers report): each of the ``world_size`` processes
     loads ``batch_size / world_size`` images per step, so a recipe's batch and lr hold on any number of GPUs."""

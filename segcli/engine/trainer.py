@@ -53,7 +53,7 @@ from segcli.engine.ema import ModelEMA
 from segcli.engine.evaluator import confusion_over_loader
 from segcli.engine.extend import Extension, extend_preset
 from segcli.engine.factory import aux_weights, class_weights_from_preset, loss_from_preset, model_from_preset
-from segcli.engine.optim import build_optimizer, lr_factor, set_lr
+from segcli.engine.optim import batch_lr_scale, build_optimizer, lr_factor, set_lr
 from segcli.engine.rundir import RunDir
 from segcli.engine.runtime import autocast, grad_scaler, resolve_amp, select_device, set_deterministic, set_threads
 from segcli.engine.state import TrainState
@@ -95,10 +95,11 @@ class Runtime:
     batch: int  # images per step on this device: data.batch_size (the global batch) / world size
 
     def describe(self, p: Preset) -> str:
+        lr = p.optim.lr * batch_lr_scale(p.optim, p.data.batch_size)
         return (
             f"device={self.device} amp={self.amp} channels_last={p.train.channels_last} "
             f"world_size={self.dist.world_size} batch={p.data.batch_size} per_device_batch={self.batch} "
-            f"accumulate={p.train.accumulate} lr={p.optim.lr:g} argv={' '.join(sys.argv[1:])}"
+            f"accumulate={p.train.accumulate} lr={lr:g} argv={' '.join(sys.argv[1:])}"
         )
 
 
@@ -349,6 +350,7 @@ class Trainer:
             )
         if p.train.compile:
             self.net = torch.compile(self.net)
+        self.lr_scale = batch_lr_scale(p.optim, p.data.batch_size)  # optim.scale_lr_with_batch (1 when off)
         self.aux_weights = aux_weights(p.model)  # one weight per auxiliary output, checked at load
         self.last: dict[str, Any] = dict(rows[-1]) if rows else {}
         self.t_epoch = clock()
@@ -449,7 +451,7 @@ class Trainer:
         it = start - 1
         for it, (images, masks) in enumerate(batches, start):
             self.at_boundary = False
-            lr = set_lr(st.optimizer, lr_factor(p.schedule, pr.step, self.fraction(), p.optim.lr))
+            lr = set_lr(st.optimizer, self.lr_scale * lr_factor(p.schedule, pr.step, self.fraction(), p.optim.lr))
             if hasattr(self.criterion, "set_progress"):  # e.g. the top-k loss anneals its pixel share
                 total = self.plan.total_steps or max(pr.step + 1, round(pr.step / max(self.fraction(), 1e-9)))
                 self.criterion.set_progress(pr.step, total)
