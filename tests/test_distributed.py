@@ -10,6 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
+from torch.utils.data import DataLoader
+
+from segcli.data.datasets import EvalDataset, eval_collate
+from segcli.engine.checkpoint import build_from_weights
+from segcli.engine.evaluator import confusion_over_loader
 
 
 @pytest.mark.slow
@@ -45,13 +51,18 @@ def test_torchrun_two_processes(tiny_overrides: list[str], tmp_path: Path) -> No
 
 def _torchrun(args: list[str], **env: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **env}
+    root = str(Path(__file__).resolve().parents[1])  # a script run by torchrun imports this checkout's segcli
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, **env}
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)
 
 
 @pytest.mark.slow
-def test_ranks_hold_identical_parameters_with_accumulation(tiny_overrides: list[str], tmp_path: Path) -> None:
-    """Gradient accumulation with no_sync on the micro-batches that do not step: the ranks still agree."""
+def test_ranks_hold_identical_parameters_with_accumulation(
+    tiny_overrides: list[str], tmp_path: Path, shapes_root: Path
+) -> None:
+    """Gradient accumulation with no_sync on the micro-batches that do not step: the ranks still agree, and
+    their validation is exactly one process's on the checkpoint."""
     ranks = tmp_path / "ranks"
     ranks.mkdir()
     script = str(Path(__file__).with_name("ddp_ranks.py"))
@@ -65,6 +76,14 @@ def test_ranks_hold_identical_parameters_with_accumulation(tiny_overrides: list[
             assert torch.equal(a[k], b[k]), (epoch, k)
     first, last = (torch.load(ranks / f"rank0_epoch{e}.pt", weights_only=True) for e in (1, 2))
     assert any(not torch.equal(first[k], last[k]) for k in first), "the model trained"
+
+    # distributed validation = one process evaluating the saved checkpoint (model, then EMA, per epoch)
+    (run,) = (tmp_path / "runs" / "quickstart").iterdir()
+    for n, name in ((2, "last"), (3, "ema")):
+        model, meta = build_from_weights(run / "weights" / f"{name}.safetensors", torch.device("cpu"))
+        loader = DataLoader(EvalDataset(shapes_root, "val"), batch_size=4, collate_fn=eval_collate)
+        single = confusion_over_loader(model, loader, meta.num_classes, 255, torch.device("cpu"))
+        assert torch.equal(torch.load(ranks / f"confusion{n}.pt", weights_only=True), single.mat), name
 
 
 @pytest.mark.slow
@@ -83,3 +102,23 @@ def test_devices_option_launches_torchrun_itself(tiny_overrides: list[str], tmp_
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert [int(r["iterations"]) for r in rows] == [4, 8]  # the global batch, as on one process
     assert "world_size=2" in (run / "log.txt").read_text()
+
+
+@pytest.mark.slow
+def test_a_killed_distributed_run_resumes_to_the_same_weights(tiny_overrides: list[str], tmp_path: Path) -> None:
+    script = str(Path(__file__).with_name("ddp_ranks.py"))
+    over = [*tiny_overrides, "train.device=cpu", "train.threads=1", "train.deterministic=true", "train.epochs=3"]
+    ranks = tmp_path / "ranks"
+    ranks.mkdir()
+    full = _torchrun([script, "quickstart", *over], SEG_RANK_DIR=str(ranks))
+    assert full.returncode == 0, full.stderr[-3000:]
+    killed = _torchrun([script, "quickstart", *over], SEG_RANK_DIR=str(ranks), SEG_KILL_AFTER_EPOCH="1")
+    assert killed.returncode != 0
+    run_full, run_killed = sorted((tmp_path / "runs" / "quickstart").iterdir())
+    assert len(list(csv.DictReader((run_killed / "metrics.csv").open()))) == 1
+    resumed = _torchrun(["-m", "segcli", "train", "--resume", str(run_killed)])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = (load_file(str(r / "weights" / "last.safetensors")) for r in (run_full, run_killed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    rows = [list(csv.DictReader((r / "metrics.csv").open())) for r in (run_full, run_killed)]
+    assert [r["train_loss"] for r in rows[0]] == [r["train_loss"] for r in rows[1]]

@@ -91,6 +91,15 @@ def broadcast_object(obj: Any, info: DistInfo) -> Any:
     return box[0]
 
 
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank, before validating: without SyncBatchNorm
+    each rank's statistics drift apart in training, and the all-reduced confusion matrix must be that of the
+    checkpoint rank 0 saves."""
+    if info.enabled:
+        for b in module.buffers():
+            dist.broadcast(b, src=0)
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

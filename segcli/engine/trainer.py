@@ -548,6 +548,8 @@ class Trainer:
         self.at_boundary, was = False, self.at_boundary
         t_val = clock()
         info, rt = self.data.info, self.rt
+        for module in [self.state.model] + ([self.state.ema.module] if self.state.ema is not None else []):
+            ddp.broadcast_buffers(module, rt.dist)  # every rank validates rank 0's checkpoint
         args = (self.data.val_loader, info.num_classes, info.ignore_index, rt.device, rt.amp, p.train.channels_last)
         try:
             metrics = confusion_over_loader(self.state.model, *args, rt.dist).compute(p.eval.absent, info.classes)
