@@ -122,3 +122,14 @@ def test_a_killed_distributed_run_resumes_to_the_same_weights(tiny_overrides: li
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     rows = [list(csv.DictReader((r / "metrics.csv").open())) for r in (run_full, run_killed)]
     assert [r["train_loss"] for r in rows[0]] == [r["train_loss"] for r in rows[1]]
+
+
+@pytest.mark.slow
+def test_time_budget_ranks_agree_to_stop_every_log_every_iterations(tiny_overrides: list[str], tmp_path: Path) -> None:
+    over = [o for o in tiny_overrides if not o.startswith("train.epochs")]
+    args = ["-m", "segcli", "train", "quickstart", *over, "train.device=cpu", "train.time_budget=4s"]
+    res = _torchrun([*args, "train.log_every=3"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = (tmp_path / "runs" / "quickstart").iterdir()
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert rows and rows[-1]["mIoU"] != ""
