@@ -9,22 +9,24 @@ channels_last (SMP users can turn those on too), and segcli's defaults (bf16 + c
 native bf16) against SMP's fp32 defaults. Ratios are segcli time / SMP time (< 1: segcli faster); targets
 <= 1.0 at equal settings, <= 0.6 for defaults against SMP fp32. SMP has no BiSeNet: bisenetv1_r18 is reported
 alone. ``--amp``: segcli bf16 + channels_last against segcli fp32 (target >= 1.5x for the ResNet models).
-Prints ``name: value`` lines. The train-step half of bench/models.py, per model.
+Prints ``name: value`` lines.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
+import contextlib
+import statistics
+import time
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from models import NUM_CLASSES, make_train_step, paired_times  # noqa: E402
+from segcli.models import MODELS
 
-from segcli.models import MODELS  # noqa: E402
+NUM_CLASSES = 19
 
 # model key → (segcli name, options, SMP class name or None, timm encoder)
 SPECS = {
@@ -38,6 +40,42 @@ SPECS = {
     ),
     "bisenetv1_r18": ("bisenetv1", dict(backbone="resnet18"), None, "resnet18"),
 }
+
+
+def make_train_step(net: nn.Module, size: int, channels_last: bool, bf16: bool, batch: int = 2) -> Callable[[], None]:
+    """One optimisation step (forward, CE (+ aux), backward, AdamW) as a closure."""
+    net.train()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    net = net.to(memory_format=fmt)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    x = torch.rand(batch, 3, size, size).contiguous(memory_format=fmt)
+    y = torch.randint(0, NUM_CLASSES, (batch, size, size))
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            out = net(x)
+            if isinstance(out, dict):
+                loss = F.cross_entropy(out["out"].float(), y)
+                loss = loss + sum(0.4 * F.cross_entropy(a.float(), y) for a in out["aux"])
+            else:
+                loss = F.cross_entropy(out.float(), y)
+        loss.backward()
+        opt.step()
+
+    return step
+
+
+def paired_times(a: Callable[[], None], b: Callable[[], None], reps: int) -> tuple[float, float]:
+    """Median seconds of ``a`` and ``b`` timed alternately, so load changes on a shared CPU hit both alike."""
+    a(), b()
+    ta, tb = [], []
+    for _ in range(reps):
+        for fn, times in ((a, ta), (b, tb)):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+    return statistics.median(ta), statistics.median(tb)
 
 
 def ours(key: str) -> nn.Module:
