@@ -94,8 +94,17 @@ def test_a_global_batch_that_does_not_divide_is_one_clear_error(tiny_overrides: 
 
 
 @pytest.mark.slow
-def test_devices_option_launches_torchrun_itself(tiny_overrides: list[str], tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "segcli", "train", "quickstart", "--devices", "2", *tiny_overrides, "train.device=cpu"]
+def test_train_devices_launches_torchrun_itself(tiny_overrides: list[str], tmp_path: Path) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "segcli",
+        "train",
+        "quickstart",
+        *tiny_overrides,
+        "train.device=cpu",
+        "train.devices=2",
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     (run,) = (tmp_path / "runs" / "quickstart").iterdir()

@@ -110,6 +110,10 @@ def train_cmd(
 
     if resume is None and preset is None:
         raise UserError("give a preset (e.g. `seg train quickstart`) or --resume RUN_DIR")
+    if "WORLD_SIZE" not in os.environ and devices is None and resume is None:  # the preset's train.devices
+        from segcli.engine.trainer import devices_of  # (a resumed run takes --devices again)
+
+        devices = devices_of(preset, overrides or [], None)
     if devices and devices > 1 and "WORLD_SIZE" not in os.environ:  # not already under torchrun
         from segcli.engine.distributed import launch
 

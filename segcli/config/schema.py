@@ -241,6 +241,12 @@ class TrainConfig:
     out_dir: str = opt("runs", "parent of run directories: <out_dir>/<name>/<N>")
     name: str = opt("", "run name; empty = the preset file's stem")
     threads: int = opt(0, "torch intra-op threads on CPU (0 = torch's default)", minimum=0)
+    devices: int = opt(
+        1,
+        "processes `seg train` starts on this machine through torch.distributed.run (GPUs, or CPU processes with "
+        "gloo); ignored under torchrun; `--devices N` on the command line wins (and is needed on --resume)",
+        minimum=1,
+    )
     log_every: int = opt(
         10,
         "read the loss from the device every N iterations (the progress bar's loss, the NaN check, and under "

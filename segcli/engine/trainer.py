@@ -59,7 +59,7 @@ from segcli.engine.runtime import autocast, grad_scaler, resolve_amp, select_dev
 from segcli.engine.state import TrainState
 from segcli.errors import CheckpointError, TrainingError, TrainingInterrupted, UserError
 
-__all__ = ["TrainResult", "Trainer", "train"]
+__all__ = ["TrainResult", "Trainer", "devices_of", "train"]
 
 clock = time.perf_counter  # the trainer's only clock (tests drive time budgets with a fake one)
 
@@ -678,6 +678,12 @@ def _resolve(
         validate_preset(preset)  # a preset built in Python has not been through load_preset
         return LoadedPreset(preset=preset, path=None), None, []
     return load_preset(preset, list(overrides)), None, []
+
+
+def devices_of(preset: str | Path | None, overrides: Iterable[str], resume: str | Path | None) -> int:
+    """``train.devices`` of the run ``seg train`` would start (the preset with its overrides, or the resumed run)."""
+    loaded, _, _ = _resolve(preset, [] if resume is not None else overrides, resume)
+    return loaded.preset.train.devices
 
 
 def _restore(run: RunDir, state: TrainState, rt: Runtime, cb: CallbackList) -> list[dict[str, Any]]:
