@@ -104,3 +104,17 @@ def test_engine_options_are_named_as_the_user_gave_them() -> None:
         select_device("tpu", option="--device")
     with pytest.raises(UserError, match=r"^train.amp = 'fp32' is not one of"):
         resolve_amp("fp32", torch.device("cpu"))
+
+
+def test_train_devices_option_hands_the_same_arguments_to_the_launcher(monkeypatch) -> None:  # noqa: ANN001
+    from typer.testing import CliRunner
+
+    from segcli.cli.app import app
+    from segcli.engine import distributed
+
+    seen = {}
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setattr(distributed, "launch", lambda n, args: seen.update(n=n, args=args) or 0)
+    res = CliRunner().invoke(app, ["train", "quickstart", "train.epochs=1", "--devices", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    assert seen == {"n": 3, "args": ["train", "quickstart", "train.epochs=1", "--json"]}

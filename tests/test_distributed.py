@@ -9,6 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
+from torch.utils.data import DataLoader
+
+from segcli.data.datasets import EvalDataset, eval_collate
+from segcli.engine.checkpoint import build_from_weights
+from segcli.engine.evaluator import confusion_over_loader
 
 
 @pytest.mark.slow
@@ -35,6 +42,103 @@ def test_torchrun_two_processes(tiny_overrides: list[str], tmp_path: Path) -> No
     assert [r.name for r in runs] == ["1"], "only rank 0 creates a run directory"
     rows = list(csv.DictReader((runs[0] / "metrics.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
-    # 16 images, batch 4 per process, 2 processes → 2 steps per epoch
-    assert [int(r["iterations"]) for r in rows] == [2, 4]
+    # 16 images, data.batch_size = 4 is the global batch (2 per process) → 4 steps per epoch, as on one process
+    assert [int(r["iterations"]) for r in rows] == [4, 8]
     assert (runs[0] / "weights" / "best.safetensors").is_file()
+    log = (runs[0] / "log.txt").read_text()
+    assert "world_size=2 batch=4 per_device_batch=2" in log and "lr=" in log
+
+
+def _torchrun(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
+    root = str(Path(__file__).resolve().parents[1])  # a script run by torchrun imports this checkout's segcli
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, **env}
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)
+
+
+@pytest.mark.slow
+def test_ranks_hold_identical_parameters_with_accumulation(
+    tiny_overrides: list[str], tmp_path: Path, shapes_root: Path
+) -> None:
+    """Gradient accumulation with no_sync on the micro-batches that do not step: the ranks still agree, and
+    their validation is exactly one process's on the checkpoint."""
+    ranks = tmp_path / "ranks"
+    ranks.mkdir()
+    script = str(Path(__file__).with_name("ddp_ranks.py"))
+    over = [*tiny_overrides, "train.device=cpu", "train.threads=1", "train.accumulate=2", "train.ema=0.9"]
+    res = _torchrun([script, "quickstart", *over], SEG_RANK_DIR=str(ranks))
+    assert res.returncode == 0, res.stderr[-3000:]
+    for epoch in (1, 2):
+        a, b = (torch.load(ranks / f"rank{r}_epoch{epoch}.pt", weights_only=True) for r in (0, 1))
+        assert a.keys() == b.keys()
+        for k in a:
+            assert torch.equal(a[k], b[k]), (epoch, k)
+    first, last = (torch.load(ranks / f"rank0_epoch{e}.pt", weights_only=True) for e in (1, 2))
+    assert any(not torch.equal(first[k], last[k]) for k in first), "the model trained"
+
+    # distributed validation = one process evaluating the saved checkpoint (model, then EMA, per epoch)
+    (run,) = (tmp_path / "runs" / "quickstart").iterdir()
+    for n, name in ((2, "last"), (3, "ema")):
+        model, meta = build_from_weights(run / "weights" / f"{name}.safetensors", torch.device("cpu"))
+        loader = DataLoader(EvalDataset(shapes_root, "val"), batch_size=4, collate_fn=eval_collate)
+        single = confusion_over_loader(model, loader, meta.num_classes, 255, torch.device("cpu"))
+        assert torch.equal(torch.load(ranks / f"confusion{n}.pt", weights_only=True), single.mat), name
+
+
+@pytest.mark.slow
+def test_a_global_batch_that_does_not_divide_is_one_clear_error(tiny_overrides: list[str]) -> None:
+    res = _torchrun(["-m", "segcli", "train", "quickstart", *tiny_overrides, "train.device=cpu", "data.batch_size=5"])
+    assert res.returncode != 0
+    assert "data.batch_size = 5 is the global batch and does not divide across 2 processes" in res.stderr + res.stdout
+
+
+@pytest.mark.slow
+def test_train_devices_launches_torchrun_itself(tiny_overrides: list[str], tmp_path: Path) -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "segcli",
+        "train",
+        "quickstart",
+        *tiny_overrides,
+        "train.device=cpu",
+        "train.devices=2",
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = (tmp_path / "runs" / "quickstart").iterdir()
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert [int(r["iterations"]) for r in rows] == [4, 8]  # the global batch, as on one process
+    assert "world_size=2" in (run / "log.txt").read_text()
+
+
+@pytest.mark.slow
+def test_a_killed_distributed_run_resumes_to_the_same_weights(tiny_overrides: list[str], tmp_path: Path) -> None:
+    script = str(Path(__file__).with_name("ddp_ranks.py"))
+    over = [*tiny_overrides, "train.device=cpu", "train.threads=1", "train.deterministic=true", "train.epochs=3"]
+    ranks = tmp_path / "ranks"
+    ranks.mkdir()
+    full = _torchrun([script, "quickstart", *over], SEG_RANK_DIR=str(ranks))
+    assert full.returncode == 0, full.stderr[-3000:]
+    killed = _torchrun([script, "quickstart", *over], SEG_RANK_DIR=str(ranks), SEG_KILL_AFTER_EPOCH="1")
+    assert killed.returncode != 0
+    run_full, run_killed = sorted((tmp_path / "runs" / "quickstart").iterdir())
+    assert len(list(csv.DictReader((run_killed / "metrics.csv").open()))) == 1
+    resumed = _torchrun(["-m", "segcli", "train", "--resume", str(run_killed)])
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = (load_file(str(r / "weights" / "last.safetensors")) for r in (run_full, run_killed))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    rows = [list(csv.DictReader((r / "metrics.csv").open())) for r in (run_full, run_killed)]
+    assert [r["train_loss"] for r in rows[0]] == [r["train_loss"] for r in rows[1]]
+
+
+@pytest.mark.slow
+def test_time_budget_ranks_agree_to_stop_every_log_every_iterations(tiny_overrides: list[str], tmp_path: Path) -> None:
+    over = [o for o in tiny_overrides if not o.startswith("train.epochs")]
+    args = ["-m", "segcli", "train", "quickstart", *over, "train.device=cpu", "train.time_budget=4s"]
+    res = _torchrun([*args, "train.log_every=3"])
+    assert res.returncode == 0, res.stderr[-3000:]
+    (run,) = (tmp_path / "runs" / "quickstart").iterdir()
+    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    assert rows and rows[-1]["mIoU"] != ""

@@ -93,3 +93,20 @@ def test_class_only_predicted_has_iou_zero_not_nan() -> None:
     m = metrics_from_confusion(mat)
     assert m["per_class"][1]["iou"] == 0.0 and math.isnan(m["per_class"][1]["recall"])
     assert m["mIoU"] == pytest.approx((4 / 6 + 0) / 2)
+
+
+def test_update_matches_the_boolean_mask_reference_for_any_ignore_index() -> None:
+    import torch
+
+    from segcli.metrics import ConfusionMatrix
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.randint(-1, 6, (2, 9, 11), generator=g)
+    target[0, 0, :4] = 255
+    pred = torch.randint(0, 7, (2, 9, 11), generator=g)  # 6 is out of range: clamped to the last class
+    for ignore in (0, 3, 255):
+        keep = (target != ignore) & (target >= 0) & (target < 5)
+        ref = torch.bincount(target[keep] * 5 + pred[keep].clamp(0, 4), minlength=25).view(5, 5)
+        cm = ConfusionMatrix(5, ignore)
+        cm.update(pred, target)
+        assert torch.equal(cm.mat, ref), ignore

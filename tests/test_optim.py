@@ -47,3 +47,25 @@ def test_param_groups_split_backbone_and_no_decay() -> None:
     for name in ("sgd", "adam", "adamw"):
         opt = build_optimizer(model, OptimConfig(name=name, nesterov=True))
         assert len(opt.param_groups) == 4
+
+
+def test_scale_lr_with_batch_is_off_by_default_and_linear_or_sqrt_when_asked() -> None:
+    from segcli.config.load import load_preset
+    from segcli.engine.optim import batch_lr_scale
+
+    p = load_preset("quickstart", []).preset
+    assert batch_lr_scale(p.optim, 64) == 1.0
+    linear = load_preset("quickstart", ["optim.scale_lr_with_batch=linear", "optim.lr_batch_size=16"]).preset
+    assert batch_lr_scale(linear.optim, 64) == 4.0
+    root = load_preset("quickstart", ["optim.scale_lr_with_batch=sqrt", "optim.lr_batch_size=16"]).preset
+    assert batch_lr_scale(root.optim, 64) == 2.0
+
+
+def test_scale_lr_with_batch_needs_the_batch_the_lr_was_tuned_for() -> None:
+    import pytest
+
+    from segcli.config.load import load_preset
+    from segcli.errors import PresetError
+
+    with pytest.raises(PresetError, match="needs optim.lr_batch_size"):
+        load_preset("quickstart", ["optim.scale_lr_with_batch=linear"])

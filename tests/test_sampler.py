@@ -45,3 +45,30 @@ def test_start_skips_the_first_samples_of_the_epoch() -> None:
         part = SeededSampler(10, seed=1, rank=r, world_size=3)
         part.set_epoch(0, start=2)
         assert list(part) == whole[2:] and len(part) == 2
+
+
+def test_global_batch_sees_the_same_samples_per_step_on_one_and_two_processes() -> None:
+    """data.batch_size is global: each of W ranks takes batch / W; step k covers the same samples and seeds."""
+    n, batch = 16, 4
+
+    def steps(world: int) -> list[set[tuple[int, int]]]:
+        per_rank = [epoch_of(SeededSampler(n, seed=5, rank=r, world_size=world), 3) for r in range(world)]
+        b = batch // world
+        return [set().union(*(set(s[k * b : (k + 1) * b]) for s in per_rank)) for k in range(n // batch)]
+
+    assert steps(1) == steps(2) == steps(4)
+    assert all(len(step) == batch for step in steps(2))
+
+
+def test_per_device_batch_divides_the_global_batch() -> None:
+    import pytest
+
+    from segcli.engine.distributed import DistInfo, per_device_batch
+    from segcli.errors import UserError
+
+    assert per_device_batch(16, DistInfo()) == 16
+    assert per_device_batch(16, DistInfo(world_size=8)) == 2
+    with pytest.raises(UserError, match=r"use data.batch_size=4 or 6"):
+        per_device_batch(5, DistInfo(world_size=2))
+    with pytest.raises(UserError, match=r"use data.batch_size=8"):
+        per_device_batch(4, DistInfo(world_size=8))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -58,3 +59,35 @@ def test_full_pipeline_is_a_function_of_the_seed() -> None:
     b = t(image, mask, np.random.default_rng(42))
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert a[1].shape == (24, 24) and set(np.unique(a[1])) <= set(np.unique(mask)) | {255}
+
+
+def test_scale_crop_matches_scale_then_crop() -> None:
+    """The fused op draws the same numbers and gives the same mask; the image within interpolation rounding."""
+    from segcli.data.transforms import RandomScaleCrop
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (60, 90, 3), dtype=np.uint8)
+    image = cv2.GaussianBlur(image, (5, 5), 2)  # smooth, so bilinear rounding differences stay small
+    mask = (np.arange(60)[:, None] // 7 + np.arange(90)[None, :] // 11).astype(np.uint8) % 5
+    for seed, (lo, hi) in enumerate([(0.5, 2.0)] * 6 + [(0.3, 0.4)] * 3):  # the last: smaller than the crop
+        fused = RandomScaleCrop(lo, hi, 32, 40, 255)(image, mask, np.random.default_rng(seed))
+        g = np.random.default_rng(seed)
+        ref = RandomCrop(32, 40, 255)(*RandomScale(lo, hi)(image, mask, g), g)
+        assert fused[0].shape == ref[0].shape == (32, 40, 3) and fused[1].shape == (32, 40)
+        assert np.array_equal(fused[1], ref[1]), seed
+        diff = np.abs(fused[0].astype(int) - ref[0].astype(int))  # RandomScale shrinks with area averaging
+        assert np.median(diff) <= 2 and (diff[ref[1] == 255] == 0).all(), seed
+
+
+def test_colour_jitter_is_the_float_reference_within_rounding() -> None:
+    """One cv2.transform pass against brightness, contrast, saturation applied one after the other in float."""
+    image = np.random.default_rng(1).integers(0, 256, (20, 30, 3), dtype=np.uint8)[:, ::-1]  # a flipped view
+    for seed in range(5):
+        out, _ = ColorJitter(0.3, 0.3, 0.3, 0.0)(image, image[..., 0], np.random.default_rng(seed))
+        g = np.random.default_rng(seed)
+        img = image.astype(np.float64) * g.uniform(0.7, 1.3)
+        mean = img.mean()
+        img = (img - mean) * g.uniform(0.7, 1.3) + mean
+        grey = (img @ np.array([0.299, 0.587, 0.114]))[..., None]
+        ref = np.clip(np.rint((img - grey) * g.uniform(0.7, 1.3) + grey), 0, 255)
+        assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1, seed

@@ -18,7 +18,18 @@ from segcli import __version__
 from segcli.cli._common import SegGroup, err, state
 from segcli.errors import SegError
 
-COMMAND_MODULES = ["prepare", "check", "class_weights", "crop", "train", "evaluate", "infer", "presets", "models"]
+COMMAND_MODULES = [
+    "prepare",
+    "check",
+    "class_weights",
+    "crop",
+    "train",
+    "evaluate",
+    "infer",
+    "presets",
+    "models",
+    "benchmark",
+]
 
 
 class RootGroup(SegGroup):

@@ -124,15 +124,35 @@ def train_cmd(
         metavar="KEY=VALUE",
         help="With --resume: a longer schedule (train.epochs, train.iters or train.time_budget); repeatable.",
     ),
+    devices: int = typer.Option(
+        None,
+        "--devices",
+        min=1,
+        help="Train on N processes of this machine (N GPUs, or N CPU processes with gloo) through torch's elastic "
+        "launcher; data.batch_size stays the global batch. Several nodes: run torchrun on each (docs/distributed.md).",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Train a model from a preset; prints the run directory at the end."""
+    import os
+
     from segcli.config.schema import METRIC_KEYS
     from segcli.engine.trainer import train
     from segcli.errors import TrainingInterrupted, UserError
 
     if resume is None and preset is None:
         raise UserError("give a preset (e.g. `seg train quickstart`) or --resume RUN_DIR")
+    if "WORLD_SIZE" not in os.environ and devices is None and resume is None:  # the preset's train.devices
+        from segcli.engine.trainer import devices_of  # (a resumed run takes --devices again)
+
+        devices = devices_of(preset, overrides or [], None)
+    if devices and devices > 1 and "WORLD_SIZE" not in os.environ:  # not already under torchrun
+        from segcli.engine.distributed import launch
+
+        args = ["train", *([preset] if preset else []), *(overrides or [])]
+        args += ["--resume", str(resume)] if resume is not None else []
+        args += [a for e in extend or [] for a in ("--extend", e)]
+        raise typer.Exit(launch(devices, args + (["--json"] if as_json else [])))
     if resume is not None and preset is not None:
         # `seg train --resume RUN` has no preset; anything else positional is an override.
         overrides = [preset, *(overrides or [])]

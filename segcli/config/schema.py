@@ -67,8 +67,21 @@ class DataConfig:
     root: str = opt("data/shapes", "dataset folder in the segcli format (see `seg prepare`)")
     train_split: str = opt("train", "split used for training")
     val_split: str = opt("val", "split used for validation every epoch")
-    batch_size: int = opt(8, "images per training batch (per process under torchrun)", minimum=1)
-    num_workers: int = opt(2, "data-loading worker processes (0 loads in the main process)", minimum=0)
+    batch_size: int = opt(
+        8,
+        "images per optimiser step across all processes (the global batch papers report); under torchrun or "
+        "--devices each of N processes loads batch_size / N, so the recipe's lr holds on any number of GPUs",
+        minimum=1,
+    )
+    num_workers: int | Literal["auto"] = opt(
+        "auto",
+        "data-loading worker processes (0 loads in the main process); auto = the cores this process may use "
+        "(its share under torchrun) less one for the training process",
+        minimum=0,
+    )
+    cache: Literal["none", "ram"] = opt(
+        "none", "ram = decode every training image once, before training, and keep it in memory (small datasets)"
+    )
     pin_memory: bool = opt(True, "pin host memory for faster copies to CUDA (ignored on CPU)")
     check_samples: int = opt(16, "masks per split read by the sampled `seg check` before training (0 skips)", minimum=0)
 
@@ -136,6 +149,14 @@ class OptimConfig:
         1.0, "learning-rate multiplier of the timm backbone relative to decoder and heads", minimum=0.0
     )
     no_decay_norm_bias: bool = opt(True, "no weight decay on normalisation layers and biases")
+    scale_lr_with_batch: Literal["none", "linear", "sqrt"] = opt(
+        "none",
+        "scale the lr schedule (lr and min_lr) by data.batch_size / optim.lr_batch_size (linear) or its square "
+        "root (sqrt), for a batch other than the recipe's; none = lr as given, whatever the batch or GPU count",
+    )
+    lr_batch_size: int = opt(
+        0, "the global batch optim.lr was tuned for (needed by scale_lr_with_batch; 0 = not given)", minimum=0
+    )
 
 
 @dataclass(frozen=True)
@@ -220,8 +241,18 @@ class TrainConfig:
     out_dir: str = opt("runs", "parent of run directories: <out_dir>/<name>/<N>")
     name: str = opt("", "run name; empty = the preset file's stem")
     threads: int = opt(0, "torch intra-op threads on CPU (0 = torch's default)", minimum=0)
+    devices: int = opt(
+        1,
+        "processes `seg train` starts on this machine through torch.distributed.run (GPUs, or CPU processes with "
+        "gloo); ignored under torchrun; `--devices N` on the command line wins (and is needed on --resume)",
+        minimum=1,
+    )
     log_every: int = opt(
-        20, "write a progress line (loss, lr, speed, ETA, memory) to log.txt every N iterations (0 = off)", minimum=0
+        10,
+        "every N iterations: read the loss from the device (the NaN check; under torchrun with a time budget, the "
+        "ranks' agreement to stop) and write a progress line (loss, lr, speed, ETA, memory) to log.txt; the loop "
+        "does not wait on the device in between",
+        minimum=1,
     )
     plots: bool = opt(True, "draw curves, confusion matrix and sample predictions into plots/ after each validation")
 

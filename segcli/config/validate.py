@@ -132,6 +132,19 @@ def resolve_length(t: TrainConfig, origin: Mapping[str, str] | None = None, defa
     )
 
 
+def _check_lr_scaling(p: Preset) -> list[tuple[str, str]]:
+    o = p.optim
+    if o.scale_lr_with_batch != "none" and o.lr_batch_size == 0:
+        return [
+            (
+                "optim.scale_lr_with_batch",
+                f"optim.scale_lr_with_batch = {o.scale_lr_with_batch!r} needs optim.lr_batch_size, the global batch "
+                f"optim.lr = {o.lr:g} was tuned for (for example optim.lr_batch_size={p.data.batch_size})",
+            )
+        ]
+    return []
+
+
 def _check_train(t: TrainConfig) -> list[tuple[str, str]]:
     found = []
     if t.monitor not in METRIC_KEYS:
@@ -251,6 +264,7 @@ def validate_preset(
     """
     found = [
         *_check_shapes(preset),
+        *_check_lr_scaling(preset),
         *_check_train(preset.train),
         *_check_model(preset.model, check_files),
         *_check_loss(preset.loss, check_files, preset.data.root),

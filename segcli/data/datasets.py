@@ -16,6 +16,43 @@ from segcli.data.io import read_image, read_mask
 from segcli.data.transforms import Compose, inference_size, resize_pair
 from segcli.errors import DataError
 
+Pair = tuple[np.ndarray, np.ndarray]
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, e.g. a container's or taskset's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def resolve_workers(value: int | str, processes_per_node: int = 1) -> int:
+    """``data.num_workers``: a number as given, or ``"auto"``: this process's share of the usable cores,
+    less one for the process itself (so 0 on a one-core share, 1 on two cores)."""
+    if value != "auto":
+        return int(value)
+    return max(usable_cores() // max(processes_per_node, 1) - 1, 0)
+
+
+def worker_init(_: int) -> None:
+    """In each loader worker: one thread for OpenCV and torch (the workers are the parallelism;
+    nested thread pools would oversubscribe the cores)."""
+    cv2.setNumThreads(0)
+    torch.set_num_threads(1)
+
+
+def decode_all(samples: list[tuple[Path, Path]], info: DatasetInfo, threads: int) -> list[Pair]:
+    """Every sample decoded (in ``threads`` threads: OpenCV releases the GIL), for ``data.cache = "ram"``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(threads, 1)) as pool:
+        return list(pool.map(lambda s: _load_pair(*s, info), samples))
+
+
+def cache_bytes(pairs: list[Pair]) -> int:
+    return sum(im.nbytes + m.nbytes for im, m in pairs)
+
 
 class SampleError(DataError):
     """A sample that cannot be loaded; its message is one line naming the file.
@@ -65,19 +102,27 @@ class TrainDataset(Dataset):
     """Training samples with augmentation. Index with ``(index, seed)`` from SeededSampler.
 
     ``dataset`` is a folder (its split is listed) or a :class:`DatasetIndex` (nothing is listed again).
+    ``cache``: the decoded samples (:func:`decode_all`), read instead of the files; decoded in the main
+    process before the workers fork, so the workers share its pages.
     """
 
-    def __init__(self, dataset: str | os.PathLike | DatasetIndex, split: str, transform: Compose) -> None:
+    def __init__(
+        self,
+        dataset: str | os.PathLike | DatasetIndex,
+        split: str,
+        transform: Compose,
+        cache: list[Pair] | None = None,
+    ) -> None:
         index = as_index(dataset, [split])
         self.samples, self.info = index.pairs(split), index.info
-        self.transform = transform
+        self.transform, self.cache = transform, cache
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         index, seed = key if isinstance(key, tuple) else (key, key)
-        image, mask = _load_pair(*self.samples[index], self.info)
+        image, mask = self.cache[index] if self.cache is not None else _load_pair(*self.samples[index], self.info)
         image, mask = self.transform(image, mask, np.random.default_rng(seed))
         return image_to_tensor(image), torch.from_numpy(np.ascontiguousarray(mask).astype(np.int64))
 

@@ -12,12 +12,15 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from segcli.errors import UserError
+
 
 @dataclass(frozen=True)
 class DistInfo:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    local_world_size: int = 1  # processes on this node (they share its cores)
 
     @property
     def enabled(self) -> bool:
@@ -39,7 +42,38 @@ def init_distributed(device_pref: str = "auto") -> DistInfo:
         if use_cuda:
             torch.cuda.set_device(local)
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    return DistInfo(rank=rank, world_size=world, local_rank=local)
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
+    return DistInfo(rank=rank, world_size=world, local_rank=local, local_world_size=local_world)
+
+
+def launch(nproc: int, args: list[str], rendezvous: list[str] | None = None) -> int:
+    """``seg train --devices N``: the same command under torch's elastic launcher (what ``torchrun`` runs),
+    N processes on this machine (``--standalone``); returns the launcher's exit code.
+
+    Several nodes: run ``torchrun --nnodes M --nproc-per-node N --rdzv-backend c10d --rdzv-endpoint HOST:PORT
+    --rdzv-id JOB -m segcli train ...`` on every node instead (the same flags torchrun documents).
+    """
+    import subprocess
+    import sys
+
+    flags = rendezvous or ["--standalone"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", *flags, "--nproc-per-node", str(nproc), "-m", "segcli"]
+    return subprocess.call([*cmd, *args])
+
+
+def per_device_batch(batch_size: int, info: DistInfo) -> int:
+    """``data.batch_size`` is the global batch (what papers report): each of the ``world_size`` processes
+    loads ``batch_size / world_size`` images per step, so a recipe's batch and lr hold on any number of GPUs."""
+    if batch_size % info.world_size:
+        lower = batch_size // info.world_size * info.world_size
+        options = (
+            f"data.batch_size={lower} or {lower + info.world_size}" if lower else f"data.batch_size={info.world_size}"
+        )
+        raise UserError(
+            f"data.batch_size = {batch_size} is the global batch and does not divide across {info.world_size} "
+            f"processes; use {options}"
+        )
+    return batch_size // info.world_size
 
 
 def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
@@ -55,6 +89,15 @@ def broadcast_object(obj: Any, info: DistInfo) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def broadcast_buffers(module: torch.nn.Module, info: DistInfo) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) on every rank, before validating: without SyncBatchNorm
+    each rank's statistics drift apart in training, and the all-reduced confusion matrix must be that of the
+    checkpoint rank 0 saves."""
+    if info.enabled:
+        for b in module.buffers():
+            dist.broadcast(b, src=0)
 
 
 def barrier(info: DistInfo) -> None:

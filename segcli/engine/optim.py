@@ -83,6 +83,15 @@ def lr_factor(cfg: ScheduleConfig, step: int, progress: float, peak: float) -> f
     return f
 
 
+def batch_lr_scale(cfg: OptimConfig, batch_size: int) -> float:
+    """``optim.scale_lr_with_batch``: the lr multiplier for global batch ``batch_size`` against
+    ``optim.lr_batch_size`` (1 when off: the recipe's lr is used as given)."""
+    if cfg.scale_lr_with_batch == "none":
+        return 1.0
+    ratio = batch_size / cfg.lr_batch_size
+    return ratio if cfg.scale_lr_with_batch == "linear" else math.sqrt(ratio)
+
+
 def set_lr(optimizer: torch.optim.Optimizer, factor: float) -> float:
     """Apply ``factor`` to every group's base lr; returns the first group's new lr."""
     for g in optimizer.param_groups:

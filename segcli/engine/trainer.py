@@ -14,6 +14,7 @@ validation, estimated before the first step (:meth:`Trainer.estimate_reserve`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import sys
@@ -32,7 +33,16 @@ from segcli.config.load import LoadedPreset, load_preset, preset_from_dict, pres
 from segcli.config.schema import METRIC_KEYS, Preset
 from segcli.config.toml_io import load_toml
 from segcli.config.validate import validate_preset
-from segcli.data.datasets import EvalDataset, SeededSampler, TrainDataset, eval_collate
+from segcli.data.datasets import (
+    EvalDataset,
+    SeededSampler,
+    TrainDataset,
+    cache_bytes,
+    decode_all,
+    eval_collate,
+    resolve_workers,
+    worker_init,
+)
 from segcli.data.format import DatasetIndex, DatasetInfo, validate_dataset
 from segcli.data.lint import quick_lint
 from segcli.data.transforms import build_train_transform
@@ -44,7 +54,7 @@ from segcli.engine.ema import ModelEMA
 from segcli.engine.evaluator import confusion_over_loader
 from segcli.engine.extend import Extension, extend_preset
 from segcli.engine.factory import aux_weights, class_weights_from_preset, loss_from_preset, model_from_preset
-from segcli.engine.optim import build_optimizer, lr_factor, set_lr
+from segcli.engine.optim import batch_lr_scale, build_optimizer, lr_factor, set_lr
 from segcli.engine.plots import Plots
 from segcli.engine.rundir import RunDir
 from segcli.engine.runtime import autocast, grad_scaler, resolve_amp, select_device, set_deterministic, set_threads
@@ -52,7 +62,7 @@ from segcli.engine.state import TrainState
 from segcli.engine.textlog import ProgressLines
 from segcli.errors import CheckpointError, TrainingError, TrainingInterrupted, UserError
 
-__all__ = ["TrainResult", "Trainer", "train"]
+__all__ = ["TrainResult", "Trainer", "devices_of", "train"]
 
 clock = time.perf_counter  # the trainer's only clock (tests drive time budgets with a fake one)
 
@@ -85,20 +95,24 @@ class Runtime:
     dist: ddp.DistInfo
     device: torch.device
     amp: str
+    batch: int  # images per step on this device: data.batch_size (the global batch) / world size
 
     def describe(self, p: Preset) -> str:
+        lr = p.optim.lr * batch_lr_scale(p.optim, p.data.batch_size)
         return (
             f"device={self.device} amp={self.amp} channels_last={p.train.channels_last} "
-            f"world_size={self.dist.world_size} argv={' '.join(sys.argv[1:])}"
+            f"world_size={self.dist.world_size} batch={p.data.batch_size} per_device_batch={self.batch} "
+            f"accumulate={p.train.accumulate} lr={lr:g} argv={' '.join(sys.argv[1:])}"
         )
 
 
 def setup_runtime(p: Preset) -> Runtime:
     dist = ddp.init_distributed(p.train.device)
+    batch = ddp.per_device_batch(p.data.batch_size, dist)
     device = select_device(p.train.device, dist.local_rank if dist.enabled else None)
     set_threads(p.train.threads)
     set_deterministic(p.train.deterministic)
-    return Runtime(dist, device, resolve_amp(p.train.amp, device))
+    return Runtime(dist, device, resolve_amp(p.train.amp, device), batch)
 
 
 @dataclass
@@ -109,7 +123,21 @@ class Data:
     train_loader: DataLoader
     sampler: SeededSampler
     val_loader: DataLoader
-    warnings: list[str]
+    messages: list[str]  # lint warnings and what the data path set up, printed at the start
+
+
+def loader_options(workers: int, pin: bool) -> dict[str, Any]:
+    """Workers that live for the whole run (not restarted every epoch), each prefetching a few batches
+    and running OpenCV single-threaded; pinned host memory for asynchronous copies to CUDA."""
+    if workers == 0:
+        return {"num_workers": 0, "pin_memory": pin}
+    return {
+        "num_workers": workers,
+        "pin_memory": pin,
+        "persistent_workers": True,
+        "prefetch_factor": 4,
+        "worker_init_fn": worker_init,
+    }
 
 
 def build_data(p: Preset, rt: Runtime) -> Data:
@@ -117,20 +145,22 @@ def build_data(p: Preset, rt: Runtime) -> Data:
     splits = [p.data.train_split, p.data.val_split]
     index = DatasetIndex.scan(p.data.root, splits)
     info = validate_dataset(index, splits=splits, sample_masks=0)
-    warnings = []
+    messages = []
     if p.data.check_samples:  # the sampled `seg check`: palette/RGB/binary/raw-labelId masks, bad values, sizes
-        warnings = [f"warning: {f.one_line()}" for f in quick_lint(index, splits, sample=p.data.check_samples)]
-    train_ds = TrainDataset(index, p.data.train_split, build_train_transform(p.augment, info.ignore_index))
+        messages = [f"warning: {f.one_line()}" for f in quick_lint(index, splits, sample=p.data.check_samples)]
+    workers = resolve_workers(p.data.num_workers, rt.dist.local_world_size)
+    cache = None
+    if p.data.cache == "ram":  # decoded before the workers fork, so they share it
+        cache = decode_all(index.pairs(p.data.train_split), info, threads=workers + 1)
+        messages.append(
+            f"data cache: {len(cache)} training samples decoded in RAM, {cache_bytes(cache) / 2**20:.1f} MiB"
+        )
+    train_ds = TrainDataset(index, p.data.train_split, build_train_transform(p.augment, info.ignore_index), cache)
     rank, world = rt.dist.rank, rt.dist.world_size
     sampler = SeededSampler(len(train_ds), p.train.seed, shuffle=True, rank=rank, world_size=world)
-    pin = p.data.pin_memory and rt.device.type == "cuda"
+    options = loader_options(workers, pin=p.data.pin_memory and rt.device.type == "cuda")
     train_loader = DataLoader(
-        train_ds,
-        batch_size=p.data.batch_size,
-        sampler=sampler,
-        num_workers=p.data.num_workers,
-        pin_memory=pin,
-        drop_last=len(sampler) > p.data.batch_size,
+        train_ds, batch_size=rt.batch, sampler=sampler, drop_last=len(sampler) > rt.batch, **options
     )
     if len(train_loader) == 0:
         raise UserError(f"{p.data.root}: training split {p.data.train_split!r} yields no batches")
@@ -138,11 +168,11 @@ def build_data(p: Preset, rt: Runtime) -> Data:
     val_loader = DataLoader(
         torch.utils.data.Subset(val_ds, list(range(rank, len(val_ds), world))),
         batch_size=p.eval.batch_size,
-        num_workers=p.data.num_workers,
         collate_fn=eval_collate,
-        pin_memory=pin,
+        **options,
     )
-    return Data(info, train_loader, sampler, val_loader, warnings)
+    messages.append(f"data: {workers} loader worker(s) per process (data.num_workers = {p.data.num_workers!r})")
+    return Data(info, train_loader, sampler, val_loader, messages)
 
 
 def build_state(p: Preset, info: DatasetInfo, rt: Runtime) -> tuple[TrainState, torch.nn.Module, list[str]]:
@@ -244,6 +274,60 @@ def out_of_memory(p: Preset, where: str, device: torch.device, run: RunDir) -> T
     )
 
 
+class LossMeter:
+    """The epoch's loss summed on the device, and the first iteration whose loss was not finite.
+
+    The sum is float64 (float32 on MPS), where adding float32 losses is exact: the epoch's mean does not
+    depend on when it is read, so resumed and uninterrupted runs write the same train_loss.
+    """
+
+    def __init__(self, device: torch.device, epoch: int) -> None:
+        dtype = torch.float32 if device.type == "mps" else torch.float64
+        self.epoch, self.shown = epoch, float("nan")
+        self.sum = torch.zeros((), dtype=dtype, device=device)
+        self.count = 0
+        self.bad_it = torch.full((), -1, dtype=dtype, device=device)
+        self.bad_value = torch.zeros((), dtype=dtype, device=device)
+
+    def add(self, loss: torch.Tensor, it: int) -> None:
+        value = loss.detach().to(self.sum.dtype)
+        self.sum += value
+        self.count += 1
+        first = (self.bad_it < 0) & ~torch.isfinite(value)
+        self.bad_it = torch.where(first, it, self.bad_it)
+        self.bad_value = torch.where(first, value, self.bad_value)
+
+    def read(self, progress: Any) -> tuple[int, float] | None:
+        """Move the sum into ``progress.epoch_loss`` (one host sync); (iteration, loss) when one was not finite."""
+        if self.count == 0:
+            return None
+        total, bad_it, bad_value = torch.stack([self.sum, self.bad_it, self.bad_value]).tolist()
+        if bad_it >= 0:
+            return int(bad_it), bad_value
+        progress.epoch_loss += total
+        self.shown = total / self.count
+        self.sum.zero_()
+        self.count = 0
+        return None
+
+
+class TimedIter:
+    """Wraps a loader iterator; ``waited`` is the time spent waiting for batches (the data-wait share)."""
+
+    def __init__(self, batches: Iterable[Any]) -> None:
+        self.batches, self.waited = iter(batches), 0.0
+
+    def __iter__(self) -> TimedIter:
+        return self
+
+    def __next__(self) -> Any:
+        t0 = clock()
+        try:
+            return next(self.batches)
+        finally:
+            self.waited += clock() - t0
+
+
 class Trainer:
     """One run's loop: :meth:`train_one_epoch`, :meth:`validate` and :meth:`save`, epoch after epoch."""
 
@@ -262,12 +346,14 @@ class Trainer:
         self.p, self.rt, self.data, self.state, self.criterion = p, rt, data, state, criterion
         self.plan, self.run, self.cb, self.rows = plan, run, callbacks, rows
         self.net: torch.nn.Module = state.model
+        self.ddp: DistributedDataParallel | None = None
         if rt.dist.enabled:
-            self.net = DistributedDataParallel(
+            self.net = self.ddp = DistributedDataParallel(
                 state.model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None
             )
         if p.train.compile:
             self.net = torch.compile(self.net)
+        self.lr_scale = batch_lr_scale(p.optim, p.data.batch_size)  # optim.scale_lr_with_batch (1 when off)
         self.aux_weights = aux_weights(p.model)  # one weight per auxiliary output, checked at load
         self.last: dict[str, Any] = dict(rows[-1]) if rows else {}
         self.t_epoch = clock()
@@ -278,6 +364,7 @@ class Trainer:
         self.val_due = self.save_due = False  # due inside an epoch, waiting for an optimiser step
         self.at_boundary = False  # the current position is savable (between batches, after an optimiser step)
         self.terms: dict[str, torch.Tensor] = {}  # the last training loss per term (CombinedLoss.last_terms)
+        self.meter = LossMeter(rt.device, state.progress.epoch)  # the current epoch's, on the device
 
     @property
     def done(self) -> bool:
@@ -352,25 +439,27 @@ class Trainer:
     def train_one_epoch(self) -> dict[str, Any]:
         """One pass over the training split (cut short by ``iters`` or the time budget).
 
-        A run resumed from a mid-epoch save (``train.save_every``) starts at the batch after it.
+        A run resumed from a mid-epoch save (``train.save_every``) starts at the batch after it. The loop
+        never waits on the device: the loss is summed there and read every ``train.log_every`` iterations
+        (and before any validation or save), where a non-finite loss stops the run naming its iteration.
         """
         p, st, pr, dev = self.p, self.state, self.state.progress, self.rt.device
         epoch, loader, n = pr.epoch, self.data.train_loader, self.plan.iters_per_epoch
         start = pr.iter
-        self.data.sampler.set_epoch(epoch, start=start * p.data.batch_size)
+        self.data.sampler.set_epoch(epoch, start=start * self.rt.batch)
         self.net.train()
         self.t_epoch = clock() - pr.epoch_seconds
-        t_seen, seen, loss_sum = clock(), 0, pr.epoch_loss
+        t_seen, seen = clock(), 0
+        self.meter = LossMeter(dev, epoch)
         rng = torch.get_rng_state()
-        batches = iter(loader)  # draws the loader's base seed from the global RNG
-        if start:  # the uninterrupted run drew it at the epoch's start, before the save restored here
-            torch.set_rng_state(rng)
+        batches = TimedIter(iter(loader))  # a new loader iterator draws a seed from the global RNG (persistent
+        torch.set_rng_state(rng)  # workers only the first time): keep the model's random stream independent of it
         st.optimizer.zero_grad(set_to_none=True)
         it, t_prev = start - 1, clock()
         for it, (images, masks) in enumerate(batches, start):
             waited = clock() - t_prev  # the step's wait on the loader
             self.at_boundary = False
-            lr = set_lr(st.optimizer, lr_factor(p.schedule, pr.step, self.fraction(), p.optim.lr))
+            lr = set_lr(st.optimizer, self.lr_scale * lr_factor(p.schedule, pr.step, self.fraction(), p.optim.lr))
             if hasattr(self.criterion, "set_progress"):  # e.g. the top-k loss anneals its pixel share
                 total = self.plan.total_steps or max(pr.step + 1, round(pr.step / max(self.fraction(), 1e-9)))
                 self.criterion.set_progress(pr.step, total)
@@ -379,34 +468,31 @@ class Trainer:
                 images = images.contiguous(memory_format=torch.channels_last)
             stepped = (it + 1) % p.train.accumulate == 0 or it + 1 == n
             try:
-                with autocast(dev, self.rt.amp):
+                with self._grad_sync(stepped), autocast(dev, self.rt.amp):
                     loss = self._loss(self.net(images), masks)
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"loss became {loss.item()} at epoch {epoch + 1}, iteration {it + 1}; "
-                        "lower optim.lr, set train.grad_clip, try train.amp=none (fp32), or check the masks with "
-                        "seg check; the last save in the run directory is kept"
-                    )
-                st.scaler.scale(loss / p.train.accumulate).backward()
+                    self.meter.add(loss, it)
+                    st.scaler.scale(loss / p.train.accumulate).backward()
                 if stepped:
                     self._optimizer_step()
             except RuntimeError as e:
                 if is_out_of_memory(e):
                     raise out_of_memory(p, "training step", dev, self.run) from None
                 raise
-            loss_sum += loss.item()
-            pr.iter, pr.epoch_loss = it + 1, loss_sum
+            pr.iter = it + 1
+            g = self._global_iter(it)
+            read = g % p.train.log_every == 0 or it == start
+            if read:
+                self._read_loss()  # the loop's one wait on the device
             self.at_boundary = stepped  # a save now is a consistent position (no gradients half accumulated)
             seen += images.shape[0] * self.rt.dist.world_size
-            ips = seen / max(clock() - t_seen, 1e-9)
-            self.cb.on_iter_end(epoch, it, loss.item(), lr, ips)
-            terms = {k: float(v) for k, v in self.terms.items()} if len(self.terms) > 1 else {}
+            ips, shown = seen / max(clock() - t_seen, 1e-9), self.meter.shown  # the loss as last read
+            self.cb.on_iter_end(epoch, it, shown, lr, ips)
+            terms = {k: float(v) for k, v in self.terms.items()} if read and len(self.terms) > 1 else {}
             now = clock()
             self.cb.on_iter_stats(
-                IterStats(epoch, it, n, loss.item(), lr, ips, terms, waited, now - t_prev, now - self.t_run, dev.type)
+                IterStats(epoch, it, n, shown, lr, ips, terms, waited, now - t_prev, now - self.t_run, dev.type)
             )
-            out_of_steps = self.plan.total_steps is not None and pr.step >= self.plan.total_steps
-            if out_of_steps or (self.plan.budget is not None and _all_agree(self.fraction() >= 1.0, self.rt.dist, dev)):
+            if self._out_of_steps_or_time(g):
                 pr.finished = True
                 break
             if it + 1 < n:
@@ -414,11 +500,44 @@ class Trainer:
                 if pr.finished:  # early stopping after a validation inside the epoch
                     break
             t_prev = clock()
+        self._read_loss()
         pr.finished = pr.finished or epoch + 1 >= self.plan.epochs
         lr_now = st.optimizer.param_groups[0]["lr"]
-        row = {"epoch": epoch + 1, "iterations": pr.step, "train_loss": loss_sum / max(it + 1, 1), "lr": lr_now}
+        row = {"epoch": epoch + 1, "iterations": pr.step, "train_loss": pr.epoch_loss / max(it + 1, 1), "lr": lr_now}
         row.update(pr.epoch_row)  # a validation inside the epoch (train.val_every_iters)
+        if self.rt.dist.is_main:
+            seconds = clock() - self.t_epoch
+            share = batches.waited / max(seconds, 1e-9)
+            self.run.log(f"epoch {epoch + 1}: data wait {share:.1%} of {seconds:.1f}s ({batches.waited:.2f}s)")
         return row
+
+    def _grad_sync(self, stepped: bool) -> contextlib.AbstractContextManager:
+        """Under DDP, gradients are all-reduced only on the micro-batch that steps (``no_sync`` for the others)."""
+        if stepped or self.ddp is None:
+            return contextlib.nullcontext()
+        return self.ddp.no_sync()
+
+    def _read_loss(self) -> None:
+        """Add the device's loss sum to the epoch's, for the progress bar and saves; stop on a non-finite loss."""
+        bad = self.meter.read(self.state.progress)
+        if bad is not None:
+            it, value = bad
+            raise TrainingError(
+                f"loss became {value} at epoch {self.meter.epoch + 1}, iteration {it + 1}; "
+                "lower optim.lr, set train.grad_clip, try train.amp=none (fp32), or check the masks with "
+                "seg check; the last save in the run directory is kept"
+            )
+
+    def _out_of_steps_or_time(self, g: int) -> bool:
+        """The step count is reached, or the time budget is spent (under DDP the ranks agree on it every
+        ``log_every`` iterations, so they stop together without an all-reduce per iteration)."""
+        if self.plan.total_steps is not None and self.state.progress.step >= self.plan.total_steps:
+            return True
+        if self.plan.budget is None:
+            return False
+        if not self.rt.dist.enabled:
+            return self.fraction() >= 1.0
+        return g % self.p.train.log_every == 0 and _all_agree(self.fraction() >= 1.0, self.rt.dist, self.rt.device)
 
     def _mid_epoch(self, it: int, stepped: bool) -> None:
         """Validation and checkpoints inside an epoch (``val_every_iters``, ``save_every``), at optimiser steps."""
@@ -430,6 +549,7 @@ class Trainer:
         improved = False
         if self.val_due:
             self.val_due = False
+            self._read_loss()  # a NaN stops the run here rather than being validated
             row: dict[str, Any] = {"epoch": self.state.progress.epoch + 1}
             improved = self._run_validation(row)
             self.state.progress.epoch_row = {k: v for k, v in row.items() if k != "epoch"}
@@ -444,6 +564,8 @@ class Trainer:
         self.at_boundary, was = False, self.at_boundary
         t_val = clock()
         info, rt = self.data.info, self.rt
+        for module in [self.state.model] + ([self.state.ema.module] if self.state.ema is not None else []):
+            ddp.broadcast_buffers(module, rt.dist)  # every rank validates rank 0's checkpoint
         args = (self.data.val_loader, info.num_classes, info.ignore_index, rt.device, rt.amp, p.train.channels_last)
         try:
             cm = confusion_over_loader(self.state.model, *args, rt.dist)
@@ -493,6 +615,7 @@ class Trainer:
     def save_position(self, improved: bool = False) -> None:
         """A mid-epoch checkpoint: the weights and state.pt at the current batch (metrics.csv is untouched)."""
         pr = self.state.progress
+        self._read_loss()  # the epoch's loss so far goes into state.pt (and a NaN stops before saving)
         pr.elapsed = clock() - self.t_run
         pr.epoch_seconds = clock() - self.t_epoch
         self._commit(dict(pr.best_row) if improved else dict(self.last), pr.epoch_row, improved)
@@ -584,6 +707,12 @@ def _resolve(
     return load_preset(preset, list(overrides)), None, []
 
 
+def devices_of(preset: str | Path | None, overrides: Iterable[str], resume: str | Path | None) -> int:
+    """``train.devices`` of the run ``seg train`` would start (the preset with its overrides, or the resumed run)."""
+    loaded, _, _ = _resolve(preset, [] if resume is not None else overrides, resume)
+    return loaded.preset.train.devices
+
+
 def _restore(run: RunDir, state: TrainState, rt: Runtime, cb: CallbackList) -> list[dict[str, Any]]:
     """Resume: finish a save cut short, load ``state.pt`` and keep the metrics rows it covers.
 
@@ -644,7 +773,7 @@ def train(
         run, epochs, plan.iters_per_epoch, pr.epoch, resumed is not None, pr.iter, p.train.log_every, p, data.info
     )
     cb.on_train_start(start)
-    for text in [*data.warnings, *reports, *(e.describe() for e in extended)]:
+    for text in [*data.messages, *reports, *(e.describe() for e in extended)]:
         cb.on_message(text)
     if resumed is not None and trainer.done:
         cb.on_message(f"{run.path} already finished")

@@ -1,0 +1,57 @@
+"""`seg benchmark [PRESET_OR_WEIGHTS]`: throughput of one model on this machine (inference and a training step)."""
+
+from __future__ import annotations
+
+import typer
+
+from segcli.cli._common import JsonOpt, out, print_json, table
+
+
+def benchmark_cmd(
+    target: str = typer.Argument("quickstart", help="Bundled preset, preset file, weights file or run directory."),
+    size: str = typer.Option("512x512", "--size", help="Input size HEIGHTxWIDTH (or one number for a square)."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Images per inference batch."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    amp: str = typer.Option("auto", "--amp", help="auto, none, bf16 or fp16 (fp16 needs CUDA)."),
+    channels_last: bool = typer.Option(True, "--channels-last/--contiguous", help="Memory format of the inputs."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model (backend column says so)."),
+    num_classes: int = typer.Option(19, "--classes", min=1, help="Output classes of a preset's model."),
+    iters: int = typer.Option(10, "--iters", min=2, help="Timed repetitions (the median is reported)."),
+    train: bool = typer.Option(True, "--train/--no-train", help="Also time one training step."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Images/s and latency of a model on this machine, labelled with everything that decides them."""
+    from segcli.cli.models import parse_size
+    from segcli.engine.benchmark import benchmark
+
+    r = benchmark(
+        target,
+        parse_size(size),
+        batch,
+        device=device,
+        amp=amp,
+        channels_last=channels_last,
+        compile=compile,
+        num_classes=num_classes,
+        iters=iters,
+        train=train,
+    )
+    if as_json:
+        print_json(r)
+        return
+    labels = ["device_name", "device", "threads", "resolution", "precision", "memory_format", "batch", "backend"]
+    out.print(f"{r['model']} ({r['target']}): " + ", ".join(f"{k}={r[k]}" for k in labels))
+    rows = []
+    for key, what in (("inference", "inference, model only"), ("inference_end_to_end", "inference, uint8 in/out")):
+        s = r[key]
+        figures = [s[k] for k in ("images_per_s", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99")]
+        rows.append([what, *(f"{v:.1f}" for v in figures), "-"])
+    if "train_step" in r:
+        t = r["train_step"]
+        step = f"training step (batch {t['batch']})"
+        rows.append([step, f"{t['images_per_s']:.1f}", "-", "-", "-", f"{t['peak_memory_mb']:.0f}"])
+    out.print(table("benchmark", ["", "images/s", "p50 ms", "p90 ms", "p99 ms", "peak MiB"], rows))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("benchmark")(benchmark_cmd)
