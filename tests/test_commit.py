@@ -131,3 +131,14 @@ def test_damaged_manifest_is_a_checkpoint_error(tmp_path: Path) -> None:
     run.manifest.write_text("{not json")
     with pytest.raises(CheckpointError, match="checkpoint.json: damaged checkpoint manifest"):
         recover(run)
+
+
+def test_a_relative_run_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`seg train` with the default train.out_dir = "runs" gives a relative run path; temps are absolute."""
+    monkeypatch.chdir(tmp_path)
+    run = RunDir(Path("runs/x/1"))
+    run.path.mkdir(parents=True)
+    commit(run, 1, 4, {run.state: lambda p: p.write_bytes(b"one"), run.weights("last"): lambda p: p.write_bytes(b"w")})
+    manifest = read_manifest(run)
+    assert manifest["files"] == ["state.pt", "weights/last.safetensors"] and manifest["epoch"] == 1
+    assert run.state.read_bytes() == b"one" and temps(tmp_path) == []

@@ -240,3 +240,27 @@ def test_out_of_memory_is_one_line_naming_the_sizes(
         assert torch.load(run_dir / "state.pt", weights_only=True)["epoch"] == 1
     else:
         assert "eval.batch_size = 4" in msg and "eval.batch_size=2" in msg
+
+
+def test_validation_resizes_as_seg_eval_does(tiny_overrides: list[str]) -> None:
+    """Validation during training uses the preset's keep-ratio resize, like `seg eval` on the run."""
+    from segcli.config.load import load_preset
+    from segcli.engine.trainer import build_data, setup_runtime
+
+    p = load_preset("quickstart", [*tiny_overrides, "eval.keep_ratio=[64,40]"]).preset
+    data = build_data(p, setup_runtime(p))
+    val = data.val_loader.dataset.dataset
+    assert val.keep_ratio == (64, 40) and val.size == ()
+    image, mask = val[0]
+    assert max(image.shape[-2:]) <= 64 and min(image.shape[-2:]) <= 40 and mask.shape == (48, 48)
+
+
+def test_train_into_a_relative_out_dir(
+    tiny_overrides: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default train.out_dir is the relative "runs" (the README's demo trains that way)."""
+    monkeypatch.chdir(tmp_path)
+    over = [o for o in tiny_overrides if not o.startswith("train.out_dir")] + ["train.out_dir=runs", "train.epochs=1"]
+    res = train("quickstart", over)
+    assert res.run_dir == Path("runs/quickstart/1") and (tmp_path / res.run_dir / "checkpoint.json").is_file()
+    assert train(resume=res.run_dir).run_dir == res.run_dir  # finished: resumes to nothing

@@ -37,6 +37,11 @@ def _stage(path: Path, writer: Writer) -> Path:
     return write_temp(path, writer, durable=True)
 
 
+def _inside(run: RunDir, path: Path) -> str:
+    """``path`` relative to the run directory, as posix text (either may be relative or absolute)."""
+    return Path(os.path.relpath(path, run.path)).as_posix()
+
+
 def _rename(src: Path, dst: Path) -> None:
     os.replace(src, dst)
 
@@ -56,7 +61,8 @@ def commit(run: RunDir, epoch: int, step: int, files: Mapping[Path, Writer]) -> 
     try:
         for path, writer in files.items():
             staged[path] = _stage(path, writer)
-        rel = {p.relative_to(run.path).as_posix(): tmp.relative_to(run.path).as_posix() for p, tmp in staged.items()}
+        # relpath, not relative_to: the temps are absolute (mkstemp) even when the run's path is relative
+        rel = {_inside(run, p): _inside(run, tmp) for p, tmp in staged.items()}
         manifest = {"format": FORMAT, "epoch": epoch, "step": step, "files": sorted(rel), "pending": rel}
         atomic_write_text(run.manifest, json.dumps(manifest, indent=1) + "\n", durable=True)  # the commit point
     except BaseException as e:

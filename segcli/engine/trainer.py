@@ -164,7 +164,7 @@ def build_data(p: Preset, rt: Runtime) -> Data:
     )
     if len(train_loader) == 0:
         raise UserError(f"{p.data.root}: training split {p.data.train_split!r} yields no batches")
-    val_ds = EvalDataset(index, p.data.val_split, p.eval.size)
+    val_ds = EvalDataset(index, p.data.val_split, p.eval.size, p.eval.keep_ratio)  # as seg eval resizes
     val_loader = DataLoader(
         torch.utils.data.Subset(val_ds, list(range(rank, len(val_ds), world))),
         batch_size=p.eval.batch_size,
