@@ -12,8 +12,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from segcli.config.load import load_preset
 from segcli.data import datasets
+from segcli.engine.meters import LossMeter
 from segcli.engine.state import Progress
-from segcli.engine.trainer import LossMeter, loader_options, train
+from segcli.engine.trainer import loader_options, train
 from segcli.errors import PresetError
 
 

@@ -54,6 +54,8 @@ from segcli.engine.ema import ModelEMA
 from segcli.engine.evaluator import confusion_over_loader
 from segcli.engine.extend import Extension, extend_preset
 from segcli.engine.factory import aux_weights, class_weights_from_preset, loss_from_preset, model_from_preset
+from segcli.engine.failures import is_out_of_memory, out_of_memory
+from segcli.engine.meters import LossMeter
 from segcli.engine.optim import batch_lr_scale, build_optimizer, lr_factor, set_lr
 from segcli.engine.plots import Plots
 from segcli.engine.rundir import RunDir
@@ -248,67 +250,6 @@ def _all_agree(flag: bool, dist: ddp.DistInfo, device: torch.device) -> bool:
 
 
 # ----------------------------------------------------------------------------------------- the loop
-
-
-def is_out_of_memory(e: BaseException) -> bool:
-    """torch.OutOfMemoryError (torch >= 2.5), or the RuntimeError older versions and other backends raise."""
-    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
-    return (oom is not None and isinstance(e, oom)) or (isinstance(e, RuntimeError) and "out of memory" in str(e))
-
-
-def out_of_memory(p: Preset, where: str, device: torch.device, run: RunDir) -> TrainingError:
-    """One line: what ran out of memory, the sizes that decide it and what to try."""
-    kept = f"the last save in {run.path} is kept"
-    if where == "validation":
-        size = f"[{', '.join(map(str, p.eval.size))}]" if p.eval.size else "native"
-        return TrainingError(
-            f"{device} ran out of memory in validation (eval.batch_size = {p.eval.batch_size}, eval.size = {size}); "
-            f"try eval.batch_size={max(1, p.eval.batch_size // 2)}, a smaller eval.size or train.amp=bf16; {kept}"
-        )
-    bs, acc = p.data.batch_size, p.train.accumulate
-    crop = f"[{', '.join(map(str, p.augment.crop_size))}]"
-    return TrainingError(
-        f"{device} ran out of memory in the training step (data.batch_size = {bs}, augment.crop_size = {crop}); "
-        f"try data.batch_size={max(1, bs // 2)} with train.accumulate={acc * 2} to keep the effective batch, "
-        f"a smaller augment.crop_size, or train.amp=bf16; {kept}"
-    )
-
-
-class LossMeter:
-    """The epoch's loss summed on the device, and the first iteration whose loss was not finite.
-
-    The sum is float64 (float32 on MPS), where adding float32 losses is exact: the epoch's mean does not
-    depend on when it is read, so resumed and uninterrupted runs write the same train_loss.
-    """
-
-    def __init__(self, device: torch.device, epoch: int) -> None:
-        dtype = torch.float32 if device.type == "mps" else torch.float64
-        self.epoch, self.shown = epoch, float("nan")
-        self.sum = torch.zeros((), dtype=dtype, device=device)
-        self.count = 0
-        self.bad_it = torch.full((), -1, dtype=dtype, device=device)
-        self.bad_value = torch.zeros((), dtype=dtype, device=device)
-
-    def add(self, loss: torch.Tensor, it: int) -> None:
-        value = loss.detach().to(self.sum.dtype)
-        self.sum += value
-        self.count += 1
-        first = (self.bad_it < 0) & ~torch.isfinite(value)
-        self.bad_it = torch.where(first, it, self.bad_it)
-        self.bad_value = torch.where(first, value, self.bad_value)
-
-    def read(self, progress: Any) -> tuple[int, float] | None:
-        """Move the sum into ``progress.epoch_loss`` (one host sync); (iteration, loss) when one was not finite."""
-        if self.count == 0:
-            return None
-        total, bad_it, bad_value = torch.stack([self.sum, self.bad_it, self.bad_value]).tolist()
-        if bad_it >= 0:
-            return int(bad_it), bad_value
-        progress.epoch_loss += total
-        self.shown = total / self.count
-        self.sum.zero_()
-        self.count = 0
-        return None
 
 
 class TimedIter:
