@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from segcli.data.prepare.shapes import prepare_shapes
+from segcli.engine.callbacks import Callback
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
@@ -45,3 +46,17 @@ TINY = [
 def tiny_overrides(shapes_root: Path, tmp_path: Path) -> list[str]:
     """Overrides that make any preset train in seconds on the tiny dataset, into tmp_path/runs."""
     return [f"data.root={shapes_root}", f"train.out_dir={tmp_path / 'runs'}", *TINY]
+
+
+class FakeClock(Callback):
+    """The trainer's clock (patch ``segcli.engine.trainer.clock`` with it and pass it as a callback),
+    advanced by exactly one second per iteration: time-budget tests that cannot flake on a loaded machine."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def on_iter_end(self, epoch: int, it: int, loss: float, lr: float, images_per_s: float) -> None:
+        self.now += 1.0

@@ -77,3 +77,12 @@ def test_confusion_matrix_of_150_classes_stays_readable() -> None:
     img = draw_cv.confusion(norm, names)
     assert img.shape[0] < 1400 and img.shape[1] < 1400  # one cell per 6 px, names at the side, no cell text
     assert img.dtype == np.uint8 and img.std() > 10
+
+
+def test_class_histogram_reads_at_most_max_masks(shapes_root: Path) -> None:
+    from segcli.data.stats import class_histogram
+
+    full, read_all, total = class_histogram(shapes_root, "train", 5, 255)
+    part, read, total2 = class_histogram(shapes_root, "train", 5, 255, max_masks=4)
+    assert (read_all, total, read, total2) == (16, 16, 4, 16)
+    assert 0 < part.sum() < full.sum() and (part <= full).all()

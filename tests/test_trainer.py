@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import FakeClock
 
 from segcli.config.schema import parse_duration
 from segcli.engine.callbacks import Callback, RunStart
@@ -57,20 +58,6 @@ def test_early_stopping(tiny_overrides: list[str], monkeypatch: pytest.MonkeyPat
     res = train("quickstart", [*tiny_overrides, "train.epochs=8", "train.patience=2"])
     assert [float(x["mIoU"]) for x in rows(res.run_dir)] == [0.5, 0.6, 0.55, 0.6]  # 0.6 again is no improvement
     assert res.best["epoch"] == 2
-
-
-class FakeClock(Callback):
-    """The trainer's clock, advanced by exactly one second per iteration: a budget test that cannot
-    flake on a loaded machine."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def on_iter_end(self, epoch: int, it: int, loss: float, lr: float, images_per_s: float) -> None:
-        self.now += 1.0
 
 
 def test_time_budget_ends_annealed_with_validation(tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import FakeClock
 from safetensors.torch import load_file
 
 from segcli.engine.callbacks import Callback
@@ -24,17 +25,6 @@ class Kill(Callback):
     def on_iter_end(self, epoch: int, it: int, loss: float, lr: float, images_per_s: float) -> None:
         if (epoch, it) == self.at:
             raise self.exc
-
-
-class FakeClock(Callback):
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def on_iter_end(self, epoch: int, it: int, loss: float, lr: float, images_per_s: float) -> None:
-        self.now += 1.0
 
 
 def rows(run_dir: Path) -> list[dict]:

@@ -23,9 +23,19 @@ def mask_histogram(mask_paths: Iterable[str | os.PathLike], num_classes: int) ->
     return hist
 
 
-def class_histogram(root: str | os.PathLike, split: str, num_classes: int, ignore_index: int) -> np.ndarray:
-    """Pixel count per class over a split (ignore_index and out-of-range values excluded)."""
-    return mask_histogram((m for _, m in list_samples(root, split)), num_classes)
+def class_histogram(
+    root: str | os.PathLike, split: str, num_classes: int, ignore_index: int, max_masks: int | None = None
+) -> tuple[np.ndarray, int, int]:
+    """Pixel count per class over a split (ignore_index and out-of-range values excluded).
+
+    With ``max_masks``, at most that many masks, evenly spaced, are read (a bounded cost at the start of
+    training). Returns (histogram, masks read, masks in the split).
+    """
+    masks = [m for _, m in list_samples(root, split)]
+    chosen = masks
+    if max_masks is not None and len(masks) > max_masks:
+        chosen = [masks[i * len(masks) // max_masks] for i in range(max_masks)]
+    return mask_histogram(chosen, num_classes), len(chosen), len(masks)
 
 
 def summary_dict(

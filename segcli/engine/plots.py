@@ -62,6 +62,9 @@ def predict_samples(val: ValEnd, indices: list[int]) -> list[tuple[np.ndarray, n
     return out
 
 
+CLASS_PIXEL_MASKS = 256  # masks read for class_pixels.png: the start of a run stays cheap on big datasets
+
+
 class Plots(Callback):
     """Draws the run's pictures into ``run.plots_dir``."""
 
@@ -80,8 +83,11 @@ class Plots(Callback):
             self._add(self.val["EMA mIoU"], r["iterations"], r.get("ema_mIoU"))
         info, p = start.info, start.preset
         if info is not None and p is not None and not start.resumed:
-            hist = class_histogram(p.data.root, p.data.train_split, info.num_classes, info.ignore_index)
-            title = f"pixels per class, {p.data.train_split} split (log scale)"
+            hist, read, total = class_histogram(
+                p.data.root, p.data.train_split, info.num_classes, info.ignore_index, max_masks=CLASS_PIXEL_MASKS
+            )
+            sampled = f", {read} of {total} masks" if read < total else ""
+            title = f"pixels per class, {p.data.train_split} split{sampled} (log scale)"
             write_png(self.dir / "class_pixels.png", draw_cv.bars(hist, list(info.classes), title))
 
     @staticmethod
