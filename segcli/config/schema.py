@@ -167,6 +167,13 @@ class ScheduleConfig:
     power: float = opt(0.9, "poly exponent: lr = peak * (1 - t)^power", minimum=0.0)
     min_lr: float = opt(0.0, "learning rate at the end of poly/cosine/onecycle", minimum=0.0)
     warmup_iters: int = opt(0, "linear warmup length in iterations (onecycle uses pct_start instead)", minimum=0)
+    warmup_fraction: float = opt(
+        0.0,
+        "linear warmup as a fraction of the run (0.05 = the first 5% of the steps, or of the time under "
+        "train.time_budget); multiplies with warmup_iters when both are set",
+        minimum=0.0,
+        maximum=0.5,
+    )
     warmup_factor: float = opt(0.1, "lr at the start of warmup, as a fraction of the peak", minimum=0.0)
     pct_start: float = opt(0.3, "onecycle: fraction of training spent ramping up", minimum=0.0, maximum=1.0)
     milestones: tuple[float, ...] = opt((0.6, 0.9), "step: fractions of training at which lr is multiplied by gamma")
@@ -197,6 +204,11 @@ class TrainConfig:
         "train for this wall time (e.g. 90s, 15m, 1h30m): the schedule follows elapsed time, the last "
         "step lands at the budget with lr annealed, then a final validation runs; empty = off. Set on the "
         "command line it replaces the preset's epochs/iters (and the reverse); both in one file is an error",
+    )
+    auto: bool = opt(
+        False,
+        "with train.time_budget: probe the step time at a few crop sizes and batch sizes first, then choose "
+        "augment.crop_size, data.batch_size, optim.lr and the schedule for the budget (docs/budget.md)",
     )
     device: str = opt("auto", "auto, cpu, cuda, cuda:N or mps")
     amp: Literal["auto", "none", "bf16", "fp16"] = opt(

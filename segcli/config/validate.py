@@ -154,6 +154,14 @@ def _check_train(t: TrainConfig) -> list[tuple[str, str]]:
             t.time_budget_seconds  # noqa: B018 - parsing is the check
         except PresetError as err:
             found.append(("train.time_budget", str(err)))
+    if t.auto and not t.time_budget:
+        found.append(
+            (
+                "train.auto",
+                "train.auto = true chooses the recipe for a time budget; set train.time_budget too "
+                "(e.g. train.time_budget=15m, or seg train --budget 15m PRESET)",
+            )
+        )
     if t.val_every_iters and t.val_every != 1:
         found.append(
             (

@@ -80,6 +80,8 @@ def lr_factor(cfg: ScheduleConfig, step: int, progress: float, peak: float) -> f
         f = 1.0
     if cfg.warmup_iters and step < cfg.warmup_iters and cfg.name != "onecycle":
         f *= cfg.warmup_factor + (1 - cfg.warmup_factor) * step / cfg.warmup_iters
+    if cfg.warmup_fraction and t < cfg.warmup_fraction and cfg.name != "onecycle":
+        f *= cfg.warmup_factor + (1 - cfg.warmup_factor) * t / cfg.warmup_fraction
     return f
 
 

@@ -47,6 +47,7 @@ from segcli.data.format import DatasetIndex, DatasetInfo, validate_dataset
 from segcli.data.lint import quick_lint
 from segcli.data.transforms import build_train_transform
 from segcli.engine import distributed as ddp
+from segcli.engine.budget import BudgetPolicy, Ledger, estimate_save_seconds, subsample_indices, warmup_warning
 from segcli.engine.callbacks import Callback, CallbackList, IterStats, LogFile, RunStart, ValEnd
 from segcli.engine.checkpoint import load_state, state_writer, weights_writer
 from segcli.engine.commit import commit, recover
@@ -76,6 +77,7 @@ class TrainResult:
     best: dict[str, Any] = field(default_factory=dict)
     last: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    timing: dict[str, float] = field(default_factory=dict)  # seconds per activity (budget.Ledger.shares)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +86,7 @@ class TrainResult:
             "best": self.best,
             "last": self.last,
             "seconds": round(self.seconds, 2),
+            "timing": {k: round(v, 3) for k, v in self.timing.items()},
         }
 
 
@@ -306,6 +309,10 @@ class Trainer:
         self.at_boundary = False  # the current position is savable (between batches, after an optimiser step)
         self.terms: dict[str, torch.Tensor] = {}  # the last training loss per term (CombinedLoss.last_terms)
         self.meter = LossMeter(rt.device, state.progress.epoch)  # the current epoch's, on the device
+        self.ledger = Ledger(clock())  # where this process's time goes (written to the log at the end)
+        self.budget: BudgetPolicy | None = None  # validation/save pacing under a time budget (estimate_reserve)
+        self.val_sample: DataLoader | None = None  # the fixed val subsample of periodic budgeted validations
+        self.warmup_checked = plan.budget is None  # under a budget the run's length in steps is known later
 
     @property
     def done(self) -> bool:
@@ -320,14 +327,40 @@ class Trainer:
 
     def estimate_reserve(self) -> None:
         """Under a time budget, before training: time validation on a few batches of the val split and
-        scale to the whole split, so the schedule keeps room for the final validation from the first step.
+        scale to the whole split, so the schedule keeps room for the final validation from the first step;
+        estimate a save's cost the same way; and set the validation/save pacing (:mod:`segcli.engine.budget`).
 
         Measured validations then raise the reserve (never lower it: the lr never jumps back up).
         """
         pr, p, loader = self.state.progress, self.p, self.data.val_loader
         n = len(loader.dataset)
-        if self.plan.budget is None or pr.reserve > 0 or n == 0:
+        if self.plan.budget is None or n == 0:
             return
+        t0 = clock()
+        reserve = pr.reserve
+        pr.reserve = 0.0
+        self._time_validation(n)  # sets pr.reserve for the full split
+        per_image = pr.reserve / n
+        pr.reserve = max(pr.reserve, reserve)  # a resumed run keeps the largest seen
+        save = estimate_save_seconds(self.state.state_dict(), clock)
+        per_image, save = ddp.broadcast_object((per_image, save), self.rt.dist)
+        self.budget = BudgetPolicy(
+            self.plan.budget, n, per_image, save, p.train.save_min_seconds, min_images=p.eval.batch_size
+        )
+        self.save_seconds = max(self.save_seconds, save)  # the final save is reserved from the first step
+        indices = subsample_indices(n, self.budget.subsample)
+        self.val_sample = DataLoader(
+            torch.utils.data.Subset(loader.dataset, indices),
+            batch_size=p.eval.batch_size,
+            num_workers=0,
+            collate_fn=loader.collate_fn,
+        )
+        self.ledger.probe += clock() - t0
+        self.cb.on_message(self.budget.describe())
+
+    def _time_validation(self, n: int) -> None:
+        """Validate a few batches of the val split (model and EMA); ``reserve`` = that time scaled to ``n`` images."""
+        pr, p, loader = self.state.progress, self.p, self.data.val_loader
         k = min(n, max(2 * p.eval.batch_size, n // 20))
         sample = DataLoader(
             torch.utils.data.Subset(loader.dataset, list(range(k))),
@@ -424,6 +457,7 @@ class Trainer:
             read = g % p.train.log_every == 0 or it == start
             if read:
                 self._read_loss()  # the loop's one wait on the device
+                self._check_warmup()
             self.at_boundary = stepped  # a save now is a consistent position (no gradients half accumulated)
             seen += images.shape[0] * self.rt.dist.world_size
             ips, shown = seen / max(clock() - t_seen, 1e-9), self.meter.shown  # the loss as last read
@@ -442,6 +476,7 @@ class Trainer:
                     break
             t_prev = clock()
         self._read_loss()
+        self.ledger.wait += batches.waited
         pr.finished = pr.finished or epoch + 1 >= self.plan.epochs
         lr_now = st.optimizer.param_groups[0]["lr"]
         row = {"epoch": epoch + 1, "iterations": pr.step, "train_loss": pr.epoch_loss / max(it + 1, 1), "lr": lr_now}
@@ -480,21 +515,57 @@ class Trainer:
             return self.fraction() >= 1.0
         return g % self.p.train.log_every == 0 and _all_agree(self.fraction() >= 1.0, self.rt.dist, self.rt.device)
 
+    def _check_warmup(self) -> None:
+        """Under a budget, once 20 steps give a step time: warn when warmup_iters is over a quarter of the run."""
+        pr = self.state.progress
+        if self.warmup_checked or pr.step < 20:
+            return
+        self.warmup_checked = True
+        expected = pr.step / max(self.fraction(), 1e-9)
+        warning = warmup_warning(self.p.schedule, expected, "train.time_budget at the step time measured so far")
+        if warning and self.rt.dist.is_main:
+            self.cb.on_message(warning)
+
+    def _budget_allows(self, what: str) -> bool:
+        """Under a time budget, whether a due periodic validation (``val``), checkpoint (``save``) or new best
+        (``best``) fits its share of the time so far (rank 0 decides for all ranks); always True without a budget."""
+        if self.budget is None:
+            return True
+        elapsed = clock() - self.ledger.start
+        if what == "val":
+            ok = self.budget.may_validate(self.ledger, elapsed)
+        else:
+            ok = self.budget.may_save(self.ledger, elapsed, clock() - self.t_save, best=what == "best")
+        ok = bool(ddp.broadcast_object(ok, self.rt.dist))
+        if not ok and what == "val":
+            self.ledger.skipped_val += 1
+        return ok
+
     def _mid_epoch(self, it: int, stepped: bool) -> None:
-        """Validation and checkpoints inside an epoch (``val_every_iters``, ``save_every``), at optimiser steps."""
+        """Validation and checkpoints inside an epoch (``val_every_iters``, ``save_every``), at optimiser steps;
+        under a time budget also a checkpoint by the clock (checked every ``log_every`` iterations)."""
         t, g = self.p.train, self._global_iter(it)
         self.val_due = self.val_due or bool(t.val_every_iters and g % t.val_every_iters == 0)
         self.save_due = self.save_due or bool(t.save_every and g % t.save_every == 0)
+        self.save_due = self.save_due or (self.budget is not None and g % t.log_every == 0)
         if not stepped:
             return
         improved = False
+        if self.val_due and not self._budget_allows("val"):
+            self.val_due = False
         if self.val_due:
             self.val_due = False
             self._read_loss()  # a NaN stops the run here rather than being validated
             row: dict[str, Any] = {"epoch": self.state.progress.epoch + 1}
             improved = self._run_validation(row)
             self.state.progress.epoch_row = {k: v for k, v in row.items() if k != "epoch"}
-        waited = self.save_due and _all_agree(clock() - self.t_save >= t.save_min_seconds, self.rt.dist, self.rt.device)
+        if self.budget is not None:
+            waited = self.save_due and self._budget_allows("save")
+            self.save_due = False
+        else:
+            waited = self.save_due and _all_agree(
+                clock() - self.t_save >= t.save_min_seconds, self.rt.dist, self.rt.device
+            )
         if improved or waited:
             self.save_due = False
             self.save_position(improved)
@@ -507,7 +578,9 @@ class Trainer:
         info, rt = self.data.info, self.rt
         for module in [self.state.model] + ([self.state.ema.module] if self.state.ema is not None else []):
             ddp.broadcast_buffers(module, rt.dist)  # every rank validates rank 0's checkpoint
-        args = (self.data.val_loader, info.num_classes, info.ignore_index, rt.device, rt.amp, p.train.channels_last)
+        final = self.budget is not None and pr.finished  # under a budget: the subsample until the end
+        loader = self.data.val_loader if self.val_sample is None or final else self.val_sample
+        args = (loader, info.num_classes, info.ignore_index, rt.device, rt.amp, p.train.channels_last)
         try:
             cm = confusion_over_loader(self.state.model, *args, rt.dist)
             metrics = cm.compute(p.eval.absent, info.classes)
@@ -522,7 +595,11 @@ class Trainer:
         pr.val_seconds = clock() - t_val
         pr.reserve = ddp.broadcast_object(max(pr.reserve, pr.val_seconds), rt.dist)
         self.validated_at = (pr.epoch, pr.iter)
+        before = (pr.best_value, pr.best_row)
         improved = pr.improve(row.get(p.train.monitor), row)
+        if improved and not final and self.budget is not None and not self._budget_allows("best"):
+            pr.best_value, pr.best_row, improved = *before, False  # best.safetensors stays what best_row says
+            self.ledger.skipped_save += 1
         if rt.dist.is_main:
             best = pr.best_value if math.isfinite(pr.best_value) else None
             val_ds = self.data.val_loader.dataset
@@ -537,6 +614,7 @@ class Trainer:
             self.cb.on_message(f"early stop: {p.train.monitor} did not improve for {pr.stale} validations")
             pr.finished = True
         self.at_boundary = was
+        self.ledger.add_val(clock() - t_val, final)
         return improved
 
     def validate(self, row: dict[str, Any]) -> bool:
@@ -548,7 +626,10 @@ class Trainer:
             due = self.val_due or g % p.train.val_every_iters == 0
         else:
             due = (pr.epoch + 1) % p.train.val_every == 0
-        if (not due and not pr.finished) or self.validated_at == (pr.epoch, pr.iter):
+        if due and not pr.finished and not self._budget_allows("val"):
+            due = self.val_due = False
+        final = self.budget is not None and pr.finished  # the full split, even after a subsample here
+        if (not due and not pr.finished) or (self.validated_at == (pr.epoch, pr.iter) and not final):
             return False  # a best found inside the epoch was saved then (save_position)
         self.val_due = False
         return self._run_validation(row)
@@ -571,7 +652,8 @@ class Trainer:
         pr.iter, pr.epoch_loss, pr.epoch_seconds, pr.epoch_row = 0, 0.0, 0.0, {}
         if self.rt.dist.is_main:
             self.rows.append(row)
-        self._commit(row, row, improved, rows=list(self.rows))
+        if improved or pr.finished or self._budget_allows("save"):  # under a budget, saves follow the clock
+            self._commit(row, row, improved, rows=list(self.rows))
         self.cb.on_epoch_end(pr.epoch - 1, row, improved)
 
     def _commit(
@@ -597,6 +679,7 @@ class Trainer:
         ddp.barrier(self.rt.dist)
         self.save_due, self.t_save = False, clock()
         self.save_seconds = max(self.save_seconds, self.t_save - t0)
+        self.ledger.add_save(self.t_save - t0)
 
     def interrupted(self) -> TrainingInterrupted:
         """Ctrl-C: what is on disk is the last save (saves are atomic); log it and say how to go on.
@@ -714,7 +797,11 @@ def train(
         run, epochs, plan.iters_per_epoch, pr.epoch, resumed is not None, pr.iter, p.train.log_every, p, data.info
     )
     cb.on_train_start(start)
-    for text in [*data.messages, *reports, *(e.describe() for e in extended)]:
+    if plan.total_steps is not None:
+        warnings = [warmup_warning(p.schedule, plan.total_steps, "train.epochs/train.iters")]
+    else:
+        warnings = []
+    for text in [*data.messages, *reports, *(e.describe() for e in extended), *filter(None, warnings)]:
         cb.on_message(text)
     if resumed is not None and trainer.done:
         cb.on_message(f"{run.path} already finished")
@@ -732,7 +819,10 @@ def train(
         raise trainer.interrupted() from None
 
     ddp.cleanup(rt.dist)
-    last = trainer.last
-    result = TrainResult(run.path, int(last.get("epoch", 0)), state.progress.best_row, last, clock() - t_start)
+    end, last = clock(), trainer.last
+    if rt.dist.is_main:
+        cb.on_message(trainer.ledger.summary(end, plan.budget, end - trainer.t_run))
+    result = TrainResult(run.path, int(last.get("epoch", 0)), state.progress.best_row, last, end - t_start)
+    result.timing = trainer.ledger.shares(end)
     cb.on_train_end(result)
     return result
