@@ -131,6 +131,13 @@ def train_cmd(
         help="Train on N processes of this machine (N GPUs, or N CPU processes with gloo) through torch's elastic "
         "launcher; data.batch_size stays the global batch. Several nodes: run torchrun on each (docs/distributed.md).",
     ),
+    budget: str = typer.Option(
+        None,
+        "--budget",
+        metavar="DURATION",
+        help="Train for this wall time (e.g. 15m) with the auto recipe: train.time_budget=DURATION train.auto=true "
+        "(crop, batch, lr and schedule chosen from probed step times; docs/budget.md).",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Train a model from a preset; prints the run directory at the end."""
@@ -142,6 +149,12 @@ def train_cmd(
 
     if resume is None and preset is None:
         raise UserError("give a preset (e.g. `seg train quickstart`) or --resume RUN_DIR")
+    if budget is not None:
+        if resume is not None:
+            raise UserError(
+                "--budget starts a new run; to lengthen a run use --resume RUN --extend train.time_budget=D"
+            )
+        overrides = [*(overrides or []), f"train.time_budget={budget}", "train.auto=true"]
     if "WORLD_SIZE" not in os.environ and devices is None and resume is None:  # the preset's train.devices
         from segcli.engine.trainer import devices_of  # (a resumed run takes --devices again)
 

@@ -15,6 +15,7 @@ validation, estimated before the first step (:meth:`Trainer.estimate_reserve`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import random
 import sys
@@ -47,6 +48,7 @@ from segcli.data.format import DatasetIndex, DatasetInfo, validate_dataset
 from segcli.data.lint import quick_lint
 from segcli.data.transforms import build_train_transform
 from segcli.engine import distributed as ddp
+from segcli.engine.auto_recipe import auto_preset
 from segcli.engine.budget import BudgetPolicy, Ledger, estimate_save_seconds, subsample_indices, warmup_warning
 from segcli.engine.callbacks import Callback, CallbackList, IterStats, LogFile, RunStart, ValEnd
 from segcli.engine.checkpoint import load_state, state_writer, weights_writer
@@ -777,6 +779,12 @@ def train(
     loaded, resumed, extended = _resolve(preset, overrides, resume, extend)
     p, cb = loaded.preset, CallbackList(callbacks)
     rt = setup_runtime(p)
+    auto = ""
+    if p.train.auto and resumed is None:  # crop, batch, lr and schedule from probed step times (auto_recipe)
+        p, choice = auto_preset(p, rt.device, rt.amp, clock)
+        p, auto = ddp.broadcast_object((p, choice.describe()), rt.dist)
+        loaded = dataclasses.replace(loaded, preset=p)
+        rt = dataclasses.replace(rt, batch=ddp.per_device_batch(p.data.batch_size, rt.dist))
     data = build_data(p, rt)
     state, criterion, reports = build_state(p, data.info, rt)
     plan = Plan.of(p, len(data.train_loader))
@@ -801,8 +809,9 @@ def train(
         warnings = [warmup_warning(p.schedule, plan.total_steps, "train.epochs/train.iters")]
     else:
         warnings = []
-    for text in [*data.messages, *reports, *(e.describe() for e in extended), *filter(None, warnings)]:
-        cb.on_message(text)
+    for text in [auto, *data.messages, *reports, *(e.describe() for e in extended), *filter(None, warnings)]:
+        if text:
+            cb.on_message(text)
     if resumed is not None and trainer.done:
         cb.on_message(f"{run.path} already finished")
 

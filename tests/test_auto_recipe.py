@@ -1,0 +1,107 @@
+"""train.auto: the choice rule on injected step times, the probe's order and cap, and a real short probe."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segcli.config.load import load_preset
+from segcli.engine import auto_recipe
+from segcli.engine.auto_recipe import MIN_STEPS, Probe, apply_choice, candidate_crops, choose, probe_step_times
+
+
+def test_choose_takes_the_most_pixels_that_still_give_enough_steps() -> None:
+    probes = [
+        Probe(128, 4, 0.1),
+        Probe(192, 4, 0.2),
+        Probe(256, 4, 0.4),
+        Probe(320, 4, 0.7),  # too slow for 300 steps in 120 s
+        Probe(128, 8, 0.2),
+        Probe(128, 16, 0.4),
+    ]
+    c = choose(probes, 120.0, base_lr=1e-3, base_batch=8)
+    # 256x4 and 128x16 move the same pixels per step within 0.4 s (300 steps): the larger crop wins
+    assert (c.crop, c.batch) == (256, 4)
+    assert c.lr == pytest.approx(1e-3 * math.sqrt(4 / 8))
+    assert c.steps == 300 and "at least 300 steps" in c.why
+    # a longer budget affords the bigger crop
+    assert (choose(probes, 600.0, 1e-3, 8).crop, choose(probes, 600.0, 1e-3, 8).batch) == (320, 4)
+    # nothing fits: the cheapest step
+    c = choose(probes, 10.0, 1e-3, 8)
+    assert (c.crop, c.batch) == (128, 4) and "cheapest" in c.why
+    # the lr never grows past MAX_LR_SCALE times the preset's
+    assert choose([Probe(128, 512, 0.001)], 100.0, 1e-3, 8).lr == pytest.approx(2e-3)
+    assert "auto recipe: augment.crop_size=[128,128]" in c.describe()
+
+
+def test_probe_order_stops_at_the_first_too_slow_crop() -> None:
+    now = [0.0]
+    cost = {(128, 4): 0.1, (192, 4): 0.2, (256, 4): 1.0, (128, 8): 0.2, (192, 8): 0.5, (128, 16): 0.35}
+
+    def step(crop: int, batch: int):  # noqa: ANN202
+        def run() -> None:
+            now[0] += cost.get((crop, batch), 5.0)
+
+        return run
+
+    found = probe_step_times(step, [128, 192, 256, 320], 120.0, lambda: now[0])
+    tried = [(q.crop, q.batch) for q in found]
+    # crops up to the first one too slow for MIN_STEPS (256: 120 steps), 320 never tried; then larger
+    # batches at the fitting crops, largest first, each stopped at its first too-slow batch
+    assert tried == [(128, 4), (192, 4), (256, 4), (192, 8), (128, 8), (128, 16)]
+    assert [q.seconds for q in found] == pytest.approx([cost[k] for k in tried])
+    # the cap: a probe that has used its share of the budget stops
+    now[0] = 0.0
+    assert len(probe_step_times(step, [128, 192, 256], 2.0, lambda: now[0])) == 1
+
+
+def test_candidate_crops_follow_the_images() -> None:
+    assert candidate_crops(512, 512) == [128, 160, 192, 256, 320, 384, 512]
+    assert candidate_crops(600, 256) == [128, 160, 192, 256]
+    assert candidate_crops(48, 256) == [128]
+
+
+def test_apply_choice_writes_the_keys() -> None:
+    p = load_preset("budget_scratch", ["train.time_budget=2m"]).preset
+    c = choose([Probe(192, 8, 0.1)], 100.0, p.optim.lr, p.data.batch_size)
+    q = apply_choice(p, c, 100.0)
+    assert q.augment.crop_size == (192, 192) and q.data.batch_size == 8
+    assert q.optim.lr == pytest.approx(1e-3) and q.schedule.warmup_fraction == auto_recipe.WARMUP_FRACTION
+    assert q.train.time_budget_seconds == pytest.approx(100.0) and not q.train.auto
+
+
+@pytest.mark.slow
+def test_real_probe_and_auto_run(tiny_overrides: list[str]) -> None:
+    """A real probe on this machine, then a short auto run that records its choice."""
+    from segcli.engine.trainer import train
+
+    over = [o for o in tiny_overrides if not o.startswith(("train.epochs", "augment.crop_size", "data.batch_size"))]
+    result = train("budget_scratch", [*over, "train.time_budget=20s", "train.auto=true"])
+    log = (result.run_dir / "log.txt").read_text()
+    assert "auto recipe: augment.crop_size=[128,128]" in log and "Probed: 128px x4" in log
+    resolved = (result.run_dir / "preset.toml").read_text()
+    assert "auto = false" in resolved and "warmup_fraction = 0.03" in resolved  # resume replays the choice
+    assert "time shares of" in log and result.last.get("mIoU") is not None
+
+
+def test_cli_budget_option(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import segcli.engine.trainer as trainer
+    from segcli.cli.app import run
+
+    seen: list[Any] = []
+
+    def fake_train(*args: Any, **kwargs: Any) -> trainer.TrainResult:
+        seen.append(args)
+        return trainer.TrainResult(tmp_path, 1, {"epoch": 1}, {"epoch": 1})
+
+    monkeypatch.setattr(trainer, "train", fake_train)
+    assert run(["train", "--budget", "15m", "budget_scratch", "data.root=x", "--json"]) == 0
+    assert seen[0] == ("budget_scratch", ["data.root=x", "train.time_budget=15m", "train.auto=true"])
+    assert run(["train", "--resume", str(tmp_path), "--budget", "5m"]) == 2
+
+
+def test_probe_guard_against_zero_step_time() -> None:
+    assert choose([Probe(128, 4, 0.0)], 10.0, 1e-3, 8).steps > MIN_STEPS
