@@ -146,3 +146,8 @@ def test_auto_needs_a_budget(tiny_overrides: list[str], tmp_path: Path) -> None:
 
     with pytest.raises(PresetError, match="train.auto"):
         train("quickstart", [*tiny_overrides, "train.auto=true"])
+
+
+def test_a_reserve_over_a_quarter_of_the_budget_is_named() -> None:
+    assert "warning: that is 50% of the budget" in BudgetPolicy(100.0, 50, 1.0, 0.0, 60.0).describe()
+    assert "warning" not in BudgetPolicy(100.0, 5, 1.0, 0.0, 60.0).describe()

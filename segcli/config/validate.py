@@ -124,7 +124,8 @@ def resolve_length(t: TrainConfig, origin: Mapping[str, str] | None = None, defa
     if budget_src == CLI and CLI not in other_srcs:
         return dataclasses.replace(t, **lengths_at_default)
     if budget_src != CLI and other_srcs == {CLI}:
-        return dataclasses.replace(t, time_budget="")
+        auto = t.auto and where(origin, "train.auto", default) == CLI  # a preset's auto goes with its budget
+        return dataclasses.replace(t, time_budget="", auto=auto)
     k = explicit[0]
     raise PresetError(
         f"{budget_src}: train.time_budget = {t.time_budget!r} and train.{k} = {getattr(t, k)} both set the run's "

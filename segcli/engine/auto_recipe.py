@@ -117,7 +117,8 @@ def probe_step_times(
     batches: tuple[int, ...] = BATCHES,
     repeats: int = 1,
 ) -> list[Probe]:
-    """Time ``repeats`` steps (after one untimed warm-up) of ``step(crop, batch)`` for each candidate.
+    """Time ``repeats`` steps (after one warm-up step) of ``step(crop, batch)`` for each candidate; a
+    candidate whose warm-up step alone is too slow for :data:`MIN_STEPS` is recorded at that time.
 
     Crops go smallest first at the smallest batch; a crop whose step is already too slow for
     :data:`MIN_STEPS` steps ends the crop sweep (larger ones are slower still). Larger batches are then
@@ -130,11 +131,16 @@ def probe_step_times(
         if clock() - t_start > cap:
             return None
         run = step(crop, batch)
-        run()  # warm-up: allocations, kernel selection
         t0 = clock()
-        for _ in range(repeats):
-            run()
-        q = Probe(crop, batch, (clock() - t0) / repeats)
+        run()  # warm-up: allocations, kernel selection
+        first = clock() - t0
+        if budget / max(first, 1e-9) < MIN_STEPS:  # too slow even counting the warm-up as a step: no need to
+            q = Probe(crop, batch, first)  # time it again (on a slow machine each probe step is precious)
+        else:
+            t0 = clock()
+            for _ in range(repeats):
+                run()
+            q = Probe(crop, batch, (clock() - t0) / repeats)
         found.append(q)
         return q
 

@@ -106,6 +106,16 @@ class BudgetPolicy:
             f"the time), the full split once at the end; checkpoints at least {self.save_min_seconds:g}s apart and "
             f"under {self.save_share:.1%} of the time (estimated {self.save_estimate:.2f}s each); "
             f"{self.final_reserve:.1f}s reserved for the final validation and save"
+        ) + self.reserve_warning()
+
+    def reserve_warning(self) -> str:
+        """A note when the final validation and save take over a quarter of the budget (a big val split)."""
+        share = self.final_reserve / max(self.budget, 1e-9)
+        if share <= 0.25:
+            return ""
+        return (
+            f"; warning: that is {share:.0%} of the budget, left out of training: a smaller val split "
+            "(data.val_split) or a longer train.time_budget trains more"
         )
 
 
