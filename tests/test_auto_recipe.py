@@ -39,7 +39,7 @@ def test_choose_takes_the_most_pixels_that_still_give_enough_steps() -> None:
 
 def test_probe_order_stops_at_the_first_too_slow_crop() -> None:
     now = [0.0]
-    cost = {(128, 4): 0.1, (192, 4): 0.2, (256, 4): 1.0, (128, 8): 0.2, (192, 8): 0.5, (128, 16): 0.35}
+    cost = {(128, 1): 0.03, (128, 4): 0.1, (192, 4): 0.2, (256, 4): 1.0, (128, 8): 0.2, (192, 8): 0.5, (128, 16): 0.35}
 
     def step(crop: int, batch: int):  # noqa: ANN202
         def run() -> None:
@@ -48,14 +48,19 @@ def test_probe_order_stops_at_the_first_too_slow_crop() -> None:
         return run
 
     found = probe_step_times(step, [128, 192, 256, 320], 120.0, lambda: now[0])
-    tried = [(q.crop, q.batch) for q in found]
+    tried = [(q.crop, q.batch) for q in found]  # the scout at batch 1 is not a candidate
     # crops up to the first one too slow for MIN_STEPS (256: 120 steps), 320 never tried; then larger
     # batches at the fitting crops, largest first, each stopped at its first too-slow batch
     assert tried == [(128, 4), (192, 4), (256, 4), (192, 8), (128, 8), (128, 16)]
     assert [q.seconds for q in found] == pytest.approx([cost[k] for k in tried])
     # the cap: a probe that has used its share of the budget stops
     now[0] = 0.0
-    assert len(probe_step_times(step, [128, 192, 256], 2.0, lambda: now[0])) == 1
+    assert len(probe_step_times(step, [128, 192, 256], 20.0, lambda: now[0])) == 1
+    # a hopeless machine: the scout (0.03 s at batch 1, so about 0.12 s at batch 4) ends the probe
+    now[0] = 0.0
+    (only,) = probe_step_times(step, [128, 192, 256], 5.0, lambda: now[0])
+    assert (only.crop, only.batch, only.note) == (128, 4, "4 x the batch-1 step")
+    assert now[0] == pytest.approx(0.06)  # two batch-1 steps spent
 
 
 def test_candidate_crops_follow_the_images() -> None:

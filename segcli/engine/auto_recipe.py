@@ -46,6 +46,7 @@ class Probe:
     crop: int
     batch: int
     seconds: float
+    note: str = ""  # how it was measured when not directly
 
     @property
     def pixels(self) -> int:
@@ -62,7 +63,9 @@ class AutoChoice:
     probes: tuple[Probe, ...]
 
     def describe(self) -> str:
-        table = ", ".join(f"{q.crop}px x{q.batch}: {q.seconds:.3f}s/step" for q in self.probes)
+        table = ", ".join(
+            f"{q.crop}px x{q.batch}: {q.seconds:.3f}s/step{f' ({q.note})' if q.note else ''}" for q in self.probes
+        )
         return (
             f"auto recipe: augment.crop_size=[{self.crop},{self.crop}] data.batch_size={self.batch} "
             f"optim.lr={self.lr:.3g}, poly schedule over the budget with {WARMUP_FRACTION:.0%} warmup; about "
@@ -120,6 +123,7 @@ def probe_step_times(
     """Time ``repeats`` steps (after one warm-up step) of ``step(crop, batch)`` for each candidate; a
     candidate whose warm-up step alone is too slow for :data:`MIN_STEPS` is recorded at that time.
 
+    A scout step at batch 1 comes first and ends the probe when even the smallest candidate is hopeless.
     Crops go smallest first at the smallest batch; a crop whose step is already too slow for
     :data:`MIN_STEPS` steps ends the crop sweep (larger ones are slower still). Larger batches are then
     tried at the fitting crops, largest crop first. Stops when the probe has used :data:`PROBE_SHARE` of the budget.
@@ -144,6 +148,15 @@ def probe_step_times(
         found.append(q)
         return q
 
+    # a scout step at batch 1 first: on a machine where even the smallest candidate cannot give MIN_STEPS
+    # (at least half of batch-size times the batch-1 step), probing further would only eat the budget
+    run = step(crops[0], 1)
+    run()
+    t0 = clock()
+    run()
+    one = clock() - t0
+    if budget / max(one * batches[0] / 2, 1e-9) < MIN_STEPS:
+        return [Probe(crops[0], batches[0], one * batches[0], note=f"{batches[0]} x the batch-1 step")]
     fitting = []
     for crop in crops:
         q = timed(crop, batches[0])

@@ -363,7 +363,7 @@ class Trainer:
     def _time_validation(self, n: int) -> None:
         """Validate a few batches of the val split (model and EMA); ``reserve`` = that time scaled to ``n`` images."""
         pr, p, loader = self.state.progress, self.p, self.data.val_loader
-        k = min(n, max(2 * p.eval.batch_size, n // 20))
+        k = min(n, max(p.eval.batch_size, n // 50))  # one batch: the estimate is part of the budget
         sample = DataLoader(
             torch.utils.data.Subset(loader.dataset, list(range(k))),
             batch_size=p.eval.batch_size,
