@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "presets",
     "models",
     "benchmark",
+    "convert_ckpt",
 ]
 
 

@@ -170,8 +170,14 @@ def _check_train(t: TrainConfig) -> list[tuple[str, str]]:
 def _check_backbone(name: str) -> str | None:
     import timm
 
-    if name.startswith(_HUB_PREFIXES) or timm.is_model(name):
+    from segcli.models.tv_encoder import TV_BACKBONES, is_torchvision_backbone
+
+    if name.startswith(_HUB_PREFIXES) or timm.is_model(name) or is_torchvision_backbone(name):
         return None
+    if name.startswith("torchvision:"):
+        return f"model.backbone = {name!r}: torchvision backbones available: " + ", ".join(
+            "torchvision:" + n for n in TV_BACKBONES
+        )
     return f"model.backbone = {name!r} is not a timm model{did_you_mean(name, timm.list_models())}"
 
 
