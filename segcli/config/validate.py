@@ -213,6 +213,14 @@ def _check_model(m: ModelConfig, check_files: bool) -> list[tuple[str, str]]:
                 "encoder; remove aux_stages (its built-in aux heads are switched by model.builtin_aux)",
             )
         )
+    if check_files and m.init_from and not Path(m.init_from).is_file():
+        found.append(
+            (
+                "model.init_from",
+                f"model.init_from = {m.init_from!r}: file not found; give a segcli .safetensors (a run's "
+                "weights/best.safetensors, or the output of seg convert-ckpt)",
+            )
+        )
     try:
         aux_loss_weights(m.aux_weights, info.aux_outputs(m.builtin_aux, m.aux_stages), m.name)
     except PresetError as err:

@@ -55,6 +55,7 @@ from segcli.engine.evaluator import confusion_over_loader
 from segcli.engine.extend import Extension, extend_preset
 from segcli.engine.factory import aux_weights, class_weights_from_preset, loss_from_preset, model_from_preset
 from segcli.engine.failures import is_out_of_memory, out_of_memory
+from segcli.engine.init_from import init_lines
 from segcli.engine.meters import LossMeter
 from segcli.engine.optim import batch_lr_scale, build_optimizer, lr_factor, set_lr
 from segcli.engine.plots import Plots
@@ -184,6 +185,7 @@ def build_state(p: Preset, info: DatasetInfo, rt: Runtime) -> tuple[TrainState, 
     torch.manual_seed(p.train.seed)
     model = model_from_preset(p.model, info.num_classes).to(rt.device)
     reports = [m.load_report for m in model.modules() if getattr(m, "load_report", "")]
+    reports += init_lines(model, p.model.init_from)
     if rt.dist.enabled and rt.device.type == "cuda" and p.train.sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if p.train.channels_last:
