@@ -146,6 +146,9 @@ def test_unexpected_and_missing_keys_are_errors_unless_dropped(tmp_path: Path, c
     assert run(["convert-ckpt", str(src), str(out2), "--check", str(preset), "--num-classes", "3", "--dry-run"]) == 2
     text = capsys.readouterr().out
     assert "extra.head.weight" in text and "net.laterals.0.weight" in text and not out2.exists()
+    # --check against a segcli weights file: its model and its classes
+    r2 = convert(out, tmp_path / "o3.safetensors", check=str(out))
+    assert r2.ok and r2.classes == ["class_0", "class_1", "class_2"] and r2.model.startswith("fpn (resnet18)")
     # shape mismatch: the wrong number of classes
     with pytest.raises(CheckpointError, match=r"2 shape-mismatched \(net.head.2.weight: file \(3, 8, 1, 1\)"):
         convert(r.out, out2, check=str(preset), num_classes=5)

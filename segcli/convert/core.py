@@ -229,7 +229,7 @@ def convert(
             if k in sd and sd[k].shape != own[k].shape
         ]
         if not report.ok and not dry_run:
-            raise CheckpointError(_diff_message(report, check or km.name if km else check or ""))
+            raise CheckpointError(_diff_message(report, check or (km.name if km else "")))
         if report.ok:
             model.load_state_dict(sd, strict=True)
     if half:
