@@ -92,7 +92,9 @@ class ModelConfig:
 
     name: str = opt("fpn", "decoder architecture from the model registry (`seg models`)")
     backbone: str = opt(
-        "resnet18", "timm model name with features_only support (unused by bisenetv2, ddrnet23_slim, enet)"
+        "resnet18",
+        "timm model name with features_only support; bisenetv2, ddrnet23_slim and enet have their own backbone "
+        "and reject model.backbone, model.pretrained and model.pretrained_file",
     )
     pretrained: bool = opt(False, "load timm's pretrained backbone weights (needs them downloadable)")
     pretrained_file: str = opt("", "local .safetensors/.pth file or timm folder with backbone weights")
@@ -101,7 +103,9 @@ class ModelConfig:
         0, "encoder output stride via timm dilation; 0 = the model's own (16 deeplab*/lraspp, 8 pspnet, else 32)"
     )
     aux_stages: tuple[int, ...] = opt(
-        (), "encoder stage indices (0 = finest) that get an auxiliary FCN head while training"
+        (),
+        "indices into timm's features_only stages that get an auxiliary FCN head (width in/4) while training; "
+        "0 is the stem (stride 2), so on a ResNet 1 = layer1 ... 4 = layer4 (mmseg's aux head on layer3 is 3)",
     )
     builtin_aux: bool = opt(True, "use the built-in auxiliary heads of bisenetv1/bisenetv2/ddrnet23_slim in training")
     aux_weights: tuple[float, ...] = opt(

@@ -175,6 +175,41 @@ def _check_backbone(name: str) -> str | None:
     return f"model.backbone = {name!r} is not a timm model{did_you_mean(name, timm.list_models())}"
 
 
+def _own_backbone_problems(m: ModelConfig, defaults: ModelConfig) -> list[tuple[str, str]]:
+    """A network with its own backbone (bisenetv2, ddrnet23_slim, enet) has no timm backbone to choose or
+    initialise: setting ``backbone``, ``pretrained``, ``pretrained_file`` or ``aux_stages`` would be ignored,
+    so each is an error instead. (A value equal to the default cannot be told from an unset key.)"""
+    found = []
+    own = f"model {m.name!r} has its own backbone, not a timm encoder, and trains from scratch"
+    if m.backbone != defaults.backbone:
+        found.append(("model.backbone", f"model.backbone = {m.backbone!r}: {own}; remove model.backbone"))
+    if m.pretrained:
+        found.append(
+            (
+                "model.pretrained",
+                f"model.pretrained = true: {own} (segcli has no pretrained weights for it); remove model.pretrained "
+                "or pick a model on a timm backbone (`seg models`)",
+            )
+        )
+    if m.pretrained_file:
+        found.append(
+            (
+                "model.pretrained_file",
+                f"model.pretrained_file = {m.pretrained_file!r}: {own}; backbone weights cannot be loaded into it, "
+                "remove model.pretrained_file",
+            )
+        )
+    if m.aux_stages:
+        found.append(
+            (
+                "model.aux_stages",
+                f"model.aux_stages = {list(m.aux_stages)}: {own}; remove aux_stages (its built-in aux heads are "
+                "switched by model.builtin_aux)",
+            )
+        )
+    return found
+
+
 def _check_model(m: ModelConfig, check_files: bool) -> list[tuple[str, str]]:
     from segcli.models import MODELS
 
@@ -199,14 +234,8 @@ def _check_model(m: ModelConfig, check_files: bool) -> list[tuple[str, str]]:
             )
         if check_files and m.pretrained_file and not Path(m.pretrained_file).exists():
             found.append(("model.pretrained_file", f"model.pretrained_file = {m.pretrained_file!r}: file not found"))
-    elif m.aux_stages:
-        found.append(
-            (
-                "model.aux_stages",
-                f"model.aux_stages = {list(m.aux_stages)}: model {m.name!r} has its own backbone, not a timm "
-                "encoder; remove aux_stages (its built-in aux heads are switched by model.builtin_aux)",
-            )
-        )
+    else:
+        found.extend(_own_backbone_problems(m, defaults))
     try:
         aux_loss_weights(m.aux_weights, info.aux_outputs(m.builtin_aux, m.aux_stages), m.name)
     except PresetError as err:
