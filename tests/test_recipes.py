@@ -3,6 +3,8 @@ backbone refusing backbone options, and the [meta] table every preset carries.""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 import torch.nn as nn
@@ -88,3 +90,59 @@ def test_own_backbone_presets_state_that_they_train_from_scratch() -> None:
         if p.model.name in ("ddrnet23_slim", "bisenetv2"):
             assert not p.model.pretrained and not p.model.pretrained_file
             assert "from scratch" in path.read_text().lower()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "mean", "std"),
+    [
+        (["model.backbone=vit_base_patch16_224"], (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),  # timm pretrained_cfg: 0.5/0.5
+        (
+            ["model.backbone=vit_base_patch16_clip_224.openai"],  # a tag picks that tag's config: CLIP statistics
+            (0.48145466, 0.4578275, 0.40821073),
+            (0.26862954, 0.26130258, 0.27577711),
+        ),
+        (["model.backbone=resnet50"], (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        (["model.name=ddrnet23_slim"], (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # own backbone: ImageNet
+        (["model.backbone=hf-hub:someone/some-model"], (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # not offline
+        (  # explicit values win, each on its own
+            ["model.backbone=vit_base_patch16_224", "model.mean=[0.4, 0.4, 0.4]"],
+            (0.4, 0.4, 0.4),
+            (0.5, 0.5, 0.5),
+        ),
+        (["model.backbone=vit_base_patch16_224", "model.std=[0.2,0.2,0.2]"], (0.5, 0.5, 0.5), (0.2, 0.2, 0.2)),
+    ],
+)
+def test_mean_and_std_default_to_the_backbones_pretraining_statistics(overrides, mean, std) -> None:  # noqa: ANN001
+    m = load_preset(None, overrides).preset.model
+    assert m.mean == pytest.approx(mean) and m.std == pytest.approx(std)
+    assert all(isinstance(v, float) for v in (*m.mean, *m.std))  # resolved: the run's preset.toml records numbers
+
+
+def test_a_vit_backbone_normalises_with_its_own_statistics_and_checkpoints_record_them(tmp_path) -> None:  # noqa: ANN001
+    from segcli.config.load import preset_from_dict, preset_to_dict
+    from segcli.config.schema import ModelConfig
+    from segcli.data.format import DatasetInfo
+    from segcli.engine.checkpoint import load_weights, read_metadata, save_weights
+
+    assert ModelConfig().mean == "auto" and ModelConfig().std == "auto"
+    model = model_from_preset(ModelConfig(name="fpn", backbone="test_vit", decoder_channels=16), 3)  # built in code
+    assert model.mean.flatten().tolist() == pytest.approx([127.5] * 3) and model.std.flatten().tolist() == [127.5] * 3
+    preset = load_preset(None, ["model.backbone=test_vit"]).preset
+    raw = preset_to_dict(preset)
+    assert list(raw["model"]["mean"]) == [0.5, 0.5, 0.5]  # what preset.toml stores
+    info = DatasetInfo(name="t", classes=("a", "b", "c"), palette=((0, 0, 0), (1, 1, 1), (2, 2, 2)))
+    path = save_weights(tmp_path / "w.safetensors", model, preset, info)
+    assert json.loads(read_metadata(path)["mean"]) == [0.5, 0.5, 0.5]  # and the checkpoint's metadata
+    _, meta = load_weights(path)
+    assert meta.preset.model.std == (0.5, 0.5, 0.5)
+    raw["model"]["mean"] = "auto"  # a hand-written dict resolves the same way when read back
+    assert preset_from_dict(raw).model.mean == (0.5, 0.5, 0.5)
+
+
+def test_bad_mean_is_a_clear_error() -> None:
+    with pytest.raises(PresetError, match=r'model.mean = \[0.5, 0.5\] needs 3 values .* or "auto"'):
+        load_preset(None, ["model.mean=[0.5,0.5]"])
+    with pytest.raises(
+        PresetError, match=r"\[model\] std = 'imagenet' has the wrong type; expected list of number or one of 'auto'"
+    ):
+        load_preset(None, ["model.std=imagenet"])

@@ -17,7 +17,7 @@ from typing import Any, Literal, Union
 
 from segcli.config.schema import MOVED_KEYS, Preset, _loss_options
 from segcli.config.toml_io import dumps_toml, load_toml, parse_toml_value
-from segcli.config.validate import CLI, resolve_length, validate_preset, where
+from segcli.config.validate import CLI, resolve_length, resolve_normalisation, validate_preset, where
 from segcli.errors import PresetError, UserError
 from segcli.registry import did_you_mean
 
@@ -299,7 +299,9 @@ def load_preset(name_or_path: str | os.PathLike | None, overrides: list[str] | t
     preset = _build(Preset, raw, origin, "")
     source = str(path) if path else CLI
     validate_preset(preset, origin, default=source)
-    preset = dataclasses.replace(preset, train=resolve_length(preset.train, origin, source))
+    preset = dataclasses.replace(
+        preset, train=resolve_length(preset.train, origin, source), model=resolve_normalisation(preset.model)
+    )
     return LoadedPreset(preset=_with_term_tables(preset), path=path, overrides=tuple(overrides))
 
 
@@ -316,7 +318,9 @@ def preset_from_dict(raw: dict[str, Any], source: str = "checkpoint", *, check_f
     _record_origin(raw, source, origin)
     preset = _build(Preset, raw, origin, "")
     validate_preset(preset, origin, check_files=check_files, default=source)
-    preset = dataclasses.replace(preset, train=resolve_length(preset.train))  # resolved: the budget wins
+    preset = dataclasses.replace(  # resolved: the budget wins; mean/std "auto" (none before it existed) → numbers
+        preset, train=resolve_length(preset.train), model=resolve_normalisation(preset.model)
+    )
     return _with_term_tables(preset)
 
 

@@ -114,8 +114,15 @@ class ModelConfig:
     attention: Literal["none", "scse"] = opt("none", "attention block in the decoders (scse = spatial+channel SE)")
     separable: bool = opt(False, "use depthwise-separable 3x3 convolutions in the decoders")
     dropout: float = opt(0.1, "dropout before the classifier", minimum=0.0, maximum=1.0)
-    mean: tuple[float, ...] = opt((0.485, 0.456, 0.406), "per-channel mean of input pixels in [0, 1]")
-    std: tuple[float, ...] = opt((0.229, 0.224, 0.225), "per-channel std of input pixels in [0, 1]")
+    mean: tuple[float, ...] | Literal["auto"] = opt(
+        "auto",
+        "per-channel mean of input pixels in [0, 1]; auto = the backbone's timm pretrained_cfg mean (0.5 for many "
+        "ViTs, CLIP's for CLIP backbones), ImageNet's when it has none or the model has its own backbone; "
+        "resolved when the preset loads, so a run's preset.toml and its checkpoints record the numbers",
+    )
+    std: tuple[float, ...] | Literal["auto"] = opt(
+        "auto", "per-channel std of input pixels in [0, 1]; auto = the backbone's timm pretrained_cfg std, as mean"
+    )
 
 
 @dataclass(frozen=True)
@@ -152,6 +159,13 @@ class OptimConfig:
     backbone_lr_mult: float = opt(
         1.0, "learning-rate multiplier of the timm backbone relative to decoder and heads", minimum=0.0
     )
+    head_lr_mult: float = opt(
+        1.0,
+        "learning-rate multiplier of the model's head: everything outside the timm backbone for decoders on one "
+        "(mmseg's decode and auxiliary heads), the fusion module and output heads for bisenetv1 (CoinCheung's "
+        "10x set), the segmentation and aux heads for bisenetv2/ddrnet23_slim, the classifier for enet",
+        minimum=0.0,
+    )
     no_decay_norm_bias: bool = opt(True, "no weight decay on normalisation layers and biases")
     scale_lr_with_batch: Literal["none", "linear", "sqrt"] = opt(
         "none",
@@ -181,8 +195,23 @@ class ScheduleConfig:
 class AugmentConfig:
     """Training-time augmentation (paired: masks use nearest-neighbour, pad with ignore_index)."""
 
-    scale: tuple[float, ...] = opt((0.5, 2.0), "random rescale range [min, max] of the image")
+    scale: tuple[float, ...] = opt(
+        (0.5, 2.0), "random rescale range [min, max]: of the image's own size, or of augment.resize_to when set"
+    )
+    resize_to: tuple[int, ...] = opt(
+        (),
+        "[long, short]: rescale to a fixed target scale as mmseg's RandomResize(scale, ratio_range=augment.scale, "
+        "keep_ratio=True): the target times a ratio drawn from augment.scale, the image fitted inside it keeping its "
+        "aspect ratio; empty = augment.scale is relative to each image's own size",
+    )
     crop_size: tuple[int, ...] = opt((512, 512), "random crop [height, width]; padded when larger")
+    cat_max_ratio: float = opt(
+        1.0,
+        "redraw the crop (up to 10 times, mmseg RandomCrop) while one class covers this share or more of its "
+        "labelled pixels (ignore_index excluded); 1 = off, mmseg's recipes use 0.75",
+        minimum=0.0,
+        maximum=1.0,
+    )
     hflip: float = opt(0.5, "probability of a horizontal flip", minimum=0.0, maximum=1.0)
     brightness: float = opt(0.2, "colour jitter: max relative brightness change", minimum=0.0)
     contrast: float = opt(0.2, "colour jitter: max relative contrast change", minimum=0.0)

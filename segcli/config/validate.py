@@ -84,6 +84,10 @@ def _check_shapes(p: Preset) -> list[tuple[str, str]]:
     found = []
     if len(a.scale) not in (0, 2) or (len(a.scale) == 2 and not 0 < a.scale[0] <= a.scale[1]):
         found.append(("augment.scale", f"augment.scale = {list(a.scale)} must be [min, max] with 0 < min <= max"))
+    if len(a.resize_to) not in (0, 2) or any(v < 1 for v in a.resize_to):
+        found.append(("augment.resize_to", f"augment.resize_to = {list(a.resize_to)} must be [] or [long, short] > 0"))
+    if a.cat_max_ratio <= 0:
+        found.append(("augment.cat_max_ratio", f"augment.cat_max_ratio = {a.cat_max_ratio} must be in (0, 1]"))
     if len(a.crop_size) not in (0, 1, 2) or any(v < 1 for v in a.crop_size):
         found.append(("augment.crop_size", f"augment.crop_size = {list(a.crop_size)} must be [height, width] > 0"))
     if len(e.size) not in (0, 2) or any(v < 1 for v in e.size):
@@ -96,10 +100,10 @@ def _check_shapes(p: Preset) -> list[tuple[str, str]]:
         found.append(("eval.stride", f"eval.stride = {list(e.stride)} must be [height, width] in (0, eval.tile]"))
     if not e.tta_scales or any(v <= 0 for v in e.tta_scales):
         found.append(("eval.tta_scales", f"eval.tta_scales = {list(e.tta_scales)} must be one or more factors > 0"))
-    if len(m.mean) != 3:
-        found.append(("model.mean", f"model.mean = {list(m.mean)} needs 3 values (RGB, in [0, 1])"))
-    if len(m.std) != 3 or any(s <= 0 for s in m.std):
-        found.append(("model.std", f"model.std = {list(m.std)} needs 3 values > 0 (RGB, in [0, 1])"))
+    if m.mean != "auto" and len(m.mean) != 3:
+        found.append(("model.mean", f'model.mean = {list(m.mean)} needs 3 values (RGB, in [0, 1]) or "auto"'))
+    if m.std != "auto" and (len(m.std) != 3 or any(s <= 0 for s in m.std)):
+        found.append(("model.std", f'model.std = {list(m.std)} needs 3 values > 0 (RGB, in [0, 1]) or "auto"'))
     return found
 
 
@@ -165,6 +169,38 @@ def _check_train(t: TrainConfig) -> list[tuple[str, str]]:
     if not _DEVICE.fullmatch(t.device.strip().lower()):
         found.append(("train.device", f"train.device = {t.device!r} is not one of auto, cpu, cuda, cuda:N, mps"))
     return found
+
+
+def backbone_norm(m: ModelConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The mean/std the backbone of ``[model]`` was pretrained with, from timm's ``pretrained_cfg``.
+
+    Read from timm's registry of pretrained configs (``timm.models.get_pretrained_cfg``; a tag such as
+    ``vit_base_patch16_224.augreg_in21k`` picks that tag's config), never by downloading anything. ImageNet's
+    statistics when the model has its own backbone, when timm has no config for the name (``hf-hub:`` names
+    cannot be looked up offline: set model.mean/model.std for them) or when the config has no mean/std.
+    """
+    from segcli.models import IMAGENET_MEAN, IMAGENET_STD, MODELS
+
+    if m.name not in MODELS or not MODELS.info(m.name).timm_encoder or m.backbone.startswith(_HUB_PREFIXES):
+        return IMAGENET_MEAN, IMAGENET_STD
+    from timm.models import get_pretrained_cfg
+
+    try:
+        cfg = get_pretrained_cfg(m.backbone)
+    except Exception:  # noqa: BLE001 - an unknown name is reported by _check_backbone, not here
+        cfg = None
+    mean, std = getattr(cfg, "mean", None), getattr(cfg, "std", None)
+    if not mean or not std or len(mean) != 3 or len(std) != 3:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def resolve_normalisation(m: ModelConfig) -> ModelConfig:
+    """``[model]`` with ``mean``/``std`` = "auto" replaced by :func:`backbone_norm`'s numbers (explicit values stay)."""
+    if m.mean != "auto" and m.std != "auto":
+        return m
+    mean, std = backbone_norm(m)
+    return dataclasses.replace(m, mean=mean if m.mean == "auto" else m.mean, std=std if m.std == "auto" else m.std)
 
 
 def _check_backbone(name: str) -> str | None:
