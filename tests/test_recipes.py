@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from segcli.config.load import list_presets, load_preset
+from segcli.config.load import list_presets, load_preset, preset_meta
 from segcli.engine.factory import model_from_preset
 from segcli.errors import PresetError
 
@@ -146,3 +146,56 @@ def test_bad_mean_is_a_clear_error() -> None:
         PresetError, match=r"\[model\] std = 'imagenet' has the wrong type; expected list of number or one of 'auto'"
     ):
         load_preset(None, ["model.std=imagenet"])
+
+
+@pytest.mark.parametrize("path", list_presets(), ids=lambda p: p.stem)
+def test_every_bundled_preset_has_a_meta_table(path) -> None:  # noqa: ANN001
+    meta = preset_meta(path)
+    assert meta == _load(path).meta  # the listing reads what the full load validates
+    assert meta.source.strip(), "say where the recipe comes from"
+    if meta.reported_miou:
+        assert meta.protocol.strip() and 1.0 < meta.reported_miou <= 100.0  # a percentage, with how it was measured
+    else:
+        assert meta.notes.strip(), "no reported figure: say why in meta.notes"
+
+
+def test_the_bisenet_presets_follow_one_source_each() -> None:
+    coin = _load("bisenet_cityscapes")
+    mm = _load("bisenet_mmseg_cityscapes")
+    assert "CoinCheung" in coin.meta.source and "mmsegmentation" in mm.meta.source
+    assert (coin.optim.lr, coin.optim.head_lr_mult, coin.train.iters, coin.data.batch_size) == (0.01, 10.0, 80000, 16)
+    ohem = coin.loss.options_for("ohem")
+    assert coin.loss.terms == ("ohem",) and (ohem.thresh, ohem.min_kept, ohem.min_kept_ratio) == (0.7, 1, 0.0625)
+    assert coin.augment.resize_to == () and coin.augment.scale == (0.75, 2.0) and coin.augment.cat_max_ratio == 1.0
+    assert (mm.optim.lr, mm.optim.head_lr_mult, mm.train.iters, mm.data.batch_size) == (0.025, 1.0, 160000, 16)
+    assert (mm.schedule.warmup_iters, mm.schedule.warmup_factor, mm.schedule.min_lr) == (1000, 0.1, 1e-4)
+    assert mm.loss.terms == ("ce",) and mm.augment.resize_to == (2048, 1024) and mm.augment.cat_max_ratio == 0.75
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pattern"),
+    [
+        (["meta.reported_miou=75.0"], r"meta.reported_miou = 75 needs meta.protocol"),
+        (["meta.reported_miou=175.0"], r"\[meta\] reported_miou = 175.0 is out of range"),
+        (["meta.sauce=x"], r"unknown key 'meta.sauce' \(did you mean \"meta.source\"\?\)"),
+        (["meta.reported_miou=high"], r"\[meta\] reported_miou = 'high' has the wrong type; expected number"),
+    ],
+)
+def test_bad_meta_is_a_clear_error(overrides: list[str], pattern: str) -> None:
+    with pytest.raises(PresetError, match=pattern):
+        load_preset(None, overrides)
+
+
+def test_seg_presets_list_shows_each_recipes_source_and_reported_figure(capsys: pytest.CaptureFixture) -> None:
+    from segcli.cli.app import run
+
+    assert run(["presets", "list", "--json"]) == 0
+    listed = {p["name"]: p for p in json.loads(capsys.readouterr().out)["presets"]}
+    assert set(listed) == {p.stem for p in list_presets()}
+    coin = listed["bisenet_cityscapes"]
+    assert coin["reported_miou"] == 75.44 and "single scale" in coin["protocol"] and "CoinCheung" in coin["source"]
+    assert listed["pspnet_r50_ade20k"]["reported_miou"] == 42.48
+    assert run(["presets", "list"]) == 0
+    out = capsys.readouterr().out
+    for value in ("75.44", "74.37", "42.48", "76.81", "37.41"):
+        assert value in out

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from segcli.config.schema import MOVED_KEYS, Preset, _loss_options
+from segcli.config.schema import MOVED_KEYS, MetaConfig, Preset, _loss_options
 from segcli.config.toml_io import dumps_toml, load_toml, parse_toml_value
 from segcli.config.validate import CLI, resolve_length, resolve_normalisation, validate_preset, where
 from segcli.errors import PresetError, UserError
@@ -273,6 +273,17 @@ def _migrate_moved_keys(raw: dict[str, Any]) -> None:
         for term, option in targets:
             if term in table.get("terms", ("ce",)):
                 table.setdefault(term, {}).setdefault(option, value)
+
+
+def preset_meta(name_or_path: str | os.PathLike) -> MetaConfig:
+    """The ``[meta]`` table of a preset (``extends`` merged, types checked) without validating the rest, so
+    listing presets needs neither their files nor the model registry."""
+    origin: dict[str, str] = {}
+    path = resolve_preset_path(name_or_path)
+    raw = _read_with_extends(path, origin).get("meta", {})
+    if not isinstance(raw, dict):
+        raise PresetError(f"{path}: 'meta' must be a table [meta]")
+    return _build(MetaConfig, raw, origin, "meta.")
 
 
 @dataclass(frozen=True)

@@ -316,6 +316,20 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class MetaConfig:
+    """Where the recipe comes from and what its source reports: `seg presets list` shows them, training ignores them."""
+
+    source: str = opt("", "the recipe's source: repository URL and config name, or paper")
+    reported_miou: float = opt(
+        0.0, "the mIoU (percent) the source reports for this recipe; 0 = none reported", minimum=0.0, maximum=100.0
+    )
+    protocol: str = opt(
+        "", "how reported_miou was measured: split, single- or multi-scale, whole image / slide / crop, flip"
+    )
+    notes: str = opt("", "anything else: departures from the source, other reported figures")
+
+
+@dataclass(frozen=True)
 class Preset:
     """A complete, resolved recipe."""
 
@@ -327,3 +341,4 @@ class Preset:
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"doc": AugmentConfig.__doc__})
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"doc": TrainConfig.__doc__})
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"doc": EvalConfig.__doc__})
+    meta: MetaConfig = field(default_factory=MetaConfig, metadata={"doc": MetaConfig.__doc__})

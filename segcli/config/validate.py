@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from segcli.config.schema import METRIC_KEYS, LossConfig, ModelConfig, Preset, TrainConfig
+from segcli.config.schema import METRIC_KEYS, LossConfig, MetaConfig, ModelConfig, Preset, TrainConfig
 from segcli.config.toml_io import load_toml
 from segcli.errors import PresetError, UserError
 from segcli.registry import did_you_mean
@@ -144,6 +144,18 @@ def _check_lr_scaling(p: Preset) -> list[tuple[str, str]]:
                 "optim.scale_lr_with_batch",
                 f"optim.scale_lr_with_batch = {o.scale_lr_with_batch!r} needs optim.lr_batch_size, the global batch "
                 f"optim.lr = {o.lr:g} was tuned for (for example optim.lr_batch_size={p.data.batch_size})",
+            )
+        ]
+    return []
+
+
+def _check_meta(m: MetaConfig) -> list[tuple[str, str]]:
+    if m.reported_miou > 0 and not m.protocol.strip():
+        return [
+            (
+                "meta.protocol",
+                f"meta.reported_miou = {m.reported_miou:g} needs meta.protocol: say how it was measured (split, "
+                "single- or multi-scale, whole image or sliding window, flip)",
             )
         ]
     return []
@@ -331,6 +343,7 @@ def validate_preset(
         *_check_shapes(preset),
         *_check_lr_scaling(preset),
         *_check_train(preset.train),
+        *_check_meta(preset.meta),
         *_check_model(preset.model, check_files),
         *_check_loss(preset.loss, check_files, preset.data.root),
     ]
