@@ -163,7 +163,8 @@ class OptimConfig:
         1.0,
         "learning-rate multiplier of the model's head: everything outside the timm backbone for decoders on one "
         "(mmseg's decode and auxiliary heads), the fusion module and output heads for bisenetv1 (CoinCheung's "
-        "10x set), the segmentation and aux heads for bisenetv2/ddrnet23_slim, the classifier for enet",
+        "10x set), the segmentation and aux heads for bisenetv2/ddrnet23_slim, the classifier for enet; the "
+        "schedule multiplies every group alike, so the head's floor is schedule.min_lr times this",
         minimum=0.0,
     )
     no_decay_norm_bias: bool = opt(True, "no weight decay on normalisation layers and biases")
