@@ -199,3 +199,12 @@ def test_seg_presets_list_shows_each_recipes_source_and_reported_figure(capsys: 
     out = capsys.readouterr().out
     for value in ("75.44", "74.37", "42.48", "76.81", "37.41"):
         assert value in out
+
+
+def test_cli_rejects_pretrained_on_an_own_backbone_model_in_one_line(capsys: pytest.CaptureFixture) -> None:
+    from segcli.cli.app import run
+
+    assert run(["presets", "show", "ddrnet23slim_cityscapes", "model.pretrained=true"]) == 2
+    err = capsys.readouterr().err
+    assert "model.pretrained = true: model 'ddrnet23_slim' has its own backbone" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

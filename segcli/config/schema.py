@@ -117,7 +117,8 @@ class ModelConfig:
     mean: tuple[float, ...] | Literal["auto"] = opt(
         "auto",
         "per-channel mean of input pixels in [0, 1]; auto = the backbone's timm pretrained_cfg mean (0.5 for many "
-        "ViTs, CLIP's for CLIP backbones), ImageNet's when it has none or the model has its own backbone; "
+        "ViTs, CLIP's for CLIP backbones), ImageNet's when it has none, for hf-hub: names (not looked up offline: "
+        "set the numbers) and for models with their own backbone; "
         "resolved when the preset loads, so a run's preset.toml and its checkpoints record the numbers",
     )
     std: tuple[float, ...] | Literal["auto"] = opt(
