@@ -26,8 +26,8 @@ images; when several could be the labels, the error lists them instead of guessi
 ``--roi FOLDER`` pairs a region mask with every image by stem (anywhere under FOLDER): pixels where
 it is 0 become ``ignore_index``, so training and every metric count only the region.
 
-Without split folders, splits come from list files (``{"train": "train.txt", ...}``, one sample id or file name per line;
-samples in no list are left out) or from a seeded random ``val_ratio``.
+Without split folders, splits come from list files (``{"train": "train.txt", ...}``, one sample id
+or file name per line; samples in no list are left out) or from a seeded random ``val_ratio``.
 """
 
 from __future__ import annotations
