@@ -99,7 +99,8 @@ VOID = "Void"
 _SEG_IMG = re.compile(r"(?:^|/)(train|val|test)/([^/]+)\.png$")
 _SEG_ANN = re.compile(r"(?:^|/)(train|val|test)annot/([^/]+)\.png$")
 _ORIG_IMG = re.compile(r"(?:^|/)701_StillsRaw_full/([^/]+)\.png$")
-_ORIG_ANN = re.compile(r"(?:^|/)LabeledApproved_full/([^/]+)_L\.png$")
+# In LabeledApproved_full/, or at the top of a source (LabeledApproved_full.zip holds no folder).
+_ORIG_ANN = re.compile(r"(?:^|(?:^|/)LabeledApproved_full/)([^/]+)_L\.png$")
 _COLORS = re.compile(r"(?:^|/)label_colors\.txt$")
 
 
