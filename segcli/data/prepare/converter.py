@@ -95,8 +95,8 @@ class Converter:
         """The sources to convert when none was given: the verified downloads, fetched into the cache."""
         if not self.downloads:
             raise UserError(
-                f"seg prepare {self.name} cannot download its files (behind a login or without a public direct "
-                f"link): get {self.expected_for(opts)}; then run `seg prepare {self.name} PATH...` with them"
+                f"seg prepare {self.name} needs SRC, the files you downloaded (segcli cannot fetch them for you): "
+                f"{self.expected_for(opts)}; run `seg prepare {self.name} PATH...` with them"
             )
         return fetch(self.downloads, f"seg prepare {self.name}", progress=progress)
 
