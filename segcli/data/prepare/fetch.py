@@ -23,6 +23,7 @@ import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from segcli.errors import DataError, UserError
 
@@ -113,7 +114,7 @@ class _HTTPSHandler(urllib.request.HTTPSHandler):
 _OPENER = urllib.request.build_opener(_HTTPHandler, _HTTPSHandler)
 
 
-def _open(url: str, start: int) -> tuple[object, int, int | None]:
+def _open(url: str, start: int) -> tuple[Any, int, int | None]:
     """Open ``url`` from byte ``start``: (response, the offset it starts at, total size or None)."""
     req = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     if start:
@@ -203,17 +204,17 @@ def _download(d: Download, part: Path, progress: FetchProgress | None, fix: str)
     part.parent.mkdir(parents=True, exist_ok=True)  # only once the server answered
     done = offset
     if total is not None and done >= total:
-        resp.close()  # type: ignore[attr-defined]
+        resp.close()
         return
     mode = "ab" if offset else "wb"
     try:
-        with resp, open(part, mode) as fh:  # type: ignore[attr-defined]
+        with resp, open(part, mode) as fh:
             if offset:
                 fh.truncate(offset)
             if progress:
                 progress(d.file, done, total)
             while True:
-                block = resp.read(CHUNK)  # type: ignore[attr-defined]
+                block = resp.read(CHUNK)
                 if not block:
                     break
                 fh.write(block)
