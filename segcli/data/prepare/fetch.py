@@ -45,8 +45,8 @@ class Download:
     dataset or recorded by a widely used loader; "" when none could be confirmed, and then the
     exact ``size`` (bytes) is checked instead, when known; with a checksum, ``size`` is only shown.
     ``dataset`` names the cache folder (files shared by two converters, such as VOC's tar, are
-    fetched once). An archive (.zip/.tar/
-    .tgz) is passed to the converter as it is; any other file is passed inside its folder.
+    fetched once). An archive (.zip/.tar/.tgz) is passed to the converter as it is; any other file
+    is passed inside a folder of its own.
     """
 
     dataset: str
