@@ -223,3 +223,31 @@ def test_login_datasets_say_where_to_get_the_files(tmp_path: Path, monkeypatch, 
     ):
         rc, msg = cli_error(capsys, ["prepare", name, "--out", "o"])
         assert rc == 2 and where in msg and f"`seg prepare {name} PATH...`" in msg, msg
+
+
+def test_voc_aug_fetches_both_archives_and_shares_the_voc_tar(voc_mirror, tmp_path: Path, monkeypatch, capsys) -> None:
+    pytest.importorskip("scipy")
+    from prepare_helpers import save_mat
+
+    from segcli.data.prepare.voc_aug import VOCAug
+
+    tar, _ = voc_mirror
+    sbd = tmp_path / "sbd" / "benchmark_RELEASE" / "dataset"
+    lab = np.random.default_rng(3).integers(0, 21, (16, 24)).astype(np.uint8)
+    save_mat(sbd / "cls" / "2008_000002.mat", {"GTcls": {"Segmentation": lab}})
+    write_jpg(sbd / "img" / "2008_000002.jpg", rand_rgb(np.random.default_rng(4)))
+    (sbd / "train.txt").write_text("2008_000002\n")
+    (sbd / "val.txt").write_text("2007_000033\n")  # in VOC val: left out of train_aug
+    tgz = tmp_path / "mirror" / "benchmark.tgz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        tf.add(tmp_path / "sbd" / "benchmark_RELEASE", arcname="benchmark_RELEASE")
+    sbd_dl = Download("sbd", tgz.as_uri(), "benchmark.tgz", md5_of(tgz))
+    monkeypatch.setattr(VOCAug, "downloads", (*VOC.downloads, sbd_dl))
+    assert cli_json(capsys, ["prepare", "voc"])["images"] == {"train": 2, "val": 1}
+    tar.unlink()  # voc-aug reuses the cached VOC tar
+    res = cli_json(capsys, ["prepare", "voc-aug"])
+    assert res["images"] == {"train_aug": 3, "val": 1}
+    np.testing.assert_array_equal(
+        read_ids(tmp_path / "data" / "voc-aug" / "masks" / "train_aug" / "2008_000002.png"), lab
+    )
+    assert (tmp_path / "cache" / "sbd" / "benchmark.tgz").is_file()
