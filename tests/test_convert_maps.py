@@ -60,7 +60,9 @@ def _check(theirs: torch.nn.Module, ours: torch.nn.Module, sizes: list[tuple[int
         assert agree >= 0.999 and diff < 1e-4
 
 
-def test_torchvision_lraspp_mobilenet_v3_large(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_torchvision_lraspp_mobilenet_v3_large(
+    tmp_path: Path, shapes_root: Path, capsys: pytest.CaptureFixture
+) -> None:
     from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
     tv = _randomise_norms(lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=6))
@@ -74,6 +76,10 @@ def test_torchvision_lraspp_mobilenet_v3_large(tmp_path: Path, capsys: pytest.Ca
     ours, meta = build_from_weights(out)
     assert meta.num_classes == 6 and meta.preset.model.backbone == "torchvision:mobilenet_v3_large"
     _check(tv, ours, [(128, 160), (97, 131)])
+    # seg infer reads the converted file as it is
+    images = shapes_root / "images" / "val"
+    assert run(["infer", str(out), str(images), "--out", str(tmp_path / "pred")]) == 0, capsys.readouterr().err
+    assert len(list((tmp_path / "pred").rglob("*.png"))) >= len(list(images.iterdir()))
     # the whole segcli model (uint8-range input, normalisation inside) against torchvision on normalised input
     x = torch.randint(0, 256, (1, 3, 120, 200)).float()
     with torch.no_grad():
