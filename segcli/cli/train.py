@@ -181,6 +181,8 @@ def train_cmd(
     iters = result.last.get("iterations", 0)
     out.print(f"trained {result.epochs} epoch(s), {iters} iterations, in {result.seconds:.0f}s")
     out.print(f"run directory: [bold]{result.run_dir}[/]")
+    if (result.run_dir / "report.html").is_file():
+        out.print(f"report: [bold]{result.run_dir / 'report.html'}[/]")
 
 
 def register(app: typer.Typer) -> None:

@@ -58,6 +58,7 @@ from segcli.engine.failures import is_out_of_memory, out_of_memory
 from segcli.engine.meters import LossMeter
 from segcli.engine.optim import batch_lr_scale, build_optimizer, lr_factor, set_lr
 from segcli.engine.plots import Plots
+from segcli.engine.report import RunReport
 from segcli.engine.rundir import RunDir
 from segcli.engine.runtime import autocast, grad_scaler, resolve_amp, select_device, set_deterministic, set_threads
 from segcli.engine.state import TrainState
@@ -701,6 +702,7 @@ def train(
     run = _open_or_create_run(loaded, resumed, rt.dist)  # only now: a bad preset leaves no directory
     if rt.dist.is_main:
         cb.callbacks[:0] = [LogFile(run, rt.describe(p)), ProgressLines(run.log, p.train.log_every)]
+        cb.callbacks.append(RunReport())  # environment.json at the start, report.html at the end
         if p.train.plots:
             cb.callbacks.insert(2, Plots())
     rows = _restore(run, state, rt, cb) if resumed is not None else []
