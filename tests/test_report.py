@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import subprocess
 import sys
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -163,3 +165,74 @@ def test_seg_report_on_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest
     assert len(err.splitlines()) == 1 and "not a run directory" in err
     assert not (tmp_path / "report.html").exists()
     assert run(["report", str(tmp_path), "--worst", "-1"]) == 2
+
+
+# ---------------------------------------------------------------------- the report in a real browser
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+# Injected into a copy of the report: after the load event, what the browser made of the page goes into
+# <pre id="browser-check"> as JSON (images decoded, per-class rows, the IoU column after header clicks).
+PROBE = """<script>
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var iou = function () {
+    return Array.prototype.map.call(document.querySelectorAll("#per-class tbody tr"), function (r) {
+      return parseFloat(r.cells[2].getAttribute("data-v"));
+    });
+  };
+  var result = {
+    images: images.length,
+    widths: images.map(function (i) { return i.complete ? i.naturalWidth : -1; }),
+    classRows: document.querySelectorAll("#per-class tbody tr").length,
+    classNames: Array.prototype.map.call(document.querySelectorAll("#per-class tbody tr"), function (r) {
+      return r.cells[1].textContent.trim();
+    })
+  };
+  var header = document.querySelectorAll("#per-class thead th")[2];
+  header.click();
+  result.ascending = iou();
+  header.click();
+  result.descending = iou();
+  var pre = document.createElement("pre");
+  pre.id = "browser-check";
+  pre.textContent = JSON.stringify(result);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def find_browser() -> str | None:
+    return next((found for name in BROWSERS if (found := shutil.which(name))), None)
+
+
+@pytest.mark.slow
+def test_report_renders_in_a_headless_browser(trained: Path, tmp_path: Path) -> None:
+    """Every <img> of report.html decodes in Chromium (natural width > 0) and the per-class table has one
+    row per class and sorts by a click on its header. The noxfile `tests` session installs Chromium."""
+    browser = find_browser()
+    if browser is None:
+        pytest.skip(f"no headless browser found ({', '.join(BROWSERS)}); `apt-get install chromium` as root")
+    page = tmp_path / "report.html"
+    page.write_text((trained / "report.html").read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"))
+    cmd = [
+        browser,
+        "--headless",
+        "--disable-gpu",
+        "--no-sandbox",  # tests run as root in CI containers
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        page.as_uri(),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _, sep, rest = proc.stdout.partition('<pre id="browser-check">')
+    assert sep, f"the page's load event did not run: {proc.stdout[:500]} {proc.stderr[-1000:]}"
+    result = json.loads(unescape(rest.partition("</pre>")[0]))
+    assert result["images"] == 5 and all(w > 0 for w in result["widths"]), result["widths"]
+    assert result["classRows"] == 5
+    assert result["classNames"] == ["background", "circle", "square", "triangle", "cross"]
+    finite = [v for v in result["ascending"] if v is not None]
+    assert finite == sorted(finite) and result["descending"][: len(finite)] == sorted(finite, reverse=True)
