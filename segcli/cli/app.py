@@ -21,6 +21,7 @@ from segcli.errors import SegError
 COMMAND_MODULES = [
     "prepare",
     "check",
+    "browse",
     "class_weights",
     "crop",
     "train",
