@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from segcli.cli.app import run
+from segcli.engine.evaluator import WEIGHT_CHOICES as WEIGHTS
 from segcli.engine.rundir import RunDir
 from segcli.engine.trainer import train
 from tests.conftest import TINY
@@ -236,3 +238,15 @@ def test_report_renders_in_a_headless_browser(trained: Path, tmp_path: Path) -> 
     assert result["classNames"] == ["background", "circle", "square", "triangle", "cross"]
     finite = [v for v in result["ascending"] if v is not None]
     assert finite == sorted(finite) and result["descending"][: len(finite)] == sorted(finite, reverse=True)
+
+
+def test_docs_list_every_file_a_run_writes(trained: Path) -> None:
+    """docs/run-directory.md names each path RunDir knows and each file a real run wrote."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "run-directory.md").read_text(encoding="utf-8")
+    run = RunDir(Path("R"))
+    layout = [getattr(run, n) for n in dir(RunDir) if isinstance(getattr(RunDir, n), property)]
+    named = [p.relative_to("R").as_posix() for p in layout] + [f"weights/{w}.safetensors" for w in WEIGHTS]
+    written = [re.sub(r"epoch\d{3}", "epochNNN", f.relative_to(trained).as_posix()) for f in trained.rglob("*")]
+    assert len(named) >= 9 and "report.html" in written and "environment.json" in written
+    for rel in named + [w for w in written if (trained / w).is_file() or "NNN" in w]:
+        assert f"`{rel}" in doc, f"docs/run-directory.md does not list {rel}"
