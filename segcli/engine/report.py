@@ -202,7 +202,7 @@ def evaluate_run(run: RunDir, split: str | None = None, worst: int = WORST, devi
     import torch
     from torch.utils.data import DataLoader
 
-    from segcli.data.datasets import EvalDataset, eval_collate
+    from segcli.data.datasets import EvalDataset, eval_collate, resolve_workers, worker_init
     from segcli.data.format import DatasetIndex
     from segcli.engine import draw_cv
     from segcli.engine.checkpoint import build_from_weights
@@ -221,7 +221,15 @@ def evaluate_run(run: RunDir, split: str | None = None, worst: int = WORST, devi
     proto, size, keep_ratio = setup_prediction(model, preset, dev)
     index = DatasetIndex.scan(preset.data.root, [split])
     ds = EvalDataset(index, split, size, keep_ratio)
-    loader = DataLoader(ds, batch_size=preset.eval.batch_size, shuffle=False, collate_fn=eval_collate)
+    loader = DataLoader(
+        ds,
+        batch_size=preset.eval.batch_size,
+        shuffle=False,
+        num_workers=resolve_workers(preset.data.num_workers),
+        worker_init_fn=worker_init,
+        collate_fn=eval_collate,
+        pin_memory=dev.type == "cuda",
+    )
     per_image: list[float] = []
     cm = confusion_over_loader(
         model, loader, meta.num_classes, meta.ignore_index, dev, proto.amp, proto.channels_last, protocol=proto,
