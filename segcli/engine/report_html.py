@@ -22,7 +22,7 @@ color:#1d232a;background:#fff}
 h1{font-size:22px;margin:22px 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
 h3{font-size:15px;margin:16px 0 6px}.sub{color:#5b6670}nav a{margin-right:12px}
 table{border-collapse:collapse;margin:6px 0}th,td{border:1px solid #d5d9dd;padding:3px 8px;text-align:right}
-th{background:#f1f3f5}td:not([data-v]),th:first-child{text-align:left}
+th{background:#f1f3f5}td:not([data-v]),th:first-child,th.text{text-align:left}
 table.sortable th{cursor:pointer;user-select:none}table.sortable th:after{content:" \\2195";color:#9aa3ab}
 table.sortable th.asc:after{content:" \\2191";color:#1d232a}
 table.sortable th.desc:after{content:" \\2193";color:#1d232a}
@@ -139,7 +139,9 @@ def _per_class(d: ReportData) -> str:
         cells = [_cell(k, 0), f"<td>{swatch}{escape(str(c['class']))}</td>"]
         cells += [_cell(c[x]) for x in ("iou", "precision", "recall", "dice")] + [_cell(c["pixels"])]
         rows.append('<tr class="class-row">' + "".join(cells) + "</tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("id", "class", "IoU", "precision", "recall", "Dice", "GT pixels"))
+    head = '<th>id</th><th class="text">class</th>' + "".join(
+        f"<th>{h}</th>" for h in ("IoU", "precision", "recall", "Dice", "GT pixels")
+    )
     body = "".join(rows)
     table = f'<table id="per-class" class="sortable"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
     return (
