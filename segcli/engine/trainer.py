@@ -59,6 +59,7 @@ from segcli.engine.init_from import init_lines
 from segcli.engine.meters import LossMeter
 from segcli.engine.optim import batch_lr_scale, build_optimizer, lr_factor, set_lr
 from segcli.engine.plots import Plots
+from segcli.engine.report import RunReport
 from segcli.engine.rundir import RunDir
 from segcli.engine.runtime import autocast, grad_scaler, resolve_amp, select_device, set_deterministic, set_threads
 from segcli.engine.state import TrainState
@@ -703,6 +704,7 @@ def train(
     run = _open_or_create_run(loaded, resumed, rt.dist)  # only now: a bad preset leaves no directory
     if rt.dist.is_main:
         cb.callbacks[:0] = [LogFile(run, rt.describe(p)), ProgressLines(run.log, p.train.log_every)]
+        cb.callbacks.append(RunReport())  # environment.json at the start, report.html at the end
         if p.train.plots:
             cb.callbacks.insert(2, Plots())
     rows = _restore(run, state, rt, cb) if resumed is not None else []
