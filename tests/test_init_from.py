@@ -74,3 +74,14 @@ def test_init_from_loads_matching_keys_and_names_the_rest(tmp_path: Path) -> Non
     # a missing file is a preset error naming the key
     with pytest.raises(PresetError, match="model.init_from = .*file not found"):
         load_preset("quickstart", [f"model.init_from={tmp_path / 'nope.safetensors'}"])
+
+
+def test_resume_does_not_need_the_init_from_file(tiny_overrides: list[str], tmp_path: Path) -> None:
+    """A run's own state holds its weights: the init_from file may be gone when the run is continued."""
+    five = train("quickstart", [*tiny_overrides, "train.epochs=1"])
+    src = tmp_path / "moved.safetensors"
+    shutil.copy(five.run_dir / "weights" / "last.safetensors", src)
+    res = train("quickstart", [*tiny_overrides, "train.epochs=1", f"model.init_from={src}", "train.name=ft2"])
+    src.unlink()
+    more = train(resume=res.run_dir, extend=["train.epochs=2"])
+    assert more.epochs == 2

@@ -264,7 +264,7 @@ def _own_backbone_problems(m: ModelConfig, defaults: ModelConfig) -> list[tuple[
     return found
 
 
-def _check_model(m: ModelConfig, check_files: bool) -> list[tuple[str, str]]:
+def _check_model(m: ModelConfig, check_files: bool, resuming: bool = False) -> list[tuple[str, str]]:
     from segcli.models import MODELS
 
     try:
@@ -290,7 +290,7 @@ def _check_model(m: ModelConfig, check_files: bool) -> list[tuple[str, str]]:
             found.append(("model.pretrained_file", f"model.pretrained_file = {m.pretrained_file!r}: file not found"))
     else:
         found.extend(_own_backbone_problems(m, defaults))
-    if check_files and m.init_from and not Path(m.init_from).is_file():
+    if check_files and not resuming and m.init_from and not Path(m.init_from).is_file():
         found.append(
             (
                 "model.init_from",
@@ -345,20 +345,26 @@ def _check_loss(loss: LossConfig, check_files: bool, dataset: str) -> list[tuple
 
 
 def validate_preset(
-    preset: Preset, origin: Mapping[str, str] | None = None, *, check_files: bool = True, default: str = "preset"
+    preset: Preset,
+    origin: Mapping[str, str] | None = None,
+    *,
+    check_files: bool = True,
+    default: str = "preset",
+    resuming: bool = False,
 ) -> None:
     """Raise a PresetError naming the source and key of the first problem in ``preset``.
 
     ``origin`` maps dotted keys to the file (or "command line") that set them; keys not in it are
     attributed to ``default``. ``check_files=False`` skips the files a preset refers to (class-weights
-    and pretrained files), for presets embedded in checkpoints.
+    and pretrained files), for presets embedded in checkpoints. ``resuming``: the run's own state holds the
+    weights, so ``model.init_from`` may have been moved or deleted since it started.
     """
     found = [
         *_check_shapes(preset),
         *_check_lr_scaling(preset),
         *_check_train(preset.train),
         *_check_meta(preset.meta),
-        *_check_model(preset.model, check_files),
+        *_check_model(preset.model, check_files, resuming),
         *_check_loss(preset.loss, check_files, preset.data.root),
     ]
     if found:

@@ -179,14 +179,19 @@ def build_data(p: Preset, rt: Runtime) -> Data:
     return Data(info, train_loader, sampler, val_loader, messages)
 
 
-def build_state(p: Preset, info: DatasetInfo, rt: Runtime) -> tuple[TrainState, torch.nn.Module, list[str]]:
-    """Model, optimiser, scaler and EMA (as a TrainState), the loss, and the model's load reports."""
+def build_state(
+    p: Preset, info: DatasetInfo, rt: Runtime, resuming: bool = False
+) -> tuple[TrainState, torch.nn.Module, list[str]]:
+    """Model, optimiser, scaler and EMA (as a TrainState), the loss, and the model's load reports.
+
+    ``resuming``: the state restored next replaces the weights, so ``model.init_from`` is not read.
+    """
     random.seed(p.train.seed)
     np.random.seed(p.train.seed % 2**32)
     torch.manual_seed(p.train.seed)
     model = model_from_preset(p.model, info.num_classes).to(rt.device)
     reports = [m.load_report for m in model.modules() if getattr(m, "load_report", "")]
-    reports += init_lines(model, p.model.init_from)
+    reports += [] if resuming else init_lines(model, p.model.init_from)
     if rt.dist.enabled and rt.device.type == "cuda" and p.train.sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if p.train.channels_last:
@@ -638,7 +643,7 @@ def _resolve(
             )
         run = RunDir.open(resume)
         # a run's preset.toml is fully resolved; reading it as a dict also migrates keys that moved since
-        preset = preset_from_dict(load_toml(run.preset), source=str(run.preset), check_files=True)
+        preset = preset_from_dict(load_toml(run.preset), source=str(run.preset), check_files=True, resuming=True)
         preset, changes = extend_preset(preset, extend, str(run.preset))
         return LoadedPreset(preset=preset, path=run.preset), run, changes
     if extend:
@@ -698,7 +703,7 @@ def train(
     p, cb = loaded.preset, CallbackList(callbacks)
     rt = setup_runtime(p)
     data = build_data(p, rt)
-    state, criterion, reports = build_state(p, data.info, rt)
+    state, criterion, reports = build_state(p, data.info, rt, resuming=resumed is not None)
     plan = Plan.of(p, len(data.train_loader))
 
     run = _open_or_create_run(loaded, resumed, rt.dist)  # only now: a bad preset leaves no directory
