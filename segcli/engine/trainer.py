@@ -322,6 +322,7 @@ class Trainer:
         self.ledger = Ledger(clock())  # where this process's time goes (written to the log at the end)
         self.budget: BudgetPolicy | None = None  # validation/save pacing under a time budget (estimate_reserve)
         self.val_sample: DataLoader | None = None  # the fixed val subsample of periodic budgeted validations
+        self.step_seconds = 0.0  # the last iteration's length (a budgeted run stops within half a step of its end)
         self.warmup_checked = plan.budget is None  # under a budget the run's length in steps is known later
 
     @property
@@ -474,6 +475,7 @@ class Trainer:
             self.cb.on_iter_end(epoch, it, shown, lr, ips)
             terms = {k: float(v) for k, v in self.terms.items()} if read and len(self.terms) > 1 else {}
             now = clock()
+            self.step_seconds = now - t_prev
             self.cb.on_iter_stats(
                 IterStats(epoch, it, n, shown, lr, ips, terms, waited, now - t_prev, now - self.t_run, dev.type)
             )
@@ -522,8 +524,15 @@ class Trainer:
         if self.plan.budget is None:
             return False
         if not self.rt.dist.enabled:
-            return self.fraction() >= 1.0
-        return g % self.p.train.log_every == 0 and _all_agree(self.fraction() >= 1.0, self.rt.dist, self.rt.device)
+            return self._spent()
+        return g % self.p.train.log_every == 0 and _all_agree(self._spent(), self.rt.dist, self.rt.device)
+
+    def _spent(self) -> bool:
+        """The budget's training time is used up, or closer than half a step (the last step's length): stopping
+        now lands nearer the budget than one more step would, however long a step is."""
+        pr = self.state.progress
+        room = max(self.plan.budget - pr.reserve - self.save_seconds, 1e-9)
+        return self.fraction() + 0.5 * self.step_seconds / room >= 1.0
 
     def _check_warmup(self) -> None:
         """Under a budget, once 20 steps give a step time: warn when warmup_iters is over a quarter of the run."""
