@@ -141,20 +141,23 @@ def probe_step_times(
         if budget / max(first, 1e-9) < MIN_STEPS:  # too slow even counting the warm-up as a step: no need to
             q = Probe(crop, batch, first)  # time it again (on a slow machine each probe step is precious)
         else:
-            t0 = clock()
+            times = [first]
             for _ in range(repeats):
+                t0 = clock()
                 run()
-            q = Probe(crop, batch, (clock() - t0) / repeats)
+                times.append(clock() - t0)
+            q = Probe(crop, batch, min(times))  # the fastest step (the warm-up's one-time costs only raise it)
         found.append(q)
         return q
 
     # a scout step at batch 1 first: on a machine where even the smallest candidate cannot give MIN_STEPS
     # (at least half of batch-size times the batch-1 step), probing further would only eat the budget
     run = step(crops[0], 1)
-    run()
     t0 = clock()
     run()
-    one = clock() - t0
+    t1 = clock()
+    run()
+    one = min(t1 - t0, clock() - t1)  # the faster of two: one step slowed by a busy machine does not decide
     if budget / max(one * batches[0] / 2, 1e-9) < MIN_STEPS:
         return [Probe(crops[0], batches[0], one * batches[0], note=f"{batches[0]} x the batch-1 step")]
     fitting = []
