@@ -105,3 +105,19 @@ def test_label_out_of_range_is_an_error_naming_file_and_value(
     assert run(["eval", str(trained), "--data", str(root), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert bad.name in err and "7" in err and "Traceback" not in err
+
+
+def test_workers_default_to_the_cores_as_training_does(
+    trained: Path, shapes_root: Path, tmp_path: Path, capsys
+) -> None:
+    from segcli.data.datasets import resolve_workers
+
+    auto = _json(capsys, ["eval", str(trained), "--data", str(shapes_root), "--out", str(tmp_path / "a.json")])
+    assert auto["workers"] == resolve_workers("auto")
+    none = _json(
+        capsys, ["eval", str(trained), "--data", str(shapes_root), "--out", str(tmp_path / "b.json"), "--workers", "0"]
+    )
+    assert none["workers"] == 0 and none["confusion_matrix"] == auto["confusion_matrix"]
+    capsys.readouterr()
+    assert run(["eval", str(trained), "--data", str(shapes_root), "--workers", "many"]) == 2
+    assert "--workers many" in capsys.readouterr().err

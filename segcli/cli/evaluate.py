@@ -45,7 +45,13 @@ def eval_cmd(
         None, "--absent", help="IoU of a class absent from both GT and prediction (default: the preset's eval)."
     ),
     amp: Amp = AmpOpt,
-    workers: int = typer.Option(0, "--workers", min=0, help="Data-loading workers."),
+    workers: str = typer.Option(
+        "auto",
+        "--workers",
+        metavar="N|auto",
+        help="Data-loading worker processes (0 = load in this process; auto = the usable cores less one, "
+        "shared among torchrun's processes).",
+    ),
     report: Path = typer.Option(None, "--out", help="Where to write the JSON report (default: inside the run)."),
     weights_choice: Weights = typer.Option(
         None, "--weights", help="Which weights of a run: best, last or ema (default: best, else last)."

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from segcli.data.datasets import EvalDataset, eval_collate
+from segcli.data.datasets import EvalDataset, eval_collate, resolve_workers, worker_init
 from segcli.data.format import DatasetIndex, validate_dataset
 from segcli.engine.checkpoint import build_from_weights
 from segcli.engine.distributed import DistInfo, all_reduce_sum
@@ -110,6 +110,20 @@ def _report_path(weights: Path, split: str, out: str | os.PathLike | None) -> Pa
 WEIGHT_CHOICES = ("best", "last", "ema")
 
 
+def loader_workers(value: int | str, processes_per_node: int = 1) -> int:
+    """``--workers``: a number >= 0, or ``auto`` (the default): as training's ``data.num_workers = "auto"``,
+    this process's share of the usable cores less one for the process itself."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return resolve_workers("auto", processes_per_node)
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = -1
+    if n < 0:
+        raise UserError(f"--workers {value}: give a number of worker processes >= 0, or auto")
+    return n
+
+
 def select_weights(weights_or_run: str | os.PathLike, which: str | None = None) -> Path:
     """WEIGHTS_OR_RUN → a weights file; ``which`` (best, last, ema) picks one of a run's weights."""
     if which is None:
@@ -139,7 +153,7 @@ def evaluate(
     size: tuple[int, ...] | None = None,
     absent: Absent | None = None,
     amp: str | None = None,
-    num_workers: int = 0,
+    num_workers: int | str = "auto",
     out: str | os.PathLike | None = None,
     *,
     weights: str | None = None,
@@ -156,6 +170,7 @@ def evaluate(
     ``[eval]`` protocol; ``worst`` lists the K images with the lowest mIoU (overlays in ``eval/worst/``).
     """
     t0 = time.perf_counter()
+    workers = loader_workers(num_workers)
     weights_file = select_weights(weights_or_run, weights)
     dev = select_device(device, option="--device")
     if amp is not None:
@@ -182,9 +197,10 @@ def evaluate(
         ds,
         batch_size=batch_size or preset.eval.batch_size,
         shuffle=False,
-        num_workers=num_workers,
+        num_workers=workers,
         collate_fn=eval_collate,
         pin_memory=dev.type == "cuda",
+        worker_init_fn=worker_init if workers else None,
     )
     per_image: list[float] | None = [] if worst else None
     cm = confusion_over_loader(
@@ -201,6 +217,7 @@ def evaluate(
     absent = absent or preset.eval.absent
     metrics = cm.compute(absent, meta.classes)
     metrics["images"] = len(ds)
+    metrics["workers"] = workers
     metrics["protocol"] = _protocol_summary(proto, eval_size, keep_ratio)
     metrics["confusion_matrix"] = {
         "classes": list(meta.classes),
