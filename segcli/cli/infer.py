@@ -41,6 +41,15 @@ def infer_cmd(
     alpha_bg: float = typer.Option(
         None, "--alpha-bg", min=0.0, max=1.0, help="Overlay opacity of class 0 (0 = background untinted)."
     ),
+    legend: bool = typer.Option(
+        False, "--legend/--no-legend", help="Overlays get a strip below naming the classes present (images only)."
+    ),
+    probs_format: str = typer.Option(
+        "auto",
+        "--probs-format",
+        help="--save probs as: npy (float16, classes first), png (8-bit: the foreground of a binary model, "
+        "else one PNG per class), auto (png for a two-class model, else npy).",
+    ),
     size: str = SizeOpt,
     slide: bool = SlideOpt,
     tile: str = TileOpt,
@@ -86,6 +95,8 @@ def infer_cmd(
             tta_scales=scales(tta_scales),
             batch_size=batch_size,
             workers=workers,
+            legend=legend,
+            probs_format=probs_format,
         )
     if as_json:
         print_json(res.to_dict())

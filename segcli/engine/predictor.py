@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import sys
 import time
 from collections import deque
@@ -26,6 +27,7 @@ from segcli.data.datasets import image_to_tensor
 from segcli.data.io import IMAGE_EXTS, list_images, read_image, write_image, write_mask, write_palette_mask
 from segcli.data.transforms import inference_size, resize_pair
 from segcli.engine.checkpoint import build_from_weights
+from segcli.engine.draw_cv import draw_legend_strip
 from segcli.engine.predict_core import Protocol, class_ids, predict_images, setup_prediction
 from segcli.engine.rundir import resolve_weights
 from segcli.engine.runtime import resolve_amp, select_device
@@ -109,16 +111,44 @@ def parse_save(save: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(kinds))
 
 
+PROBS_FORMATS = ("auto", "npy", "png")
+
+
+def resolve_probs_format(fmt: str, num_classes: int) -> str:
+    """``--probs-format``: ``auto`` is ``png`` for a binary (two-class) model, else ``npy``."""
+    if fmt not in PROBS_FORMATS:
+        raise UserError(f"--probs-format {fmt}: choose from {', '.join(PROBS_FORMATS)}")
+    return ("png" if num_classes == 2 else "npy") if fmt == "auto" else fmt
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "class"
+
+
 class _Writer:
     """Encodes and writes one image's outputs (runs in the thread pool)."""
 
-    def __init__(self, meta: Any, save: tuple[str, ...], alpha: float, alpha_bg: float | None, tta: bool) -> None:
+    def __init__(
+        self,
+        meta: Any,
+        save: tuple[str, ...],
+        alpha: float,
+        alpha_bg: float | None,
+        tta: bool,
+        legend: bool = False,
+        probs_fmt: str = "npy",
+    ) -> None:
         self.meta, self.save, self.alpha, self.alpha_bg, self.tta = meta, save, alpha, alpha_bg, tta
+        self.legend, self.probs_fmt = legend, probs_fmt
         self.palette = np.array(meta.palette, dtype=np.uint8)
         self.id_dtype = np.uint8 if meta.num_classes <= 256 else np.uint16
+        self.binary = meta.num_classes == 2
+        self.class_files = [f"{k:03d}_{_slug(n)}.png" for k, n in enumerate(meta.classes)]
 
     def paths(self, out: Path, stem: str) -> dict[str, Path]:
-        ext = {"mask": ".png", "overlay": ".jpg", "ids": ".png", "probs": ".npy"}
+        """Output path per kind; multi-class probability PNGs are a folder ``probs/<stem>/`` (one PNG a class)."""
+        probs_ext = ".npy" if self.probs_fmt == "npy" else ".png" if self.binary else ""
+        ext = {"mask": ".png", "overlay": ".jpg", "ids": ".png", "probs": probs_ext}
         folder = {"mask": "masks", "overlay": "overlays", "ids": "ids", "probs": "probs"}
         return {k: out / folder[k] / f"{stem}{ext[k]}" for k in self.save}
 
@@ -136,10 +166,27 @@ class _Writer:
             elif kind == "ids":
                 write_mask(path, mask.astype(self.id_dtype))
             elif kind == "overlay":
-                write_image(path, overlay(image, mask, self.palette, self.alpha, self.alpha_bg))
+                blended = overlay(image, mask, self.palette, self.alpha, self.alpha_bg)
+                if self.legend:
+                    present = np.nonzero(np.bincount(mask.ravel(), minlength=self.meta.num_classes))[0]
+                    blended = draw_legend_strip(blended, present, self.meta.classes, self.meta.palette)
+                write_image(path, blended)
             elif kind == "probs":
-                arr = probs if probs is not None else np.zeros(0, np.float16)
-                atomic_write(path, lambda tmp, a=arr: np.save(tmp, a), suffix=".npy")
+                self._write_probs(path, probs)
+
+    def _write_probs(self, path: Path, probs: np.ndarray | None) -> None:
+        """float16 ``.npy`` (classes first), or 8-bit PNGs: round(255 p) of the foreground for a binary
+        model (one grey PNG), of every class for a multi-class one (``<path>/<id>_<name>.png``)."""
+        if probs is None:
+            probs = np.zeros(0, np.float16)
+        if self.probs_fmt == "npy":
+            atomic_write(path, lambda tmp, a=probs: np.save(tmp, a), suffix=".npy")
+        elif self.binary:
+            write_mask(path, probs[1])
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            for k, name in enumerate(self.class_files):
+                write_mask(path / name, probs[k])
 
     def shares(self, mask: np.ndarray) -> dict[str, float]:
         counts = np.bincount(mask.ravel(), minlength=self.meta.num_classes)
@@ -160,8 +207,13 @@ def _write_entry(
     entry["classes"] = writer.shares(mask)
 
 
-def _probabilities(scores: torch.Tensor, tta: bool) -> torch.Tensor:
-    return scores if tta else scores.softmax(0)
+def _probabilities(scores: torch.Tensor, tta: bool, fmt: str) -> np.ndarray:
+    """Class probabilities (K, H, W) of one image's scores: float16 for ``.npy``, round(255 p) as uint8
+    for PNGs (quantised where the scores are, before the copy to the host)."""
+    p = scores if tta else scores.softmax(0)
+    if fmt == "png":
+        return p.mul(255).round_().to(torch.uint8).cpu().numpy()
+    return p.to(torch.float16).cpu().numpy()
 
 
 def _decode(src: Path, size: tuple[int, ...], keep_ratio: tuple[int, ...]) -> tuple[np.ndarray, torch.Tensor]:
@@ -193,7 +245,7 @@ def _batches(
 
 
 def _run_batch(
-    model: torch.nn.Module, batch: list, proto: Protocol, dev: torch.device, want_probs: bool
+    model: torch.nn.Module, batch: list, proto: Protocol, dev: torch.device, probs_fmt: str | None
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """(mask, float16 probabilities or None) per image of a batch, at each original image's size."""
     x = torch.stack([b[2] for b in batch])
@@ -204,7 +256,7 @@ def _run_batch(
     out = []
     for sc in scores:
         mask = class_ids(sc).cpu().numpy()
-        probs = _probabilities(sc, proto.tta).to(torch.float16).cpu().numpy() if want_probs else None
+        probs = _probabilities(sc, proto.tta, probs_fmt) if probs_fmt else None
         out.append((mask, probs))
     return out
 
@@ -230,11 +282,15 @@ def predict(
     tta_scales: tuple[float, ...] | None = None,
     batch_size: int = 8,
     workers: int = 0,
+    legend: bool = False,
+    probs_format: str = "auto",
 ) -> PredictResult:
     """Predict every input image or video frame; write what ``save`` asks for under ``out_dir``:
-    ``masks/<stem>.png`` (palette), ``overlays/<stem>.jpg``, ``ids/<stem>.png`` (grey, uint16 above 256
-    classes), ``probs/<stem>.npy`` (float16, classes first). A video ``clip.mp4`` gives
-    ``masks/clip/<frame>.png`` ... per frame and ``overlays/clip.mp4``.
+    ``masks/<stem>.png`` (palette), ``overlays/<stem>.jpg`` (``legend``: a strip below naming the classes
+    present), ``ids/<stem>.png`` (grey, uint16 above 256 classes), ``probs/<stem>.npy`` (float16, classes
+    first) or, with ``probs_format`` png (``auto`` for a two-class model), ``probs/<stem>.png`` (8-bit
+    foreground probability of a binary model) or ``probs/<stem>/<id>_<class>.png`` (one per class).
+    A video ``clip.mp4`` gives ``masks/clip/<frame>.png`` ... per frame and ``overlays/clip.mp4``.
 
     Existing outputs are an error unless ``overwrite`` (replace them) or ``skip_existing`` (keep
     them and write only what is missing: an interrupted run continues where it stopped).
@@ -249,6 +305,7 @@ def predict(
         raise UserError(f"--alpha-bg {alpha_bg}: give a blend weight in [0, 1]")
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: give 1 or more")
+    resolve_probs_format(probs_format, 0)  # a bad --probs-format fails before the model loads
     weights = resolve_weights(weights_or_run)
     dev = select_device(device, option="--device")
     if amp is not None:
@@ -268,7 +325,10 @@ def predict(
         tta=tta,
         tta_scales=tta_scales,
     )
-    writer = _Writer(meta, kinds, alpha, alpha_bg, proto.tta)
+    writer = _Writer(
+        meta, kinds, alpha, alpha_bg, proto.tta, legend, resolve_probs_format(probs_format, meta.num_classes)
+    )
+    want_probs = writer.probs_fmt if "probs" in kinds else None
     stems: dict[str, int] = {}
     plan = []
     for p in paths:
@@ -303,7 +363,7 @@ def predict(
         pending: deque[Future] = deque()
         done = len(result.skipped)
         for batch in _batches(decoded, batch_size):
-            for (item, image, _), (mask, probs) in zip(batch, _run_batch(model, batch, proto, dev, "probs" in kinds)):
+            for (item, image, _), (mask, probs) in zip(batch, _run_batch(model, batch, proto, dev, want_probs)):
                 src, files = item
                 entry = {"input": str(src), **{k: str(v) for k, v in files.items()}}
                 result.outputs.append(entry)
@@ -401,7 +461,7 @@ def _predict_video(
     try:
         for batch in _batches(decoded(), batch_size):
             for (k, frame, _), (mask, probs) in zip(
-                batch, _run_batch(model, batch, proto, dev, "probs" in frame_kinds)
+                batch, _run_batch(model, batch, proto, dev, writer.probs_fmt if "probs" in frame_kinds else None)
             ):
                 files = {
                     kind: p.parent / stem / f"{k:06d}{p.suffix}"
