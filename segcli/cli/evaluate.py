@@ -122,6 +122,8 @@ def eval_cmd(
     out.print(f"protocol: {m.get('protocol')}")
     out.print(f"conventions: {m['conventions']}")
     out.print(f"report: [bold]{res.report}[/]")
+    if m.get("confusion_png"):
+        out.print(f"confusion matrix: [bold]{m['confusion_png']}[/]")
 
 
 def register(app: typer.Typer) -> None:

@@ -226,11 +226,22 @@ def evaluate(
         "matrix": cm.mat.cpu().tolist(),
     }
     report = _report_path(weights_file, split, out)
+    metrics["confusion_png"] = str(write_confusion_png(cm.mat.cpu().numpy(), meta.classes, report))
     if per_image is not None:
         metrics["worst"] = _write_worst(model, ds, per_image, worst, proto, dev, meta.palette, report.parent / "worst")
     result = EvalResult(metrics, weights_file, root, split, report, time.perf_counter() - t0)
     atomic_write_text(report, dumps_json(result.to_dict()) + "\n")
     return result
+
+
+def write_confusion_png(confusion: np.ndarray, classes: list[str] | tuple[str, ...], report: Path) -> Path:
+    """The row-normalised confusion matrix drawn next to the report: ``<report stem>_confusion.png``
+    (``eval/val.json`` → ``eval/val_confusion.png``), with the same drawing as training's plots."""
+    from segcli.engine import draw_cv
+    from segcli.engine.plots import row_normalise, write_png
+
+    path = next_free_path(report.with_name(f"{report.stem}_confusion.png"))
+    return write_png(path, draw_cv.confusion(row_normalise(confusion), list(classes)))
 
 
 def _protocol_summary(proto: Protocol, size: tuple[int, ...], keep_ratio: tuple[int, ...]) -> dict[str, Any]:

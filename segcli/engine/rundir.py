@@ -9,7 +9,7 @@
                               at an epoch end or inside an epoch (train.save_every)
     checkpoint.json           the last complete save: epoch, step, its files (:mod:`segcli.engine.commit`)
     log.txt                   timestamped lines
-    eval/<split>.json         reports of `seg eval` on this run
+    eval/<split>.json         reports of `seg eval` on this run, each with its <split>_confusion.png
     plots/, report.html       room for pictures and the run report
 
 Everything else (trainer, evaluator, predictor, checkpoint resolution) asks a :class:`RunDir`
