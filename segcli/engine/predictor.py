@@ -71,15 +71,30 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTS
 
 
+def colour_mask(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 colours of a class-id mask: ids above the palette take its last colour.
+
+    An 8-bit mask goes through OpenCV's table lookup (several times faster than numpy's gather)."""
+    palette = np.asarray(palette, np.uint8)
+    if mask.dtype == np.uint8 and mask.flags.c_contiguous:
+        table = np.repeat(palette[-1:], 256, axis=0)
+        table[: min(len(palette), 256)] = palette[:256]
+        return cv2.LUT(cv2.merge([mask, mask, mask]), table[:, None, :])
+    return palette[np.clip(mask, 0, len(palette) - 1)]
+
+
 def overlay(
     image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: float = 0.5, alpha_bg: float | None = None
 ) -> np.ndarray:
-    """Blend class colours onto the image (class 0 with ``alpha_bg`` when given: 0 leaves it untinted)."""
-    colours = palette[np.clip(mask, 0, len(palette) - 1)].astype(np.float32)
-    a = np.full(mask.shape + (1,), alpha, dtype=np.float32)
-    if alpha_bg is not None:
-        a[mask == 0] = alpha_bg
-    return (image.astype(np.float32) * (1 - a) + colours * a + 0.5).astype(np.uint8)
+    """Blend class colours onto the image (class 0 with ``alpha_bg`` when given: 0 leaves it untinted).
+
+    Integer blending in OpenCV, ``image * (1 - a) + colour * a`` rounded to the nearest value."""
+    colours = colour_mask(mask, palette)
+    out = cv2.addWeighted(image, 1.0 - alpha, colours, alpha, 0.0)
+    if alpha_bg is not None and alpha_bg != alpha:
+        bg = cv2.addWeighted(image, 1.0 - alpha_bg, colours, alpha_bg, 0.0)
+        np.copyto(out, bg, where=(mask == 0)[..., None])
+    return out
 
 
 @dataclass
@@ -89,6 +104,7 @@ class PredictResult:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # inputs whose outputs were already there
     seconds: float = 0.0
+    load_seconds: float = 0.0  # of ``seconds``: until the model was ready (weights read, model built)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +113,7 @@ class PredictResult:
             "images": len(self.outputs),
             "skipped": len(self.skipped),
             "seconds": round(self.seconds, 3),
+            "load_seconds": round(self.load_seconds, 3),
             "images_per_second": round(len(self.outputs) / self.seconds, 2) if self.seconds > 0 else None,
             "outputs": self.outputs,
         }
@@ -160,7 +177,7 @@ class _Writer:
                 continue
             if kind == "mask":
                 if self.id_dtype is np.uint8:
-                    write_palette_mask(path, mask.astype(np.uint8), self.meta.palette)
+                    write_palette_mask(path, mask.astype(np.uint8), self.meta.palette, compress_level=1)
                 else:  # a palette PNG holds 256 ids at most
                     write_mask(path, mask.astype(np.uint16))
             elif kind == "ids":
@@ -207,13 +224,11 @@ def _write_entry(
     entry["classes"] = writer.shares(mask)
 
 
-def _probabilities(scores: torch.Tensor, tta: bool, fmt: str) -> np.ndarray:
+def _probabilities(scores: torch.Tensor, tta: bool, fmt: str) -> torch.Tensor:
     """Class probabilities (K, H, W) of one image's scores: float16 for ``.npy``, round(255 p) as uint8
     for PNGs (quantised where the scores are, before the copy to the host)."""
     p = scores if tta else scores.softmax(0)
-    if fmt == "png":
-        return p.mul(255).round_().to(torch.uint8).cpu().numpy()
-    return p.to(torch.float16).cpu().numpy()
+    return p.mul(255).round_().to(torch.uint8) if fmt == "png" else p.to(torch.float16)
 
 
 def _decode(src: Path, size: tuple[int, ...], keep_ratio: tuple[int, ...]) -> tuple[np.ndarray, torch.Tensor]:
@@ -244,21 +259,31 @@ def _batches(
         yield batch
 
 
+def _to_host(ts: list[torch.Tensor]) -> list[np.ndarray]:
+    """Tensors as numpy arrays: on an accelerator one device-to-host copy (one sync) for a batch of one
+    shape instead of one per image."""
+    if ts and ts[0].device.type != "cpu" and len({tuple(t.shape) for t in ts}) == 1:
+        return list(torch.stack(ts).cpu().numpy())
+    return [t.cpu().numpy() for t in ts]
+
+
 def _run_batch(
     model: torch.nn.Module, batch: list, proto: Protocol, dev: torch.device, probs_fmt: str | None
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """(mask, float16 probabilities or None) per image of a batch, at each original image's size."""
+    """(mask, probabilities or None) per image of a batch, at each original image's size.
+
+    Masks are uint8 up to 256 classes (int32 above), made on the device, so the host copy is small and
+    the writers' colour lookup is a table lookup."""
     x = torch.stack([b[2] for b in batch])
     if dev.type == "cuda" and not proto.slide:
         x = x.pin_memory()
     sizes = [tuple(b[1].shape[:2]) for b in batch]
     scores = predict_images(model, x, sizes, proto, dev)
-    out = []
-    for sc in scores:
-        mask = class_ids(sc).cpu().numpy()
-        probs = _probabilities(sc, proto.tta, probs_fmt) if probs_fmt else None
-        out.append((mask, probs))
-    return out
+    id_dtype = torch.uint8 if scores[0].shape[0] <= 256 else torch.int32
+    masks = _to_host([class_ids(sc).to(id_dtype) for sc in scores])
+    if not probs_fmt:
+        return [(m, None) for m in masks]
+    return list(zip(masks, _to_host([_probabilities(sc, proto.tta, probs_fmt) for sc in scores])))
 
 
 def predict(
@@ -325,6 +350,7 @@ def predict(
         tta=tta,
         tta_scales=tta_scales,
     )
+    ready = time.perf_counter()
     writer = _Writer(
         meta, kinds, alpha, alpha_bg, proto.tta, legend, resolve_probs_format(probs_format, meta.num_classes)
     )
@@ -343,7 +369,7 @@ def predict(
                 f"{clash[0]} exists ({len(clash)} output files would be replaced); pass --overwrite, "
                 "--skip-existing (continue an interrupted run) or another --out"
             )
-    result = PredictResult(out, weights)
+    result = PredictResult(out, weights, load_seconds=ready - t0)
     images = [(p, stem) for p, stem in plan if not is_video(p)]
     videos = [(p, stem) for p, stem in plan if is_video(p)]
     threads = workers or min(8, os.cpu_count() or 1)
