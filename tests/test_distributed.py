@@ -142,3 +142,30 @@ def test_time_budget_ranks_agree_to_stop_every_log_every_iterations(tiny_overrid
     (run,) = (tmp_path / "runs" / "quickstart").iterdir()
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert rows and rows[-1]["mIoU"] != ""
+
+
+@pytest.mark.slow
+def test_eval_under_torchrun_equals_one_process(tiny_overrides: list[str], tmp_path: Path, shapes_root: Path) -> None:
+    """Each rank evaluates a shard, the confusion matrices are summed: the metrics are exactly one process's."""
+    import json
+
+    from segcli.engine.trainer import train
+
+    run = Path(train("quickstart", [*tiny_overrides, "train.device=cpu", "train.threads=1"]).run_dir)
+    args = ["-m", "segcli", "eval", str(run), "--data", str(shapes_root), "--device", "cpu", "--worst", "3", "--json"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run(
+        [sys.executable, *args, "--out", str(tmp_path / "one.json")], capture_output=True, text=True, env=env
+    )
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = _torchrun([*args, "--out", str(tmp_path / "ddp" / "two.json")])
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = json.loads(one.stdout), json.loads(two.stdout)  # rank 0 alone prints
+    assert "processes" not in a and b["processes"] == 2 and a["images"] == b["images"] == 8
+    assert a["confusion_matrix"] == b["confusion_matrix"] and sum(map(sum, a["confusion_matrix"]["matrix"])) > 0
+    for key in ("mIoU", "pixel_accuracy", "mean_accuracy", "fwIoU", "mean_dice", "pixels", "per_class"):
+        assert a[key] == b[key], key
+    assert [(w["image"], w["mIoU"]) for w in a["worst"]] == [(w["image"], w["mIoU"]) for w in b["worst"]]
+    written = sorted(p.name for p in (tmp_path / "ddp").iterdir())
+    assert written == ["two.json", "two_confusion.png", "worst"]  # rank 0 alone writes, once
+    assert json.loads((tmp_path / "ddp" / "two.json").read_text())["mIoU"] == a["mIoU"]

@@ -65,7 +65,10 @@ def eval_cmd(
     worst: int = typer.Option(0, "--worst", min=0, help="List the K images with the lowest mIoU (overlays too)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Metrics over a split from one confusion matrix: pixel acc, mAcc, mIoU, fwIoU, mDice, per class."""
+    """Metrics over a split from one confusion matrix: pixel acc, mAcc, mIoU, fwIoU, mDice, per class.
+
+    Under torchrun (``torchrun --nproc-per-node N -m segcli eval RUN``) each process evaluates a shard and
+    the confusion matrices are summed; rank 0 writes the report."""
     from segcli.engine.evaluator import evaluate
 
     res = evaluate(
@@ -87,6 +90,8 @@ def eval_cmd(
         tta_scales=scales(tta_scales),
         worst=worst,
     )
+    if res.rank != 0:  # under torchrun rank 0 alone reports
+        return
     if as_json:
         print_json(res.to_dict())
         return
