@@ -219,3 +219,27 @@ def test_multiclass_probability_pngs_one_per_class(weights: Path, images: list[P
     capsys.readouterr()
     assert run(["infer", str(weights), str(images[0]), "--out", str(tmp_path / "x"), "--probs-format", "tiff"]) == 2
     assert "--probs-format tiff" in capsys.readouterr().err
+
+
+def test_read_ahead_keeps_order_passes_errors_and_stops_with_its_consumer() -> None:
+    import itertools
+    import threading
+
+    from segcli.engine.predictor import _read_ahead
+    from segcli.errors import DataError
+
+    assert list(_read_ahead(iter(range(50)), 3)) == list(range(50))
+
+    def broken():  # noqa: ANN202
+        yield from range(5)
+        raise DataError("clip.mp4: frame 5 is damaged")
+
+    got = []
+    with pytest.raises(DataError, match="frame 5"):
+        for x in _read_ahead(broken(), 2):
+            got.append(x)
+    assert got == [0, 1, 2, 3, 4]
+    endless = _read_ahead(itertools.count(), 2)
+    assert [next(endless) for _ in range(3)] == [0, 1, 2]
+    endless.close()  # the producer thread ends with its consumer
+    assert not any(t.name == "seg-video-decode" for t in threading.enumerate())

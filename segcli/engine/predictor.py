@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import glob
 import os
+import queue
 import re
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -447,6 +449,43 @@ def _frames(src: Path) -> Iterator[np.ndarray]:
         cap.release()
 
 
+def _read_ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """``items`` produced by a background thread, at most ``depth`` ahead of the consumer (a video's frames
+    are decoded while the model runs); an exception in the producer is raised in the consumer."""
+    box: queue.Queue = queue.Queue(maxsize=max(depth, 1))
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        box.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put((end, None))
+        except BaseException as e:  # handed to the consumer
+            box.put((end, e))
+
+    thread = threading.Thread(target=produce, name="seg-video-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = box.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 def _predict_video(
     src: Path,
     stem: str,
@@ -484,8 +523,16 @@ def _predict_video(
             fut.set_result((frame, _model_input(frame, size, keep_ratio)))
             yield k, fut
 
+    def encode(frame: np.ndarray, mask: np.ndarray) -> None:
+        assert video is not None
+        blended = overlay(frame, mask, writer.palette, writer.alpha, writer.alpha_bg)
+        video.write(cv2.cvtColor(blended, cv2.COLOR_RGB2BGR))
+
+    # frames decoded on one thread ahead of the model, blended and encoded on another in order (one video
+    # writer), per-frame files written by the pool: the main thread only runs the model
+    encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seg-video-encode")
     try:
-        for batch in _batches(decoded(), batch_size):
+        for batch in _batches(_read_ahead(decoded(), 2 * batch_size), batch_size):
             for (k, frame, _), (mask, probs) in zip(
                 batch, _run_batch(model, batch, proto, dev, writer.probs_fmt if "probs" in frame_kinds else None)
             ):
@@ -497,18 +544,19 @@ def _predict_video(
                 pending.append(pool.submit(writer.write, frame, mask, probs, files, False))
                 shares += np.bincount(mask.ravel(), minlength=writer.meta.num_classes)[: writer.meta.num_classes]
                 if video is not None:
-                    blended = overlay(frame, mask, writer.palette, writer.alpha, writer.alpha_bg)
-                    video.write(cv2.cvtColor(blended, cv2.COLOR_RGB2BGR))
+                    pending.append(encoder.submit(encode, frame, mask))
                 frames += 1
-            while len(pending) > 2 * batch_size:
+            while len(pending) > 4 * batch_size:
                 pending.popleft().result()
         for f in pending:
             f.result()
+        encoder.shutdown(wait=True)
         if video is not None:
             video.release()
             video = None
             os.replace(tmp, video_path)
     finally:
+        encoder.shutdown(wait=True, cancel_futures=True)
         if video is not None:
             video.release()
         tmp.unlink(missing_ok=True)
