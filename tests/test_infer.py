@@ -218,7 +218,10 @@ def test_multiclass_probability_pngs_one_per_class(weights: Path, images: list[P
         assert png.dtype == np.uint8 and np.abs(png.astype(int) - np.round(want[k] * 255)).max() <= 1
     capsys.readouterr()
     assert run(["infer", str(weights), str(images[0]), "--out", str(tmp_path / "x"), "--probs-format", "tiff"]) == 2
-    assert "--probs-format tiff" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--probs-format" in err and "tiff" in err
+    with pytest.raises(UserError, match="--probs-format tiff"):
+        predict(weights, [str(images[0])], tmp_path / "y", device="cpu", probs_format="tiff")
 
 
 def test_read_ahead_keeps_order_passes_errors_and_stops_with_its_consumer() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -26,6 +27,14 @@ from segcli.cli._common import (
 )
 
 
+class ProbsFormat(str, Enum):
+    """How ``--save probs`` writes probabilities."""
+
+    auto = "auto"
+    npy = "npy"
+    png = "png"
+
+
 def infer_cmd(
     weights: Path = typer.Argument(..., help="Weights (.safetensors) or a run directory."),
     inputs: list[str] = typer.Argument(
@@ -44,8 +53,8 @@ def infer_cmd(
     legend: bool = typer.Option(
         False, "--legend/--no-legend", help="Overlays get a strip below naming the classes present (images only)."
     ),
-    probs_format: str = typer.Option(
-        "auto",
+    probs_format: ProbsFormat = typer.Option(
+        ProbsFormat.auto,
         "--probs-format",
         help="--save probs as: npy (float16, classes first), png (8-bit: the foreground of a binary model, "
         "else one PNG per class), auto (png for a two-class model, else npy).",
@@ -96,7 +105,7 @@ def infer_cmd(
             batch_size=batch_size,
             workers=workers,
             legend=legend,
-            probs_format=probs_format,
+            probs_format=probs_format.value,
         )
     if as_json:
         print_json(res.to_dict())
