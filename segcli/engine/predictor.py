@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 import torch
 
-from segcli.data.datasets import image_to_tensor
+from segcli.data.datasets import image_to_tensor, usable_cores
 from segcli.data.io import IMAGE_EXTS, list_images, read_image, write_image, write_mask, write_palette_mask
 from segcli.data.transforms import inference_size, resize_pair
 from segcli.engine.checkpoint import build_from_weights
@@ -374,7 +374,7 @@ def predict(
     result = PredictResult(out, weights, load_seconds=ready - t0)
     images = [(p, stem) for p, stem in plan if not is_video(p)]
     videos = [(p, stem) for p, stem in plan if is_video(p)]
-    threads = workers or min(8, os.cpu_count() or 1)
+    threads = workers or min(8, usable_cores())
     with ThreadPoolExecutor(max_workers=threads) as pool:
         todo = []
         for i, (src, stem) in enumerate(images):
