@@ -456,20 +456,28 @@ def _read_ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
     stop = threading.Event()
     end = object()
 
+    def offer(entry: tuple[Any, BaseException | None]) -> bool:
+        """Queue ``entry`` unless the consumer has stopped (never blocks for good on a full queue)."""
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        box.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not offer((item, None)):
                     return
-            box.put((end, None))
+            offer((end, None))
         except BaseException as e:  # handed to the consumer
-            box.put((end, e))
+            offer((end, e))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:  # a generator's own clean-up (the video capture released) on this thread
+                close()
 
     thread = threading.Thread(target=produce, name="seg-video-decode", daemon=True)
     thread.start()
