@@ -253,6 +253,12 @@ def _check_loss(loss: LossConfig, check_files: bool, dataset: str) -> list[tuple
     return found
 
 
+def _check_loggers(t: TrainConfig, check_packages: bool) -> list[tuple[str, str]]:
+    from segcli.engine.loggers import logger_problems
+
+    return [("train.loggers", problem) for problem in logger_problems(t.loggers, check_packages)]
+
+
 def validate_preset(
     preset: Preset, origin: Mapping[str, str] | None = None, *, check_files: bool = True, default: str = "preset"
 ) -> None:
@@ -260,12 +266,13 @@ def validate_preset(
 
     ``origin`` maps dotted keys to the file (or "command line") that set them; keys not in it are
     attributed to ``default``. ``check_files=False`` skips the files a preset refers to (class-weights
-    and pretrained files), for presets embedded in checkpoints.
+    and pretrained files) and the packages its loggers need, for presets embedded in checkpoints.
     """
     found = [
         *_check_shapes(preset),
         *_check_lr_scaling(preset),
         *_check_train(preset.train),
+        *_check_loggers(preset.train, check_files),
         *_check_model(preset.model, check_files),
         *_check_loss(preset.loss, check_files, preset.data.root),
     ]

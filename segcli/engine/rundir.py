@@ -11,6 +11,8 @@
     log.txt                   timestamped lines
     eval/<split>.json         reports of `seg eval` on this run
     plots/, report.html       room for pictures and the run report
+    tensorboard/              TensorBoard event files (train.loggers = ["tensorboard"])
+    wandb/                    the Weights & Biases run's files (train.loggers = ["wandb"])
 
 Everything else (trainer, evaluator, predictor, checkpoint resolution) asks a :class:`RunDir`
 for paths instead of spelling them out.
@@ -103,6 +105,15 @@ class RunDir:
     @property
     def plots_dir(self) -> Path:
         return self.path / "plots"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
+    def wandb_dir(self) -> Path:
+        """Where W&B keeps its files (``wandb.init(dir=<run>)`` writes ``<run>/wandb/``)."""
+        return self.path / "wandb"
 
     @property
     def report(self) -> Path:

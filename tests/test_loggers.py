@@ -1,0 +1,107 @@
+"""train.loggers: TensorBoard events read back, the errors for bad names and missing packages."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from segcli.cli.app import run
+from segcli.config.load import load_preset
+from segcli.engine.callbacks import Callback, IterStats
+from segcli.engine.loggers import LOGGERS, flat_preset, make_loggers
+from segcli.engine.trainer import train
+from segcli.errors import PresetError
+
+
+class Steps(Callback):
+    """Counts iterations, to know how many train/loss points to expect."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def on_iter_stats(self, stats: IterStats) -> None:
+        self.n += 1
+
+
+def _events(log_dir: Path):  # noqa: ANN202
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(log_dir), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def test_tensorboard_scalars_images_and_hparams(tiny_overrides: list[str]) -> None:
+    pytest.importorskip("tensorboard")
+    steps = Steps()
+    res = train(
+        "quickstart", [*tiny_overrides, 'train.loggers=["csv","tensorboard"]', "train.log_every=1"], callbacks=[steps]
+    )
+    log_dir = res.run_dir / "tensorboard"
+    assert list(log_dir.glob("events.out.tfevents.*"))
+    assert (res.run_dir / "metrics.csv").is_file()  # csv stays on
+    acc = _events(log_dir)
+    tags = acc.Tags()
+    loss = acc.Scalars("train/loss")
+    assert len(loss) == steps.n == 8  # 16 images / batch 4 = 4 iterations, 2 epochs, log_every=1
+    assert [e.step for e in loss] == list(range(1, 9))
+    assert len(acc.Scalars("train/lr")) == 8
+    assert len(acc.Scalars("train/epoch_loss")) == 2
+    miou = acc.Scalars("val/mIoU")
+    assert [e.step for e in miou] == [4, 8]  # one validation per epoch
+    assert abs(miou[-1].value - res.last["mIoU"]) < 1e-5
+    iou_tags = [t for t in tags["scalars"] if t.startswith("val_iou/")]
+    assert "val_iou/background" in iou_tags
+    assert {"val/confusion_matrix", "val/samples", "dataset/class_pixels"} <= set(tags["images"])
+    assert len(acc.Images("val/samples")) == 2
+    assert acc.Images("val/confusion_matrix")[-1].width > 100
+    assert "preset/text_summary" in tags["tensors"]  # the resolved preset as text
+    from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
+
+    start = HParamsPluginData.FromString(acc.PluginTagToContent("hparams")["_hparams_/session_start_info"])
+    hp = start.session_start_info.hparams
+    assert hp["train.loggers"].string_value == "['csv', 'tensorboard']" and hp["optim.lr"].number_value > 0
+
+
+def test_tensorboard_logs_every_log_every(tiny_overrides: list[str]) -> None:
+    pytest.importorskip("tensorboard")
+    res = train("quickstart", [*tiny_overrides, 'train.loggers=["tensorboard"]', "train.log_every=3"])
+    assert [e.step for e in _events(res.run_dir / "tensorboard").Scalars("train/loss")] == [3, 6]
+
+
+def test_flat_preset_is_scalars_only() -> None:
+    flat = flat_preset(load_preset("quickstart").preset)
+    assert flat["optim.lr"] > 0 and isinstance(flat["loss.terms"], str)
+    assert all(isinstance(v, (bool, int, float, str)) for v in flat.values())
+
+
+def test_unknown_logger_lists_the_valid_ones(capfd: pytest.CaptureFixture) -> None:
+    rc = run(["presets", "show", "quickstart", 'train.loggers=["csv","tensorbord"]'])
+    err = capfd.readouterr().err
+    assert rc == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "train.loggers" in err and "tensorbord" in err and "csv, tensorboard" in err
+    assert 'did you mean "tensorboard"' in err
+
+
+@pytest.mark.parametrize("name", ["tensorboard"])
+def test_missing_package_names_the_extra(
+    name: str, shapes_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, name, None)  # import (and find_spec) of the package now fails
+    with pytest.raises(PresetError, match=rf"pip install 'segcli\[{name}\]'"):
+        make_loggers(["csv", name])
+    rc = run(
+        ["train", "quickstart", f"data.root={shapes_root}", f"train.out_dir={tmp_path}", f'train.loggers=["{name}"]']
+    )
+    err = capfd.readouterr().err
+    assert rc == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and f"pip install 'segcli[{name}]'" in lines[0] and "train.loggers" in lines[0]
+    assert not any(tmp_path.iterdir())  # refused before a run directory was made
+
+
+def test_csv_alone_adds_no_callback() -> None:
+    assert make_loggers(["csv"]) == [] and LOGGERS.names() == ["csv", "tensorboard"]
