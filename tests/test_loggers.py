@@ -1,4 +1,4 @@
-"""train.loggers: TensorBoard events read back, the errors for bad names and missing packages."""
+"""train.loggers: TensorBoard events read back, W&B offline runs, the errors for bad names and missing packages."""
 
 from __future__ import annotations
 
@@ -82,11 +82,11 @@ def test_unknown_logger_lists_the_valid_ones(capfd: pytest.CaptureFixture) -> No
     err = capfd.readouterr().err
     assert rc == 2, err
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert "train.loggers" in err and "tensorbord" in err and "csv, tensorboard" in err
+    assert "train.loggers" in err and "tensorbord" in err and "csv, tensorboard, wandb" in err
     assert 'did you mean "tensorboard"' in err
 
 
-@pytest.mark.parametrize("name", ["tensorboard"])
+@pytest.mark.parametrize("name", ["tensorboard", "wandb"])
 def test_missing_package_names_the_extra(
     name: str, shapes_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
 ) -> None:
@@ -104,4 +104,58 @@ def test_missing_package_names_the_extra(
 
 
 def test_csv_alone_adds_no_callback() -> None:
-    assert make_loggers(["csv"]) == [] and LOGGERS.names() == ["csv", "tensorboard"]
+    assert make_loggers(["csv"]) == [] and LOGGERS.names() == ["csv", "tensorboard", "wandb"]
+
+
+@pytest.fixture
+def wandb_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """W&B in offline mode with every directory it writes in tmp_path and no key (no network, no prompt)."""
+    pytest.importorskip("wandb", reason="wandb is not installed (pip install 'segcli[wandb]')")
+    home = tmp_path / "wandb_home"
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DIR", str(home / "dir"))
+    for var in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_ARTIFACT_DIR"):
+        monkeypatch.setenv(var, str(home / var.lower()))
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # any attempt to reach a server fails at once
+    return home
+
+
+def test_wandb_offline_run(tiny_overrides: list[str], wandb_offline: Path) -> None:
+    res = train("quickstart", [*tiny_overrides, 'train.loggers=["csv","wandb"]', "train.log_every=2"])
+    runs = list((res.run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, list((res.run_dir / "wandb").iterdir())
+    assert list(runs[0].glob("run-*.wandb")) and (runs[0] / "files").is_dir()
+    run_id = (res.run_dir / "wandb" / "run_id.txt").read_text().strip()
+    assert runs[0].name.endswith(run_id)
+    records = next(runs[0].glob("run-*.wandb")).read_bytes()  # offline: config, history and summary live here
+    for needle in (b"optim", b"train/loss", b"train/lr", b"val/mIoU", b"val_iou/background", b"best/mIoU"):
+        assert needle in records, needle
+    files = runs[0] / "files"
+    media = list((files / "media" / "images").rglob("*.png"))
+    assert any("samples" in str(m) for m in media) and any("confusion_matrix" in str(m) for m in media)
+
+
+def test_wandb_mode_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from segcli.engine.loggers.wandb import wandb_mode
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert wandb_mode() == "offline"  # no key: never a login prompt
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert wandb_mode() == "online"
+    monkeypatch.setenv("WANDB_MODE", "Disabled")
+    assert wandb_mode() == "disabled"
+
+
+def test_wandb_that_cannot_start_is_one_line(
+    tiny_overrides: list[str], wandb_offline: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setenv("WANDB_MODE", "sideways")  # not a mode wandb knows
+    rc = run(["train", "quickstart", *tiny_overrides, 'train.loggers=["wandb"]', "train.epochs=1"])
+    err = capfd.readouterr().err
+    assert rc == 2, err
+    assert "Traceback" not in err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error:") and "W&B could not start in sideways mode" in line and "WANDB_MODE=offline" in line

@@ -106,3 +106,4 @@ def make_loggers(names: Iterable[str]) -> list[Callback]:
 
 
 from segcli.engine.loggers import tensorboard as _tensorboard  # noqa: E402, F401  (registers "tensorboard")
+from segcli.engine.loggers import wandb as _wandb  # noqa: E402, F401  (registers "wandb")
