@@ -9,7 +9,6 @@ import their packages (torch's SummaryWriter, wandb) only when training starts. 
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from segcli.engine.callbacks import Callback
 from segcli.errors import PresetError
+from segcli.extras import install_hint, package_available
 from segcli.registry import Registry, did_you_mean
 
 
@@ -37,14 +37,6 @@ def _csv() -> None:
     return None
 
 
-def package_available(package: str) -> bool:
-    """True when ``package`` can be imported (without importing it)."""
-    try:
-        return importlib.util.find_spec(package) is not None
-    except (ImportError, ValueError):  # a parent package missing, or a module set to None in sys.modules
-        return False
-
-
 def logger_problems(names: Iterable[str], check_packages: bool = True) -> list[str]:
     """One message per unknown logger name or (with ``check_packages``) missing package, in order."""
     found = []
@@ -59,7 +51,7 @@ def logger_problems(names: Iterable[str], check_packages: bool = True) -> list[s
         if check_packages and info.package and not package_available(info.package):
             found.append(
                 f"train.loggers: {name!r} needs the {info.package} package, which is not installed; "
-                f"pip install 'segcli[{info.extra}]' (or remove {name!r} from train.loggers)"
+                f"{install_hint(info.extra)} (or remove {name!r} from train.loggers)"
             )
     return found
 
