@@ -159,3 +159,28 @@ def test_wandb_that_cannot_start_is_one_line(
     assert "Traceback" not in err
     line = err.strip().splitlines()[-1]
     assert line.startswith("error:") and "W&B could not start in sideways mode" in line and "WANDB_MODE=offline" in line
+
+
+@pytest.mark.slow
+def test_train_to_a_file_with_loggers_is_plain_text(
+    tiny_overrides: list[str], wandb_offline: Path, tmp_path: Path
+) -> None:
+    """`seg train ... > file 2>&1` with TensorBoard and W&B on: plain lines, no terminal control codes."""
+    import os
+    import subprocess
+
+    pytest.importorskip("tensorboard")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TERM": "xterm-256color"}
+    env.pop("FORCE_COLOR", None)
+    env.pop("WANDB_SILENT", None)  # let W&B print what it prints to a file
+    cmd = [sys.executable, "-m", "segcli", "train", "quickstart", *tiny_overrides, "train.log_every=2"]
+    cmd.append('train.loggers=["csv","tensorboard","wandb"]')
+    out = tmp_path / "train.out"
+    with out.open("wb") as f:
+        done = subprocess.run(
+            cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=Path(__file__).parents[1], timeout=300
+        )
+    text = out.read_text()
+    assert done.returncode == 0, text
+    assert "\x1b" not in text and "\r" not in text, repr(text[:2000])
+    assert sum(line.startswith("epoch 2/2 it 4/4") for line in text.splitlines()) == 1
