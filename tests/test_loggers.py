@@ -184,3 +184,21 @@ def test_train_to_a_file_with_loggers_is_plain_text(
     assert done.returncode == 0, text
     assert "\x1b" not in text and "\r" not in text, repr(text[:2000])
     assert sum(line.startswith("epoch 2/2 it 4/4") for line in text.splitlines()) == 1
+
+
+def test_tensorboard_continues_a_resumed_run(tiny_overrides: list[str]) -> None:
+    pytest.importorskip("tensorboard")
+    over = [*tiny_overrides, 'train.loggers=["tensorboard"]', "train.log_every=2", "train.epochs=1"]
+    first = train("quickstart", over)
+    train(resume=first.run_dir, extend=["train.epochs=2"])
+    acc = _events(first.run_dir / "tensorboard")
+    assert [e.step for e in acc.Scalars("train/loss")] == [2, 4, 6, 8]  # no step twice
+    assert [e.step for e in acc.Scalars("val/mIoU")] == [4, 8]
+
+
+def test_wandb_continues_a_resumed_run(tiny_overrides: list[str], wandb_offline: Path) -> None:
+    first = train("quickstart", [*tiny_overrides, 'train.loggers=["wandb"]', "train.epochs=1"])
+    run_id = (first.run_dir / "wandb" / "run_id.txt").read_text().strip()
+    train(resume=first.run_dir, extend=["train.epochs=2"])
+    runs = sorted((first.run_dir / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(r.name.endswith(run_id) for r in runs)  # one W&B run, two attempts
