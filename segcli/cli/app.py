@@ -21,14 +21,17 @@ from segcli.errors import SegError
 COMMAND_MODULES = [
     "prepare",
     "check",
+    "browse",
     "class_weights",
     "crop",
     "train",
     "evaluate",
     "infer",
+    "report",
     "presets",
     "models",
     "benchmark",
+    "convert_ckpt",
 ]
 
 

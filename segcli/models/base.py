@@ -16,6 +16,7 @@ from segcli.errors import PresetError, UserError
 from segcli.models.blocks import DecoderOpts, resize
 from segcli.models.encoder import TimmEncoder
 from segcli.models.heads import AuxHeads, resolve_stages
+from segcli.models.tv_encoder import TorchvisionEncoder, is_torchvision_backbone
 
 ModelOutput = torch.Tensor | dict[str, object]
 
@@ -31,6 +32,8 @@ def build_encoder(
     if output_stride not in (0, 8, 16, 32):
         raise PresetError(f"model.output_stride = {output_stride}: must be 8, 16 or 32 (0 = model default)")
     stride = output_stride or default_stride
+    if is_torchvision_backbone(backbone):
+        return TorchvisionEncoder(backbone, pretrained, pretrained_file, output_stride or min(32, max(16, stride)))
     try:
         return TimmEncoder(backbone, pretrained, pretrained_file, output_stride=stride)
     except PresetError as e:
@@ -58,10 +61,33 @@ def check_input_shape(x: torch.Tensor, multiple: int, model: str) -> None:
         )
 
 
+def head_parameters(net: nn.Module) -> list[nn.Parameter]:
+    """The parameters ``optim.head_lr_mult`` applies to: the network's "head".
+
+    A network names its head modules in a ``head_modules`` class attribute (attribute names; absent ones, such
+    as aux heads switched off, are skipped). Without one, the head of a decoder on a timm encoder is everything
+    outside the encoder (decoder, classifier and aux heads: mmseg's ``decode_head`` + ``auxiliary_head``), and
+    a network without an encoder has none. ``net`` may be wrapped (a Segmenter's ``.net``).
+    """
+    net = getattr(net, "net", net)
+    names = getattr(net, "head_modules", None)
+    if names is not None:
+        mods = [getattr(net, n) for n in names if isinstance(getattr(net, n, None), nn.Module)]
+        return [p for m in mods for p in m.parameters()]
+    encoder = getattr(net, "encoder", None)
+    if not isinstance(encoder, nn.Module):
+        return []
+    inside = {id(p) for p in encoder.parameters()}
+    return [p for p in net.parameters() if id(p) not in inside]
+
+
 class OwnBackbone(nn.Module):
     """A network with its own backbone (registered with ``timm_encoder=False``): the decoder options and
     the switch of its built-in auxiliary heads are set, then subclasses build their layers in :meth:`build_layers`.
+    Subclasses name their head modules in ``head_modules`` (see :func:`head_parameters`).
     """
+
+    head_modules: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -94,6 +120,7 @@ class EncoderDecoder(nn.Module):
     """
 
     default_stride = 32
+    head_modules: tuple[str, ...] | None = None  # None: everything outside the encoder (see head_parameters)
 
     def __init__(
         self,
