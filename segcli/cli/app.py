@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "train",
     "evaluate",
     "infer",
+    "export",
     "presets",
     "models",
     "benchmark",
