@@ -26,14 +26,18 @@ from segcli.models import build_model
 MODELS = {"fpn-r18": ("fpn", "resnet18"), "lraspp-mbv3": ("lraspp", "mobilenetv3_large_100")}
 
 
-def median_ms(fn: Callable[[], object], reps: int) -> float:
-    fn()  # warm-up (allocations, kernel choice)
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
+def alternate_ms(fns: list[Callable[[], object]], reps: int) -> list[float]:
+    """Median milliseconds of each function, timed in turn within every repetition (on a shared machine a
+    burst of load then hits all of them alike); one warm-up call each first."""
+    for fn in fns:
         fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)) * 1000
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(reps):
+        for fn, t in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - t0)
+    return [float(np.median(t)) * 1000 for t in times]
 
 
 def main() -> None:
@@ -58,19 +62,25 @@ def main() -> None:
         torch.manual_seed(0)
         model = build_model(name, args.classes, backbone=backbone, pretrained=False).eval()
         with torch.no_grad():
-            ref = model(x)
-        with torch.no_grad():
-            eager = median_ms(lambda m=model: m(x), args.reps)
+            ref = model(x).numpy()
+        sessions = {}
         for layout in ("float-nchw", "uint8-nhwc"):
             wrapper = ExportWrapper(model, layout).eval()
             built = build_graph(wrapper, "onnx", opset=18, multiple=32, fixed_size=(h, w), dev=dev, half=False)
             session = OnnxRunner(built.payload, dev, threads).session
             feed = {session.get_inputs()[0].name: image if layout == "uint8-nhwc" else x.numpy()}
-            out = session.run(None, feed)[0]
-            diff = float(np.abs(out - ref.numpy()).max())
-            ort_ms = median_ms(lambda s=session, f=feed: s.run(None, f), args.reps)
+            diff = float(np.abs(session.run(None, feed)[0] - ref).max())
             mode = "dynamic" if built.info.dynamic else f"fixed ({built.reason})"
-            print(f"{key:<14}{layout:<12}{eager:>10.1f}{ort_ms:>10.1f}{ort_ms / eager:>8.2f}{diff:>13.2e}  {mode}")
+            sessions[layout] = (session, feed, diff, mode)
+
+        def eager(m: torch.nn.Module = model) -> None:
+            with torch.no_grad():
+                m(x)
+
+        runs = [lambda s=s, f=f: s.run(None, f) for s, f, _, _ in sessions.values()]
+        eager_ms, *ort_ms = alternate_ms([eager, *runs], args.reps)
+        for (layout, (_, _, diff, mode)), ms in zip(sessions.items(), ort_ms):
+            print(f"{key:<14}{layout:<12}{eager_ms:>10.1f}{ms:>10.1f}{ms / eager_ms:>8.2f}{diff:>13.2e}  {mode}")
 
 
 if __name__ == "__main__":

@@ -217,3 +217,14 @@ def test_eval_of_onnx_without_segcli_metadata_is_a_clear_error(fpn_weights: Path
     capsys.readouterr()
     assert run(["eval", str(tmp_path / "bare.onnx"), "--data", str(tmp_path)]) == 2
     assert "seg export" in capsys.readouterr().err
+
+
+def test_fixed_on_request_and_torchscript_of_pspnet_stays_dynamic(tmp_path: Path, images_dir: Path) -> None:
+    fpn = tiny_weights(tmp_path, "fpn")
+    res = export_model(fpn, "onnx", tmp_path / "f.onnx", images=images_dir, fixed=True, size=(60, 90))
+    assert not res.info.dynamic and res.info.fixed_size == (64, 96) and "--fixed" in res.reason
+    assert res.parity["passed"]
+    # TorchScript runs adaptive pooling at any size: only ONNX needs PSPNet at a fixed size
+    psp = tiny_weights(tmp_path, "pspnet")
+    res = export_model(psp, "torchscript", tmp_path / "p.torchscript", images=images_dir)
+    assert res.info.dynamic and res.parity["passed"]

@@ -50,7 +50,7 @@ from segcli.engine.predict_core import Protocol, forward_padded, input_multiple
 from segcli.engine.rundir import resolve_weights, run_of_weights
 from segcli.engine.runtime import select_device
 from segcli.errors import ExportError, UserError
-from segcli.io_utils import atomic_write_text, write_temp
+from segcli.io_utils import atomic_write_text, require_folder, write_temp
 from segcli.metrics import ConfusionMatrix
 
 FORMATS = ("onnx", "torchscript")
@@ -498,7 +498,7 @@ def default_out(weights: Path, fmt: str) -> Path:
     name = "model.onnx" if fmt == "onnx" else "model.torchscript"
     run = run_of_weights(weights)
     if run is not None:
-        return run.path / "export" / name
+        return run.export_dir / name
     return weights.with_suffix(".onnx" if fmt == "onnx" else ".torchscript")
 
 
@@ -559,12 +559,13 @@ def export_model(
         onnx, _ = require_onnx()
     dest = Path(out) if out is not None else default_out(weights, fmt)
     rj, rt = report_paths(dest)
+    if dest.is_dir():
+        raise UserError(f"--out {dest}: is a folder; give a file name such as {dest / 'model'}.onnx")
     if not overwrite:
         taken = [p for p in (dest, rj, rt) if p.exists()]
         if taken:
             raise UserError(f"{taken[0]} exists; pass --overwrite to replace it, or choose another --out")
-    if dest.exists() and dest.is_dir():
-        raise UserError(f"--out {dest}: is a folder; give a file name such as {dest / dest.name}.onnx")
+    require_folder(dest.parent)
 
     model, meta = build_from_weights(weights, dev)
     preset = meta.preset

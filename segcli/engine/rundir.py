@@ -10,6 +10,7 @@
     checkpoint.json           the last complete save: epoch, step, its files (:mod:`segcli.engine.commit`)
     log.txt                   timestamped lines
     eval/<split>.json         reports of `seg eval` on this run
+    export/model.onnx         `seg export` models, each with its parity report (``model.onnx.parity.json``/``.txt``)
     plots/, report.html       room for pictures and the run report
 
 Everything else (trainer, evaluator, predictor, checkpoint resolution) asks a :class:`RunDir`
@@ -99,6 +100,11 @@ class RunDir:
     @property
     def eval_dir(self) -> Path:
         return self.path / "eval"
+
+    @property
+    def export_dir(self) -> Path:
+        """``export/``: models written by `seg export` and their parity reports."""
+        return self.path / "export"
 
     @property
     def plots_dir(self) -> Path:
