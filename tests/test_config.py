@@ -36,7 +36,10 @@ def test_defaults_without_file() -> None:
     p = load_preset(None).preset
     # the resolved preset gives each loss term its table of options in force (defaults here)
     assert p.loss.tables == (("ce", loss_options("ce")()),)
-    assert dataclasses.replace(p, loss=dataclasses.replace(p.loss, tables=())) == Preset()
+    # and resolves model.mean/std "auto" to the backbone's statistics (resnet18: ImageNet's)
+    assert p.model.mean == (0.485, 0.456, 0.406) and p.model.std == (0.229, 0.224, 0.225)
+    model = dataclasses.replace(p.model, mean="auto", std="auto")
+    assert dataclasses.replace(p, loss=dataclasses.replace(p.loss, tables=()), model=model) == Preset()
 
 
 def test_extends_deep_merges_relative_to_file(tmp_path: Path) -> None:

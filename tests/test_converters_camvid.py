@@ -77,3 +77,19 @@ def test_camvid_original_colours_to_11_classes(tmp_path: Path) -> None:
     # Seeded ratio split when no lists are given.
     res2 = prepare("camvid", [base], tmp_path / "out2", val_ratio=0.25)
     assert res2.counts == {"train": 3, "val": 1}
+    # The three published files as `seg prepare camvid` fetches them: the labels zip holds no folder,
+    # label_colors.txt comes inside a folder of its own.
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "LabeledApproved_full.zip", "w") as zf:
+        for p in sorted((base / "LabeledApproved_full").iterdir()):
+            zf.write(p, p.name)
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "label_colors.txt").write_text((base / "label_colors.txt").read_text())
+    images = zip_dir(base / "701_StillsRaw_full", tmp_path / "701_StillsRaw_full.zip")
+    srcs = [images, tmp_path / "LabeledApproved_full.zip", tmp_path / "files"]
+    res3 = prepare("camvid", srcs, tmp_path / "out3", split_lists=lists)
+    assert res3.counts == {"train": 3, "test": 1}
+    np.testing.assert_array_equal(
+        read_ids(tmp_path / "out3" / "masks" / "test" / "Seq05VD_f00000.png"), raw["Seq05VD_f00000"]
+    )

@@ -130,3 +130,147 @@ def test_folder_empty_isaid_files_name_the_file(tmp_path: Path, capsys: pytest.C
         ],
     )
     assert rc == 2 and "empty (0 bytes)" in msg and "P0000_0_896_" in msg and ".png" in msg
+
+
+def _pair(root: Path, images: str, masks: str, stem: str, rng: np.random.Generator, n: int = 3) -> np.ndarray:
+    """One image and its id mask (ids 0..n-1) under ``root/images`` and ``root/masks``."""
+    ids = rng.integers(0, n, (8, 12)).astype(np.uint8)
+    write_png(root / images / f"{stem}.png", rand_rgb(rng, 8, 12))
+    write_png(root / masks / f"{stem}.png", ids)
+    return ids
+
+
+def test_folder_split_first_layout_keeps_splits(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # <root>/<split>/{images,masks}; "validation" is written as "val" (the split presets read).
+    rng = np.random.default_rng(4)
+    want = {}
+    for split, stems in (("train", ["a", "b", "c"]), ("validation", ["d", "e"]), ("test", ["f"])):
+        for k in stems:
+            want[(split, k)] = _pair(tmp_path / "ds" / split, "images", "masks", k, rng)
+    res = cli_json(capsys, ["prepare", "folder", str(tmp_path / "ds"), "--classes", "x,y,z", "-o", str(tmp_path / "o")])
+    assert res["images"] == {"test": 1, "train": 3, "val": 2}
+    for (split, k), ids in want.items():
+        out_split = "val" if split == "validation" else split
+        np.testing.assert_array_equal(read_ids(tmp_path / "o" / "masks" / out_split / f"{k}.png"), ids)
+        assert (tmp_path / "o" / "images" / out_split / f"{k}.png").is_file()
+    assert read_dataset_info(tmp_path / "o").extra["prepare"]["splits"] == "folders"
+
+
+def test_folder_mmseg_img_dir_ann_dir_layout(tmp_path: Path) -> None:
+    # <root>/img_dir/<split> + <root>/ann_dir/<split>, the same stem in two splits, any label folder name via --masks.
+    rng = np.random.default_rng(5)
+    want = {}
+    for split in ("train", "val"):
+        for k in ("0001", "0002") if split == "train" else ("0001",):
+            want[(split, k)] = _pair(tmp_path / "ds", f"img_dir/{split}", f"ann_dir/{split}", k, rng)
+    res = prepare("folder", [tmp_path / "ds"], tmp_path / "o", classes="x,y,z")
+    assert res.counts == {"train": 2, "val": 1}
+    for (split, k), ids in want.items():
+        np.testing.assert_array_equal(read_ids(tmp_path / "o" / "masks" / split / f"{k}.png"), ids)
+    # The same layout under other folder names, given by name.
+    (tmp_path / "ds").rename(tmp_path / "ds2")
+    (tmp_path / "ds2" / "img_dir").rename(tmp_path / "ds2" / "photos")
+    (tmp_path / "ds2" / "ann_dir").rename(tmp_path / "ds2" / "gtFine")
+    res = prepare(
+        "folder", [tmp_path / "ds2"], tmp_path / "o2", classes="x,y,z", images_dir="photos", masks_dir="gtFine"
+    )
+    assert res.counts == {"train": 2, "val": 1}
+    # Two folders, each split the same way, work too.
+    res = prepare(
+        "folder", [tmp_path / "ds2" / "photos", tmp_path / "ds2" / "gtFine"], tmp_path / "o3", classes="x,y,z"
+    )
+    assert res.counts == {"train": 2, "val": 1}
+    np.testing.assert_array_equal(read_ids(tmp_path / "o3" / "masks" / "val" / "0001.png"), want[("val", "0001")])
+
+
+def test_folder_split_layout_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rng = np.random.default_rng(6)
+    for split in ("train", "val"):
+        _pair(tmp_path / "ds", f"images/{split}", f"masks/{split}", "s0", rng)
+    lists = tmp_path / "train.txt"
+    lists.write_text("s0\n")
+    out = ["-o", str(tmp_path / "o"), "--classes", "x,y,z"]
+    rc, msg = cli_error(capsys, ["prepare", "folder", str(tmp_path / "ds"), *out, "--split-lists", f"train={lists}"])
+    assert rc == 2 and "already split" in msg and "--split-lists" in msg
+    # A split folder of images without its masks folder is named.
+    write_png(tmp_path / "ds" / "images" / "test" / "s1.png", rand_rgb(rng, 8, 12))
+    rc, msg = cli_error(capsys, ["prepare", "folder", str(tmp_path / "ds"), *out])
+    assert rc == 2 and "images/test" in msg and "masks/test" in msg
+
+
+def test_folder_two_label_folders_is_an_error_listing_both(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # "mask" is a label-folder name, "segmentations" holds files named like the images: either could be the labels.
+    rng = np.random.default_rng(7)
+    good = {}
+    for k in ("a", "b"):
+        good[k] = _pair(tmp_path / "ds", "images", "segmentations", k, rng)
+        write_png(tmp_path / "ds" / "mask" / f"{k}.png", np.full((8, 12), 255, np.uint8))
+    base = ["prepare", "folder", str(tmp_path / "ds"), "--classes", "x,y,z", "--val-ratio", "0", "-o"]
+    rc, msg = cli_error(capsys, [*base, str(tmp_path / "o")])
+    assert rc == 2 and "more than one folder could hold the labels" in msg
+    assert "mask" in msg and "segmentations" in msg and "--masks" in msg
+    assert not (tmp_path / "o").exists()
+    res = cli_json(capsys, [*base, str(tmp_path / "o2"), "--masks", "segmentations"])
+    assert res["images"] == {"train": 2}
+    for k, ids in good.items():
+        np.testing.assert_array_equal(read_ids(tmp_path / "o2" / "masks" / "train" / f"{k}.png"), ids)
+    # With the "mask" folder gone, the one folder holding files named like the images is taken, whatever its name.
+    import shutil
+
+    shutil.rmtree(tmp_path / "ds" / "mask")
+    res = cli_json(capsys, [*base, str(tmp_path / "o3")])
+    assert res["images"] == {"train": 2}
+
+
+def test_folder_roi_sets_exactly_the_outside_pixels_to_ignore(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rng = np.random.default_rng(8)
+    want = {}
+    for split in ("train", "val"):
+        for k in ("p", "q"):
+            ids = _pair(tmp_path / "ds" / split, "images", "masks", f"{split}{k}", rng)
+            ids[0, 0] = 9  # void in the source stays void
+            write_png(tmp_path / "ds" / split / "masks" / f"{split}{k}.png", ids)
+            region = rng.integers(0, 2, ids.shape).astype(np.uint8) * 255
+            # Region masks live in a folder of their own, here inside the dataset root (not taken for labels).
+            write_png(tmp_path / "ds" / "fov" / split / f"{split}{k}_fov.png", region)
+            want[(split, f"{split}{k}")] = np.where(region > 0, ids, 9)
+    args = ["prepare", "folder", str(tmp_path / "ds"), "--classes", "x,y,z", "--ignore-index", "9"]
+    roi = ["--roi", str(tmp_path / "ds" / "fov"), "--roi-suffix", "_fov"]
+    res = cli_json(capsys, [*args, *roi, "-o", str(tmp_path / "o")])
+    assert res["images"] == {"train": 2, "val": 2}
+    for (split, k), exp in want.items():
+        np.testing.assert_array_equal(read_ids(tmp_path / "o" / "masks" / split / f"{k}.png"), exp)
+    info = read_dataset_info(tmp_path / "o")
+    assert "--roi" in info.label_map and info.extra["prepare"]["roi_suffix"] == "_fov"
+    # A subfolder name of the source works as --roi too.
+    res = cli_json(capsys, [*args, "--roi", "fov", "--roi-suffix", "_fov", "-o", str(tmp_path / "o2")])
+    np.testing.assert_array_equal(read_ids(tmp_path / "o2" / "masks" / "val" / "valp.png"), want[("val", "valp")])
+    # A sample without its region mask, a region of another size, a missing folder: errors naming the file.
+    (tmp_path / "ds" / "fov" / "val" / "valq_fov.png").unlink()
+    rc, msg = cli_error(capsys, [*args, "--roi", "fov", "--roi-suffix", "_fov", "-o", str(tmp_path / "o3")])
+    assert rc == 2 and "no region mask for 'valq'" in msg
+    write_png(tmp_path / "ds" / "fov" / "val" / "valq_fov.png", np.zeros((4, 4), np.uint8))
+    rc, msg = cli_error(capsys, [*args, "--roi", "fov", "--roi-suffix", "_fov", "-o", str(tmp_path / "o4")])
+    assert rc == 2 and "valq_fov.png: region mask is 4x4" in msg
+    rc, msg = cli_error(capsys, [*args, "--roi", str(tmp_path / "nowhere"), "-o", str(tmp_path / "o5")])
+    assert rc == 2 and "--roi folder not found" in msg
+
+
+def test_ignored_outside_region_leaves_the_metric_unchanged() -> None:
+    """What --roi buys: predictions outside the region (now ignore) cannot move any metric."""
+    import torch
+
+    from segcli.metrics import ConfusionMatrix
+
+    rng = np.random.default_rng(9)
+    gt = torch.from_numpy(rng.integers(0, 3, (2, 16, 16)))
+    region = torch.from_numpy(rng.integers(0, 2, (2, 16, 16)).astype(bool))
+    masked = torch.where(region, gt, torch.tensor(255))
+    right_inside = torch.where(region, gt, (gt + 1) % 3)  # wrong everywhere outside the region
+    perfect = ConfusionMatrix(3, 255)
+    perfect.update(right_inside, masked)
+    assert perfect.compute()["mIoU"] == 1.0
+    assert int(perfect.mat.sum()) == int(region.sum())
+    unmasked = ConfusionMatrix(3, 255)
+    unmasked.update(right_inside, gt)
+    assert unmasked.compute()["mIoU"] < 0.6

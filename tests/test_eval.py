@@ -105,3 +105,41 @@ def test_label_out_of_range_is_an_error_naming_file_and_value(
     assert run(["eval", str(trained), "--data", str(root), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert bad.name in err and "7" in err and "Traceback" not in err
+
+
+def test_eval_on_a_roi_dataset_counts_only_the_region(
+    trained: Path, shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """`seg prepare folder --roi` then `seg eval`: the confusion matrix is the hand-made one over the region."""
+    from segcli.data.format import read_dataset_info
+    from segcli.engine.predictor import predict
+
+    classes = ",".join(read_dataset_info(shapes_root).classes)
+    images, masks = shapes_root / "images" / "val", shapes_root / "masks" / "val"
+    rng = np.random.default_rng(0)
+    regions = {}
+    for m in sorted(masks.glob("*.png")):
+        h, w = cv2.imread(str(m), cv2.IMREAD_UNCHANGED).shape[:2]
+        region = np.zeros((h, w), np.uint8)
+        y, x = rng.integers(0, h // 2), rng.integers(0, w // 2)
+        region[y : y + h // 2, x : x + w // 2] = 1  # a box: values 1 (not only 255) mark the inside
+        (tmp_path / "roi").mkdir(exist_ok=True)
+        cv2.imwrite(str(tmp_path / "roi" / m.name), region)
+        regions[m.stem] = region.astype(bool)
+    root = tmp_path / "roi_ds"
+    argv = ["prepare", "folder", str(images), str(masks), "--classes", classes, "--val-ratio", "0", "-o", str(root)]
+    assert run([*argv, "--roi", str(tmp_path / "roi"), "--name", "shapes"]) == 0
+    report = str(tmp_path / "e.json")
+    ev = _json(capsys, ["eval", str(trained), "--data", str(root), "--split", "train", "--out", report])
+
+    predict(trained, [str(images)], tmp_path / "pred", save="ids")
+    n = len(classes.split(","))
+    hand = np.zeros((n, n), np.int64)
+    for stem, region in regions.items():
+        gt = cv2.imread(str(masks / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+        pred = cv2.imread(str(tmp_path / "pred" / "ids" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+        keep = region & (gt != 255)
+        np.add.at(hand, (gt[keep].astype(int), pred[keep].astype(int)), 1)
+    assert ev["confusion_matrix"]["matrix"] == hand.tolist()
+    full = evaluate(trained, shapes_root, out=tmp_path / "full.json").metrics
+    assert 0 < ev["pixels"] == int(hand.sum()) < full["pixels"]

@@ -141,9 +141,10 @@ def test_ce_equals_torch(weighted: bool, smoothing: float) -> None:
     close(CrossEntropy(IGNORE, w, smoothing)(logits, target), ref)
 
 
-def reference_ohem(logits, target, thresh, min_kept, weight=None, smoothing=0.0):
+def reference_ohem(logits, target, thresh, min_kept, weight=None, smoothing=0.0, min_kept_ratio=0.0):
     """Loop-free but plain: sort the valid pixels by true-class probability and keep the hard ones."""
     valid = target != IGNORE
+    min_kept = max(min_kept, int(valid.sum()) * min_kept_ratio // 1)  # CoinCheung: valid // 16
     lg = logits.permute(0, 2, 3, 1)[valid]  # (P, C)
     tg = target[valid]
     prob = lg.softmax(1)[torch.arange(len(tg)), tg]
@@ -152,7 +153,7 @@ def reference_ohem(logits, target, thresh, min_kept, weight=None, smoothing=0.0)
         keep = below
     else:
         keep = torch.zeros_like(below)
-        keep[prob.argsort()[: min(min_kept, len(tg))]] = True
+        keep[prob.argsort()[: int(min(min_kept, len(tg)))]] = True
     return F.cross_entropy(lg[keep], tg[keep], weight=weight, label_smoothing=smoothing)
 
 
@@ -165,6 +166,18 @@ def test_ohem_equals_reference(thresh: float, min_kept: int, weighted: bool) -> 
     w = class_weights() if weighted else None
     ours = OhemCrossEntropy(IGNORE, w, 0.1, thresh, min_kept)(logits, target)
     close(ours, reference_ohem(logits, target, thresh, min_kept, w, 0.1))
+
+
+@pytest.mark.parametrize(
+    ("thresh", "min_kept", "ratio"), [(0.3, 1, 1 / 16), (0.3, 1, 0.5), (0.3, 150, 0.01), (0.05, 1, 1.0)]
+)
+def test_ohem_min_kept_ratio_keeps_a_share_of_the_valid_pixels(thresh: float, min_kept: int, ratio: float) -> None:
+    logits, target = make_batch(8)
+    ours = OhemCrossEntropy(IGNORE, None, 0.0, thresh, min_kept, ratio)(logits, target)
+    close(ours, reference_ohem(logits, target, thresh, min_kept, None, 0.0, ratio))
+    keep = OhemCrossEntropy(IGNORE, None, 0.0, thresh, min_kept, ratio).keep_mask(logits, target)
+    n_valid = int((target != IGNORE).sum())
+    assert int(keep.sum()) >= min(n_valid, max(min_kept, int(n_valid * ratio)))
 
 
 def test_ohem_selects_both_ways() -> None:

@@ -69,3 +69,52 @@ def test_scale_lr_with_batch_needs_the_batch_the_lr_was_tuned_for() -> None:
 
     with pytest.raises(PresetError, match="needs optim.lr_batch_size"):
         load_preset("quickstart", ["optim.scale_lr_with_batch=linear"])
+
+
+def _group_of(groups: list[dict], param) -> str:  # noqa: ANN001
+    return next(g["name"] for g in groups if any(p is param for p in g["params"]))
+
+
+def test_head_lr_mult_on_a_decoder_over_a_timm_encoder_is_everything_outside_the_encoder() -> None:
+    model = build_model("pspnet", 3, backbone="test_resnet", decoder_channels=16, aux_stages=(3,))
+    groups = param_groups(model, OptimConfig(lr=0.01, head_lr_mult=10.0, backbone_lr_mult=0.5))
+    by_name = {g["name"]: g for g in groups}
+    assert set(by_name) == {"backbone", "backbone_no_decay", "head", "head_no_decay"}  # no plain decoder left
+    assert by_name["head"]["lr"] == pytest.approx(0.1) and by_name["head"]["base_lr"] == pytest.approx(0.1)
+    assert by_name["backbone"]["lr"] == pytest.approx(0.005)
+    net = model.net
+    assert _group_of(groups, net.head[-1].weight) == "head"  # classifier
+    assert _group_of(groups, net.aux_heads.heads[0][-1].weight) == "head"  # mmseg's auxiliary_head too
+    assert _group_of(groups, next(net.encoder.parameters())) == "backbone"
+    assert sum(len(g["params"]) for g in groups) == sum(1 for p in model.parameters() if p.requires_grad)
+
+
+def test_head_lr_mult_on_bisenetv1_is_coincheungs_fusion_and_output_heads() -> None:
+    model = build_model("bisenetv1", 3, backbone="test_resnet", decoder_channels=16)
+    groups = param_groups(model, OptimConfig(lr=0.01, head_lr_mult=10.0))
+    lrs = {g["name"]: g["lr"] for g in groups}
+    assert lrs["head"] == pytest.approx(0.1) and lrs["decoder"] == pytest.approx(0.01)
+    net = model.net
+    for p in (net.ffm.conv[0].weight, net.head[-1].weight, net.aux16[-1].weight, net.aux32[0][0].weight):
+        assert _group_of(groups, p) == "head"
+    for p in (net.spatial[0][0].weight, net.arm32.conv[0].weight, net.refine16[0].weight):  # paths: base lr
+        assert _group_of(groups, p) == "decoder"
+    assert _group_of(groups, net.ffm.conv[1].weight) == "head_no_decay"  # BatchNorm: no decay, still 10x
+
+
+@pytest.mark.parametrize(
+    ("name", "head", "body"),
+    [("ddrnet23_slim", "aux_head", "layer1"), ("bisenetv2", "boosters", "detail"), ("enet", "classifier", "initial")],
+)
+def test_head_lr_mult_on_networks_with_their_own_backbone(name: str, head: str, body: str) -> None:
+    model = build_model(name, 3)
+    groups = param_groups(model, OptimConfig(lr=0.01, head_lr_mult=10.0))
+    assert {g["name"] for g in groups} <= {"decoder", "decoder_no_decay", "head", "head_no_decay"}
+    assert all(_group_of(groups, p).startswith("head") for p in getattr(model.net, head).parameters())
+    assert all(_group_of(groups, p).startswith("decoder") for p in getattr(model.net, body).parameters())
+
+
+def test_head_lr_mult_of_one_keeps_the_four_groups() -> None:
+    model = build_model("bisenetv1", 3, backbone="test_resnet", decoder_channels=16)
+    names = {g["name"] for g in param_groups(model, OptimConfig(head_lr_mult=1.0))}
+    assert names == {"backbone", "backbone_no_decay", "decoder", "decoder_no_decay"}

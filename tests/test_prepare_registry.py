@@ -146,8 +146,8 @@ def test_cli_passes_parsed_arguments_to_the_engine(
     monkeypatch.setattr(engine, "prepare", fake_prepare)
     argv = ["prepare", "cityscapes", "a.zip", "b", "-o", str(tmp_path / "o"), "--coarse", "-j", "3", "--json"]
     assert run(argv) == 0
-    progress = seen.pop("progress")
-    assert callable(progress)
+    progress, fetch_progress = seen.pop("progress"), seen.pop("fetch_progress")
+    assert callable(progress) and callable(fetch_progress)
     assert seen == {
         "converter": "cityscapes",
         "sources": [Path("a.zip"), Path("b")],
@@ -169,7 +169,7 @@ def test_cli_passes_parsed_arguments_to_the_engine(
     "argv",
     [
         ["prepare", "nope"],
-        ["prepare", "cityscapes", "x.zip"],  # --out missing
+        ["prepare", "cityscapes", "x.zip", "--out"],  # --out without its value (it defaults to data/NAME)
         ["prepare", "shapes", "--out", "o", "--train", "many"],
         ["prepare", "cityscapes", "x.zip", "--out", "o", "--workers", "0"],
     ],

@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 
 from segcli.config.schema import AugmentConfig
-from segcli.data.transforms import ColorJitter, HorizontalFlip, RandomCrop, RandomScale, build_train_transform
+from segcli.data.transforms import (
+    ColorJitter,
+    HorizontalFlip,
+    RandomCrop,
+    RandomScale,
+    RandomScaleCrop,
+    build_train_transform,
+    crop_is_varied,
+    scaled_size,
+)
 
 
 def pair(h: int = 20, w: int = 30) -> tuple[np.ndarray, np.ndarray]:
@@ -69,10 +78,12 @@ def test_scale_crop_matches_scale_then_crop() -> None:
     image = rng.integers(0, 256, (60, 90, 3), dtype=np.uint8)
     image = cv2.GaussianBlur(image, (5, 5), 2)  # smooth, so bilinear rounding differences stay small
     mask = (np.arange(60)[:, None] // 7 + np.arange(90)[None, :] // 11).astype(np.uint8) % 5
-    for seed, (lo, hi) in enumerate([(0.5, 2.0)] * 6 + [(0.3, 0.4)] * 3):  # the last: smaller than the crop
-        fused = RandomScaleCrop(lo, hi, 32, 40, 255)(image, mask, np.random.default_rng(seed))
+    cases = [((0.5, 2.0), (), 1.0)] * 6 + [((0.3, 0.4), (), 1.0)] * 3  # the last: smaller than the crop
+    cases += [((0.5, 2.0), (120, 50), 1.0)] * 3 + [((0.5, 2.0), (), 0.75)] * 3 + [((0.5, 2.0), (120, 50), 0.75)] * 3
+    for seed, ((lo, hi), resize_to, cat) in enumerate(cases):
+        fused = RandomScaleCrop(lo, hi, 32, 40, 255, resize_to, cat)(image, mask, np.random.default_rng(seed))
         g = np.random.default_rng(seed)
-        ref = RandomCrop(32, 40, 255)(*RandomScale(lo, hi)(image, mask, g), g)
+        ref = RandomCrop(32, 40, 255, cat)(*RandomScale(lo, hi, resize_to)(image, mask, g), g)
         assert fused[0].shape == ref[0].shape == (32, 40, 3) and fused[1].shape == (32, 40)
         assert np.array_equal(fused[1], ref[1]), seed
         diff = np.abs(fused[0].astype(int) - ref[0].astype(int))  # RandomScale shrinks with area averaging
@@ -91,3 +102,86 @@ def test_colour_jitter_is_the_float_reference_within_rounding() -> None:
         grey = (img @ np.array([0.299, 0.587, 0.114]))[..., None]
         ref = np.clip(np.rint((img - grey) * g.uniform(0.7, 1.3) + grey), 0, 255)
         assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1, seed
+
+
+@pytest.mark.parametrize(
+    ("hw", "ratio", "resize_to", "expected"),
+    [
+        ((375, 500), 1.0, (2048, 512), (512, 683)),  # a VOC-sized image: the short side fills 512
+        ((375, 500), 0.5, (2048, 512), (256, 341)),  # target (1024, 256)
+        ((375, 500), 2.0, (2048, 512), (1024, 1365)),  # target (4096, 1024)
+        ((500, 375), 1.0, (2048, 512), (683, 512)),  # portrait: same rule, long/short either way round
+        ((1024, 2048), 1.0, (2048, 1024), (1024, 2048)),  # Cityscapes at ratio 1 keeps its size
+        ((1024, 2048), 0.75, (2048, 1024), (768, 1536)),
+        ((480, 2000), 1.0, (2048, 512), (492, 2048)),  # a panorama: the long side is the limit
+        ((375, 500), 1.5, (), (562, 750)),  # no resize_to: relative to the image's own size
+    ],
+)
+def test_resize_to_is_mmseg_random_resize_keep_ratio(hw, ratio, resize_to, expected) -> None:  # noqa: ANN001
+    assert scaled_size(*hw, ratio, resize_to) == expected
+    image, mask = pair(*hw)
+    if resize_to:
+        img2, m2 = RandomScale(ratio, ratio, resize_to)(image, mask, np.random.default_rng(0))
+        assert img2.shape[:2] == m2.shape == expected
+
+
+def test_resize_to_through_the_preset_pipeline() -> None:
+    """VOC-sized images come out at the recipe's scale, not relative to their own size."""
+    cfg = AugmentConfig(scale=(1.0, 1.0), resize_to=(2048, 512), crop_size=(), hflip=0.0, brightness=0.0)
+    t = build_train_transform(cfg, 255)
+    image, mask = pair(375, 500)
+    assert t(image, mask, np.random.default_rng(0))[1].shape == (512, 683)
+    cfg = AugmentConfig(scale=(0.5, 2.0), resize_to=(2048, 512), crop_size=(512, 512))
+    _, m = build_train_transform(cfg, 255)(image, mask, np.random.default_rng(1))
+    assert m.shape == (512, 512)
+
+
+def test_crop_is_varied_excludes_ignore_index() -> None:
+    def mask(*counts: tuple[int, int]) -> np.ndarray:
+        return np.concatenate([np.full(n, v, np.uint8) for v, n in counts]).reshape(1, -1)
+
+    assert not crop_is_varied(mask((0, 60), (1, 20), (255, 920)), 0.75, 255)  # 60/80 = 0.75 is not below 0.75
+    assert crop_is_varied(mask((0, 59), (1, 21), (255, 920)), 0.75, 255)
+    assert not crop_is_varied(mask((0, 10), (255, 990)), 0.75, 255)  # one class only
+    assert not crop_is_varied(
+        mask(
+            (255, 100),
+        ),
+        0.75,
+        255,
+    )  # nothing labelled
+
+
+def _half_plain_mask() -> tuple[np.ndarray, np.ndarray]:
+    """Left half class 0 only; right half stripes of classes 1 and 2 (any crop touching it is varied)."""
+    mask = np.zeros((100, 100), np.uint8)
+    mask[:, 50:] = 1 + (np.arange(50) // 2 % 2)[None, :]
+    image = np.stack([mask * 60] * 3, -1).astype(np.uint8)
+    return image, mask
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_cat_max_ratio_redraws_crops_dominated_by_one_class(scaled: bool) -> None:
+    image, mask = _half_plain_mask()
+
+    def crop(cat: float, seed: int) -> np.ndarray:
+        op = RandomScaleCrop(1.0, 1.0, 20, 20, 255, (), cat) if scaled else RandomCrop(20, 20, 255, cat)
+        return op(image, mask, np.random.default_rng(seed))[1]
+
+    plain = [crop(1.0, seed) for seed in range(40)]
+    assert sum(not crop_is_varied(m, 0.75, 255) for m in plain) >= 5  # about 38% of crops are all class 0
+    assert all(crop_is_varied(crop(0.75, seed), 0.75, 255) for seed in range(40))
+    assert np.array_equal(crop(0.75, 7), crop(0.75, 7))  # a function of the seed
+
+
+def test_cat_max_ratio_gives_up_after_ten_redraws_as_mmseg() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    mask = np.full((40, 40), 3, np.uint8)  # one class: every crop fails the test
+    g = np.random.default_rng(5)
+    img, m = RandomCrop(16, 16, 255, 0.75)(image, mask, g)
+    ref = np.random.default_rng(5)
+    draws = [(int(ref.integers(0, 25)), int(ref.integers(0, 25))) for _ in range(11)]  # the first draw + 10 redraws
+    assert g.random() == ref.random()  # no more, no fewer random numbers used
+    y, x = draws[-1]  # the last draw is kept unchecked
+    assert m.shape == (16, 16) and np.array_equal(img, image[y : y + 16, x : x + 16])

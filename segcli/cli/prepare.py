@@ -9,6 +9,8 @@ after import (a plugin, a test) is a command like any other.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,7 +23,11 @@ from segcli.cli._common import err, out, print_json, progress_bar, table
 # Options every converter gets: (python name, annotation, typer.Option); names match segcli.data.prepare.prepare.
 # Bool flags get metavar "" so that help shows no "<bool>" value placeholder.
 SHARED: tuple[tuple[str, Any, Any], ...] = (
-    ("out", Path, typer.Option(..., "--out", "-o", help="Folder to write the dataset to.")),
+    (
+        "out",
+        Optional[Path],  # noqa: UP045 - runtime type
+        typer.Option(None, "--out", "-o", help="Folder to write the dataset to (default: data/NAME)."),
+    ),
     (
         "force",
         bool,
@@ -74,9 +80,12 @@ def _param(name: str, annotation: Any, default: Any, positional: bool = False) -
 def converter_command(conv: Any) -> Any:
     """The click command of one converter: SRC... (when it reads downloads), its options, the shared ones."""
     params = []
+    fetches = bool(conv.takes_sources and conv.downloads)
     if conv.takes_sources:
-        src = typer.Argument(..., help=escape(conv.sources_help), metavar="SRC")
-        params.append(_param("sources", list[Path], src, positional=True))
+        src_help = conv.sources_help + (" Leave out to download the public files into the cache." if fetches else "")
+        # Optional for every converter: without SRC the engine downloads the files or says where to get them.
+        src = typer.Argument(None, help=escape(src_help), metavar="SRC", show_default=False)
+        params.append(_param("sources", Optional[list[Path]], src, positional=True))  # noqa: UP045 - runtime type
     params.append(_param(*SHARED[0]))
     for o in conv.options:
         annotation = o.type if o.default is not None or o.type is bool else Optional[o.type]  # noqa: UP045 - runtime type
@@ -92,7 +101,17 @@ def converter_command(conv: Any) -> Any:
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
     single = typer.Typer(rich_markup_mode="rich", add_completion=False)
-    single.command(conv.name, help=escape(conv.help), no_args_is_help=conv.takes_sources)(command)
+    help_text = conv.help
+    if fetches:
+        from segcli.data.prepare.fetch import cache_dir, describe
+
+        help_text += (
+            f"\n\nWith no SRC, downloads {describe(conv.downloads)} into {cache_dir()} (set SEGCLI_CACHE to move it), "
+            "checks and converts them; an interrupted download resumes."
+        )
+    elif conv.takes_sources:
+        help_text += f"\n\nSRC: {conv.expected}."
+    single.command(conv.name, help=escape(help_text), no_args_is_help=conv.takes_sources and not fetches)(command)
     return typer.main.get_command(single)
 
 
@@ -101,12 +120,33 @@ def run_converter(name: str, kwargs: dict[str, Any]) -> None:
     import segcli.data.prepare as engine
 
     opts = dict(kwargs)
-    sources, out_dir, as_json = opts.pop("sources", []), opts.pop("out"), opts.pop("as_json")
-    with progress_bar(f"converting {name}") as progress:
-        res = engine.prepare(name, sources, out_dir, progress=progress, **opts)
+    sources, out_dir, as_json = opts.pop("sources", None) or [], opts.pop("out"), opts.pop("as_json")
+    with download_bar() as fetch_progress, progress_bar(f"converting {name}") as progress:
+        res = engine.prepare(name, sources, out_dir, progress=progress, fetch_progress=fetch_progress, **opts)
     if res.written == 0 and not as_json:
         err.print(f"{res.root}: already prepared, nothing to do (--force redoes it)")
     show_summary({**res.summary(), **engine.converters().get(name).report(res)}, as_json)
+
+
+@contextmanager
+def download_bar() -> Iterator[Callable[[str, int, int | None], None]]:
+    """A line per file fetched and a transient byte bar on stderr: the engine's ``fetch_progress``."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(file: str, done: int, total: int | None) -> None:
+            if file not in tasks:
+                from segcli.data.prepare.fetch import human_size
+
+                size = human_size(total) if total is not None else "size unknown"
+                err.print(f"downloading {escape(file)} ({size}{', resuming' if done else ''})")
+                tasks[file] = bar.add_task(file, total=total, completed=done)
+            bar.update(tasks[file], completed=done, total=total)
+
+        yield update
 
 
 def show_summary(summary: dict[str, Any], as_json: bool) -> None:

@@ -18,14 +18,26 @@ def _first_comment(path) -> str:  # noqa: ANN001
 
 @presets_app.command("list")
 def list_cmd(as_json: bool = JsonOpt) -> None:
-    """Bundled presets with their one-line description."""
-    from segcli.config.load import list_presets
+    """Bundled presets: what each trains, its source and the mIoU the source reports (with its test protocol)."""
+    import dataclasses
 
-    items = [{"name": p.stem, "path": str(p), "about": _first_comment(p)} for p in list_presets()]
+    from segcli.config.load import list_presets, preset_meta
+
+    items = []
+    for p in list_presets():
+        meta = preset_meta(p)
+        items.append({"name": p.stem, "path": str(p), "about": _first_comment(p), **dataclasses.asdict(meta)})
     if as_json:
         print_json({"presets": items})
         return
-    out.print(table("bundled presets", ["name", "about"], [[i["name"], i["about"]] for i in items]))
+    rows = [
+        [i["name"], f"{i['reported_miou']:.2f}" if i["reported_miou"] else "-", i["protocol"] or "-", i["source"]]
+        for i in items
+    ]
+    out.print(
+        table("bundled presets: the mIoU each recipe's source reports", ["name", "mIoU", "protocol", "source"], rows)
+    )
+    out.print("[dim]seg presets show NAME prints a recipe in full; --json adds each one's description and notes[/dim]")
 
 
 @presets_app.command("show")

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
 
-from segcli.config.schema import MOVED_KEYS, Preset, _loss_options
+from segcli.config.schema import MOVED_KEYS, MetaConfig, Preset, _loss_options
 from segcli.config.toml_io import dumps_toml, load_toml, parse_toml_value
-from segcli.config.validate import CLI, resolve_length, validate_preset, where
+from segcli.config.validate import CLI, resolve_length, resolve_normalisation, validate_preset, where
 from segcli.errors import PresetError, UserError
 from segcli.registry import did_you_mean
 
@@ -275,6 +275,17 @@ def _migrate_moved_keys(raw: dict[str, Any]) -> None:
                 table.setdefault(term, {}).setdefault(option, value)
 
 
+def preset_meta(name_or_path: str | os.PathLike) -> MetaConfig:
+    """The ``[meta]`` table of a preset (``extends`` merged, types checked) without validating the rest, so
+    listing presets needs neither their files nor the model registry."""
+    origin: dict[str, str] = {}
+    path = resolve_preset_path(name_or_path)
+    raw = _read_with_extends(path, origin).get("meta", {})
+    if not isinstance(raw, dict):
+        raise PresetError(f"{path}: 'meta' must be a table [meta]")
+    return _build(MetaConfig, raw, origin, "meta.")
+
+
 @dataclass(frozen=True)
 class LoadedPreset:
     """A validated preset and where it came from."""
@@ -299,7 +310,9 @@ def load_preset(name_or_path: str | os.PathLike | None, overrides: list[str] | t
     preset = _build(Preset, raw, origin, "")
     source = str(path) if path else CLI
     validate_preset(preset, origin, default=source)
-    preset = dataclasses.replace(preset, train=resolve_length(preset.train, origin, source))
+    preset = dataclasses.replace(
+        preset, train=resolve_length(preset.train, origin, source), model=resolve_normalisation(preset.model)
+    )
     return LoadedPreset(preset=_with_term_tables(preset), path=path, overrides=tuple(overrides))
 
 
@@ -316,7 +329,9 @@ def preset_from_dict(raw: dict[str, Any], source: str = "checkpoint", *, check_f
     _record_origin(raw, source, origin)
     preset = _build(Preset, raw, origin, "")
     validate_preset(preset, origin, check_files=check_files, default=source)
-    preset = dataclasses.replace(preset, train=resolve_length(preset.train))  # resolved: the budget wins
+    preset = dataclasses.replace(  # resolved: the budget wins; mean/std "auto" (none before it existed) → numbers
+        preset, train=resolve_length(preset.train), model=resolve_normalisation(preset.model)
+    )
     return _with_term_tables(preset)
 
 

@@ -92,7 +92,9 @@ class ModelConfig:
 
     name: str = opt("fpn", "decoder architecture from the model registry (`seg models`)")
     backbone: str = opt(
-        "resnet18", "timm model name with features_only support (unused by bisenetv2, ddrnet23_slim, enet)"
+        "resnet18",
+        "timm model name with features_only support; bisenetv2, ddrnet23_slim and enet have their own backbone "
+        "and reject model.backbone, model.pretrained and model.pretrained_file",
     )
     pretrained: bool = opt(False, "load timm's pretrained backbone weights (needs them downloadable)")
     pretrained_file: str = opt("", "local .safetensors/.pth file or timm folder with backbone weights")
@@ -101,7 +103,9 @@ class ModelConfig:
         0, "encoder output stride via timm dilation; 0 = the model's own (16 deeplab*/lraspp, 8 pspnet, else 32)"
     )
     aux_stages: tuple[int, ...] = opt(
-        (), "encoder stage indices (0 = finest) that get an auxiliary FCN head while training"
+        (),
+        "indices into timm's features_only stages that get an auxiliary FCN head (width in/4) while training; "
+        "0 is the stem (stride 2), so on a ResNet 1 = layer1 ... 4 = layer4 (mmseg's aux head on layer3 is 3)",
     )
     builtin_aux: bool = opt(True, "use the built-in auxiliary heads of bisenetv1/bisenetv2/ddrnet23_slim in training")
     aux_weights: tuple[float, ...] = opt(
@@ -110,8 +114,16 @@ class ModelConfig:
     attention: Literal["none", "scse"] = opt("none", "attention block in the decoders (scse = spatial+channel SE)")
     separable: bool = opt(False, "use depthwise-separable 3x3 convolutions in the decoders")
     dropout: float = opt(0.1, "dropout before the classifier", minimum=0.0, maximum=1.0)
-    mean: tuple[float, ...] = opt((0.485, 0.456, 0.406), "per-channel mean of input pixels in [0, 1]")
-    std: tuple[float, ...] = opt((0.229, 0.224, 0.225), "per-channel std of input pixels in [0, 1]")
+    mean: tuple[float, ...] | Literal["auto"] = opt(
+        "auto",
+        "per-channel mean of input pixels in [0, 1]; auto = the backbone's timm pretrained_cfg mean (0.5 for many "
+        "ViTs, CLIP's for CLIP backbones), ImageNet's when it has none, for hf-hub: names (not looked up offline: "
+        "set the numbers) and for models with their own backbone; "
+        "resolved when the preset loads, so a run's preset.toml and its checkpoints record the numbers",
+    )
+    std: tuple[float, ...] | Literal["auto"] = opt(
+        "auto", "per-channel std of input pixels in [0, 1]; auto = the backbone's timm pretrained_cfg std, as mean"
+    )
 
 
 @dataclass(frozen=True)
@@ -148,6 +160,14 @@ class OptimConfig:
     backbone_lr_mult: float = opt(
         1.0, "learning-rate multiplier of the timm backbone relative to decoder and heads", minimum=0.0
     )
+    head_lr_mult: float = opt(
+        1.0,
+        "learning-rate multiplier of the model's head: everything outside the timm backbone for decoders on one "
+        "(mmseg's decode and auxiliary heads), the fusion module and output heads for bisenetv1 (CoinCheung's "
+        "10x set), the segmentation and aux heads for bisenetv2/ddrnet23_slim, the classifier for enet; the "
+        "schedule multiplies every group alike, so the head's floor is schedule.min_lr times this",
+        minimum=0.0,
+    )
     no_decay_norm_bias: bool = opt(True, "no weight decay on normalisation layers and biases")
     scale_lr_with_batch: Literal["none", "linear", "sqrt"] = opt(
         "none",
@@ -177,8 +197,23 @@ class ScheduleConfig:
 class AugmentConfig:
     """Training-time augmentation (paired: masks use nearest-neighbour, pad with ignore_index)."""
 
-    scale: tuple[float, ...] = opt((0.5, 2.0), "random rescale range [min, max] of the image")
+    scale: tuple[float, ...] = opt(
+        (0.5, 2.0), "random rescale range [min, max]: of the image's own size, or of augment.resize_to when set"
+    )
+    resize_to: tuple[int, ...] = opt(
+        (),
+        "[long, short]: rescale to a fixed target scale as mmseg's RandomResize(scale, ratio_range=augment.scale, "
+        "keep_ratio=True): the target times a ratio drawn from augment.scale, the image fitted inside it keeping its "
+        "aspect ratio; empty = augment.scale is relative to each image's own size",
+    )
     crop_size: tuple[int, ...] = opt((512, 512), "random crop [height, width]; padded when larger")
+    cat_max_ratio: float = opt(
+        1.0,
+        "redraw the crop (up to 10 times, mmseg RandomCrop) while one class covers this share or more of its "
+        "labelled pixels (ignore_index excluded); 1 = off, mmseg's recipes use 0.75",
+        minimum=0.0,
+        maximum=1.0,
+    )
     hflip: float = opt(0.5, "probability of a horizontal flip", minimum=0.0, maximum=1.0)
     brightness: float = opt(0.2, "colour jitter: max relative brightness change", minimum=0.0)
     contrast: float = opt(0.2, "colour jitter: max relative contrast change", minimum=0.0)
@@ -283,6 +318,20 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class MetaConfig:
+    """Where the recipe comes from and what its source reports: `seg presets list` shows them, training ignores them."""
+
+    source: str = opt("", "the recipe's source: repository URL and config name, or paper")
+    reported_miou: float = opt(
+        0.0, "the mIoU (percent) the source reports for this recipe; 0 = none reported", minimum=0.0, maximum=100.0
+    )
+    protocol: str = opt(
+        "", "how reported_miou was measured: split, single- or multi-scale, whole image / slide / crop, flip"
+    )
+    notes: str = opt("", "anything else: departures from the source, other reported figures")
+
+
+@dataclass(frozen=True)
 class Preset:
     """A complete, resolved recipe."""
 
@@ -294,3 +343,4 @@ class Preset:
     augment: AugmentConfig = field(default_factory=AugmentConfig, metadata={"doc": AugmentConfig.__doc__})
     train: TrainConfig = field(default_factory=TrainConfig, metadata={"doc": TrainConfig.__doc__})
     eval: EvalConfig = field(default_factory=EvalConfig, metadata={"doc": EvalConfig.__doc__})
+    meta: MetaConfig = field(default_factory=MetaConfig, metadata={"doc": MetaConfig.__doc__})

@@ -16,7 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from segcli.config.schema import METRIC_KEYS, LossConfig, ModelConfig, Preset, TrainConfig
+from segcli.config.schema import METRIC_KEYS, LossConfig, MetaConfig, ModelConfig, Preset, TrainConfig
 from segcli.config.toml_io import load_toml
 from segcli.errors import PresetError, UserError
 from segcli.registry import did_you_mean
@@ -84,6 +84,10 @@ def _check_shapes(p: Preset) -> list[tuple[str, str]]:
     found = []
     if len(a.scale) not in (0, 2) or (len(a.scale) == 2 and not 0 < a.scale[0] <= a.scale[1]):
         found.append(("augment.scale", f"augment.scale = {list(a.scale)} must be [min, max] with 0 < min <= max"))
+    if len(a.resize_to) not in (0, 2) or any(v < 1 for v in a.resize_to):
+        found.append(("augment.resize_to", f"augment.resize_to = {list(a.resize_to)} must be [] or [long, short] > 0"))
+    if a.cat_max_ratio <= 0:
+        found.append(("augment.cat_max_ratio", f"augment.cat_max_ratio = {a.cat_max_ratio} must be in (0, 1]"))
     if len(a.crop_size) not in (0, 1, 2) or any(v < 1 for v in a.crop_size):
         found.append(("augment.crop_size", f"augment.crop_size = {list(a.crop_size)} must be [height, width] > 0"))
     if len(e.size) not in (0, 2) or any(v < 1 for v in e.size):
@@ -96,10 +100,10 @@ def _check_shapes(p: Preset) -> list[tuple[str, str]]:
         found.append(("eval.stride", f"eval.stride = {list(e.stride)} must be [height, width] in (0, eval.tile]"))
     if not e.tta_scales or any(v <= 0 for v in e.tta_scales):
         found.append(("eval.tta_scales", f"eval.tta_scales = {list(e.tta_scales)} must be one or more factors > 0"))
-    if len(m.mean) != 3:
-        found.append(("model.mean", f"model.mean = {list(m.mean)} needs 3 values (RGB, in [0, 1])"))
-    if len(m.std) != 3 or any(s <= 0 for s in m.std):
-        found.append(("model.std", f"model.std = {list(m.std)} needs 3 values > 0 (RGB, in [0, 1])"))
+    if m.mean != "auto" and len(m.mean) != 3:
+        found.append(("model.mean", f'model.mean = {list(m.mean)} needs 3 values (RGB, in [0, 1]) or "auto"'))
+    if m.std != "auto" and (len(m.std) != 3 or any(s <= 0 for s in m.std)):
+        found.append(("model.std", f'model.std = {list(m.std)} needs 3 values > 0 (RGB, in [0, 1]) or "auto"'))
     return found
 
 
@@ -145,6 +149,18 @@ def _check_lr_scaling(p: Preset) -> list[tuple[str, str]]:
     return []
 
 
+def _check_meta(m: MetaConfig) -> list[tuple[str, str]]:
+    if m.reported_miou > 0 and not m.protocol.strip():
+        return [
+            (
+                "meta.protocol",
+                f"meta.reported_miou = {m.reported_miou:g} needs meta.protocol: say how it was measured (split, "
+                "single- or multi-scale, whole image or sliding window, flip)",
+            )
+        ]
+    return []
+
+
 def _check_train(t: TrainConfig) -> list[tuple[str, str]]:
     found = []
     if t.monitor not in METRIC_KEYS:
@@ -167,12 +183,79 @@ def _check_train(t: TrainConfig) -> list[tuple[str, str]]:
     return found
 
 
+def backbone_norm(m: ModelConfig) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The mean/std the backbone of ``[model]`` was pretrained with, from timm's ``pretrained_cfg``.
+
+    Read from timm's registry of pretrained configs (``timm.models.get_pretrained_cfg``; a tag such as
+    ``vit_base_patch16_224.augreg_in21k`` picks that tag's config), never by downloading anything. ImageNet's
+    statistics when the model has its own backbone, when timm has no config for the name (``hf-hub:`` names
+    cannot be looked up offline: set model.mean/model.std for them) or when the config has no mean/std.
+    """
+    from segcli.models import IMAGENET_MEAN, IMAGENET_STD, MODELS
+
+    if m.name not in MODELS or not MODELS.info(m.name).timm_encoder or m.backbone.startswith(_HUB_PREFIXES):
+        return IMAGENET_MEAN, IMAGENET_STD
+    from timm.models import get_pretrained_cfg
+
+    try:
+        cfg = get_pretrained_cfg(m.backbone)
+    except Exception:  # noqa: BLE001 - an unknown name is reported by _check_backbone, not here
+        cfg = None
+    mean, std = getattr(cfg, "mean", None), getattr(cfg, "std", None)
+    if not mean or not std or len(mean) != 3 or len(std) != 3:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def resolve_normalisation(m: ModelConfig) -> ModelConfig:
+    """``[model]`` with ``mean``/``std`` = "auto" replaced by :func:`backbone_norm`'s numbers (explicit values stay)."""
+    if m.mean != "auto" and m.std != "auto":
+        return m
+    mean, std = backbone_norm(m)
+    return dataclasses.replace(m, mean=mean if m.mean == "auto" else m.mean, std=std if m.std == "auto" else m.std)
+
+
 def _check_backbone(name: str) -> str | None:
     import timm
 
     if name.startswith(_HUB_PREFIXES) or timm.is_model(name):
         return None
     return f"model.backbone = {name!r} is not a timm model{did_you_mean(name, timm.list_models())}"
+
+
+def _own_backbone_problems(m: ModelConfig, defaults: ModelConfig) -> list[tuple[str, str]]:
+    """A network with its own backbone (bisenetv2, ddrnet23_slim, enet) has no timm backbone to choose or
+    initialise: setting ``backbone``, ``pretrained``, ``pretrained_file`` or ``aux_stages`` would be ignored,
+    so each is an error instead. (A value equal to the default cannot be told from an unset key.)"""
+    found = []
+    own = f"model {m.name!r} has its own backbone, not a timm encoder, and trains from scratch"
+    if m.backbone != defaults.backbone:
+        found.append(("model.backbone", f"model.backbone = {m.backbone!r}: {own}; remove model.backbone"))
+    if m.pretrained:
+        found.append(
+            (
+                "model.pretrained",
+                f"model.pretrained = true: {own} (segcli has no pretrained weights for it); remove model.pretrained "
+                "or pick a model on a timm backbone (`seg models`)",
+            )
+        )
+    if m.pretrained_file:
+        found.append(
+            (
+                "model.pretrained_file",
+                f"model.pretrained_file = {m.pretrained_file!r}: {own}; backbone weights cannot be loaded into it, "
+                "remove model.pretrained_file",
+            )
+        )
+    if m.aux_stages:
+        found.append(
+            (
+                "model.aux_stages",
+                f"model.aux_stages = {list(m.aux_stages)}: {own}; remove aux_stages (its built-in aux heads are "
+                "switched by model.builtin_aux)",
+            )
+        )
+    return found
 
 
 def _check_model(m: ModelConfig, check_files: bool) -> list[tuple[str, str]]:
@@ -199,14 +282,8 @@ def _check_model(m: ModelConfig, check_files: bool) -> list[tuple[str, str]]:
             )
         if check_files and m.pretrained_file and not Path(m.pretrained_file).exists():
             found.append(("model.pretrained_file", f"model.pretrained_file = {m.pretrained_file!r}: file not found"))
-    elif m.aux_stages:
-        found.append(
-            (
-                "model.aux_stages",
-                f"model.aux_stages = {list(m.aux_stages)}: model {m.name!r} has its own backbone, not a timm "
-                "encoder; remove aux_stages (its built-in aux heads are switched by model.builtin_aux)",
-            )
-        )
+    else:
+        found.extend(_own_backbone_problems(m, defaults))
     try:
         aux_loss_weights(m.aux_weights, info.aux_outputs(m.builtin_aux, m.aux_stages), m.name)
     except PresetError as err:
@@ -266,6 +343,7 @@ def validate_preset(
         *_check_shapes(preset),
         *_check_lr_scaling(preset),
         *_check_train(preset.train),
+        *_check_meta(preset.meta),
         *_check_model(preset.model, check_files),
         *_check_loss(preset.loss, check_files, preset.data.root),
     ]

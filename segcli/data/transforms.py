@@ -64,24 +64,71 @@ def inference_size(
     return height, width
 
 
-class RandomScale:
-    """Rescale both by a factor drawn uniformly from [lo, hi]."""
+def scaled_size(height: int, width: int, ratio: float, resize_to: Sequence[int] = ()) -> tuple[int, int]:
+    """The (height, width) a random rescale by ``ratio`` gives.
 
-    def __init__(self, lo: float, hi: float) -> None:
-        self.lo, self.hi = lo, hi
+    Without ``resize_to`` the ratio is relative to the image's own size. With ``resize_to`` = [long, short] it is
+    mmseg's ``RandomResize(scale=resize_to, ratio_range=..., keep_ratio=True)``: the target scale becomes
+    ``(int(long * ratio), int(short * ratio))`` and the image is resized, keeping its aspect ratio, to fit inside
+    it (:func:`keep_ratio_size`), so every image comes out at about the same size whatever its native size.
+    """
+    if resize_to:
+        h, w = keep_ratio_size(height, width, (int(resize_to[0] * ratio), int(resize_to[1] * ratio)))
+        return max(1, h), max(1, w)
+    return max(1, round(height * ratio)), max(1, round(width * ratio))
+
+
+def crop_is_varied(mask: np.ndarray, cat_max_ratio: float, ignore_index: int) -> bool:
+    """mmseg ``RandomCrop``'s test: more than one class in the crop and none covering ``cat_max_ratio`` or more of
+    its labelled pixels (``ignore_index`` excluded)."""
+    counts = np.bincount(mask.ravel())
+    if ignore_index < len(counts):
+        counts[ignore_index] = 0
+    counts = counts[counts > 0]
+    return len(counts) > 1 and counts.max() / counts.sum() < cat_max_ratio
+
+
+def _offsets(
+    rng: np.random.Generator,
+    h: int,
+    w: int,
+    ch: int,
+    cw: int,
+    accept,
+    cat_max_ratio: float,  # noqa: ANN001
+) -> tuple[int, int]:
+    """A random (y, x) for a (ch, cw) crop of an (h, w) image; with ``cat_max_ratio`` < 1 redrawn up to 10 times
+    while ``accept(y, x)`` is false, the last draw kept (mmseg's rule)."""
+    y, x = int(rng.integers(0, max(h - ch, 0) + 1)), int(rng.integers(0, max(w - cw, 0) + 1))
+    if cat_max_ratio < 1.0:
+        for _ in range(10):
+            if accept(y, x):
+                break
+            y, x = int(rng.integers(0, max(h - ch, 0) + 1)), int(rng.integers(0, max(w - cw, 0) + 1))
+    return y, x
+
+
+class RandomScale:
+    """Rescale both by a factor drawn uniformly from [lo, hi] (of ``resize_to`` when given: :func:`scaled_size`)."""
+
+    def __init__(self, lo: float, hi: float, resize_to: Sequence[int] = ()) -> None:
+        self.lo, self.hi, self.resize_to = lo, hi, tuple(resize_to)
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> Pair:
         s = rng.uniform(self.lo, self.hi)
         h, w = mask.shape
-        size = (max(1, round(h * s)), max(1, round(w * s)))
-        return resize_pair(image, mask, size)  # type: ignore[return-value]
+        return resize_pair(image, mask, scaled_size(h, w, s, self.resize_to))  # type: ignore[return-value]
 
 
 class RandomCrop:
-    """Crop (height, width) at a random offset; pad first when smaller (image 0, mask ignore_index)."""
+    """Crop (height, width) at a random offset; pad first when smaller (image 0, mask ignore_index).
 
-    def __init__(self, height: int, width: int, ignore_index: int) -> None:
-        self.h, self.w, self.ignore_index = height, width, ignore_index
+    ``cat_max_ratio`` < 1 redraws the offset (up to 10 times) while one class covers that share or more of the
+    crop's labelled pixels: mmseg's ``RandomCrop(cat_max_ratio=0.75)``, which keeps crops from being all road or sky.
+    """
+
+    def __init__(self, height: int, width: int, ignore_index: int, cat_max_ratio: float = 1.0) -> None:
+        self.h, self.w, self.ignore_index, self.cat_max_ratio = height, width, ignore_index, cat_max_ratio
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> Pair:
         h, w = mask.shape
@@ -90,8 +137,11 @@ class RandomCrop:
             image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
             mask = cv2.copyMakeBorder(mask, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=self.ignore_index)
             h, w = mask.shape
-        y = int(rng.integers(0, h - self.h + 1))
-        x = int(rng.integers(0, w - self.w + 1))
+
+        def accept(y: int, x: int) -> bool:
+            return crop_is_varied(mask[y : y + self.h, x : x + self.w], self.cat_max_ratio, self.ignore_index)
+
+        y, x = _offsets(rng, h, w, self.h, self.w, accept, self.cat_max_ratio)
         return image[y : y + self.h, x : x + self.w], mask[y : y + self.h, x : x + self.w]
 
 
@@ -102,30 +152,53 @@ class RandomScaleCrop:
     ``cv2.resize`` uses (bilinear, also when shrinking); the mask is a nearest-neighbour gather with the
     indices ``cv2.resize`` would pick. Pixels outside the rescaled image are padding (image 0, mask
     ignore_index), as when the crop is larger than the rescaled image. Resizing a 1024x2048 source to up
-    to 2x before cropping 512x512 costs 5-30x the pixels of the crop itself.
+    to 2x before cropping 512x512 costs 5-30x the pixels of the crop itself. ``resize_to`` and
+    ``cat_max_ratio`` are those of :class:`RandomScale` and :class:`RandomCrop`; a redrawn crop costs one
+    mask gather, the image is warped once.
     """
 
-    def __init__(self, lo: float, hi: float, height: int, width: int, ignore_index: int) -> None:
+    def __init__(
+        self,
+        lo: float,
+        hi: float,
+        height: int,
+        width: int,
+        ignore_index: int,
+        resize_to: Sequence[int] = (),
+        cat_max_ratio: float = 1.0,
+    ) -> None:
         self.lo, self.hi, self.h, self.w, self.ignore_index = lo, hi, height, width, ignore_index
+        self.resize_to, self.cat_max_ratio = tuple(resize_to), cat_max_ratio
+
+    def _mask_crop(self, mask: np.ndarray, sh: int, sw: int, y: int, x: int) -> np.ndarray:
+        """The (h, w) crop at (y, x) of ``mask`` resized (nearest) to (sh, sw), padded with ignore_index."""
+        h, w = mask.shape
+        ay, ax = h / sh, w / sw
+        ys, xs = np.arange(y, y + self.h), np.arange(x, x + self.w)
+        src_y = np.minimum((ys * ay).astype(np.intp), h - 1)
+        src_x = np.minimum((xs * ax).astype(np.intp), w - 1)
+        out = mask[src_y[:, None], src_x[None, :]]
+        pad_y, pad_x = max(sh - y, 0), max(sw - x, 0)  # rows/columns past these are padding
+        out[pad_y:], out[:, pad_x:] = self.ignore_index, self.ignore_index
+        return out
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> Pair:
         s = rng.uniform(self.lo, self.hi)
         h, w = mask.shape
-        sh, sw = max(1, round(h * s)), max(1, round(w * s))
-        y = int(rng.integers(0, max(sh - self.h, 0) + 1))
-        x = int(rng.integers(0, max(sw - self.w, 0) + 1))
+        sh, sw = scaled_size(h, w, s, self.resize_to)
+
+        def accept(y: int, x: int) -> bool:
+            return crop_is_varied(self._mask_crop(mask, sh, sw, y, x), self.cat_max_ratio, self.ignore_index)
+
+        y, x = _offsets(rng, sh, sw, self.h, self.w, accept, self.cat_max_ratio)
+        out_mask = self._mask_crop(mask, sh, sw, y, x)
         ay, ax = h / sh, w / sw  # source pixels per rescaled pixel
         m = np.array([[ax, 0.0, ax * (x + 0.5) - 0.5], [0.0, ay, ay * (y + 0.5) - 0.5]])
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         out = cv2.warpAffine(image, m, (self.w, self.h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
-        ys, xs = np.arange(y, y + self.h), np.arange(x, x + self.w)
-        src_y = np.minimum((ys * ay).astype(np.intp), h - 1)
-        src_x = np.minimum((xs * ax).astype(np.intp), w - 1)
-        out_mask = mask[src_y[:, None], src_x[None, :]]
-        pad_y, pad_x = max(sh - y, 0), max(sw - x, 0)  # rows/columns past these are padding
+        pad_y, pad_x = max(sh - y, 0), max(sw - x, 0)
         if pad_y < self.h or pad_x < self.w:
             out[pad_y:], out[:, pad_x:] = 0, 0
-            out_mask[pad_y:], out_mask[:, pad_x:] = self.ignore_index, self.ignore_index
         return out, out_mask
 
 
@@ -173,16 +246,18 @@ class ColorJitter:
 
 
 def build_train_transform(cfg: AugmentConfig, ignore_index: int) -> Compose:
-    """The training pipeline of a preset: scale → crop (padded) → flip → colour jitter."""
+    """The training pipeline of a preset: scale (to ``resize_to`` when set) → crop (padded, ``cat_max_ratio``)
+    → flip → colour jitter."""
     ops: list = []
     lo, hi = (tuple(cfg.scale) + (1.0, 1.0))[:2] if cfg.scale else (1.0, 1.0)
     ch, cw = (tuple(cfg.crop_size) * 2)[:2] if cfg.crop_size else (0, 0)
-    if (lo, hi) != (1.0, 1.0) and cfg.crop_size:
-        ops.append(RandomScaleCrop(lo, hi, ch, cw, ignore_index))  # only the crop's pixels are computed
-    elif (lo, hi) != (1.0, 1.0):
-        ops.append(RandomScale(lo, hi))
+    scaling = bool(cfg.resize_to) or (lo, hi) != (1.0, 1.0)
+    if scaling and cfg.crop_size:  # only the crop's pixels are computed
+        ops.append(RandomScaleCrop(lo, hi, ch, cw, ignore_index, cfg.resize_to, cfg.cat_max_ratio))
+    elif scaling:
+        ops.append(RandomScale(lo, hi, cfg.resize_to))
     elif cfg.crop_size:
-        ops.append(RandomCrop(ch, cw, ignore_index))
+        ops.append(RandomCrop(ch, cw, ignore_index, cfg.cat_max_ratio))
     if cfg.hflip:
         ops.append(HorizontalFlip(cfg.hflip))
     ops.append(ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue))

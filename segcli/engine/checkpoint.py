@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from segcli.config.load import preset_from_dict, preset_to_toml
 from segcli.config.schema import Preset
+from segcli.config.validate import resolve_normalisation
 from segcli.data.format import DatasetInfo
 from segcli.errors import CheckpointError, SegError
 from segcli.io_utils import atomic_write
@@ -68,13 +69,14 @@ def weights_writer(
 ) -> Callable[[Path], None]:
     """``writer(path)`` writing the model's weights (as they are now) and metadata to a .safetensors file."""
     state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
+    norm = resolve_normalisation(preset.model)  # a loaded preset holds numbers already; one built in code may not
     meta = {
         "format": FORMAT,
         "classes": json.dumps(list(info.classes)),
         "palette": json.dumps([list(c) for c in info.palette]),
         "ignore_index": str(info.ignore_index),
-        "mean": json.dumps(list(preset.model.mean)),
-        "std": json.dumps(list(preset.model.std)),
+        "mean": json.dumps(list(norm.mean)),
+        "std": json.dumps(list(norm.std)),
         "preset": preset_to_toml(preset),
         "dataset": info.name,
         "epoch": str(epoch),

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from segcli.config.schema import LossConfig, ModelConfig
-from segcli.config.validate import aux_loss_weights, check_class_weights, read_class_weights
+from segcli.config.validate import aux_loss_weights, check_class_weights, read_class_weights, resolve_normalisation
 from segcli.losses import CombinedLoss, build_loss
 from segcli.models import MODELS, Segmenter, build_model, supported_options
 
@@ -26,8 +26,10 @@ def model_from_preset(cfg: ModelConfig, num_classes: int) -> Segmenter:
     """The network of ``[model]`` wrapped in a Segmenter; keys the model does not take are left out.
 
     Models with their own backbone take no ``backbone``, ``pretrained``, ``output_stride`` or
-    ``aux_stages`` (validation rejects the ones that would change what is built).
+    ``aux_stages`` (validation rejects the ones that would change what is built). ``mean``/``std`` =
+    "auto" become the backbone's pretraining statistics (see ``validate.backbone_norm``).
     """
+    cfg = resolve_normalisation(cfg)  # a loaded preset is resolved already; a ModelConfig made in code may not be
     keys = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in _NOT_OPTIONS}
     options = supported_options(cfg.name, keys)
     return build_model(cfg.name, num_classes, mean=cfg.mean, std=cfg.std, **options)

@@ -14,19 +14,23 @@ import torch
 import torch.nn as nn
 
 from segcli.config.schema import OptimConfig, ScheduleConfig
+from segcli.models.base import head_parameters
 from segcli.models.encoder import TimmEncoder
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
 
 
 def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
-    """Up to four groups: backbone/decoder × decay/no-decay.
+    """Up to six groups: backbone/decoder/head × decay/no-decay.
 
-    Parameters inside a :class:`TimmEncoder` get ``lr * backbone_lr_mult``; norm-layer weights and
-    biases get no weight decay when ``no_decay_norm_bias`` is on (the usual recipe).
+    Parameters inside a :class:`TimmEncoder` get ``lr * backbone_lr_mult``; the model's head
+    (:func:`segcli.models.base.head_parameters`) gets ``lr * head_lr_mult``, and is part of the decoder
+    group when that is 1; the rest gets ``lr``. Norm-layer weights and biases get no weight decay when
+    ``no_decay_norm_bias`` is on (the usual recipe).
     """
     backbone_ids = {id(p) for m in model.modules() if isinstance(m, TimmEncoder) for p in m.parameters()}
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    head_ids = {id(p) for p in head_parameters(model)} - backbone_ids if cfg.head_lr_mult != 1.0 else set()
+    groups: dict[tuple[int, bool], list[nn.Parameter]] = {}
     seen: set[int] = set()
     for module in model.modules():
         for name, p in module.named_parameters(recurse=False):
@@ -34,17 +38,18 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict]:
                 continue
             seen.add(id(p))
             no_decay = cfg.no_decay_norm_bias and (isinstance(module, _NORMS) or name == "bias" or p.ndim <= 1)
-            groups.setdefault((id(p) in backbone_ids, no_decay), []).append(p)
+            part = 0 if id(p) in backbone_ids else (2 if id(p) in head_ids else 1)
+            groups.setdefault((part, no_decay), []).append(p)
     out = []
-    for (is_backbone, no_decay), params in sorted(groups.items()):
-        lr = cfg.lr * (cfg.backbone_lr_mult if is_backbone else 1.0)
+    for (part, no_decay), params in sorted(groups.items()):
+        lr = cfg.lr * (cfg.backbone_lr_mult, 1.0, cfg.head_lr_mult)[part]
         out.append(
             {
                 "params": params,
                 "lr": lr,
                 "base_lr": lr,
                 "weight_decay": 0.0 if no_decay else cfg.weight_decay,
-                "name": f"{'backbone' if is_backbone else 'decoder'}{'_no_decay' if no_decay else ''}",
+                "name": f"{('backbone', 'decoder', 'head')[part]}{'_no_decay' if no_decay else ''}",
             }
         )
     return out

@@ -27,6 +27,13 @@ class OhemOptions(CEOptions):
         "Cityscapes OHEM recipes for 512x1024 crops; lower it for small crops)",
         minimum=1,
     )
+    min_kept_ratio: float = opt(
+        0.0,
+        "also keep at least this share of the batch's valid pixels (the larger count wins): CoinCheung/BiSeNet "
+        "keeps valid/16 = 0.0625 with min_kept = 1; 0 = min_kept alone",
+        minimum=0.0,
+        maximum=1.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -50,8 +57,9 @@ class OhemCrossEntropy(nn.Module):
     """Online hard example mining cross-entropy (the HRNet/DDRNet/BiSeNet Cityscapes recipe).
 
     A valid pixel is kept when the softmax probability of its true class is below ``thresh``; when fewer
-    than ``min_kept`` pixels qualify, the ``min_kept`` pixels with the lowest true-class probability are
-    kept instead (all valid pixels when there are fewer; ties at the cut are all kept). The loss is the
+    than ``k = max(min_kept, floor(min_kept_ratio * valid pixels))`` pixels qualify, the ``k`` pixels with the
+    lowest true-class probability are kept instead (all valid pixels when there are fewer; ties at the cut
+    are all kept). ``min_kept_ratio`` is CoinCheung/BiSeNet's ``n_min = valid // 16``. The loss is the
     cross-entropy averaged over the kept pixels, weighted as ``F.cross_entropy`` does with class weights.
     The selection itself carries no gradient. Batches are mined as a whole (per process under DDP).
 
@@ -64,12 +72,14 @@ class OhemCrossEntropy(nn.Module):
         label_smoothing: float = 0.0,
         thresh: float = 0.7,
         min_kept: int = 100000,
+        min_kept_ratio: float = 0.0,
     ) -> None:
         super().__init__()
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
         self.thresh = thresh
         self.min_kept = min_kept
+        self.min_kept_ratio = min_kept_ratio
         self.register_buffer("weight", weight, persistent=False)
 
     def keep_mask(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -78,8 +88,13 @@ class OhemCrossEntropy(nn.Module):
             valid, safe = valid_mask(target, self.ignore_index)
             prob = F.log_softmax(logits.detach().float(), dim=1).gather(1, safe.unsqueeze(1)).squeeze(1).exp()
             prob = torch.where(valid, prob, torch.inf)  # ignored pixels sort last and never pass a threshold
-            k = min(self.min_kept, prob.numel())
-            kth = prob.reshape(-1).kthvalue(k).values  # inf when fewer than min_kept pixels are valid
+            flat = prob.reshape(-1)
+            if self.min_kept_ratio > 0:  # k depends on the valid count: index a sorted copy, no host sync
+                k = torch.floor(valid.sum() * self.min_kept_ratio).long().clamp(min=self.min_kept, max=flat.numel())
+                kth = flat.sort().values.gather(0, (k - 1).reshape(1)).squeeze(0)
+            else:
+                kth = flat.kthvalue(min(self.min_kept, flat.numel())).values
+            # kth is inf when fewer than k pixels are valid: every valid pixel is kept
             return valid & ((prob < self.thresh) | (prob <= kth))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -64,10 +64,33 @@ def check_input_shape(x: torch.Tensor, multiple: int, model: str) -> None:
         )
 
 
+def head_parameters(net: nn.Module) -> list[nn.Parameter]:
+    """The parameters ``optim.head_lr_mult`` applies to: the network's "head".
+
+    A network names its head modules in a ``head_modules`` class attribute (attribute names; absent ones, such
+    as aux heads switched off, are skipped). Without one, the head of a decoder on a timm encoder is everything
+    outside the encoder (decoder, classifier and aux heads: mmseg's ``decode_head`` + ``auxiliary_head``), and
+    a network without an encoder has none. ``net`` may be wrapped (a Segmenter's ``.net``).
+    """
+    net = getattr(net, "net", net)
+    names = getattr(net, "head_modules", None)
+    if names is not None:
+        mods = [getattr(net, n) for n in names if isinstance(getattr(net, n, None), nn.Module)]
+        return [p for m in mods for p in m.parameters()]
+    encoder = getattr(net, "encoder", None)
+    if not isinstance(encoder, nn.Module):
+        return []
+    inside = {id(p) for p in encoder.parameters()}
+    return [p for p in net.parameters() if id(p) not in inside]
+
+
 class OwnBackbone(nn.Module):
     """A network with its own backbone (registered with ``timm_encoder=False``): the decoder options and
     the switch of its built-in auxiliary heads are set, then subclasses build their layers in :meth:`build_layers`.
+    Subclasses name their head modules in ``head_modules`` (see :func:`head_parameters`).
     """
+
+    head_modules: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -100,6 +123,7 @@ class EncoderDecoder(nn.Module):
     """
 
     default_stride = 32
+    head_modules: tuple[str, ...] | None = None  # None: everything outside the encoder (see head_parameters)
 
     def __init__(
         self,

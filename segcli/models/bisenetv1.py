@@ -40,7 +40,13 @@ class FeatureFusion(nn.Module):
 
 @MODELS.register("bisenetv1", strides=(32,), builtin_aux=2)
 class BiSeNetV1(EncoderDecoder):
-    """Spatial path (three stride-2 convs, stride 8) + context path (ARMs on the stride-16/32 features)."""
+    """Spatial path (three stride-2 convs, stride 8) + context path (ARMs on the stride-16/32 features).
+
+    Its head (``optim.head_lr_mult``) is CoinCheung/BiSeNet's ``lr_mul`` set: the feature fusion module and the
+    output heads (main and auxiliary); the spatial and context paths train at the base lr.
+    """
+
+    head_modules = ("ffm", "head", "aux16", "aux32", "aux_heads")
 
     def build_decoder(self, num_classes: int) -> None:
         encoder = self.encoder

@@ -91,7 +91,12 @@ class BilateralGuidedAggregation(nn.Module):
 
 @MODELS.register("bisenetv2", timm_encoder=False, builtin_aux=4)
 class BiSeNetV2(OwnBackbone):
-    """Detail branch (64-64-128 channels, stride 8) + semantic branch (16-32-64-128, stride 32) → BGA → head."""
+    """Detail branch (64-64-128 channels, stride 8) + semantic branch (16-32-64-128, stride 32) → BGA → head.
+
+    Its head (``optim.head_lr_mult``): the segmentation head and the boosters (CoinCheung's ``head``/``aux*``).
+    """
+
+    head_modules = ("head", "boosters")
 
     def build_layers(self, num_classes: int) -> None:
         opts = self.opts

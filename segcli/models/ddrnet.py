@@ -78,6 +78,7 @@ class DDRNet23Slim(OwnBackbone):
     """High branch at stride 8 (64 ch), low branch down to stride 64, two bilateral fusions, DAPPM, head."""
 
     planes = 32
+    head_modules = ("head", "aux_head")  # optim.head_lr_mult: the segmentation heads
     input_multiple = 64  # the low branch reaches stride 64: the prediction core pads inputs to this
 
     def build_layers(self, num_classes: int) -> None:

@@ -125,6 +125,7 @@ class ENet(nn.Module):
     """Initial block, 5 stages (16 → 64 → 128 → 128 → 64 → 16 channels), a transposed-conv classifier."""
 
     multiple = 8
+    head_modules = ("classifier",)  # optim.head_lr_mult: the transposed-conv classifier
 
     def __init__(self, num_classes: int, *, attention: str = "none", dropout: float = 0.1) -> None:
         super().__init__()

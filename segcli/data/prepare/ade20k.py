@@ -20,6 +20,7 @@ from typing import Any
 
 from segcli.data.format import make_info
 from segcli.data.prepare.converter import LutConverter, Plan, register_converter
+from segcli.data.prepare.fetch import Download
 from segcli.data.prepare.sources import Sources, require
 from segcli.data.prepare.splits import find_pairs
 from segcli.errors import DataError
@@ -75,6 +76,19 @@ def _split(folder: str | None, stem: str) -> str:
     return "train" if stem.startswith("ADE_train_") else "val"
 
 
+# The scene-parsing benchmark archive; sha1 as recorded by GluonCV / PyTorch-Encoding's ADE20K download
+# scripts. The size (as reported by users' download records) is shown in messages; the sha1 checks the file.
+DOWNLOADS = (
+    Download(
+        "ade20k",
+        "http://data.csail.mit.edu/places/ADEchallenge/ADEChallengeData2016.zip",
+        "ADEChallengeData2016.zip",
+        "sha1:219e1696abb36c8ba3a3afe7fb2f4b4606a897c7",
+        967382037,
+    ),
+)
+
+
 @register_converter
 class ADE20K(LutConverter):
     """ADEChallengeData2016 → 150 classes (0-149), 255 = other/unlabelled.
@@ -85,6 +99,7 @@ class ADE20K(LutConverter):
     name = "ade20k"
     help = 'ADE20K (ADEChallengeData2016.zip or folder) → 150 classes; 0 ("other") → ignore.'
     expected = EXPECTED
+    downloads = DOWNLOADS
     lut = REDUCE_ZERO
 
     def want(self, member: str, opts: dict[str, Any]) -> bool:

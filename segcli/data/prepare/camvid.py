@@ -23,6 +23,7 @@ import numpy as np
 from segcli.data.decode import colors_to_ids, decode_ids, decode_image, lut_map
 from segcli.data.format import make_info
 from segcli.data.prepare.converter import Converter, Plan, by_name, register_converter
+from segcli.data.prepare.fetch import Download
 from segcli.data.prepare.sources import Sources, require
 from segcli.data.prepare.splits import paired_samples, require_images, split_options, split_samples
 from segcli.data.prepare.writer import Sample
@@ -98,7 +99,8 @@ VOID = "Void"
 _SEG_IMG = re.compile(r"(?:^|/)(train|val|test)/([^/]+)\.png$")
 _SEG_ANN = re.compile(r"(?:^|/)(train|val|test)annot/([^/]+)\.png$")
 _ORIG_IMG = re.compile(r"(?:^|/)701_StillsRaw_full/([^/]+)\.png$")
-_ORIG_ANN = re.compile(r"(?:^|/)LabeledApproved_full/([^/]+)_L\.png$")
+# In LabeledApproved_full/, or at the top of a source (LabeledApproved_full.zip holds no folder).
+_ORIG_ANN = re.compile(r"(?:^|(?:^|/)LabeledApproved_full/)([^/]+)_L\.png$")
 _COLORS = re.compile(r"(?:^|/)label_colors\.txt$")
 
 
@@ -123,6 +125,17 @@ def parse_label_colors(text: str, where: str) -> tuple[list[tuple[int, int, int]
     return colors, ids
 
 
+# The original 32-class release (converted to the 11 SegNet classes; no official split, see
+# --val-ratio / --split-lists), from the authors' UCL mirror. No checksum or exact size could be
+# confirmed for these files: they are checked only against the length the server announces.
+_CAMVID = "http://web4.cs.ucl.ac.uk/staff/g.brostow/MotionSegRecData"
+DOWNLOADS = (
+    Download("camvid", f"{_CAMVID}/files/701_StillsRaw_full.zip", "701_StillsRaw_full.zip"),
+    Download("camvid", f"{_CAMVID}/data/LabeledApproved_full.zip", "LabeledApproved_full.zip"),
+    Download("camvid", f"{_CAMVID}/data/label_colors.txt", "label_colors.txt"),
+)
+
+
 @register_converter
 class CamVid(Converter):
     """CamVid (SegNet or original layout) → the 11 SegNet classes, 255 = void."""
@@ -130,6 +143,7 @@ class CamVid(Converter):
     name = "camvid"
     help = "CamVid, SegNet layout (11 classes) or original 32-class colour labels merged into those 11."
     expected = EXPECTED
+    downloads = DOWNLOADS
     options = split_options(0.2, "Original layout only: train=train.txt,val=val.txt,test=test.txt (frame ids).")
 
     def want(self, member: str, opts: dict[str, Any]) -> bool:

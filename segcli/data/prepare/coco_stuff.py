@@ -22,6 +22,7 @@ import numpy as np
 from segcli.data.decode import load_mat, lut_map
 from segcli.data.format import make_info
 from segcli.data.prepare.converter import Converter, Plan, by_name, read_ids, register_converter
+from segcli.data.prepare.fetch import Download
 from segcli.data.prepare.sources import Sources, require
 from segcli.data.prepare.splits import require_images
 from segcli.data.prepare.writer import Sample
@@ -220,6 +221,33 @@ _10K_MAT = re.compile(r"(?:^|/)annotations/([^/]+)\.mat$")
 _10K_LIST = re.compile(r"(?:^|/)imageLists/(train|test)\.txt$")
 
 
+# COCO-Stuff 164k: the label maps and the COCO 2017 images. The COCO md5s are the ones COCO users
+# have long recorded (e.g. PaddleDetection's dataset table), the sizes as served. No checksum or
+# exact size of stuffthingmaps_trainval2017.zip could be confirmed: it is checked only against the
+# length the server announces.
+DOWNLOADS = (
+    Download(
+        "coco-stuff",
+        "http://calvin.inf.ed.ac.uk/wp-content/uploads/data/cocostuffdataset/stuffthingmaps_trainval2017.zip",
+        "stuffthingmaps_trainval2017.zip",
+    ),
+    Download(
+        "coco",
+        "http://images.cocodataset.org/zips/train2017.zip",
+        "train2017.zip",
+        "md5:cced6f7f71b7629ddf16f17bbcfab6b2",
+        19336861798,
+    ),
+    Download(
+        "coco",
+        "http://images.cocodataset.org/zips/val2017.zip",
+        "val2017.zip",
+        "md5:442b8da7639aecaf257c1dceb8ba8c80",
+        815585330,
+    ),
+)
+
+
 @register_converter
 class CocoStuff(Converter):
     """COCO-Stuff 164k (train/val) or 10k (train/val from imageLists) → 171 classes."""
@@ -227,6 +255,7 @@ class CocoStuff(Converter):
     name = "coco-stuff"
     help = "COCO-Stuff 164k (stuffthingmaps + COCO images) or 10k (.mat, needs the extra segcli[mat]) → 171 classes."
     expected = EXPECTED
+    downloads = DOWNLOADS
 
     def want(self, member: str, opts: dict[str, Any]) -> bool:
         return bool(_10K_LIST.search(member))

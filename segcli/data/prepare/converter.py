@@ -22,7 +22,8 @@ import numpy as np
 
 from segcli.data.decode import check_ids, decode_ids, lut_map
 from segcli.data.format import DatasetInfo
-from segcli.data.prepare.sources import STAGING, Member, Sources, open_sources
+from segcli.data.prepare.fetch import Download, FetchProgress, fetch
+from segcli.data.prepare.sources import STAGING, Member, Sources, open_sources, out_is_free
 from segcli.data.prepare.writer import PrepareResult, Progress, Sample, run_conversion
 from segcli.errors import UserError
 from segcli.registry import Registry
@@ -74,6 +75,9 @@ class Converter:
     help: ClassVar[str] = ""
     #: The downloads, named with where they are published; "" means the converter reads none.
     expected: ClassVar[str] = ""
+    #: The public direct downloads `seg prepare NAME` fetches when given no source (the module's
+    #: ``DOWNLOADS`` table); empty for datasets behind a login or without a direct link.
+    downloads: ClassVar[tuple[Download, ...]] = ()
     options: ClassVar[tuple[Option, ...]] = ()
     sources_help: ClassVar[str] = SOURCES_HELP
     #: None: the source image is copied as it is; else :meth:`decode_image` gives the image to write.
@@ -86,6 +90,15 @@ class Converter:
     def expected_for(self, opts: dict[str, Any]) -> str:
         """The EXPECTED text for these options (used in every 'not found' error)."""
         return self.expected
+
+    def fetch_sources(self, opts: dict[str, Any], progress: FetchProgress | None = None) -> list[Path]:
+        """The sources to convert when none was given: the verified downloads, fetched into the cache."""
+        if not self.downloads:
+            raise UserError(
+                f"seg prepare {self.name} needs SRC, the files you downloaded (segcli cannot fetch them for you): "
+                f"{self.expected_for(opts)}; run `seg prepare {self.name} PATH...` with them"
+            )
+        return fetch(self.downloads, f"seg prepare {self.name}", progress=progress)
 
     def want(self, member: str, opts: dict[str, Any]) -> bool:
         """True for tar members :meth:`plan` reads at once (lists, class tables); samples are staged later."""
@@ -140,25 +153,32 @@ def register_converter(cls: type[Converter]) -> type[Converter]:
 
 def prepare(
     converter: str,
-    sources: Iterable[str | os.PathLike],
-    out: str | os.PathLike,
+    sources: Iterable[str | os.PathLike] = (),
+    out: str | os.PathLike | None = None,
     *,
     force: bool = False,
     link: bool = False,
     workers: int = 1,
     progress: Progress | None = None,
+    fetch_progress: FetchProgress | None = None,
     **options: Any,
 ) -> PrepareResult:
     """Convert ``sources`` with the registered converter ``converter`` into ``out`` (the segcli format).
 
-    ``options`` are the converter's own (see ``seg prepare NAME --help``); ``progress(n, total)``
-    is called with n = 0 first, then once per sample.
+    With no ``sources``, a converter with public downloads fetches them into the cache first
+    (:mod:`segcli.data.prepare.fetch`; ``fetch_progress(file, done, total)`` follows the bytes).
+    ``out`` defaults to ``data/<converter>``. ``options`` are the converter's own (see
+    ``seg prepare NAME --help``); ``progress(n, total)`` is called with n = 0 first, then once per sample.
     """
     from segcli.data.prepare import converters
 
     conv: Converter = converters().get(converter)
     opts = conv.resolve(options)
+    out = Path(out) if out is not None else Path("data") / converter
     paths = list(sources)
+    if conv.takes_sources and not paths:
+        out_is_free(out)  # refuse a foreign --out folder before downloading anything
+        paths = conv.fetch_sources(opts, fetch_progress)
     existed = Path(out).exists()
     try:
         if conv.takes_sources:

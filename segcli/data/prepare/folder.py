@@ -16,20 +16,31 @@ in one of three ways:
   a colour not in the table is an error naming it;
 * ``binary``: 0/255 masks (any grey/RGB image, thresholded at 128) → 0/1, classes background, foreground.
 
-Splits come from list files (``{"train": "train.txt", ...}``, one sample id or file name per line;
-samples in no list are left out) or from a seeded random ``val_ratio``.
+Where the files are: two folders (images, masks), or one folder/archive holding ``images/`` +
+``masks/``, ``<split>/images/`` + ``<split>/masks/``, or ``images/<split>/`` + ``masks/<split>/``
+(mmseg's ``img_dir``/``ann_dir``). Split folders are kept as splits (``validation``/``valid`` → ``val``,
+``training`` → ``train``). The labels folder is ``--masks NAME`` (any name), else the one folder beside
+the images named like one (``masks``, ``labels``, ``ann_dir`` ...) or holding files named like the
+images; when several could be the labels, the error lists them instead of guessing.
+
+``--roi FOLDER`` pairs a region mask with every image by stem (anywhere under FOLDER): pixels where
+it is 0 become ``ignore_index``, so training and every metric count only the region.
+
+Without split folders, splits come from list files (``{"train": "train.txt", ...}``, one sample id
+or file name per line; samples in no list are left out) or from a seeded random ``val_ratio``.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from segcli.data.decode import colors_to_ids, decode_ids, decode_image
+from segcli.data.decode import colors_to_ids, decode_ids, decode_image, read_file
 from segcli.data.format import make_info
 from segcli.data.io import IMAGE_EXTS
 from segcli.data.prepare.converter import Converter, Option, Plan, register_converter
@@ -84,21 +95,160 @@ def read_class_names(classes: str | list[str] | None, classes_file: str | os.Pat
     return None
 
 
-def _pick_dir(srcs: Sources, wanted: str | None, defaults: tuple[str, ...], what: str) -> str:
-    """The folder (posix prefix inside the single source) holding the images or masks."""
-    dirs = {m.name.rsplit("/", 1)[0] if "/" in m.name else "" for m in srcs.members}
-    if wanted is not None:
-        wanted = wanted.strip("/")
-        if wanted not in dirs:
-            raise DataError(f"{srcs.origin_list()}: no {what} folder {wanted!r} inside (folders: {sorted(dirs)[:8]})")
-        return wanted
-    for d in sorted(dirs, key=lambda x: (x.count("/"), x)):
-        if d.rsplit("/", 1)[-1] in defaults:
-            return d
-    raise DataError(
-        f"{srcs.origin_list()}: cannot tell which folder holds the {what} (none of {', '.join(defaults)}); "
-        f"pass --{what} SUBFOLDER or give the images and masks folders as two arguments"
-    )
+MASK_EXTS = (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg")
+# Split folder names mapped to the names presets use (data.train_split / data.val_split); others are kept.
+SPLIT_ALIASES = {"training": "train", "validation": "val", "valid": "val", "testing": "test"}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One split's images and masks folders, each ``(source index, posix folder)``; ``split`` is None
+    when the folders do not split the data (the split then comes from --split-lists or --val-ratio)."""
+
+    split: str | None
+    images: tuple[int, str]
+    masks: tuple[int, str]
+
+
+def _parent(d: str) -> str:
+    return d.rsplit("/", 1)[0] if "/" in d else ""
+
+
+def _base(d: str) -> str:
+    return d.rsplit("/", 1)[-1]
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}/{b}" if a else b
+
+
+def _named(d: str, wanted: str) -> bool:
+    wanted = wanted.strip("/")
+    return d == wanted or d.endswith("/" + wanted)
+
+
+class _Tree:
+    """The folders of one source holding image-like files (``exclude``, a folder, left out)."""
+
+    def __init__(self, srcs: Sources, src: int, exclude: str | None = None) -> None:
+        self.files: dict[str, list[str]] = {}  # folder -> stems of the files directly in it
+        for mem in srcs.members:
+            head, _, base = mem.name.rpartition("/")
+            ext = os.path.splitext(base)[1].lower()
+            if mem.src != src or base.startswith(".") or ext not in IMAGE_EXTS + MASK_EXTS:
+                continue
+            if exclude is not None and (head == exclude or head.startswith(exclude + "/")):
+                continue
+            self.files.setdefault(head, []).append(os.path.splitext(base)[0])
+        self.dirs = {""}
+        for d in self.files:
+            while d:
+                self.dirs.add(d)
+                d = _parent(d)
+
+    def children(self, d: str) -> list[str]:
+        return sorted(c for c in self.dirs if c and _parent(c) == d)
+
+    def stems_under(self, d: str) -> set[str]:
+        return {s for f, stems in self.files.items() if not d or f == d or f.startswith(d + "/") for s in stems}
+
+    def split_dirs(self, d: str) -> list[str]:
+        """The subfolders of ``d`` holding files, when ``d`` itself holds none (``img_dir/<split>/``)."""
+        return [] if d in self.files else [c for c in self.children(d) if c in self.files]
+
+
+def _image_dirs(tree: _Tree, wanted: str | None, where: str) -> list[str]:
+    """The images folder(s): the shallowest named ``wanted`` (default: one of IMAGE_DIRS). Several
+    at that depth under different parents are the ``<split>/images`` layout; two in one parent are an error."""
+    hits = [d for d in tree.dirs if d and (_named(d, wanted) if wanted else _base(d) in IMAGE_DIRS)]
+    if not hits:
+        if wanted:
+            raise DataError(f"{where}: no images folder {wanted!r} inside (folders: {sorted(tree.dirs - {''})[:8]})")
+        raise DataError(
+            f"{where}: cannot tell which folder holds the images (none of {', '.join(IMAGE_DIRS)}); "
+            "pass --images SUBFOLDER or give the images and masks folders as two arguments"
+        )
+    depth = min(d.count("/") for d in hits)
+    hits = sorted(d for d in hits if d.count("/") == depth)
+    by_parent: dict[str, list[str]] = {}
+    for d in hits:
+        by_parent.setdefault(_parent(d), []).append(d)
+    for ds in by_parent.values():
+        if len(ds) > 1:
+            raise DataError(f"{where}: more than one folder could hold the images: {', '.join(ds)}; pass --images NAME")
+    return hits
+
+
+def _mask_dir(tree: _Tree, images: str, wanted: str | None, suffixes: tuple[str, str], where: str) -> str:
+    """The labels folder beside ``images``: ``wanted``, else the one sibling named like a labels folder
+    (MASK_DIRS) or holding files whose stems match the images'. Several candidates are an error
+    listing them: guessing would silently train on the wrong labels."""
+    siblings = [c for c in tree.children(_parent(images)) if c != images]
+    if wanted:
+        hit = [c for c in siblings if _named(c, wanted)] or [c for c in tree.dirs if c and c == wanted.strip("/")]
+        if not hit:
+            there = ", ".join(_base(c) for c in siblings) or "none"
+            raise DataError(f"{where}: no masks folder {wanted!r} beside {images} (folders there: {there})")
+        return hit[0]
+    image_stems = {_strip(s, suffixes[0]) for s in tree.stems_under(images)}
+    found = [
+        c
+        for c in siblings
+        if _base(c) in MASK_DIRS or image_stems & {_strip(s, suffixes[1]) for s in tree.stems_under(c)}
+    ]
+    if len(found) > 1:
+        raise DataError(
+            f"{where}: more than one folder could hold the labels: {', '.join(found)}; pass --masks NAME to pick one"
+        )
+    if not found:
+        raise DataError(
+            f"{where}: cannot tell which folder holds the masks (none of {', '.join(MASK_DIRS)} beside "
+            f"{images}, and no folder there holds files named like the images); pass --masks NAME "
+            "or give the images and masks folders as two arguments"
+        )
+    return found[0]
+
+
+def find_parts(srcs: Sources, opts: dict[str, Any], exclude: str | None = None) -> list[Part]:
+    """Where the images and masks are, per split: two folders, or one folder/archive holding
+    ``images/`` + ``masks/``, ``<split>/{images,masks}/`` or ``images/<split>/`` + ``masks/<split>/``
+    (mmseg's ``img_dir``/``ann_dir``); the folder names are found or given (--images, --masks)."""
+    where = srcs.origin_list()
+    suffixes = (opts["image_suffix"], opts["mask_suffix"])
+    if len(srcs.roots) == 2:
+        itree, mtree = _Tree(srcs, 0), _Tree(srcs, 1)
+        pairs: list[tuple[str | None, str, str]] = [(None, "", "")]
+        isrc, msrc = 0, 1
+    elif len(srcs.roots) == 1:
+        itree = mtree = _Tree(srcs, 0, exclude)
+        isrc = msrc = 0
+        dirs = _image_dirs(itree, opts["images_dir"], where)
+        pairs = [
+            (
+                None if len(dirs) == 1 else _split_name(_base(_parent(d))),
+                d,
+                _mask_dir(itree, d, opts["masks_dir"], suffixes, where),
+            )
+            for d in dirs
+        ]
+    else:
+        raise DataError(f"give one folder/archive holding images and masks, or two folders; got {len(srcs.roots)}")
+    parts = []
+    for split, img, mask in pairs:
+        subs = itree.split_dirs(img) if split is None else []
+        if not subs:
+            parts.append(Part(split, (isrc, img), (msrc, mask)))
+            continue
+        for d in subs:
+            m = _join(mask, _base(d))
+            if m not in mtree.files:
+                raise DataError(f"{where}: images folder {d} has no masks folder {m} (folders split the same way)")
+            parts.append(Part(_split_name(_base(d)), (isrc, d), (msrc, m)))
+    return parts
+
+
+def _split_name(folder: str) -> str:
+    return SPLIT_ALIASES.get(folder.lower(), folder)
 
 
 def _files_in(srcs: Sources, src: int, prefix: str, exts: tuple[str, ...]) -> dict[str, Member]:
@@ -109,6 +259,54 @@ def _files_in(srcs: Sources, src: int, prefix: str, exts: tuple[str, ...]) -> di
         head, _, base = mem.name.rpartition("/")
         if head == prefix and os.path.splitext(base)[1].lower() in exts and not base.startswith("."):
             out[os.path.splitext(base)[0]] = mem
+    return out
+
+
+def _roi_folder(srcs: Sources, roi: str | os.PathLike | None) -> Path | None:
+    """The --roi folder: a path on disk, or a subfolder of the single source folder."""
+    if roi is None:
+        return None
+    p = Path(roi)
+    if p.is_dir():
+        return p
+    if len(srcs.roots) == 1 and srcs.kinds[0] == "dir" and not srcs.staged[0] and (srcs.roots[0] / p).is_dir():
+        return srcs.roots[0] / p
+    raise DataError(f"{p}: --roi folder not found (a folder of region masks named like the images)")
+
+
+def _inside(srcs: Sources, folder: Path | None) -> str | None:
+    """``folder`` as a posix path inside the single source folder (so it is not taken for labels), or None."""
+    if folder is None or len(srcs.roots) != 1 or srcs.kinds[0] != "dir" or srcs.staged[0]:
+        return None
+    try:
+        return folder.resolve().relative_to(srcs.roots[0].resolve()).as_posix()
+    except ValueError:
+        return None
+
+
+def _pair_rois(
+    folder: Path, ids: list[tuple[str | None, str]], suffix: str, parts: list[Part]
+) -> dict[tuple[str | None, str], str]:
+    """The region mask of every sample, found by stem anywhere under ``folder`` (after removing
+    ``suffix``); a stem found twice is told apart by a folder named like the sample's split."""
+    found: dict[str, list[Path]] = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTS + MASK_EXTS:
+            found.setdefault(_strip(p.stem, suffix), []).append(p)
+    folders = {p.split: _base(p.images[1]) if p.split is not None else "" for p in parts}
+    out = {}
+    for split, stem in ids:
+        hits = found.get(stem, [])
+        if len(hits) > 1:
+            names = {str(split), folders.get(split, ""), _base(_parent(folders.get(split, "")))}
+            hits = [h for h in hits if names & set(h.relative_to(folder).parts[:-1])] or hits
+        if not hits:
+            raise DataError(
+                f"{folder}: no region mask for {stem!r} (region masks pair with images by stem; see --roi-suffix)"
+            )
+        if len(hits) > 1:
+            raise DataError(f"{folder}: several region masks for {stem!r}: {', '.join(map(str, hits[:3]))}")
+        out[(split, stem)] = str(hits[0])
     return out
 
 
@@ -126,8 +324,14 @@ class Folder(Converter):
     sources_help = "IMAGES_DIR MASKS_DIR, or one folder/archive holding both (see --images/--masks)."
     options = (
         Option("name", str, "folder", "Dataset name written to dataset.toml."),
-        Option("images_dir", str, None, "Images subfolder inside a single SRC (default: auto).", flag="--images"),
-        Option("masks_dir", str, None, "Masks subfolder inside a single SRC (default: auto).", flag="--masks"),
+        Option("images_dir", str, None, "Images folder name inside a single SRC (default: auto).", flag="--images"),
+        Option(
+            "masks_dir",
+            str,
+            None,
+            "Labels folder name inside a single SRC, any name (default: the one folder named or filled like labels).",
+            flag="--masks",
+        ),
         Option("image_suffix", str, "", "Suffix removed from image stems before pairing (e.g. _img)."),
         Option("mask_suffix", str, "", "Suffix removed from mask stems before pairing (e.g. _gt, _mask)."),
         Option("classes", str, None, "Class names in id order: a,b,c."),
@@ -135,6 +339,13 @@ class Folder(Converter):
         Option("colors", Path, None, "RGB masks: table file of 'r,g,b,name' lines in id order (name 'ignore' = void)."),
         Option("binary", bool, False, "0/255 masks → 0/1 (background, foreground)."),
         Option("ignore_index", int, 255, "Mask value of void pixels."),
+        Option(
+            "roi",
+            Path,
+            None,
+            "Folder of region masks paired with the images by stem: pixels where it is 0 become ignore_index.",
+        ),
+        Option("roi_suffix", str, "", "Suffix removed from region-mask stems before pairing (e.g. _mask)."),
         *split_options(0.2, "Splits from list files: train=train.txt,val=val.txt (one id per line)."),
     )
 
@@ -144,33 +355,37 @@ class Folder(Converter):
         classes = read_class_names(opts["classes"], opts["classes_file"])
         if binary and colors:
             raise DataError("--binary and --colors exclude each other: pick one way to read the masks")
-        if len(srcs.roots) == 2:
-            img_loc, mask_loc = (0, ""), (1, "")
-        elif len(srcs.roots) == 1:
-            img_loc = (0, _pick_dir(srcs, opts["images_dir"], IMAGE_DIRS, "images"))
-            mask_loc = (0, _pick_dir(srcs, opts["masks_dir"], MASK_DIRS, "masks"))
-        else:
-            raise DataError(f"give one folder/archive holding images and masks, or two folders; got {len(srcs.roots)}")
-        images = {_strip(k, image_suffix): m for k, m in _files_in(srcs, *img_loc, IMAGE_EXTS).items()}
-        masks = {
-            _strip(k, mask_suffix): m
-            for k, m in _files_in(srcs, *mask_loc, (".png", ".bmp", ".tif", ".tiff", ".gif", ".jpg")).items()
-        }
-        if not images:
-            raise DataError(f"{srcs.origin_list()}: no images found in {img_loc[1] or 'the images folder'}")
-        if not masks:
-            raise DataError(f"{srcs.origin_list()}: no masks found in {mask_loc[1] or 'the masks folder'}")
-        ids = sorted(set(images) & set(masks))
+        roi_dir = _roi_folder(srcs, opts["roi"])
+        parts = find_parts(srcs, opts, exclude=_inside(srcs, roi_dir))
+        folder_splits = parts[0].split is not None
+        if folder_splits and opts["split_lists"]:
+            raise DataError(
+                f"{srcs.origin_list()}: the folders already split the data "
+                f"({', '.join(sorted({str(p.split) for p in parts}))}); drop --split-lists"
+            )
+        images: dict[tuple[str | None, str], Member] = {}
+        masks: dict[tuple[str | None, str], Member] = {}
+        for part in parts:
+            imgs = {_strip(k, image_suffix): m for k, m in _files_in(srcs, *part.images, IMAGE_EXTS).items()}
+            msks = {_strip(k, mask_suffix): m for k, m in _files_in(srcs, *part.masks, MASK_EXTS).items()}
+            if not imgs:
+                raise DataError(f"{srcs.origin_list()}: no images found in {part.images[1] or 'the images folder'}")
+            if not msks:
+                raise DataError(f"{srcs.origin_list()}: no masks found in {part.masks[1] or 'the masks folder'}")
+            images.update(((part.split, k), m) for k, m in imgs.items())
+            masks.update(((part.split, k), m) for k, m in msks.items())
+        ids = sorted(set(images) & set(masks), key=lambda k: (str(k[0]), k[1]))
         if not ids:
             raise DataError(
-                f"{srcs.origin_list()}: no image stem matches a mask stem (e.g. image {next(iter(sorted(images)))!r}, "
-                f"mask {next(iter(sorted(masks)))!r}); set --image-suffix/--mask-suffix"
+                f"{srcs.origin_list()}: no image stem matches a mask stem (e.g. image "
+                f"{min(images, key=str)[1]!r}, mask {min(masks, key=str)[1]!r}); set --image-suffix/--mask-suffix"
             )
-        unpaired = sorted(set(images) ^ set(masks))
+        unpaired = sorted(set(images) ^ set(masks), key=lambda k: (str(k[0]), k[1]))
         if unpaired:
             k = unpaired[0]
             side = srcs.describe(images[k]) if k in images else srcs.describe(masks[k])
             raise DataError(f"{side}: has no matching {'mask' if k in images else 'image'} ({len(unpaired)} unpaired)")
+        rois = _pair_rois(roi_dir, ids, opts["roi_suffix"], parts) if roi_dir is not None else {}
 
         params: dict[str, Any] = {"ignore_index": ignore_index}
         settings: dict[str, Any] = {
@@ -209,18 +424,45 @@ class Folder(Converter):
         params["num_classes"] = len(classes)
         settings.update(mode=params["mode"], classes=list(classes))
 
+        stems = {k for _, k in ids}
+
         def key_of(line: str) -> str:
             key = _strip(Path(line).stem, image_suffix)
-            return key if key in images else _strip(key, mask_suffix)
+            return key if key in stems else _strip(key, mask_suffix)
 
-        split_of, split_settings = assign_splits(ids, opts["split_lists"], opts["val_ratio"], opts["seed"], key_of)
-        settings.update(split_settings)
-        samples = [Sample(split_of[k], k, images[k], masks[k]) for k in ids if k in split_of]
+        if folder_splits:
+            split_of = {k: str(k[0]) for k in ids}
+            settings["splits"] = "folders"
+        else:
+            by_stem, split_settings = assign_splits(
+                sorted(stems), opts["split_lists"], opts["val_ratio"], opts["seed"], key_of
+            )
+            split_of = {k: by_stem[k[1]] for k in ids if k[1] in by_stem}
+            settings.update(split_settings)
+        if roi_dir is not None:
+            params["roi"] = True
+            settings.update(roi=str(roi_dir.resolve()), roi_suffix=opts["roi_suffix"])
+            label_map += "; pixels outside the --roi region -> ignore_index"
+        samples = [Sample(split_of[k], k[1], images[k], masks[k], rois.get(k)) for k in ids if k in split_of]
         source = f"seg prepare folder ({srcs.origin_list()})"
         info = make_info(opts["name"], classes, None, ignore_index, source=source, label_map=label_map)
         return Plan(info, samples, params, settings)
 
     def decode_label(self, srcs: Sources, s: Sample, params: dict[str, Any]) -> np.ndarray:
+        """Decode one mask by the chosen mode; with a region mask, pixels outside it become ignore."""
+        ids = self._decode(srcs, s, params)
+        if not params.get("roi"):
+            return ids
+        where = str(s.extra)
+        region = decode_image(read_file(where, "region mask", "check the --roi folder"), where).max(axis=2) > 0
+        if region.shape != ids.shape:
+            raise DataError(
+                f"{where}: region mask is {region.shape[1]}x{region.shape[0]} but its label "
+                f"{srcs.describe(s.label)} is {ids.shape[1]}x{ids.shape[0]}; they must have the same size"
+            )
+        return np.where(region, ids, np.asarray(params["ignore_index"], ids.dtype))
+
+    def _decode(self, srcs: Sources, s: Sample, params: dict[str, Any]) -> np.ndarray:
         """Decode one mask by the chosen mode (ids / colours / binary)."""
         data, where = srcs.read(s.label), srcs.describe(s.label)
         mode = params["mode"]

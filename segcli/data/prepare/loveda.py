@@ -16,6 +16,7 @@ from typing import Any
 
 from segcli.data.format import make_info
 from segcli.data.prepare.converter import LutConverter, Plan, register_converter
+from segcli.data.prepare.fetch import Download
 from segcli.data.prepare.sources import Sources
 from segcli.data.prepare.splits import find_pairs
 
@@ -34,6 +35,26 @@ def _key(m: re.Match[str]) -> tuple[str, str]:
     return ((m.group(1) or "train").lower(), m.group(2))
 
 
+# Zenodo record 5706578; md5s as recorded by torchgeo's LoveDA dataset. The sizes (as reported by users'
+# download records) are shown in messages; the md5s check the files.
+DOWNLOADS = (
+    Download(
+        "loveda",
+        "https://zenodo.org/records/5706578/files/Train.zip?download=1",
+        "Train.zip",
+        "md5:de2b196043ed9b4af1690b3f9a7d558f",
+        4021669263,
+    ),
+    Download(
+        "loveda",
+        "https://zenodo.org/records/5706578/files/Val.zip?download=1",
+        "Val.zip",
+        "md5:84cae2577468ff0b5386758bb386d31d",
+        2425958254,
+    ),
+)
+
+
 @register_converter
 class LoveDA(LutConverter):
     """LoveDA train/val (the test split has no labels and is left out).
@@ -44,6 +65,7 @@ class LoveDA(LutConverter):
     name = "loveda"
     help = "LoveDA (Train.zip, Val.zip or folders): raw 1-7 → 0-6, 0 → ignore."
     expected = EXPECTED
+    downloads = DOWNLOADS
     lut = RAW_TO_ID
 
     def plan(self, srcs: Sources, opts: dict[str, Any]) -> Plan:

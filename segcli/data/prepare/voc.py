@@ -16,6 +16,7 @@ import numpy as np
 
 from segcli.data.format import DatasetInfo, default_palette, make_info
 from segcli.data.prepare.converter import Converter, Plan, by_name, decode_checked_ids, register_converter
+from segcli.data.prepare.fetch import Download
 from segcli.data.prepare.sources import Sources, require
 from segcli.data.prepare.splits import read_id_list
 from segcli.data.prepare.writer import Sample
@@ -71,6 +72,17 @@ def voc_ids(srcs: Sources, sample: Sample) -> np.ndarray:
     return decode_checked_ids(srcs, sample, len(CLASSES), "VOC", IGNORE)
 
 
+# The published archive; md5 as recorded by torchvision's VOCSegmentation, size as served by the host.
+VOC_TAR = Download(
+    "voc",
+    "http://host.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+    "VOCtrainval_11-May-2012.tar",
+    "md5:6cd6e144f989b92b3379bac3b3de84fd",
+    1999639040,
+)
+DOWNLOADS = (VOC_TAR,)
+
+
 @register_converter
 class VOC(Converter):
     """Train (1,464) and val (1,449) from ImageSets/Segmentation."""
@@ -78,6 +90,7 @@ class VOC(Converter):
     name = "voc"
     help = "PASCAL VOC 2012 (VOCtrainval_11-May-2012.tar or folder) → 21 classes."
     expected = EXPECTED
+    downloads = DOWNLOADS
 
     def want(self, member: str, opts: dict[str, Any]) -> bool:
         return bool(LIST_RX.search(member))

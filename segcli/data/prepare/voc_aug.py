@@ -20,9 +20,10 @@ import numpy as np
 
 from segcli.data.decode import load_mat
 from segcli.data.prepare.converter import Converter, Plan, by_name, register_converter
+from segcli.data.prepare.fetch import Download
 from segcli.data.prepare.sources import Sources, require
 from segcli.data.prepare.splits import read_id_list
-from segcli.data.prepare.voc import CLASSES, JPEG_RX, LIST_RX, SEG_RX, voc_ids, voc_info
+from segcli.data.prepare.voc import CLASSES, JPEG_RX, LIST_RX, SEG_RX, VOC_TAR, voc_ids, voc_info
 from segcli.data.prepare.writer import Sample
 from segcli.errors import DataError
 
@@ -36,6 +37,16 @@ _SBD_IMG = re.compile(r"(?:^|/)dataset/img/([^/]+)\.jpg$")
 _SBD_LIST = re.compile(r"(?:^|/)dataset/(train|val)\.txt$")
 
 
+# SBD's archive, md5 as recorded by torchvision's SBDataset (size not confirmed: the md5 checks it).
+SBD_TGZ = Download(
+    "sbd",
+    "https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz",
+    "benchmark.tgz",
+    "md5:82b4d87ceb2ed10f6038a1cba92111cb",
+)
+DOWNLOADS = (VOC_TAR, SBD_TGZ)
+
+
 @register_converter
 class VOCAug(Converter):
     """train_aug = (SBD train ∪ SBD val ∪ VOC train) − VOC val; val = VOC val."""
@@ -43,6 +54,7 @@ class VOCAug(Converter):
     name = "voc-aug"
     help = "VOC 2012 + SBD benchmark.tgz → train_aug (10,582) and val (1,449); SBD .mat needs the extra segcli[mat]."
     expected = EXPECTED
+    downloads = DOWNLOADS
 
     def want(self, member: str, opts: dict[str, Any]) -> bool:
         return bool(LIST_RX.search(member) or _SBD_LIST.search(member))
