@@ -129,6 +129,8 @@ def test_usage_errors(fpn_weights: Path, tmp_path: Path, capsys) -> None:
     assert run(["export", str(tmp_path / "nope.safetensors"), "--onnx"]) == 2
     assert run(["export", str(fpn_weights), "--onnx", "--bake", "sigmoid"]) == 2
     assert run(["export", str(fpn_weights), "--onnx", "--images", str(tmp_path / "none")]) == 2
+    assert run(["export", str(fpn_weights), "--torchscript", "--out", str(tmp_path / "m.pt")]) == 2
+    assert ".torchscript" in capsys.readouterr().err
 
 
 def test_missing_extra_names_the_install_command(fpn_weights: Path, monkeypatch, capsys) -> None:

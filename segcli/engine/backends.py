@@ -29,7 +29,7 @@ EXPORT_FORMAT = "segcli-export/1"
 LAYOUTS = ("float-nchw", "uint8-nhwc")
 BAKES = ("none", "softmax", "argmax")
 ONNX_SUFFIXES = (".onnx",)
-TORCHSCRIPT_SUFFIXES = (".torchscript", ".ts", ".pt")
+TORCHSCRIPT_SUFFIXES = (".torchscript", ".ts")  # never .pt: a pickle from torch.save is not ours to open
 INSTALL_HINT = "pip install 'segcli[export]'"
 
 
@@ -196,7 +196,7 @@ def load_torchscript(path: Path, device: torch.device) -> tuple[torch.jit.Script
 
 def load_inference_model(path: str | os.PathLike, device: torch.device) -> tuple[nn.Module, CheckpointMeta]:
     """The model the prediction core runs and its metadata: a segcli .safetensors checkpoint, an exported
-    ``.onnx`` (through onnxruntime) or a TorchScript file (``.torchscript``/``.ts``/``.pt``)."""
+    ``.onnx`` (through onnxruntime) or a TorchScript file (``.torchscript``/``.ts``)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in ONNX_SUFFIXES:

@@ -39,6 +39,8 @@ from segcli.engine.backends import (
     BAKES,
     EXPORT_FORMAT,
     LAYOUTS,
+    ONNX_SUFFIXES,
+    TORCHSCRIPT_SUFFIXES,
     ExportedModel,
     ExportInfo,
     OnnxRunner,
@@ -559,6 +561,11 @@ def export_model(
         onnx, _ = require_onnx()
     dest = Path(out) if out is not None else default_out(weights, fmt)
     rj, rt = report_paths(dest)
+    wanted = ONNX_SUFFIXES if fmt == "onnx" else TORCHSCRIPT_SUFFIXES
+    if dest.suffix.lower() not in wanted:
+        raise UserError(
+            f"--out {dest}: name a {fmt} model {' or '.join(wanted)} (seg eval and seg infer tell models apart by it)"
+        )
     if dest.is_dir():
         raise UserError(f"--out {dest}: is a folder; give a file name such as {dest / 'model'}.onnx")
     if not overwrite:
