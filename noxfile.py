@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -18,10 +22,36 @@ def install_project(session: nox.Session, *extras: str, groups: tuple[str, ...] 
         session.install(*nox.project.dependency_groups(PYPROJECT, group))
 
 
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")  # as tests/test_report.py
+
+
+def install_browser(session: nox.Session) -> None:
+    """Chromium from the system packages, for the run report's headless-browser test.
+
+    Nothing to do when one is on PATH (no apt call, so a second run costs nothing). Installing needs root
+    and apt-get (the CI's fresh Debian machine); anywhere else, or when apt fails, the test skips with the reason.
+    """
+    if any(shutil.which(b) for b in BROWSERS):
+        return
+    if not shutil.which("apt-get") or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        session.log("no Chromium and no root apt-get to install it: the report's browser test will skip")
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "chromium"]
+    for step in ([], ["apt-get", "update", "-q"]):  # a fresh image has no package lists: update, then retry
+        if step and subprocess.run(step, env=env, check=False).returncode != 0:
+            break
+        if subprocess.run(install, env=env, check=False).returncode == 0:
+            session.log(f"installed {shutil.which('chromium') or 'chromium'}")
+            return
+    session.warn("apt-get could not install chromium: the report's browser test will skip")
+
+
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
-    """Install segcli with the export extra and the test group, lint, then run the whole test suite."""
+    """Install segcli with the export extra and the test group (and Chromium), lint, then run the whole test suite."""
     install_project(session, "export", "mat", groups=("test",))
+    install_browser(session)
     session.run("ruff", "check", "segcli", "tests", "bench", "noxfile.py")
     session.run("pytest", "-q", "--durations=15", *session.posargs)
 

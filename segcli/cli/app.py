@@ -21,15 +21,18 @@ from segcli.errors import SegError
 COMMAND_MODULES = [
     "prepare",
     "check",
+    "browse",
     "class_weights",
     "crop",
     "train",
     "evaluate",
     "infer",
     "export",
+    "report",
     "presets",
     "models",
     "benchmark",
+    "convert_ckpt",
 ]
 
 

@@ -137,6 +137,7 @@ def train_cmd(
     import os
 
     from segcli.config.schema import METRIC_KEYS
+    from segcli.engine.rundir import RunDir
     from segcli.engine.trainer import train
     from segcli.errors import TrainingInterrupted, UserError
 
@@ -181,6 +182,9 @@ def train_cmd(
     iters = result.last.get("iterations", 0)
     out.print(f"trained {result.epochs} epoch(s), {iters} iterations, in {result.seconds:.0f}s")
     out.print(f"run directory: [bold]{result.run_dir}[/]")
+    report = RunDir(result.run_dir).report
+    if report.is_file():
+        out.print(f"report: [bold]{report}[/]")
 
 
 def register(app: typer.Typer) -> None:

@@ -316,7 +316,9 @@ def load_preset(name_or_path: str | os.PathLike | None, overrides: list[str] | t
     return LoadedPreset(preset=_with_term_tables(preset), path=path, overrides=tuple(overrides))
 
 
-def preset_from_dict(raw: dict[str, Any], source: str = "checkpoint", *, check_files: bool = False) -> Preset:
+def preset_from_dict(
+    raw: dict[str, Any], source: str = "checkpoint", *, check_files: bool = False, resuming: bool = False
+) -> Preset:
     """Validate an already-parsed preset dict (for example one stored in a checkpoint).
 
     The files it names (class weights, pretrained backbone) are not checked unless ``check_files``:
@@ -328,7 +330,7 @@ def preset_from_dict(raw: dict[str, Any], source: str = "checkpoint", *, check_f
     origin: dict[str, str] = {}
     _record_origin(raw, source, origin)
     preset = _build(Preset, raw, origin, "")
-    validate_preset(preset, origin, check_files=check_files, default=source)
+    validate_preset(preset, origin, check_files=check_files, default=source, resuming=resuming)
     preset = dataclasses.replace(  # resolved: the budget wins; mean/std "auto" (none before it existed) → numbers
         preset, train=resolve_length(preset.train), model=resolve_normalisation(preset.model)
     )

@@ -98,6 +98,11 @@ class ModelConfig:
     )
     pretrained: bool = opt(False, "load timm's pretrained backbone weights (needs them downloadable)")
     pretrained_file: str = opt("", "local .safetensors/.pth file or timm folder with backbone weights")
+    init_from: str = opt(
+        "",
+        "segcli weights (or a seg convert-ckpt output) to start the whole model from; a classifier for another "
+        "number of classes is re-initialised (pretrained_file is for backbone-only weights)",
+    )
     decoder_channels: int = opt(128, "width of the decoder", minimum=1)
     output_stride: Literal[0, 8, 16, 32] = opt(
         0, "encoder output stride via timm dilation; 0 = the model's own (16 deeplab*/lraspp, 8 pspnet, else 32)"

@@ -218,8 +218,14 @@ def resolve_normalisation(m: ModelConfig) -> ModelConfig:
 def _check_backbone(name: str) -> str | None:
     import timm
 
-    if name.startswith(_HUB_PREFIXES) or timm.is_model(name):
+    from segcli.models.tv_encoder import TV_BACKBONES, is_torchvision_backbone
+
+    if name.startswith(_HUB_PREFIXES) or timm.is_model(name) or is_torchvision_backbone(name):
         return None
+    if name.startswith("torchvision:"):
+        return f"model.backbone = {name!r}: torchvision backbones available: " + ", ".join(
+            "torchvision:" + n for n in TV_BACKBONES
+        )
     return f"model.backbone = {name!r} is not a timm model{did_you_mean(name, timm.list_models())}"
 
 
@@ -258,7 +264,7 @@ def _own_backbone_problems(m: ModelConfig, defaults: ModelConfig) -> list[tuple[
     return found
 
 
-def _check_model(m: ModelConfig, check_files: bool) -> list[tuple[str, str]]:
+def _check_model(m: ModelConfig, check_files: bool, resuming: bool = False) -> list[tuple[str, str]]:
     from segcli.models import MODELS
 
     try:
@@ -284,6 +290,14 @@ def _check_model(m: ModelConfig, check_files: bool) -> list[tuple[str, str]]:
             found.append(("model.pretrained_file", f"model.pretrained_file = {m.pretrained_file!r}: file not found"))
     else:
         found.extend(_own_backbone_problems(m, defaults))
+    if check_files and not resuming and m.init_from and not Path(m.init_from).is_file():
+        found.append(
+            (
+                "model.init_from",
+                f"model.init_from = {m.init_from!r}: file not found; give a segcli .safetensors (a run's "
+                "weights/best.safetensors, or the output of seg convert-ckpt)",
+            )
+        )
     try:
         aux_loss_weights(m.aux_weights, info.aux_outputs(m.builtin_aux, m.aux_stages), m.name)
     except PresetError as err:
@@ -331,20 +345,26 @@ def _check_loss(loss: LossConfig, check_files: bool, dataset: str) -> list[tuple
 
 
 def validate_preset(
-    preset: Preset, origin: Mapping[str, str] | None = None, *, check_files: bool = True, default: str = "preset"
+    preset: Preset,
+    origin: Mapping[str, str] | None = None,
+    *,
+    check_files: bool = True,
+    default: str = "preset",
+    resuming: bool = False,
 ) -> None:
     """Raise a PresetError naming the source and key of the first problem in ``preset``.
 
     ``origin`` maps dotted keys to the file (or "command line") that set them; keys not in it are
     attributed to ``default``. ``check_files=False`` skips the files a preset refers to (class-weights
-    and pretrained files), for presets embedded in checkpoints.
+    and pretrained files), for presets embedded in checkpoints. ``resuming``: the run's own state holds the
+    weights, so ``model.init_from`` may have been moved or deleted since it started.
     """
     found = [
         *_check_shapes(preset),
         *_check_lr_scaling(preset),
         *_check_train(preset.train),
         *_check_meta(preset.meta),
-        *_check_model(preset.model, check_files),
+        *_check_model(preset.model, check_files, resuming),
         *_check_loss(preset.loss, check_files, preset.data.root),
     ]
     if found:

@@ -69,8 +69,16 @@ def weights_writer(
 ) -> Callable[[Path], None]:
     """``writer(path)`` writing the model's weights (as they are now) and metadata to a .safetensors file."""
     state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
+    meta = weights_metadata(preset, info, epoch, metrics)
+    return lambda path: save_file(state, str(path), metadata=meta)
+
+
+def weights_metadata(
+    preset: Preset, info: DatasetInfo, epoch: int = 0, metrics: dict[str, Any] | None = None
+) -> dict[str, str]:
+    """The metadata that makes a weights file self-describing (classes, palette, normalisation, preset)."""
     norm = resolve_normalisation(preset.model)  # a loaded preset holds numbers already; one built in code may not
-    meta = {
+    return {
         "format": FORMAT,
         "classes": json.dumps(list(info.classes)),
         "palette": json.dumps([list(c) for c in info.palette]),
@@ -82,7 +90,6 @@ def weights_writer(
         "epoch": str(epoch),
         "metrics": json.dumps(metrics or {}),
     }
-    return lambda path: save_file(state, str(path), metadata=meta)
 
 
 def save_weights(

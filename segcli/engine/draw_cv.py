@@ -165,3 +165,53 @@ def bars(values: np.ndarray, names: Sequence[str], title: str) -> np.ndarray:
         cv2.rectangle(img, (label_w, y + 2), (label_w + int(plot_w * lv / top), y + row - 2), COLOURS[0], -1)
         _text(img, f"{int(v):,}", (label_w + int(plot_w * lv / top) + 4, y + row - 5), 0.34)
     return img
+
+
+IGNORE_COLOUR = (255, 255, 255)  # pixels labelled ignore_index (or outside the classes) in overlays
+
+
+def colour_overlay(
+    image: np.ndarray, mask: np.ndarray, palette: Sequence[Sequence[int]], ignore_index: int, alpha: float = 0.5
+) -> np.ndarray:
+    """``image`` with each class's colour blended in at ``alpha``; ignored pixels (and values outside the
+    classes) whitened, so the void band of a padded crop is visible."""
+    lut = np.tile(np.asarray(IGNORE_COLOUR, np.uint8), (max(65536 if mask.dtype == np.uint16 else 256, 1), 1))
+    lut[: len(palette)] = np.asarray(palette, np.uint8)
+    colours = lut[np.clip(mask.astype(np.int64), 0, len(lut) - 1)].astype(np.float32)
+    return (image.astype(np.float32) * (1 - alpha) + colours * alpha + 0.5).astype(np.uint8)
+
+
+def legend_entries(
+    masks: Sequence[np.ndarray], names: Sequence[str], palette: Sequence[Sequence[int]], ignore_index: int
+) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """(names, colours) of the classes present in ``masks`` (plus "ignore" when void pixels are), for :func:`legend`."""
+    present: set[int] = set()
+    for m in masks:
+        present.update(int(v) for v in np.unique(m))
+    ids = sorted(v for v in present if v < len(names))
+    out_names = [names[i] for i in ids]
+    out_colours = [tuple(int(c) for c in palette[i]) for i in ids]
+    if any(v >= len(names) for v in present):
+        out_names.append(f"ignore ({ignore_index})")
+        out_colours.append(IGNORE_COLOUR)
+    return out_names, out_colours
+
+
+def grid(tiles: Sequence[np.ndarray], captions: Sequence[str], cols: int, size: int, title: str) -> np.ndarray:
+    """Tiles fitted into ``size`` x ``size`` cells (aspect kept), ``cols`` per row, a caption under each."""
+    gap, cap = 4, 16
+    rows = max(1, -(-len(tiles) // cols))
+    width = cols * (size + gap) + gap
+    img = _canvas(24 + rows * (size + cap + gap) + gap, width)
+    _text(img, title, (gap, 16), 0.42)
+    for k, (tile, caption) in enumerate(zip(tiles, captions)):
+        h, w = tile.shape[:2]
+        s = size / max(h, w)
+        th, tw = max(1, round(h * s)), max(1, round(w * s))
+        fitted = cv2.resize(tile, (tw, th), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_NEAREST)
+        x = gap + (k % cols) * (size + gap)
+        y = 24 + (k // cols) * (size + cap + gap)
+        img[y : y + size, x : x + size] = GREY
+        img[y + (size - th) // 2 : y + (size - th) // 2 + th, x + (size - tw) // 2 : x + (size - tw) // 2 + tw] = fitted
+        _text(img, caption[: max(4, size // 7)], (x, y + size + cap - 4), 0.36)
+    return img

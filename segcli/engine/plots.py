@@ -24,12 +24,17 @@ from segcli.io_utils import atomic_write_bytes
 SAMPLES = 4  # validation images shown in samples_epochNNN.png
 
 
-def write_png(path: str | os.PathLike, rgb: np.ndarray) -> Path:
+def encode_png(rgb: np.ndarray) -> bytes:
+    """An RGB uint8 picture as PNG bytes."""
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
     if not ok:
-        raise ValueError(f"{path}: could not encode the picture")
+        raise ValueError("could not encode the picture as PNG")
+    return buf.tobytes()
+
+
+def write_png(path: str | os.PathLike, rgb: np.ndarray) -> Path:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write_bytes(path, buf.tobytes())
+    return atomic_write_bytes(path, encode_png(rgb))
 
 
 def row_normalise(confusion: np.ndarray) -> np.ndarray:

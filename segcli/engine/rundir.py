@@ -9,9 +9,11 @@
                               at an epoch end or inside an epoch (train.save_every)
     checkpoint.json           the last complete save: epoch, step, its files (:mod:`segcli.engine.commit`)
     log.txt                   timestamped lines
+    environment.json          versions, device and threads, one record per start or resume
     eval/<split>.json         reports of `seg eval` on this run
     export/model.onnx         `seg export` models, each with its parity report (``model.onnx.parity.json``/``.txt``)
-    plots/, report.html       room for pictures and the run report
+    plots/                    curves, confusion matrix, sample predictions, pixels per class
+    report.html               the self-contained run report (`seg report`, and at the end of training)
 
 Everything else (trainer, evaluator, predictor, checkpoint resolution) asks a :class:`RunDir`
 for paths instead of spelling them out.
@@ -113,6 +115,11 @@ class RunDir:
     @property
     def report(self) -> Path:
         return self.path / "report.html"
+
+    @property
+    def environment(self) -> Path:
+        """``environment.json``: versions, device and threads of each start and resume."""
+        return self.path / "environment.json"
 
     def eval_report(self, split: str) -> Path:
         """A fresh ``eval/<split>.json`` (``<split>-2.json``... when taken)."""

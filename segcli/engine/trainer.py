@@ -55,9 +55,11 @@ from segcli.engine.evaluator import confusion_over_loader
 from segcli.engine.extend import Extension, extend_preset
 from segcli.engine.factory import aux_weights, class_weights_from_preset, loss_from_preset, model_from_preset
 from segcli.engine.failures import is_out_of_memory, out_of_memory
+from segcli.engine.init_from import init_lines
 from segcli.engine.meters import LossMeter
 from segcli.engine.optim import batch_lr_scale, build_optimizer, lr_factor, set_lr
 from segcli.engine.plots import Plots
+from segcli.engine.report import RunReport
 from segcli.engine.rundir import RunDir
 from segcli.engine.runtime import autocast, grad_scaler, resolve_amp, select_device, set_deterministic, set_threads
 from segcli.engine.state import TrainState
@@ -177,13 +179,19 @@ def build_data(p: Preset, rt: Runtime) -> Data:
     return Data(info, train_loader, sampler, val_loader, messages)
 
 
-def build_state(p: Preset, info: DatasetInfo, rt: Runtime) -> tuple[TrainState, torch.nn.Module, list[str]]:
-    """Model, optimiser, scaler and EMA (as a TrainState), the loss, and the model's load reports."""
+def build_state(
+    p: Preset, info: DatasetInfo, rt: Runtime, resuming: bool = False
+) -> tuple[TrainState, torch.nn.Module, list[str]]:
+    """Model, optimiser, scaler and EMA (as a TrainState), the loss, and the model's load reports.
+
+    ``resuming``: the state restored next replaces the weights, so ``model.init_from`` is not read.
+    """
     random.seed(p.train.seed)
     np.random.seed(p.train.seed % 2**32)
     torch.manual_seed(p.train.seed)
     model = model_from_preset(p.model, info.num_classes).to(rt.device)
     reports = [m.load_report for m in model.modules() if getattr(m, "load_report", "")]
+    reports += [] if resuming else init_lines(model, p.model.init_from)
     if rt.dist.enabled and rt.device.type == "cuda" and p.train.sync_bn:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if p.train.channels_last:
@@ -635,7 +643,7 @@ def _resolve(
             )
         run = RunDir.open(resume)
         # a run's preset.toml is fully resolved; reading it as a dict also migrates keys that moved since
-        preset = preset_from_dict(load_toml(run.preset), source=str(run.preset), check_files=True)
+        preset = preset_from_dict(load_toml(run.preset), source=str(run.preset), check_files=True, resuming=True)
         preset, changes = extend_preset(preset, extend, str(run.preset))
         return LoadedPreset(preset=preset, path=run.preset), run, changes
     if extend:
@@ -695,12 +703,13 @@ def train(
     p, cb = loaded.preset, CallbackList(callbacks)
     rt = setup_runtime(p)
     data = build_data(p, rt)
-    state, criterion, reports = build_state(p, data.info, rt)
+    state, criterion, reports = build_state(p, data.info, rt, resuming=resumed is not None)
     plan = Plan.of(p, len(data.train_loader))
 
     run = _open_or_create_run(loaded, resumed, rt.dist)  # only now: a bad preset leaves no directory
     if rt.dist.is_main:
         cb.callbacks[:0] = [LogFile(run, rt.describe(p)), ProgressLines(run.log, p.train.log_every)]
+        cb.callbacks.append(RunReport())  # environment.json at the start, report.html at the end
         if p.train.plots:
             cb.callbacks.insert(2, Plots())
     rows = _restore(run, state, rt, cb) if resumed is not None else []

@@ -23,6 +23,7 @@ from segcli.models import (  # noqa: F401 - importing a model module registers i
     enet,
     fcn,
     fpn,
+    fpn_smp,
     lraspp,
     pspnet,
     segformer,

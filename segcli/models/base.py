@@ -16,6 +16,7 @@ from segcli.errors import PresetError, UserError
 from segcli.models.blocks import DecoderOpts, resize
 from segcli.models.encoder import TimmEncoder
 from segcli.models.heads import AuxHeads, resolve_stages
+from segcli.models.tv_encoder import TorchvisionEncoder, is_torchvision_backbone
 
 ModelOutput = torch.Tensor | dict[str, object]
 
@@ -31,6 +32,8 @@ def build_encoder(
     if output_stride not in (0, 8, 16, 32):
         raise PresetError(f"model.output_stride = {output_stride}: must be 8, 16 or 32 (0 = model default)")
     stride = output_stride or default_stride
+    if is_torchvision_backbone(backbone):
+        return TorchvisionEncoder(backbone, pretrained, pretrained_file, output_stride or min(32, max(16, stride)))
     try:
         return TimmEncoder(backbone, pretrained, pretrained_file, output_stride=stride)
     except PresetError as e:

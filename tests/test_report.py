@@ -1,0 +1,252 @@
+"""report.html: written at the end of training and by `seg report`; self-contained; survives missing pieces."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+import sys
+from html import unescape
+from html.parser import HTMLParser
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from segcli.cli.app import run
+from segcli.engine.evaluator import WEIGHT_CHOICES as WEIGHTS
+from segcli.engine.rundir import RunDir
+from segcli.engine.trainer import train
+from tests.conftest import TINY
+
+
+class Page(HTMLParser):
+    """The parts of the report the tests look at: every img src, every external reference, table rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[str] = []
+        self.links: list[str] = []  # src/href values that are not data: URIs or #anchors
+        self.rows: dict[str, int] = {}  # table id → body rows
+        self.classes: list[str] = []
+        self._table: str | None = None
+        self._in_body = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "img":
+            self.images.append(a.get("src") or "")
+        for key in ("src", "href"):
+            v = a.get(key)
+            if v and not v.startswith(("data:", "#")):
+                self.links.append(v)
+        if tag == "table":
+            self._table = a.get("id") or ""
+            self.rows.setdefault(self._table, 0)
+        if tag == "tbody":
+            self._in_body = True
+        if tag == "tr" and self._in_body and self._table is not None:
+            self.rows[self._table] += 1
+        if tag == "link" or (tag == "script" and a.get("src")):
+            self.links.append(a.get("href") or a.get("src") or "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "tbody":
+            self._in_body = False
+        if tag == "table":
+            self._table = None
+
+
+def parse(path: Path) -> tuple[str, Page]:
+    text = path.read_text(encoding="utf-8")
+    page = Page()
+    page.feed(text)
+    return text, page
+
+
+def decode_data_uri(src: str) -> np.ndarray:
+    head, _, data = src.partition(",")
+    assert head == "data:image/png;base64"
+    img = cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_COLOR)
+    assert img is not None and img.size
+    return img
+
+
+@pytest.fixture(scope="module")
+def trained(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One finished 2-epoch run, shared by this module's tests (they copy it before changing anything)."""
+    out = tmp_path_factory.mktemp("report_runs")
+    return train("quickstart", [f"data.root={shapes_root}", f"train.out_dir={out}", *TINY]).run_dir
+
+
+def test_report_written_at_the_end_of_training(trained: Path) -> None:
+    run = RunDir(trained)
+    text, page = parse(run.report)
+    assert "report: " in run.log_file.read_text()
+    assert not page.links, f"external references: {page.links}"
+    # curves, confusion matrix, samples, class pixels and the worst images, all embedded and decodable
+    assert len(page.images) == 5
+    shapes = [decode_data_uri(src).shape for src in page.images]
+    assert (720, 800, 3) in shapes
+    assert page.rows["per-class"] == 5  # one row per class of the shapes dataset
+    assert page.rows["epochs"] == 2 and page.rows["summary"] == 2  # last and best
+    assert page.rows["overall"] == 1 and 1 <= page.rows["worst"] <= 8  # 8 val images, all labelled
+    for name in ("background", "circle", "square", "triangle", "cross"):
+        assert f"{name}</td>" in text
+    assert "not available" not in text
+    env = json.loads(run.environment.read_text())
+    assert len(env) == 1 and env[0]["event"] == "start" and env[0]["device"] == "cpu"
+    import torch
+
+    assert env[0]["torch"] == torch.__version__ and env[0]["torch_threads"] >= 1
+    assert f"<td>{torch.__version__}</td>" in text
+
+
+def test_seg_report_cli_options(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained, run_dir)
+    (run_dir / "report.html").unlink()
+    capsys.readouterr()
+    assert run(["report", str(run_dir), "--worst", "3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["report"] == str(run_dir / "report.html") and out["not_available"] == {}
+    _, page = parse(run_dir / "report.html")
+    assert page.rows["worst"] == 3
+    assert run(["report", str(run_dir), "--no-eval"]) == 0
+    captured = capsys.readouterr()
+    assert "evaluation skipped" in captured.err and "report.html" in captured.out
+    text, page = parse(run_dir / "report.html")
+    assert "per-class" not in page.rows and "not available: evaluation skipped" in text
+    assert len(page.images) == 4  # the plots are still there
+
+
+def test_report_of_an_interrupted_run_says_what_is_missing(trained: Path, tmp_path: Path) -> None:
+    """A run stopped in its first epoch: preset.toml and log.txt only; the dataset moved away too."""
+    run_dir = tmp_path / "stopped"
+    run_dir.mkdir()
+    preset = (trained / "preset.toml").read_text()
+    root = tomllib.loads(preset)["data"]["root"]
+    (run_dir / "preset.toml").write_text(preset.replace(f'"{root}"', f'"{tmp_path / "gone"}"'))
+    (run_dir / "log.txt").write_text("2026-01-01 00:00:00 start: device=cpu\n")
+    from segcli.engine.report import build_report
+
+    res = build_report(run_dir)
+    text, page = parse(res.path)
+    assert res.path == run_dir / "report.html" and not page.images
+    assert "metrics.csv has no rows" in text and "no weights/best.safetensors" in text
+    assert "dataset cannot be read" in text and "no environment.json" in text
+    assert set(res.missing) >= {"metrics", "environment", "Training curves", "Pixels per class"}
+    assert "start: device=cpu" in text  # the log tail is still shown
+
+
+def test_report_of_a_run_without_plots_draws_the_class_histogram(trained: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "noplots"
+    shutil.copytree(trained, run_dir)
+    shutil.rmtree(run_dir / "plots")
+    from segcli.engine.report import build_report
+
+    res = build_report(run_dir, worst=0)
+    _, page = parse(res.path)
+    assert "Pixels per class" not in res.missing and "Training curves" in res.missing
+    assert len(page.images) == 1  # only the histogram (no worst images with --worst 0)
+    assert page.rows["per-class"] == 5
+
+
+def test_seg_report_on_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert run(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not a run directory" in err
+    assert not (tmp_path / "report.html").exists()
+    assert run(["report", str(tmp_path), "--worst", "-1"]) == 2
+
+
+# ---------------------------------------------------------------------- the report in a real browser
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+# Injected into a copy of the report: after the load event, what the browser made of the page goes into
+# <pre id="browser-check"> as JSON (images decoded, per-class rows, the IoU column after header clicks).
+PROBE = """<script>
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var iou = function () {
+    return Array.prototype.map.call(document.querySelectorAll("#per-class tbody tr"), function (r) {
+      return parseFloat(r.cells[2].getAttribute("data-v"));
+    });
+  };
+  var result = {
+    images: images.length,
+    widths: images.map(function (i) { return i.complete ? i.naturalWidth : -1; }),
+    classRows: document.querySelectorAll("#per-class tbody tr").length,
+    classNames: Array.prototype.map.call(document.querySelectorAll("#per-class tbody tr"), function (r) {
+      return r.cells[1].textContent.trim();
+    })
+  };
+  var header = document.querySelectorAll("#per-class thead th")[2];
+  header.click();
+  result.ascending = iou();
+  header.click();
+  result.descending = iou();
+  var pre = document.createElement("pre");
+  pre.id = "browser-check";
+  pre.textContent = JSON.stringify(result);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def find_browser() -> str | None:
+    return next((found for name in BROWSERS if (found := shutil.which(name))), None)
+
+
+@pytest.mark.slow
+def test_report_renders_in_a_headless_browser(trained: Path, tmp_path: Path) -> None:
+    """Every <img> of report.html decodes in Chromium (natural width > 0) and the per-class table has one
+    row per class and sorts by a click on its header. The noxfile `tests` session installs Chromium."""
+    browser = find_browser()
+    if browser is None:
+        pytest.skip(f"no headless browser found ({', '.join(BROWSERS)}); `apt-get install chromium` as root")
+    page = tmp_path / "report.html"
+    page.write_text((trained / "report.html").read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"))
+    cmd = [
+        browser,
+        "--headless",
+        "--disable-gpu",
+        "--no-sandbox",  # tests run as root in CI containers
+        "--disable-dev-shm-usage",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        page.as_uri(),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _, sep, rest = proc.stdout.partition('<pre id="browser-check">')
+    assert sep, f"the page's load event did not run: {proc.stdout[:500]} {proc.stderr[-1000:]}"
+    result = json.loads(unescape(rest.partition("</pre>")[0]))
+    assert result["images"] == 5 and all(w > 0 for w in result["widths"]), result["widths"]
+    assert result["classRows"] == 5
+    assert result["classNames"] == ["background", "circle", "square", "triangle", "cross"]
+    finite = [v for v in result["ascending"] if v is not None]
+    assert finite == sorted(finite) and result["descending"][: len(finite)] == sorted(finite, reverse=True)
+
+
+def test_docs_list_every_file_a_run_writes(trained: Path) -> None:
+    """docs/run-directory.md names each path RunDir knows and each file a real run wrote."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "run-directory.md").read_text(encoding="utf-8")
+    run = RunDir(Path("R"))
+    layout = [getattr(run, n) for n in dir(RunDir) if isinstance(getattr(RunDir, n), property)]
+    named = [p.relative_to("R").as_posix() for p in layout] + [f"weights/{w}.safetensors" for w in WEIGHTS]
+    written = [re.sub(r"epoch\d{3}", "epochNNN", f.relative_to(trained).as_posix()) for f in trained.rglob("*")]
+    assert len(named) >= 9 and "report.html" in written and "environment.json" in written
+    for rel in named + [w for w in written if (trained / w).is_file() or "NNN" in w]:
+        assert f"`{rel}" in doc, f"docs/run-directory.md does not list {rel}"
