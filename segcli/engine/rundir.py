@@ -11,6 +11,7 @@
     log.txt                   timestamped lines
     environment.json          versions, device and threads, one record per start or resume
     eval/<split>.json         reports of `seg eval` on this run
+    export/model.onnx         `seg export` models, each with its parity report (``model.onnx.parity.json``/``.txt``)
     plots/                    curves, confusion matrix, sample predictions, pixels per class
     report.html               the self-contained run report (`seg report`, and at the end of training)
     tensorboard/              TensorBoard event files (train.loggers = ["tensorboard"])
@@ -103,6 +104,11 @@ class RunDir:
     @property
     def eval_dir(self) -> Path:
         return self.path / "eval"
+
+    @property
+    def export_dir(self) -> Path:
+        """``export/``: models written by `seg export` and their parity reports."""
+        return self.path / "export"
 
     @property
     def plots_dir(self) -> Path:
