@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from segcli.data.datasets import EvalDataset, eval_collate
 from segcli.engine.checkpoint import build_from_weights
 from segcli.engine.evaluator import confusion_over_loader
+from segcli.extras import package_available
 
 
 @pytest.mark.slow
@@ -35,6 +36,9 @@ def test_torchrun_two_processes(tiny_overrides: list[str], tmp_path: Path) -> No
         "train.device=cpu",
         "train.threads=1",
     ]
+    tensorboard = package_available("tensorboard")
+    if tensorboard:
+        cmd.append('train.loggers=["csv","tensorboard"]')
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -47,6 +51,8 @@ def test_torchrun_two_processes(tiny_overrides: list[str], tmp_path: Path) -> No
     assert (runs[0] / "weights" / "best.safetensors").is_file()
     log = (runs[0] / "log.txt").read_text()
     assert "world_size=2 batch=4 per_device_batch=2" in log and "lr=" in log
+    if tensorboard:
+        assert len(list((runs[0] / "tensorboard").glob("events.out.tfevents.*"))) == 1, "only rank 0 logs"
 
 
 def _torchrun(args: list[str], **env: str) -> subprocess.CompletedProcess:

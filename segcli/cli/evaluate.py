@@ -36,7 +36,9 @@ class Weights(str, Enum):
 
 
 def eval_cmd(
-    weights: Path = typer.Argument(..., help="Weights (.safetensors) or a run directory."),
+    weights: Path = typer.Argument(
+        ..., help="Weights (.safetensors), a run directory, or an exported .onnx/.torchscript model."
+    ),
     data: Path = typer.Option(None, "--data", help="Dataset folder (default: the one the model was trained on)."),
     split: str = typer.Option("val", "--split", help="Split to evaluate."),
     device: str = DeviceOpt,

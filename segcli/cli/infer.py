@@ -36,7 +36,9 @@ class ProbsFormat(str, Enum):
 
 
 def infer_cmd(
-    weights: Path = typer.Argument(..., help="Weights (.safetensors) or a run directory."),
+    weights: Path = typer.Argument(
+        ..., help="Weights (.safetensors), a run directory, or an exported .onnx/.torchscript model."
+    ),
     inputs: list[str] = typer.Argument(
         ..., help="Image or video files, folders, glob patterns; - reads paths from stdin."
     ),

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Subset
 
 from segcli.data.datasets import EvalDataset, eval_collate, resolve_workers, worker_init
 from segcli.data.format import DatasetIndex, validate_dataset
-from segcli.engine.checkpoint import build_from_weights
+from segcli.engine.backends import load_inference_model
 from segcli.engine.distributed import DistInfo, all_reduce_sum, cleanup, init_distributed
 from segcli.engine.predict_core import Protocol, class_ids, predict_images, setup_prediction
 from segcli.engine.rundir import RunDir, resolve_weights, run_of_weights
@@ -183,7 +183,7 @@ def evaluate(
             raise UserError(f"--worst {worst}: give a number of images >= 0")
         if out is not None and ddp.is_main:
             _report_path(weights_file, split, out)  # a bad --out fails now, not after the evaluation
-        model, meta = build_from_weights(weights_file, dev)
+        model, meta = load_inference_model(weights_file, dev)
         preset = meta.preset
         proto, eval_size, keep_ratio = setup_prediction(
             model,

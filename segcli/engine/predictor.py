@@ -28,7 +28,7 @@ import torch
 from segcli.data.datasets import image_to_tensor, usable_cores
 from segcli.data.io import IMAGE_EXTS, list_images, read_image, write_image, write_mask, write_palette_mask
 from segcli.data.transforms import inference_size, resize_pair
-from segcli.engine.checkpoint import build_from_weights
+from segcli.engine.backends import load_inference_model
 from segcli.engine.draw_cv import draw_legend_strip
 from segcli.engine.predict_core import Protocol, class_ids, predict_images, setup_prediction
 from segcli.engine.rundir import resolve_weights
@@ -339,7 +339,7 @@ def predict(
         resolve_amp(amp, dev, option="--amp")  # a bad --amp fails before the model loads
     paths = expand_inputs(inputs)
     out = require_folder(out_dir)
-    model, meta = build_from_weights(weights, dev)
+    model, meta = load_inference_model(weights, dev)
     proto, eval_size, keep_ratio = setup_prediction(
         model,
         meta.preset,
