@@ -5,7 +5,9 @@
 Part 1: N random JPEGs of SIZE x SIZE. ``predict`` (decode JPEG, batch, forward, argmax, palette PNG +
 JPEG overlay written) against the bare forward pass of the same model on the same, already decoded
 batches (batch B, same precision). The ratio end-to-end / forward-only is the share of the model's rate
-the pipeline keeps (1.0 = the model never waits on disk; the target is >= 0.9 at batch 8).
+the pipeline keeps (1.0 = the model never waits on disk; the target is >= 0.9 at batch 8). The one-off
+model loading is part of `seg infer`'s time; the line below it gives the ratio without it (the steady state,
+what a long run tends to).
 
 Part 2: ``seg eval``'s loop (prediction core, padded, confusion matrix) against the old per-batch
 path (forward at the raw size, bilinear resize, argmax) on the same loader: images/s of each.
@@ -100,10 +102,12 @@ def main() -> None:
                     predict_images(model, xs, [(args.size, args.size)] * len(xs), proto, dev)
 
         runs = iter(range(10**6))
+        loads: list[float] = []
 
         def end_to_end() -> None:
             out = folder / f"out{next(runs)}"
-            predict(w, [str(folder / "in")], out, device="cpu", batch_size=args.batch, amp=args.amp)
+            res = predict(w, [str(folder / "in")], out, device="cpu", batch_size=args.batch, amp=args.amp)
+            loads.append(res.load_seconds)
 
         forward_only()  # warm-up
         t_fwd, t_e2e = _timed_pair(forward_only, end_to_end, args.reps)
@@ -113,6 +117,12 @@ def main() -> None:
         )
         print(f"forward only      : {args.n / t_fwd:8.2f} images/s")
         print(f"seg infer (e2e)   : {args.n / t_e2e:8.2f} images/s   ratio e2e/forward = {t_fwd / t_e2e:.3f}")
+        load = statistics.median(loads)
+        steady = t_e2e - load
+        print(
+            f"  of which loading: {load:8.3f} s (weights read, model built); without it "
+            f"{args.n / steady:.2f} images/s, ratio {t_fwd / steady:.3f}"
+        )
 
         # Part 2: eval loop, core vs the old per-batch path (no padding)
         masks = [torch.randint(0, CLASSES, (args.size, args.size)) for _ in paths]

@@ -77,7 +77,7 @@ def test_eval_passes_options(calls: list) -> None:
     ((name, args, kwargs),) = calls
     assert name == "evaluate" and args == (Path("runs/x"), Path("d"), "test")
     assert kwargs["amp"] == "auto" and kwargs["absent"] == "zero" and kwargs["batch_size"] == 2
-    assert kwargs["device"] == "auto" and kwargs["num_workers"] == 0
+    assert kwargs["device"] == "auto" and kwargs["num_workers"] == "auto"
 
 
 def test_infer_passes_options(calls: list, tmp_path: Path) -> None:

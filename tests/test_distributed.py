@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from segcli.data.datasets import EvalDataset, eval_collate
 from segcli.engine.checkpoint import build_from_weights
 from segcli.engine.evaluator import confusion_over_loader
+from segcli.extras import package_available
 
 
 @pytest.mark.slow
@@ -35,6 +36,9 @@ def test_torchrun_two_processes(tiny_overrides: list[str], tmp_path: Path) -> No
         "train.device=cpu",
         "train.threads=1",
     ]
+    tensorboard = package_available("tensorboard")
+    if tensorboard:
+        cmd.append('train.loggers=["csv","tensorboard"]')
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
@@ -47,6 +51,8 @@ def test_torchrun_two_processes(tiny_overrides: list[str], tmp_path: Path) -> No
     assert (runs[0] / "weights" / "best.safetensors").is_file()
     log = (runs[0] / "log.txt").read_text()
     assert "world_size=2 batch=4 per_device_batch=2" in log and "lr=" in log
+    if tensorboard:
+        assert len(list((runs[0] / "tensorboard").glob("events.out.tfevents.*"))) == 1, "only rank 0 logs"
 
 
 def _torchrun(args: list[str], **env: str) -> subprocess.CompletedProcess:
@@ -142,3 +148,30 @@ def test_time_budget_ranks_agree_to_stop_every_log_every_iterations(tiny_overrid
     (run,) = (tmp_path / "runs" / "quickstart").iterdir()
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert rows and rows[-1]["mIoU"] != ""
+
+
+@pytest.mark.slow
+def test_eval_under_torchrun_equals_one_process(tiny_overrides: list[str], tmp_path: Path, shapes_root: Path) -> None:
+    """Each rank evaluates a shard, the confusion matrices are summed: the metrics are exactly one process's."""
+    import json
+
+    from segcli.engine.trainer import train
+
+    run = Path(train("quickstart", [*tiny_overrides, "train.device=cpu", "train.threads=1"]).run_dir)
+    args = ["-m", "segcli", "eval", str(run), "--data", str(shapes_root), "--device", "cpu", "--worst", "3", "--json"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run(
+        [sys.executable, *args, "--out", str(tmp_path / "one.json")], capture_output=True, text=True, env=env
+    )
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = _torchrun([*args, "--out", str(tmp_path / "ddp" / "two.json")])
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = json.loads(one.stdout), json.loads(two.stdout)  # rank 0 alone prints
+    assert "processes" not in a and b["processes"] == 2 and a["images"] == b["images"] == 8
+    assert a["confusion_matrix"] == b["confusion_matrix"] and sum(map(sum, a["confusion_matrix"]["matrix"])) > 0
+    for key in ("mIoU", "pixel_accuracy", "mean_accuracy", "fwIoU", "mean_dice", "pixels", "per_class"):
+        assert a[key] == b[key], key
+    assert [(w["image"], w["mIoU"]) for w in a["worst"]] == [(w["image"], w["mIoU"]) for w in b["worst"]]
+    written = sorted(p.name for p in (tmp_path / "ddp").iterdir())
+    assert written == ["two.json", "two_confusion.png", "worst"]  # rank 0 alone writes, once
+    assert json.loads((tmp_path / "ddp" / "two.json").read_text())["mIoU"] == a["mIoU"]

@@ -40,6 +40,25 @@ def test_report_has_confusion_matrix_and_protocol(trained: Path, shapes_root: Pa
     assert report["protocol"]["mode"] == "whole" and report["protocol"]["tta"] is None
 
 
+def test_confusion_matrix_png_next_to_the_report(trained: Path, shapes_root: Path, tmp_path: Path) -> None:
+    from segcli.engine import draw_cv
+    from segcli.engine.plots import row_normalise
+
+    res = evaluate(trained, shapes_root, out=tmp_path)
+    png = Path(res.metrics["confusion_png"])
+    assert png == tmp_path / "val_confusion.png" and res.report == tmp_path / "val.json"
+    drawn = cv2.imread(str(png))[..., ::-1]
+    matrix = np.array(res.metrics["confusion_matrix"]["matrix"])
+    want = draw_cv.confusion(row_normalise(matrix), res.metrics["confusion_matrix"]["classes"])
+    assert np.array_equal(drawn, want)  # the row-normalised matrix of this report, lossless
+    again = evaluate(trained, shapes_root, out=tmp_path)
+    assert again.report == tmp_path / "val-2.json" and again.metrics["confusion_png"] == str(
+        tmp_path / "val-2_confusion.png"
+    )
+    in_run = evaluate(trained, shapes_root)  # default: inside the run's eval/ folder
+    assert Path(in_run.metrics["confusion_png"]).parent == trained / "eval"
+
+
 def test_slide_with_big_tile_and_tta_scale_one_equal_plain(trained: Path, shapes_root: Path, tmp_path: Path) -> None:
     plain = evaluate(trained, shapes_root, out=tmp_path / "a.json").metrics
     slid = evaluate(trained, shapes_root, out=tmp_path / "b.json", slide=True, tile=(64, 64)).metrics
@@ -105,6 +124,22 @@ def test_label_out_of_range_is_an_error_naming_file_and_value(
     assert run(["eval", str(trained), "--data", str(root), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert bad.name in err and "7" in err and "Traceback" not in err
+
+
+def test_workers_default_to_the_cores_as_training_does(
+    trained: Path, shapes_root: Path, tmp_path: Path, capsys
+) -> None:
+    from segcli.data.datasets import resolve_workers
+
+    auto = _json(capsys, ["eval", str(trained), "--data", str(shapes_root), "--out", str(tmp_path / "a.json")])
+    assert auto["workers"] == resolve_workers("auto")
+    none = _json(
+        capsys, ["eval", str(trained), "--data", str(shapes_root), "--out", str(tmp_path / "b.json"), "--workers", "0"]
+    )
+    assert none["workers"] == 0 and none["confusion_matrix"] == auto["confusion_matrix"]
+    capsys.readouterr()
+    assert run(["eval", str(trained), "--data", str(shapes_root), "--workers", "many"]) == 2
+    assert "--workers many" in capsys.readouterr().err
 
 
 def test_eval_on_a_roi_dataset_counts_only_the_region(

@@ -159,3 +159,90 @@ def test_video_gives_one_mask_per_frame_and_an_overlay_video(weights: Path, tmp_
 def test_bad_alpha_is_a_user_error(weights: Path, images: list[Path], tmp_path: Path) -> None:
     with pytest.raises(UserError, match="--alpha 1.5"):
         predict(weights, [str(images[0])], tmp_path, device="cpu", alpha=1.5)
+
+
+def test_legend_strip_names_the_classes_present() -> None:
+    from segcli.engine.draw_cv import draw_legend_strip
+
+    image = np.full((60, 120, 3), 90, np.uint8)
+    palette = [(0, 0, 0), (250, 10, 10), (10, 250, 10), (10, 10, 250)]
+    names = ["background", "road", "tree", "sky"]
+    out = draw_legend_strip(image, [1, 3], names, palette)
+    assert out.shape[1] == 120 and out.shape[0] > 60 and np.array_equal(out[:60], image)  # image untouched
+    strip = out[60:].reshape(-1, 3)
+    has = {tuple(c) for c in strip.tolist()}
+    assert (250, 10, 10) in has and (10, 10, 250) in has and (10, 250, 10) not in has  # present classes only
+    assert draw_legend_strip(image, [], names, palette) is image
+    many = draw_legend_strip(image, [0, 1, 2, 3], names, palette)
+    assert many.shape[0] > out.shape[0]  # wrapped onto more rows at this width
+    big = draw_legend_strip(np.zeros((100, 3200, 3), np.uint8), [1, 3], names, palette)
+    assert big.shape[0] - 100 > out.shape[0] - 60  # the strip grows with the image
+
+
+def test_overlay_legend_flag(weights: Path, images: list[Path], tmp_path: Path, capsys) -> None:
+    args = ["infer", str(weights), str(images[4]), "--save", "overlay"]
+    plain = _json(capsys, [*args, "--out", str(tmp_path / "a")])
+    with_legend = _json(capsys, [*args, "--out", str(tmp_path / "b"), "--legend"])
+    a, b = (read_image(r["outputs"][0]["overlay"]) for r in (plain, with_legend))
+    assert a.shape == (64, 64, 3) and b.shape[0] > 64 and b.shape[1] == 64
+    assert np.abs(b[:56].astype(int) - a[:56].astype(int)).mean() < 3  # the same overlay above (JPEG aside)
+
+
+def _core_probs(weights: Path, src: Path) -> np.ndarray:
+    model, _ = build_from_weights(weights, torch.device("cpu"))
+    image = read_image(src)
+    x = torch.from_numpy(image.transpose(2, 0, 1).copy())[None]
+    return predict_images(model, x, [image.shape[:2]], Protocol(), torch.device("cpu"))[0].softmax(0).numpy()
+
+
+def test_binary_model_writes_an_8bit_foreground_probability_png(tmp_path: Path, images: list[Path], capsys) -> None:
+    w = _weights(tmp_path, 2)
+    res = _json(capsys, ["infer", str(w), str(images[2]), "--out", str(tmp_path / "o"), "--save", "mask,probs"])
+    path = Path(res["outputs"][0]["probs"])
+    assert path == tmp_path / "o" / "probs" / "im2.png"
+    png = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    assert png.dtype == np.uint8 and png.shape == (37, 45)
+    want = np.round(_core_probs(w, images[2])[1] * 255)
+    assert np.abs(png.astype(int) - want).max() <= 1
+    npy = predict(w, [str(images[2])], tmp_path / "n", device="cpu", save="probs", probs_format="npy")
+    assert np.load(npy.outputs[0]["probs"]).shape == (2, 37, 45)
+
+
+def test_multiclass_probability_pngs_one_per_class(weights: Path, images: list[Path], tmp_path: Path, capsys) -> None:
+    res = predict(weights, [str(images[0])], tmp_path / "o", device="cpu", save="probs", probs_format="png")
+    folder = Path(res.outputs[0]["probs"])
+    assert sorted(p.name for p in folder.iterdir()) == [f"{k:03d}_c{k}.png" for k in range(5)]
+    want = _core_probs(weights, images[0])
+    for k in range(5):
+        png = cv2.imread(str(folder / f"{k:03d}_c{k}.png"), cv2.IMREAD_UNCHANGED)
+        assert png.dtype == np.uint8 and np.abs(png.astype(int) - np.round(want[k] * 255)).max() <= 1
+    capsys.readouterr()
+    assert run(["infer", str(weights), str(images[0]), "--out", str(tmp_path / "x"), "--probs-format", "tiff"]) == 2
+    err = capsys.readouterr().err
+    assert "--probs-format" in err and "tiff" in err
+    with pytest.raises(UserError, match="--probs-format tiff"):
+        predict(weights, [str(images[0])], tmp_path / "y", device="cpu", probs_format="tiff")
+
+
+def test_read_ahead_keeps_order_passes_errors_and_stops_with_its_consumer() -> None:
+    import itertools
+    import threading
+
+    from segcli.engine.predictor import _read_ahead
+    from segcli.errors import DataError
+
+    assert list(_read_ahead(iter(range(50)), 3)) == list(range(50))
+
+    def broken():  # noqa: ANN202
+        yield from range(5)
+        raise DataError("clip.mp4: frame 5 is damaged")
+
+    got = []
+    with pytest.raises(DataError, match="frame 5"):
+        for x in _read_ahead(broken(), 2):
+            got.append(x)
+    assert got == [0, 1, 2, 3, 4]
+    endless = _read_ahead(itertools.count(), 2)
+    assert [next(endless) for _ in range(3)] == [0, 1, 2]
+    endless.close()  # the producer thread ends with its consumer
+    assert not any(t.name == "seg-video-decode" for t in threading.enumerate())

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
+from segcli.cli.app import run
 from segcli.engine import draw_cv
 from segcli.engine.callbacks import Callback, ValEnd
-from segcli.engine.plots import row_normalise
+from segcli.engine.plots import drawer, row_normalise
 from segcli.engine.trainer import train
+from segcli.errors import PresetError
+from segcli.extras import package_available
 
 
 class Snapshot(Callback):
@@ -35,9 +40,36 @@ def _read(path: Path) -> np.ndarray:
     return img
 
 
-def test_plots_written_and_refreshed_every_validation(tiny_overrides: list[str]) -> None:
+def _sizes_opencv(plots: Path) -> None:
+    assert _read(plots / "curves.png").shape == (720, 800, 3)
+    cm = _read(plots / "confusion_matrix.png")
+    assert cm.shape[0] > cm.shape[1] > 5 * 34  # 5 classes, cells large enough for their values
+    assert _read(plots / "class_pixels.png").shape[0] == 40 + 5 * 20 + 10
+    s = _read(plots / "samples_epoch002.png")
+    assert s.shape[1] == 3 * (160 + 4)  # image | ground truth | prediction, square 48 px images at 160 px
+    assert s.shape[0] > 4 * 164  # four samples and the legend
+
+
+def _sizes_matplotlib(plots: Path) -> None:
+    assert _read(plots / "curves.png").shape == (720, 800, 3)  # 8 x 7.2 in at 100 dpi
+    cm = _read(plots / "confusion_matrix.png")
+    assert cm.shape[1] > cm.shape[0] > 5 * 50  # 5 cells of 0.5 in, names at the side, the colour bar at the right
+    assert _read(plots / "class_pixels.png").shape[0] == round((0.9 + 5 * 0.25) * 100)
+    s = _read(plots / "samples_epoch002.png")
+    assert s.shape[1] == round((3 * 2.2 + 0.2) * 100)  # three 2.2 in panels
+    assert s.shape[0] > 4 * 220  # four rows of square 48 px images and the legend
+
+
+@pytest.fixture(params=["opencv", "matplotlib"])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "matplotlib":
+        pytest.importorskip("matplotlib", reason="matplotlib (the plots extra) is not installed")
+    return request.param
+
+
+def test_plots_written_and_refreshed_every_validation(tiny_overrides: list[str], backend: str) -> None:
     snap = Snapshot()
-    res = train("quickstart", [*tiny_overrides, "train.ema=0.9"], callbacks=[snap])
+    res = train("quickstart", [*tiny_overrides, "train.ema=0.9", f"train.plots_backend={backend}"], callbacks=[snap])
     plots = res.run_dir / "plots"
     names = {p.name for p in plots.iterdir()}
     assert names == {
@@ -47,19 +79,36 @@ def test_plots_written_and_refreshed_every_validation(tiny_overrides: list[str])
         "samples_epoch001.png",
         "samples_epoch002.png",
     }
-    assert _read(plots / "curves.png").shape == (720, 800, 3)
-    cm = _read(plots / "confusion_matrix.png")
-    assert cm.shape[0] > cm.shape[1] > 5 * 34  # 5 classes, cells large enough for their values
-    assert _read(plots / "class_pixels.png").shape[0] == 40 + 5 * 20 + 10
-    s = _read(plots / "samples_epoch002.png")
-    assert s.shape[1] == 3 * (160 + 4)  # image | ground truth | prediction, square 48 px images at 160 px
-    assert s.shape[0] > 4 * 164  # four samples and the legend
+    {"opencv": _sizes_opencv, "matplotlib": _sizes_matplotlib}[backend](plots)
     first, second = snap.seen
     assert first["class_pixels.png"] == second["class_pixels.png"]  # drawn once, at the start
     assert (
         first["curves.png"] != second["curves.png"] and first["confusion_matrix.png"] != second["confusion_matrix.png"]
     )
     assert "samples_epoch002.png" not in first and "samples_epoch002.png" in second
+
+
+def test_auto_picks_matplotlib_when_installed_else_opencv(monkeypatch: pytest.MonkeyPatch) -> None:
+    from segcli.engine import plots
+
+    assert drawer("opencv") is draw_cv
+    if package_available("matplotlib"):
+        assert drawer("auto").__name__ == drawer("matplotlib").__name__ == "segcli.engine.draw_mpl"
+    monkeypatch.setattr(plots, "package_available", lambda name: False)
+    assert drawer("auto") is draw_cv
+    with pytest.raises(PresetError, match=r"pip install 'segcli\[plots\]'"):
+        drawer("matplotlib")
+
+
+def test_matplotlib_backend_without_matplotlib_is_refused_at_load(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    rc = run(["presets", "show", "quickstart", "train.plots_backend=matplotlib"])
+    err = capfd.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert "train.plots_backend" in err and "pip install 'segcli[plots]'" in err
+    assert run(["presets", "show", "quickstart", "train.plots_backend=opencv"]) == 0
 
 
 def test_no_plots_when_off(tiny_overrides: list[str]) -> None:
@@ -77,6 +126,38 @@ def test_confusion_matrix_of_150_classes_stays_readable() -> None:
     img = draw_cv.confusion(norm, names)
     assert img.shape[0] < 1400 and img.shape[1] < 1400  # one cell per 6 px, names at the side, no cell text
     assert img.dtype == np.uint8 and img.std() > 10
+
+
+def test_matplotlib_confusion_matrix_of_150_classes() -> None:
+    pytest.importorskip("matplotlib", reason="matplotlib (the plots extra) is not installed")
+    from segcli.engine import draw_mpl
+
+    names = [f"class_{i:03d}_long_name" for i in range(150)]
+    counts = np.random.default_rng(0).integers(0, 100, (150, 150)) + np.eye(150, dtype=np.int64) * 10_000
+    counts[3] = 0
+    img = draw_mpl.confusion(row_normalise(counts), names)
+    assert 1500 < img.shape[0] < 2000 and 1500 < img.shape[1] < 2100  # 0.11 in cells: names stay legible
+    assert img.dtype == np.uint8 and img.std() > 10
+    few = draw_mpl.confusion(row_normalise(counts[:4, :4]), names[:4])
+    assert few.shape[0] < 600  # big cells with their values for a few classes
+
+
+@pytest.mark.parametrize("backend", ["draw_cv", "draw_mpl"])
+def test_bars_and_samples_of_each_backend(backend: str) -> None:
+    if backend == "draw_mpl":
+        pytest.importorskip("matplotlib", reason="matplotlib (the plots extra) is not installed")
+    import importlib
+
+    mod = importlib.import_module(f"segcli.engine.{backend}")
+    names = ["background", "a", "b"]
+    img = mod.bars(np.array([10_000, 0, 7]), names, "pixels per class")
+    assert img.ndim == 3 and img.dtype == np.uint8 and img.std() > 5
+    rng = np.random.default_rng(1)
+    gt = rng.integers(0, 3, (20, 30))
+    gt[:2] = 255  # ignored pixels
+    rows = [(np.full((20, 30, 3), 128, np.uint8), gt, rng.integers(0, 3, (20, 30)))]
+    sample = mod.samples(rows, names, [(0, 0, 0), (255, 0, 0), (0, 255, 0)], 255, "title")
+    assert sample.ndim == 3 and sample.shape[1] > sample.shape[0] > 20  # one wide row: image | gt | prediction
 
 
 def test_class_histogram_reads_at_most_max_masks(shapes_root: Path) -> None:

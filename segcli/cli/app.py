@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "train",
     "evaluate",
     "infer",
+    "export",
     "report",
     "presets",
     "models",

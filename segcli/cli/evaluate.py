@@ -36,7 +36,9 @@ class Weights(str, Enum):
 
 
 def eval_cmd(
-    weights: Path = typer.Argument(..., help="Weights (.safetensors) or a run directory."),
+    weights: Path = typer.Argument(
+        ..., help="Weights (.safetensors), a run directory, or an exported .onnx/.torchscript model."
+    ),
     data: Path = typer.Option(None, "--data", help="Dataset folder (default: the one the model was trained on)."),
     split: str = typer.Option("val", "--split", help="Split to evaluate."),
     device: str = DeviceOpt,
@@ -45,7 +47,13 @@ def eval_cmd(
         None, "--absent", help="IoU of a class absent from both GT and prediction (default: the preset's eval)."
     ),
     amp: Amp = AmpOpt,
-    workers: int = typer.Option(0, "--workers", min=0, help="Data-loading workers."),
+    workers: str = typer.Option(
+        "auto",
+        "--workers",
+        metavar="N|auto",
+        help="Data-loading worker processes (0 = load in this process; auto = the usable cores less one, "
+        "shared among torchrun's processes).",
+    ),
     report: Path = typer.Option(None, "--out", help="Where to write the JSON report (default: inside the run)."),
     weights_choice: Weights = typer.Option(
         None, "--weights", help="Which weights of a run: best, last or ema (default: best, else last)."
@@ -59,7 +67,10 @@ def eval_cmd(
     worst: int = typer.Option(0, "--worst", min=0, help="List the K images with the lowest mIoU (overlays too)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Metrics over a split from one confusion matrix: pixel acc, mAcc, mIoU, fwIoU, mDice, per class."""
+    """Metrics over a split from one confusion matrix: pixel acc, mAcc, mIoU, fwIoU, mDice, per class.
+
+    Under torchrun (``torchrun --nproc-per-node N -m segcli eval RUN``) each process evaluates a shard and
+    the confusion matrices are summed; rank 0 writes the report."""
     from segcli.engine.evaluator import evaluate
 
     res = evaluate(
@@ -81,6 +92,8 @@ def eval_cmd(
         tta_scales=scales(tta_scales),
         worst=worst,
     )
+    if res.rank != 0:  # under torchrun rank 0 alone reports
+        return
     if as_json:
         print_json(res.to_dict())
         return
@@ -116,6 +129,8 @@ def eval_cmd(
     out.print(f"protocol: {m.get('protocol')}")
     out.print(f"conventions: {m['conventions']}")
     out.print(f"report: [bold]{res.report}[/]")
+    if m.get("confusion_png"):
+        out.print(f"confusion matrix: [bold]{m['confusion_png']}[/]")
 
 
 def register(app: typer.Typer) -> None:

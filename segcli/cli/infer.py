@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -26,8 +27,18 @@ from segcli.cli._common import (
 )
 
 
+class ProbsFormat(str, Enum):
+    """How ``--save probs`` writes probabilities."""
+
+    auto = "auto"
+    npy = "npy"
+    png = "png"
+
+
 def infer_cmd(
-    weights: Path = typer.Argument(..., help="Weights (.safetensors) or a run directory."),
+    weights: Path = typer.Argument(
+        ..., help="Weights (.safetensors), a run directory, or an exported .onnx/.torchscript model."
+    ),
     inputs: list[str] = typer.Argument(
         ..., help="Image or video files, folders, glob patterns; - reads paths from stdin."
     ),
@@ -40,6 +51,15 @@ def infer_cmd(
     alpha: float = typer.Option(0.5, "--alpha", min=0.0, max=1.0, help="Overlay opacity of the class colours."),
     alpha_bg: float = typer.Option(
         None, "--alpha-bg", min=0.0, max=1.0, help="Overlay opacity of class 0 (0 = background untinted)."
+    ),
+    legend: bool = typer.Option(
+        False, "--legend/--no-legend", help="Overlays get a strip below naming the classes present (images only)."
+    ),
+    probs_format: ProbsFormat = typer.Option(
+        ProbsFormat.auto,
+        "--probs-format",
+        help="--save probs as: npy (float16, classes first), png (8-bit: the foreground of a binary model, "
+        "else one PNG per class), auto (png for a two-class model, else npy).",
     ),
     size: str = SizeOpt,
     slide: bool = SlideOpt,
@@ -86,6 +106,8 @@ def infer_cmd(
             tta_scales=scales(tta_scales),
             batch_size=batch_size,
             workers=workers,
+            legend=legend,
+            probs_format=probs_format.value,
         )
     if as_json:
         print_json(res.to_dict())

@@ -307,6 +307,14 @@ class TrainConfig:
         minimum=1,
     )
     plots: bool = opt(True, "draw curves, confusion matrix and sample predictions into plots/ after each validation")
+    plots_backend: Literal["auto", "matplotlib", "opencv"] = opt(
+        "auto", "how plots/ are drawn: auto = matplotlib when installed (the `plots` extra), else OpenCV"
+    )
+    loggers: tuple[str, ...] = opt(
+        ("csv",),
+        "where metrics go besides log.txt: csv (metrics.csv, always written), tensorboard (<run>/tensorboard/, the "
+        "`tensorboard` extra), wandb (Weights & Biases, the `wandb` extra; WANDB_MODE and keys from the environment)",
+    )
 
     @property
     def time_budget_seconds(self) -> float | None:

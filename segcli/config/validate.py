@@ -19,6 +19,7 @@ from pathlib import Path
 from segcli.config.schema import METRIC_KEYS, LossConfig, MetaConfig, ModelConfig, Preset, TrainConfig
 from segcli.config.toml_io import load_toml
 from segcli.errors import PresetError, UserError
+from segcli.extras import install_hint, package_available
 from segcli.registry import did_you_mean
 
 CLI = "command line"
@@ -353,6 +354,22 @@ def _check_loss(loss: LossConfig, check_files: bool, dataset: str) -> list[tuple
     return found
 
 
+def _check_extras(t: TrainConfig, check_packages: bool) -> list[tuple[str, str]]:
+    """Logger names, and (with ``check_packages``) the packages the loggers and plots backend need."""
+    from segcli.engine.loggers import logger_problems
+
+    found = [("train.loggers", problem) for problem in logger_problems(t.loggers, check_packages)]
+    if check_packages and t.plots and t.plots_backend == "matplotlib" and not package_available("matplotlib"):
+        found.append(
+            (
+                "train.plots_backend",
+                f"train.plots_backend = 'matplotlib' but matplotlib is not installed; {install_hint('plots')} "
+                "(or train.plots_backend=opencv)",
+            )
+        )
+    return found
+
+
 def validate_preset(
     preset: Preset,
     origin: Mapping[str, str] | None = None,
@@ -365,13 +382,15 @@ def validate_preset(
 
     ``origin`` maps dotted keys to the file (or "command line") that set them; keys not in it are
     attributed to ``default``. ``check_files=False`` skips the files a preset refers to (class-weights
-    and pretrained files), for presets embedded in checkpoints. ``resuming``: the run's own state holds the
-    weights, so ``model.init_from`` may have been moved or deleted since it started.
+    and pretrained files) and the packages its loggers and plots need, for presets embedded in checkpoints.
+    ``resuming``: the run's own state holds the weights, so ``model.init_from`` may have been moved or
+    deleted since it started.
     """
     found = [
         *_check_shapes(preset),
         *_check_lr_scaling(preset),
         *_check_train(preset.train),
+        *_check_extras(preset.train, check_files),
         *_check_meta(preset.meta),
         *_check_model(preset.model, check_files, resuming),
         *_check_loss(preset.loss, check_files, preset.data.root),

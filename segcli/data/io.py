@@ -51,15 +51,19 @@ def write_mask(path: str | os.PathLike, mask: np.ndarray) -> Path:
     return atomic_write_bytes(path, _encode(".png", mask, [], path, "mask"))
 
 
-def write_palette_mask(path: str | os.PathLike, mask: np.ndarray, palette: list[list[int]]) -> Path:
-    """Write a uint8 id mask as a palette PNG: viewers show colours, readers get the ids back."""
+def write_palette_mask(
+    path: str | os.PathLike, mask: np.ndarray, palette: list[list[int]], compress_level: int = 6
+) -> Path:
+    """Write a uint8 id mask as a palette PNG: viewers show colours, readers get the ids back.
+
+    ``compress_level`` is zlib's (1 is about 3x faster than 6 for slightly larger files: inference uses it)."""
     from PIL import Image
 
     im = Image.fromarray(mask.astype(np.uint8), mode="P")
     flat = [c for rgb in palette for c in rgb]
     flat += [0] * (768 - len(flat))
     im.putpalette(flat[:768])
-    return atomic_write(path, lambda tmp: im.save(tmp, format="PNG"), suffix=".png")
+    return atomic_write(path, lambda tmp: im.save(tmp, format="PNG", compress_level=compress_level), suffix=".png")
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:

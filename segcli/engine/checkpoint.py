@@ -124,9 +124,20 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], Chec
         raise CheckpointError(
             f"{path}: not a segcli weights file (no '{FORMAT}' metadata); convert it with seg convert-ckpt"
         )
+    meta = meta_from_strings(raw, path)
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path}: cannot read tensors ({e})") from None
+    return state, meta
+
+
+def meta_from_strings(raw: dict[str, str], path: str | os.PathLike) -> CheckpointMeta:
+    """The :class:`CheckpointMeta` of string metadata as :func:`weights_writer` writes it (safetensors
+    header, or an exported model's metadata); damaged values are a CheckpointError naming ``path``."""
     try:
         preset = preset_from_dict(tomllib.loads(raw["preset"]), source=f"{path} (embedded preset)")
-        meta = CheckpointMeta(
+        return CheckpointMeta(
             classes=tuple(json.loads(raw["classes"])),
             palette=tuple(tuple(c) for c in json.loads(raw["palette"])),
             ignore_index=int(raw["ignore_index"]),
@@ -141,11 +152,6 @@ def load_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], Chec
         raise
     except (KeyError, ValueError, tomllib.TOMLDecodeError) as e:
         raise CheckpointError(f"{path}: damaged segcli metadata ({type(e).__name__}: {e})") from None
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError) as e:
-        raise CheckpointError(f"{path}: cannot read tensors ({e})") from None
-    return state, meta
 
 
 def build_from_weights(

@@ -124,6 +124,47 @@ def legend(names: Sequence[str], palette: Sequence[Sequence[int]], width: int) -
     return img
 
 
+def draw_legend_strip(
+    image: np.ndarray,
+    class_ids: Sequence[int] | np.ndarray,
+    names: Sequence[str],
+    palette: Sequence[Sequence[int]],
+) -> np.ndarray:
+    """``image`` (RGB) with a white strip appended below: a colour swatch and the name of each class in
+    ``class_ids`` (e.g. the classes present in a predicted mask), wrapped to the image's width.
+
+    The strip grows with the image (text readable on a 4000-pixel photo as on a 500-pixel one); the image
+    above it is left untouched, so its pixels stay aligned with the mask's.
+    """
+    h, w = image.shape[:2]
+    ids = [int(c) for c in class_ids if 0 <= int(c) < min(len(names), len(palette))]
+    if not ids:
+        return image
+    s = max(1.0, w / 800)  # scale of swatches and text
+    font, box, pad, line = 0.4 * s, round(12 * s), round(4 * s), round(20 * s)
+    thick = max(1, round(s))
+    labels = [names[c][:24] for c in ids]
+    widths = [box + pad + cv2.getTextSize(t, FONT, font, thick)[0][0] + 3 * pad for t in labels]
+    rows: list[list[int]] = [[]]
+    x = pad
+    for k, wk in enumerate(widths):
+        if rows[-1] and x + wk > w:
+            rows.append([])
+            x = pad
+        rows[-1].append(k)
+        x += wk
+    strip = _canvas(len(rows) * line + pad, w)
+    for r, row in enumerate(rows):
+        x, y = pad, r * line + pad
+        for k in row:
+            colour = tuple(int(v) for v in palette[ids[k]])
+            cv2.rectangle(strip, (x, y), (x + box, y + box), colour, -1)
+            cv2.rectangle(strip, (x, y), (x + box, y + box), BLACK, thick)
+            cv2.putText(strip, labels[k], (x + box + pad, y + box - 1), FONT, font, BLACK, thick, cv2.LINE_AA)
+            x += widths[k]
+    return np.concatenate([image, strip], 0)
+
+
 def samples(
     rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
     names: Sequence[str],

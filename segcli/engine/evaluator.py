@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
-from segcli.data.datasets import EvalDataset, eval_collate
+from segcli.data.datasets import EvalDataset, eval_collate, resolve_workers, worker_init
 from segcli.data.format import DatasetIndex, validate_dataset
-from segcli.engine.checkpoint import build_from_weights
-from segcli.engine.distributed import DistInfo, all_reduce_sum
+from segcli.engine.backends import load_inference_model
+from segcli.engine.distributed import DistInfo, all_reduce_sum, cleanup, init_distributed
 from segcli.engine.predict_core import Protocol, class_ids, predict_images, setup_prediction
 from segcli.engine.rundir import RunDir, resolve_weights, run_of_weights
 from segcli.engine.runtime import resolve_amp, select_device
@@ -84,6 +86,7 @@ class EvalResult:
     split: str
     report: Path
     seconds: float
+    rank: int = 0  # under torchrun: the process's rank (rank 0 alone writes files and prints)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -108,6 +111,20 @@ def _report_path(weights: Path, split: str, out: str | os.PathLike | None) -> Pa
 
 
 WEIGHT_CHOICES = ("best", "last", "ema")
+
+
+def loader_workers(value: int | str, processes_per_node: int = 1) -> int:
+    """``--workers``: a number >= 0, or ``auto`` (the default): as training's ``data.num_workers = "auto"``,
+    this process's share of the usable cores less one for the process itself."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return resolve_workers("auto", processes_per_node)
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        n = -1
+    if n < 0:
+        raise UserError(f"--workers {value}: give a number of worker processes >= 0, or auto")
+    return n
 
 
 def select_weights(weights_or_run: str | os.PathLike, which: str | None = None) -> Path:
@@ -139,7 +156,7 @@ def evaluate(
     size: tuple[int, ...] | None = None,
     absent: Absent | None = None,
     amp: str | None = None,
-    num_workers: int = 0,
+    num_workers: int | str = "auto",
     out: str | os.PathLike | None = None,
     *,
     weights: str | None = None,
@@ -156,64 +173,122 @@ def evaluate(
     ``[eval]`` protocol; ``worst`` lists the K images with the lowest mIoU (overlays in ``eval/worst/``).
     """
     t0 = time.perf_counter()
-    weights_file = select_weights(weights_or_run, weights)
-    dev = select_device(device, option="--device")
-    if amp is not None:
-        resolve_amp(amp, dev, option="--amp")  # a bad --amp fails before the model loads
-    if worst < 0:
-        raise UserError(f"--worst {worst}: give a number of images >= 0")
-    if out is not None:
-        _report_path(weights_file, split, out)  # a bad --out fails now, not after the evaluation
-    model, meta = build_from_weights(weights_file, dev)
-    preset = meta.preset
-    proto, eval_size, keep_ratio = setup_prediction(
-        model, preset, dev, amp=amp, size=size, slide=slide, tile=tile, stride=stride, tta=tta, tta_scales=tta_scales
-    )
-    root = Path(data_root) if data_root is not None else Path(preset.data.root)
-    index = DatasetIndex.scan(root, [split])
-    info = validate_dataset(index, splits=[split], sample_masks=preset.data.check_samples)
-    if list(info.classes) != list(meta.classes):
-        raise DataError(
-            f"{root}: dataset classes {list(info.classes)[:6]}... differ from the checkpoint's "
-            f"{list(meta.classes)[:6]}...; evaluate on the dataset the model was trained for"
+    with process_group(device) as ddp:  # under torchrun: each rank evaluates its share of the split
+        workers = loader_workers(num_workers, ddp.local_world_size)
+        weights_file = select_weights(weights_or_run, weights)
+        dev = select_device(device, ddp.local_rank if ddp.enabled else None, option="--device")
+        if amp is not None:
+            resolve_amp(amp, dev, option="--amp")  # a bad --amp fails before the model loads
+        if worst < 0:
+            raise UserError(f"--worst {worst}: give a number of images >= 0")
+        if out is not None and ddp.is_main:
+            _report_path(weights_file, split, out)  # a bad --out fails now, not after the evaluation
+        model, meta = load_inference_model(weights_file, dev)
+        preset = meta.preset
+        proto, eval_size, keep_ratio = setup_prediction(
+            model,
+            preset,
+            dev,
+            amp=amp,
+            size=size,
+            slide=slide,
+            tile=tile,
+            stride=stride,
+            tta=tta,
+            tta_scales=tta_scales,
         )
-    ds = EvalDataset(index, split, eval_size, keep_ratio)
-    loader = DataLoader(
-        ds,
-        batch_size=batch_size or preset.eval.batch_size,
-        shuffle=False,
-        num_workers=num_workers,
-        collate_fn=eval_collate,
-        pin_memory=dev.type == "cuda",
-    )
-    per_image: list[float] | None = [] if worst else None
-    cm = confusion_over_loader(
-        model,
-        loader,
-        meta.num_classes,
-        info.ignore_index,
-        dev,
-        proto.amp,
-        proto.channels_last,
-        protocol=proto,
-        per_image=per_image,
-    )
-    absent = absent or preset.eval.absent
-    metrics = cm.compute(absent, meta.classes)
-    metrics["images"] = len(ds)
-    metrics["protocol"] = _protocol_summary(proto, eval_size, keep_ratio)
-    metrics["confusion_matrix"] = {
-        "classes": list(meta.classes),
-        "rows": "ground truth",
-        "columns": "prediction",
-        "matrix": cm.mat.cpu().tolist(),
-    }
-    report = _report_path(weights_file, split, out)
-    if per_image is not None:
-        metrics["worst"] = _write_worst(model, ds, per_image, worst, proto, dev, meta.palette, report.parent / "worst")
-    result = EvalResult(metrics, weights_file, root, split, report, time.perf_counter() - t0)
-    atomic_write_text(report, dumps_json(result.to_dict()) + "\n")
-    return result
+        root = Path(data_root) if data_root is not None else Path(preset.data.root)
+        index = DatasetIndex.scan(root, [split])
+        info = validate_dataset(index, splits=[split], sample_masks=preset.data.check_samples)
+        if list(info.classes) != list(meta.classes):
+            raise DataError(
+                f"{root}: dataset classes {list(info.classes)[:6]}... differ from the checkpoint's "
+                f"{list(meta.classes)[:6]}...; evaluate on the dataset the model was trained for"
+            )
+        ds = EvalDataset(index, split, eval_size, keep_ratio)
+        shard = list(range(ddp.rank, len(ds), ddp.world_size))  # rank r: images r, r + world, r + 2 world...
+        loader = DataLoader(
+            Subset(ds, shard) if ddp.enabled else ds,
+            batch_size=batch_size or preset.eval.batch_size,
+            shuffle=False,
+            num_workers=workers,
+            collate_fn=eval_collate,
+            pin_memory=dev.type == "cuda",
+            worker_init_fn=worker_init if workers else None,
+        )
+        per_image: list[float] | None = [] if worst else None
+        cm = confusion_over_loader(
+            model,
+            loader,
+            meta.num_classes,
+            info.ignore_index,
+            dev,
+            proto.amp,
+            proto.channels_last,
+            dist=ddp,
+            protocol=proto,
+            per_image=per_image,
+        )
+        if per_image is not None and ddp.enabled:  # every rank's per-image mIoU, back in dataset order
+            per_image = _gather_in_order(per_image, shard, len(ds))
+        absent = absent or preset.eval.absent
+        metrics = cm.compute(absent, meta.classes)
+        metrics["images"] = len(ds)
+        metrics["workers"] = workers
+        metrics["protocol"] = _protocol_summary(proto, eval_size, keep_ratio)
+        metrics["confusion_matrix"] = {
+            "classes": list(meta.classes),
+            "rows": "ground truth",
+            "columns": "prediction",
+            "matrix": cm.mat.cpu().tolist(),
+        }
+        if ddp.enabled:
+            metrics["processes"] = ddp.world_size
+        report = _report_path(weights_file, split, out) if ddp.is_main else Path(os.devnull)
+        if not ddp.is_main:  # rank 0 alone writes the report, the picture and the worst overlays
+            return EvalResult(metrics, weights_file, root, split, report, time.perf_counter() - t0, rank=ddp.rank)
+        metrics["confusion_png"] = str(write_confusion_png(cm.mat.cpu().numpy(), meta.classes, report))
+        if per_image is not None:
+            metrics["worst"] = _write_worst(
+                model, ds, per_image, worst, proto, dev, meta.palette, report.parent / "worst"
+            )
+        result = EvalResult(metrics, weights_file, root, split, report, time.perf_counter() - t0)
+        atomic_write_text(report, dumps_json(result.to_dict()) + "\n")
+        return result
+
+
+@contextmanager
+def process_group(device: str) -> Iterator[DistInfo]:
+    """The torchrun process group for the duration of an evaluation (joined, then left, unless the caller
+    had already joined one, as the trainer has); a plain single-process DistInfo otherwise."""
+    joined = torch.distributed.is_available() and torch.distributed.is_initialized()
+    ddp = init_distributed(device)
+    try:
+        yield ddp
+    finally:
+        if not joined:
+            cleanup(ddp)
+
+
+def _gather_in_order(values: list[float], shard: list[int], n: int) -> list[float]:
+    """Each rank's ``values`` (one per index of its ``shard``) gathered into one list over the ``n`` images."""
+    parts: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, (shard, values))
+    merged = [float("nan")] * n
+    for idx, vals in parts:
+        for i, v in zip(idx, vals):
+            merged[i] = v
+    return merged
+
+
+def write_confusion_png(confusion: np.ndarray, classes: list[str] | tuple[str, ...], report: Path) -> Path:
+    """The row-normalised confusion matrix drawn next to the report: ``<report stem>_confusion.png``
+    (``eval/val.json`` → ``eval/val_confusion.png``), with the same drawing as training's plots."""
+    from segcli.engine import draw_cv
+    from segcli.engine.plots import row_normalise, write_png
+
+    path = next_free_path(report.with_name(f"{report.stem}_confusion.png"))
+    return write_png(path, draw_cv.confusion(row_normalise(confusion), list(classes)))
 
 
 def _protocol_summary(proto: Protocol, size: tuple[int, ...], keep_ratio: tuple[int, ...]) -> dict[str, Any]:

@@ -3,13 +3,16 @@
 ``curves.png`` (train loss, val mIoU and EMA mIoU, lr against iterations), ``confusion_matrix.png``
 (row-normalised), ``samples_epochNNN.png`` (a fixed set of validation images: image | ground truth |
 prediction, with a legend) and, at the start, ``class_pixels.png`` (pixels per class in the training
-split, log scale). Drawn with OpenCV (:mod:`segcli.engine.draw_cv`).
+split, log scale). :func:`drawer` is the one place that picks how: matplotlib (:mod:`segcli.engine.draw_mpl`,
+the ``plots`` extra) when it is installed, else OpenCV (:mod:`segcli.engine.draw_cv`); ``train.plots_backend``
+forces either.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import cv2
@@ -19,9 +22,28 @@ import torch
 from segcli.data.stats import class_histogram
 from segcli.engine import draw_cv
 from segcli.engine.callbacks import Callback, IterStats, RunStart, ValEnd
+from segcli.errors import PresetError
+from segcli.extras import install_hint, package_available
 from segcli.io_utils import atomic_write_bytes
 
 SAMPLES = 4  # validation images shown in samples_epochNNN.png
+BACKENDS = ("auto", "matplotlib", "opencv")
+
+
+def drawer(backend: str = "auto") -> ModuleType:
+    """The drawing module for ``train.plots_backend``: draw_mpl or draw_cv (same functions, RGB arrays out)."""
+    if backend not in BACKENDS:
+        raise PresetError(f"train.plots_backend = {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "opencv" or (backend == "auto" and not package_available("matplotlib")):
+        return draw_cv
+    if not package_available("matplotlib"):
+        raise PresetError(
+            f"train.plots_backend = 'matplotlib' but matplotlib is not installed; {install_hint('plots')} "
+            "(or train.plots_backend=opencv)"
+        )
+    from segcli.engine import draw_mpl
+
+    return draw_mpl
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
@@ -73,7 +95,9 @@ CLASS_PIXEL_MASKS = 256  # masks read for class_pixels.png: the start of a run s
 class Plots(Callback):
     """Draws the run's pictures into ``run.plots_dir``."""
 
-    def __init__(self) -> None:
+    def __init__(self, backend: str | None = None) -> None:
+        self.backend = backend  # None: the preset's train.plots_backend
+        self.draw: ModuleType = draw_cv
         self.dir: Path | None = None
         self.loss: tuple[list[float], list[float]] = ([], [])
         self.lr: tuple[list[float], list[float]] = ([], [])
@@ -81,6 +105,7 @@ class Plots(Callback):
 
     def on_train_start(self, start: RunStart) -> None:
         self.dir = start.run.plots_dir
+        self.draw = drawer(self.backend or (start.preset.train.plots_backend if start.preset is not None else "auto"))
         for r in start.run.read_metrics():  # a resumed run's history
             self._add(self.loss, r["iterations"], r.get("train_loss"))
             self._add(self.lr, r["iterations"], r.get("lr"))
@@ -93,7 +118,7 @@ class Plots(Callback):
             )
             sampled = f", {read} of {total} masks" if read < total else ""
             title = f"pixels per class, {p.data.train_split} split{sampled} (log scale)"
-            write_png(self.dir / "class_pixels.png", draw_cv.bars(hist, list(info.classes), title))
+            write_png(self.dir / "class_pixels.png", self.draw.bars(hist, list(info.classes), title))
 
     @staticmethod
     def _add(series: tuple[list[float], list[float]], x: Any, y: Any) -> None:
@@ -113,13 +138,13 @@ class Plots(Callback):
         self._add(self.val["val mIoU"], x, val.metrics.get("mIoU"))
         self._add(self.val["EMA mIoU"], x, val.ema_miou)
         val_series = [(k, *v) for k, v in self.val.items() if v[0]]
-        write_png(self.dir / "curves.png", draw_cv.curves(self.loss, val_series, self.lr))
+        write_png(self.dir / "curves.png", self.draw.curves(self.loss, val_series, self.lr))
         if val.confusion.size:
-            write_png(self.dir / "confusion_matrix.png", draw_cv.confusion(row_normalise(val.confusion), val.classes))
+            write_png(self.dir / "confusion_matrix.png", self.draw.confusion(row_normalise(val.confusion), val.classes))
         if val.model is not None and val.dataset is not None and len(val.dataset):
             n = len(val.dataset)
             indices = sorted({round(k * (n - 1) / max(SAMPLES - 1, 1)) for k in range(min(SAMPLES, n))})
             rows = predict_samples(val, indices)
             title = f"epoch {val.epoch + 1}, iteration {val.iteration}"
-            img = draw_cv.samples(rows, val.classes, val.palette, val.ignore_index, title)
+            img = self.draw.samples(rows, val.classes, val.palette, val.ignore_index, title)
             write_png(self.dir / f"samples_epoch{val.epoch + 1:03d}.png", img)

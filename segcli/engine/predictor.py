@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import glob
 import os
+import queue
+import re
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -22,10 +25,11 @@ import cv2
 import numpy as np
 import torch
 
-from segcli.data.datasets import image_to_tensor
+from segcli.data.datasets import image_to_tensor, usable_cores
 from segcli.data.io import IMAGE_EXTS, list_images, read_image, write_image, write_mask, write_palette_mask
 from segcli.data.transforms import inference_size, resize_pair
-from segcli.engine.checkpoint import build_from_weights
+from segcli.engine.backends import load_inference_model
+from segcli.engine.draw_cv import draw_legend_strip
 from segcli.engine.predict_core import Protocol, class_ids, predict_images, setup_prediction
 from segcli.engine.rundir import resolve_weights
 from segcli.engine.runtime import resolve_amp, select_device
@@ -69,15 +73,30 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTS
 
 
+def colour_mask(mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 colours of a class-id mask: ids above the palette take its last colour.
+
+    An 8-bit mask goes through OpenCV's table lookup (several times faster than numpy's gather)."""
+    palette = np.asarray(palette, np.uint8)
+    if mask.dtype == np.uint8 and mask.flags.c_contiguous:
+        table = np.repeat(palette[-1:], 256, axis=0)
+        table[: min(len(palette), 256)] = palette[:256]
+        return cv2.LUT(cv2.merge([mask, mask, mask]), table[:, None, :])
+    return palette[np.clip(mask, 0, len(palette) - 1)]
+
+
 def overlay(
     image: np.ndarray, mask: np.ndarray, palette: np.ndarray, alpha: float = 0.5, alpha_bg: float | None = None
 ) -> np.ndarray:
-    """Blend class colours onto the image (class 0 with ``alpha_bg`` when given: 0 leaves it untinted)."""
-    colours = palette[np.clip(mask, 0, len(palette) - 1)].astype(np.float32)
-    a = np.full(mask.shape + (1,), alpha, dtype=np.float32)
-    if alpha_bg is not None:
-        a[mask == 0] = alpha_bg
-    return (image.astype(np.float32) * (1 - a) + colours * a + 0.5).astype(np.uint8)
+    """Blend class colours onto the image (class 0 with ``alpha_bg`` when given: 0 leaves it untinted).
+
+    Integer blending in OpenCV, ``image * (1 - a) + colour * a`` rounded to the nearest value."""
+    colours = colour_mask(mask, palette)
+    out = cv2.addWeighted(image, 1.0 - alpha, colours, alpha, 0.0)
+    if alpha_bg is not None and alpha_bg != alpha:
+        bg = cv2.addWeighted(image, 1.0 - alpha_bg, colours, alpha_bg, 0.0)
+        np.copyto(out, bg, where=(mask == 0)[..., None])
+    return out
 
 
 @dataclass
@@ -87,6 +106,7 @@ class PredictResult:
     outputs: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # inputs whose outputs were already there
     seconds: float = 0.0
+    load_seconds: float = 0.0  # of ``seconds``: until the model was ready (weights read, model built)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +115,7 @@ class PredictResult:
             "images": len(self.outputs),
             "skipped": len(self.skipped),
             "seconds": round(self.seconds, 3),
+            "load_seconds": round(self.load_seconds, 3),
             "images_per_second": round(len(self.outputs) / self.seconds, 2) if self.seconds > 0 else None,
             "outputs": self.outputs,
         }
@@ -109,16 +130,44 @@ def parse_save(save: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(kinds))
 
 
+PROBS_FORMATS = ("auto", "npy", "png")
+
+
+def resolve_probs_format(fmt: str, num_classes: int) -> str:
+    """``--probs-format``: ``auto`` is ``png`` for a binary (two-class) model, else ``npy``."""
+    if fmt not in PROBS_FORMATS:
+        raise UserError(f"--probs-format {fmt}: choose from {', '.join(PROBS_FORMATS)}")
+    return ("png" if num_classes == 2 else "npy") if fmt == "auto" else fmt
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "class"
+
+
 class _Writer:
     """Encodes and writes one image's outputs (runs in the thread pool)."""
 
-    def __init__(self, meta: Any, save: tuple[str, ...], alpha: float, alpha_bg: float | None, tta: bool) -> None:
+    def __init__(
+        self,
+        meta: Any,
+        save: tuple[str, ...],
+        alpha: float,
+        alpha_bg: float | None,
+        tta: bool,
+        legend: bool = False,
+        probs_fmt: str = "npy",
+    ) -> None:
         self.meta, self.save, self.alpha, self.alpha_bg, self.tta = meta, save, alpha, alpha_bg, tta
+        self.legend, self.probs_fmt = legend, probs_fmt
         self.palette = np.array(meta.palette, dtype=np.uint8)
         self.id_dtype = np.uint8 if meta.num_classes <= 256 else np.uint16
+        self.binary = meta.num_classes == 2
+        self.class_files = [f"{k:03d}_{_slug(n)}.png" for k, n in enumerate(meta.classes)]
 
     def paths(self, out: Path, stem: str) -> dict[str, Path]:
-        ext = {"mask": ".png", "overlay": ".jpg", "ids": ".png", "probs": ".npy"}
+        """Output path per kind; multi-class probability PNGs are a folder ``probs/<stem>/`` (one PNG a class)."""
+        probs_ext = ".npy" if self.probs_fmt == "npy" else ".png" if self.binary else ""
+        ext = {"mask": ".png", "overlay": ".jpg", "ids": ".png", "probs": probs_ext}
         folder = {"mask": "masks", "overlay": "overlays", "ids": "ids", "probs": "probs"}
         return {k: out / folder[k] / f"{stem}{ext[k]}" for k in self.save}
 
@@ -130,16 +179,33 @@ class _Writer:
                 continue
             if kind == "mask":
                 if self.id_dtype is np.uint8:
-                    write_palette_mask(path, mask.astype(np.uint8), self.meta.palette)
+                    write_palette_mask(path, mask.astype(np.uint8), self.meta.palette, compress_level=1)
                 else:  # a palette PNG holds 256 ids at most
                     write_mask(path, mask.astype(np.uint16))
             elif kind == "ids":
                 write_mask(path, mask.astype(self.id_dtype))
             elif kind == "overlay":
-                write_image(path, overlay(image, mask, self.palette, self.alpha, self.alpha_bg))
+                blended = overlay(image, mask, self.palette, self.alpha, self.alpha_bg)
+                if self.legend:
+                    present = np.nonzero(np.bincount(mask.ravel(), minlength=self.meta.num_classes))[0]
+                    blended = draw_legend_strip(blended, present, self.meta.classes, self.meta.palette)
+                write_image(path, blended)
             elif kind == "probs":
-                arr = probs if probs is not None else np.zeros(0, np.float16)
-                atomic_write(path, lambda tmp, a=arr: np.save(tmp, a), suffix=".npy")
+                self._write_probs(path, probs)
+
+    def _write_probs(self, path: Path, probs: np.ndarray | None) -> None:
+        """float16 ``.npy`` (classes first), or 8-bit PNGs: round(255 p) of the foreground for a binary
+        model (one grey PNG), of every class for a multi-class one (``<path>/<id>_<name>.png``)."""
+        if probs is None:
+            probs = np.zeros(0, np.float16)
+        if self.probs_fmt == "npy":
+            atomic_write(path, lambda tmp, a=probs: np.save(tmp, a), suffix=".npy")
+        elif self.binary:
+            write_mask(path, probs[1])
+        else:
+            path.mkdir(parents=True, exist_ok=True)
+            for k, name in enumerate(self.class_files):
+                write_mask(path / name, probs[k])
 
     def shares(self, mask: np.ndarray) -> dict[str, float]:
         counts = np.bincount(mask.ravel(), minlength=self.meta.num_classes)
@@ -160,8 +226,11 @@ def _write_entry(
     entry["classes"] = writer.shares(mask)
 
 
-def _probabilities(scores: torch.Tensor, tta: bool) -> torch.Tensor:
-    return scores if tta else scores.softmax(0)
+def _probabilities(scores: torch.Tensor, tta: bool, fmt: str) -> torch.Tensor:
+    """Class probabilities (K, H, W) of one image's scores: float16 for ``.npy``, round(255 p) as uint8
+    for PNGs (quantised where the scores are, before the copy to the host)."""
+    p = scores if tta else scores.softmax(0)
+    return p.mul(255).round_().to(torch.uint8) if fmt == "png" else p.to(torch.float16)
 
 
 def _decode(src: Path, size: tuple[int, ...], keep_ratio: tuple[int, ...]) -> tuple[np.ndarray, torch.Tensor]:
@@ -192,21 +261,31 @@ def _batches(
         yield batch
 
 
+def _to_host(ts: list[torch.Tensor]) -> list[np.ndarray]:
+    """Tensors as numpy arrays: on an accelerator one device-to-host copy (one sync) for a batch of one
+    shape instead of one per image."""
+    if ts and ts[0].device.type != "cpu" and len({tuple(t.shape) for t in ts}) == 1:
+        return list(torch.stack(ts).cpu().numpy())
+    return [t.cpu().numpy() for t in ts]
+
+
 def _run_batch(
-    model: torch.nn.Module, batch: list, proto: Protocol, dev: torch.device, want_probs: bool
+    model: torch.nn.Module, batch: list, proto: Protocol, dev: torch.device, probs_fmt: str | None
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
-    """(mask, float16 probabilities or None) per image of a batch, at each original image's size."""
+    """(mask, probabilities or None) per image of a batch, at each original image's size.
+
+    Masks are uint8 up to 256 classes (int32 above), made on the device, so the host copy is small and
+    the writers' colour lookup is a table lookup."""
     x = torch.stack([b[2] for b in batch])
     if dev.type == "cuda" and not proto.slide:
         x = x.pin_memory()
     sizes = [tuple(b[1].shape[:2]) for b in batch]
     scores = predict_images(model, x, sizes, proto, dev)
-    out = []
-    for sc in scores:
-        mask = class_ids(sc).cpu().numpy()
-        probs = _probabilities(sc, proto.tta).to(torch.float16).cpu().numpy() if want_probs else None
-        out.append((mask, probs))
-    return out
+    id_dtype = torch.uint8 if scores[0].shape[0] <= 256 else torch.int32
+    masks = _to_host([class_ids(sc).to(id_dtype) for sc in scores])
+    if not probs_fmt:
+        return [(m, None) for m in masks]
+    return list(zip(masks, _to_host([_probabilities(sc, proto.tta, probs_fmt) for sc in scores])))
 
 
 def predict(
@@ -230,11 +309,15 @@ def predict(
     tta_scales: tuple[float, ...] | None = None,
     batch_size: int = 8,
     workers: int = 0,
+    legend: bool = False,
+    probs_format: str = "auto",
 ) -> PredictResult:
     """Predict every input image or video frame; write what ``save`` asks for under ``out_dir``:
-    ``masks/<stem>.png`` (palette), ``overlays/<stem>.jpg``, ``ids/<stem>.png`` (grey, uint16 above 256
-    classes), ``probs/<stem>.npy`` (float16, classes first). A video ``clip.mp4`` gives
-    ``masks/clip/<frame>.png`` ... per frame and ``overlays/clip.mp4``.
+    ``masks/<stem>.png`` (palette), ``overlays/<stem>.jpg`` (``legend``: a strip below naming the classes
+    present), ``ids/<stem>.png`` (grey, uint16 above 256 classes), ``probs/<stem>.npy`` (float16, classes
+    first) or, with ``probs_format`` png (``auto`` for a two-class model), ``probs/<stem>.png`` (8-bit
+    foreground probability of a binary model) or ``probs/<stem>/<id>_<class>.png`` (one per class).
+    A video ``clip.mp4`` gives ``masks/clip/<frame>.png`` ... per frame and ``overlays/clip.mp4``.
 
     Existing outputs are an error unless ``overwrite`` (replace them) or ``skip_existing`` (keep
     them and write only what is missing: an interrupted run continues where it stopped).
@@ -249,13 +332,14 @@ def predict(
         raise UserError(f"--alpha-bg {alpha_bg}: give a blend weight in [0, 1]")
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: give 1 or more")
+    resolve_probs_format(probs_format, 0)  # a bad --probs-format fails before the model loads
     weights = resolve_weights(weights_or_run)
     dev = select_device(device, option="--device")
     if amp is not None:
         resolve_amp(amp, dev, option="--amp")  # a bad --amp fails before the model loads
     paths = expand_inputs(inputs)
     out = require_folder(out_dir)
-    model, meta = build_from_weights(weights, dev)
+    model, meta = load_inference_model(weights, dev)
     proto, eval_size, keep_ratio = setup_prediction(
         model,
         meta.preset,
@@ -268,7 +352,11 @@ def predict(
         tta=tta,
         tta_scales=tta_scales,
     )
-    writer = _Writer(meta, kinds, alpha, alpha_bg, proto.tta)
+    ready = time.perf_counter()
+    writer = _Writer(
+        meta, kinds, alpha, alpha_bg, proto.tta, legend, resolve_probs_format(probs_format, meta.num_classes)
+    )
+    want_probs = writer.probs_fmt if "probs" in kinds else None
     stems: dict[str, int] = {}
     plan = []
     for p in paths:
@@ -283,10 +371,10 @@ def predict(
                 f"{clash[0]} exists ({len(clash)} output files would be replaced); pass --overwrite, "
                 "--skip-existing (continue an interrupted run) or another --out"
             )
-    result = PredictResult(out, weights)
+    result = PredictResult(out, weights, load_seconds=ready - t0)
     images = [(p, stem) for p, stem in plan if not is_video(p)]
     videos = [(p, stem) for p, stem in plan if is_video(p)]
-    threads = workers or min(8, os.cpu_count() or 1)
+    threads = workers or min(8, usable_cores())
     with ThreadPoolExecutor(max_workers=threads) as pool:
         todo = []
         for i, (src, stem) in enumerate(images):
@@ -303,7 +391,7 @@ def predict(
         pending: deque[Future] = deque()
         done = len(result.skipped)
         for batch in _batches(decoded, batch_size):
-            for (item, image, _), (mask, probs) in zip(batch, _run_batch(model, batch, proto, dev, "probs" in kinds)):
+            for (item, image, _), (mask, probs) in zip(batch, _run_batch(model, batch, proto, dev, want_probs)):
                 src, files = item
                 entry = {"input": str(src), **{k: str(v) for k, v in files.items()}}
                 result.outputs.append(entry)
@@ -361,6 +449,51 @@ def _frames(src: Path) -> Iterator[np.ndarray]:
         cap.release()
 
 
+def _read_ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """``items`` produced by a background thread, at most ``depth`` ahead of the consumer (a video's frames
+    are decoded while the model runs); an exception in the producer is raised in the consumer."""
+    box: queue.Queue = queue.Queue(maxsize=max(depth, 1))
+    stop = threading.Event()
+    end = object()
+
+    def offer(entry: tuple[Any, BaseException | None]) -> bool:
+        """Queue ``entry`` unless the consumer has stopped (never blocks for good on a full queue)."""
+        while not stop.is_set():
+            try:
+                box.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer((item, None)):
+                    return
+            offer((end, None))
+        except BaseException as e:  # handed to the consumer
+            offer((end, e))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:  # a generator's own clean-up (the video capture released) on this thread
+                close()
+
+    thread = threading.Thread(target=produce, name="seg-video-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = box.get()
+            if error is not None:
+                raise error
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
 def _predict_video(
     src: Path,
     stem: str,
@@ -398,10 +531,18 @@ def _predict_video(
             fut.set_result((frame, _model_input(frame, size, keep_ratio)))
             yield k, fut
 
+    def encode(frame: np.ndarray, mask: np.ndarray) -> None:
+        assert video is not None
+        blended = overlay(frame, mask, writer.palette, writer.alpha, writer.alpha_bg)
+        video.write(cv2.cvtColor(blended, cv2.COLOR_RGB2BGR))
+
+    # frames decoded on one thread ahead of the model, blended and encoded on another in order (one video
+    # writer), per-frame files written by the pool: the main thread only runs the model
+    encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seg-video-encode")
     try:
-        for batch in _batches(decoded(), batch_size):
+        for batch in _batches(_read_ahead(decoded(), 2 * batch_size), batch_size):
             for (k, frame, _), (mask, probs) in zip(
-                batch, _run_batch(model, batch, proto, dev, "probs" in frame_kinds)
+                batch, _run_batch(model, batch, proto, dev, writer.probs_fmt if "probs" in frame_kinds else None)
             ):
                 files = {
                     kind: p.parent / stem / f"{k:06d}{p.suffix}"
@@ -411,18 +552,19 @@ def _predict_video(
                 pending.append(pool.submit(writer.write, frame, mask, probs, files, False))
                 shares += np.bincount(mask.ravel(), minlength=writer.meta.num_classes)[: writer.meta.num_classes]
                 if video is not None:
-                    blended = overlay(frame, mask, writer.palette, writer.alpha, writer.alpha_bg)
-                    video.write(cv2.cvtColor(blended, cv2.COLOR_RGB2BGR))
+                    pending.append(encoder.submit(encode, frame, mask))
                 frames += 1
-            while len(pending) > 2 * batch_size:
+            while len(pending) > 4 * batch_size:
                 pending.popleft().result()
         for f in pending:
             f.result()
+        encoder.shutdown(wait=True)
         if video is not None:
             video.release()
             video = None
             os.replace(tmp, video_path)
     finally:
+        encoder.shutdown(wait=True, cancel_futures=True)
         if video is not None:
             video.release()
         tmp.unlink(missing_ok=True)

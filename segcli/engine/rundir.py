@@ -10,9 +10,12 @@
     checkpoint.json           the last complete save: epoch, step, its files (:mod:`segcli.engine.commit`)
     log.txt                   timestamped lines
     environment.json          versions, device and threads, one record per start or resume
-    eval/<split>.json         reports of `seg eval` on this run
+    eval/<split>.json         reports of `seg eval` on this run, each with its <split>_confusion.png
+    export/model.onnx         `seg export` models, each with its parity report (``model.onnx.parity.json``/``.txt``)
     plots/                    curves, confusion matrix, sample predictions, pixels per class
     report.html               the self-contained run report (`seg report`, and at the end of training)
+    tensorboard/              TensorBoard event files (train.loggers = ["tensorboard"])
+    wandb/                    the Weights & Biases run's files (train.loggers = ["wandb"])
 
 Everything else (trainer, evaluator, predictor, checkpoint resolution) asks a :class:`RunDir`
 for paths instead of spelling them out.
@@ -103,8 +106,22 @@ class RunDir:
         return self.path / "eval"
 
     @property
+    def export_dir(self) -> Path:
+        """``export/``: models written by `seg export` and their parity reports."""
+        return self.path / "export"
+
+    @property
     def plots_dir(self) -> Path:
         return self.path / "plots"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
+    def wandb_dir(self) -> Path:
+        """Where W&B keeps its files (``wandb.init(dir=<run>)`` writes ``<run>/wandb/``)."""
+        return self.path / "wandb"
 
     @property
     def report(self) -> Path:

@@ -59,6 +59,7 @@ from segcli.engine.extend import Extension, extend_preset
 from segcli.engine.factory import aux_weights, class_weights_from_preset, loss_from_preset, model_from_preset
 from segcli.engine.failures import is_out_of_memory, out_of_memory
 from segcli.engine.init_from import init_lines
+from segcli.engine.loggers import make_loggers
 from segcli.engine.meters import LossMeter
 from segcli.engine.optim import batch_lr_scale, build_optimizer, lr_factor, set_lr
 from segcli.engine.plots import Plots
@@ -812,6 +813,7 @@ def train(
         cb.callbacks.append(RunReport())  # environment.json at the start, report.html at the end
         if p.train.plots:
             cb.callbacks.insert(2, Plots())
+        cb.callbacks.extend(make_loggers(p.train.loggers))  # after the plots, whose pictures they log
     rows = _restore(run, state, rt, cb) if resumed is not None else []
     if extended:
         state.progress.finished = False

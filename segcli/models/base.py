@@ -51,7 +51,13 @@ def pack_output(module: nn.Module, logits: torch.Tensor, aux: list[torch.Tensor]
 
 
 def check_input_shape(x: torch.Tensor, multiple: int, model: str) -> None:
-    """Raise a UserError naming the padded size when H or W is not a multiple of ``multiple``."""
+    """Raise a UserError naming the padded size when H or W is not a multiple of ``multiple``.
+
+    Skipped while tracing for export: there the sizes are symbolic, and the exported model's metadata
+    carries the multiple its callers pad to.
+    """
+    if torch.jit.is_tracing():
+        return
     h, w = x.shape[-2:]
     if h % multiple or w % multiple:
         ph, pw = -(-h // multiple) * multiple, -(-w // multiple) * multiple

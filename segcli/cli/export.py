@@ -1,0 +1,90 @@
+"""`seg export WEIGHTS_OR_RUN --onnx|--torchscript [--out FILE]`."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from segcli.cli._common import JsonOpt, err, hw, out, print_json
+
+
+class Bake(str, Enum):
+    """What the exported graph returns."""
+
+    none = "none"
+    softmax = "softmax"
+    argmax = "argmax"
+
+
+class Layout(str, Enum):
+    """What the exported graph takes."""
+
+    float_nchw = "float-nchw"
+    uint8_nhwc = "uint8-nhwc"
+
+
+def export_cmd(
+    weights: Path = typer.Argument(..., help="Weights (.safetensors) or a run directory."),
+    onnx: bool = typer.Option(False, "--onnx", help="Export to ONNX (verified with onnxruntime)."),
+    torchscript: bool = typer.Option(False, "--torchscript", help="Export to TorchScript (traced)."),
+    dest: Path = typer.Option(
+        None, "--out", "-o", help="Model file (default: <run>/export/model.onnx, or beside the weights)."
+    ),
+    opset: int = typer.Option(18, "--opset", help="ONNX opset."),
+    bake: Bake = typer.Option(
+        Bake.none, "--bake", help="Output: none (logits), softmax (probabilities) or argmax (class ids)."
+    ),
+    half: bool = typer.Option(False, "--half", help="fp16 weights and arithmetic (CUDA only: needs --device cuda)."),
+    layout: Layout = typer.Option(
+        Layout.float_nchw,
+        "--input",
+        help="Input: float-nchw (RGB 0-255) or uint8-nhwc (conversion and normalisation inside the graph).",
+    ),
+    images: Path = typer.Option(
+        None, "--images", help="Folder of images for the parity check (default: the run's dataset)."
+    ),
+    data: Path = typer.Option(None, "--data", help="Dataset for the parity check (default: the preset's data.root)."),
+    parity_images: int = typer.Option(4, "--parity-images", min=1, help="Images the parity check uses."),
+    size: str = typer.Option(
+        None, "--size", metavar="H,W", help="Size of a fixed-size export (default: eval.size, else the training crop)."
+    ),
+    fixed: bool = typer.Option(False, "--fixed", help="Export at a fixed size even when the model allows dynamic."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (where to export and verify)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model and its report."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Export to ONNX or TorchScript with metadata, verified against PyTorch (report saved beside the model)."""
+    from segcli.engine.exporter import export_model
+    from segcli.errors import UserError
+
+    if onnx == torchscript:
+        raise UserError("choose one format: --onnx or --torchscript")
+    res = export_model(
+        weights,
+        "onnx" if onnx else "torchscript",
+        dest,
+        opset=opset,
+        bake=bake.value,
+        half=half,
+        layout=layout.value,
+        images=images,
+        data_root=data,
+        parity_images=parity_images,
+        size=hw(size, "--size"),
+        fixed=fixed,
+        device=device,
+        overwrite=overwrite,
+    )
+    if res.warning:
+        err.print(f"[yellow]warning:[/] {res.warning}")
+    if as_json:
+        print_json(res.to_dict())
+        return
+    out.print(res.report_text.read_text(encoding="utf-8").rstrip())
+    out.print(f"report: [bold]{res.report_json}[/]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export", no_args_is_help=True)(export_cmd)
