@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from segcli.cli.app import app
+from segcli.cli.app import app, run
 from segcli.engine.benchmark import benchmark
+from segcli.engine.evaluator import evaluate
+from segcli.engine.exporter import export_model
+from segcli.engine.trainer import train
 from segcli.errors import PresetError
+from tests.conftest import TINY
 
 
 def test_benchmark_labels_every_figure() -> None:
@@ -32,9 +37,45 @@ def test_benchmark_cli_json_and_table() -> None:
     assert "train_step" not in r and r["inference"]["images_per_s"] > 0
     res = runner.invoke(app, [*args, "--contiguous"])
     assert res.exit_code == 0, res.output
-    assert "memory_format=contiguous" in res.stdout and "training step (batch 2)" in res.stdout
+    assert (
+        "memory_format=contiguous" in res.stdout
+        and "training step (batch 2)" in res.stdout
+        and "eager, model only" in res.stdout
+    )
 
 
 def test_benchmark_of_an_unknown_preset_names_the_bundled_ones() -> None:
     with pytest.raises(PresetError, match="no_such_preset.*quickstart"):
         benchmark("no_such_preset", (32, 32), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory, shapes_root: Path) -> Path:
+    out = tmp_path_factory.mktemp("benchruns")
+    return Path(train("quickstart", [f"data.root={shapes_root}", f"train.out_dir={out}", *TINY]).run_dir)
+
+
+def test_benchmark_exports_and_scores_each_backend(trained: Path, shapes_root: Path, tmp_path: Path) -> None:
+    """--onnx --data: eager and onnxruntime figures side by side, each with seg eval's mIoU, parity verified."""
+    pytest.importorskip("onnxruntime")
+    r = benchmark(str(trained), (48, 48), device="cpu", amp="none", iters=2, warmup=1, data=str(shapes_root), onnx=True)
+    ref = evaluate(trained, shapes_root, device="cpu", amp="none", out=tmp_path)
+    assert r["backend"] == "eager" and r["accuracy"]["mIoU"] == pytest.approx(ref.metrics["mIoU"])
+    (ort,) = r["backends"]
+    assert ort["backend"] == "onnxruntime" and ort["parity"]["passed"] and ort["shapes"] == "dynamic"
+    assert ort["inference"]["images_per_s"] > 0 and abs(ort["accuracy"]["mIoU"] - ref.metrics["mIoU"]) <= 0.002
+    assert not list(trained.glob("export/*"))  # the temporary export is not left in the run
+
+
+def test_benchmark_of_an_exported_model_labels_its_backend(trained: Path, tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    onnx = export_model(trained, "onnx", tmp_path / "m.onnx", device="cpu").path
+    r = benchmark(str(onnx), (64, 64), device="cpu", iters=2, warmup=1)
+    assert r["backend"] == "onnxruntime" and r["precision"] == "graph" and "train_step" not in r
+    assert r["inference_end_to_end"]["images_per_s"] > 0 and r["train_step_skipped"]
+
+
+def test_benchmark_data_needs_trained_weights(capsys) -> None:
+    assert run(["benchmark", "quickstart", "--size", "32", "--data", "somewhere", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "need trained weights" in err and "Traceback" not in err

@@ -8,7 +8,9 @@ from segcli.cli._common import JsonOpt, out, print_json, table
 
 
 def benchmark_cmd(
-    target: str = typer.Argument("quickstart", help="Bundled preset, preset file, weights file or run directory."),
+    target: str = typer.Argument(
+        "quickstart", help="Bundled preset, preset file, weights file, run directory, or exported .onnx/.torchscript."
+    ),
     size: str = typer.Option("512x512", "--size", help="Input size HEIGHTxWIDTH (or one number for a square)."),
     batch: int = typer.Option(1, "--batch", min=1, help="Images per inference batch."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -18,6 +20,11 @@ def benchmark_cmd(
     num_classes: int = typer.Option(19, "--classes", min=1, help="Output classes of a preset's model."),
     iters: int = typer.Option(10, "--iters", min=2, help="Timed repetitions (the median is reported)."),
     train: bool = typer.Option(True, "--train/--no-train", help="Also time one training step."),
+    data: str = typer.Option(None, "--data", help="A segcli dataset: also report each backend's mIoU on it."),
+    split: str = typer.Option("val", "--split", help="The split --data is scored on."),
+    onnx: bool = typer.Option(
+        False, "--onnx", help="Also export the weights (parity gate included) and time onnxruntime."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Images/s and latency of a model on this machine, labelled with everything that decides them."""
@@ -35,6 +42,9 @@ def benchmark_cmd(
         num_classes=num_classes,
         iters=iters,
         train=train,
+        data=data,
+        split=split,
+        onnx=onnx,
     )
     if as_json:
         print_json(r)
@@ -42,15 +52,23 @@ def benchmark_cmd(
     labels = ["device_name", "device", "threads", "resolution", "precision", "memory_format", "batch", "backend"]
     out.print(f"{r['model']} ({r['target']}): " + ", ".join(f"{k}={r[k]}" for k in labels))
     rows = []
-    for key, what in (("inference", "inference, model only"), ("inference_end_to_end", "inference, uint8 in/out")):
-        s = r[key]
-        figures = [s[k] for k in ("images_per_s", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99")]
-        rows.append([what, *(f"{v:.1f}" for v in figures), "-"])
+    scored = "accuracy" in r
+    for b in [r, *r.get("backends", [])]:
+        for key, what in (("inference", "model only"), ("inference_end_to_end", "uint8 in/out")):
+            s = b[key]
+            figures = [s[k] for k in ("images_per_s", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99")]
+            miou = [f"{b['accuracy']['mIoU']:.4f}" if "accuracy" in b else "-"] if scored else []
+            rows.append([f"{b['backend']}, {what}", *(f"{v:.1f}" for v in figures), "-", *miou])
     if "train_step" in r:
         t = r["train_step"]
         step = f"training step (batch {t['batch']})"
-        rows.append([step, f"{t['images_per_s']:.1f}", "-", "-", "-", f"{t['peak_memory_mb']:.0f}"])
-    out.print(table("benchmark", ["", "images/s", "p50 ms", "p90 ms", "p99 ms", "peak MiB"], rows))
+        rows.append([step, f"{t['images_per_s']:.1f}", "-", "-", "-", f"{t['peak_memory_mb']:.0f}", *(["-"] * scored)])
+    head = ["", "images/s", "p50 ms", "p90 ms", "p99 ms", "peak MiB", *(["mIoU"] * scored)]
+    out.print(table("benchmark", head, rows))
+    for b in r.get("backends", []):
+        p = b["parity"]
+        verdict = "passed" if p["passed"] else "FAILED"
+        out.print(f"{b['backend']} ({b['shapes']} shapes): parity {verdict}, argmax agreement {p['agreement']:.4%}")
 
 
 def register(app: typer.Typer) -> None:
