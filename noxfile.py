@@ -53,7 +53,19 @@ def tests(session: nox.Session) -> None:
     install_project(session, "export", "mat", groups=("test",))
     install_browser(session)
     session.run("ruff", "check", "segcli", "tests", "bench", "noxfile.py")
-    session.run("pytest", "-q", "--durations=15", *session.posargs)
+    # one process per core (pytest-xdist), each single-threaded: the suite is mostly small serial steps, so two
+    # processes on a 2-core machine take ~0.65x the time of one; a file's tests share a worker (module fixtures)
+    session.run(
+        "pytest",
+        "-q",
+        "--durations=15",
+        "-n",
+        "auto",
+        "--dist",
+        "loadfile",
+        *session.posargs,
+        env={"OMP_NUM_THREADS": "1"},
+    )
 
 
 @nox.session(python="3.11")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,27 @@ from segcli.data.prepare.shapes import prepare_shapes
 from segcli.engine.callbacks import Callback
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+
+
+# A training test's run directory holds ~200 MB (state.pt with optimiser and EMA, three weights files); kept
+# for ~100 such tests that is ~24 GB per session, enough to fill a CI disk. A passed test's tmp_path is
+# removed as soon as its fixtures are torn down; a failed test's stays for inspection.
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call":
+        item.stash[_PASSED] = report.passed
+
+
+_PASSED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    tmp = (getattr(item, "funcargs", None) or {}).get("tmp_path")
+    if tmp is not None and item.stash.get(_PASSED, False):
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
