@@ -120,6 +120,19 @@ def _second_size(h: int, w: int, multiple: int) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
+def strict_fp32() -> Any:
+    """TF32 off for cuDNN convolutions and CUDA matmuls (PyTorch allows it in convolutions by default), so CUDA
+    eager is a true fp32 reference: with TF32 an fp32 graph differs from it by ~1e-3 of the logits' range, past
+    the gate's fp32 bound, and the gate would judge the GPU's rounding rather than the export."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
+@contextlib.contextmanager
 def _quiet() -> Any:
     """Exporters print deprecation notes and tracer warnings on every call: not the user's business."""
     with warnings.catch_warnings():
@@ -234,8 +247,13 @@ def build_graph(
     dev: torch.device,
     half: bool,
     force_fixed: bool = False,
+    run_dev: torch.device | None = None,
 ) -> Built:
-    """Pre-flight, then the dynamic graph when the model allows one, else the fixed-size graph."""
+    """Pre-flight, then the dynamic graph when the model allows one, else the fixed-size graph.
+
+    ``run_dev``: where onnxruntime runs the graph (default ``dev``; the CPU when it has no CUDA provider).
+    """
+    run_dev = run_dev or dev
     blockers = dynamic_blockers(wrapper.net) if fmt == "onnx" else []  # TorchScript runs adaptive pooling as is
     # traced at a size where no feature map is down to one pixel (a Python branch taken there, such as "no
     # resize needed", would be frozen into the graph), and not square (height and width kept apart)
@@ -249,7 +267,9 @@ def build_graph(
         )
     else:
         try:
-            built = _build_one(wrapper, fmt, opset, sample_size, dev, half, dynamic=True, multiple=multiple)
+            built = _build_one(
+                wrapper, fmt, opset, sample_size, dev, half, dynamic=True, multiple=multiple, run_dev=run_dev
+            )
             problem = _quick_check(built.runner, wrapper, _second_size(*sample_size, multiple), half, dev)
             if not problem:
                 return built
@@ -259,7 +279,9 @@ def build_graph(
             where = f" in {layer}" if layer else ""
             reason = f"the dynamic {fmt} export failed{where} ({_first_line(e)})"
     try:
-        built = _build_one(wrapper, fmt, opset, fixed_size, dev, half, dynamic=False, multiple=multiple)
+        built = _build_one(
+            wrapper, fmt, opset, fixed_size, dev, half, dynamic=False, multiple=multiple, run_dev=run_dev
+        )
     except Exception as e:  # noqa: BLE001
         raise ExportError(
             f"{fmt} export failed at the fixed size {fixed_size[0]}x{fixed_size[1]} ({_first_line(e)}); "
@@ -279,6 +301,7 @@ def _build_one(
     *,
     dynamic: bool,
     multiple: int,
+    run_dev: torch.device,
 ) -> Built:
     info = ExportInfo(
         layout=wrapper.layout,
@@ -300,7 +323,7 @@ def _build_one(
                 raise
             data = _onnx_bytes(wrapper, sample, opset, dynamic, dynamic_batch=False)  # batch 1 only
             info = replace(info, dynamic_batch=False)
-        return Built(OnnxRunner(data, dev), info, data)
+        return Built(OnnxRunner(data, run_dev), info, data)
     sample = _sample(wrapper.layout, size, 1, dev, half)
     with _quiet(), torch.no_grad():  # torch.jit is deprecated upstream, and says so on every call
         traced = torch.jit.freeze(torch.jit.trace(wrapper, (sample,), check_trace=False).eval())
@@ -557,8 +580,17 @@ def export_model(
             "has no fp16 kernels to verify against and onnxruntime computes most fp16 operators by converting "
             "to fp32 (slower, not faster); export fp32 here, or pass --device cuda on a GPU machine"
         )
+    run_dev, run_note = dev, ""
     if fmt == "onnx":
-        onnx, _ = require_onnx()
+        onnx, ort = require_onnx()
+        if dev.type == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
+            if half:
+                raise UserError(
+                    "--half: the fp16 graph is verified with onnxruntime's CUDA provider, which this onnxruntime "
+                    "lacks; pip install onnxruntime-gpu (in place of onnxruntime), or export fp32"
+                )
+            run_dev = torch.device("cpu")  # fp32: CUDA eager against onnxruntime's CPU provider is still a check
+            run_note = "onnxruntime has no CUDA provider here: the graph was verified on its CPU provider"
     dest = Path(out) if out is not None else default_out(weights, fmt)
     rj, rt = report_paths(dest)
     wanted = ONNX_SUFFIXES if fmt == "onnx" else TORCHSCRIPT_SUFFIXES
@@ -581,9 +613,18 @@ def export_model(
     if half:
         wrapper = wrapper.half()
     fsize = fixed_export_size(preset, multiple, size)
-    built = build_graph(
-        wrapper, fmt, opset=opset, multiple=multiple, fixed_size=fsize, dev=dev, half=half, force_fixed=fixed
-    )
+    with strict_fp32():
+        built = build_graph(
+            wrapper,
+            fmt,
+            opset=opset,
+            multiple=multiple,
+            fixed_size=fsize,
+            dev=dev,
+            half=half,
+            force_fixed=fixed,
+            run_dev=run_dev,
+        )
 
     # the gate: exported vs eager through the same adapter (layout, fixed-size resize, padding)
     def eager_run(x: torch.Tensor) -> torch.Tensor:
@@ -593,17 +634,19 @@ def export_model(
     exported = ExportedModel(built.runner, built.info, meta.num_classes)
     eager = ExportedModel(eager_run, built.info, meta.num_classes)
     samples, source, warning = parity_samples(images, data_root or preset.data.root, parity_images)
+    warning = "; ".join(w for w in (warning, run_note) if w)
     eval_size, keep_ratio = tuple(preset.eval.size), tuple(preset.eval.keep_ratio)
-    parity = run_parity(
-        exported,
-        eager,
-        samples,
-        eval_size=eval_size,
-        keep_ratio=keep_ratio,
-        num_classes=meta.num_classes,
-        ignore_index=meta.ignore_index,
-        half=half,
-    )
+    with strict_fp32():
+        parity = run_parity(
+            exported,
+            eager,
+            samples,
+            eval_size=eval_size,
+            keep_ratio=keep_ratio,
+            num_classes=meta.num_classes,
+            ignore_index=meta.ignore_index,
+            half=half,
+        )
 
     # write: model to a temp beside the destination, renamed into place only when it passed
     raw = read_metadata(weights)
