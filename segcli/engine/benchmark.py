@@ -51,6 +51,11 @@ def _backend_of(target: str) -> str:
     return EXPORTED.get(Path(target).suffix.lower(), "eager")
 
 
+def _is_weights(target: str) -> bool:
+    """Trained weights (a checkpoint, a run directory or an exported model), not a preset."""
+    return _backend_of(target) != "eager" or target.endswith((".safetensors", ".pt", ".pth")) or Path(target).is_dir()
+
+
 def _build(target: str, num_classes: int, device: torch.device) -> tuple[torch.nn.Module, str, int]:
     """The model, its name and its number of classes: a weights file or an exported model (their own classes),
     or a preset (``num_classes`` outputs, random weights)."""
@@ -59,7 +64,7 @@ def _build(target: str, num_classes: int, device: torch.device) -> tuple[torch.n
 
         model, meta = load_inference_model(target, device)
         return model, f"{meta.preset.model.name}/{meta.preset.model.backbone}", meta.num_classes
-    if target.endswith((".safetensors", ".pt", ".pth")) or Path(target).is_dir():
+    if _is_weights(target):
         from segcli.engine.checkpoint import build_from_weights
         from segcli.engine.evaluator import resolve_weights
 
@@ -185,8 +190,7 @@ def benchmark(
     backend = _backend_of(target)
     exported = backend != "eager"
     precision = "graph" if exported else resolve_amp(amp, dev, option="--amp")
-    is_weights = exported or target.endswith((".safetensors", ".pt", ".pth")) or Path(target).is_dir()
-    if (data or onnx) and not is_weights:
+    if (data or onnx) and not _is_weights(target):
         raise UserError(f"{target}: --data and --onnx need trained weights (a .safetensors file or a run directory)")
     if onnx and exported:
         raise UserError(f"{target}: --onnx exports a checkpoint; this is already an exported model")
