@@ -369,6 +369,40 @@ def test_outputs_get_the_umask_mode(umask: int, tmp_path: Path) -> None:
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
 
 
+def test_atomic_writes_leave_one_file_and_no_temp(tmp_path: Path) -> None:
+    """Bytes go through a temp file beside the target; missing folders are made; a leftover temp file of a
+    killed process with the same name is stepped over, never written into; a failing writer leaves nothing."""
+    import itertools
+
+    from segcli import io_utils
+    from segcli.io_utils import atomic_write, atomic_write_bytes
+
+    target = tmp_path / "new" / "sub" / "a.png"
+    assert atomic_write_bytes(target, b"one").read_bytes() == b"one"
+    assert atomic_write_bytes(target, b"two").read_bytes() == b"two"  # replaced whole
+    assert [p.name for p in target.parent.iterdir()] == ["a.png"]
+    counter = io_utils._TEMP_COUNTER
+    try:
+        io_utils._TEMP_COUNTER = itertools.count(7)
+        import threading
+
+        stale = target.with_name(f".a.png.{os.getpid()}-{threading.get_native_id()}-7.png")
+        stale.write_bytes(b"stale")
+        atomic_write_bytes(target, b"three")
+        assert target.read_bytes() == b"three" and stale.read_bytes() == b"stale"
+        stale.unlink()
+    finally:
+        io_utils._TEMP_COUNTER = counter
+
+    def fail(p: Path) -> None:
+        p.write_bytes(b"half")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, fail)
+    assert [p.name for p in target.parent.iterdir()] == ["a.png"] and target.read_bytes() == b"three"
+
+
 # ----------------------------------------------------------------------------------------- prepare
 
 

@@ -20,6 +20,7 @@ from segcli.engine.checkpoint import (
 )
 from segcli.engine.factory import model_from_preset
 from segcli.errors import CheckpointError
+from segcli.models.registry import MODELS
 
 PRESET = load_preset("quickstart", ["model.decoder_channels=16"]).preset
 INFO = make_info("toy", ("background", "a", "b"), [[0, 0, 0], [255, 0, 0], [0, 255, 0]], 255, source="test")
@@ -66,3 +67,45 @@ def test_state_is_read_with_weights_only(tmp_path: Path) -> None:
     torch.save({"x": Evil()}, tmp_path / "evil.pt")
     with pytest.raises(CheckpointError, match="not a segcli training state or unsafe to load"):
         load_state(tmp_path / "evil.pt")
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_weights_load_into_a_model_built_without_initialisation(name: str, tmp_path: Path) -> None:
+    """Loading builds the model on the meta device (no random init) and gives it the checkpoint's tensors:
+    the same outputs as the trained model, with every parameter and buffer real."""
+    from dataclasses import replace
+
+    from segcli.config.schema import ModelConfig
+    from segcli.engine.checkpoint import _built_without_init
+
+    torch.manual_seed(0)
+    timm_keys = {"backbone": "test_resnet", "pretrained": False} if MODELS.info(name).timm_encoder else {}
+    cfg = ModelConfig(name=name, decoder_channels=16, **timm_keys)  # own backbone: its keys at their defaults
+    model = model_from_preset(cfg, 3).eval()
+    preset = replace(PRESET, model=cfg)
+    path = save_weights(tmp_path / "w.safetensors", model, preset, INFO)
+    state, _ = load_weights(path)
+    fast = _built_without_init(lambda: model_from_preset(cfg, 3), state)
+    assert fast is not None, f"{name} falls back to the ordinary build"
+    rebuilt, _ = build_from_weights(path)
+    assert all(t.device.type == "cpu" for t in [*rebuilt.parameters(), *rebuilt.buffers()])
+    x = torch.randint(0, 255, (1, 3, 64, 64)).float()
+    with torch.no_grad():
+        want, got = model(x), rebuilt(x)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_a_model_with_tensors_the_checkpoint_lacks_is_built_the_ordinary_way() -> None:
+    from segcli.engine.checkpoint import _built_without_init
+
+    class WithScratch(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 1)
+            self.register_buffer("scratch", torch.arange(3.0), persistent=False)
+
+    state = WithScratch().state_dict()
+    assert _built_without_init(WithScratch, state) is None  # the buffer would be left uninitialised
+    assert _built_without_init(lambda: torch.nn.Conv2d(3, 2, 1), {"weight": torch.zeros(2, 3, 1, 1)}) is None
+    fast = _built_without_init(lambda: torch.nn.Conv2d(3, 2, 1), torch.nn.Conv2d(3, 2, 1).state_dict())
+    assert fast is not None and fast.weight.device.type == "cpu"

@@ -246,3 +246,19 @@ def test_read_ahead_keeps_order_passes_errors_and_stops_with_its_consumer() -> N
     assert [next(endless) for _ in range(3)] == [0, 1, 2]
     endless.close()  # the producer thread ends with its consumer
     assert not any(t.name == "seg-video-decode" for t in threading.enumerate())
+
+
+def test_class_counts_equal_bincount() -> None:
+    from segcli.engine.predictor import class_counts
+
+    rng = np.random.default_rng(0)
+    for mask, k in [
+        (rng.integers(0, 5, (37, 41)).astype(np.uint8), 5),
+        (rng.integers(0, 300, (20, 30)).astype(np.uint16), 300),
+        (np.full((4, 4), 255, np.uint8), 3),
+    ]:
+        want = np.bincount(mask.ravel(), minlength=k)
+        got = class_counts(mask, k)
+        assert len(got) >= k and got.dtype == np.int64
+        np.testing.assert_array_equal(got[: len(want)], want)
+        assert not got[len(want) :].any()

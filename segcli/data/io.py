@@ -10,7 +10,7 @@ import numpy as np
 
 from segcli.data.decode import decode_image, decode_mask, read_file
 from segcli.errors import DataError
-from segcli.io_utils import atomic_write, atomic_write_bytes
+from segcli.io_utils import atomic_write_bytes
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -57,13 +57,17 @@ def write_palette_mask(
     """Write a uint8 id mask as a palette PNG: viewers show colours, readers get the ids back.
 
     ``compress_level`` is zlib's (1 is about 3x faster than 6 for slightly larger files: inference uses it)."""
+    import io
+
     from PIL import Image
 
     im = Image.fromarray(mask.astype(np.uint8), mode="P")
     flat = [c for rgb in palette for c in rgb]
     flat += [0] * (768 - len(flat))
     im.putpalette(flat[:768])
-    return atomic_write(path, lambda tmp: im.save(tmp, format="PNG", compress_level=compress_level), suffix=".png")
+    buf = io.BytesIO()  # encoded in memory, written with one open/write/rename
+    im.save(buf, format="PNG", compress_level=compress_level)
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 def list_images(folder: str | os.PathLike) -> list[Path]:
