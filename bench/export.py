@@ -28,12 +28,13 @@ MODELS = {"fpn-r18": ("fpn", "resnet18"), "lraspp-mbv3": ("lraspp", "mobilenetv3
 
 def alternate_ms(fns: list[Callable[[], object]], reps: int) -> list[float]:
     """Median milliseconds of each function, timed in turn within every repetition (on a shared machine a
-    burst of load then hits all of them alike); one warm-up call each first."""
-    for fn in fns:
-        fn()
+    burst of load then hits all of them alike). Each timed call follows an untimed call of the same
+    function: the previous function's threads (onnxruntime's pool and OpenMP's both spin a while after a
+    run) must not compete with the one being timed."""
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(reps):
         for fn, t in zip(fns, times):
+            fn()
             t0 = time.perf_counter()
             fn()
             t.append(time.perf_counter() - t0)
@@ -52,7 +53,7 @@ def main() -> None:
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     dev = torch.device("cpu")
-    print(f"batch 1, {h}x{w}, {args.classes} classes, {threads} threads, median of {args.reps} (after 1 warm-up)")
+    print(f"batch 1, {h}x{w}, {args.classes} classes, {threads} threads, median of {args.reps} (each after an untimed call)")
     print(f"{'model':<14}{'input':<12}{'eager ms':>10}{'ort ms':>10}{'ratio':>8}{'max|dlogit|':>13}")
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8)

@@ -83,6 +83,32 @@ def fpn_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_weights(tmp_path_factory.mktemp("fpn"), "fpn")
 
 
+@pytest.mark.parametrize(
+    ("layout", "bake"), [("float-nchw", "none"), ("uint8-nhwc", "none"), ("float-nchw", "softmax")]
+)
+def test_graph_casts_only_where_the_dtype_changes(
+    fpn_weights: Path, tmp_path: Path, images_dir: Path, layout: str, bake: str
+) -> None:
+    """No float-to-float Cast at the ends of the graph (onnxruntime runs the one on the output: 4 ms at
+    512x1024 on this CPU); a uint8 input has its one Cast to float."""
+    import onnx
+
+    out = tmp_path / "m.onnx"
+    export_model(fpn_weights, "onnx", out, images=images_dir, layout=layout, bake=bake)
+    graph = onnx.load(str(out)).graph
+    casts = [n for n in graph.node if n.op_type == "Cast"]
+    ends = {graph.input[0].name, graph.output[0].name}
+    producers = {o: n for n in graph.node for o in n.output}
+    at_ends = [n for n in casts if ends & {*n.input, *n.output}]
+    if layout == "uint8-nhwc":  # uint8 → Transpose → Cast(float)
+        assert (
+            len([n for n in casts if producers.get(n.input[0]) and producers[n.input[0]].op_type == "Transpose"]) == 1
+        )
+        assert not at_ends
+    else:
+        assert not at_ends
+
+
 def test_metadata_says_everything_infer_needs(fpn_weights: Path, tmp_path: Path, images_dir: Path) -> None:
     import onnx
 
