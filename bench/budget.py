@@ -86,13 +86,18 @@ def miou(predict, pairs: list[tuple[np.ndarray, np.ndarray]], num_classes: int) 
 # --- the plain loop, written as a user would write it --------------------------------------------------
 
 
-def plain_loop(root: Path, num_classes: int, seconds: float, crop: int = 256, batch: int = 8) -> tuple:
+PLAIN_MODELS = {"fpn": smp.FPN, "unet": smp.Unet}
+
+
+def plain_loop(
+    root: Path, num_classes: int, seconds: float, crop: int = 256, batch: int = 8, arch: str = "fpn"
+) -> tuple:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     pairs = DatasetIndex.scan(root, ["train"]).pairs("train")
     images = [read_image(i) for i, _ in pairs]
     masks = [read_mask(m) for _, m in pairs]
-    model = smp.FPN("resnet18", encoder_weights=None, classes=num_classes)
+    model = PLAIN_MODELS[arch]("resnet18", encoder_weights=None, classes=num_classes)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     criterion = torch.nn.CrossEntropyLoss(ignore_index=255)
 
@@ -155,6 +160,8 @@ def main() -> None:
     ap.add_argument("--data", nargs="+", default=["shapes", "membrane"], choices=["shapes", "membrane"])
     ap.add_argument("--work", type=Path, default=Path("/tmp/segcli_bench_budget"), help="datasets and runs")
     ap.add_argument("--segcli", nargs="*", default=[], metavar="KEY=VALUE", help="extra overrides for segcli")
+    ap.add_argument("--model", default="fpn", choices=sorted(PLAIN_MODELS), help="the architecture of both (resnet18)")
+    ap.add_argument("--only", choices=["segcli", "plain"], help="run one side only")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {torch.backends.cpu.get_cpu_capability()}")
@@ -166,13 +173,18 @@ def main() -> None:
         for budget in args.budget:
             seconds = parse_duration(budget)
             tag = f"{name}_{budget}"
-            predict, steps, shares, wall, auto = segcli_run(root, seconds, args.work, tag, args.segcli)
-            ours = miou(predict, pairs, classes)
-            print(f"[{tag}] segcli: test mIoU {ours:.4f}, {steps} steps, wall {wall:.0f}s; {fmt_shares(shares)}")
-            print(f"[{tag}]   {auto}")
-            predict, psteps, pshares = plain_loop(root, classes, seconds)
-            plain = miou(predict, pairs, classes)
-            print(f"[{tag}] plain:  test mIoU {plain:.4f}, {psteps} steps; {fmt_shares(pshares)}")
+            ours = plain = float("nan")
+            steps = psteps = 0
+            if args.only != "plain":
+                extra = [f"model.name={args.model}", *args.segcli]
+                predict, steps, shares, wall, auto = segcli_run(root, seconds, args.work, tag, extra)
+                ours = miou(predict, pairs, classes)
+                print(f"[{tag}] segcli: test mIoU {ours:.4f}, {steps} steps, wall {wall:.0f}s; {fmt_shares(shares)}")
+                print(f"[{tag}]   {auto}")
+            if args.only != "segcli":
+                predict, psteps, pshares = plain_loop(root, classes, seconds, arch=args.model)
+                plain = miou(predict, pairs, classes)
+                print(f"[{tag}] plain:  test mIoU {plain:.4f}, {psteps} steps; {fmt_shares(pshares)}")
             results.append((name, budget, ours, plain, steps, psteps))
             sys.stdout.flush()
     print("\ndataset   budget  segcli mIoU  plain mIoU  ratio   steps (segcli/plain)")

@@ -53,7 +53,7 @@ def main() -> None:
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
     dev = torch.device("cpu")
-    print(f"batch 1, {h}x{w}, {args.classes} classes, {threads} threads, median of {args.reps} (each after an untimed call)")
+    print(f"batch 1, {h}x{w}, {args.classes} classes, {threads} threads, median of {args.reps} after an untimed call")
     print(f"{'model':<14}{'input':<12}{'eager ms':>10}{'ort ms':>10}{'ratio':>8}{'max|dlogit|':>13}")
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (1, h, w, 3), dtype=np.uint8)

@@ -110,3 +110,24 @@ def test_cli_budget_option(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 
 def test_probe_guard_against_zero_step_time() -> None:
     assert choose([Probe(128, 4, 0.0)], 10.0, 1e-3, 8).steps > MIN_STEPS
+
+
+def test_probe_crops_stop_at_the_images_own_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """160 px images with scale jitter up to 1.5: crops up to 160 are probed, never 192 or 240 (upscaled pixels)."""
+    import segcli.engine.auto_recipe as auto
+    from segcli.config.load import load_preset
+    from segcli.data.prepare.shapes import prepare_shapes
+    from segcli.engine.runtime import select_device
+
+    root = tmp_path / "shapes160"
+    prepare_shapes(root, train=2, val=1, size=160, seed=0)
+    seen: list[list[int]] = []
+
+    def fake_probe(step: Any, crops: list[int], budget: float, clock: Any) -> list[Probe]:
+        seen.append(list(crops))
+        return [Probe(c, 4, 0.01) for c in crops]
+
+    monkeypatch.setattr(auto, "probe_step_times", fake_probe)
+    p = load_preset("budget_scratch", [f"data.root={root}", "augment.scale=[0.75,1.5]", "model.backbone=test_resnet"])
+    _, choice = auto.auto_preset(p.preset, select_device("cpu"), "none", lambda: 0.0)
+    assert seen == [[128, 160]] and choice.crop == 160
