@@ -18,15 +18,17 @@ def _create_temp(path: Path, suffix: str) -> tuple[int, Path]:
     chmod or a umask lookup; the parent folders are made only when missing. Few system calls: inference
     writes two small files an image, and on sandboxed kernels every call counts.
     """
-    for attempt in range(100):
+    made_parent = False
+    for _ in range(100):
         name = f".{path.name}.{os.getpid()}-{threading.get_native_id()}-{next(_TEMP_COUNTER)}{suffix}"
         tmp = path.with_name(name)
         try:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
         except FileNotFoundError:
-            if attempt:
+            if made_parent:
                 raise
             path.parent.mkdir(parents=True, exist_ok=True)
+            made_parent = True
         except FileExistsError:  # a leftover of a killed process with the same pid: take the next number
             continue
     raise FileExistsError(f"{path.parent}: cannot create a temp file for {path.name}")
