@@ -16,7 +16,7 @@ def _create_temp(path: Path, suffix: str) -> tuple[int, Path]:
 
     Created with mode 0666 so the kernel applies the umask (what a plain ``open()`` gives), without a
     chmod or a umask lookup; the parent folders are made only when missing. Few system calls: inference
-    writes two small files an image, and on sandboxed kernels every call counts.
+    writes two small files an image, and on a virtual machine's disk a call can cost tens of microseconds.
     """
     made_parent = False
     for _ in range(100):
@@ -37,7 +37,7 @@ def _create_temp(path: Path, suffix: str) -> tuple[int, Path]:
 def write_temp(
     path: str | os.PathLike, writer: Callable[[Path], None], suffix: str | None = None, durable: bool = False
 ) -> Path:
-    """Call ``writer(tmp_path)`` on a new temp file ``.<name>.XXXX`` beside ``path``; return the temp path.
+    """Call ``writer(tmp_path)`` on a new temp file ``.<name>.<pid>-<thread>-<n>`` beside ``path``; return it.
 
     The temp is removed when ``writer`` fails; renaming it onto ``path`` is the caller's part.
     """
