@@ -111,7 +111,7 @@ class ExportedModel(nn.Module):
         size = tuple(x.shape[-2:])
         fixed = self.info.fixed_size if not self.info.dynamic else None
         if fixed is not None and size != tuple(fixed):
-            x = F.interpolate(x.float(), size=fixed, mode="bilinear", align_corners=False)
+            x = F.interpolate(x, size=fixed, mode="bilinear", align_corners=False)
         g = to_graph_input(x, self.info.layout, self.info.half)
         if self.info.dynamic_batch or g.shape[0] == 1:
             out = self.runner(g)

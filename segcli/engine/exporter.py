@@ -34,7 +34,8 @@ import torch
 import torch.nn as nn
 
 from segcli import __version__
-from segcli.data.transforms import inference_size
+from segcli.data.datasets import image_to_tensor
+from segcli.data.transforms import inference_size, resize_pair
 from segcli.engine.backends import (
     BAKES,
     EXPORT_FORMAT,
@@ -377,12 +378,12 @@ def parity_samples(
                     f"{data_root} ({split} split)",
                     "",
                 )
+    import cv2
+
     rng = np.random.default_rng(0)
     out = []
     for i in range(_GENERATED):  # smooth colour fields: spatial structure, unlike white noise
         low = rng.integers(0, 256, (6, 8, 3)).astype(np.float32)
-        import cv2
-
         img = cv2.resize(low, (320, 240), interpolation=cv2.INTER_CUBIC)
         out.append(Sample(f"generated-{i}", np.clip(img, 0, 255).astype(np.uint8), None))
     where = f"dataset {data_root} not found" if data_root else "no dataset"
@@ -396,22 +397,6 @@ def parity_sizes(h: int, w: int, eval_size: tuple[int, ...], keep_ratio: tuple[i
     sh += 7 if sh % 32 == 0 else 0
     sw += 7 if sw % 32 == 0 else 0
     return [(th, tw), (sh, sw)]
-
-
-def _to_input(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    import cv2
-
-    if image.shape[:2] != size:
-        image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].float()
-
-
-def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    import cv2
-
-    if mask.shape[:2] != size:
-        mask = cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
-    return torch.from_numpy(mask.astype(np.int64))
 
 
 def run_parity(
@@ -435,7 +420,8 @@ def run_parity(
     dev = torch.device("cpu")
     for s in samples:
         for size in parity_sizes(*s.image.shape[:2], eval_size, keep_ratio):
-            x = _to_input(s.image, size)
+            image, mask = (s.image, s.mask) if s.image.shape[:2] == size else resize_pair(s.image, s.mask, size)
+            x = image_to_tensor(image)[None].float()  # resized as eval and infer resize
             a = forward_padded(exported, x, proto, exported.input_multiple)
             b = forward_padded(eager, x, proto, eager.input_multiple)
             pa, pb = a.argmax(1)[0], b.argmax(1)[0]
@@ -447,8 +433,8 @@ def run_parity(
             else:
                 diff, mag = float("nan"), float("nan")
             row = {"image": s.name, "size": list(size), "max_abs_diff": diff, "agreement": agree / pa.numel()}
-            if s.mask is not None:
-                gt = _resize_mask(s.mask, size)
+            if mask is not None:
+                gt = torch.from_numpy(mask.astype(np.int64))
                 cms["exported"].update(pa.to(dev), gt)
                 cms["eager"].update(pb.to(dev), gt)
             rows.append(row)
