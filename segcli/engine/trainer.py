@@ -825,11 +825,9 @@ def train(
         run, epochs, plan.iters_per_epoch, pr.epoch, resumed is not None, pr.iter, p.train.log_every, p, data.info
     )
     cb.on_train_start(start)
-    if plan.total_steps is not None:
-        warnings = [warmup_warning(p.schedule, plan.total_steps, "train.epochs/train.iters")]
-    else:
-        warnings = []
-    for text in [auto, *data.messages, *reports, *(e.describe() for e in extended), *filter(None, warnings)]:
+    steps = plan.total_steps
+    warmup = warmup_warning(p.schedule, steps, "train.epochs/train.iters") if steps is not None else None
+    for text in [auto, *data.messages, *reports, *(e.describe() for e in extended), warmup]:
         if text:
             cb.on_message(text)
     if resumed is not None and trainer.done:
