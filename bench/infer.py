@@ -1,6 +1,7 @@
-"""Inference benchmark: `seg infer` end to end against the model's forward pass alone, on this CPU.
+"""Inference benchmark: `seg infer` end to end against the model's forward pass alone (CPU, or ``--device cuda``).
 
     PYTHONPATH=$PWD python bench/infer.py [--n 32] [--size 384] [--batch 8] [--preset quickstart] [--big]
+        [--device cpu|cuda]
 
 Part 1: N random JPEGs of SIZE x SIZE. ``predict`` (decode JPEG, batch, forward, argmax, palette PNG +
 JPEG overlay written) against the bare forward pass of the same model on the same, already decoded
@@ -82,8 +83,10 @@ def main() -> None:
     ap.add_argument("--preset", default="quickstart")
     ap.add_argument("--big", action="store_true")
     ap.add_argument("--amp", default=None, help="as seg infer --amp (default: the preset's train.amp)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the forward pass timed to the last kernel)")
     args = ap.parse_args()
-    dev = torch.device("cpu")
+    dev = torch.device(args.device)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         w = _weights(folder, args.preset)
@@ -100,20 +103,21 @@ def main() -> None:
                 for i in range(0, len(decoded), args.batch):
                     xs = decoded[i : i + args.batch]
                     predict_images(model, xs, [(args.size, args.size)] * len(xs), proto, dev)
+            sync()
 
         runs = iter(range(10**6))
         loads: list[float] = []
 
         def end_to_end() -> None:
             out = folder / f"out{next(runs)}"
-            res = predict(w, [str(folder / "in")], out, device="cpu", batch_size=args.batch, amp=args.amp)
+            res = predict(w, [str(folder / "in")], out, device=args.device, batch_size=args.batch, amp=args.amp)
             loads.append(res.load_seconds)
 
         forward_only()  # warm-up
         t_fwd, t_e2e = _timed_pair(forward_only, end_to_end, args.reps)
         print(
             f"images {args.n} x {args.size}px JPEG, batch {args.batch}, preset {args.preset}, "
-            f"threads {torch.get_num_threads()}, amp {amp}, channels_last {cl}"
+            f"device {dev}, threads {torch.get_num_threads()}, amp {amp}, channels_last {cl}"
         )
         print(f"forward only      : {args.n / t_fwd:8.2f} images/s")
         print(f"seg infer (e2e)   : {args.n / t_e2e:8.2f} images/s   ratio e2e/forward = {t_fwd / t_e2e:.3f}")
@@ -125,7 +129,7 @@ def main() -> None:
         )
 
         # Part 2: eval loop, core vs the old per-batch path (no padding)
-        masks = [torch.randint(0, CLASSES, (args.size, args.size)) for _ in paths]
+        masks = [torch.randint(0, CLASSES, (args.size, args.size), device=dev) for _ in paths]
 
         def eval_core() -> None:
             cm = ConfusionMatrix(CLASSES)
@@ -133,16 +137,18 @@ def main() -> None:
                 xs = decoded[i : i + args.batch]
                 for lg, m in zip(predict_images(model, xs, [(args.size, args.size)] * len(xs), proto, dev), masks[i:]):
                     cm.update(lg.argmax(0), m)
+            sync()
 
         def eval_old() -> None:
             cm = ConfusionMatrix(CLASSES)
             with torch.no_grad():
                 for i in range(0, len(decoded), args.batch):
                     with autocast(dev, amp):
-                        lg = model(decoded[i : i + args.batch]).float()
+                        lg = model(decoded[i : i + args.batch].to(dev)).float()
                     lg = F.interpolate(lg, size=(args.size, args.size), mode="bilinear", align_corners=False)
                     for one, m in zip(lg, masks[i:]):
                         cm.update(one.argmax(0), m)
+            sync()
 
         t_core, t_old = _timed_pair(eval_core, eval_old, args.reps)
         print(f"eval core         : {args.n / t_core:8.2f} images/s")

@@ -106,3 +106,25 @@ def test_ram_cache_and_persistent_workers_train_bitwise_like_plain_loading(tiny_
     assert plain.last["train_loss"] == cached.last["train_loss"]
     log = (cached.run_dir / "log.txt").read_text()
     assert "epoch 2: data wait" in log and "1 loader worker(s)" in log
+
+
+def test_training_stops_its_loader_workers_before_it_returns(tiny_overrides: list[str]) -> None:
+    """Persistent workers end with the run, even while something still holds the training's frames (a kept
+    exception, as plotting libraries keep them): else they wait for the garbage collector or interpreter exit,
+    where torch joins them one by one with a 5-second timeout each."""
+    import multiprocessing
+
+    from segcli.engine.callbacks import Callback
+
+    class KeepsTheStack(Callback):
+        def on_val_end(self, val: object) -> None:
+            try:
+                raise RuntimeError("kept with its traceback")
+            except RuntimeError as e:
+                self.kept = e  # its frames reach train()'s, which hold the loaders
+
+    before = set(multiprocessing.active_children())
+    keeper = KeepsTheStack()
+    train("quickstart", [*tiny_overrides, "data.num_workers=2", "train.epochs=1"], callbacks=[keeper])
+    assert keeper.kept.__traceback__ is not None
+    assert set(multiprocessing.active_children()) - before == set()

@@ -150,6 +150,23 @@ def loader_options(workers: int, pin: bool) -> dict[str, Any]:
     }
 
 
+def stop_workers(*loaders: DataLoader) -> None:
+    """Stop the loaders' persistent worker processes now, not when the loaders become garbage.
+
+    A reference cycle anywhere on the training stack (an exception object kept by a plotting library is
+    enough) keeps the loaders alive until the garbage collector runs, or until interpreter exit, where
+    torch 2.11 joins each worker with a 5-second timeout one after another: a 15 + 15 worker run under
+    torchrun on a GPU host took 2.5 minutes to exit after its last line. DataLoader has no public close;
+    its iterator's own shutdown is used when present (a torch without it falls back to the old behaviour).
+    """
+    for loader in loaders:
+        iterator = getattr(loader, "_iterator", None)
+        shutdown = getattr(iterator, "_shutdown_workers", None)
+        if callable(shutdown):
+            shutdown()
+            loader._iterator = None
+
+
 def build_data(p: Preset, rt: Runtime) -> Data:
     """Scan the dataset once, check it (format, then the sampled lint) and build this rank's loaders."""
     splits = [p.data.train_split, p.data.val_split]
@@ -844,6 +861,8 @@ def train(
         raise
     except KeyboardInterrupt:
         raise trainer.interrupted() from None
+    finally:
+        stop_workers(data.train_loader, data.val_loader)
 
     ddp.cleanup(rt.dist)
     end, last = clock(), trainer.last
