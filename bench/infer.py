@@ -13,6 +13,10 @@ what a long run tends to).
 Part 2: ``seg eval``'s loop (prediction core, padded, confusion matrix) against the old per-batch
 path (forward at the raw size, bilinear resize, argmax) on the same loader: images/s of each.
 
+``--pool 1,4,8``: the host side alone at each thread count, without the model (decode, palette PNG, overlay
+JPEG, class shares, the two atomic writes per image, as ``seg infer``'s pool runs them): the rate no model can
+push ``seg infer`` past on this machine.
+
 ``--big``: one 4000x3000 image predicted with sliding windows (512 tiles) on the CPU, peak RSS reported
 (ru_maxrss of this process, which includes parts 1-2: run it alone for a clean figure).
 Random weights: speed does not depend on them. The CPU may be shared: figures are medians of a few runs.
@@ -25,6 +29,7 @@ import resource
 import statistics
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +42,7 @@ from segcli.data.io import read_image, write_image
 from segcli.engine.checkpoint import build_from_weights, save_weights
 from segcli.engine.factory import model_from_preset
 from segcli.engine.predict_core import Protocol, inference_precision, predict_images, prepare_model
-from segcli.engine.predictor import predict
+from segcli.engine.predictor import _decode, _Writer, predict
 from segcli.engine.runtime import autocast
 from segcli.metrics import ConfusionMatrix
 
@@ -82,6 +87,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--preset", default="quickstart")
     ap.add_argument("--big", action="store_true")
+    ap.add_argument("--pool", default="", help="thread counts for the host-side-only rate, e.g. 1,4,8")
     ap.add_argument("--amp", default=None, help="as seg infer --amp (default: the preset's train.amp)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the forward pass timed to the last kernel)")
     args = ap.parse_args()
@@ -153,6 +159,26 @@ def main() -> None:
         t_core, t_old = _timed_pair(eval_core, eval_old, args.reps)
         print(f"eval core         : {args.n / t_core:8.2f} images/s")
         print(f"eval old path     : {args.n / t_old:8.2f} images/s   ratio core/old = {t_old / t_core:.3f}")
+
+        if args.pool:
+            writer = _Writer(meta, ("mask", "overlay"), 0.5, None, False)
+            rng = np.random.default_rng(2)
+            blobs = rng.integers(0, CLASSES, (16, 16), dtype=np.uint8)  # region-shaped masks, like predictions
+            mask = np.kron(blobs, np.ones((args.size // 16, args.size // 16), dtype=np.uint8))
+
+            def host(i: int, out: Path) -> None:
+                image, _ = _decode(paths[i % len(paths)], (), ())
+                writer.write(image, mask, None, writer.paths(out, f"im{i}"), False)
+                writer.shares(mask)
+
+            for n in (int(v) for v in args.pool.split(",")):
+                with ThreadPoolExecutor(n) as pool:
+                    out = folder / f"pool{n}"
+                    list(pool.map(lambda i, o=out: host(i, o), range(n)))  # warm: folders made, threads up
+                    t0 = time.perf_counter()
+                    list(pool.map(lambda i, o=out: host(i, o), range(args.n)))
+                    rate = args.n / (time.perf_counter() - t0)
+                print(f"host side only    : {rate:8.2f} images/s with {n} pool thread(s)")
 
         if args.big:
             rng = np.random.default_rng(1)
