@@ -30,6 +30,8 @@ class ModelInfo:
     strides: tuple[int, ...] = (8, 16, 32)  # the explicit output strides it supports
     builtin_aux: int = 0  # auxiliary outputs of its built-in heads in training (when builtin_aux is on)
     rejects: tuple[str, ...] = ()  # options it cannot honour: setting them to a non-default value is an error
+    paper: str = ""  # the paper it follows: "Authors, Title, venue year"
+    reference: str = ""  # the reference implementation its layers and tests are checked against
 
     def aux_outputs(self, builtin_aux: bool, aux_stages: Sequence[int]) -> int:
         """How many auxiliary outputs it returns in training with these options."""
