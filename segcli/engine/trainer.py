@@ -69,6 +69,7 @@ from segcli.engine.runtime import autocast, grad_scaler, resolve_amp, select_dev
 from segcli.engine.state import TrainState
 from segcli.engine.textlog import ProgressLines
 from segcli.errors import CheckpointError, TrainingError, TrainingInterrupted, UserError
+from segcli.losses.outputs import output_loss
 
 __all__ = ["TrainResult", "Trainer", "devices_of", "train"]
 
@@ -413,14 +414,7 @@ class Trainer:
 
     def _loss(self, out: Any, masks: torch.Tensor) -> torch.Tensor:
         """The criterion on the main output plus the weighted auxiliary outputs."""
-        if not isinstance(out, dict):
-            loss = self.criterion(out, masks)
-            self.terms = getattr(self.criterion, "last_terms", {})
-            return loss
-        loss = self.criterion(out["out"], masks)
-        self.terms = getattr(self.criterion, "last_terms", {})  # the main output's terms, not the last aux's
-        for w, logits in zip(self.aux_weights, out.get("aux", [])):
-            loss = loss + w * self.criterion(logits, masks)
+        loss, self.terms = output_loss(self.criterion, out, masks, self.aux_weights)
         return loss
 
     def _optimizer_step(self) -> None:
