@@ -38,7 +38,13 @@ class FeatureFusion(nn.Module):
         return x + x * self.att(x)
 
 
-@MODELS.register("bisenetv1", strides=(32,), builtin_aux=2)
+@MODELS.register(
+    "bisenetv1",
+    strides=(32,),
+    builtin_aux=2,
+    paper="Yu et al., BiSeNet: Bilateral Segmentation Network for Real-time Semantic Segmentation, ECCV 2018",
+    reference="https://github.com/CoinCheung/BiSeNet (lib/models/bisenetv1.py)",
+)
 class BiSeNetV1(EncoderDecoder):
     """Spatial path (three stride-2 convs, stride 8) + context path (ARMs on the stride-16/32 features).
 

@@ -89,7 +89,16 @@ class BilateralGuidedAggregation(nn.Module):
         return self.out(left + right)
 
 
-@MODELS.register("bisenetv2", timm_encoder=False, builtin_aux=4)
+@MODELS.register(
+    "bisenetv2",
+    timm_encoder=False,
+    builtin_aux=4,
+    paper=(
+        "Yu et al., BiSeNet V2: Bilateral Network with Guided Aggregation "
+        "for Real-time Semantic Segmentation, IJCV 2021"
+    ),
+    reference="https://github.com/CoinCheung/BiSeNet (lib/models/bisenetv2.py)",
+)
 class BiSeNetV2(OwnBackbone):
     """Detail branch (64-64-128 channels, stride 8) + semantic branch (16-32-64-128, stride 32) → BGA → head.
 

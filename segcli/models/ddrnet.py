@@ -73,7 +73,16 @@ class DAPPM(nn.Module):
         return self.compress(torch.cat(outs, dim=1)) + self.short(x)
 
 
-@MODELS.register("ddrnet23_slim", timm_encoder=False, builtin_aux=1)
+@MODELS.register(
+    "ddrnet23_slim",
+    timm_encoder=False,
+    builtin_aux=1,
+    paper=(
+        "Hong et al., Deep Dual-resolution Networks "
+        "for Real-time and Accurate Semantic Segmentation of Road Scenes, arXiv 2021"
+    ),
+    reference="https://github.com/ydhongHIT/DDRNet (segmentation/DDRNet_23_slim.py)",
+)
 class DDRNet23Slim(OwnBackbone):
     """High branch at stride 8 (64 ch), low branch down to stride 64, two bilateral fusions, DAPPM, head."""
 

@@ -10,7 +10,14 @@ from segcli.models.heads import ClassifierHead
 from segcli.models.registry import MODELS
 
 
-@MODELS.register("deeplabv3")
+@MODELS.register(
+    "deeplabv3",
+    paper="Chen et al., Rethinking Atrous Convolution for Semantic Image Segmentation, arXiv 2017",
+    reference=(
+        "https://github.com/pytorch/vision "
+        "(torchvision/models/segmentation/deeplabv3.py, deeplabv3_resnet50/101: its weights convert)"
+    ),
+)
 class DeepLabV3(EncoderDecoder):
     """Deepest feature → ASPP (rates scaled to the stride) → 3x3 conv → classifier."""
 

@@ -11,7 +11,14 @@ from segcli.models.heads import ClassifierHead
 from segcli.models.registry import MODELS
 
 
-@MODELS.register("deeplabv3plus")
+@MODELS.register(
+    "deeplabv3plus",
+    paper="Chen et al., Encoder-Decoder with Atrous Separable Convolution for Semantic Image Segmentation, ECCV 2018",
+    reference=(
+        "https://github.com/open-mmlab/mmsegmentation "
+        "(mmseg/models/decode_heads/sep_aspp_head.py; configs/deeplabv3plus, deeplabv3plus_r50-d8)"
+    ),
+)
 class DeepLabV3Plus(EncoderDecoder):
     """ASPP output upsampled to stride 4, concatenated with a 48-channel low-level projection, two 3x3 convs."""
 

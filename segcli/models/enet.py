@@ -120,7 +120,13 @@ def _stage23(dropout: float) -> nn.Sequential:
     )
 
 
-@MODELS.register("enet", timm_encoder=False, rejects=("separable",))
+@MODELS.register(
+    "enet",
+    timm_encoder=False,
+    rejects=("separable",),
+    paper="Paszke et al., ENet: A Deep Neural Network Architecture for Real-Time Semantic Segmentation, arXiv 2016",
+    reference="https://github.com/davidtvs/PyTorch-ENet (models/enet.py)",
+)
 class ENet(nn.Module):
     """Initial block, 5 stages (16 → 64 → 128 → 128 → 64 → 16 channels), a transposed-conv classifier."""
 

@@ -10,7 +10,14 @@ from segcli.models.heads import ClassifierHead
 from segcli.models.registry import MODELS
 
 
-@MODELS.register("fcn")
+@MODELS.register(
+    "fcn",
+    paper="Long et al., Fully Convolutional Networks for Semantic Segmentation, CVPR 2015",
+    reference=(
+        "https://github.com/pytorch/vision "
+        "(torchvision/models/segmentation/fcn.py, fcn_resnet50/101: its weights convert; its head has one conv fewer)"
+    ),
+)
 class FCN(EncoderDecoder):
     """Deepest feature → 3x3 conv x2 → classifier, bilinearly upsampled (dilate with output_stride 8)."""
 

@@ -36,7 +36,15 @@ class ConvGNReLU(nn.Sequential):
         )
 
 
-@MODELS.register("fpn_smp", rejects=("attention", "separable"))
+@MODELS.register(
+    "fpn_smp",
+    rejects=("attention", "separable"),
+    paper="Kirillov et al., Panoptic Feature Pyramid Networks, CVPR 2019",
+    reference=(
+        "https://github.com/qubvel-org/segmentation_models.pytorch "
+        "(segmentation_models_pytorch/decoders/fpn: its weights convert)"
+    ),
+)
 class FPNSMP(EncoderDecoder):
     """Top-down pyramid (nearest upsampling) → per-level conv towers to stride 4 → sum → classifier."""
 

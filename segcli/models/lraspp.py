@@ -10,7 +10,14 @@ from segcli.models.blocks import ConvBNReLU, resize
 from segcli.models.registry import MODELS
 
 
-@MODELS.register("lraspp")
+@MODELS.register(
+    "lraspp",
+    paper="Howard et al., Searching for MobileNetV3, ICCV 2019",
+    reference=(
+        "https://github.com/pytorch/vision "
+        "(torchvision/models/segmentation/lraspp.py, lraspp_mobilenet_v3_large: its weights convert)"
+    ),
+)
 class LRASPP(EncoderDecoder):
     """high → 1x1 conv x sigmoid(global-pool gate) → upsample to stride 8 → classifier + low-level classifier."""
 

@@ -10,7 +10,14 @@ from segcli.models.heads import ClassifierHead
 from segcli.models.registry import MODELS
 
 
-@MODELS.register("pspnet")
+@MODELS.register(
+    "pspnet",
+    paper="Zhao et al., Pyramid Scene Parsing Network, CVPR 2017",
+    reference=(
+        "https://github.com/open-mmlab/mmsegmentation "
+        "(mmseg/models/decode_heads/psp_head.py; configs/pspnet, pspnet_r50-d8)"
+    ),
+)
 class PSPNet(EncoderDecoder):
     """Deepest feature → PPM (bins 1, 2, 3, 6; each cin/4 wide) → 3x3 conv → classifier."""
 

@@ -11,7 +11,16 @@ from segcli.models.heads import ClassifierHead
 from segcli.models.registry import MODELS
 
 
-@MODELS.register("segformer")
+@MODELS.register(
+    "segformer",
+    paper=(
+        "Xie et al., SegFormer: Simple and Efficient Design for Semantic Segmentation with Transformers, NeurIPS 2021"
+    ),
+    reference=(
+        "https://github.com/open-mmlab/mmsegmentation "
+        "(mmseg/models/decode_heads/segformer_head.py; configs/segformer, segformer_mit-b0)"
+    ),
+)
 class SegFormerHead(EncoderDecoder):
     """Each of the last four stages → linear (1x1) to ``decoder_channels`` → upsample to stride 4 → concat → fuse."""
 

@@ -25,7 +25,14 @@ class UpBlock(nn.Module):
         return self.att_out(self.convs(self.att_in(x)))
 
 
-@MODELS.register("unet")
+@MODELS.register(
+    "unet",
+    paper="Ronneberger et al., U-Net: Convolutional Networks for Biomedical Image Segmentation, MICCAI 2015",
+    reference=(
+        "https://github.com/qubvel-org/segmentation_models.pytorch "
+        "(segmentation_models_pytorch/decoders/unet; not weight-compatible: smp's has a fifth block)"
+    ),
+)
 class UNet(EncoderDecoder):
     """Widths halve from ``2 * decoder_channels`` at the deepest block (min 16); logits at the finest stride."""
 

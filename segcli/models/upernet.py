@@ -11,7 +11,11 @@ from segcli.models.heads import ClassifierHead
 from segcli.models.registry import MODELS
 
 
-@MODELS.register("upernet")
+@MODELS.register(
+    "upernet",
+    paper="Xiao et al., Unified Perceptual Parsing for Scene Understanding, ECCV 2018",
+    reference="https://github.com/open-mmlab/mmsegmentation (mmseg/models/decode_heads/uper_head.py)",
+)
 class UPerNet(EncoderDecoder):
     """PPM head + top-down FPN on the stride >= 4 features; all levels concatenated → 3x3 conv → classifier."""
 
