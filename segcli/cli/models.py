@@ -1,4 +1,4 @@
-"""`seg models [--size HxW] [--backbone NAME] [--json]`: every registered model with parameters and GFLOPs."""
+"""`seg models [--size HxW] [--backbone NAME] [--json]`: every registered model with parameters, GFLOPs and paper."""
 
 from __future__ import annotations
 
@@ -36,20 +36,33 @@ def models_cmd(
     num_classes: int = typer.Option(19, "--classes", min=1, help="Number of output classes."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """List every registered model with its parameters and GFLOPs (batch 1, eval mode)."""
+    """List every registered model with its parameters, GFLOPs (batch 1, eval mode) and paper."""
+    from segcli.models import MODELS
+    from segcli.models.catalog import short_paper
     from segcli.models.summary import summarize_models
 
     hw = parse_size(size)
     check_backbone(backbone)
     rows = summarize_models(hw, backbone, num_classes)
+    for r in rows:
+        info = MODELS.info(r["name"])
+        r.update(paper=info.paper, reference=info.reference)
     if as_json:
         print_json({"size": list(hw), "backbone": backbone, "num_classes": num_classes, "models": rows})
         return
     cells = [
-        [r["name"], r["backbone"], r["params_m"], r["gflops"] if r["gflops"] is not None else r["error"]] for r in rows
+        [
+            r["name"],
+            r["backbone"],
+            r["params_m"],
+            r["gflops"] if r["gflops"] is not None else r["error"],
+            short_paper(r["paper"]) or "-",
+        ]
+        for r in rows
     ]
     title = f"models at {hw[0]}x{hw[1]}, {num_classes} classes (GFLOPs = 2 x multiply-adds, batch 1)"
-    out.print(table(title, ["name", "backbone", "params (M)", "GFLOPs"], cells))
+    out.print(table(title, ["name", "backbone", "params (M)", "GFLOPs", "paper"], cells))
+    out.print("[dim]titles, reference implementations and export modes: docs/models.md[/dim]")
 
 
 def register(app: typer.Typer) -> None:
