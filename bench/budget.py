@@ -28,11 +28,11 @@ import torch.nn.functional as F
 from torchmetrics.classification import MulticlassJaccardIndex
 
 from segcli.config.schema import parse_duration
+from segcli.core.checkpoint import build_from_weights
 from segcli.data.format import DatasetIndex
 from segcli.data.io import read_image, read_mask
 from segcli.data.prepare.shapes import prepare_shapes
-from segcli.engine.checkpoint import build_from_weights
-from segcli.engine.trainer import train
+from segcli.train.trainer import train
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMBRANE = ROOT.parent / "shared" / "fixtures" / "membrane"

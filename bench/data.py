@@ -65,7 +65,7 @@ def augmentation(reps: int) -> None:
 
 def loader_vs_model() -> None:
     from segcli.data.prepare.shapes import prepare_shapes
-    from segcli.engine.trainer import build_data, build_state, setup_runtime, train
+    from segcli.train.trainer import build_data, build_state, setup_runtime, train
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "shapes"
@@ -86,7 +86,7 @@ def loader_vs_model() -> None:
         state, criterion, _ = build_state(p, data.info, rt)
         model, x = state.model.train(), images.to(memory_format=torch.channels_last)
         masks = torch.zeros(x.shape[0], *x.shape[2:], dtype=torch.long)
-        from segcli.engine.runtime import autocast
+        from segcli.core.runtime import autocast
 
         times = []
         for _ in range(4):

@@ -19,8 +19,8 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from segcli.engine.backends import OnnxRunner
-from segcli.engine.exporter import ExportWrapper, build_graph
+from segcli.infer.backends import OnnxRunner
+from segcli.infer.exporter import ExportWrapper, build_graph
 from segcli.models import build_model
 
 MODELS = {"fpn-r18": ("fpn", "resnet18"), "lraspp-mbv3": ("lraspp", "mobilenetv3_large_100")}

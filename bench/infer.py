@@ -37,13 +37,13 @@ import torch
 import torch.nn.functional as F
 
 from segcli.config.load import load_preset
+from segcli.core.checkpoint import build_from_weights, save_weights
+from segcli.core.factory import model_from_preset
+from segcli.core.runtime import autocast
 from segcli.data.format import DatasetInfo
 from segcli.data.io import read_image, write_image
-from segcli.engine.checkpoint import build_from_weights, save_weights
-from segcli.engine.factory import model_from_preset
-from segcli.engine.predict_core import Protocol, inference_precision, predict_images, prepare_model
-from segcli.engine.predictor import _decode, _Writer, predict
-from segcli.engine.runtime import autocast
+from segcli.infer.predict_core import Protocol, inference_precision, predict_images, prepare_model
+from segcli.infer.predictor import _decode, _Writer, predict
 from segcli.metrics import ConfusionMatrix
 
 CLASSES = 19

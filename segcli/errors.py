@@ -7,6 +7,9 @@ anything that went wrong while doing valid work exits with code 1.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 
 class SegError(Exception):
     """Base class of every error segcli raises on purpose."""
@@ -47,3 +50,26 @@ class TrainingInterrupted(KeyboardInterrupt):
     """
 
     exit_code = 130
+
+
+_ARG = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def arg(name: str) -> str:
+    """How the engine names a call argument or prediction-protocol field in a message: ```name```.
+
+    A Python caller reads the keyword it passed (``tile``); the command line shows its flag instead
+    (:func:`segcli.cli.flags.cli_message` maps each name to the flag that sets it, ``--tile``). Preset keys
+    are named as they are (``train.device``): they read the same everywhere.
+    """
+    return f"`{name}`"
+
+
+def named_args(message: str) -> list[str]:
+    """The argument names :func:`arg` marked in ``message``, in order."""
+    return _ARG.findall(message)
+
+
+def render_args(message: str, show: Callable[[str], str]) -> str:
+    """``message`` with each marked argument name replaced by ``show(name)``."""
+    return _ARG.sub(lambda m: show(m.group(1)), message)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from segcli.core.callbacks import Callback
 from segcli.data.prepare.shapes import prepare_shapes
-from segcli.engine.callbacks import Callback
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
@@ -71,7 +71,7 @@ def tiny_overrides(shapes_root: Path, tmp_path: Path) -> list[str]:
 
 
 class FakeClock(Callback):
-    """The trainer's clock (patch ``segcli.engine.trainer.clock`` with it and pass it as a callback),
+    """The trainer's clock (patch ``segcli.train.trainer.clock`` with it and pass it as a callback),
     advanced by exactly one second per iteration: time-budget tests that cannot flake on a loaded machine."""
 
     def __init__(self) -> None:

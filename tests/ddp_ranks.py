@@ -11,7 +11,7 @@ import sys
 
 import torch
 
-from segcli.engine import trainer
+from segcli.train import trainer
 
 save = trainer.Trainer.save
 

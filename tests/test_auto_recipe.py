@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from segcli.config.load import load_preset
-from segcli.engine import auto_recipe
-from segcli.engine.auto_recipe import MIN_STEPS, Probe, apply_choice, candidate_crops, choose, probe_step_times
+from segcli.train import auto_recipe
+from segcli.train.auto_recipe import MIN_STEPS, Probe, apply_choice, candidate_crops, choose, probe_step_times
 
 
 def test_choose_takes_the_most_pixels_that_still_give_enough_steps() -> None:
@@ -81,7 +81,7 @@ def test_apply_choice_writes_the_keys() -> None:
 @pytest.mark.slow
 def test_real_probe_and_auto_run(tiny_overrides: list[str]) -> None:
     """A real probe on this machine, then a short auto run that records its choice."""
-    from segcli.engine.trainer import train
+    from segcli.train.trainer import train
 
     over = [o for o in tiny_overrides if not o.startswith(("train.epochs", "augment.crop_size", "data.batch_size"))]
     result = train("budget_scratch", [*over, "train.time_budget=20s", "train.auto=true"])
@@ -93,7 +93,7 @@ def test_real_probe_and_auto_run(tiny_overrides: list[str]) -> None:
 
 
 def test_cli_budget_option(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import segcli.engine.trainer as trainer
+    import segcli.train.trainer as trainer
     from segcli.cli.app import run
 
     seen: list[Any] = []
@@ -114,10 +114,10 @@ def test_probe_guard_against_zero_step_time() -> None:
 
 def test_probe_crops_stop_at_the_images_own_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """160 px images with scale jitter up to 1.5: crops up to 160 are probed, never 192 or 240 (upscaled pixels)."""
-    import segcli.engine.auto_recipe as auto
+    import segcli.train.auto_recipe as auto
     from segcli.config.load import load_preset
+    from segcli.core.runtime import select_device
     from segcli.data.prepare.shapes import prepare_shapes
-    from segcli.engine.runtime import select_device
 
     root = tmp_path / "shapes160"
     prepare_shapes(root, train=2, val=1, size=160, seed=0)

@@ -43,9 +43,9 @@ def user_error(capfd: pytest.CaptureFixture, args: list, *needles: str, code: in
 def weights(tmp_path_factory: pytest.TempPathFactory, shapes_root: Path) -> Path:
     """An untrained tiny model saved as segcli weights for the dataset ``shapes_root``."""
     from segcli.config.load import load_preset
+    from segcli.core.checkpoint import save_weights
+    from segcli.core.factory import model_from_preset
     from segcli.data.format import read_dataset_info
-    from segcli.engine.checkpoint import save_weights
-    from segcli.engine.factory import model_from_preset
 
     loaded = load_preset(
         "quickstart", ["model.backbone=resnet18", "model.decoder_channels=16", "model.pretrained=false", "eval.size=[]"]
@@ -331,7 +331,7 @@ def test_bad_checkpoint(
 def test_unsafe_training_state_is_one_line(content: str, tmp_path: Path) -> None:
     import torch
 
-    from segcli.engine.checkpoint import load_state
+    from segcli.core.checkpoint import load_state
     from segcli.errors import CheckpointError
 
     class Evil:
@@ -563,7 +563,7 @@ def test_nan_loss_names_the_iteration_and_what_to_try(
 ) -> None:
     import torch
 
-    import segcli.engine.trainer as trainer
+    import segcli.train.trainer as trainer
 
     real = trainer.loss_from_preset
 

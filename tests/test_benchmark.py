@@ -9,11 +9,11 @@ import pytest
 from typer.testing import CliRunner
 
 from segcli.cli.app import app, run
-from segcli.engine.benchmark import benchmark
-from segcli.engine.evaluator import evaluate
-from segcli.engine.exporter import export_model
-from segcli.engine.trainer import train
 from segcli.errors import PresetError
+from segcli.infer.benchmarking import benchmark
+from segcli.infer.evaluator import evaluate
+from segcli.infer.exporter import export_model
+from segcli.train.trainer import train
 from tests.conftest import TINY
 
 

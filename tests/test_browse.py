@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from segcli.cli.app import run
-from segcli.engine import draw_cv
-from segcli.engine.browse import browse, pick
+from segcli.report.browser import browse, pick
+from segcli.viz import draw_cv
 
 
 def read(path: Path) -> np.ndarray:

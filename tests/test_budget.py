@@ -10,8 +10,8 @@ import pytest
 from conftest import FakeClock
 
 from segcli.config.schema import ScheduleConfig
-from segcli.engine.budget import BudgetPolicy, Ledger, subsample_indices, warmup_warning
-from segcli.engine.trainer import train
+from segcli.train.budget import BudgetPolicy, Ledger, subsample_indices, warmup_warning
+from segcli.train.trainer import train
 
 
 class CostlyClock(FakeClock):
@@ -24,7 +24,7 @@ class CostlyClock(FakeClock):
 
 
 def patch_costs(monkeypatch: pytest.MonkeyPatch, clock: CostlyClock) -> None:
-    import segcli.engine.trainer as trainer
+    import segcli.train.trainer as trainer
 
     real_confusion, real_commit = trainer.confusion_over_loader, trainer.commit
 
@@ -93,7 +93,7 @@ def test_long_warmup_warns_naming_the_keys(tiny_overrides: list[str], monkeypatc
     assert "schedule.warmup_fraction" in log
     # budget mode: the length in steps is known after 20 steps (1 fake second each: 100 s = about 100 steps)
     clock = FakeClock()
-    monkeypatch.setattr("segcli.engine.trainer.clock", clock)
+    monkeypatch.setattr("segcli.train.trainer.clock", clock)
     over = [o for o in over if not o.startswith("train.epochs")]
     budgeted = [*over, "train.time_budget=100s", "schedule.warmup_iters=50", "train.plots=false"]
     result = train("quickstart", budgeted, callbacks=[clock])
@@ -133,7 +133,7 @@ def test_warmup_warning_rule() -> None:
 
 
 def test_warmup_fraction_ramps_over_the_run() -> None:
-    from segcli.engine.optim import lr_factor
+    from segcli.train.optim import lr_factor
 
     cfg = ScheduleConfig(name="constant", warmup_fraction=0.1, warmup_factor=0.0)
     assert lr_factor(cfg, 0, 0.0, 1.0) == 0.0

@@ -1,4 +1,4 @@
-"""Checkpoints: self-describing weights and the resumable state (segcli/engine/checkpoint.py)."""
+"""Checkpoints: self-describing weights and the resumable state (segcli/core/checkpoint.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from segcli.config.load import load_preset
-from segcli.data.format import make_info
-from segcli.engine.checkpoint import (
+from segcli.core.checkpoint import (
     build_from_weights,
     load_state,
     load_weights,
@@ -18,7 +17,8 @@ from segcli.engine.checkpoint import (
     save_state,
     save_weights,
 )
-from segcli.engine.factory import model_from_preset
+from segcli.core.factory import model_from_preset
+from segcli.data.format import make_info
 from segcli.errors import CheckpointError
 from segcli.models.registry import MODELS
 
@@ -76,7 +76,7 @@ def test_weights_load_into_a_model_built_without_initialisation(name: str, tmp_p
     from dataclasses import replace
 
     from segcli.config.schema import ModelConfig
-    from segcli.engine.checkpoint import _built_without_init
+    from segcli.core.checkpoint import _built_without_init
 
     torch.manual_seed(0)
     timm_keys = {"backbone": "test_resnet", "pretrained": False} if MODELS.info(name).timm_encoder else {}
@@ -96,7 +96,7 @@ def test_weights_load_into_a_model_built_without_initialisation(name: str, tmp_p
 
 
 def test_a_model_with_tensors_the_checkpoint_lacks_is_built_the_ordinary_way() -> None:
-    from segcli.engine.checkpoint import _built_without_init
+    from segcli.core.checkpoint import _built_without_init
 
     class WithScratch(torch.nn.Module):
         def __init__(self) -> None:

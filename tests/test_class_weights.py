@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from segcli.cli.app import run
+from segcli.core.factory import resolve_class_weights
 from segcli.data.class_weights import class_stats, class_weights, compute_weights, histogram
 from segcli.data.format import make_info, write_dataset_info
-from segcli.engine.factory import resolve_class_weights
 from segcli.errors import DataError, UserError
 
 # A small histogram worked by hand: 4 classes, the last absent.

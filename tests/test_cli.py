@@ -139,8 +139,8 @@ def test_presets_list_and_show_json(capsys: pytest.CaptureFixture) -> None:
 
 
 def test_infer_rejects_missing_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from segcli.engine.predictor import expand_inputs
     from segcli.errors import DataError
+    from segcli.infer.predictor import expand_inputs
 
     with pytest.raises(DataError, match="no such file, folder or pattern"):
         expand_inputs([str(tmp_path / "nothing.jpg")])

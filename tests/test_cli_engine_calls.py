@@ -8,15 +8,15 @@ from typing import Any
 import pytest
 
 from segcli.cli.app import run
-from segcli.engine.trainer import TrainResult
+from segcli.train.trainer import TrainResult
 
 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[str, tuple, dict]]:
     """Replace train/evaluate/predict with recorders returning minimal results."""
-    import segcli.engine.evaluator as evaluator
-    import segcli.engine.predictor as predictor
-    import segcli.engine.trainer as trainer
+    import segcli.infer.evaluator as evaluator
+    import segcli.infer.predictor as predictor
+    import segcli.train.trainer as trainer
 
     seen: list[tuple[str, tuple, dict]] = []
 
@@ -93,7 +93,7 @@ def test_engine_options_are_named_as_the_user_gave_them() -> None:
     """Errors from eval/infer options name --amp/--device, not the preset keys."""
     import torch
 
-    from segcli.engine.runtime import resolve_amp, select_device
+    from segcli.core.runtime import resolve_amp, select_device
     from segcli.errors import UserError
 
     with pytest.raises(UserError, match=r"^--amp fp32 is not one of auto, none, bf16, fp16$"):
@@ -110,7 +110,7 @@ def test_train_devices_option_hands_the_same_arguments_to_the_launcher(monkeypat
     from typer.testing import CliRunner
 
     from segcli.cli.app import app
-    from segcli.engine import distributed
+    from segcli.core import distributed
 
     seen = {}
     monkeypatch.delenv("WORLD_SIZE", raising=False)

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-import segcli.engine.commit as commit_mod
-from segcli.engine.checkpoint import read_metadata
-from segcli.engine.commit import commit, read_manifest, recover
-from segcli.engine.rundir import RunDir
-from segcli.engine.trainer import train
+import segcli.train.commit as commit_mod
+from segcli.core.checkpoint import read_metadata
+from segcli.core.rundir import RunDir
 from segcli.errors import CheckpointError
+from segcli.train.commit import commit, read_manifest, recover
+from segcli.train.trainer import train
 
 
 class Killed(Exception):

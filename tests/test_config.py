@@ -12,7 +12,7 @@ from segcli.config.load import load_preset, parse_overrides, preset_from_dict, p
 from segcli.config.reference import render_markdown
 from segcli.config.schema import Preset
 from segcli.config.toml_io import load_toml
-from segcli.engine.factory import loss_from_preset
+from segcli.core.factory import loss_from_preset
 from segcli.errors import PresetError
 from segcli.losses import LOSSES
 from segcli.losses.hard_mining import OhemOptions

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from segcli.cli.app import run
 from segcli.convert import convert
 from segcli.convert.loader import read_checkpoint, unwrap
-from segcli.engine.checkpoint import build_from_weights, read_metadata
+from segcli.core.checkpoint import build_from_weights, read_metadata
 from segcli.errors import CheckpointError, UserError
 from segcli.models import build_model
 

@@ -13,7 +13,7 @@ import torch
 
 from segcli.cli.app import run
 from segcli.convert import convert
-from segcli.engine.checkpoint import build_from_weights
+from segcli.core.checkpoint import build_from_weights
 from segcli.errors import CheckpointError, PresetError, UserError
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)

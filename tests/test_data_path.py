@@ -12,10 +12,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from segcli.config.load import load_preset
 from segcli.data import datasets
-from segcli.engine.meters import LossMeter
-from segcli.engine.state import Progress
-from segcli.engine.trainer import loader_options, train
 from segcli.errors import PresetError
+from segcli.train.meters import LossMeter
+from segcli.train.state import Progress
+from segcli.train.trainer import loader_options, train
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,7 @@ def test_ram_cache_and_persistent_workers_train_bitwise_like_plain_loading(tiny_
     plain = train("quickstart", over)
     messages: list[str] = []
 
-    from segcli.engine.callbacks import Callback
+    from segcli.core.callbacks import Callback
 
     class Messages(Callback):
         def on_message(self, text: str) -> None:
@@ -114,7 +114,7 @@ def test_training_stops_its_loader_workers_before_it_returns(tiny_overrides: lis
     where torch joins them one by one with a 5-second timeout each."""
     import multiprocessing
 
-    from segcli.engine.callbacks import Callback
+    from segcli.core.callbacks import Callback
 
     class KeepsTheStack(Callback):
         def on_val_end(self, val: object) -> None:

@@ -13,10 +13,10 @@ import torch
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
+from segcli.core.checkpoint import build_from_weights
 from segcli.data.datasets import EvalDataset, eval_collate
-from segcli.engine.checkpoint import build_from_weights
-from segcli.engine.evaluator import confusion_over_loader
 from segcli.extras import package_available
+from segcli.infer.evaluator import confusion_over_loader
 
 
 @pytest.mark.slow
@@ -155,7 +155,7 @@ def test_eval_under_torchrun_equals_one_process(tiny_overrides: list[str], tmp_p
     """Each rank evaluates a shard, the confusion matrices are summed: the metrics are exactly one process's."""
     import json
 
-    from segcli.engine.trainer import train
+    from segcli.train.trainer import train
 
     run = Path(train("quickstart", [*tiny_overrides, "train.device=cpu", "train.threads=1"]).run_dir)
     args = ["-m", "segcli", "eval", str(run), "--data", str(shapes_root), "--device", "cpu", "--worst", "3", "--json"]

@@ -1,11 +1,11 @@
-"""The EMA of the weights (segcli/engine/ema.py)."""
+"""The EMA of the weights (segcli/train/ema.py)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 
-from segcli.engine.ema import ModelEMA
+from segcli.train.ema import ModelEMA
 
 
 def test_ema_tracks_weights() -> None:

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from segcli.cli.app import run
-from segcli.engine.evaluator import evaluate
-from segcli.engine.trainer import train
 from segcli.errors import CheckpointError, UserError
+from segcli.infer.evaluator import evaluate
+from segcli.train.trainer import train
 from tests.conftest import TINY
 
 
@@ -41,8 +41,7 @@ def test_report_has_confusion_matrix_and_protocol(trained: Path, shapes_root: Pa
 
 
 def test_confusion_matrix_png_next_to_the_report(trained: Path, shapes_root: Path, tmp_path: Path) -> None:
-    from segcli.engine import draw_cv
-    from segcli.engine.plots import row_normalise
+    from segcli.viz import draw_cv, row_normalise
 
     res = evaluate(trained, shapes_root, out=tmp_path)
     png = Path(res.metrics["confusion_png"])
@@ -147,7 +146,7 @@ def test_eval_on_a_roi_dataset_counts_only_the_region(
 ) -> None:
     """`seg prepare folder --roi` then `seg eval`: the confusion matrix is the hand-made one over the region."""
     from segcli.data.format import read_dataset_info
-    from segcli.engine.predictor import predict
+    from segcli.infer.predictor import predict
 
     classes = ",".join(read_dataset_info(shapes_root).classes)
     images, masks = shapes_root / "images" / "val", shapes_root / "masks" / "val"

@@ -13,18 +13,18 @@ import torch
 
 from segcli.cli.app import run
 from segcli.config.load import load_preset
+from segcli.core.checkpoint import save_weights
+from segcli.core.factory import model_from_preset
 from segcli.data.format import make_info
 from segcli.data.io import write_image
-from segcli.engine.checkpoint import save_weights
-from segcli.engine.factory import model_from_preset
-from segcli.engine.trainer import train
 from segcli.models import MODELS, model_options
+from segcli.train.trainer import train
 from tests.conftest import TINY
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from segcli.engine.exporter import export_model  # noqa: E402
+from segcli.infer.exporter import export_model  # noqa: E402
 
 # What the pre-flight must decide for each registered model (ONNX): fixed size, and why.
 FIXED = {
@@ -166,7 +166,7 @@ def test_missing_extra_names_the_install_command(fpn_weights: Path, monkeypatch,
 def test_parity_failure_keeps_report_and_rejects_model(
     fpn_weights: Path, tmp_path: Path, images_dir: Path, monkeypatch, capsys
 ) -> None:
-    from segcli.engine import exporter
+    from segcli.infer import exporter
 
     class Broken(exporter.OnnxRunner):
         def __call__(self, x: torch.Tensor) -> torch.Tensor:  # a wrong graph: class 1 always wins

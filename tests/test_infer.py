@@ -13,13 +13,13 @@ import torch
 
 from segcli.cli.app import run
 from segcli.config.load import load_preset
+from segcli.core.checkpoint import build_from_weights, save_weights
+from segcli.core.factory import model_from_preset
 from segcli.data.format import DatasetInfo
 from segcli.data.io import read_image, read_mask, write_image
-from segcli.engine.checkpoint import build_from_weights, save_weights
-from segcli.engine.factory import model_from_preset
-from segcli.engine.predict_core import Protocol, predict_images
-from segcli.engine.predictor import overlay, predict
 from segcli.errors import UserError
+from segcli.infer.predict_core import Protocol, predict_images
+from segcli.infer.predictor import overlay, predict
 from tests.conftest import TINY
 
 
@@ -162,7 +162,7 @@ def test_bad_alpha_is_a_user_error(weights: Path, images: list[Path], tmp_path: 
 
 
 def test_legend_strip_names_the_classes_present() -> None:
-    from segcli.engine.draw_cv import draw_legend_strip
+    from segcli.viz.draw_cv import draw_legend_strip
 
     image = np.full((60, 120, 3), 90, np.uint8)
     palette = [(0, 0, 0), (250, 10, 10), (10, 250, 10), (10, 10, 250)]
@@ -228,8 +228,8 @@ def test_read_ahead_keeps_order_passes_errors_and_stops_with_its_consumer() -> N
     import itertools
     import threading
 
-    from segcli.engine.predictor import _read_ahead
     from segcli.errors import DataError
+    from segcli.infer.predictor import _read_ahead
 
     assert list(_read_ahead(iter(range(50)), 3)) == list(range(50))
 
@@ -249,7 +249,7 @@ def test_read_ahead_keeps_order_passes_errors_and_stops_with_its_consumer() -> N
 
 
 def test_class_counts_equal_bincount() -> None:
-    from segcli.engine.predictor import class_counts
+    from segcli.infer.predictor import class_counts
 
     rng = np.random.default_rng(0)
     for mask, k in [

@@ -13,10 +13,10 @@ import torch
 from segcli.config.load import load_preset
 from segcli.data.format import make_info, read_dataset_info, write_dataset_info
 from segcli.data.io import read_mask, write_mask
-from segcli.engine.init_from import init_from
-from segcli.engine.trainer import train
 from segcli.errors import CheckpointError, PresetError
 from segcli.models import build_model
+from segcli.train.init_from import init_from
+from segcli.train.trainer import train
 
 
 def _three_class_copy(shapes_root: Path, dst: Path) -> Path:

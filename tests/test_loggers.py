@@ -10,10 +10,11 @@ import pytest
 
 from segcli.cli.app import run
 from segcli.config.load import load_preset
-from segcli.engine.callbacks import Callback, IterStats
-from segcli.engine.loggers import LOGGERS, flat_preset, make_loggers
-from segcli.engine.trainer import train
+from segcli.config.loggers import LOGGERS
+from segcli.core.callbacks import Callback, IterStats
 from segcli.errors import PresetError
+from segcli.report.loggers import flat_preset, make_loggers
+from segcli.train.trainer import train
 
 
 class Steps(Callback):
@@ -146,7 +147,7 @@ def test_wandb_offline_run(tiny_overrides: list[str], wandb_offline: Path) -> No
 
 
 def test_wandb_mode_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from segcli.engine.loggers.wandb import wandb_mode
+    from segcli.report.loggers.wandb import wandb_mode
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from segcli.config.load import load_preset
 from segcli.config.schema import LossConfig
-from segcli.engine.factory import loss_from_preset
+from segcli.core.factory import loss_from_preset
 from segcli.errors import PresetError, UserError
 from segcli.losses import LOSSES, build_loss, loss_options
 from segcli.losses.cross_entropy import CrossEntropy

@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from segcli.config.load import load_preset
 from segcli.config.schema import ModelConfig
-from segcli.engine.factory import aux_weights, model_from_preset
+from segcli.core.factory import aux_weights, model_from_preset
 from segcli.errors import PresetError, UserError
 from segcli.models import MODELS, build_model, model_options
 from segcli.models.blocks import SCSE, SeparableConvBNReLU

@@ -1,12 +1,12 @@
-"""Optimisers, parameter groups and learning-rate schedules (segcli/engine/optim.py)."""
+"""Optimisers, parameter groups and learning-rate schedules (segcli/train/optim.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from segcli.config.schema import OptimConfig, ScheduleConfig
-from segcli.engine.optim import build_optimizer, lr_factor, param_groups
 from segcli.models import build_model
+from segcli.train.optim import build_optimizer, lr_factor, param_groups
 
 
 @pytest.mark.parametrize("name", ["poly", "cosine", "onecycle", "step", "constant"])
@@ -51,7 +51,7 @@ def test_param_groups_split_backbone_and_no_decay() -> None:
 
 def test_scale_lr_with_batch_is_off_by_default_and_linear_or_sqrt_when_asked() -> None:
     from segcli.config.load import load_preset
-    from segcli.engine.optim import batch_lr_scale
+    from segcli.train.optim import batch_lr_scale
 
     p = load_preset("quickstart", []).preset
     assert batch_lr_scale(p.optim, 64) == 1.0

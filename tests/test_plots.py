@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 
 from segcli.cli.app import run
-from segcli.engine import draw_cv
-from segcli.engine.callbacks import Callback, ValEnd
-from segcli.engine.plots import drawer, row_normalise
-from segcli.engine.trainer import train
+from segcli.core.callbacks import Callback, ValEnd
 from segcli.errors import PresetError
 from segcli.extras import package_available
+from segcli.train.trainer import train
+from segcli.viz import draw_cv, drawer, row_normalise
 
 
 class Snapshot(Callback):
@@ -89,12 +88,12 @@ def test_plots_written_and_refreshed_every_validation(tiny_overrides: list[str],
 
 
 def test_auto_picks_matplotlib_when_installed_else_opencv(monkeypatch: pytest.MonkeyPatch) -> None:
-    from segcli.engine import plots
+    import segcli.viz as viz
 
     assert drawer("opencv") is draw_cv
     if package_available("matplotlib"):
-        assert drawer("auto").__name__ == drawer("matplotlib").__name__ == "segcli.engine.draw_mpl"
-    monkeypatch.setattr(plots, "package_available", lambda name: False)
+        assert drawer("auto").__name__ == drawer("matplotlib").__name__ == "segcli.viz.draw_mpl"
+    monkeypatch.setattr(viz, "package_available", lambda name: False)
     assert drawer("auto") is draw_cv
     with pytest.raises(PresetError, match=r"pip install 'segcli\[plots\]'"):
         drawer("matplotlib")
@@ -130,7 +129,7 @@ def test_confusion_matrix_of_150_classes_stays_readable() -> None:
 
 def test_matplotlib_confusion_matrix_of_150_classes() -> None:
     pytest.importorskip("matplotlib", reason="matplotlib (the plots extra) is not installed")
-    from segcli.engine import draw_mpl
+    from segcli.viz import draw_mpl
 
     names = [f"class_{i:03d}_long_name" for i in range(150)]
     counts = np.random.default_rng(0).integers(0, 100, (150, 150)) + np.eye(150, dtype=np.int64) * 10_000
@@ -148,7 +147,7 @@ def test_bars_and_samples_of_each_backend(backend: str) -> None:
         pytest.importorskip("matplotlib", reason="matplotlib (the plots extra) is not installed")
     import importlib
 
-    mod = importlib.import_module(f"segcli.engine.{backend}")
+    mod = importlib.import_module(f"segcli.viz.{backend}")
     names = ["background", "a", "b"]
     img = mod.bars(np.array([10_000, 0, 7]), names, "pixels per class")
     assert img.ndim == 3 and img.dtype == np.uint8 and img.std() > 5

@@ -9,16 +9,16 @@ import torch
 import torch.nn.functional as F
 
 from segcli.config.schema import EvalConfig, ModelConfig
+from segcli.core.factory import model_from_preset
 from segcli.data.transforms import inference_size, keep_ratio_size
-from segcli.engine.factory import model_from_preset
-from segcli.engine.predict_core import (
+from segcli.errors import UserError
+from segcli.infer.predict_core import (
     Protocol,
     input_multiple,
     predict_images,
     protocol_from_eval,
     window_grid,
 )
-from segcli.errors import UserError
 from segcli.models import MODELS
 
 CPU = torch.device("cpu")
@@ -185,8 +185,8 @@ def test_protocol_from_eval_and_cli_values() -> None:
 
 
 def test_precision_follows_the_training_run_unless_asked() -> None:
-    from segcli.engine.predict_core import inference_precision
-    from segcli.engine.runtime import resolve_amp
+    from segcli.core.runtime import resolve_amp
+    from segcli.infer.predict_core import inference_precision
 
     assert inference_precision(None, "none", CPU) == "none"
     assert inference_precision(None, "fp16", CPU) == resolve_amp("auto", CPU)  # fp16 exists on CUDA only
@@ -196,7 +196,7 @@ def test_precision_follows_the_training_run_unless_asked() -> None:
 
 
 def test_class_ids_equal_argmax_ties_included() -> None:
-    from segcli.engine.predict_core import class_ids
+    from segcli.infer.predict_core import class_ids
 
     scores = torch.randint(0, 3, (7, 20, 30)).float()  # many ties
     assert torch.equal(class_ids(scores), scores.argmax(0))

@@ -9,8 +9,8 @@ import pytest
 from segcli.config.load import list_presets, load_preset
 from segcli.config.toml_io import load_toml
 from segcli.data.class_weights import class_weights
-from segcli.engine.trainer import train
 from segcli.errors import PresetError
+from segcli.train.trainer import train
 
 
 @pytest.fixture(scope="module")

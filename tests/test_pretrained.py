@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 from segcli.config.load import load_preset
 from segcli.config.schema import ModelConfig
-from segcli.engine.factory import model_from_preset
+from segcli.core.factory import model_from_preset
 from segcli.errors import CheckpointError, PresetError
 from segcli.models import build_model
 from segcli.models.encoder import TimmEncoder

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from segcli.engine.callbacks import IterStats, RunStart
-from segcli.engine.rundir import RunDir
-from segcli.engine.textlog import ProgressLines, ProgressMeter, fmt_bytes, fmt_duration, peak_memory
-from segcli.engine.trainer import train
+from segcli.core.callbacks import IterStats, RunStart
+from segcli.core.rundir import RunDir
+from segcli.report.textlog import ProgressLines, ProgressMeter, fmt_bytes, fmt_duration, peak_memory
+from segcli.train.trainer import train
 
 LINE = re.compile(
     r"epoch (\d+)/2 it (\d+)/4 loss [\d.]+ \(mean [\d.]+\)( \w+ [\d.]+)* lr [\d.e+-]+ [\d.]+ img/s "

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 
 from segcli.config.load import list_presets, load_preset, preset_meta
-from segcli.engine.factory import model_from_preset
+from segcli.core.factory import model_from_preset
 from segcli.errors import PresetError
 
 # (input channels, hidden width) of every auxiliary FCN head each recipe's source hangs, in output order.
@@ -121,8 +121,8 @@ def test_mean_and_std_default_to_the_backbones_pretraining_statistics(overrides,
 def test_a_vit_backbone_normalises_with_its_own_statistics_and_checkpoints_record_them(tmp_path) -> None:  # noqa: ANN001
     from segcli.config.load import preset_from_dict, preset_to_dict
     from segcli.config.schema import ModelConfig
+    from segcli.core.checkpoint import load_weights, read_metadata, save_weights
     from segcli.data.format import DatasetInfo
-    from segcli.engine.checkpoint import load_weights, read_metadata, save_weights
 
     assert ModelConfig().mean == "auto" and ModelConfig().std == "auto"
     model = model_from_preset(ModelConfig(name="fpn", backbone="test_vit", decoder_channels=16), 3)  # built in code

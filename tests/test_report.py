@@ -22,9 +22,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from segcli.cli.app import run
-from segcli.engine.evaluator import WEIGHT_CHOICES as WEIGHTS
-from segcli.engine.rundir import RunDir
-from segcli.engine.trainer import train
+from segcli.core.rundir import RunDir
+from segcli.infer.evaluator import WEIGHT_CHOICES as WEIGHTS
+from segcli.train.trainer import train
 from tests.conftest import TINY
 
 
@@ -136,7 +136,7 @@ def test_report_of_an_interrupted_run_says_what_is_missing(trained: Path, tmp_pa
     root = tomllib.loads(preset)["data"]["root"]
     (run_dir / "preset.toml").write_text(preset.replace(f'"{root}"', f'"{tmp_path / "gone"}"'))
     (run_dir / "log.txt").write_text("2026-01-01 00:00:00 start: device=cpu\n")
-    from segcli.engine.report import build_report
+    from segcli.report.run_report import build_report
 
     res = build_report(run_dir)
     text, page = parse(res.path)
@@ -151,7 +151,7 @@ def test_report_of_a_run_without_plots_draws_the_class_histogram(trained: Path, 
     run_dir = tmp_path / "noplots"
     shutil.copytree(trained, run_dir)
     shutil.rmtree(run_dir / "plots")
-    from segcli.engine.report import build_report
+    from segcli.report.run_report import build_report
 
     res = build_report(run_dir, worst=0)
     _, page = parse(res.path)

@@ -1,4 +1,4 @@
-"""RunDir: the run layout, numbering, metrics.csv and the weights resolver (segcli/engine/rundir.py)."""
+"""RunDir: the run layout, numbering, metrics.csv and the weights resolver (segcli/core/rundir.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from segcli.engine.rundir import RunDir, resolve_weights, run_of_weights
+from segcli.core.rundir import RunDir, resolve_weights, run_of_weights
 from segcli.errors import CheckpointError, UserError
 
 

@@ -63,7 +63,7 @@ def test_global_batch_sees_the_same_samples_per_step_on_one_and_two_processes() 
 def test_per_device_batch_divides_the_global_batch() -> None:
     import pytest
 
-    from segcli.engine.distributed import DistInfo, per_device_batch
+    from segcli.core.distributed import DistInfo, per_device_batch
     from segcli.errors import UserError
 
     assert per_device_batch(16, DistInfo()) == 16

@@ -1,4 +1,4 @@
-"""TrainState: what is saved is what is restored (segcli/engine/state.py)."""
+"""TrainState: what is saved is what is restored (segcli/train/state.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from segcli.engine.checkpoint import load_state, save_state
-from segcli.engine.ema import ModelEMA
-from segcli.engine.state import FORMAT, Progress, TrainState
+from segcli.core.checkpoint import load_state, save_state
+from segcli.train.ema import ModelEMA
+from segcli.train.state import FORMAT, Progress, TrainState
 
 
 def make_state(seed: int, ema: bool = True) -> TrainState:

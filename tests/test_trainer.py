@@ -12,9 +12,9 @@ import torch
 from conftest import FakeClock
 
 from segcli.config.schema import parse_duration
-from segcli.engine.callbacks import Callback, RunStart
-from segcli.engine.trainer import train
+from segcli.core.callbacks import Callback, RunStart
 from segcli.errors import PresetError, UserError
+from segcli.train.trainer import train
 
 
 def rows(run_dir: Path) -> list[dict]:
@@ -44,7 +44,7 @@ def test_iterations_accumulation_ema(tiny_overrides: list[str]) -> None:
 
 def test_early_stopping(tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """The monitored mIoU peaks at epoch 2; with patience 2 the run stops after epoch 4."""
-    import segcli.engine.trainer as trainer
+    import segcli.train.trainer as trainer
 
     scores = iter([0.5, 0.6, 0.55, 0.6, 0.9, 0.9, 0.9, 0.9])
 
@@ -61,7 +61,7 @@ def test_early_stopping(tiny_overrides: list[str], monkeypatch: pytest.MonkeyPat
 
 
 def test_time_budget_ends_annealed_with_validation(tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import segcli.engine.trainer as trainer
+    import segcli.train.trainer as trainer
 
     fake = FakeClock()
     monkeypatch.setattr(trainer, "clock", fake)
@@ -133,7 +133,7 @@ def test_bad_preset_leaves_no_run_directory(
 
 
 def test_extend_a_time_budget(tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import segcli.engine.trainer as trainer
+    import segcli.train.trainer as trainer
 
     fake = FakeClock()
     monkeypatch.setattr(trainer, "clock", fake)
@@ -160,7 +160,7 @@ def test_time_budget_reserves_the_final_validation_from_the_start(
 ) -> None:
     """Validation costs 1 s per image here (8 val images: 8 s), the first epoch-based validation would
     come after 12 s of training: the reserve must be known before it, or the run overruns its budget."""
-    import segcli.engine.trainer as trainer
+    import segcli.train.trainer as trainer
 
     fake = FakeClock()
     monkeypatch.setattr(trainer, "clock", fake)
@@ -193,7 +193,7 @@ def _oom() -> BaseException:
 def test_out_of_memory_is_one_line_naming_the_sizes(
     tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch, when: str, needle: str
 ) -> None:
-    import segcli.engine.trainer as trainer
+    import segcli.train.trainer as trainer
     from segcli.errors import TrainingError
 
     real = trainer.model_from_preset
@@ -232,7 +232,7 @@ def test_out_of_memory_is_one_line_naming_the_sizes(
 def test_validation_resizes_as_seg_eval_does(tiny_overrides: list[str]) -> None:
     """Validation during training uses the preset's keep-ratio resize, like `seg eval` on the run."""
     from segcli.config.load import load_preset
-    from segcli.engine.trainer import build_data, setup_runtime
+    from segcli.train.trainer import build_data, setup_runtime
 
     p = load_preset("quickstart", [*tiny_overrides, "eval.keep_ratio=[64,40]"]).preset
     data = build_data(p, setup_runtime(p))

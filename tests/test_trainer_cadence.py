@@ -11,9 +11,9 @@ import torch
 from conftest import FakeClock
 from safetensors.torch import load_file
 
-from segcli.engine.callbacks import Callback
-from segcli.engine.trainer import train
+from segcli.core.callbacks import Callback
 from segcli.errors import TrainingInterrupted
+from segcli.train.trainer import train
 
 
 class Kill(Callback):
@@ -72,7 +72,7 @@ def test_resume_from_a_mid_epoch_save_is_bitwise_identical(tiny_overrides: list[
 
 
 def test_save_min_seconds_spaces_mid_epoch_saves(tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import segcli.engine.trainer as trainer
+    import segcli.train.trainer as trainer
 
     fake = FakeClock()
     monkeypatch.setattr(trainer, "clock", fake)
@@ -96,7 +96,7 @@ def test_save_min_seconds_spaces_mid_epoch_saves(tiny_overrides: list[str], monk
 
 
 def test_validate_every_n_iterations(tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import segcli.engine.trainer as trainer
+    import segcli.train.trainer as trainer
 
     calls: list[int] = []
     real = trainer.confusion_over_loader
@@ -118,7 +118,7 @@ def test_validate_every_n_iterations(tiny_overrides: list[str], monkeypatch: pyt
 def test_early_stop_inside_an_epoch_ends_it_without_validating_twice(
     tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import segcli.engine.trainer as trainer
+    import segcli.train.trainer as trainer
 
     scores = iter([0.5, 0.6, 0.55])
 

@@ -31,9 +31,9 @@ DRIVER = """
 import os, signal, sys
 from pathlib import Path
 
-import segcli.engine.callbacks as callbacks
-import segcli.engine.commit as commit
-import segcli.engine.trainer as trainer
+import segcli.core.callbacks as callbacks
+import segcli.train.commit as commit
+import segcli.train.trainer as trainer
 from segcli.cli.app import run
 
 MOMENT, EPOCH = sys.argv[1], int(sys.argv[2])

@@ -14,8 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from segcli.engine.callbacks import Callback
-from segcli.engine.trainer import train
+from segcli.core.callbacks import Callback
+from segcli.train.trainer import train
 
 
 class StopAt(Callback):

@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from segcli import __version__
 from segcli.cli._common import SegGroup, err, state
+from segcli.cli.flags import cli_message
 from segcli.errors import SegError
 
 COMMAND_MODULES = [
@@ -123,7 +124,7 @@ def run(argv: list[str] | None = None) -> int:
     except SegError as e:
         if state.verbose:
             traceback.print_exc()
-        err.print(f"[bold red]error:[/] {escape(str(e))}")
+        err.print(f"[bold red]error:[/] {escape(cli_message(str(e)))}")
         return e.exit_code
     except _ABORTS:
         err.print("[red]aborted[/]")

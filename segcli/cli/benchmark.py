@@ -29,7 +29,7 @@ def benchmark_cmd(
 ) -> None:
     """Images/s and latency of a model on this machine, labelled with everything that decides them."""
     from segcli.cli.models import parse_size
-    from segcli.engine.benchmark import benchmark
+    from segcli.infer import benchmark
 
     r = benchmark(
         target,

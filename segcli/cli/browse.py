@@ -27,7 +27,7 @@ def browse_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Look at a dataset: images with masks overlaid and a legend, optionally as the model sees them."""
-    from segcli.engine.browse import browse
+    from segcli.report import browse
 
     res = browse(
         data, preset, split, n=n, out=out_dir, overwrite=overwrite, cols=cols, rows=rows, tile=tile, alpha=alpha,

@@ -71,7 +71,7 @@ def eval_cmd(
 
     Under torchrun (``torchrun --nproc-per-node N -m segcli eval RUN``) each process evaluates a shard and
     the confusion matrices are summed; rank 0 writes the report."""
-    from segcli.engine.evaluator import evaluate
+    from segcli.infer import evaluate
 
     res = evaluate(
         weights,

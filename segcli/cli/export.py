@@ -56,8 +56,8 @@ def export_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Export to ONNX or TorchScript with metadata, verified against PyTorch (report saved beside the model)."""
-    from segcli.engine.exporter import export_model
     from segcli.errors import UserError
+    from segcli.infer import export_model
 
     if onnx == torchscript:
         raise UserError("choose one format: --onnx or --torchscript")

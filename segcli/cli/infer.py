@@ -76,7 +76,7 @@ def infer_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Predict masks: palette PNGs (ids readable back), colour overlays, raw ids, probabilities; videos too."""
-    from segcli.engine.predictor import predict
+    from segcli.infer import predict
 
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("predicting", total=None)

@@ -20,7 +20,7 @@ def report_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Write <run>/report.html: preset, environment, timings, metrics per class, plots, worst images (one file)."""
-    from segcli.engine.report import build_report
+    from segcli.report import build_report
 
     res = build_report(run_dir, worst=worst, evaluate=evaluate, device=device)
     if as_json:

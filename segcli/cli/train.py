@@ -10,8 +10,8 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from segcli.cli._common import JsonOpt, err, fmt, out, print_json, table
-from segcli.engine.callbacks import Callback, IterStats, RunStart, ValEnd
-from segcli.engine.textlog import ProgressLines, ProgressMeter, fmt_bytes, fmt_duration, validation_lines
+from segcli.core.callbacks import Callback, IterStats, RunStart, ValEnd
+from segcli.report import ProgressLines, ProgressMeter, fmt_bytes, fmt_duration, validation_lines
 
 
 class RichProgress(Callback):
@@ -144,9 +144,9 @@ def train_cmd(
     import os
 
     from segcli.config.schema import METRIC_KEYS
-    from segcli.engine.rundir import RunDir
-    from segcli.engine.trainer import train
+    from segcli.core.rundir import RunDir
     from segcli.errors import TrainingInterrupted, UserError
+    from segcli.train import train
 
     if resume is None and preset is None:
         raise UserError("give a preset (e.g. `seg train quickstart`) or --resume RUN_DIR")
@@ -157,11 +157,11 @@ def train_cmd(
             )
         overrides = [*(overrides or []), f"train.time_budget={budget}", "train.auto=true"]
     if "WORLD_SIZE" not in os.environ and devices is None and resume is None:  # the preset's train.devices
-        from segcli.engine.trainer import devices_of  # (a resumed run takes --devices again)
+        from segcli.train import devices_of  # (a resumed run takes --devices again)
 
         devices = devices_of(preset, overrides or [], None)
     if devices and devices > 1 and "WORLD_SIZE" not in os.environ:  # not already under torchrun
-        from segcli.engine.distributed import launch
+        from segcli.core.distributed import launch
 
         args = ["train", *([preset] if preset else []), *(overrides or [])]
         args += ["--resume", str(resume)] if resume is not None else []

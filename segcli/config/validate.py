@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from segcli.config.loggers import logger_problems
 from segcli.config.schema import METRIC_KEYS, LossConfig, MetaConfig, ModelConfig, Preset, TrainConfig
 from segcli.config.toml_io import load_toml
 from segcli.errors import PresetError, UserError
@@ -356,8 +357,6 @@ def _check_loss(loss: LossConfig, check_files: bool, dataset: str) -> list[tuple
 
 def _check_extras(t: TrainConfig, check_packages: bool) -> list[tuple[str, str]]:
     """Logger names, and (with ``check_packages``) the packages the loggers and plots backend need."""
-    from segcli.engine.loggers import logger_problems
-
     found = [("train.loggers", problem) for problem in logger_problems(t.loggers, check_packages)]
     if check_packages and t.plots and t.plots_backend == "matplotlib" and not package_available("matplotlib"):
         found.append(

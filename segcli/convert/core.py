@@ -81,7 +81,7 @@ def _target(
 
     if check:
         if check.endswith(".safetensors"):
-            from segcli.engine.checkpoint import load_weights
+            from segcli.core.checkpoint import load_weights
 
             _, meta = load_weights(check)
             info = make_info(meta.dataset or "converted", meta.classes, [list(c) for c in meta.palette])
@@ -144,7 +144,7 @@ def convert(
     overwrite: bool = False,
 ) -> ConvertReport:
     """Convert ``src`` into ``out``; see the module docstring. Raises CheckpointError on any unaccounted key."""
-    from segcli.engine.factory import model_from_preset
+    from segcli.core.factory import model_from_preset
 
     src, out = Path(src), Path(out)
     if to not in ("segcli", "pth"):
@@ -244,7 +244,7 @@ def convert(
     else:
         from safetensors.torch import save_file
 
-        from segcli.engine.checkpoint import weights_metadata
+        from segcli.core.checkpoint import weights_metadata
 
         meta = weights_metadata(preset, info)
         meta["converted_from"] = f"{src.name}" + (f" ({km.name})" if km else "")

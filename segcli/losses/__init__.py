@@ -5,7 +5,7 @@ returns a scalar. Pixels at ``ignore_index`` never count: changing only them lea
 
 Adding a loss is one new file that registers its builder and options dataclass with
 ``@LOSSES.register("name", options=...)`` (from :mod:`segcli.losses.registry`) plus its name in the
-import line below. Nothing here reads presets (``segcli.engine.factory`` maps ``[loss]`` onto
+import line below. Nothing here reads presets (``segcli.core.factory`` maps ``[loss]`` onto
 :func:`build_loss`).
 """
 

@@ -4,7 +4,7 @@ Segmenter wrapper that normalises input.
 Adding a model is one new file that registers its builder with ``@MODELS.register("name")`` (from
 :mod:`segcli.models.registry`) plus its name in the import line below. Builders take the number of
 classes and keyword options (``backbone=``, ``decoder_channels=``, ...); nothing here reads presets
-(``segcli.engine.factory`` maps a preset's ``[model]`` table onto these options).
+(``segcli.core.factory`` maps a preset's ``[model]`` table onto these options).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from segcli.convert.maps import KeyMap, State, register
+from segcli.convert.maps.registry import KeyMap, State, register
 
 ENCODER = (
     (r"^encoder\.model\.", "net.encoder.body."),  # tu-<timm name>

@@ -18,7 +18,7 @@ What does not: ``deeplabv3_mobilenet_v3_large`` (see its entry). The auxiliary h
 
 from __future__ import annotations
 
-from segcli.convert.maps import KeyMap, chain, fold_bn, identity_conv_bn, register, zero_bias
+from segcli.convert.maps.registry import KeyMap, chain, fold_bn, identity_conv_bn, register, zero_bias
 
 RESNET_BACKBONE = (r"^backbone\.", "net.encoder.body.")
 AUX = (r"^aux_classifier\.",)

@@ -1,0 +1,30 @@
+"""The one map from the engine's argument names to the flags that set them.
+
+The engine names what a caller passed by its Python name (``errors.arg("tile")`` → ```tile```); a command's
+error line shows the flag instead (``--tile``). Most flags are the name with dashes; the exceptions are listed.
+"""
+
+from __future__ import annotations
+
+from segcli.errors import render_args
+
+# argument name → flag, where the flag is not "--" + the name with dashes
+FLAG_OF: dict[str, str] = {
+    "out_dir": "--out",
+    "weights_or_run": "WEIGHTS_OR_RUN",
+    "data_root": "--data",
+    "num_workers": "--workers",
+    "fmt": "--onnx/--torchscript",
+    "layout": "--input",
+    "which": "--weights",
+}
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of the engine argument ``name``."""
+    return FLAG_OF.get(name, "--" + name.replace("_", "-"))
+
+
+def cli_message(message: str) -> str:
+    """An engine message as the command line says it: argument names become flags."""
+    return render_args(message, flag_of)

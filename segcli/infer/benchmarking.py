@@ -1,0 +1,291 @@
+"""``seg benchmark``: throughput of one model on the machine at hand, honestly labelled.
+
+Inference: images/s and latency percentiles of the model alone (a float batch already on the device) and
+end to end (uint8 HWC images in host memory → device → model → argmax → uint8 masks back on the host).
+Training: images/s of one full step (forward, cross entropy, backward, AdamW) and its peak memory.
+Every figure comes with what decides it: device name, threads, resolution, precision, memory format,
+batch and backend.
+
+The target may be an exported model (``.onnx`` through onnxruntime, ``.torchscript``); ``onnx=True`` exports a
+checkpoint first (with its parity gate) and measures both backends, and ``data`` adds each backend's mIoU on
+a dataset, so a user choosing a backend sees what it costs in accuracy as well as what it gains in speed.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from segcli.core.runtime import autocast, resolve_amp, select_device
+from segcli.errors import UserError
+
+__all__ = ["benchmark"]
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+EXPORTED = {".onnx": "onnxruntime", ".torchscript": "torchscript", ".ts": "torchscript"}
+
+
+def _backend_of(target: str) -> str:
+    return EXPORTED.get(Path(target).suffix.lower(), "eager")
+
+
+def _is_weights(target: str) -> bool:
+    """Trained weights (a checkpoint, a run directory or an exported model), not a preset."""
+    return _backend_of(target) != "eager" or target.endswith((".safetensors", ".pt", ".pth")) or Path(target).is_dir()
+
+
+def _build(target: str, num_classes: int, device: torch.device) -> tuple[torch.nn.Module, str, int]:
+    """The model, its name and its number of classes: a weights file or an exported model (their own classes),
+    or a preset (``num_classes`` outputs, random weights)."""
+    if _backend_of(target) != "eager":
+        from segcli.infer.backends import load_inference_model
+
+        model, meta = load_inference_model(target, device)
+        return model, f"{meta.preset.model.name}/{meta.preset.model.backbone}", meta.num_classes
+    if _is_weights(target):
+        from segcli.core.checkpoint import build_from_weights
+        from segcli.infer.evaluator import resolve_weights
+
+        model, meta = build_from_weights(resolve_weights(target), device)
+        return model, f"{meta.preset.model.name}/{meta.preset.model.backbone}", meta.num_classes
+    from dataclasses import replace
+
+    from segcli.config.load import load_preset
+    from segcli.core.factory import model_from_preset
+
+    p = load_preset(target, []).preset
+    model = model_from_preset(replace(p.model, pretrained=False, pretrained_file=""), num_classes)
+    return model.to(device), f"{p.model.name}/{p.model.backbone}", num_classes
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn: Any, device: torch.device, warmup: int, iters: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    out = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def _summary(seconds: list[float], batch: int) -> dict[str, float]:
+    ms = sorted(s * 1e3 for s in seconds)
+    q = statistics.quantiles(ms, n=100, method="inclusive") if len(ms) > 1 else ms * 99
+    return {
+        "images_per_s": round(batch / statistics.median(seconds), 2),
+        "latency_ms_p50": round(statistics.median(ms), 2),
+        "latency_ms_p90": round(q[89], 2),
+        "latency_ms_p99": round(q[98], 2),
+    }
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the process's peak RSS (KiB on Linux)
+
+
+def _inference(
+    net: torch.nn.Module,
+    dev: torch.device,
+    precision: str,
+    fmt: torch.memory_format,
+    size: tuple[int, int],
+    batch: int,
+    warmup: int,
+    iters: int,
+) -> dict[str, Any]:
+    """Model-only and end-to-end (uint8 HWC in host memory → uint8 masks back) inference figures."""
+    h, w = size
+    x = torch.randint(0, 256, (batch, 3, h, w), dtype=torch.uint8, device=dev).contiguous(memory_format=fmt)
+    host = [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8) for i in range(batch)]
+    pin = dev.type == "cuda"
+
+    @torch.inference_mode()
+    def forward() -> None:
+        with autocast(dev, precision):
+            _logits(net, x)
+
+    @torch.inference_mode()
+    def end_to_end() -> None:
+        images = torch.from_numpy(np.stack(host)).permute(0, 3, 1, 2)
+        images = (images.pin_memory() if pin else images).to(dev, non_blocking=True).contiguous(memory_format=fmt)
+        with autocast(dev, precision):
+            masks = _logits(net, images).argmax(1).to(torch.uint8)
+        masks.cpu().numpy()
+
+    return {
+        "inference": _summary(_time(forward, dev, warmup, iters), batch),
+        "inference_end_to_end": _summary(_time(end_to_end, dev, warmup, iters), batch),
+    }
+
+
+def _logits(net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    out = net(images)
+    return out["out"] if isinstance(out, dict) else out
+
+
+def _miou(target: str, data: str, split: str, device: str, amp: str) -> dict[str, Any]:
+    """mIoU and pixel accuracy of ``target`` on a dataset split, through seg eval's own path."""
+    from segcli.infer.evaluator import evaluate
+
+    with tempfile.TemporaryDirectory(prefix="segcli-bench-") as tmp:  # the eval report is not kept
+        r = evaluate(target, data, split, device=device, amp=None if _backend_of(target) != "eager" else amp, out=tmp)
+    return {"split": split, "mIoU": r.metrics["mIoU"], "pixel_acc": r.metrics.get("pixel_acc")}
+
+
+def benchmark(
+    target: str = "quickstart",
+    size: tuple[int, int] = (512, 512),
+    batch: int = 1,
+    device: str = "auto",
+    amp: str = "auto",
+    channels_last: bool = True,
+    compile: bool = False,
+    num_classes: int = 19,
+    iters: int = 10,
+    warmup: int = 2,
+    train: bool = True,
+    *,
+    data: str | None = None,
+    split: str = "val",
+    onnx: bool = False,
+) -> dict[str, Any]:
+    """Inference (model alone and end to end) and training-step throughput of ``target``; a dict of figures.
+
+    ``data``: also the mIoU on that dataset's ``split`` (weights or exported models only). ``onnx``: export the
+    checkpoint too and add onnxruntime's figures (and mIoU) under ``"backends"``, the parity report with them.
+    """
+    dev = select_device(device, option="--device")
+    backend = _backend_of(target)
+    exported = backend != "eager"
+    precision = "graph" if exported else resolve_amp(amp, dev, option="--amp")
+    if (data or onnx) and not _is_weights(target):
+        raise UserError(f"{target}: --data and --onnx need trained weights (a .safetensors file or a run directory)")
+    if onnx and exported:
+        raise UserError(f"{target}: --onnx exports a checkpoint; this is already an exported model")
+    model, arch, num_classes = _build(target, num_classes, dev)
+    fmt = torch.channels_last if channels_last and not exported else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    net = torch.compile(model) if compile and not exported else model
+
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    model.eval()
+    result: dict[str, Any] = {
+        "model": arch,
+        "target": target,
+        "device": str(dev),
+        "device_name": device_name(dev),
+        "threads": torch.get_num_threads(),
+        "resolution": f"{size[0]}x{size[1]}",
+        "precision": precision,
+        "memory_format": "channels_last" if fmt == torch.channels_last else "contiguous",
+        "batch": batch,
+        "backend": "compile" if compile and not exported else backend,
+        **_inference(net, dev, "none" if exported else precision, fmt, size, batch, warmup, iters),
+    }
+    if data:
+        result["accuracy"] = _miou(target, data, split, device, amp)
+    if train and not exported:
+        result["train_step"] = _train_step(model, net, dev, precision, fmt, size, batch, num_classes, warmup, iters)
+    elif train:
+        result["train_step_skipped"] = "an exported model has no training step"
+    if onnx:
+        result["backends"] = [_onnx_backend(target, dev, size, batch, warmup, iters, data, split, device)]
+    result["cpu_count"] = os.cpu_count()
+    return result
+
+
+def _train_step(
+    model: torch.nn.Module,
+    net: torch.nn.Module,
+    dev: torch.device,
+    precision: str,
+    fmt: torch.memory_format,
+    size: tuple[int, int],
+    batch: int,
+    num_classes: int,
+    warmup: int,
+    iters: int,
+) -> dict[str, Any]:
+    """images/s of one forward/backward/AdamW step and the peak memory."""
+    h, w = size
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    target_masks = torch.randint(0, num_classes, (max(batch, 2), h, w), device=dev)
+    xt = torch.randint(0, 256, (max(batch, 2), 3, h, w), dtype=torch.uint8, device=dev)
+    xt = xt.contiguous(memory_format=fmt)  # BatchNorm needs 2 images in training
+
+    def step() -> None:
+        with autocast(dev, precision):
+            loss = F.cross_entropy(_logits(net, xt).float(), target_masks)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
+    seconds = _time(step, dev, warmup, max(iters // 2, 3))
+    return {
+        "batch": xt.shape[0],
+        "images_per_s": round(xt.shape[0] / statistics.median(seconds), 2),
+        "peak_memory_mb": round(_peak_memory_mb(dev), 1),
+        "peak_memory_of": "CUDA allocator" if dev.type == "cuda" else "process RSS",
+    }
+
+
+def _onnx_backend(
+    target: str,
+    dev: torch.device,
+    size: tuple[int, int],
+    batch: int,
+    warmup: int,
+    iters: int,
+    data: str | None,
+    split: str,
+    device: str,
+) -> dict[str, Any]:
+    """Export ``target`` to a temporary ONNX file (parity gate included), then the same figures through it."""
+    from segcli.infer.exporter import export_model
+
+    with tempfile.TemporaryDirectory(prefix="segcli-bench-") as tmp:
+        exp = export_model(target, "onnx", Path(tmp) / "model.onnx", data_root=data, device=device)
+        model, _, _ = _build(str(exp.path), 0, dev)
+        row: dict[str, Any] = {
+            "backend": "onnxruntime",
+            "shapes": "dynamic" if exp.info.dynamic else f"fixed {exp.info.fixed_size}",
+            "parity": {k: exp.parity.get(k) for k in ("passed", "agreement", "max_abs_diff", "bound")},
+            **_inference(model.eval(), dev, "none", torch.contiguous_format, size, batch, warmup, iters),
+        }
+        if data:
+            row["accuracy"] = _miou(str(exp.path), data, split, device, "none")
+    return row

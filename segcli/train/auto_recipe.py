@@ -1,0 +1,243 @@
+"""``train.auto``: choose crop, batch, lr and schedule for a time budget from measured step times.
+
+The time analogue of ultralytics' AutoBatch (which sizes the batch for memory): before training, time a
+few optimiser steps of the real model on random inputs at candidate crop sizes and batch sizes, then
+apply :func:`choose`. The rule (docs/budget.md has the measurements behind it):
+
+1. **Enough steps.** A short run is limited by the number of optimiser steps, not by pixels per step:
+   the budget, less the probe, must give at least :data:`MIN_STEPS` steps. Among the probed
+   (crop, batch) pairs whose step time allows that many, take the one that moves the most pixels per
+   step (``batch * crop^2``): more context and less gradient noise, at no cost in steps. Ties go to the
+   larger crop (context), then to the larger batch.
+2. **Nothing fits.** When even the cheapest pair gives fewer steps, take the cheapest (most steps).
+3. **lr** follows the batch by the square-root rule from the preset's ``optim.lr`` at its
+   ``data.batch_size`` (Adam-family optimisers), never above :data:`MAX_LR_SCALE` times it.
+4. **Schedule**: the preset's (poly by default) over the budget, with a warmup of
+   :data:`WARMUP_FRACTION` of the run (``schedule.warmup_fraction``) and no warmup in iterations.
+
+The probe is capped at :data:`PROBE_SHARE` of the budget, and its time comes off the budget, so
+``train.time_budget`` still bounds the whole command.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+import torch
+
+from segcli.config.schema import Preset
+
+__all__ = ["MIN_STEPS", "AutoChoice", "Probe", "apply_choice", "choose", "probe_step_times", "candidate_crops"]
+
+MIN_STEPS = 300  # a budgeted run should take at least this many optimiser steps (docs/budget.md)
+PROBE_SHARE = 0.05  # the probe spends at most this share of the budget
+WARMUP_FRACTION = 0.03
+MAX_LR_SCALE = 2.0
+CROPS = (128, 160, 192, 256, 320, 384, 512)
+BATCHES = (4, 8, 16)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One measured candidate: seconds per optimiser step at ``batch`` crops of ``crop`` x ``crop`` pixels."""
+
+    crop: int
+    batch: int
+    seconds: float
+    note: str = ""  # how it was measured when not directly
+
+    @property
+    def pixels(self) -> int:
+        return self.batch * self.crop * self.crop
+
+
+@dataclass(frozen=True)
+class AutoChoice:
+    crop: int
+    batch: int
+    lr: float
+    steps: int  # expected optimiser steps in the budget
+    why: str
+    probes: tuple[Probe, ...]
+
+    def describe(self) -> str:
+        table = ", ".join(
+            f"{q.crop}px x{q.batch}: {q.seconds:.3f}s/step{f' ({q.note})' if q.note else ''}" for q in self.probes
+        )
+        return (
+            f"auto recipe: augment.crop_size=[{self.crop},{self.crop}] data.batch_size={self.batch} "
+            f"optim.lr={self.lr:.3g}, poly schedule over the budget with {WARMUP_FRACTION:.0%} warmup; about "
+            f"{self.steps} steps. Why: {self.why}. Probed: {table}"
+        )
+
+
+def candidate_crops(max_side: int, preset_crop: int) -> list[int]:
+    """Crop sizes worth probing: the candidates up to the preset's crop and the training images' size."""
+    limit = max(min(max_side, preset_crop), CROPS[0])
+    return [c for c in CROPS if c <= limit] or [CROPS[0]]
+
+
+def choose(probes: Iterable[Probe], seconds: float, base_lr: float, base_batch: int) -> AutoChoice:
+    """The rule above, on measured (or, in tests, given) step times for a training time of ``seconds``."""
+    probes = tuple(probes)
+    if not probes:
+        raise ValueError("no probe measurements")
+    fits = [q for q in probes if seconds / max(q.seconds, 1e-9) >= MIN_STEPS]
+    if fits:
+        best = max(fits, key=lambda q: (q.pixels, q.crop, q.batch))
+        why = (
+            f"the most pixels per step ({best.batch} x {best.crop}^2) that still gives at least {MIN_STEPS} "
+            f"steps in {seconds:.0f}s"
+        )
+    else:
+        best = min(probes, key=lambda q: (q.seconds, -q.pixels))
+        why = f"no probed size gives {MIN_STEPS} steps in {seconds:.0f}s; the cheapest step gives the most steps"
+    scale = min(math.sqrt(best.batch / base_batch), MAX_LR_SCALE)
+    steps = int(seconds / max(best.seconds, 1e-9))
+    return AutoChoice(best.crop, best.batch, base_lr * scale, steps, why, probes)
+
+
+def apply_choice(p: Preset, choice: AutoChoice, budget: float) -> Preset:
+    """The preset with the chosen crop, batch, lr and warmup, and the budget left after the probe."""
+    seconds = max(budget, 1.0)
+    return replace(
+        p,
+        augment=replace(p.augment, crop_size=(choice.crop, choice.crop)),
+        data=replace(p.data, batch_size=choice.batch),
+        optim=replace(p.optim, lr=choice.lr, scale_lr_with_batch="none"),
+        schedule=replace(p.schedule, warmup_iters=0, warmup_fraction=WARMUP_FRACTION),
+        train=replace(p.train, time_budget=f"{seconds:.3f}s", auto=False),
+    )
+
+
+def probe_step_times(
+    step: Callable[[int, int], Callable[[], None]],
+    crops: list[int],
+    budget: float,
+    clock: Callable[[], float],
+    batches: tuple[int, ...] = BATCHES,
+    repeats: int = 1,
+) -> list[Probe]:
+    """Time ``repeats`` steps (after one warm-up step) of ``step(crop, batch)`` for each candidate; a
+    candidate whose warm-up step alone is too slow for :data:`MIN_STEPS` is recorded at that time.
+
+    A scout step at batch 1 comes first and ends the probe when even the smallest candidate is hopeless.
+    Crops go smallest first at the smallest batch; a crop whose step is already too slow for
+    :data:`MIN_STEPS` steps ends the crop sweep (larger ones are slower still). Larger batches are then
+    tried at the fitting crops, largest crop first. Stops when the probe has used :data:`PROBE_SHARE` of the budget.
+    """
+    t_start, found = clock(), []
+    cap = PROBE_SHARE * budget
+
+    def timed(crop: int, batch: int) -> Probe | None:
+        if clock() - t_start > cap:
+            return None
+        run = step(crop, batch)
+        t0 = clock()
+        run()  # warm-up: allocations, kernel selection
+        first = clock() - t0
+        if budget / max(first, 1e-9) < MIN_STEPS:  # too slow even counting the warm-up as a step: no need to
+            q = Probe(crop, batch, first)  # time it again (on a slow machine each probe step is precious)
+        else:
+            times = [first]
+            for _ in range(repeats):
+                t0 = clock()
+                run()
+                times.append(clock() - t0)
+            q = Probe(crop, batch, min(times))  # the fastest step (the warm-up's one-time costs only raise it)
+        found.append(q)
+        return q
+
+    # a scout step at batch 1 first: on a machine where even the smallest candidate cannot give MIN_STEPS
+    # (at least half of batch-size times the batch-1 step), probing further would only eat the budget
+    run = step(crops[0], 1)
+    t0 = clock()
+    run()
+    t1 = clock()
+    run()
+    one = min(t1 - t0, clock() - t1)  # the faster of two: one step slowed by a busy machine does not decide
+    if budget / max(one * batches[0] / 2, 1e-9) < MIN_STEPS:
+        return [Probe(crops[0], batches[0], one * batches[0], note=f"{batches[0]} x the batch-1 step")]
+    fitting = []
+    for crop in crops:
+        q = timed(crop, batches[0])
+        if q is None or budget / max(q.seconds, 1e-9) < MIN_STEPS:
+            break
+        fitting.append(crop)
+    for crop in reversed(fitting):
+        for batch in batches[1:]:
+            q = timed(crop, batch)
+            if q is None or budget / max(q.seconds, 1e-9) < MIN_STEPS:
+                break
+    return found
+
+
+def model_step(
+    model: torch.nn.Module,
+    criterion: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    num_classes: int,
+    device: torch.device,
+    amp: str,
+    channels_last: bool,
+) -> Callable[[int, int], Callable[[], None]]:
+    """``step(crop, batch)`` → a function doing one training step of ``model`` on random data of that shape."""
+    from segcli.core.runtime import autocast
+
+    def make(crop: int, batch: int) -> Callable[[], None]:
+        images = torch.randn(batch, 3, crop, crop, device=device)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        masks = torch.randint(0, num_classes, (batch, crop, crop), device=device)
+
+        def run() -> None:
+            with autocast(device, amp):
+                out = model(images)
+                out = out["out"] if isinstance(out, dict) else out
+                loss = criterion(out, masks)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+
+        return run
+
+    return make
+
+
+def auto_preset(p: Preset, device: torch.device, amp: str, clock: Callable[[], float]) -> tuple[Preset, AutoChoice]:
+    """Probe the preset's model on this device and return the preset with the auto recipe applied (its
+    ``train.time_budget`` less the probe's time) and the choice (for the log)."""
+    import cv2
+
+    from segcli.core.factory import loss_from_preset, model_from_preset
+    from segcli.data.format import DatasetIndex
+    from segcli.train.optim import build_optimizer
+
+    t0 = clock()
+    budget = p.train.time_budget_seconds or 0.0
+    index = DatasetIndex.scan(p.data.root, [p.data.train_split])
+    pairs = index.pairs(p.data.train_split)
+    image = cv2.imread(str(pairs[0][0]), cv2.IMREAD_UNCHANGED) if pairs else None
+    # crops up to the images' own size: a larger crop only trains on upscaled pixels (the scale jitter
+    # still zooms inside the crop), and costs steps (shapes, 128 px images: 192 px crops gave 0.65x the steps)
+    side = max(image.shape[:2]) if image is not None else max(p.augment.crop_size)
+    crops = candidate_crops(side, max(max(p.augment.crop_size), 256))
+    num_classes = index.info.num_classes
+    model = model_from_preset(p.model, num_classes).to(device).train()
+    if p.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    criterion = loss_from_preset(p.loss, num_classes, index.info.ignore_index, None).to(device)
+    optimizer = build_optimizer(model, p.optim)
+    rng = torch.get_rng_state()
+    probes = probe_step_times(
+        model_step(model, criterion, optimizer, num_classes, device, amp, p.train.channels_last), crops, budget, clock
+    )
+    torch.set_rng_state(rng)
+    del model, optimizer
+    left = budget - (clock() - t0)
+    choice = choose(probes, left, p.optim.lr, p.data.batch_size)
+    return apply_choice(p, choice, left), choice

@@ -1,0 +1,113 @@
+"""One save of a run is one consistent set of files: metrics.csv, weights/*.safetensors and state.pt.
+
+A save (:func:`commit`) writes every file to a temp name beside it (``.<name>.XXXX``, as
+:func:`segcli.io_utils.atomic_write` does), then writes ``checkpoint.json`` atomically (epoch, step,
+the files and the temp name of each), then renames the temps onto the real names. The manifest is
+the commit point:
+
+* killed before it: the temps are strays, the files on disk are still the previous save, and the
+  manifest still describes it;
+* killed after it, during the renames: the manifest names every temp not renamed yet, so
+  :func:`recover` finishes the renames (renaming is idempotent: a temp already moved is gone).
+
+Resume calls :func:`recover` first, which finishes a cut-short commit and removes every other temp.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from segcli.core.rundir import RunDir
+from segcli.errors import CheckpointError, TrainingError
+from segcli.io_utils import atomic_write_text, write_temp
+
+__all__ = ["FORMAT", "commit", "read_manifest", "recover"]
+
+FORMAT = "segcli-checkpoint/1"
+Writer = Callable[[Path], None]
+
+
+def _stage(path: Path, writer: Writer) -> Path:
+    """``writer`` into a temp file beside ``path`` (not renamed yet); the temp path."""
+    return write_temp(path, writer, durable=True)
+
+
+def _inside(run: RunDir, path: Path) -> str:
+    """``path`` relative to the run directory, as posix text (either may be relative or absolute)."""
+    return Path(os.path.relpath(path, run.path)).as_posix()
+
+
+def _rename(src: Path, dst: Path) -> None:
+    os.replace(src, dst)
+
+
+def _finish(run: RunDir, manifest: Mapping[str, Any]) -> None:
+    """Rename every temp the manifest names that is still there onto its file (state.pt last)."""
+    pending = dict(manifest.get("pending", {}))
+    for name in sorted(pending, key=lambda n: n == run.state.name):
+        tmp = run.path / pending[name]
+        if tmp.is_file():
+            _rename(tmp, run.path / name)
+
+
+def commit(run: RunDir, epoch: int, step: int, files: Mapping[Path, Writer]) -> None:
+    """Write ``files`` (path → writer) as one save of ``run``: all of them, or (after a kill) none."""
+    staged: dict[Path, Path] = {}
+    try:
+        for path, writer in files.items():
+            staged[path] = _stage(path, writer)
+        # relpath, not relative_to: the temps are absolute (mkstemp) even when the run's path is relative
+        rel = {_inside(run, p): _inside(run, tmp) for p, tmp in staged.items()}
+        manifest = {"format": FORMAT, "epoch": epoch, "step": step, "files": sorted(rel), "pending": rel}
+        atomic_write_text(run.manifest, json.dumps(manifest, indent=1) + "\n", durable=True)  # the commit point
+    except BaseException as e:
+        for tmp in staged.values():
+            tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise TrainingError(
+                f"{run.path}: no space left on the disk while saving epoch {epoch} (step {step}); the previous "
+                f"checkpoint set is intact: free space, then seg train --resume {run.path}"
+            ) from None
+        raise
+    _finish(run, manifest)
+
+
+def read_manifest(run: RunDir) -> dict[str, Any] | None:
+    """``checkpoint.json``, or None for a run without one (saved before manifests existed, or none yet)."""
+    if not run.manifest.is_file():
+        return None
+    try:
+        manifest = json.loads(run.manifest.read_text(encoding="utf-8"))
+        if manifest.get("format") != FORMAT:
+            raise ValueError(f"format {manifest.get('format')!r}, expected {FORMAT!r}")
+        return manifest
+    except (ValueError, AttributeError, OSError) as e:
+        raise CheckpointError(
+            f"{run.manifest}: damaged checkpoint manifest ({e}); delete it to resume from state.pt"
+        ) from None
+
+
+def _strays(run: RunDir) -> list[Path]:
+    """Temp files of interrupted writes: ``.<name>.*`` beside a run's checkpoint files."""
+    names = {run.metrics.name, run.state.name, run.manifest.name, run.preset.name}
+    names |= {run.weights(n).name for n in ("last", "best", "ema")}
+    folders = [d for d in (run.path, run.weights_dir) if d.is_dir()]
+    return [f for d in folders for f in d.iterdir() if any(f.name.startswith(f".{n}.") for n in names)]
+
+
+def recover(run: RunDir) -> dict[str, Any] | None:
+    """Before resuming: finish a commit cut short by a kill and delete every other temp file.
+
+    Returns the manifest (None for a run without one).
+    """
+    manifest = read_manifest(run)
+    if manifest is not None:
+        _finish(run, manifest)
+    for stray in _strays(run):
+        stray.unlink(missing_ok=True)
+    return manifest

@@ -1,0 +1,735 @@
+"""Training: build everything, then ``for epoch: train_one_epoch(); validate(); save()``.
+
+The run directory (:class:`~segcli.core.rundir.RunDir`) is created only after the data, model,
+loss and optimiser are built, so a bad preset leaves nothing behind. Resume state is one
+:class:`~segcli.train.state.TrainState`; because augmentation and shuffling depend only on
+(seed, epoch, position), a resumed run sees exactly the batches the uninterrupted run would have.
+
+Saves happen at epoch ends and, with ``train.save_every``, every N iterations inside an epoch (at
+least ``train.save_min_seconds`` apart); a mid-epoch save records the position, and resume continues
+from the next batch (:meth:`SeededSampler.set_epoch` with ``start``). metrics.csv gets one row per
+epoch, at its end. Under a time budget the schedule runs on the budget less a reserve for the final
+validation, estimated before the first step (:meth:`Trainer.estimate_reserve`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import random
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from segcli.config.load import LoadedPreset, load_preset, preset_from_dict, preset_to_toml
+from segcli.config.schema import METRIC_KEYS, Preset
+from segcli.config.toml_io import load_toml
+from segcli.config.validate import validate_preset
+from segcli.core import distributed as ddp
+from segcli.core.callbacks import Callback, CallbackList, IterStats, LogFile, RunStart, ValEnd
+from segcli.core.checkpoint import load_state, state_writer, weights_writer
+from segcli.core.factory import aux_weights, class_weights_from_preset, loss_from_preset, model_from_preset
+from segcli.core.rundir import RunDir
+from segcli.core.runtime import autocast, grad_scaler, resolve_amp, select_device, set_deterministic, set_threads
+from segcli.data.datasets import (
+    EvalDataset,
+    SeededSampler,
+    TrainDataset,
+    cache_bytes,
+    decode_all,
+    eval_collate,
+    resolve_workers,
+    worker_init,
+)
+from segcli.data.format import DatasetIndex, DatasetInfo, validate_dataset
+from segcli.data.lint import quick_lint
+from segcli.data.transforms import build_train_transform
+from segcli.errors import CheckpointError, TrainingError, TrainingInterrupted, UserError
+from segcli.infer.evaluator import confusion_over_loader
+from segcli.losses.outputs import output_loss
+from segcli.report.loggers import make_loggers
+from segcli.report.plots import Plots
+from segcli.report.run_report import RunReport
+from segcli.report.textlog import ProgressLines
+from segcli.train.auto_recipe import auto_preset
+from segcli.train.budget import estimate_save_seconds, subsample_indices, warmup_warning
+from segcli.train.commit import commit, recover
+from segcli.train.ema import ModelEMA
+from segcli.train.extend import Extension, extend_preset
+from segcli.train.failures import is_out_of_memory, out_of_memory
+from segcli.train.init_from import init_lines
+from segcli.train.meters import LossMeter
+from segcli.train.optim import batch_lr_scale, build_optimizer, lr_factor, set_lr
+from segcli.train.pacer import Pacer, Plan
+from segcli.train.state import TrainState
+
+__all__ = ["TrainResult", "Trainer", "devices_of", "train"]
+
+clock = time.perf_counter  # the trainer's only clock (tests drive time budgets with a fake one)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    epochs: int
+    best: dict[str, Any] = field(default_factory=dict)
+    last: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    timing: dict[str, float] = field(default_factory=dict)  # seconds per activity (budget.Ledger.shares)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_dir": str(self.run_dir),
+            "epochs": self.epochs,
+            "best": self.best,
+            "last": self.last,
+            "seconds": round(self.seconds, 2),
+            "timing": {k: round(v, 3) for k, v in self.timing.items()},
+        }
+
+
+# ----------------------------------------------------------------------------------------- setup
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where this process trains: DDP rank, device, autocast precision."""
+
+    dist: ddp.DistInfo
+    device: torch.device
+    amp: str
+    batch: int  # images per step on this device: data.batch_size (the global batch) / world size
+
+    def describe(self, p: Preset) -> str:
+        lr = p.optim.lr * batch_lr_scale(p.optim, p.data.batch_size)
+        return (
+            f"device={self.device} amp={self.amp} channels_last={p.train.channels_last} "
+            f"world_size={self.dist.world_size} batch={p.data.batch_size} per_device_batch={self.batch} "
+            f"accumulate={p.train.accumulate} lr={lr:g} argv={' '.join(sys.argv[1:])}"
+        )
+
+
+def setup_runtime(p: Preset) -> Runtime:
+    dist = ddp.init_distributed(p.train.device)
+    batch = ddp.per_device_batch(p.data.batch_size, dist)
+    device = select_device(p.train.device, dist.local_rank if dist.enabled else None)
+    set_threads(p.train.threads)
+    set_deterministic(p.train.deterministic)
+    return Runtime(dist, device, resolve_amp(p.train.amp, device), batch)
+
+
+@dataclass
+class Data:
+    """The dataset's description and the train/val loaders of this process."""
+
+    info: DatasetInfo
+    train_loader: DataLoader
+    sampler: SeededSampler
+    val_loader: DataLoader
+    messages: list[str]  # lint warnings and what the data path set up, printed at the start
+
+
+def loader_options(workers: int, pin: bool) -> dict[str, Any]:
+    """Workers that live for the whole run (not restarted every epoch), each prefetching a few batches
+    and running OpenCV single-threaded; pinned host memory for asynchronous copies to CUDA."""
+    if workers == 0:
+        return {"num_workers": 0, "pin_memory": pin}
+    return {
+        "num_workers": workers,
+        "pin_memory": pin,
+        "persistent_workers": True,
+        "prefetch_factor": 4,
+        "worker_init_fn": worker_init,
+    }
+
+
+def stop_workers(*loaders: DataLoader) -> None:
+    """Stop the loaders' persistent worker processes now, not when the loaders become garbage.
+
+    A reference cycle anywhere on the training stack (an exception object kept by a plotting library is
+    enough) keeps the loaders alive until the garbage collector runs, or until interpreter exit, where
+    torch 2.11 joins each worker with a 5-second timeout one after another: a 15 + 15 worker run under
+    torchrun on a GPU host took 2.5 minutes to exit after its last line. DataLoader has no public close;
+    its iterator's own shutdown is used when present (a torch without it falls back to the old behaviour).
+    """
+    for loader in loaders:
+        iterator = getattr(loader, "_iterator", None)
+        shutdown = getattr(iterator, "_shutdown_workers", None)
+        if callable(shutdown):
+            shutdown()
+            loader._iterator = None
+
+
+def build_data(p: Preset, rt: Runtime) -> Data:
+    """Scan the dataset once, check it (format, then the sampled lint) and build this rank's loaders."""
+    splits = [p.data.train_split, p.data.val_split]
+    index = DatasetIndex.scan(p.data.root, splits)
+    info = validate_dataset(index, splits=splits, sample_masks=0)
+    messages = []
+    if p.data.check_samples:  # the sampled `seg check`: palette/RGB/binary/raw-labelId masks, bad values, sizes
+        messages = [f"warning: {f.one_line()}" for f in quick_lint(index, splits, sample=p.data.check_samples)]
+    workers = resolve_workers(p.data.num_workers, rt.dist.local_world_size)
+    cache = None
+    if p.data.cache == "ram":  # decoded before the workers fork, so they share it
+        cache = decode_all(index.pairs(p.data.train_split), info, threads=workers + 1)
+        messages.append(
+            f"data cache: {len(cache)} training samples decoded in RAM, {cache_bytes(cache) / 2**20:.1f} MiB"
+        )
+    train_ds = TrainDataset(index, p.data.train_split, build_train_transform(p.augment, info.ignore_index), cache)
+    rank, world = rt.dist.rank, rt.dist.world_size
+    sampler = SeededSampler(len(train_ds), p.train.seed, shuffle=True, rank=rank, world_size=world)
+    options = loader_options(workers, pin=p.data.pin_memory and rt.device.type == "cuda")
+    train_loader = DataLoader(
+        train_ds, batch_size=rt.batch, sampler=sampler, drop_last=len(sampler) > rt.batch, **options
+    )
+    if len(train_loader) == 0:
+        raise UserError(f"{p.data.root}: training split {p.data.train_split!r} yields no batches")
+    val_ds = EvalDataset(index, p.data.val_split, p.eval.size, p.eval.keep_ratio)  # as seg eval resizes
+    val_loader = DataLoader(
+        torch.utils.data.Subset(val_ds, list(range(rank, len(val_ds), world))),
+        batch_size=p.eval.batch_size,
+        collate_fn=eval_collate,
+        **options,
+    )
+    messages.append(f"data: {workers} loader worker(s) per process (data.num_workers = {p.data.num_workers!r})")
+    return Data(info, train_loader, sampler, val_loader, messages)
+
+
+def build_state(
+    p: Preset, info: DatasetInfo, rt: Runtime, resuming: bool = False
+) -> tuple[TrainState, torch.nn.Module, list[str]]:
+    """Model, optimiser, scaler and EMA (as a TrainState), the loss, and the model's load reports.
+
+    ``resuming``: the state restored next replaces the weights, so ``model.init_from`` is not read.
+    """
+    random.seed(p.train.seed)
+    np.random.seed(p.train.seed % 2**32)
+    torch.manual_seed(p.train.seed)
+    model = model_from_preset(p.model, info.num_classes).to(rt.device)
+    reports = [m.load_report for m in model.modules() if getattr(m, "load_report", "")]
+    reports += [] if resuming else init_lines(model, p.model.init_from)
+    if rt.dist.enabled and rt.device.type == "cuda" and p.train.sync_bn:
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if p.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    # a relative class-weights path is relative to the working directory, like data.root
+    weights = class_weights_from_preset(p.loss, info.num_classes)
+    criterion = loss_from_preset(p.loss, info.num_classes, info.ignore_index, weights).to(rt.device)
+    state = TrainState(
+        model=model,
+        optimizer=build_optimizer(model, p.optim),
+        scaler=grad_scaler(rt.device, rt.amp),
+        ema=ModelEMA(model, p.train.ema) if p.train.ema > 0 else None,
+        device=rt.device,
+    )
+    return state, criterion, reports
+
+
+def _open_or_create_run(loaded: LoadedPreset, resume: RunDir | None, dist: ddp.DistInfo) -> RunDir:
+    """The resumed run, or a new numbered one made by rank 0 and shared with the other ranks."""
+    if resume is not None:
+        return resume
+    p, path = loaded.preset, None
+    if dist.is_main:
+        run = RunDir.create(p.train.out_dir, p.train.name or loaded.stem)
+        run.write_preset(preset_to_toml(p, header=f"resolved preset of {run.path}"))
+        path = str(run.path)
+    return RunDir(Path(ddp.broadcast_object(path, dist)))
+
+
+# ----------------------------------------------------------------------------------------- the loop
+
+
+class TimedIter:
+    """Wraps a loader iterator; ``waited`` is the time spent waiting for batches (the data-wait share)."""
+
+    def __init__(self, batches: Iterable[Any]) -> None:
+        self.batches, self.waited = iter(batches), 0.0
+
+    def __iter__(self) -> TimedIter:
+        return self
+
+    def __next__(self) -> Any:
+        t0 = clock()
+        try:
+            return next(self.batches)
+        finally:
+            self.waited += clock() - t0
+
+
+class Trainer:
+    """One run's loop: :meth:`train_one_epoch`, :meth:`validate` and :meth:`save`, epoch after epoch."""
+
+    def __init__(
+        self,
+        p: Preset,
+        rt: Runtime,
+        data: Data,
+        state: TrainState,
+        criterion: torch.nn.Module,
+        plan: Plan,
+        run: RunDir,
+        callbacks: CallbackList,
+        rows: list[dict[str, Any]],
+    ) -> None:
+        self.p, self.rt, self.data, self.state, self.criterion = p, rt, data, state, criterion
+        self.plan, self.run, self.cb, self.rows = plan, run, callbacks, rows
+        self.net: torch.nn.Module = state.model
+        self.ddp: DistributedDataParallel | None = None
+        if rt.dist.enabled:
+            self.net = self.ddp = DistributedDataParallel(
+                state.model, device_ids=[rt.device.index] if rt.device.type == "cuda" else None
+            )
+        if p.train.compile:
+            self.net = torch.compile(self.net)
+        self.lr_scale = batch_lr_scale(p.optim, p.data.batch_size)  # optim.scale_lr_with_batch (1 when off)
+        self.aux_weights = aux_weights(p.model)  # one weight per auxiliary output, checked at load
+        self.last: dict[str, Any] = dict(rows[-1]) if rows else {}
+        self.pacer = Pacer(p.train, plan, state.progress, rt.dist, rt.device, clock)  # what is due when
+        self.t_epoch = clock()
+        self.terms: dict[str, torch.Tensor] = {}  # the last training loss per term (CombinedLoss.last_terms)
+        self.meter = LossMeter(rt.device, state.progress.epoch)  # the current epoch's, on the device
+        self.val_sample: DataLoader | None = None  # the fixed val subsample of periodic budgeted validations
+
+    @property
+    def done(self) -> bool:
+        return self.pacer.done
+
+    def estimate_reserve(self) -> None:
+        """Under a time budget, before training: time validation on a few batches of the val split and
+        scale to the whole split, so the schedule keeps room for the final validation from the first step;
+        estimate a save's cost the same way; and set the validation/save pacing (:mod:`segcli.train.budget`).
+
+        Measured validations then raise the reserve (never lower it: the lr never jumps back up).
+        """
+        pr, p, loader = self.state.progress, self.p, self.data.val_loader
+        n = len(loader.dataset)
+        if self.plan.budget is None or n == 0:
+            return
+        t0 = clock()
+        reserve = pr.reserve
+        pr.reserve = 0.0
+        self._time_validation(n)  # sets pr.reserve for the full split
+        per_image = pr.reserve / n
+        pr.reserve = max(pr.reserve, reserve)  # a resumed run keeps the largest seen
+        save = estimate_save_seconds(self.state.state_dict(), clock)
+        per_image, save = ddp.broadcast_object((per_image, save), self.rt.dist)
+        described = self.pacer.budget_measured(n, per_image, save, p.eval.batch_size)
+        indices = subsample_indices(n, self.pacer.policy.subsample)
+        self.val_sample = DataLoader(
+            torch.utils.data.Subset(loader.dataset, indices),
+            batch_size=p.eval.batch_size,
+            num_workers=0,
+            collate_fn=loader.collate_fn,
+        )
+        self.pacer.ledger.probe += clock() - t0
+        self.cb.on_message(described)
+
+    def _time_validation(self, n: int) -> None:
+        """Validate a few batches of the val split (model and EMA); ``reserve`` = that time scaled to ``n`` images."""
+        pr, p, loader = self.state.progress, self.p, self.data.val_loader
+        k = min(n, max(p.eval.batch_size, n // 50))  # one batch: the estimate is part of the budget
+        sample = DataLoader(
+            torch.utils.data.Subset(loader.dataset, list(range(k))),
+            batch_size=p.eval.batch_size,
+            num_workers=0,
+            collate_fn=loader.collate_fn,
+        )
+        info, rt = self.data.info, self.rt
+        args = (sample, info.num_classes, info.ignore_index, rt.device, rt.amp, p.train.channels_last)
+        rng = torch.get_rng_state()  # the estimate must not change the training's random stream
+        t0 = clock()
+        try:
+            for model in [self.state.model] + ([self.state.ema.module] if self.state.ema is not None else []):
+                confusion_over_loader(model, *args, rt.dist)
+        except RuntimeError as e:
+            if is_out_of_memory(e):
+                raise out_of_memory(p, "validation", rt.device, self.run) from None
+            raise
+        torch.set_rng_state(rng)
+        pr.reserve = ddp.broadcast_object((clock() - t0) * n / k, rt.dist)  # one lr schedule on every rank
+
+    def _loss(self, out: Any, masks: torch.Tensor) -> torch.Tensor:
+        """The criterion on the main output plus the weighted auxiliary outputs."""
+        loss, self.terms = output_loss(self.criterion, out, masks, self.aux_weights)
+        return loss
+
+    def _optimizer_step(self) -> None:
+        st, t = self.state, self.p.train
+        if t.grad_clip > 0:
+            st.scaler.unscale_(st.optimizer)
+            torch.nn.utils.clip_grad_norm_(st.model.parameters(), t.grad_clip)
+        st.scaler.step(st.optimizer)
+        st.scaler.update()
+        st.optimizer.zero_grad(set_to_none=True)
+        if st.ema is not None:
+            st.ema.update(st.model)
+        st.progress.step += 1
+
+    def train_one_epoch(self) -> dict[str, Any]:
+        """One pass over the training split (cut short by ``iters`` or the time budget).
+
+        A run resumed from a mid-epoch save (``train.save_every``) starts at the batch after it. The loop
+        never waits on the device: the loss is summed there and read at the pacer's log points (and before
+        any validation or save), where a non-finite loss stops the run naming its iteration. After each step
+        the pacer says what is due (validate, save, stop) and the loop does it.
+        """
+        p, st, pr, dev, pacer = self.p, self.state, self.state.progress, self.rt.device, self.pacer
+        epoch, loader, n = pr.epoch, self.data.train_loader, self.plan.iters_per_epoch
+        start = pr.iter
+        self.data.sampler.set_epoch(epoch, start=start * self.rt.batch)
+        self.net.train()
+        self.t_epoch = clock() - pr.epoch_seconds
+        t_seen, seen = clock(), 0
+        self.meter = LossMeter(dev, epoch)
+        rng = torch.get_rng_state()
+        batches = TimedIter(iter(loader))  # a new loader iterator draws a seed from the global RNG (persistent
+        torch.set_rng_state(rng)  # workers only the first time): keep the model's random stream independent of it
+        st.optimizer.zero_grad(set_to_none=True)
+        it, t_prev = start - 1, clock()
+        for it, (images, masks) in enumerate(batches, start):
+            waited = clock() - t_prev  # the step's wait on the loader
+            stepped = (it + 1) % p.train.accumulate == 0 or it + 1 == n
+            pacer.savable = False
+            lr = self._train_step(images, masks, stepped, it)
+            pacer.savable = stepped  # a save now is a consistent position (no gradients half accumulated)
+            pr.iter = it + 1
+            read = pacer.is_log_point(it, start)
+            if read:
+                self._read_loss()  # the loop's one wait on the device
+                warning = pacer.warmup_warning(p.schedule)
+                if warning and self.rt.dist.is_main:
+                    self.cb.on_message(warning)
+            seen += images.shape[0] * self.rt.dist.world_size
+            ips, shown = seen / max(clock() - t_seen, 1e-9), self.meter.shown  # the loss as last read
+            self.cb.on_iter_end(epoch, it, shown, lr, ips)
+            terms = {k: float(v) for k, v in self.terms.items()} if read and len(self.terms) > 1 else {}
+            now = clock()
+            self.cb.on_iter_stats(
+                IterStats(epoch, it, n, shown, lr, ips, terms, waited, now - t_prev, now - pacer.t_run, dev.type)
+            )
+            due = pacer.after_step(it, stepped, now - t_prev)
+            if due.stop:
+                pr.finished = True
+                break
+            improved = False
+            if due.validate:
+                self._read_loss()  # a NaN stops the run here rather than being validated
+                row: dict[str, Any] = {"epoch": pr.epoch + 1}
+                improved = self._run_validation(row)
+                pr.epoch_row = {k: v for k, v in row.items() if k != "epoch"}
+            if improved or due.save:
+                self.save_position(improved)
+            if pr.finished:  # early stopping after a validation inside the epoch
+                break
+            t_prev = clock()
+        self._read_loss()
+        pacer.ledger.wait += batches.waited
+        pr.finished = pr.finished or epoch + 1 >= self.plan.epochs
+        lr_now = st.optimizer.param_groups[0]["lr"]
+        row = {"epoch": epoch + 1, "iterations": pr.step, "train_loss": pr.epoch_loss / max(it + 1, 1), "lr": lr_now}
+        row.update(pr.epoch_row)  # a validation inside the epoch (train.val_every_iters)
+        if self.rt.dist.is_main:
+            seconds = clock() - self.t_epoch
+            share = batches.waited / max(seconds, 1e-9)
+            self.run.log(f"epoch {epoch + 1}: data wait {share:.1%} of {seconds:.1f}s ({batches.waited:.2f}s)")
+        return row
+
+    def _train_step(self, images: torch.Tensor, masks: torch.Tensor, stepped: bool, it: int) -> float:
+        """Forward, backward and (when ``stepped``) the optimiser step of one micro-batch; returns the lr."""
+        p, st, pr, dev = self.p, self.state, self.state.progress, self.rt.device
+        lr = set_lr(st.optimizer, self.lr_scale * lr_factor(p.schedule, pr.step, self.pacer.fraction(), p.optim.lr))
+        if hasattr(self.criterion, "set_progress"):  # e.g. the top-k loss anneals its pixel share
+            total = self.plan.total_steps or max(pr.step + 1, round(pr.step / max(self.pacer.fraction(), 1e-9)))
+            self.criterion.set_progress(pr.step, total)
+        images, masks = images.to(dev, non_blocking=True), masks.to(dev, non_blocking=True)
+        if p.train.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        try:
+            with self._grad_sync(stepped), autocast(dev, self.rt.amp):
+                loss = self._loss(self.net(images), masks)
+                self.meter.add(loss, it)
+                st.scaler.scale(loss / p.train.accumulate).backward()
+            if stepped:
+                self._optimizer_step()
+        except RuntimeError as e:
+            if is_out_of_memory(e):
+                raise out_of_memory(p, "training step", dev, self.run) from None
+            raise
+        return lr
+
+    def _grad_sync(self, stepped: bool) -> contextlib.AbstractContextManager:
+        """Under DDP, gradients are all-reduced only on the micro-batch that steps (``no_sync`` for the others)."""
+        if stepped or self.ddp is None:
+            return contextlib.nullcontext()
+        return self.ddp.no_sync()
+
+    def _read_loss(self) -> None:
+        """Add the device's loss sum to the epoch's, for the progress bar and saves; stop on a non-finite loss."""
+        bad = self.meter.read(self.state.progress)
+        if bad is not None:
+            it, value = bad
+            raise TrainingError(
+                f"loss became {value} at epoch {self.meter.epoch + 1}, iteration {it + 1}; "
+                "lower optim.lr, set train.grad_clip, try train.amp=none (fp32), or check the masks with "
+                "seg check; the last save in the run directory is kept"
+            )
+
+    def _run_validation(self, row: dict[str, Any]) -> bool:
+        """Validate the model (and its EMA) into ``row``; True when ``monitor`` improved."""
+        with self.pacer.validating():
+            return self._validate_into(row)
+
+    def _validate_into(self, row: dict[str, Any]) -> bool:
+        p, pr, info, rt = self.p, self.state.progress, self.data.info, self.rt
+        t_val = clock()
+        for module in [self.state.model] + ([self.state.ema.module] if self.state.ema is not None else []):
+            ddp.broadcast_buffers(module, rt.dist)  # every rank validates rank 0's checkpoint
+        final = self.pacer.final_validation  # under a budget: the subsample until the end
+        loader = self.data.val_loader if self.val_sample is None or final else self.val_sample
+        args = (loader, info.num_classes, info.ignore_index, rt.device, rt.amp, p.train.channels_last)
+        try:
+            cm = confusion_over_loader(self.state.model, *args, rt.dist)
+            metrics = cm.compute(p.eval.absent, info.classes)
+            row.update({k: metrics[k] for k in METRIC_KEYS})
+            if self.state.ema is not None:
+                ema = confusion_over_loader(self.state.ema.module, *args, rt.dist)
+                row["ema_mIoU"] = ema.compute(p.eval.absent)["mIoU"]
+        except RuntimeError as e:
+            if is_out_of_memory(e):
+                raise out_of_memory(p, "validation", rt.device, self.run) from None
+            raise
+        pr.val_seconds = clock() - t_val
+        pr.reserve = ddp.broadcast_object(max(pr.reserve, pr.val_seconds), rt.dist)
+        before = (pr.best_value, pr.best_row)
+        improved = pr.improve(row.get(p.train.monitor), row)
+        if improved and not self.pacer.keeps_best():
+            pr.best_value, pr.best_row, improved = *before, False  # best.safetensors stays what best_row says
+        if rt.dist.is_main:
+            best = pr.best_value if math.isfinite(pr.best_value) else None
+            val_ds = self.data.val_loader.dataset
+            self.cb.on_val_end(
+                ValEnd(
+                    pr.epoch, pr.step, metrics, cm.mat.cpu().numpy(), tuple(info.classes), tuple(info.palette),
+                    improved, p.train.monitor, best, row.get("ema_mIoU"), self.state.model, val_ds, rt.device,
+                    info.ignore_index,
+                )
+            )  # fmt: skip
+        if p.train.patience and pr.stale >= p.train.patience:
+            self.cb.on_message(f"early stop: {p.train.monitor} did not improve for {pr.stale} validations")
+            pr.finished = True
+        return improved
+
+    def validate(self, row: dict[str, Any]) -> bool:
+        """Validate at the epoch's end when the pacer says so; True when ``monitor`` improved."""
+        return self._run_validation(row) if self.pacer.validate_at_epoch_end() else False
+
+    def save_position(self, improved: bool = False) -> None:
+        """A mid-epoch checkpoint: the weights and state.pt at the current batch (metrics.csv is untouched)."""
+        pr = self.state.progress
+        self._read_loss()  # the epoch's loss so far goes into state.pt (and a NaN stops before saving)
+        pr.elapsed = clock() - self.pacer.t_run
+        pr.epoch_seconds = clock() - self.t_epoch
+        self._commit(dict(pr.best_row) if improved else dict(self.last), pr.epoch_row, improved)
+
+    def save(self, row: dict[str, Any], improved: bool) -> None:
+        """The epoch's end: metrics.csv, the weights and state.pt as one commit (when the pacer says so; under a
+        budget saves follow the clock); then every rank moves on."""
+        pr = self.state.progress
+        row["seconds"] = clock() - self.t_epoch
+        self.last = row
+        pr.epoch += 1
+        pr.elapsed = clock() - self.pacer.t_run
+        pr.iter, pr.epoch_loss, pr.epoch_seconds, pr.epoch_row = 0, 0.0, 0.0, {}
+        if self.rt.dist.is_main:
+            self.rows.append(row)
+        if self.pacer.save_at_epoch_end(improved):
+            self._commit(row, row, improved, rows=list(self.rows))
+        self.cb.on_epoch_end(pr.epoch - 1, row, improved)
+
+    def _commit(
+        self, meta: dict[str, Any], ema_row: dict[str, Any], improved: bool, rows: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Rank 0 writes one consistent checkpoint set (metrics.csv too when ``rows`` are given); all ranks wait.
+
+        ``meta`` goes into the weights' metadata; EMA weights are written when ``ema_row`` has their mIoU.
+        """
+        st, run, info, pr = self.state, self.run, self.data.info, self.state.progress
+        t0 = clock()
+        if self.rt.dist.is_main:
+            files: dict[Path, Any] = {}
+            if rows is not None:
+                files[run.metrics] = lambda path: path.write_text(run.metrics_text(rows), encoding="utf-8")
+            files[run.weights("last")] = weights_writer(st.model, self.p, info, pr.epoch, meta)
+            if improved:
+                files[run.weights("best")] = files[run.weights("last")]
+            if st.ema is not None and "ema_mIoU" in ema_row:
+                files[run.weights("ema")] = weights_writer(st.ema.module, self.p, info, pr.epoch, ema_row)
+            files[run.state] = state_writer(st.state_dict())
+            commit(run, pr.epoch, pr.step, files)
+        ddp.barrier(self.rt.dist)
+        self.pacer.saved(t0)
+
+    def interrupted(self) -> TrainingInterrupted:
+        """Ctrl-C: what is on disk is the last save (saves are atomic); log it and say how to go on.
+
+        Without ``train.save_every`` the interrupted epoch's partial work is dropped: resume restarts
+        that epoch from its first batch, which is what ``state.pt`` at an epoch boundary means. With it,
+        the current batch is saved (when no gradients are half accumulated) and resume goes on from the next.
+        """
+        pr, n = self.state.progress, self.plan.iters_per_epoch
+        where = ""
+        alone = not self.rt.dist.enabled  # under torchrun the other ranks may not have been interrupted
+        if alone and self.p.train.save_every and self.pacer.savable and 0 < pr.iter < n and not pr.finished:
+            self.save_position()
+            where = f" at iteration {pr.iter} of {n}"
+        if self.rt.dist.is_main:
+            self.run.log(
+                f"interrupted during epoch {pr.epoch + 1}; {len(self.rows)} finished epoch(s) saved"
+                + (f", and epoch {pr.epoch + 1} up to iteration {pr.iter} of {n}" if where else "")
+            )
+        return TrainingInterrupted(f"interrupted: resume with seg train --resume {self.run.path}")
+
+
+def _resolve(
+    preset: LoadedPreset | Preset | str | Path | None,
+    overrides: Iterable[str],
+    resume: str | Path | None,
+    extend: Iterable[str] = (),
+) -> tuple[LoadedPreset, RunDir | None, list[Extension]]:
+    """The validated preset and, when resuming, the run it continues and the keys extended."""
+    extend = list(extend)
+    if resume is not None:
+        if list(overrides):
+            raise UserError(
+                "--resume continues a run exactly as it was; drop the key=value overrides "
+                "(a longer schedule: --extend train.epochs=N)"
+            )
+        run = RunDir.open(resume)
+        # a run's preset.toml is fully resolved; reading it as a dict also migrates keys that moved since
+        preset = preset_from_dict(load_toml(run.preset), source=str(run.preset), check_files=True, resuming=True)
+        preset, changes = extend_preset(preset, extend, str(run.preset))
+        return LoadedPreset(preset=preset, path=run.preset), run, changes
+    if extend:
+        raise UserError("--extend lengthens an existing run; use it with --resume RUN_DIR")
+    if isinstance(preset, LoadedPreset):
+        return preset, None, []
+    if isinstance(preset, Preset):
+        validate_preset(preset)  # a preset built in Python has not been through load_preset
+        return LoadedPreset(preset=preset, path=None), None, []
+    return load_preset(preset, list(overrides)), None, []
+
+
+def devices_of(preset: str | Path | None, overrides: Iterable[str], resume: str | Path | None) -> int:
+    """``train.devices`` of the run ``seg train`` would start (the preset with its overrides, or the resumed run)."""
+    loaded, _, _ = _resolve(preset, [] if resume is not None else overrides, resume)
+    return loaded.preset.train.devices
+
+
+def _restore(run: RunDir, state: TrainState, rt: Runtime, cb: CallbackList) -> list[dict[str, Any]]:
+    """Resume: finish a save cut short, load ``state.pt`` and keep the metrics rows it covers.
+
+    A run stopped before its first save completed has nothing to load: it starts over in place.
+    """
+    manifest = recover(run) if rt.dist.is_main else None  # finish a save cut short, drop stray temp files
+    ddp.barrier(rt.dist)
+    if manifest is None and not run.state.is_file():
+        cb.on_message(f"{run.path}: stopped before its first checkpoint; training starts from the beginning")
+        if rt.dist.is_main:
+            run.write_metrics([])
+        return []
+    state.load_state_dict(load_state(run.state))
+    if manifest is not None and manifest["epoch"] != state.progress.epoch:
+        raise CheckpointError(
+            f"{run.state}: holds epoch {state.progress.epoch} but {run.manifest} names epoch {manifest['epoch']}; "
+            "the run directory was changed by hand"
+        )
+    rows = [r for r in run.read_metrics() if r["epoch"] <= state.progress.epoch]
+    if rt.dist.is_main:
+        run.write_metrics(rows)
+    return rows
+
+
+def train(
+    preset: LoadedPreset | Preset | str | Path | None = None,
+    overrides: Iterable[str] = (),
+    resume: str | Path | None = None,
+    callbacks: Iterable[Callback] = (),
+    extend: Iterable[str] = (),
+) -> TrainResult:
+    """Train from a preset (a LoadedPreset, a Preset, a path or a bundled name), or resume a run.
+
+    ``extend`` (with ``resume``): ``["train.epochs=20"]`` continues a finished or stopped run with a
+    longer schedule; the run's preset.toml is rewritten with it and the lr schedule follows the new length.
+    """
+    t_start = clock()
+    loaded, resumed, extended = _resolve(preset, overrides, resume, extend)
+    p, cb = loaded.preset, CallbackList(callbacks)
+    rt = setup_runtime(p)
+    auto = ""
+    if p.train.auto and resumed is None:  # crop, batch, lr and schedule from probed step times (auto_recipe)
+        p, choice = auto_preset(p, rt.device, rt.amp, clock)
+        p, auto = ddp.broadcast_object((p, choice.describe()), rt.dist)
+        loaded = dataclasses.replace(loaded, preset=p)
+        rt = dataclasses.replace(rt, batch=ddp.per_device_batch(p.data.batch_size, rt.dist))
+    data = build_data(p, rt)
+    state, criterion, reports = build_state(p, data.info, rt, resuming=resumed is not None)
+    plan = Plan.of(p.train, len(data.train_loader))
+
+    run = _open_or_create_run(loaded, resumed, rt.dist)  # only now: a bad preset leaves no directory
+    if rt.dist.is_main:
+        cb.callbacks[:0] = [LogFile(run, rt.describe(p)), ProgressLines(run.log, p.train.log_every)]
+        cb.callbacks.append(RunReport())  # environment.json at the start, report.html at the end
+        if p.train.plots:
+            cb.callbacks.insert(2, Plots())
+        cb.callbacks.extend(make_loggers(p.train.loggers))  # after the plots, whose pictures they log
+    rows = _restore(run, state, rt, cb) if resumed is not None else []
+    if extended:
+        state.progress.finished = False
+        if rt.dist.is_main:
+            run.write_preset(preset_to_toml(p, header=f"resolved preset of {run.path}"))
+    trainer = Trainer(p, rt, data, state, criterion, plan, run, cb, rows)
+    epochs, pr = 0 if plan.budget else plan.epochs, state.progress
+    start = RunStart(
+        run, epochs, plan.iters_per_epoch, pr.epoch, resumed is not None, pr.iter, p.train.log_every, p, data.info
+    )
+    cb.on_train_start(start)
+    steps = plan.total_steps
+    warmup = warmup_warning(p.schedule, steps, "train.epochs/train.iters") if steps is not None else None
+    for text in [auto, *data.messages, *reports, *(e.describe() for e in extended), warmup]:
+        if text:
+            cb.on_message(text)
+    if resumed is not None and trainer.done:
+        cb.on_message(f"{run.path} already finished")
+
+    try:
+        if not trainer.done:
+            trainer.estimate_reserve()
+        while not trainer.done:
+            row = trainer.train_one_epoch()
+            improved = trainer.validate(row)
+            trainer.save(row, improved)
+    except TrainingInterrupted:
+        raise
+    except KeyboardInterrupt:
+        raise trainer.interrupted() from None
+    finally:
+        stop_workers(data.train_loader, data.val_loader)
+
+    ddp.cleanup(rt.dist)
+    end, last = clock(), trainer.last
+    if rt.dist.is_main:
+        cb.on_message(trainer.pacer.ledger.summary(end, plan.budget, end - trainer.pacer.t_run))
+    result = TrainResult(run.path, int(last.get("epoch", 0)), state.progress.best_row, last, end - t_start)
+    result.timing = trainer.pacer.ledger.shares(end)
+    cb.on_train_end(result)
+    return result

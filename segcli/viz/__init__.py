@@ -1,0 +1,59 @@
+"""Pictures as RGB uint8 arrays: the two drawing backends (:mod:`segcli.viz.draw_cv`, OpenCV, always there;
+:mod:`segcli.viz.draw_mpl`, matplotlib, the ``plots`` extra) with the same functions, the one place that picks
+between them (:func:`drawer`), and PNG encoding. Nothing here knows about runs, models or training: inference
+(overlays, confusion matrices), reports and the dataset browser all draw through it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import ModuleType
+
+import cv2
+import numpy as np
+
+from segcli.errors import PresetError
+from segcli.extras import install_hint, package_available
+from segcli.io_utils import atomic_write_bytes
+
+BACKENDS = ("auto", "matplotlib", "opencv")
+
+
+def drawer(backend: str = "auto") -> ModuleType:
+    """The drawing module for ``train.plots_backend``: draw_mpl or draw_cv (same functions, RGB arrays out)."""
+    if backend not in BACKENDS:
+        raise PresetError(f"train.plots_backend = {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "opencv" or (backend == "auto" and not package_available("matplotlib")):
+        from segcli.viz import draw_cv
+
+        return draw_cv
+    if not package_available("matplotlib"):
+        raise PresetError(
+            f"train.plots_backend = 'matplotlib' but matplotlib is not installed; {install_hint('plots')} "
+            "(or train.plots_backend=opencv)"
+        )
+    from segcli.viz import draw_mpl
+
+    return draw_mpl
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """An RGB uint8 picture as PNG bytes."""
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))
+    if not ok:
+        raise ValueError("could not encode the picture as PNG")
+    return buf.tobytes()
+
+
+def write_png(path: str | os.PathLike, rgb: np.ndarray) -> Path:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write_bytes(path, encode_png(rgb))
+
+
+def row_normalise(confusion: np.ndarray) -> np.ndarray:
+    """Each ground-truth row divided by its sum (rows without pixels are NaN)."""
+    m = confusion.astype(np.float64)
+    sums = m.sum(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(sums > 0, m / np.maximum(sums, 1), np.nan)

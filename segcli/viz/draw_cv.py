@@ -1,0 +1,258 @@
+"""Plots drawn with OpenCV alone: the fallback when matplotlib (the ``plots`` extra) is not installed.
+
+Every function returns an RGB uint8 image; :mod:`segcli.report.plots` encodes and writes it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+WHITE, BLACK, GREY = (255, 255, 255), (0, 0, 0), (200, 200, 200)
+COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189)]
+
+
+def _text(img: np.ndarray, text: str, xy: tuple[int, int], scale: float = 0.4, colour=BLACK) -> None:  # noqa: ANN001
+    cv2.putText(img, text, xy, FONT, scale, colour, 1, cv2.LINE_AA)
+
+
+def _canvas(h: int, w: int) -> np.ndarray:
+    return np.full((h, w, 3), 255, np.uint8)
+
+
+def _panel(
+    img: np.ndarray,
+    box: tuple[int, int, int, int],
+    title: str,
+    series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    log_y: bool = False,
+) -> None:
+    """One line chart inside ``box`` (x0, y0, x1, y1): axes, min/max labels, a legend."""
+    x0, y0, x1, y1 = box
+    _text(img, title, (x0, y0 - 8), 0.45)
+    cv2.rectangle(img, (x0, y0), (x1, y1), BLACK, 1)
+    pts = [(x, y) for _, xs, ys in series for x, y in zip(xs, ys) if y is not None and math.isfinite(y)]
+    if log_y:
+        pts = [(x, y) for x, y in pts if y > 0]
+    if not pts:
+        _text(img, "no data yet", (x0 + 10, (y0 + y1) // 2))
+        return
+    f = (lambda v: math.log10(v)) if log_y else (lambda v: v)
+    xmin, xmax = min(p[0] for p in pts), max(p[0] for p in pts)
+    ymin, ymax = min(f(p[1]) for p in pts), max(f(p[1]) for p in pts)
+    xmax, ymax = (xmax if xmax > xmin else xmin + 1), (ymax if ymax > ymin else ymin + 1e-6)
+    for k, (name, xs, ys) in enumerate(series):
+        colour = COLOURS[k % len(COLOURS)]
+        sx, sy = (x1 - x0 - 10) / (xmax - xmin), (y1 - y0 - 10) / (ymax - ymin)
+        line = [
+            (int(x0 + 5 + (x - xmin) * sx), int(y1 - 5 - (f(y) - ymin) * sy))
+            for x, y in zip(xs, ys)
+            if y is not None and math.isfinite(y) and (y > 0 or not log_y)
+        ]
+        if len(line) > 1:
+            cv2.polylines(img, [np.array(line, np.int32)], False, colour, 2, cv2.LINE_AA)
+        for p in line if len(line) <= 50 else line[-1:]:
+            cv2.circle(img, p, 3, colour, -1, cv2.LINE_AA)
+        _text(img, name, (x1 - 140, y0 + 16 + 16 * k), 0.4, colour)
+    fmt = (lambda v: f"{10**v:.3g}") if log_y else (lambda v: f"{v:.3g}")
+    _text(img, fmt(ymax), (x0 - 52, y0 + 10), 0.35)
+    _text(img, fmt(ymin), (x0 - 52, y1), 0.35)
+    _text(img, f"{xmin:g}", (x0, y1 + 14), 0.35)
+    _text(img, f"{xmax:g}", (x1 - 40, y1 + 14), 0.35)
+
+
+def curves(
+    loss: tuple[Sequence[float], Sequence[float]],
+    val: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    lr: tuple[Sequence[float], Sequence[float]],
+) -> np.ndarray:
+    """Train loss, validation metrics and lr against iterations, stacked."""
+    img = _canvas(720, 800)
+    _panel(img, (70, 30, 780, 230), "train loss", [("loss", *loss)])
+    _panel(img, (70, 270, 780, 470), "validation", val)
+    _panel(img, (70, 510, 780, 700), "learning rate", [("lr", *lr)])
+    _text(img, "iteration", (380, 716), 0.4)
+    return img
+
+
+def confusion(norm: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """Row-normalised confusion matrix; names on both axes, cell values only when they fit."""
+    n = len(names)
+    cell = max(6, min(48, 900 // max(n, 1)))
+    font = min(0.4, cell / 30)
+    label_w = 12 + int(18 * font * min(max((len(s) for s in names), default=1), 18))
+    top = 28
+    side = label_w + cell * n + 10
+    img = _canvas(top + side, side)
+    heat = cv2.applyColorMap((np.nan_to_num(norm) * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)[..., ::-1]
+    y0 = top + label_w
+    img[y0 : y0 + cell * n, label_w : label_w + cell * n] = cv2.resize(
+        heat, (cell * n, cell * n), interpolation=cv2.INTER_NEAREST
+    )
+    _text(img, "rows: ground truth, columns: prediction (row-normalised)", (6, 18), 0.45)
+    if cell >= 6:
+        strip = _canvas(cell * n, label_w)  # column labels written along rows, then turned upright
+        for i, name in enumerate(names):
+            _text(img, name[:18], (4, y0 + i * cell + cell // 2 + 4), font)
+            _text(strip, name[:18], (4, i * cell + cell // 2 + 4), font)
+        img[top : top + label_w, label_w : label_w + cell * n] = cv2.rotate(strip, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    if cell >= 34:  # values only where they fit
+        for i in range(n):
+            for j in range(n):
+                v = norm[i, j]
+                if math.isfinite(v):
+                    c = BLACK if v > 0.6 else WHITE
+                    _text(img, f"{v:.2f}", (label_w + j * cell + 4, y0 + i * cell + cell // 2 + 4), 0.35, c)
+    return img
+
+
+def legend(names: Sequence[str], palette: Sequence[Sequence[int]], width: int) -> np.ndarray:
+    """Colour swatches with class names, wrapped to ``width``."""
+    item = 16 + 8 * min(max((len(s) for s in names), default=1), 18)
+    per_row = max(1, width // item)
+    rows = -(-len(names) // per_row)
+    img = _canvas(rows * 20 + 6, width)
+    for k, (name, colour) in enumerate(zip(names, palette)):
+        x, y = (k % per_row) * item + 4, (k // per_row) * 20 + 4
+        cv2.rectangle(img, (x, y), (x + 12, y + 12), tuple(int(c) for c in colour), -1)
+        cv2.rectangle(img, (x, y), (x + 12, y + 12), BLACK, 1)
+        _text(img, name[:18], (x + 16, y + 11), 0.38)
+    return img
+
+
+def draw_legend_strip(
+    image: np.ndarray,
+    class_ids: Sequence[int] | np.ndarray,
+    names: Sequence[str],
+    palette: Sequence[Sequence[int]],
+) -> np.ndarray:
+    """``image`` (RGB) with a white strip appended below: a colour swatch and the name of each class in
+    ``class_ids`` (e.g. the classes present in a predicted mask), wrapped to the image's width.
+
+    The strip grows with the image (text readable on a 4000-pixel photo as on a 500-pixel one); the image
+    above it is left untouched, so its pixels stay aligned with the mask's.
+    """
+    h, w = image.shape[:2]
+    ids = [int(c) for c in class_ids if 0 <= int(c) < min(len(names), len(palette))]
+    if not ids:
+        return image
+    s = max(1.0, w / 800)  # scale of swatches and text
+    font, box, pad, line = 0.4 * s, round(12 * s), round(4 * s), round(20 * s)
+    thick = max(1, round(s))
+    labels = [names[c][:24] for c in ids]
+    widths = [box + pad + cv2.getTextSize(t, FONT, font, thick)[0][0] + 3 * pad for t in labels]
+    rows: list[list[int]] = [[]]
+    x = pad
+    for k, wk in enumerate(widths):
+        if rows[-1] and x + wk > w:
+            rows.append([])
+            x = pad
+        rows[-1].append(k)
+        x += wk
+    strip = _canvas(len(rows) * line + pad, w)
+    for r, row in enumerate(rows):
+        x, y = pad, r * line + pad
+        for k in row:
+            colour = tuple(int(v) for v in palette[ids[k]])
+            cv2.rectangle(strip, (x, y), (x + box, y + box), colour, -1)
+            cv2.rectangle(strip, (x, y), (x + box, y + box), BLACK, thick)
+            cv2.putText(strip, labels[k], (x + box + pad, y + box - 1), FONT, font, BLACK, thick, cv2.LINE_AA)
+            x += widths[k]
+    return np.concatenate([image, strip], 0)
+
+
+def samples(
+    rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    names: Sequence[str],
+    palette: Sequence[Sequence[int]],
+    ignore_index: int,
+    title: str,
+) -> np.ndarray:
+    """Rows of image | ground truth | prediction (masks coloured by the palette), a legend below."""
+    h = 160
+    lut = np.zeros((max(256, ignore_index + 1), 3), np.uint8)
+    lut[: len(palette)] = np.asarray(palette, np.uint8)
+    tiles = []
+    for image, gt, pred in rows:
+        w = max(1, round(image.shape[1] * h / image.shape[0]))
+        parts = [cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)]
+        for m in (gt, pred):
+            parts.append(cv2.resize(lut[m.astype(np.int64)], (w, h), interpolation=cv2.INTER_NEAREST))
+        tiles.append(np.concatenate([np.pad(p, ((2, 2), (2, 2), (0, 0)), constant_values=255) for p in parts], 1))
+    width = max(t.shape[1] for t in tiles)
+    tiles = [np.pad(t, ((0, 0), (0, width - t.shape[1]), (0, 0)), constant_values=255) for t in tiles]
+    head = _canvas(24, width)
+    _text(head, title + "   (image | ground truth | prediction)", (4, 16), 0.42)
+    return np.concatenate([head, *tiles, legend(names, palette, width)], 0)
+
+
+def bars(values: np.ndarray, names: Sequence[str], title: str) -> np.ndarray:
+    """Horizontal bars on a log scale (one per class), value labels at the right."""
+    n = len(names)
+    row = 14 if n > 40 else 20
+    label_w = 12 + 7 * min(max((len(s) for s in names), default=1), 18)
+    w, plot_w = label_w + 560, 460
+    img = _canvas(40 + n * row + 10, w)
+    _text(img, title, (6, 20), 0.45)
+    logs = np.log10(np.maximum(values.astype(np.float64), 1.0))
+    top = max(float(logs.max()), 1.0) if n else 1.0
+    for i, (name, v, lv) in enumerate(zip(names, values, logs)):
+        y = 36 + i * row
+        _text(img, name[:18], (4, y + row - 5), 0.36)
+        cv2.rectangle(img, (label_w, y + 2), (label_w + int(plot_w * lv / top), y + row - 2), COLOURS[0], -1)
+        _text(img, f"{int(v):,}", (label_w + int(plot_w * lv / top) + 4, y + row - 5), 0.34)
+    return img
+
+
+IGNORE_COLOUR = (255, 255, 255)  # pixels labelled ignore_index (or outside the classes) in overlays
+
+
+def colour_overlay(
+    image: np.ndarray, mask: np.ndarray, palette: Sequence[Sequence[int]], ignore_index: int, alpha: float = 0.5
+) -> np.ndarray:
+    """``image`` with each class's colour blended in at ``alpha``; ignored pixels (and values outside the
+    classes) whitened, so the void band of a padded crop is visible."""
+    lut = np.tile(np.asarray(IGNORE_COLOUR, np.uint8), (max(65536 if mask.dtype == np.uint16 else 256, 1), 1))
+    lut[: len(palette)] = np.asarray(palette, np.uint8)
+    colours = lut[np.clip(mask.astype(np.int64), 0, len(lut) - 1)].astype(np.float32)
+    return (image.astype(np.float32) * (1 - alpha) + colours * alpha + 0.5).astype(np.uint8)
+
+
+def legend_entries(
+    masks: Sequence[np.ndarray], names: Sequence[str], palette: Sequence[Sequence[int]], ignore_index: int
+) -> tuple[list[str], list[tuple[int, int, int]]]:
+    """(names, colours) of the classes present in ``masks`` (plus "ignore" when void pixels are), for :func:`legend`."""
+    present: set[int] = set()
+    for m in masks:
+        present.update(int(v) for v in np.unique(m))
+    ids = sorted(v for v in present if v < len(names))
+    out_names = [names[i] for i in ids]
+    out_colours = [tuple(int(c) for c in palette[i]) for i in ids]
+    if any(v >= len(names) for v in present):
+        out_names.append(f"ignore ({ignore_index})")
+        out_colours.append(IGNORE_COLOUR)
+    return out_names, out_colours
+
+
+def grid(tiles: Sequence[np.ndarray], captions: Sequence[str], cols: int, size: int, title: str) -> np.ndarray:
+    """Tiles fitted into ``size`` x ``size`` cells (aspect kept), ``cols`` per row, a caption under each."""
+    gap, cap = 4, 16
+    rows = max(1, -(-len(tiles) // cols))
+    width = cols * (size + gap) + gap
+    img = _canvas(24 + rows * (size + cap + gap) + gap, width)
+    _text(img, title, (gap, 16), 0.42)
+    for k, (tile, caption) in enumerate(zip(tiles, captions)):
+        h, w = tile.shape[:2]
+        s = size / max(h, w)
+        th, tw = max(1, round(h * s)), max(1, round(w * s))
+        fitted = cv2.resize(tile, (tw, th), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_NEAREST)
+        x = gap + (k % cols) * (size + gap)
+        y = 24 + (k // cols) * (size + cap + gap)
+        img[y : y + size, x : x + size] = GREY
+        img[y + (size - th) // 2 : y + (size - th) // 2 + th, x + (size - tw) // 2 : x + (size - tw) // 2 + tw] = fitted
+        _text(img, caption[: max(4, size // 7)], (x, y + size + cap - 4), 0.36)
+    return img

@@ -1,0 +1,183 @@
+"""Plots drawn with matplotlib (the ``plots`` extra), the same four pictures as :mod:`segcli.viz.draw_cv`.
+
+Every function returns an RGB uint8 image; :mod:`segcli.report.plots` encodes and writes it. Figures
+are made with ``matplotlib.figure.Figure`` on an Agg canvas, never through pyplot: no display, no
+global figure state, nothing left open between validations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+DPI = 100
+IGNORED = (220, 220, 220)  # pixels whose ground truth is ignore_index
+COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"]
+
+
+def _figure(width_in: float, height_in: float) -> Figure:
+    fig = Figure(figsize=(width_in, height_in), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _rgb(fig: Figure) -> np.ndarray:
+    """The figure rendered at its own size (no tight bounding box: the size is what was asked for)."""
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def _finite(xs: Sequence[float], ys: Sequence[float], positive: bool = False) -> tuple[list[float], list[float]]:
+    keep = [(x, y) for x, y in zip(xs, ys) if y is not None and math.isfinite(y) and (y > 0 or not positive)]
+    return [x for x, _ in keep], [y for _, y in keep]
+
+
+def curves(
+    loss: tuple[Sequence[float], Sequence[float]],
+    val: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    lr: tuple[Sequence[float], Sequence[float]],
+) -> np.ndarray:
+    """Train loss (log scale), validation metrics and lr against iterations, stacked; 800 x 720 px."""
+    fig = _figure(8.0, 7.2)
+    axes = fig.subplots(3, 1, sharex=True)
+    panels = [
+        ("train loss", [("loss", *loss)], True),
+        ("validation", list(val), False),
+        ("learning rate", [("lr", *lr)], False),
+    ]
+    for ax, (title, series, log_y) in zip(axes, panels):
+        ax.set_title(title, fontsize=10, loc="left")
+        ax.grid(alpha=0.3)
+        drawn = False
+        for k, (name, xs, ys) in enumerate(series):
+            x, y = _finite(xs, ys, positive=log_y)
+            if x:
+                ax.plot(x, y, color=COLOURS[k % len(COLOURS)], label=name, marker="o" if len(x) <= 50 else None, ms=3)
+                drawn = True
+        if drawn:
+            if log_y:
+                ax.set_yscale("log")
+            ax.legend(fontsize=8, loc="best")
+        else:
+            ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes, color="grey")
+    axes[-1].set_xlabel("iteration")
+    fig.subplots_adjust(left=0.1, right=0.97, top=0.95, bottom=0.08, hspace=0.35)
+    return _rgb(fig)
+
+
+def confusion(norm: np.ndarray, names: Sequence[str]) -> np.ndarray:
+    """Row-normalised confusion matrix; class names on both axes, cell values only when they fit.
+
+    The cell shrinks with the number of classes (0.5 in down to 0.11 in, so 150 classes make a
+    ~1800 px picture whose names are still legible) and the name font with it; values are written in
+    cells of 0.3 in or more.
+    """
+    n = max(len(names), 1)
+    cell = min(0.5, max(0.11, 9.0 / n))
+    font = max(5.0, min(9.0, cell * 72 * 0.8))
+    labels = [s if len(s) <= 18 else s[:17] + "…" for s in names]
+    margin = 0.3 + font / 72 * 0.7 * max((len(s) for s in labels), default=1)
+    side = n * cell
+    w, h = margin + side + 1.1, margin + side + 0.55
+    fig = _figure(w, h)
+    ax = fig.add_axes((margin / w, margin / h, side / w, side / h))
+    cmap = colormaps["viridis"].with_extremes(bad="#d0d0d0")
+    im = ax.imshow(np.ma.masked_invalid(norm), cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=font)
+    ax.set_yticks(range(len(labels)), labels, fontsize=font)
+    ax.tick_params(length=2 if n > 40 else 3, pad=1)
+    ax.set_xlabel("prediction", fontsize=9)
+    ax.set_ylabel("ground truth", fontsize=9)
+    ax.set_title("row-normalised confusion matrix (grey: no ground truth)", fontsize=9)
+    if cell >= 0.3:
+        for i in range(norm.shape[0]):
+            for j in range(norm.shape[1]):
+                v = norm[i, j]
+                if math.isfinite(v):
+                    colour = "black" if v > 0.6 else "white"
+                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=min(8.0, font), color=colour)
+    cax = fig.add_axes(((margin + side + 0.2) / w, margin / h, 0.18 / w, side / h))
+    fig.colorbar(im, cax=cax).ax.tick_params(labelsize=7)
+    return _rgb(fig)
+
+
+def samples(
+    rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    names: Sequence[str],
+    palette: Sequence[Sequence[int]],
+    ignore_index: int,
+    title: str,
+) -> np.ndarray:
+    """Rows of image | ground truth | prediction (masks in the palette, ignored pixels light grey), a
+    legend of the classes present below."""
+    lut = np.full((max(256, ignore_index + 1, len(palette)), 3), IGNORED, np.uint8)
+    lut[: len(palette)] = np.asarray(palette, np.uint8)
+    aspect = max(r[0].shape[0] / max(r[0].shape[1], 1) for r in rows) if rows else 1.0
+    panel = 2.2
+    present = sorted({int(c) for _, gt, pred in rows for m in (gt, pred) for c in np.unique(m) if c < len(names)})
+    per_row = 4
+    legend_h = 0.3 + 0.25 * math.ceil(len(present) / per_row)
+    w, h = 3 * panel + 0.2, 0.65 + len(rows) * panel * aspect + legend_h
+    fig = _figure(w, h)
+    fig.suptitle(title, fontsize=10, y=1 - 0.08 / h)
+    grid = fig.add_gridspec(
+        max(len(rows), 1),
+        3,
+        left=0.1 / w,
+        right=1 - 0.1 / w,
+        top=1 - 0.65 / h,
+        bottom=legend_h / h,
+        hspace=0.08,
+        wspace=0.04,
+    )
+    for i, (image, gt, pred) in enumerate(rows):
+        for j, (picture, heading) in enumerate(
+            ((image, "image"), (lut[gt.astype(np.int64)], "ground truth"), (lut[pred.astype(np.int64)], "prediction"))
+        ):
+            ax = fig.add_subplot(grid[i, j])
+            ax.imshow(picture, interpolation="nearest" if j else "antialiased")
+            ax.set_axis_off()
+            if i == 0:
+                ax.set_title(heading, fontsize=9)
+    handles = [
+        Patch(facecolor=np.asarray(palette[c]) / 255.0, edgecolor="black", linewidth=0.5, label=names[c][:18])
+        for c in present
+    ]
+    if any((gt >= len(names)).any() for _, gt, _ in rows):
+        handles.append(Patch(facecolor=np.asarray(IGNORED) / 255.0, edgecolor="black", linewidth=0.5, label="ignored"))
+    if handles:
+        fig.legend(
+            handles=handles, loc="lower center", ncol=per_row, fontsize=8, frameon=False, bbox_to_anchor=(0.5, 0)
+        )
+    return _rgb(fig)
+
+
+def bars(values: np.ndarray, names: Sequence[str], title: str) -> np.ndarray:
+    """Horizontal bars on a log scale (one per class, first at the top), value labels at the right."""
+    n = max(len(names), 1)
+    row = 0.25 if n <= 40 else 0.16
+    font = 8 if n <= 40 else 5.5
+    label_w = 0.3 + font / 72 * 0.7 * min(max((len(s) for s in names), default=1), 18)
+    w, h = label_w + 6.0, 0.9 + n * row
+    fig = _figure(w, h)
+    ax = fig.add_axes((label_w / w, 0.45 / h, 5.0 / w, (n * row) / h))
+    v = np.maximum(np.asarray(values, np.float64), 0)
+    y = np.arange(len(names))
+    ax.barh(y, np.maximum(v, 1.0), color=COLOURS[0], height=0.8)
+    ax.set_xscale("log")
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    ax.set_yticks(y, [s[:18] for s in names], fontsize=font)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.grid(axis="x", alpha=0.3)
+    for k, value in enumerate(v):
+        ax.text(max(value, 1.0) * 1.15, k, f"{int(value):,}", va="center", fontsize=font - 1)
+    top = max(float(v.max()) if len(v) else 1.0, 10.0)
+    ax.set_xlim(0.8, top * 30)
+    ax.set_title(title, fontsize=9, loc="left")
+    return _rgb(fig)
