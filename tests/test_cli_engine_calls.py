@@ -41,8 +41,10 @@ def calls(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[str, tu
 def test_train_passes_preset_and_overrides(calls: list, capsys: pytest.CaptureFixture) -> None:
     assert run(["train", "quickstart", "train.epochs=3", "optim.lr=0.1", "--json"]) == 0
     ((name, args, kwargs),) = calls
-    assert name == "train" and args == ("quickstart", ["train.epochs=3", "optim.lr=0.1"])
-    assert kwargs["resume"] is None and len(kwargs["callbacks"]) == 1
+    (loaded,) = args  # the preset, loaded and validated once by the command, with its overrides applied
+    assert name == "train" and loaded.stem == "quickstart"
+    assert loaded.preset.train.epochs == 3 and loaded.preset.optim.lr == 0.1
+    assert kwargs.get("resume") is None and len(kwargs["callbacks"]) == 1
 
 
 def test_train_resume_takes_no_preset(calls: list, tmp_path: Path) -> None:

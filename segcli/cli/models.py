@@ -20,14 +20,13 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def check_backbone(name: str) -> None:
-    """A UserError with the closest names when ``name`` is not a timm model (hub names are not checked)."""
-    import timm
+    """A UserError with the closest names when ``name`` is not a backbone (hub names are not checked)."""
+    from segcli.errors import arg
+    from segcli.models.checks import backbone_problem
 
-    from segcli.registry import did_you_mean
-
-    if name.startswith(("hf-hub:", "hf_hub:", "local-dir:")) or timm.is_model(name):
-        return
-    raise UserError(f"--backbone {name!r} is not a timm model{did_you_mean(name, timm.list_models())}")
+    problem = backbone_problem(name, key=arg("backbone"))
+    if problem:
+        raise UserError(problem)
 
 
 def models_cmd(

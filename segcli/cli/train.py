@@ -156,10 +156,13 @@ def train_cmd(
                 "--budget starts a new run; to lengthen a run use --resume RUN --extend train.time_budget=D"
             )
         overrides = [*(overrides or []), f"train.time_budget={budget}", "train.auto=true"]
-    if "WORLD_SIZE" not in os.environ and devices is None and resume is None:  # the preset's train.devices
-        from segcli.train import devices_of  # (a resumed run takes --devices again)
+    loaded = None
+    if resume is None:  # the preset is loaded and validated here, once, and handed to train() as it is
+        from segcli.config.load import load_preset
 
-        devices = devices_of(preset, overrides or [], None)
+        loaded = load_preset(preset, overrides or [])
+        if devices is None and "WORLD_SIZE" not in os.environ:
+            devices = loaded.preset.train.devices
     if devices and devices > 1 and "WORLD_SIZE" not in os.environ:  # not already under torchrun
         from segcli.core.distributed import launch
 
@@ -173,7 +176,10 @@ def train_cmd(
         preset = None
     reporter = RichProgress()
     try:
-        result = train(preset, overrides or [], resume=resume, callbacks=[reporter], extend=extend or [])
+        if loaded is not None:
+            result = train(loaded, callbacks=[reporter], extend=extend or [])
+        else:
+            result = train(None, overrides or [], resume=resume, callbacks=[reporter], extend=extend or [])
     except TrainingInterrupted as e:  # handled here: click would turn it into a bare "Aborted"
         reporter.stop()
         err.print(str(e), markup=False, highlight=False, soft_wrap=True)  # one line, however long

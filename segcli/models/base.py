@@ -14,6 +14,7 @@ import torch.nn as nn
 
 from segcli.errors import PresetError, UserError
 from segcli.models.blocks import DecoderOpts, resize
+from segcli.models.checks import stride_problem
 from segcli.models.encoder import TimmEncoder
 from segcli.models.heads import AuxHeads, resolve_stages
 from segcli.models.tv_encoder import TorchvisionEncoder, is_torchvision_backbone
@@ -29,8 +30,9 @@ def build_encoder(
     An explicit stride the backbone cannot reach is a PresetError; the model's own default falls
     back to the backbone's native stride 32 (transformers such as pvt_v2 cannot dilate).
     """
-    if output_stride not in (0, 8, 16, 32):
-        raise PresetError(f"model.output_stride = {output_stride}: must be 8, 16 or 32 (0 = model default)")
+    problem = stride_problem(output_stride)
+    if problem:
+        raise PresetError(problem)
     stride = output_stride or default_stride
     if is_torchvision_backbone(backbone):
         return TorchvisionEncoder(backbone, pretrained, pretrained_file, output_stride or min(32, max(16, stride)))

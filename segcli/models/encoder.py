@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from segcli.errors import CheckpointError, PresetError, UserError
-from segcli.registry import did_you_mean
+from segcli.models.checks import backbone_problem, backbone_stride_problem
 
 _PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.", "encoder.")
 
@@ -116,16 +116,11 @@ class TimmEncoder(nn.Module):
         except Exception as e:  # noqa: BLE001 - timm and hub clients raise many error types
             msg = str(e)
             if "Unknown model" in msg:
-                raise PresetError(
-                    f"model.backbone = {name!r} is not a timm model{did_you_mean(name, timm.list_models())}"
-                ) from None
+                raise PresetError(backbone_problem(name) or f"model.backbone = {name!r}: {msg}") from None
             if "features_only" in msg:
                 raise PresetError(f"model.backbone = {name!r} does not support features_only in timm") from None
             if "output_stride" in msg:
-                raise PresetError(
-                    f"model.output_stride = {output_stride}: backbone {name!r} cannot dilate to that stride in timm; "
-                    "use model.output_stride=32 or a CNN backbone such as resnet50"
-                ) from None
+                raise PresetError(backbone_stride_problem(name, output_stride)) from None
             if use_hub:
                 raise self._offline_error(name, e) from None
             raise
@@ -140,10 +135,7 @@ class TimmEncoder(nn.Module):
         self.channels: list[int] = list(self.body.feature_info.channels())
         self.reductions: list[int] = list(self.body.feature_info.reduction())
         if output_stride not in (None, 32) and max(self.reductions) != output_stride:
-            raise PresetError(
-                f"model.output_stride = {output_stride}: backbone {name!r} ignores timm's output_stride "
-                f"(its strides stay {self.reductions}); use model.output_stride=32 or a CNN backbone"
-            )
+            raise PresetError(backbone_stride_problem(name, output_stride, reached=self.reductions))
         # Some timm models (Swin, ...) return channels-last maps; the decoders expect NCHW.
         self.nhwc = str(getattr(self.body, "output_fmt", "NCHW")).endswith("NHWC")
         size = getattr(self.body, "pretrained_cfg", {}).get("input_size") or (3, 224, 224)

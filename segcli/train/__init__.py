@@ -4,7 +4,7 @@ to disk (:mod:`.state`, :mod:`.commit`), resume and extend (:mod:`.extend`), the
 other weights (:mod:`.init_from`) and what a failure leaves behind (:mod:`.failures`).
 
 The top of the engine: it uses infer (validation), report (logs, plots, the run report) and core.
-Public calls: :func:`train`, :func:`devices_of` (imported lazily so ``import segcli.train`` stays cheap).
+Public call: :func:`train` (imported lazily so ``import segcli.train`` stays cheap).
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
-    from segcli.train.trainer import devices_of as devices_of
     from segcli.train.trainer import train as train
 
-_PUBLIC = {"train": "segcli.train.trainer", "devices_of": "segcli.train.trainer"}
+_PUBLIC = {"train": "segcli.train.trainer"}
 
 
 def __getattr__(name: str) -> Any:

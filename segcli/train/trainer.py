@@ -72,7 +72,7 @@ from segcli.train.optim import batch_lr_scale, build_optimizer, lr_factor, set_l
 from segcli.train.pacer import Pacer, Plan
 from segcli.train.state import TrainState
 
-__all__ = ["TrainResult", "Trainer", "devices_of", "train"]
+__all__ = ["TrainResult", "Trainer", "train"]
 
 clock = time.perf_counter  # the trainer's only clock (tests drive time budgets with a fake one)
 
@@ -627,12 +627,6 @@ def _resolve(
         validate_preset(preset)  # a preset built in Python has not been through load_preset
         return LoadedPreset(preset=preset, path=None), None, []
     return load_preset(preset, list(overrides)), None, []
-
-
-def devices_of(preset: str | Path | None, overrides: Iterable[str], resume: str | Path | None) -> int:
-    """``train.devices`` of the run ``seg train`` would start (the preset with its overrides, or the resumed run)."""
-    loaded, _, _ = _resolve(preset, [] if resume is not None else overrides, resume)
-    return loaded.preset.train.devices
 
 
 def _restore(run: RunDir, state: TrainState, rt: Runtime, cb: CallbackList) -> list[dict[str, Any]]:
