@@ -20,3 +20,12 @@ def package_available(package: str) -> bool:
 def install_hint(extra: str) -> str:
     """The command that installs segcli's ``extra``."""
     return f"pip install 'segcli[{extra}]'"
+
+
+def missing(package: str, extra: str, wanted: str, instead: str) -> str | None:
+    """None when ``package`` is installed; else the one line for ``wanted`` (what asked for it, e.g.
+    ``train.loggers: 'wandb'``) naming the install command and the way to do without (``instead``). Every
+    feature behind an extra is checked through here."""
+    if package_available(package):
+        return None
+    return f"{wanted} needs the {package} package, which is not installed; {install_hint(extra)} (or {instead})"

@@ -88,12 +88,12 @@ def test_plots_written_and_refreshed_every_validation(tiny_overrides: list[str],
 
 
 def test_auto_picks_matplotlib_when_installed_else_opencv(monkeypatch: pytest.MonkeyPatch) -> None:
-    import segcli.viz as viz
+    import segcli.extras as extras
 
     assert drawer("opencv") is draw_cv
     if package_available("matplotlib"):
         assert drawer("auto").__name__ == drawer("matplotlib").__name__ == "segcli.viz.draw_mpl"
-    monkeypatch.setattr(viz, "package_available", lambda name: False)
+    monkeypatch.setattr(extras, "package_available", lambda name: False)
     assert drawer("auto") is draw_cv
     with pytest.raises(PresetError, match=r"pip install 'segcli\[plots\]'"):
         drawer("matplotlib")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from segcli.extras import install_hint, package_available
+from segcli.extras import missing
 from segcli.registry import Registry, did_you_mean
 
 
@@ -44,9 +44,10 @@ def logger_problems(names: Iterable[str], check_packages: bool = True) -> list[s
             )
             continue
         info = LOGGERS.get(name)
-        if check_packages and info.package and not package_available(info.package):
-            found.append(
-                f"train.loggers: {name!r} needs the {info.package} package, which is not installed; "
-                f"{install_hint(info.extra)} (or remove {name!r} from train.loggers)"
+        if check_packages and info.package:
+            problem = missing(
+                info.package, info.extra, f"train.loggers: {name!r}", f"remove {name!r} from train.loggers"
             )
+            if problem:
+                found.append(problem)
     return found

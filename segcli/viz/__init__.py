@@ -13,8 +13,8 @@ from types import ModuleType
 import cv2
 import numpy as np
 
+from segcli import extras
 from segcli.errors import PresetError
-from segcli.extras import install_hint, package_available
 from segcli.io_utils import atomic_write_bytes
 
 BACKENDS = ("auto", "matplotlib", "opencv")
@@ -24,15 +24,13 @@ def drawer(backend: str = "auto") -> ModuleType:
     """The drawing module for ``train.plots_backend``: draw_mpl or draw_cv (same functions, RGB arrays out)."""
     if backend not in BACKENDS:
         raise PresetError(f"train.plots_backend = {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "opencv" or (backend == "auto" and not package_available("matplotlib")):
+    if backend == "opencv" or (backend == "auto" and not extras.package_available("matplotlib")):
         from segcli.viz import draw_cv
 
         return draw_cv
-    if not package_available("matplotlib"):
-        raise PresetError(
-            f"train.plots_backend = 'matplotlib' but matplotlib is not installed; {install_hint('plots')} "
-            "(or train.plots_backend=opencv)"
-        )
+    problem = extras.missing("matplotlib", "plots", "train.plots_backend = 'matplotlib'", "train.plots_backend=opencv")
+    if problem:
+        raise PresetError(problem)
     from segcli.viz import draw_mpl
 
     return draw_mpl
