@@ -27,6 +27,7 @@ from segcli.models import (  # noqa: F401 - importing a model module registers i
     lraspp,
     pspnet,
     segformer,
+    sfnet,
     unet,
     upernet,
 )
