@@ -119,6 +119,12 @@ class ModelConfig:
     attention: Literal["none", "scse"] = opt("none", "attention block in the decoders (scse = spatial+channel SE)")
     separable: bool = opt(False, "use depthwise-separable 3x3 convolutions in the decoders")
     dropout: float = opt(0.1, "dropout before the classifier", minimum=0.0, maximum=1.0)
+    neck: str = opt(
+        "fpn",
+        "the pyramid of fpn: fpn (top-down), panet (plus PANet's bottom-up path) or bifpn (EfficientDet's "
+        "weighted bidirectional layers); models without a neck option reject it",
+    )
+    neck_repeats: int = opt(3, "BiFPN layers stacked when model.neck = bifpn (3 = EfficientDet-D0)", minimum=1)
     mean: tuple[float, ...] | Literal["auto"] = opt(
         "auto",
         "per-channel mean of input pixels in [0, 1]; auto = the backbone's timm pretrained_cfg mean (0.5 for many "

@@ -276,7 +276,8 @@ def _own_backbone_problems(m: ModelConfig, defaults: ModelConfig) -> list[tuple[
 
 
 def _check_model(m: ModelConfig, check_files: bool, resuming: bool = False) -> list[tuple[str, str]]:
-    from segcli.models import MODELS
+    from segcli.models import MODELS, model_options
+    from segcli.models.necks import neck_problems
 
     try:
         info = MODELS.info(m.name)
@@ -284,10 +285,14 @@ def _check_model(m: ModelConfig, check_files: bool, resuming: bool = False) -> l
         return [("model.name", f"model.name: {err}")]
     found = []
     defaults = ModelConfig()
-    for key in info.rejects:
+    accepted = model_options(m.name)  # the neck keys only mean something to the models that take them
+    rejects = [*info.rejects, *(k for k in ("neck", "neck_repeats") if accepted is not None and k not in accepted)]
+    for key in rejects:
         if getattr(m, key) != getattr(defaults, key):
             value = str(getattr(m, key)).lower() if isinstance(getattr(m, key), bool) else repr(getattr(m, key))
             found.append((f"model.{key}", f"model.{key} = {value}: model {m.name!r} does not support it; remove it"))
+    if "neck" not in rejects:
+        found.extend(neck_problems(m.neck, m.neck_repeats))
     if info.timm_encoder:
         problem = _check_backbone(m.backbone)
         if problem:

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 
 from segcli.models import (  # noqa: F401 - importing a model module registers it
+    bifpn,
     bisenetv1,
     bisenetv2,
     ddrnet,
@@ -25,6 +26,7 @@ from segcli.models import (  # noqa: F401 - importing a model module registers i
     fpn,
     fpn_smp,
     lraspp,
+    panet,
     pspnet,
     segformer,
     sfnet,

@@ -1,37 +1,90 @@
-"""FPN decoder (Kirillov et al., Panoptic FPN semantic branch) on any timm encoder."""
+"""FPN decoder (Kirillov et al., Panoptic FPN semantic branch) on any timm encoder.
+
+The pyramid comes from a neck (``model.neck``, :mod:`segcli.models.necks`): FPN's top-down path by default,
+PANet's bottom-up path augmentation or EfficientDet's BiFPN on request. Every level is then smoothed by a 3x3
+conv to half the width, the levels are summed at stride 4 and classified.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
 
+from segcli.errors import PresetError
 from segcli.models.base import EncoderDecoder
 from segcli.models.blocks import resize
 from segcli.models.heads import ClassifierHead
+from segcli.models.necks import DEFAULT_REPEATS, build_neck
 from segcli.models.registry import MODELS
 
 
-@MODELS.register("fpn")
+@MODELS.register(
+    "fpn",
+    paper="Kirillov et al., Panoptic Feature Pyramid Networks, CVPR 2019",
+    reference="https://github.com/open-mmlab/mmsegmentation (mmseg/models/decode_heads/fpn_head.py)",
+)
 class FPN(EncoderDecoder):
-    """Top-down pyramid over the stride >= 4 features, merged at stride 4, upsampled to the input."""
+    """Pyramid over the stride >= 4 features (a neck), merged at stride 4, upsampled to the input.
+
+    ``neck`` names the neck and ``neck_repeats`` the number of BiFPN layers. Subclasses that are FPN with a
+    given neck (``panet``, ``bifpn``) set ``fixed_neck`` and are registered with ``rejects=("neck", ...)``.
+    """
+
+    fixed_neck = ""
+
+    def __init__(
+        self,
+        num_classes: int,
+        *,
+        backbone: str = "resnet18",
+        pretrained: bool = False,
+        pretrained_file: str = "",
+        output_stride: int = 0,
+        aux_stages: Sequence[int] = (),
+        builtin_aux: bool = True,
+        decoder_channels: int = 128,
+        attention: str = "none",
+        separable: bool = False,
+        dropout: float = 0.1,
+        neck: str = "fpn",
+        neck_repeats: int = DEFAULT_REPEATS,
+    ) -> None:
+        if self.fixed_neck and neck not in ("fpn", self.fixed_neck):
+            raise PresetError(f"model.neck = {neck!r}: this model's neck is {self.fixed_neck!r}; remove model.neck")
+        self.neck_kind = self.fixed_neck or neck
+        self.neck_repeats = neck_repeats
+        super().__init__(
+            num_classes,
+            backbone=backbone,
+            pretrained=pretrained,
+            pretrained_file=pretrained_file,
+            output_stride=output_stride,
+            aux_stages=aux_stages,
+            builtin_aux=builtin_aux,
+            decoder_channels=decoder_channels,
+            attention=attention,
+            separable=separable,
+            dropout=dropout,
+        )
 
     def build_decoder(self, num_classes: int) -> None:
         encoder = self.encoder
         channels = self.channels
         self.use = [i for i, r in enumerate(encoder.reductions) if r >= 4][-4:]
         in_chs = [encoder.channels[i] for i in self.use]
-        self.laterals = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_chs)
+        reductions = [encoder.reductions[i] for i in self.use]
+        neck = build_neck(self.neck_kind, in_chs, channels, reductions, self.neck_repeats)
+        # The top-down neck is the list of lateral convs FPN has always had: under that name, FPN checkpoints load.
+        self.neck_attr = "laterals" if self.neck_kind == "fpn" else "neck"
+        self.add_module(self.neck_attr, neck)
         half = max(channels // 2, 8)
         self.smooth = nn.ModuleList(self.opts.conv(channels, half) for _ in in_chs)
         self.head = ClassifierHead(half, num_classes, self.opts)
 
     def decode(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        feats = [feats[i] for i in self.use]
-        p = self.laterals[-1](feats[-1])
-        pyramid = [p]
-        for lat, f in zip(reversed(self.laterals[:-1]), reversed(feats[:-1])):
-            p = lat(f) + resize(p, f.shape[-2:], mode="nearest")
-            pyramid.insert(0, p)
+        pyramid = getattr(self, self.neck_attr)([feats[i] for i in self.use])
         size = pyramid[0].shape[-2:]
         merged = sum(resize(s(q), size) for s, q in zip(self.smooth, pyramid))
         return self.head(merged), []

@@ -1,0 +1,23 @@
+"""BiFPN: FPN with the weighted bidirectional neck of Tan et al., "EfficientDet: Scalable and Efficient Object
+Detection", CVPR 2020 (``model.name = "fpn"`` with ``model.neck = "bifpn"``; ``model.neck_repeats`` layers,
+3 by default as EfficientDet-D0). The neck, the reference it follows (google/automl) and its departures are in
+:mod:`segcli.models.necks`. Like the paper's segmentation variant it classifies the finest level; the levels
+are merged by segcli's FPN semantic head rather than read from P2 alone.
+"""
+
+from __future__ import annotations
+
+from segcli.models.fpn import FPN
+from segcli.models.registry import MODELS
+
+
+@MODELS.register(
+    "bifpn",
+    rejects=("neck",),
+    paper="Tan et al., EfficientDet: Scalable and Efficient Object Detection, CVPR 2020",
+    reference="https://github.com/google/automl (efficientdet/keras/efficientdet_keras.py, fpn_configs.py)",
+)
+class BiFPNNet(FPN):
+    """FPN whose neck is ``model.neck_repeats`` BiFPN layers."""
+
+    fixed_neck = "bifpn"
