@@ -67,7 +67,7 @@ def main() -> None:
         sessions = {}
         for layout in ("float-nchw", "uint8-nhwc"):
             wrapper = ExportWrapper(model, layout).eval()
-            built = build_graph(wrapper, "onnx", opset=18, multiple=32, fixed_size=(h, w), dev=dev, half=False)
+            built = build_graph(wrapper, "onnx", opset=18, multiple=32, fixed_size=(h, w), dev=dev)
             session = OnnxRunner(built.payload, dev, threads).session
             feed = {session.get_inputs()[0].name: image if layout == "uint8-nhwc" else x.numpy()}
             diff = float(np.abs(session.run(None, feed)[0] - ref).max())

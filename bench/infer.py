@@ -42,8 +42,9 @@ from segcli.core.factory import model_from_preset
 from segcli.core.runtime import autocast
 from segcli.data.format import DatasetInfo
 from segcli.data.io import read_image, write_image
-from segcli.infer.predict_core import Protocol, inference_precision, predict_images, prepare_model
-from segcli.infer.predictor import _decode, _Writer, predict
+from segcli.infer.predict_core import predict_images, prepare_model
+from segcli.infer.predictor import OutputOptions, _decode, _Writer, predict
+from segcli.infer.protocol import PredictionProtocol, ProtocolChoices, resolve_protocol
 from segcli.metrics import ConfusionMatrix
 
 CLASSES = 19
@@ -98,11 +99,11 @@ def main() -> None:
         w = _weights(folder, args.preset)
         paths = _images(folder, args.n, args.size)
         model, meta = build_from_weights(w, dev)
-        amp = inference_precision(args.amp, meta.preset.train.amp, dev)  # what `seg infer` picks
-        cl = meta.preset.train.channels_last
+        chosen = resolve_protocol(ProtocolChoices(amp=args.amp), meta.preset, dev)  # what `seg infer` picks
+        amp, cl = chosen.amp, chosen.channels_last
         prepare_model(model, dev, cl, fixed_size=True)
         decoded = torch.stack([torch.from_numpy(read_image(p).transpose(2, 0, 1).copy()) for p in paths])
-        proto = Protocol(amp=amp, channels_last=cl)
+        proto = PredictionProtocol(amp=amp, channels_last=cl)
 
         def forward_only() -> None:
             with torch.no_grad():
@@ -116,7 +117,9 @@ def main() -> None:
 
         def end_to_end() -> None:
             out = folder / f"out{next(runs)}"
-            res = predict(w, [str(folder / "in")], out, device=args.device, batch_size=args.batch, amp=args.amp)
+            res = predict(
+                w, [str(folder / "in")], out, args.device, ProtocolChoices(amp=args.amp, batch_size=args.batch)
+            )
             loads.append(res.load_seconds)
 
         forward_only()  # warm-up
@@ -161,7 +164,7 @@ def main() -> None:
         print(f"eval old path     : {args.n / t_old:8.2f} images/s   ratio core/old = {t_old / t_core:.3f}")
 
         if args.pool:
-            writer = _Writer(meta, ("mask", "overlay"), 0.5, None, False)
+            writer = _Writer(meta, OutputOptions(save=("mask", "overlay")))
             rng = np.random.default_rng(2)
             blobs = rng.integers(0, CLASSES, (16, 16), dtype=np.uint8)  # region-shaped masks, like predictions
             mask = np.kron(blobs, np.ones((args.size // 16, args.size // 16), dtype=np.uint8))
@@ -183,7 +186,7 @@ def main() -> None:
         if args.big:
             rng = np.random.default_rng(1)
             big = torch.from_numpy(rng.integers(0, 256, (1, 3, 3000, 4000), dtype=np.uint8))
-            slide = Protocol(slide=True, tile=(512, 512), stride=(341, 341), window_batch=args.batch)
+            slide = PredictionProtocol(slide=True, tile=(512, 512), stride=(341, 341), window_batch=args.batch)
             t0 = time.perf_counter()
             out = predict_images(model, big, [(3000, 4000)], slide, dev)[0].argmax(0)
             rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

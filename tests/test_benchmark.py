@@ -10,15 +10,17 @@ from typer.testing import CliRunner
 
 from segcli.cli.app import app, run
 from segcli.errors import PresetError
-from segcli.infer.benchmarking import benchmark
-from segcli.infer.evaluator import evaluate
+from segcli.infer.benchmarking import BenchmarkOptions, benchmark
+from segcli.infer.evaluator import EvalOptions, evaluate
 from segcli.infer.exporter import export_model
+from segcli.infer.protocol import ProtocolChoices
 from segcli.train.trainer import train
 from tests.conftest import TINY
 
 
 def test_benchmark_labels_every_figure() -> None:
-    r = benchmark("quickstart", (32, 32), batch=2, device="cpu", amp="none", iters=2, warmup=1, num_classes=3)
+    protocol = ProtocolChoices(size=(32, 32), batch_size=2, amp="none")
+    r = benchmark("quickstart", protocol, device="cpu", options=BenchmarkOptions(iters=2, warmup=1, num_classes=3))
     assert r["model"] == "fpn/resnet18" and r["resolution"] == "32x32" and r["precision"] == "none"
     assert r["memory_format"] == "channels_last" and r["backend"] == "eager" and r["batch"] == 2
     assert r["device"] == "cpu" and r["device_name"] and r["threads"] >= 1
@@ -46,7 +48,7 @@ def test_benchmark_cli_json_and_table() -> None:
 
 def test_benchmark_of_an_unknown_preset_names_the_bundled_ones() -> None:
     with pytest.raises(PresetError, match="no_such_preset.*quickstart"):
-        benchmark("no_such_preset", (32, 32), device="cpu")
+        benchmark("no_such_preset", ProtocolChoices(size=(32, 32)), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +60,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory, shapes_root: Path) -> Path
 def test_benchmark_exports_and_scores_each_backend(trained: Path, shapes_root: Path, tmp_path: Path) -> None:
     """--onnx --data: eager and onnxruntime figures side by side, each with seg eval's mIoU, parity verified."""
     pytest.importorskip("onnxruntime")
-    r = benchmark(str(trained), (48, 48), device="cpu", amp="none", iters=2, warmup=1, data=str(shapes_root), onnx=True)
-    ref = evaluate(trained, shapes_root, device="cpu", amp="none", out=tmp_path)
+    options = BenchmarkOptions(iters=2, warmup=1, data=str(shapes_root), onnx=True)
+    r = benchmark(str(trained), ProtocolChoices(size=(48, 48), amp="none"), device="cpu", options=options)
+    ref = evaluate(
+        trained, shapes_root, device="cpu", protocol=ProtocolChoices(amp="none"), options=EvalOptions(out=tmp_path)
+    )
     assert r["backend"] == "eager" and r["accuracy"]["mIoU"] == pytest.approx(ref.metrics["mIoU"])
     (ort,) = r["backends"]
     assert ort["backend"] == "onnxruntime" and ort["parity"]["passed"] and ort["shapes"] == "dynamic"
@@ -70,7 +75,7 @@ def test_benchmark_exports_and_scores_each_backend(trained: Path, shapes_root: P
 def test_benchmark_of_an_exported_model_labels_its_backend(trained: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     onnx = export_model(trained, "onnx", tmp_path / "m.onnx", device="cpu").path
-    r = benchmark(str(onnx), (64, 64), device="cpu", iters=2, warmup=1)
+    r = benchmark(str(onnx), ProtocolChoices(size=(64, 64)), device="cpu", options=BenchmarkOptions(iters=2, warmup=1))
     assert r["backend"] == "onnxruntime" and r["precision"] == "graph" and "train_step" not in r
     assert r["inference_end_to_end"]["images_per_s"] > 0 and r["train_step_skipped"]
 

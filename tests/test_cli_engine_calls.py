@@ -78,8 +78,9 @@ def test_eval_passes_options(calls: list) -> None:
     assert run([*argv, "--json"]) == 0
     ((name, args, kwargs),) = calls
     assert name == "evaluate" and args == (Path("runs/x"), Path("d"), "test")
-    assert kwargs["amp"] == "auto" and kwargs["absent"] == "zero" and kwargs["batch_size"] == 2
-    assert kwargs["device"] == "auto" and kwargs["num_workers"] == "auto"
+    protocol, options = kwargs["protocol"], kwargs["options"]  # the protocol's choices and the other options
+    assert protocol.amp == "auto" and options.absent == "zero" and protocol.batch_size == 2
+    assert kwargs["device"] == "auto" and options.workers == "auto"
 
 
 def test_infer_passes_options(calls: list, tmp_path: Path) -> None:
@@ -88,7 +89,7 @@ def test_infer_passes_options(calls: list, tmp_path: Path) -> None:
     )
     ((name, args, kwargs),) = calls
     assert name == "predict" and args == (Path("runs/x"), ["a.jpg", "b/"], tmp_path)
-    assert kwargs["amp"] == "bf16" and kwargs["overwrite"] is True and kwargs["device"] == "auto"
+    assert kwargs["protocol"].amp == "bf16" and kwargs["output"].overwrite is True and kwargs["device"] == "auto"
 
 
 def test_engine_options_are_named_as_the_user_gave_them() -> None:

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from segcli.cli.app import run
-from segcli.convert import convert
+from segcli.convert import ConvertOptions, TargetOptions, convert
 from segcli.convert.loader import read_checkpoint, unwrap
 from segcli.core.checkpoint import build_from_weights, read_metadata
 from segcli.errors import CheckpointError, UserError
@@ -84,7 +84,7 @@ def test_unwrap_prefixes_and_strip(tmp_path: Path) -> None:
     flat = {f"_orig_mod.{k}": v for k, v in model.state_dict().items()}
     flat["optimizer"] = {"state": {0: {"exp_avg": torch.zeros(2)}}, "param_groups": [{"lr": 0.1}]}
     flat["epoch"] = 2
-    with pytest.raises(CheckpointError, match="--strip"):
+    with pytest.raises(CheckpointError, match="`strip`"):
         unwrap(flat)
     un = unwrap(flat, strip=True)
     assert set(un.state) == set(model.state_dict()) and set(un.dropped_non_tensor) == {"optimizer", "epoch"}
@@ -135,9 +135,9 @@ def test_unexpected_and_missing_keys_are_errors_unless_dropped(tmp_path: Path, c
     save_file({k: v.contiguous() for k, v in sd.items()}, str(src))
     out = tmp_path / "o.safetensors"
     with pytest.raises(CheckpointError, match=r"1 unexpected \(extra.head.weight\)"):
-        convert(src, out, check=str(preset), num_classes=3)
+        convert(src, out, target=TargetOptions(check=str(preset), num_classes=3))
     assert not out.exists()
-    r = convert(src, out, check=str(preset), num_classes=3, drop=[r"^extra\."])
+    r = convert(src, out, ConvertOptions(drop=[r"^extra\."]), TargetOptions(check=str(preset), num_classes=3))
     assert r.ok and r.written and r.dropped == ["extra.head.weight"]
     # a dry run reports every problem (exit 2) and writes nothing
     del sd["net.laterals.0.weight"]
@@ -147,26 +147,26 @@ def test_unexpected_and_missing_keys_are_errors_unless_dropped(tmp_path: Path, c
     text = capsys.readouterr().out
     assert "extra.head.weight" in text and "net.laterals.0.weight" in text and not out2.exists()
     # --check against a segcli weights file: its model and its classes
-    r2 = convert(out, tmp_path / "o3.safetensors", check=str(out))
+    r2 = convert(out, tmp_path / "o3.safetensors", target=TargetOptions(check=str(out)))
     assert r2.ok and r2.classes == ["class_0", "class_1", "class_2"] and r2.model.startswith("fpn (resnet18)")
     # shape mismatch: the wrong number of classes
     with pytest.raises(CheckpointError, match=r"2 shape-mismatched \(net.head.2.weight: file \(3, 8, 1, 1\)"):
-        convert(r.out, out2, check=str(preset), num_classes=5)
+        convert(r.out, out2, target=TargetOptions(check=str(preset), num_classes=5))
 
 
 def test_rename_to_pth_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     src = tmp_path / "plain.pt"
     torch.save({"state_dict": {"backbone.conv.weight": torch.ones(2, 2)}}, src)
     out = tmp_path / "plain.pth"
-    r = convert(src, out, to="pth", rename=[r"^backbone\.=encoder."])
+    r = convert(src, out, ConvertOptions(rename=[r"^backbone\.=encoder."]), to="pth")
     assert r.renamed == 1 and torch.load(out, weights_only=True)["encoder.conv.weight"].sum() == 4
     # a segcli file needs a model to fit
-    with pytest.raises(UserError, match="--check"):
+    with pytest.raises(UserError, match="`check`"):
         convert(src, tmp_path / "x.safetensors")
     with pytest.raises(UserError, match="REGEX=REPLACEMENT"):
-        convert(src, tmp_path / "y.pth", to="pth", rename=["nope"])
+        convert(src, tmp_path / "y.pth", ConvertOptions(rename=["nope"]), to="pth")
     with pytest.raises(UserError, match="regular expression"):
-        convert(src, tmp_path / "y.pth", to="pth", drop=["("])
+        convert(src, tmp_path / "y.pth", ConvertOptions(drop=["("]), to="pth")
     with pytest.raises(CheckpointError, match="unknown checkpoint type"):
         read_checkpoint(tmp_path / "r.json") if (tmp_path / "r.json").write_text("{}") else None
     with pytest.raises(CheckpointError, match="not found"):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from segcli.cli.app import run
-from segcli.convert import convert
+from segcli.convert import ConvertOptions, TargetOptions, convert
 from segcli.core.checkpoint import build_from_weights
 from segcli.errors import CheckpointError, PresetError, UserError
 
@@ -94,9 +94,9 @@ def test_smp_fpn_timm_encoder(tmp_path: Path) -> None:
     src = tmp_path / "fpn.pth"
     torch.save({"state_dict": theirs.state_dict(), "epoch": 7}, src)
     out = tmp_path / "fpn.safetensors"
-    with pytest.raises(UserError, match="--backbone"):
-        convert(src, out, strip=True)
-    r = convert(src, out, strip=True, backbone="resnet18")  # auto-detected
+    with pytest.raises(UserError, match="`backbone`"):
+        convert(src, out, ConvertOptions(strip=True))
+    r = convert(src, out, ConvertOptions(strip=True), TargetOptions(backbone="resnet18"))  # auto-detected
     assert r.key_map == "smp:fpn" and r.unwrapped == ["state_dict"] and r.ok
     ours, meta = build_from_weights(out)
     assert meta.preset.model.name == "fpn_smp" and meta.preset.model.decoder_channels == 256
@@ -116,7 +116,7 @@ def test_real_image_parity(tmp_path: Path, fixtures_dir: Path) -> None:
         theirs = _randomise_norms(theirs)
         src, out = tmp_path / f"{i}.pth", tmp_path / f"{i}.safetensors"
         torch.save(theirs.state_dict(), src)
-        convert(src, out, backbone=backbone or None)
+        convert(src, out, target=TargetOptions(backbone=backbone or None))
         ours, _ = build_from_weights(out)
         diff, agree = _compare(theirs, ours, _real_image(fixtures_dir, multiple))
         print(f"{type(theirs).__name__} on color.jpg: max abs logit diff {diff:.2e}, argmax agreement {agree:.5f}")
@@ -156,8 +156,8 @@ def test_unsupported_sources_say_why(tmp_path: Path) -> None:
     sd = {**tv.state_dict(), "classifier.extra.weight": torch.zeros(1)}
     torch.save(sd, src)
     with pytest.raises(CheckpointError, match="classifier.extra.weight"):
-        convert(src, tmp_path / "l.safetensors", source="torchvision:lraspp_mobilenet_v3_large")
-    assert convert(src, tmp_path / "l.safetensors", drop=[r"\.extra\."]).ok
+        convert(src, tmp_path / "l.safetensors", ConvertOptions(source="torchvision:lraspp_mobilenet_v3_large"))
+    assert convert(src, tmp_path / "l.safetensors", ConvertOptions(drop=[r"\.extra\."])).ok
 
 
 def test_torchvision_backbone_in_presets() -> None:

@@ -12,7 +12,8 @@ import pytest
 
 from segcli.cli.app import run
 from segcli.errors import CheckpointError, UserError
-from segcli.infer.evaluator import evaluate
+from segcli.infer.evaluator import EvalOptions, evaluate
+from segcli.infer.protocol import ProtocolChoices
 from segcli.train.trainer import train
 from tests.conftest import TINY
 
@@ -32,7 +33,7 @@ def _json(capsys: pytest.CaptureFixture, args: list[str]) -> dict:
 
 
 def test_report_has_confusion_matrix_and_protocol(trained: Path, shapes_root: Path, tmp_path: Path) -> None:
-    res = evaluate(trained, shapes_root, out=tmp_path / "r.json")
+    res = evaluate(trained, shapes_root, options=EvalOptions(out=tmp_path / "r.json"))
     report = json.loads(res.report.read_text())
     cm = report["confusion_matrix"]
     assert cm["classes"][0] == "background" and len(cm["matrix"]) == 5 and all(len(r) == 5 for r in cm["matrix"])
@@ -43,14 +44,14 @@ def test_report_has_confusion_matrix_and_protocol(trained: Path, shapes_root: Pa
 def test_confusion_matrix_png_next_to_the_report(trained: Path, shapes_root: Path, tmp_path: Path) -> None:
     from segcli.viz import draw_cv, row_normalise
 
-    res = evaluate(trained, shapes_root, out=tmp_path)
+    res = evaluate(trained, shapes_root, options=EvalOptions(out=tmp_path))
     png = Path(res.metrics["confusion_png"])
     assert png == tmp_path / "val_confusion.png" and res.report == tmp_path / "val.json"
     drawn = cv2.imread(str(png))[..., ::-1]
     matrix = np.array(res.metrics["confusion_matrix"]["matrix"])
     want = draw_cv.confusion(row_normalise(matrix), res.metrics["confusion_matrix"]["classes"])
     assert np.array_equal(drawn, want)  # the row-normalised matrix of this report, lossless
-    again = evaluate(trained, shapes_root, out=tmp_path)
+    again = evaluate(trained, shapes_root, options=EvalOptions(out=tmp_path))
     assert again.report == tmp_path / "val-2.json" and again.metrics["confusion_png"] == str(
         tmp_path / "val-2_confusion.png"
     )
@@ -59,8 +60,13 @@ def test_confusion_matrix_png_next_to_the_report(trained: Path, shapes_root: Pat
 
 
 def test_slide_with_big_tile_and_tta_scale_one_equal_plain(trained: Path, shapes_root: Path, tmp_path: Path) -> None:
-    plain = evaluate(trained, shapes_root, out=tmp_path / "a.json").metrics
-    slid = evaluate(trained, shapes_root, out=tmp_path / "b.json", slide=True, tile=(64, 64)).metrics
+    plain = evaluate(trained, shapes_root, options=EvalOptions(out=tmp_path / "a.json")).metrics
+    slid = evaluate(
+        trained,
+        shapes_root,
+        protocol=ProtocolChoices(slide=True, tile=(64, 64)),
+        options=EvalOptions(out=tmp_path / "b.json"),
+    ).metrics
     assert slid["confusion_matrix"] == plain["confusion_matrix"]
     assert slid["protocol"]["mode"].startswith("slide")
 
@@ -95,11 +101,11 @@ def test_weights_choice(trained: Path, shapes_root: Path, tmp_path: Path, capsys
     shutil.copytree(trained, bare)
     (bare / "weights" / "ema.safetensors").unlink()
     with pytest.raises(CheckpointError, match=r"ema.safetensors: no ema weights in this run .*train.ema"):
-        evaluate(bare, shapes_root, weights="ema")
+        evaluate(bare, shapes_root, options=EvalOptions(weights="ema"))
     lone = tmp_path / "w.safetensors"
     shutil.copy(trained / "weights" / "last.safetensors", lone)
     with pytest.raises(UserError, match="is not a run directory"):
-        evaluate(lone, shapes_root, weights="best")
+        evaluate(lone, shapes_root, options=EvalOptions(weights="best"))
 
 
 def test_worst_lists_the_lowest_miou_images(trained: Path, shapes_root: Path, tmp_path: Path, capsys) -> None:
@@ -146,7 +152,7 @@ def test_eval_on_a_roi_dataset_counts_only_the_region(
 ) -> None:
     """`seg prepare folder --roi` then `seg eval`: the confusion matrix is the hand-made one over the region."""
     from segcli.data.format import read_dataset_info
-    from segcli.infer.predictor import predict
+    from segcli.infer.predictor import OutputOptions, predict
 
     classes = ",".join(read_dataset_info(shapes_root).classes)
     images, masks = shapes_root / "images" / "val", shapes_root / "masks" / "val"
@@ -166,7 +172,7 @@ def test_eval_on_a_roi_dataset_counts_only_the_region(
     report = str(tmp_path / "e.json")
     ev = _json(capsys, ["eval", str(trained), "--data", str(root), "--split", "train", "--out", report])
 
-    predict(trained, [str(images)], tmp_path / "pred", save="ids")
+    predict(trained, [str(images)], tmp_path / "pred", output=OutputOptions(save="ids"))
     n = len(classes.split(","))
     hand = np.zeros((n, n), np.int64)
     for stem, region in regions.items():
@@ -175,5 +181,5 @@ def test_eval_on_a_roi_dataset_counts_only_the_region(
         keep = region & (gt != 255)
         np.add.at(hand, (gt[keep].astype(int), pred[keep].astype(int)), 1)
     assert ev["confusion_matrix"]["matrix"] == hand.tolist()
-    full = evaluate(trained, shapes_root, out=tmp_path / "full.json").metrics
+    full = evaluate(trained, shapes_root, options=EvalOptions(out=tmp_path / "full.json")).metrics
     assert 0 < ev["pixels"] == int(hand.sum()) < full["pixels"]

@@ -24,7 +24,7 @@ from tests.conftest import TINY
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from segcli.infer.exporter import export_model  # noqa: E402
+from segcli.infer.exporter import ExportOptions, export_model  # noqa: E402
 
 # What the pre-flight must decide for each registered model (ONNX): fixed size, and why.
 FIXED = {
@@ -64,7 +64,7 @@ def images_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("name", MODELS.names())
 def test_every_registered_model_exports_and_matches_torch(name: str, tmp_path: Path, images_dir: Path) -> None:
     weights = tiny_weights(tmp_path, name)
-    res = export_model(weights, "onnx", tmp_path / f"{name}.onnx", images=images_dir, device="cpu")
+    res = export_model(weights, "onnx", tmp_path / f"{name}.onnx", "cpu", ExportOptions(images=images_dir))
     if name in FIXED:
         assert not res.info.dynamic and res.info.fixed_size == (64, 64)
         assert FIXED[name] in res.reason
@@ -94,7 +94,7 @@ def test_graph_casts_only_where_the_dtype_changes(
     import onnx
 
     out = tmp_path / "m.onnx"
-    export_model(fpn_weights, "onnx", out, images=images_dir, layout=layout, bake=bake)
+    export_model(fpn_weights, "onnx", out, options=ExportOptions(images=images_dir, layout=layout, bake=bake))
     graph = onnx.load(str(out)).graph
     casts = [n for n in graph.node if n.op_type == "Cast"]
     ends = {graph.input[0].name, graph.output[0].name}
@@ -110,7 +110,9 @@ def test_metadata_says_everything_infer_needs(fpn_weights: Path, tmp_path: Path,
     import onnx
 
     out = tmp_path / "m.onnx"
-    res = export_model(fpn_weights, "onnx", out, images=images_dir, layout="uint8-nhwc", bake="softmax")
+    res = export_model(
+        fpn_weights, "onnx", out, options=ExportOptions(images=images_dir, layout="uint8-nhwc", bake="softmax")
+    )
     props = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     assert json.loads(props["classes"]) == ["background", "a", "b"]
     assert json.loads(props["palette"])[1] == [255, 0, 0]
@@ -186,7 +188,7 @@ def test_parity_failure_keeps_report_and_rejects_model(
 
 
 def test_torchscript_export_runs_through_eval_and_infer(fpn_weights: Path, tmp_path: Path, images_dir: Path) -> None:
-    res = export_model(fpn_weights, "torchscript", tmp_path / "m.torchscript", images=images_dir)
+    res = export_model(fpn_weights, "torchscript", tmp_path / "m.torchscript", options=ExportOptions(images=images_dir))
     assert res.info.dynamic and res.parity["passed"]
     assert run(["infer", str(res.path), str(images_dir), "--out", str(tmp_path / "pred"), "--device", "cpu"]) == 0
     assert len(list((tmp_path / "pred" / "masks").glob("*.png"))) == 2
@@ -207,7 +209,7 @@ def _eval(capsys, args: list[str]) -> dict:
 
 @pytest.mark.parametrize("layout", ["float-nchw", "uint8-nhwc"])
 def test_eval_of_exported_model_equals_checkpoint(trained: Path, shapes_root: Path, tmp_path: Path, capsys, layout):
-    res = export_model(trained, "onnx", tmp_path / "m.onnx", layout=layout, device="cpu")
+    res = export_model(trained, "onnx", tmp_path / "m.onnx", "cpu", ExportOptions(layout=layout))
     assert res.source.startswith(str(shapes_root)) and "mIoU" in res.parity  # the run's own dataset
     ref = _eval(capsys, [str(trained), "--data", str(shapes_root), "--out", str(tmp_path / "a.json")])
     got = _eval(capsys, [str(res.path), "--data", str(shapes_root), "--out", str(tmp_path / "b.json")])
@@ -223,7 +225,7 @@ def test_eval_of_exported_model_equals_checkpoint(trained: Path, shapes_root: Pa
 def test_infer_with_onnx_matches_checkpoint(trained: Path, shapes_root: Path, tmp_path: Path) -> None:
     from segcli.data.io import read_mask
 
-    res = export_model(trained, "onnx", tmp_path / "m.onnx", bake="argmax", device="cpu")
+    res = export_model(trained, "onnx", tmp_path / "m.onnx", "cpu", ExportOptions(bake="argmax"))
     src = shapes_root / "images" / "val"
     assert run(["infer", str(trained), str(src), "--out", str(tmp_path / "a"), "--save", "ids"]) == 0
     assert run(["infer", str(res.path), str(src), "--out", str(tmp_path / "b"), "--save", "ids"]) == 0
@@ -246,10 +248,12 @@ def test_eval_of_onnx_without_segcli_metadata_is_a_clear_error(fpn_weights: Path
 
 def test_fixed_on_request_and_torchscript_of_pspnet_stays_dynamic(tmp_path: Path, images_dir: Path) -> None:
     fpn = tiny_weights(tmp_path, "fpn")
-    res = export_model(fpn, "onnx", tmp_path / "f.onnx", images=images_dir, fixed=True, size=(60, 90))
-    assert not res.info.dynamic and res.info.fixed_size == (64, 96) and "--fixed" in res.reason
+    res = export_model(
+        fpn, "onnx", tmp_path / "f.onnx", options=ExportOptions(images=images_dir, fixed=True, size=(60, 90))
+    )
+    assert not res.info.dynamic and res.info.fixed_size == (64, 96) and "`fixed`" in res.reason
     assert res.parity["passed"]
     # TorchScript runs adaptive pooling at any size: only ONNX needs PSPNet at a fixed size
     psp = tiny_weights(tmp_path, "pspnet")
-    res = export_model(psp, "torchscript", tmp_path / "p.torchscript", images=images_dir)
+    res = export_model(psp, "torchscript", tmp_path / "p.torchscript", options=ExportOptions(images=images_dir))
     assert res.info.dynamic and res.parity["passed"]

@@ -18,8 +18,9 @@ from segcli.core.factory import model_from_preset
 from segcli.data.format import DatasetInfo
 from segcli.data.io import read_image, read_mask, write_image
 from segcli.errors import UserError
-from segcli.infer.predict_core import Protocol, predict_images
-from segcli.infer.predictor import overlay, predict
+from segcli.infer.predict_core import predict_images
+from segcli.infer.predictor import OutputOptions, overlay, predict
+from segcli.infer.protocol import PredictionProtocol, ProtocolChoices
 from tests.conftest import TINY
 
 
@@ -66,7 +67,7 @@ def test_save_all_kinds_match_the_prediction_core(weights: Path, images: list[Pa
     for src in images:
         image = read_image(src)
         x = torch.from_numpy(image.transpose(2, 0, 1).copy())[None]
-        logits = predict_images(model, x, [image.shape[:2]], Protocol(), torch.device("cpu"))[0]
+        logits = predict_images(model, x, [image.shape[:2]], PredictionProtocol(), torch.device("cpu"))[0]
         expected = logits.argmax(0).numpy()
         stem = src.stem
         assert np.array_equal(read_mask(tmp_path / "masks" / f"{stem}.png"), expected)
@@ -92,16 +93,20 @@ def test_overlay_alpha_and_untinted_background() -> None:
 
 def test_ids_are_uint16_above_256_classes(tmp_path: Path, images: list[Path]) -> None:
     w = _weights(tmp_path, 300)
-    res = predict(w, [str(images[0])], tmp_path / "o", device="cpu", save="ids,mask")
+    res = predict(w, [str(images[0])], tmp_path / "o", device="cpu", output=OutputOptions(save="ids,mask"))
     ids = cv2.imread(res.outputs[0]["ids"], cv2.IMREAD_UNCHANGED)
     assert ids.dtype == np.uint16 and ids.shape == (40, 56)
     assert cv2.imread(res.outputs[0]["mask"], cv2.IMREAD_UNCHANGED).dtype == np.uint16
 
 
 def test_protocol_options_and_size(weights: Path, images: list[Path], tmp_path: Path, capsys) -> None:
-    plain = predict(weights, [str(images[2])], tmp_path / "a", device="cpu", save="ids")
-    big_tile = predict(weights, [str(images[2])], tmp_path / "b", device="cpu", save="ids", slide=True, tile=(64, 64))
-    tta1 = predict(weights, [str(images[2])], tmp_path / "c", device="cpu", save="ids", tta=False)
+    ids = OutputOptions(save="ids")
+    plain = predict(weights, [str(images[2])], tmp_path / "a", device="cpu", output=ids)
+    slide = ProtocolChoices(slide=True, tile=(64, 64))
+    big_tile = predict(weights, [str(images[2])], tmp_path / "b", device="cpu", protocol=slide, output=ids)
+    tta1 = predict(
+        weights, [str(images[2])], tmp_path / "c", device="cpu", protocol=ProtocolChoices(tta=False), output=ids
+    )
     a, b, c = (cv2.imread(r.outputs[0]["ids"], cv2.IMREAD_UNCHANGED) for r in (plain, big_tile, tta1))
     assert np.array_equal(a, b) and np.array_equal(a, c)
     res = _json(
@@ -118,8 +123,11 @@ def test_protocol_options_and_size(weights: Path, images: list[Path], tmp_path: 
 
 
 def test_batched_equals_one_at_a_time(weights: Path, images: list[Path], tmp_path: Path) -> None:
-    one = predict(weights, list(map(str, images)), tmp_path / "a", device="cpu", save="ids", batch_size=1)
-    many = predict(weights, list(map(str, images)), tmp_path / "b", device="cpu", save="ids", batch_size=4, workers=3)
+    ids = OutputOptions(save="ids")
+    one = predict(weights, list(map(str, images)), tmp_path / "a", "cpu", ProtocolChoices(batch_size=1), ids)
+    many = predict(
+        weights, list(map(str, images)), tmp_path / "b", "cpu", ProtocolChoices(batch_size=4), ids, workers=3
+    )
     assert [o["input"] for o in one.outputs] == [o["input"] for o in many.outputs] == list(map(str, images))
     for x, y in zip(one.outputs, many.outputs):
         a, b = (cv2.imread(o["ids"], cv2.IMREAD_UNCHANGED) for o in (x, y))
@@ -157,8 +165,8 @@ def test_video_gives_one_mask_per_frame_and_an_overlay_video(weights: Path, tmp_
 
 
 def test_bad_alpha_is_a_user_error(weights: Path, images: list[Path], tmp_path: Path) -> None:
-    with pytest.raises(UserError, match="--alpha 1.5"):
-        predict(weights, [str(images[0])], tmp_path, device="cpu", alpha=1.5)
+    with pytest.raises(UserError, match="`alpha` 1.5"):
+        predict(weights, [str(images[0])], tmp_path, device="cpu", output=OutputOptions(alpha=1.5))
 
 
 def test_legend_strip_names_the_classes_present() -> None:
@@ -192,7 +200,7 @@ def _core_probs(weights: Path, src: Path) -> np.ndarray:
     model, _ = build_from_weights(weights, torch.device("cpu"))
     image = read_image(src)
     x = torch.from_numpy(image.transpose(2, 0, 1).copy())[None]
-    return predict_images(model, x, [image.shape[:2]], Protocol(), torch.device("cpu"))[0].softmax(0).numpy()
+    return predict_images(model, x, [image.shape[:2]], PredictionProtocol(), torch.device("cpu"))[0].softmax(0).numpy()
 
 
 def test_binary_model_writes_an_8bit_foreground_probability_png(tmp_path: Path, images: list[Path], capsys) -> None:
@@ -204,12 +212,15 @@ def test_binary_model_writes_an_8bit_foreground_probability_png(tmp_path: Path, 
     assert png.dtype == np.uint8 and png.shape == (37, 45)
     want = np.round(_core_probs(w, images[2])[1] * 255)
     assert np.abs(png.astype(int) - want).max() <= 1
-    npy = predict(w, [str(images[2])], tmp_path / "n", device="cpu", save="probs", probs_format="npy")
+    npy = predict(
+        w, [str(images[2])], tmp_path / "n", device="cpu", output=OutputOptions(save="probs", probs_format="npy")
+    )
     assert np.load(npy.outputs[0]["probs"]).shape == (2, 37, 45)
 
 
 def test_multiclass_probability_pngs_one_per_class(weights: Path, images: list[Path], tmp_path: Path, capsys) -> None:
-    res = predict(weights, [str(images[0])], tmp_path / "o", device="cpu", save="probs", probs_format="png")
+    as_png = OutputOptions(save="probs", probs_format="png")
+    res = predict(weights, [str(images[0])], tmp_path / "o", device="cpu", output=as_png)
     folder = Path(res.outputs[0]["probs"])
     assert sorted(p.name for p in folder.iterdir()) == [f"{k:03d}_c{k}.png" for k in range(5)]
     want = _core_probs(weights, images[0])
@@ -220,8 +231,8 @@ def test_multiclass_probability_pngs_one_per_class(weights: Path, images: list[P
     assert run(["infer", str(weights), str(images[0]), "--out", str(tmp_path / "x"), "--probs-format", "tiff"]) == 2
     err = capsys.readouterr().err
     assert "--probs-format" in err and "tiff" in err
-    with pytest.raises(UserError, match="--probs-format tiff"):
-        predict(weights, [str(images[0])], tmp_path / "y", device="cpu", probs_format="tiff")
+    with pytest.raises(UserError, match="`probs_format` tiff"):
+        predict(weights, [str(images[0])], tmp_path / "y", device="cpu", output=OutputOptions(probs_format="tiff"))
 
 
 def test_read_ahead_keeps_order_passes_errors_and_stops_with_its_consumer() -> None:

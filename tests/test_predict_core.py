@@ -8,17 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segcli.config.schema import EvalConfig, ModelConfig
+from segcli.config.schema import EvalConfig, ModelConfig, Preset
 from segcli.core.factory import model_from_preset
 from segcli.data.transforms import inference_size, keep_ratio_size
 from segcli.errors import UserError
-from segcli.infer.predict_core import (
-    Protocol,
-    input_multiple,
-    predict_images,
-    protocol_from_eval,
-    window_grid,
-)
+from segcli.infer.predict_core import input_multiple, predict_images, window_grid
+from segcli.infer.protocol import PredictionProtocol, ProtocolChoices, resolve_protocol
 from segcli.models import MODELS
 
 CPU = torch.device("cpu")
@@ -48,7 +43,7 @@ def test_odd_size_equals_padded_and_cropped(name: str) -> None:
     m = input_multiple(model)
     h, w = 67, 45
     x = _image(h, w)
-    got = predict_images(model, x, [(h, w)], Protocol(), CPU)[0]
+    got = predict_images(model, x, [(h, w)], PredictionProtocol(), CPU)[0]
     ph, pw = -h % m, -w % m
     assert ph and pw
     padded = F.pad(x.float(), (0, pw, 0, ph), mode="reflect")
@@ -66,10 +61,10 @@ def test_ddrnet_pads_to_64_others_to_32() -> None:
 def test_padded_region_never_counts_at_the_output_size() -> None:
     model = _model()
     x = _image(40, 50, n=2)
-    out = predict_images(model, x, [(40, 50), (80, 100)], Protocol(), CPU)
+    out = predict_images(model, x, [(40, 50), (80, 100)], PredictionProtocol(), CPU)
     assert out[0].shape == (3, 40, 50) and out[1].shape == (3, 80, 100)
     # a list of images of different sizes: one at a time, each padded on its own
-    outs = predict_images(model, [x[0], _image(33, 35)[0]], [(40, 50), (33, 35)], Protocol(), CPU)
+    outs = predict_images(model, [x[0], _image(33, 35)[0]], [(40, 50), (33, 35)], PredictionProtocol(), CPU)
     torch.testing.assert_close(outs[0], out[0])
     assert outs[1].shape == (3, 33, 35)
 
@@ -111,8 +106,8 @@ def test_window_grid_covers_the_image_flush_with_the_border() -> None:
 def test_slide_with_tile_at_least_the_image_equals_whole_image(tile: tuple[int, int]) -> None:
     model = _model()
     x = _image(47, 61, n=2)
-    whole = predict_images(model, x, [(47, 61)] * 2, Protocol(), CPU)
-    slid = predict_images(model, x, [(47, 61)] * 2, Protocol(slide=True, tile=tile, stride=(32, 32)), CPU)
+    whole = predict_images(model, x, [(47, 61)] * 2, PredictionProtocol(), CPU)
+    slid = predict_images(model, x, [(47, 61)] * 2, PredictionProtocol(slide=True, tile=tile, stride=(32, 32)), CPU)
     for a, b in zip(whole, slid):
         assert torch.equal(a, b)
 
@@ -121,13 +116,13 @@ def test_slide_averages_overlapping_windows_batched() -> None:
     """Overlaps are the mean of the windows' logits; windows of one batch or one at a time agree."""
     model = _model()
     x = _image(70, 90)
-    proto = Protocol(slide=True, tile=(48, 48), stride=(32, 32), window_batch=8)
+    proto = PredictionProtocol(slide=True, tile=(48, 48), stride=(32, 32), window_batch=8)
     got = predict_images(model, x, [(70, 90)], proto, CPU)[0]
     one = predict_images(model, x, [(70, 90)], replace(proto, window_batch=1), CPU)[0]
     torch.testing.assert_close(got, one, rtol=1e-4, atol=1e-4)
     total, count = torch.zeros(3, 70, 90), torch.zeros(1, 70, 90)
     for y1, y2, x1, x2 in window_grid((70, 90), (48, 48), (32, 32)):
-        win = predict_images(model, x[..., y1:y2, x1:x2], [(y2 - y1, x2 - x1)], Protocol(), CPU)[0]
+        win = predict_images(model, x[..., y1:y2, x1:x2], [(y2 - y1, x2 - x1)], PredictionProtocol(), CPU)[0]
         total[:, y1:y2, x1:x2] += win
         count[:, y1:y2, x1:x2] += 1
     torch.testing.assert_close(got, total / count, rtol=1e-4, atol=1e-4)
@@ -136,8 +131,8 @@ def test_slide_averages_overlapping_windows_batched() -> None:
 def test_tta_scale_one_without_flip_equals_plain() -> None:
     model = _model()
     x = _image(45, 53, n=2)
-    plain = predict_images(model, x, [(45, 53)] * 2, Protocol(), CPU)
-    tta = predict_images(model, x, [(45, 53)] * 2, Protocol(tta_scales=(1.0,)), CPU)
+    plain = predict_images(model, x, [(45, 53)] * 2, PredictionProtocol(), CPU)
+    tta = predict_images(model, x, [(45, 53)] * 2, PredictionProtocol(tta_scales=(1.0,)), CPU)
     for lg, p in zip(plain, tta):
         torch.testing.assert_close(lg.softmax(0), p)
         assert torch.equal(lg.argmax(0), p.argmax(0))
@@ -147,12 +142,12 @@ def test_tta_flip_and_scales_average_probabilities() -> None:
     model = _model()
     x = _image(40, 48)
     out = (40, 48)
-    got = predict_images(model, x, [out], Protocol(tta_scales=(0.75, 1.0), tta_flip=True), CPU)[0]
+    got = predict_images(model, x, [out], PredictionProtocol(tta_scales=(0.75, 1.0), tta_flip=True), CPU)[0]
     views = []
     for s in (0.75, 1.0):
         xs = F.interpolate(x.float(), size=(round(40 * s), round(48 * s)), mode="bilinear", align_corners=False)
-        views.append(predict_images(model, xs, [out], Protocol(), CPU)[0].softmax(0))
-        flipped = predict_images(model, xs.flip(-1), [out], Protocol(), CPU)[0].flip(-1)
+        views.append(predict_images(model, xs, [out], PredictionProtocol(), CPU)[0].softmax(0))
+        flipped = predict_images(model, xs.flip(-1), [out], PredictionProtocol(), CPU)[0].flip(-1)
         views.append(flipped.softmax(0))
     torch.testing.assert_close(got, torch.stack(views).mean(0))
     torch.testing.assert_close(got.sum(0), torch.ones(out))
@@ -161,9 +156,9 @@ def test_tta_flip_and_scales_average_probabilities() -> None:
 def test_tta_composes_with_slide() -> None:
     model = _model()
     x = _image(50, 70)
-    proto = Protocol(slide=True, tile=(32, 32), stride=(24, 24), tta_scales=(1.0,), tta_flip=True)
+    proto = PredictionProtocol(slide=True, tile=(32, 32), stride=(24, 24), tta_scales=(1.0,), tta_flip=True)
     got = predict_images(model, x, [(50, 70)], proto, CPU)[0]
-    plain = Protocol(slide=True, tile=(32, 32), stride=(24, 24))
+    plain = PredictionProtocol(slide=True, tile=(32, 32), stride=(24, 24))
     a = predict_images(model, x, [(50, 70)], plain, CPU)[0].softmax(0)
     b = predict_images(model, x.flip(-1), [(50, 70)], plain, CPU)[0].flip(-1).softmax(0)
     torch.testing.assert_close(got, (a + b) / 2)
@@ -171,27 +166,30 @@ def test_tta_composes_with_slide() -> None:
 
 def test_protocol_from_eval_and_cli_values() -> None:
     e = EvalConfig()
-    p = protocol_from_eval(e)
+    p = resolve_protocol(ProtocolChoices(), Preset(eval=e), CPU)
     assert not p.slide and not p.tta and p.tile == (512, 512) and p.stride == (341, 341)
-    p = protocol_from_eval(e, slide=True, tile=(90, 120), tta=True, amp="bf16")
+    p = resolve_protocol(ProtocolChoices(slide=True, tile=(90, 120), tta=True, amp="bf16"), Preset(eval=e), CPU)
     assert p.slide and p.tile == (90, 120) and p.stride == (60, 80) and p.amp == "bf16"
     assert p.tta_scales == (0.5, 0.75, 1.0, 1.25, 1.5) and p.tta_flip
-    p = protocol_from_eval(replace(e, tta=True, tta_scales=(1.0,), tta_flip=False))
+    p = resolve_protocol(ProtocolChoices(), Preset(eval=replace(e, tta=True, tta_scales=(1.0,), tta_flip=False)), CPU)
     assert p.tta_scales == (1.0,) and not p.tta_flip
-    with pytest.raises(UserError, match="--stride 600,10"):
-        protocol_from_eval(e, stride=(600, 10))
-    with pytest.raises(UserError, match="--tile 0,5"):
-        protocol_from_eval(e, tile=(0, 5))
+    with pytest.raises(UserError, match="`stride` 600,10"):
+        resolve_protocol(ProtocolChoices(stride=(600, 10)), Preset(eval=e), CPU)
+    with pytest.raises(UserError, match="`tile` 0,5"):
+        resolve_protocol(ProtocolChoices(tile=(0, 5)), Preset(eval=e), CPU)
 
 
 def test_precision_follows_the_training_run_unless_asked() -> None:
     from segcli.core.runtime import resolve_amp
-    from segcli.infer.predict_core import inference_precision
+
+    def inference_precision(amp: str | None, train_amp: str, device: torch.device) -> str:
+        preset = Preset(train=replace(Preset().train, amp=train_amp))
+        return resolve_protocol(ProtocolChoices(amp=amp), preset, device).amp
 
     assert inference_precision(None, "none", CPU) == "none"
     assert inference_precision(None, "fp16", CPU) == resolve_amp("auto", CPU)  # fp16 exists on CUDA only
     assert inference_precision("none", "bf16", CPU) == "none"
-    with pytest.raises(UserError, match="--amp fp16 needs CUDA"):
+    with pytest.raises(UserError, match="`amp` fp16 needs CUDA"):
         inference_precision("fp16", "none", CPU)
 
 

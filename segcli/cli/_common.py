@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +18,9 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from segcli.io_utils import dumps_json
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segcli.infer import ProtocolChoices
 
 
 def printable(text: str) -> str:
@@ -94,6 +100,7 @@ class Absent(str, Enum):
 
 
 DeviceOpt = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
+ModelArg = typer.Argument(..., help="Weights (.safetensors), a run directory, or an exported .onnx/.torchscript model.")
 AmpOpt = typer.Option(
     None,
     "--amp",
@@ -144,6 +151,70 @@ def hw(value: str | None, option: str) -> tuple[int, int] | None:
     if len(nums) != 2 or min(nums) < 1:
         raise UserError(f"{option} {value}: give H,W as two whole numbers > 0, e.g. {option} 512,512")
     return nums[0], nums[1]
+
+
+def protocol_choices(
+    amp: Amp | None,
+    size: str | None,
+    slide: bool | None,
+    tile: str | None,
+    stride: str | None,
+    tta: bool | None,
+    tta_scales: str | None,
+    batch_size: int | None,
+) -> ProtocolChoices:
+    """The prediction protocol the command line asks for (None: the checkpoint preset's), its values parsed."""
+    from segcli.infer import ProtocolChoices
+
+    return ProtocolChoices(
+        size=hw(size, "--size"),
+        slide=slide,
+        tile=hw(tile, "--tile"),
+        stride=hw(stride, "--stride"),
+        tta=tta,
+        tta_scales=scales(tta_scales),
+        amp=amp.value if amp is not None else None,
+        batch_size=batch_size,
+    )
+
+
+# The prediction protocol's options, the same on every command that predicts: (parameter, type, option).
+_PROTOCOL_OPTIONS = (
+    ("amp", Amp, AmpOpt),
+    ("size", str, SizeOpt),
+    ("slide", bool, SlideOpt),
+    ("tile", str, TileOpt),
+    ("stride", str, StrideOpt),
+    ("tta", bool, TtaOpt),
+    ("tta_scales", str, TtaScalesOpt),
+)
+
+
+def with_protocol(batch_size: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A command that takes the prediction protocol's options (--amp, --size, --slide/--whole, --tile, --stride,
+    --tta/--no-tta, --tta-scales, and ``batch_size``, its own --batch-size option) in place of its ``protocol``
+    parameter, and receives them as that one ``protocol`` (:func:`protocol_choices`)."""
+    options = (*_PROTOCOL_OPTIONS, ("batch_size", int, batch_size))
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        hints = typing.get_type_hints(command)
+        params: list[inspect.Parameter] = []
+        for p in inspect.signature(command).parameters.values():
+            if p.name == "protocol":
+                params += [inspect.Parameter(n, p.kind, default=opt, annotation=t) for n, t, opt in options]
+            else:
+                params.append(p.replace(annotation=hints.get(p.name, p.annotation)))
+
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> Any:
+            chosen = {name: kwargs.pop(name) for name, _, _ in options}
+            return command(**kwargs, protocol=protocol_choices(**chosen))
+
+        run.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in params}
+        return run
+
+    return decorate
 
 
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout instead of tables.")

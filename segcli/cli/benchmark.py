@@ -29,23 +29,13 @@ def benchmark_cmd(
 ) -> None:
     """Images/s and latency of a model on this machine, labelled with everything that decides them."""
     from segcli.cli.models import parse_size
-    from segcli.infer import benchmark
+    from segcli.infer import BenchmarkOptions, ProtocolChoices, benchmark
 
-    r = benchmark(
-        target,
-        parse_size(size),
-        batch,
-        device=device,
-        amp=amp,
-        channels_last=channels_last,
-        compile=compile,
-        num_classes=num_classes,
-        iters=iters,
-        train=train,
-        data=data,
-        split=split,
-        onnx=onnx,
+    protocol = ProtocolChoices(size=parse_size(size), batch_size=batch, amp=amp, channels_last=channels_last)
+    options = BenchmarkOptions(
+        compile=compile, num_classes=num_classes, iters=iters, train=train, data=data, split=split, onnx=onnx
     )
+    r = benchmark(target, protocol, device=device, options=options)
     if as_json:
         print_json(r)
         return

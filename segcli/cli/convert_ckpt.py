@@ -68,23 +68,15 @@ def convert_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Convert a checkpoint into a segcli weights file (or a plain state dict), every key accounted for."""
-    from segcli.convert import convert
+    from segcli.convert import ConvertOptions, TargetOptions, convert
 
     if list_maps:
         _list_maps(as_json)
         return
     if src is None or dst is None:
         raise UserError("give IN and OUT: seg convert-ckpt model.pth model.safetensors (or --list-maps)")
-    report = convert(
-        src,
-        dst,
-        source=source,
-        key=key,
-        rename=rename,
-        drop=drop,
-        strip=strip,
-        half=half,
-        dry_run=dry_run,
+    keys = ConvertOptions(source=source, key=key, rename=rename, drop=drop, strip=strip)
+    fit = TargetOptions(
         check=check,
         backbone=backbone,
         classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
@@ -92,9 +84,8 @@ def convert_cmd(
         data=data,
         mean=_floats(mean, "--mean"),
         std=_floats(std, "--std"),
-        to=to,
-        overwrite=overwrite,
     )
+    report = convert(src, dst, keys, fit, to=to, half=half, dry_run=dry_run, overwrite=overwrite)
     if as_json:
         print_json(report.to_dict())
     else:

@@ -4,27 +4,11 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from segcli.cli._common import (
-    Absent,
-    Amp,
-    AmpOpt,
-    DeviceOpt,
-    JsonOpt,
-    SizeOpt,
-    SlideOpt,
-    StrideOpt,
-    TileOpt,
-    TtaOpt,
-    TtaScalesOpt,
-    hw,
-    out,
-    print_json,
-    scales,
-    table,
-)
+from segcli.cli._common import Absent, DeviceOpt, JsonOpt, ModelArg, out, print_json, table, with_protocol
 
 
 class Weights(str, Enum):
@@ -35,18 +19,16 @@ class Weights(str, Enum):
     ema = "ema"
 
 
+@with_protocol(batch_size=typer.Option(None, "--batch-size", min=1, help="Images per batch (default: preset's eval)."))
 def eval_cmd(
-    weights: Path = typer.Argument(
-        ..., help="Weights (.safetensors), a run directory, or an exported .onnx/.torchscript model."
-    ),
+    weights: Path = ModelArg,
     data: Path = typer.Option(None, "--data", help="Dataset folder (default: the one the model was trained on)."),
     split: str = typer.Option("val", "--split", help="Split to evaluate."),
     device: str = DeviceOpt,
-    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Images per batch (default: preset's eval)."),
+    protocol: Any = None,  # the prediction protocol's options (with_protocol)
     absent: Absent = typer.Option(
         None, "--absent", help="IoU of a class absent from both GT and prediction (default: the preset's eval)."
     ),
-    amp: Amp = AmpOpt,
     workers: str = typer.Option(
         "auto",
         "--workers",
@@ -58,12 +40,6 @@ def eval_cmd(
     weights_choice: Weights = typer.Option(
         None, "--weights", help="Which weights of a run: best, last or ema (default: best, else last)."
     ),
-    size: str = SizeOpt,
-    slide: bool = SlideOpt,
-    tile: str = TileOpt,
-    stride: str = StrideOpt,
-    tta: bool = TtaOpt,
-    tta_scales: str = TtaScalesOpt,
     worst: int = typer.Option(0, "--worst", min=0, help="List the K images with the lowest mIoU (overlays too)."),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -71,27 +47,16 @@ def eval_cmd(
 
     Under torchrun (``torchrun --nproc-per-node N -m segcli eval RUN``) each process evaluates a shard and
     the confusion matrices are summed; rank 0 writes the report."""
-    from segcli.infer import evaluate
+    from segcli.infer import EvalOptions, evaluate
 
-    res = evaluate(
-        weights,
-        data,
-        split,
-        device=device,
-        batch_size=batch_size,
-        absent=absent.value if absent is not None else None,
-        amp=amp.value if amp is not None else None,
-        num_workers=workers,
-        out=report,
-        size=hw(size, "--size"),
+    options = EvalOptions(
         weights=weights_choice.value if weights_choice is not None else None,
-        slide=slide,
-        tile=hw(tile, "--tile"),
-        stride=hw(stride, "--stride"),
-        tta=tta,
-        tta_scales=scales(tta_scales),
+        absent=absent.value if absent is not None else None,
+        workers=workers,
+        out=report,
         worst=worst,
     )
+    res = evaluate(weights, data, split, device=device, protocol=protocol, options=options)
     if res.rank != 0:  # under torchrun rank 0 alone reports
         return
     if as_json:

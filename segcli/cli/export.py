@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from segcli.cli._common import JsonOpt, err, hw, out, print_json
+from segcli.cli.flags import cli_message
 
 
 class Bake(str, Enum):
@@ -57,14 +58,11 @@ def export_cmd(
 ) -> None:
     """Export to ONNX or TorchScript with metadata, verified against PyTorch (report saved beside the model)."""
     from segcli.errors import UserError
-    from segcli.infer import export_model
+    from segcli.infer import ExportOptions, export_model
 
     if onnx == torchscript:
         raise UserError("choose one format: --onnx or --torchscript")
-    res = export_model(
-        weights,
-        "onnx" if onnx else "torchscript",
-        dest,
+    options = ExportOptions(
         opset=opset,
         bake=bake.value,
         half=half,
@@ -74,15 +72,15 @@ def export_cmd(
         parity_images=parity_images,
         size=hw(size, "--size"),
         fixed=fixed,
-        device=device,
         overwrite=overwrite,
     )
+    res = export_model(weights, "onnx" if onnx else "torchscript", dest, device=device, options=options)
     if res.warning:
-        err.print(f"[yellow]warning:[/] {res.warning}")
+        err.print(f"[yellow]warning:[/] {cli_message(res.warning)}")
     if as_json:
         print_json(res.to_dict())
         return
-    out.print(res.report_text.read_text(encoding="utf-8").rstrip())
+    out.print(cli_message(res.report_text.read_text(encoding="utf-8").rstrip()))
     out.print(f"report: [bold]{res.report_json}[/]")
 
 

@@ -17,6 +17,7 @@ FLAG_OF: dict[str, str] = {
     "fmt": "--onnx/--torchscript",
     "layout": "--input",
     "which": "--weights",
+    "source": "--from",
 }
 
 

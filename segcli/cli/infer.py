@@ -4,27 +4,12 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.progress import Progress
 
-from segcli.cli._common import (
-    Amp,
-    AmpOpt,
-    DeviceOpt,
-    JsonOpt,
-    SizeOpt,
-    SlideOpt,
-    StrideOpt,
-    TileOpt,
-    TtaOpt,
-    TtaScalesOpt,
-    err,
-    hw,
-    out,
-    print_json,
-    scales,
-)
+from segcli.cli._common import DeviceOpt, JsonOpt, ModelArg, err, out, print_json, with_protocol
 
 
 class ProbsFormat(str, Enum):
@@ -35,16 +20,14 @@ class ProbsFormat(str, Enum):
     png = "png"
 
 
+@with_protocol(batch_size=typer.Option(8, "--batch-size", min=1, help="Images per forward pass."))
 def infer_cmd(
-    weights: Path = typer.Argument(
-        ..., help="Weights (.safetensors), a run directory, or an exported .onnx/.torchscript model."
-    ),
+    weights: Path = ModelArg,
     inputs: list[str] = typer.Argument(
         ..., help="Image or video files, folders, glob patterns; - reads paths from stdin."
     ),
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (masks/, overlays/, ids/, probs/ inside)."),
     device: str = DeviceOpt,
-    amp: Amp = AmpOpt,
     save: str = typer.Option(
         "mask,overlay", "--save", help="What to write, comma-separated: mask, overlay, ids, probs."
     ),
@@ -61,13 +44,7 @@ def infer_cmd(
         help="--save probs as: npy (float16, classes first), png (8-bit: the foreground of a binary model, "
         "else one PNG per class), auto (png for a two-class model, else npy).",
     ),
-    size: str = SizeOpt,
-    slide: bool = SlideOpt,
-    tile: str = TileOpt,
-    stride: str = StrideOpt,
-    tta: bool = TtaOpt,
-    tta_scales: str = TtaScalesOpt,
-    batch_size: int = typer.Option(8, "--batch-size", min=1, help="Images per forward pass."),
+    protocol: Any = None,  # the prediction protocol's options (with_protocol)
     workers: int = typer.Option(0, "--workers", min=0, help="Decode/encode threads (0 = up to 8, one per core)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     skip_existing: bool = typer.Option(
@@ -76,8 +53,17 @@ def infer_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Predict masks: palette PNGs (ids readable back), colour overlays, raw ids, probabilities; videos too."""
-    from segcli.infer import predict
+    from segcli.infer import OutputOptions, predict
 
+    output = OutputOptions(
+        save=save,
+        alpha=alpha,
+        alpha_bg=alpha_bg,
+        legend=legend,
+        probs_format=probs_format.value,
+        overwrite=overwrite,
+        skip_existing=skip_existing,
+    )
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
         task = progress.add_task("predicting", total=None)
 
@@ -87,27 +73,7 @@ def infer_cmd(
             progress.update(task, total=n, completed=i + 1, description=f"predicting {src.name}{speed}")
 
         res = predict(
-            weights,
-            inputs,
-            out_dir,
-            device=device,
-            amp=amp.value if amp is not None else None,
-            overwrite=overwrite,
-            on_image=step,
-            skip_existing=skip_existing,
-            size=hw(size, "--size"),
-            save=save,
-            alpha=alpha,
-            alpha_bg=alpha_bg,
-            slide=slide,
-            tile=hw(tile, "--tile"),
-            stride=hw(stride, "--stride"),
-            tta=tta,
-            tta_scales=scales(tta_scales),
-            batch_size=batch_size,
-            workers=workers,
-            legend=legend,
-            probs_format=probs_format.value,
+            weights, inputs, out_dir, device=device, protocol=protocol, output=output, workers=workers, on_image=step
         )
     if as_json:
         print_json(res.to_dict())

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from segcli.errors import CheckpointError
+from segcli.errors import CheckpointError, arg
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 # Entries that hold the model's weights, in the order they are preferred.
@@ -132,7 +132,9 @@ def unwrap(obj: Any, key: str | None = None, strip: bool = False) -> Unwrapped:
         names = [key] if key and not path else list(WRAPPERS)
         if key and not path and key not in obj:
             found = ", ".join(k for k in obj if isinstance(k, str) and _is_weights(obj[k])) or "none"
-            raise CheckpointError(f"--key {key!r}: no such entry in the checkpoint; entries holding tensors: {found}")
+            raise CheckpointError(
+                f"{arg('key')} {key!r}: no such entry in the checkpoint; entries holding tensors: {found}"
+            )
         nxt = next((n for n in names if n in obj and _is_weights(obj[n])), None)
         if nxt is None:
             break
@@ -145,7 +147,7 @@ def unwrap(obj: Any, key: str | None = None, strip: bool = False) -> Unwrapped:
     if training and not strip:
         raise CheckpointError(
             f"the state dict also holds training state ({', '.join(training)}); "
-            "pass --strip to keep the model weights only"
+            f"pass {arg('strip')} to keep the model weights only"
         )
     tensors, other = _flatten({k: v for k, v in obj.items() if k not in TRAINING_STATE})
     other = training + other
@@ -153,7 +155,7 @@ def unwrap(obj: Any, key: str | None = None, strip: bool = False) -> Unwrapped:
         shown = ", ".join(other[:6]) + (", ..." if len(other) > 6 else "")
         raise CheckpointError(
             f"the state dict holds {len(other)} entries that are not tensors ({shown}); "
-            "pass --strip to keep the model weights only"
+            f"pass {arg('strip')} to keep the model weights only"
         )
     out = Unwrapped(tensors, path, left, dropped_non_tensor=other if strip else [])
     out.state = strip_prefixes(tensors, out.stripped)

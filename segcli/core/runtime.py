@@ -15,8 +15,8 @@ AMP_MODES = ("auto", "none", "bf16", "fp16")
 def select_device(pref: str, local_rank: int | None = None, option: str = "train.device") -> torch.device:
     """``auto`` → CUDA when available (this process's GPU under torchrun), else CPU.
 
-    ``option`` is how the user set it (``train.device`` in a preset, ``--device`` on eval/infer),
-    so errors name what to change.
+    ``option`` is how the user set it (``train.device`` in a preset, ``errors.arg("device")`` for a call
+    argument, which the command line shows as ``--device``), so errors name what to change.
     """
     pref = pref.strip().lower()
     if pref == "auto":

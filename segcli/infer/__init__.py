@@ -2,8 +2,10 @@
 dataset (:mod:`.evaluator`), writing predictions (:mod:`.predictor`), exporting and verifying graphs
 (:mod:`.exporter`, :mod:`.backends`) and timing them (:mod:`.benchmarking`).
 
-Public calls: :func:`evaluate`, :func:`predict`, :func:`export_model`, :func:`benchmark` (imported lazily so
-``import segcli.infer`` stays cheap).
+Public calls: :func:`evaluate`, :func:`predict`, :func:`export_model`, :func:`benchmark`, with the objects they
+take: :class:`ProtocolChoices` (the test protocol asked for, resolved against a checkpoint's preset into a
+:class:`PredictionProtocol`) and their options, :class:`EvalOptions`, :class:`OutputOptions`,
+:class:`ExportOptions`, :class:`BenchmarkOptions` (imported lazily so ``import segcli.infer`` stays cheap).
 """
 
 from __future__ import annotations
@@ -11,16 +13,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from segcli.infer.benchmarking import BenchmarkOptions as BenchmarkOptions
     from segcli.infer.benchmarking import benchmark as benchmark
+    from segcli.infer.evaluator import EvalOptions as EvalOptions
     from segcli.infer.evaluator import evaluate as evaluate
+    from segcli.infer.exporter import ExportOptions as ExportOptions
     from segcli.infer.exporter import export_model as export_model
+    from segcli.infer.predictor import OutputOptions as OutputOptions
     from segcli.infer.predictor import predict as predict
+    from segcli.infer.protocol import PredictionProtocol as PredictionProtocol
+    from segcli.infer.protocol import ProtocolChoices as ProtocolChoices
 
 _PUBLIC = {
     "evaluate": "segcli.infer.evaluator",
+    "EvalOptions": "segcli.infer.evaluator",
     "predict": "segcli.infer.predictor",
+    "OutputOptions": "segcli.infer.predictor",
     "export_model": "segcli.infer.exporter",
+    "ExportOptions": "segcli.infer.exporter",
     "benchmark": "segcli.infer.benchmarking",
+    "BenchmarkOptions": "segcli.infer.benchmarking",
+    "ProtocolChoices": "segcli.infer.protocol",
+    "PredictionProtocol": "segcli.infer.protocol",
 }
 
 

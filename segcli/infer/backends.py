@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from segcli.core.checkpoint import CheckpointMeta, build_from_weights, meta_from_strings
-from segcli.errors import CheckpointError, UserError
+from segcli.errors import CheckpointError, UserError, arg
 
 EXPORT_FORMAT = "segcli-export/1"
 LAYOUTS = ("float-nchw", "uint8-nhwc")
@@ -131,7 +131,9 @@ def onnx_providers(device: torch.device) -> list[str]:
     have = ort.get_available_providers()
     if device.type == "cuda":
         if "CUDAExecutionProvider" not in have:
-            raise UserError("this onnxruntime has no CUDA provider; pip install onnxruntime-gpu, or use --device cpu")
+            raise UserError(
+                f"this onnxruntime has no CUDA provider; pip install onnxruntime-gpu, or use {arg('device')} cpu"
+            )
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 

@@ -19,6 +19,7 @@ import resource
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from segcli.core.runtime import autocast, resolve_amp, select_device
-from segcli.errors import UserError
+from segcli.errors import UserError, arg
+from segcli.infer.protocol import PredictionProtocol, ProtocolChoices
 
-__all__ = ["benchmark"]
+__all__ = ["BenchmarkOptions", "benchmark"]
 
 
 def device_name(device: torch.device) -> str:
@@ -70,8 +72,6 @@ def _build(target: str, num_classes: int, device: torch.device) -> tuple[torch.n
 
         model, meta = build_from_weights(resolve_weights(target), device)
         return model, f"{meta.preset.model.name}/{meta.preset.model.backbone}", meta.num_classes
-    from dataclasses import replace
-
     from segcli.config.load import load_preset
     from segcli.core.factory import model_from_preset
 
@@ -115,32 +115,36 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # the process's peak RSS (KiB on Linux)
 
 
+def _images(n: int, proto: PredictionProtocol, dev: torch.device) -> torch.Tensor:
+    """``n`` random uint8 RGB images (N, 3, H, W) at the protocol's size, on ``dev``, in its memory format."""
+    h, w = proto.size
+    x = torch.randint(0, 256, (n, 3, h, w), dtype=torch.uint8, device=dev)
+    return x.contiguous(memory_format=_memory_format(proto))
+
+
+def _memory_format(proto: PredictionProtocol) -> torch.memory_format:
+    return torch.channels_last if proto.channels_last else torch.contiguous_format
+
+
 def _inference(
-    net: torch.nn.Module,
-    dev: torch.device,
-    precision: str,
-    fmt: torch.memory_format,
-    size: tuple[int, int],
-    batch: int,
-    warmup: int,
-    iters: int,
+    net: torch.nn.Module, dev: torch.device, proto: PredictionProtocol, warmup: int, iters: int
 ) -> dict[str, Any]:
     """Model-only and end-to-end (uint8 HWC in host memory → uint8 masks back) inference figures."""
-    h, w = size
-    x = torch.randint(0, 256, (batch, 3, h, w), dtype=torch.uint8, device=dev).contiguous(memory_format=fmt)
+    (h, w), batch, fmt = proto.size, proto.batch_size, _memory_format(proto)
+    x = _images(batch, proto, dev)
     host = [np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8) for i in range(batch)]
     pin = dev.type == "cuda"
 
     @torch.inference_mode()
     def forward() -> None:
-        with autocast(dev, precision):
+        with autocast(dev, proto.amp):
             _logits(net, x)
 
     @torch.inference_mode()
     def end_to_end() -> None:
         images = torch.from_numpy(np.stack(host)).permute(0, 3, 1, 2)
         images = (images.pin_memory() if pin else images).to(dev, non_blocking=True).contiguous(memory_format=fmt)
-        with autocast(dev, precision):
+        with autocast(dev, proto.amp):
             masks = _logits(net, images).argmax(1).to(torch.uint8)
         masks.cpu().numpy()
 
@@ -157,47 +161,72 @@ def _logits(net: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 def _miou(target: str, data: str, split: str, device: str, amp: str) -> dict[str, Any]:
     """mIoU and pixel accuracy of ``target`` on a dataset split, through seg eval's own path."""
-    from segcli.infer.evaluator import evaluate
+    from segcli.infer.evaluator import EvalOptions, evaluate
 
+    choices = ProtocolChoices(amp=None if _backend_of(target) != "eager" else amp)
     with tempfile.TemporaryDirectory(prefix="segcli-bench-") as tmp:  # the eval report is not kept
-        r = evaluate(target, data, split, device=device, amp=None if _backend_of(target) != "eager" else amp, out=tmp)
+        r = evaluate(target, data, split, device, choices, EvalOptions(out=tmp))
     return {"split": split, "mIoU": r.metrics["mIoU"], "pixel_acc": r.metrics.get("pixel_acc")}
+
+
+@dataclass(frozen=True)
+class BenchmarkOptions:
+    """What :func:`benchmark` measures besides the protocol.
+
+    ``compile``: torch.compile the model; ``num_classes``: the outputs of a preset's model (weights have their
+    own); ``iters`` timed repetitions (the median is reported) after ``warmup`` untimed ones; ``train``: also
+    time a training step; ``data``: a dataset, on whose ``split`` each backend's mIoU is measured too (trained
+    weights only); ``onnx``: export the checkpoint too (parity gate included) and time onnxruntime.
+    """
+
+    compile: bool = False
+    num_classes: int = 19
+    iters: int = 10
+    warmup: int = 2
+    train: bool = True
+    data: str | None = None
+    split: str = "val"
+    onnx: bool = False
+
+
+BENCH_SIZE = (512, 512)  # the input size timed when the protocol does not give one
 
 
 def benchmark(
     target: str = "quickstart",
-    size: tuple[int, int] = (512, 512),
-    batch: int = 1,
+    protocol: ProtocolChoices | None = None,
     device: str = "auto",
-    amp: str = "auto",
-    channels_last: bool = True,
-    compile: bool = False,
-    num_classes: int = 19,
-    iters: int = 10,
-    warmup: int = 2,
-    train: bool = True,
-    *,
-    data: str | None = None,
-    split: str = "val",
-    onnx: bool = False,
+    options: BenchmarkOptions | None = None,
 ) -> dict[str, Any]:
     """Inference (model alone and end to end) and training-step throughput of ``target``; a dict of figures.
 
-    ``data``: also the mIoU on that dataset's ``split`` (weights or exported models only). ``onnx``: export the
-    checkpoint too and add onnxruntime's figures (and mIoU) under ``"backends"``, the parity report with them.
+    ``protocol``: the input ``size`` (default 512x512), ``batch_size`` (default 1), ``amp`` (default auto) and
+    ``channels_last`` (default on) timed. ``options.data``: also the mIoU on that dataset's split (weights or
+    exported models only); ``options.onnx``: export the checkpoint too and add onnxruntime's figures (and mIoU)
+    under ``"backends"``, the parity report with them.
     """
-    dev = select_device(device, option="--device")
+    choices, opts = protocol or ProtocolChoices(), options or BenchmarkOptions()
+    dev = select_device(device, option=arg("device"))
     backend = _backend_of(target)
     exported = backend != "eager"
-    precision = "graph" if exported else resolve_amp(amp, dev, option="--amp")
-    if (data or onnx) and not _is_weights(target):
-        raise UserError(f"{target}: --data and --onnx need trained weights (a .safetensors file or a run directory)")
-    if onnx and exported:
-        raise UserError(f"{target}: --onnx exports a checkpoint; this is already an exported model")
-    model, arch, num_classes = _build(target, num_classes, dev)
-    fmt = torch.channels_last if channels_last and not exported else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    net = torch.compile(model) if compile and not exported else model
+    amp = choices.amp or "auto"
+    precision = "graph" if exported else resolve_amp(amp, dev, option=arg("amp"))
+    if (opts.data or opts.onnx) and not _is_weights(target):
+        raise UserError(
+            f"{target}: {arg('data')} and {arg('onnx')} need trained weights (a .safetensors file or a run directory)"
+        )
+    if opts.onnx and exported:
+        raise UserError(f"{target}: {arg('onnx')} exports a checkpoint; this is already an exported model")
+    proto = PredictionProtocol(
+        size=choices.size or BENCH_SIZE,
+        amp="none" if exported else precision,
+        channels_last=choices.channels_last is not False and not exported,
+        batch_size=choices.batch_size or 1,
+    )
+    model, arch, num_classes = _build(target, opts.num_classes, dev)
+    model = model.to(memory_format=_memory_format(proto))
+    compiled = opts.compile and not exported
+    net = torch.compile(model) if compiled else model
 
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
@@ -208,21 +237,21 @@ def benchmark(
         "device": str(dev),
         "device_name": device_name(dev),
         "threads": torch.get_num_threads(),
-        "resolution": f"{size[0]}x{size[1]}",
+        "resolution": f"{proto.size[0]}x{proto.size[1]}",
         "precision": precision,
-        "memory_format": "channels_last" if fmt == torch.channels_last else "contiguous",
-        "batch": batch,
-        "backend": "compile" if compile and not exported else backend,
-        **_inference(net, dev, "none" if exported else precision, fmt, size, batch, warmup, iters),
+        "memory_format": "channels_last" if proto.channels_last else "contiguous",
+        "batch": proto.batch_size,
+        "backend": "compile" if compiled else backend,
+        **_inference(net, dev, proto, opts.warmup, opts.iters),
     }
-    if data:
-        result["accuracy"] = _miou(target, data, split, device, amp)
-    if train and not exported:
-        result["train_step"] = _train_step(model, net, dev, precision, fmt, size, batch, num_classes, warmup, iters)
-    elif train:
+    if opts.data:
+        result["accuracy"] = _miou(target, opts.data, opts.split, device, amp)
+    if opts.train and not exported:
+        result["train_step"] = _train_step(model, net, dev, proto, num_classes, opts)
+    elif opts.train:
         result["train_step_skipped"] = "an exported model has no training step"
-    if onnx:
-        result["backends"] = [_onnx_backend(target, dev, size, batch, warmup, iters, data, split, device)]
+    if opts.onnx:
+        result["backends"] = [_onnx_backend(target, dev, proto, opts, device)]
     result["cpu_count"] = os.cpu_count()
     return result
 
@@ -231,30 +260,25 @@ def _train_step(
     model: torch.nn.Module,
     net: torch.nn.Module,
     dev: torch.device,
-    precision: str,
-    fmt: torch.memory_format,
-    size: tuple[int, int],
-    batch: int,
+    proto: PredictionProtocol,
     num_classes: int,
-    warmup: int,
-    iters: int,
+    opts: BenchmarkOptions,
 ) -> dict[str, Any]:
     """images/s of one forward/backward/AdamW step and the peak memory."""
-    h, w = size
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    target_masks = torch.randint(0, num_classes, (max(batch, 2), h, w), device=dev)
-    xt = torch.randint(0, 256, (max(batch, 2), 3, h, w), dtype=torch.uint8, device=dev)
-    xt = xt.contiguous(memory_format=fmt)  # BatchNorm needs 2 images in training
+    n = max(proto.batch_size, 2)  # BatchNorm needs 2 images in training
+    target_masks = torch.randint(0, num_classes, (n, *proto.size), device=dev)
+    xt = _images(n, proto, dev)
 
     def step() -> None:
-        with autocast(dev, precision):
+        with autocast(dev, proto.amp):
             loss = F.cross_entropy(_logits(net, xt).float(), target_masks)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
 
-    seconds = _time(step, dev, warmup, max(iters // 2, 3))
+    seconds = _time(step, dev, opts.warmup, max(opts.iters // 2, 3))
     return {
         "batch": xt.shape[0],
         "images_per_s": round(xt.shape[0] / statistics.median(seconds), 2),
@@ -264,28 +288,21 @@ def _train_step(
 
 
 def _onnx_backend(
-    target: str,
-    dev: torch.device,
-    size: tuple[int, int],
-    batch: int,
-    warmup: int,
-    iters: int,
-    data: str | None,
-    split: str,
-    device: str,
+    target: str, dev: torch.device, proto: PredictionProtocol, opts: BenchmarkOptions, device: str
 ) -> dict[str, Any]:
     """Export ``target`` to a temporary ONNX file (parity gate included), then the same figures through it."""
-    from segcli.infer.exporter import export_model
+    from segcli.infer.exporter import ExportOptions, export_model
 
     with tempfile.TemporaryDirectory(prefix="segcli-bench-") as tmp:
-        exp = export_model(target, "onnx", Path(tmp) / "model.onnx", data_root=data, device=device)
+        exp = export_model(target, "onnx", Path(tmp) / "model.onnx", device, ExportOptions(data_root=opts.data))
         model, _, _ = _build(str(exp.path), 0, dev)
+        graph = replace(proto, amp="none", channels_last=False)
         row: dict[str, Any] = {
             "backend": "onnxruntime",
             "shapes": "dynamic" if exp.info.dynamic else f"fixed {exp.info.fixed_size}",
             "parity": {k: exp.parity.get(k) for k in ("passed", "agreement", "max_abs_diff", "bound")},
-            **_inference(model.eval(), dev, "none", torch.contiguous_format, size, batch, warmup, iters),
+            **_inference(model.eval(), dev, graph, opts.warmup, opts.iters),
         }
-        if data:
-            row["accuracy"] = _miou(str(exp.path), data, split, device, "none")
+        if opts.data:
+            row["accuracy"] = _miou(str(exp.path), opts.data, opts.split, device, "none")
     return row

@@ -12,16 +12,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
+from segcli.core.checkpoint import CheckpointMeta
 from segcli.core.distributed import DistInfo, all_reduce_sum, cleanup, init_distributed
 from segcli.core.rundir import RunDir, resolve_weights, run_of_weights
-from segcli.core.runtime import resolve_amp, select_device
 from segcli.data.datasets import EvalDataset, eval_collate, resolve_workers, worker_init
 from segcli.data.format import DatasetIndex, validate_dataset
-from segcli.errors import CheckpointError, DataError, UserError
-from segcli.infer.backends import load_inference_model
-from segcli.infer.predict_core import Protocol, class_ids, predict_images, setup_prediction
+from segcli.errors import CheckpointError, DataError, UserError, arg
+from segcli.infer.predict_core import class_ids, open_for_prediction, predict_images, prediction_device
+from segcli.infer.protocol import PredictionProtocol, ProtocolChoices
 from segcli.io_utils import atomic_write_text, dumps_json, next_free_path, require_folder
 from segcli.metrics import Absent, ConfusionMatrix, metrics_from_confusion
 
@@ -33,11 +33,11 @@ def predict_logits(
     device: torch.device,
     amp: str = "none",
     channels_last: bool = False,
-    protocol: Protocol | None = None,
+    protocol: PredictionProtocol | None = None,
 ) -> list[torch.Tensor]:
     """Scores (C, H, W) per image at each requested output size, through the prediction core
     (padded to the model's input multiple; logits, or probabilities under TTA)."""
-    proto = protocol or Protocol()
+    proto = protocol or PredictionProtocol()
     proto = replace(proto, amp=amp, channels_last=channels_last)
     return predict_images(model, images, sizes, proto, device)
 
@@ -52,24 +52,35 @@ def confusion_over_loader(
     amp: str = "none",
     channels_last: bool = False,
     dist: DistInfo | None = None,
-    protocol: Protocol | None = None,
+) -> ConfusionMatrix:
+    """Training's validation: the confusion matrix of ``model`` over ``loader``, whole images at the run's
+    precision and layout (all-reduced under DDP)."""
+    cm = ConfusionMatrix(num_classes, ignore_index, device=device)
+    return confusion_with(model, loader, cm, PredictionProtocol(amp=amp, channels_last=channels_last), dist)
+
+
+@torch.no_grad()
+def confusion_with(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    cm: ConfusionMatrix,
+    proto: PredictionProtocol,
+    dist: DistInfo | None = None,
     per_image: list[float] | None = None,
 ) -> ConfusionMatrix:
-    """Accumulate the confusion matrix of ``model`` over ``loader`` (all-reduced under DDP).
-
-    ``protocol`` is the test protocol (whole image by default, always padded to the model's multiple);
-    ``per_image``, when given, receives each image's own mIoU in loader order.
-    """
+    """Accumulate the predictions of ``model`` over ``loader`` by the test protocol ``proto`` into ``cm`` (on
+    its device; all-reduced under DDP); ``per_image``, when given, receives each image's own mIoU in loader
+    order."""
     was_training = model.training
     model.eval()
-    cm = ConfusionMatrix(num_classes, ignore_index, device=device)
+    device = cm.mat.device
     for images, masks in loader:
         sizes = [tuple(m.shape[-2:]) for m in masks]
-        for logits, mask in zip(predict_logits(model, images, sizes, device, amp, channels_last, protocol), masks):
+        for logits, mask in zip(predict_images(model, images, sizes, proto, device), masks):
             pred, target = class_ids(logits), mask.to(device, non_blocking=True)
             cm.update(pred, target)
             if per_image is not None:
-                one = ConfusionMatrix(num_classes, ignore_index, device=device)
+                one = ConfusionMatrix(cm.num_classes, cm.ignore_index, device=device)
                 one.update(pred, target)
                 per_image.append(metrics_from_confusion(one.mat)["mIoU"])
     if dist is not None:
@@ -103,9 +114,9 @@ def _report_path(weights: Path, split: str, out: str | os.PathLike | None) -> Pa
     if out is not None:
         out = Path(out)
         if out.suffix == ".json":
-            require_folder(out.parent)
+            require_folder(out.parent, arg("out"))
             return next_free_path(out)
-        return next_free_path(require_folder(out) / f"{split}.json")
+        return next_free_path(require_folder(out, arg("out")) / f"{split}.json")
     run = run_of_weights(weights) or RunDir.create("runs", "eval")
     return run.eval_report(split)
 
@@ -113,8 +124,26 @@ def _report_path(weights: Path, split: str, out: str | os.PathLike | None) -> Pa
 WEIGHT_CHOICES = ("best", "last", "ema")
 
 
+@dataclass(frozen=True)
+class EvalOptions:
+    """What an evaluation does besides the protocol (:class:`ProtocolChoices`).
+
+    ``weights`` picks best, last or ema of a run (default: best, else last); ``absent`` is the IoU of a class
+    absent from both ground truth and prediction (default: the preset's ``eval.absent``); ``workers`` are the
+    data-loading processes (``auto``: :func:`loader_workers`); ``out`` is where the JSON report goes (a
+    ``.json`` file or a folder; default: inside the run); ``worst`` lists the K images with the lowest mIoU,
+    with overlays in ``worst/`` beside the report.
+    """
+
+    weights: str | None = None
+    absent: Absent | None = None
+    workers: int | str = "auto"
+    out: str | os.PathLike | None = None
+    worst: int = 0
+
+
 def loader_workers(value: int | str, processes_per_node: int = 1) -> int:
-    """``--workers``: a number >= 0, or ``auto`` (the default): as training's ``data.num_workers = "auto"``,
+    """``workers``: a number >= 0, or ``auto`` (the default): as training's ``data.num_workers = "auto"``,
     this process's share of the usable cores less one for the process itself."""
     if isinstance(value, str) and value.strip().lower() == "auto":
         return resolve_workers("auto", processes_per_node)
@@ -123,7 +152,7 @@ def loader_workers(value: int | str, processes_per_node: int = 1) -> int:
     except (TypeError, ValueError):
         n = -1
     if n < 0:
-        raise UserError(f"--workers {value}: give a number of worker processes >= 0, or auto")
+        raise UserError(f"{arg('workers')} {value}: give a number of worker processes >= 0, or auto")
     return n
 
 
@@ -132,13 +161,13 @@ def select_weights(weights_or_run: str | os.PathLike, which: str | None = None) 
     if which is None:
         return resolve_weights(weights_or_run)
     if which not in WEIGHT_CHOICES:
-        raise UserError(f"--weights {which} is not one of {', '.join(WEIGHT_CHOICES)}")
+        raise UserError(f"{arg('weights')} {which} is not one of {', '.join(WEIGHT_CHOICES)}")
     p = Path(weights_or_run)
     run = run_of_weights(p) if p.is_file() else (RunDir(p) if RunDir.is_run(p) else None)
     if run is None:
         run = run_of_weights(resolve_weights(p))
     if run is None:
-        raise UserError(f"--weights {which}: {p} is not a run directory; pass the run, or drop --weights")
+        raise UserError(f"{arg('weights')} {which}: {p} is not a run directory; pass the run, or drop {arg('weights')}")
     found = run.weights(which)
     if not found.is_file():
         hint = " (train with train.ema_decay > 0 to get EMA weights)" if which == "ema" else ""
@@ -152,109 +181,96 @@ def evaluate(
     data_root: str | os.PathLike | None = None,
     split: str = "val",
     device: str = "auto",
-    batch_size: int | None = None,
-    size: tuple[int, ...] | None = None,
-    absent: Absent | None = None,
-    amp: str | None = None,
-    num_workers: int | str = "auto",
-    out: str | os.PathLike | None = None,
-    *,
-    weights: str | None = None,
-    slide: bool | None = None,
-    tile: tuple[int, ...] | None = None,
-    stride: tuple[int, ...] | None = None,
-    tta: bool | None = None,
-    tta_scales: tuple[float, ...] | None = None,
-    worst: int = 0,
+    protocol: ProtocolChoices | None = None,
+    options: EvalOptions | None = None,
 ) -> EvalResult:
     """Metrics of a checkpoint over a split; the JSON report (with the confusion matrix) is written next to the run.
 
-    ``weights`` picks best/last/ema of a run; ``slide``/``tile``/``stride``/``tta`` override the preset's
-    ``[eval]`` protocol; ``worst`` lists the K images with the lowest mIoU (overlays in ``eval/worst/``).
+    ``protocol`` overrides the preset's test protocol (``[eval]``, precision, batch); ``options`` picks the
+    weights, the absent-class rule, the loader workers, the report's place and the worst images to list.
+    Under torchrun each process evaluates its share of the split; rank 0 alone writes files.
     """
     t0 = time.perf_counter()
-    with process_group(device) as ddp:  # under torchrun: each rank evaluates its share of the split
-        workers = loader_workers(num_workers, ddp.local_world_size)
-        weights_file = select_weights(weights_or_run, weights)
-        dev = select_device(device, ddp.local_rank if ddp.enabled else None, option="--device")
-        if amp is not None:
-            resolve_amp(amp, dev, option="--amp")  # a bad --amp fails before the model loads
-        if worst < 0:
-            raise UserError(f"--worst {worst}: give a number of images >= 0")
-        if out is not None and ddp.is_main:
-            _report_path(weights_file, split, out)  # a bad --out fails now, not after the evaluation
-        model, meta = load_inference_model(weights_file, dev)
-        preset = meta.preset
-        proto, eval_size, keep_ratio = setup_prediction(
-            model,
-            preset,
-            dev,
-            amp=amp,
-            size=size,
-            slide=slide,
-            tile=tile,
-            stride=stride,
-            tta=tta,
-            tta_scales=tta_scales,
-        )
-        root = Path(data_root) if data_root is not None else Path(preset.data.root)
-        index = DatasetIndex.scan(root, [split])
-        info = validate_dataset(index, splits=[split], sample_masks=preset.data.check_samples)
-        if list(info.classes) != list(meta.classes):
-            raise DataError(
-                f"{root}: dataset classes {list(info.classes)[:6]}... differ from the checkpoint's "
-                f"{list(meta.classes)[:6]}...; evaluate on the dataset the model was trained for"
-            )
-        ds = EvalDataset(index, split, eval_size, keep_ratio)
+    choices, opts = protocol or ProtocolChoices(), options or EvalOptions()
+    with process_group(device) as ddp:
+        workers, weights_file, dev = _checked_inputs(weights_or_run, split, device, choices, opts, ddp)
+        model, meta, proto = open_for_prediction(weights_file, dev, choices)
+        root, ds = _split_dataset(meta.preset.data.root if data_root is None else data_root, split, meta, proto)
         shard = list(range(ddp.rank, len(ds), ddp.world_size))  # rank r: images r, r + world, r + 2 world...
-        loader = DataLoader(
-            Subset(ds, shard) if ddp.enabled else ds,
-            batch_size=batch_size or preset.eval.batch_size,
-            shuffle=False,
-            num_workers=workers,
-            collate_fn=eval_collate,
-            pin_memory=dev.type == "cuda",
-            worker_init_fn=worker_init if workers else None,
-        )
-        per_image: list[float] | None = [] if worst else None
-        cm = confusion_over_loader(
-            model,
-            loader,
-            meta.num_classes,
-            info.ignore_index,
-            dev,
-            proto.amp,
-            proto.channels_last,
-            dist=ddp,
-            protocol=proto,
-            per_image=per_image,
-        )
+        loader = _loader(Subset(ds, shard) if ddp.enabled else ds, proto, workers, dev)
+        per_image: list[float] | None = [] if opts.worst else None
+        cm = ConfusionMatrix(meta.num_classes, ds.info.ignore_index, device=dev)
+        confusion_with(model, loader, cm, proto, ddp, per_image)
         if per_image is not None and ddp.enabled:  # every rank's per-image mIoU, back in dataset order
             per_image = _gather_in_order(per_image, shard, len(ds))
-        absent = absent or preset.eval.absent
-        metrics = cm.compute(absent, meta.classes)
-        metrics["images"] = len(ds)
-        metrics["workers"] = workers
-        metrics["protocol"] = _protocol_summary(proto, eval_size, keep_ratio)
-        metrics["confusion_matrix"] = {
-            "classes": list(meta.classes),
-            "rows": "ground truth",
-            "columns": "prediction",
-            "matrix": cm.mat.cpu().tolist(),
-        }
+        metrics = cm.compute(opts.absent or meta.preset.eval.absent, meta.classes)
+        metrics.update(images=len(ds), workers=workers, protocol=_protocol_summary(proto))
+        metrics["confusion_matrix"] = _matrix_table(cm, meta.classes)
         if ddp.enabled:
             metrics["processes"] = ddp.world_size
-        report = _report_path(weights_file, split, out) if ddp.is_main else Path(os.devnull)
         if not ddp.is_main:  # rank 0 alone writes the report, the picture and the worst overlays
-            return EvalResult(metrics, weights_file, root, split, report, time.perf_counter() - t0, rank=ddp.rank)
+            return EvalResult(metrics, weights_file, root, split, Path(os.devnull), time.perf_counter() - t0, ddp.rank)
+        report = _report_path(weights_file, split, opts.out)
         metrics["confusion_png"] = str(write_confusion_png(cm.mat.cpu().numpy(), meta.classes, report))
         if per_image is not None:
             metrics["worst"] = _write_worst(
-                model, ds, per_image, worst, proto, dev, meta.palette, report.parent / "worst"
+                model, ds, per_image, opts.worst, proto, dev, meta.palette, report.parent / "worst"
             )
         result = EvalResult(metrics, weights_file, root, split, report, time.perf_counter() - t0)
         atomic_write_text(report, dumps_json(result.to_dict()) + "\n")
         return result
+
+
+def _checked_inputs(
+    weights_or_run: str | os.PathLike,
+    split: str,
+    device: str,
+    choices: ProtocolChoices,
+    opts: EvalOptions,
+    ddp: DistInfo,
+) -> tuple[int, Path, torch.device]:
+    """(loader workers, weights file, device), every option checked before the model loads."""
+    workers = loader_workers(opts.workers, ddp.local_world_size)
+    weights_file = select_weights(weights_or_run, opts.weights)
+    dev = prediction_device(device, choices, ddp.local_rank if ddp.enabled else None)
+    if opts.worst < 0:
+        raise UserError(f"{arg('worst')} {opts.worst}: give a number of images >= 0")
+    if opts.out is not None and ddp.is_main:
+        _report_path(weights_file, split, opts.out)  # a bad out fails now, not after the evaluation
+    return workers, weights_file, dev
+
+
+def _split_dataset(
+    root: str | os.PathLike, split: str, meta: CheckpointMeta, proto: PredictionProtocol
+) -> tuple[Path, EvalDataset]:
+    """The split to score, checked (masks sampled, classes those of the checkpoint), resized by the protocol."""
+    root = Path(root)
+    index = DatasetIndex.scan(root, [split])
+    info = validate_dataset(index, splits=[split], sample_masks=meta.preset.data.check_samples)
+    if list(info.classes) != list(meta.classes):
+        raise DataError(
+            f"{root}: dataset classes {list(info.classes)[:6]}... differ from the checkpoint's "
+            f"{list(meta.classes)[:6]}...; evaluate on the dataset the model was trained for"
+        )
+    return root, EvalDataset(index, split, proto.size, proto.keep_ratio)
+
+
+def _loader(ds: Dataset, proto: PredictionProtocol, workers: int, dev: torch.device) -> DataLoader:
+    """The evaluation loader: the protocol's batch, in order, pinned for CUDA."""
+    return DataLoader(
+        ds,
+        batch_size=proto.batch_size,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=eval_collate,
+        pin_memory=dev.type == "cuda",
+        worker_init_fn=worker_init if workers else None,
+    )
+
+
+def _matrix_table(cm: ConfusionMatrix, classes: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """The confusion matrix as the report stores it."""
+    return {"classes": list(classes), "rows": "ground truth", "columns": "prediction", "matrix": cm.mat.cpu().tolist()}
 
 
 @contextmanager
@@ -290,8 +306,9 @@ def write_confusion_png(confusion: np.ndarray, classes: list[str] | tuple[str, .
     return write_png(path, draw_cv.confusion(row_normalise(confusion), list(classes)))
 
 
-def _protocol_summary(proto: Protocol, size: tuple[int, ...], keep_ratio: tuple[int, ...]) -> dict[str, Any]:
+def _protocol_summary(proto: PredictionProtocol) -> dict[str, Any]:
     """The test protocol as printed in the report (so a figure says how it was obtained)."""
+    size, keep_ratio = proto.size, proto.keep_ratio
     resize = {"size": list(size)} if size else {"keep_ratio": list(keep_ratio)} if keep_ratio else "native"
     return {
         "resize": resize,
@@ -306,7 +323,7 @@ def _write_worst(
     ds: EvalDataset,
     per_image: list[float],
     k: int,
-    proto: Protocol,
+    proto: PredictionProtocol,
     device: torch.device,
     palette: list,
     folder: Path,

@@ -10,7 +10,7 @@
    rule) plus how to call it (:class:`segcli.infer.backends.ExportInfo`), so `seg infer model.onnx` and
    `seg eval model.onnx` need nothing else.
 3. **Parity gate.** The exported graph (onnxruntime, or the TorchScript module) and PyTorch eager run the same
-   padded inputs: real images from ``--images`` or the run's dataset (generated ones otherwise, with a
+   padded inputs: real images from ``images`` or the run's dataset (generated ones otherwise, with a
    warning) at the test-time size and at a second size not divisible by 32. Past the thresholds
    (:data:`MIN_AGREEMENT`, :func:`logit_bound`) the export fails; the report is written beside it either way.
 """
@@ -39,7 +39,7 @@ from segcli.core.rundir import resolve_weights, run_of_weights
 from segcli.core.runtime import select_device
 from segcli.data.datasets import image_to_tensor
 from segcli.data.transforms import inference_size, resize_pair
-from segcli.errors import ExportError, UserError
+from segcli.errors import ExportError, UserError, arg
 from segcli.infer.backends import (
     BAKES,
     EXPORT_FORMAT,
@@ -52,7 +52,8 @@ from segcli.infer.backends import (
     require_onnx,
     to_graph_input,
 )
-from segcli.infer.predict_core import Protocol, forward_padded, input_multiple
+from segcli.infer.predict_core import forward_padded, input_multiple
+from segcli.infer.protocol import PredictionProtocol, eval_resize
 from segcli.io_utils import atomic_write_text, require_folder, write_temp
 from segcli.metrics import ConfusionMatrix
 
@@ -112,7 +113,7 @@ def dynamic_blockers(model: nn.Module) -> list[str]:
 
 
 def fixed_export_size(preset: Any, multiple: int, size: tuple[int, int] | None = None) -> tuple[int, int]:
-    """The size of a fixed-size export: ``--size``, else ``eval.size``, else the training crop; rounded up to
+    """The size of a fixed-size export: ``size``, else ``eval.size``, else the training crop; rounded up to
     the model's input multiple."""
     hw = size or (tuple(preset.eval.size) if preset.eval.size else tuple(preset.augment.crop_size))
     return tuple(int(math.ceil(v / multiple) * multiple) for v in hw)  # type: ignore[return-value]
@@ -249,31 +250,29 @@ def build_graph(
     multiple: int,
     fixed_size: tuple[int, int],
     dev: torch.device,
-    half: bool,
     force_fixed: bool = False,
     run_dev: torch.device | None = None,
 ) -> Built:
-    """Pre-flight, then the dynamic graph when the model allows one, else the fixed-size graph.
+    """Pre-flight, then the dynamic graph when the model allows one, else the fixed-size graph (fp16 when the
+    wrapper is).
 
     ``run_dev``: where onnxruntime runs the graph (default ``dev``; the CPU when it has no CUDA provider).
     """
-    run_dev = run_dev or dev
+    run_dev, half = run_dev or dev, wrapper.half
     blockers = dynamic_blockers(wrapper.net) if fmt == "onnx" else []  # TorchScript runs adaptive pooling as is
     # traced at a size where no feature map is down to one pixel (a Python branch taken there, such as "no
     # resize needed", would be frozen into the graph), and not square (height and width kept apart)
     sample_size = tuple(-(-max(v, lo) // multiple) * multiple for v, lo in zip(fixed_size, (256, 320)))
     reason = ""
     if force_fixed:
-        reason = "fixed size asked for (--fixed)"
+        reason = f"fixed size asked for ({arg('fixed')})"
     elif blockers:
         reason = f"{blockers[0]} needs a known input size" + (
             f" (and {len(blockers) - 1} more)" if len(blockers) > 1 else ""
         )
     else:
         try:
-            built = _build_one(
-                wrapper, fmt, opset, sample_size, dev, half, dynamic=True, multiple=multiple, run_dev=run_dev
-            )
+            built = _build_one(wrapper, fmt, opset, sample_size, dev, dynamic=True, multiple=multiple, run_dev=run_dev)
             problem = _quick_check(built.runner, wrapper, _second_size(*sample_size, multiple), half, dev)
             if not problem:
                 return built
@@ -283,9 +282,7 @@ def build_graph(
             where = f" in {layer}" if layer else ""
             reason = f"the dynamic {fmt} export failed{where} ({_first_line(e)})"
     try:
-        built = _build_one(
-            wrapper, fmt, opset, fixed_size, dev, half, dynamic=False, multiple=multiple, run_dev=run_dev
-        )
+        built = _build_one(wrapper, fmt, opset, fixed_size, dev, dynamic=False, multiple=multiple, run_dev=run_dev)
     except Exception as e:  # noqa: BLE001
         raise ExportError(
             f"{fmt} export failed at the fixed size {fixed_size[0]}x{fixed_size[1]} ({_first_line(e)}); "
@@ -301,12 +298,12 @@ def _build_one(
     opset: int,
     size: tuple[int, int],
     dev: torch.device,
-    half: bool,
     *,
     dynamic: bool,
     multiple: int,
     run_dev: torch.device,
 ) -> Built:
+    half = wrapper.half
     info = ExportInfo(
         layout=wrapper.layout,
         bake=wrapper.bake,
@@ -357,10 +354,10 @@ def parity_samples(
     if images is not None:
         folder = Path(images)
         if not folder.is_dir():
-            raise UserError(f"--images {folder}: not a folder of images")
+            raise UserError(f"{arg('images')} {folder}: not a folder of images")
         paths = list_images(folder)[:limit]
         if not paths:
-            raise UserError(f"--images {folder}: the folder has no images")
+            raise UserError(f"{arg('images')} {folder}: the folder has no images")
         return [Sample(p.name, read_image(p), None) for p in paths], str(folder), ""
     if data_root is not None and (Path(data_root) / "dataset.toml").is_file():
         from segcli.data.format import list_samples, list_splits
@@ -387,12 +384,12 @@ def parity_samples(
         img = cv2.resize(low, (320, 240), interpolation=cv2.INTER_CUBIC)
         out.append(Sample(f"generated-{i}", np.clip(img, 0, 255).astype(np.uint8), None))
     where = f"dataset {data_root} not found" if data_root else "no dataset"
-    return out, "generated", f"parity checked on generated images ({where}); pass --images DIR for real ones"
+    return out, "generated", f"parity checked on generated images ({where}); pass {arg('images')} DIR for real ones"
 
 
-def parity_sizes(h: int, w: int, eval_size: tuple[int, ...], keep_ratio: tuple[int, ...]) -> list[tuple[int, int]]:
-    """The test-time size of an image (the predict core's resize rule) and a smaller one not divisible by 32."""
-    th, tw = inference_size(h, w, eval_size, keep_ratio)
+def parity_sizes(h: int, w: int, proto: PredictionProtocol) -> list[tuple[int, int]]:
+    """The test-time size of an image (the protocol's resize) and a smaller one not divisible by 32."""
+    th, tw = inference_size(h, w, proto.size, proto.keep_ratio)
     sh, sw = max(8, round(th * 0.75)), max(8, round(tw * 0.75))
     sh += 7 if sh % 32 == 0 else 0
     sw += 7 if sw % 32 == 0 else 0
@@ -400,26 +397,18 @@ def parity_sizes(h: int, w: int, eval_size: tuple[int, ...], keep_ratio: tuple[i
 
 
 def run_parity(
-    exported: ExportedModel,
-    eager: ExportedModel,
-    samples: list[Sample],
-    *,
-    eval_size: tuple[int, ...],
-    keep_ratio: tuple[int, ...],
-    num_classes: int,
-    ignore_index: int,
-    half: bool,
+    exported: ExportedModel, eager: ExportedModel, samples: list[Sample], proto: PredictionProtocol, ignore_index: int
 ) -> dict[str, Any]:
-    """Exported vs eager on every sample at every parity size, padded as the predict core pads."""
-    bake = exported.info.bake
-    proto = Protocol()
+    """Exported vs eager on every sample at every parity size (the resize of ``proto``), through the forward
+    pass of ``proto``, padded as the predict core pads."""
+    bake, half, num_classes = exported.info.bake, exported.info.half, exported.num_classes
     rows = []
     max_diff, max_logit, agree_px, total_px = 0.0, 0.0, 0, 0
     cms = {"eager": ConfusionMatrix(num_classes, ignore_index), "exported": ConfusionMatrix(num_classes, ignore_index)}
     has_masks = any(s.mask is not None for s in samples)
     dev = torch.device("cpu")
     for s in samples:
-        for size in parity_sizes(*s.image.shape[:2], eval_size, keep_ratio):
+        for size in parity_sizes(*s.image.shape[:2], proto):
             image, mask = (s.image, s.mask) if s.image.shape[:2] == size else resize_pair(s.image, s.mask, size)
             x = image_to_tensor(image)[None].float()  # resized as eval and infer resize
             a = forward_padded(exported, x, proto, exported.input_multiple)
@@ -526,22 +515,36 @@ def rejected_path(model_path: Path) -> Path:
     return model_path.with_name(f"{model_path.stem}.rejected{model_path.suffix}")
 
 
+@dataclass(frozen=True)
+class ExportOptions:
+    """How :func:`export_model` builds and verifies the graph.
+
+    ``opset``: the ONNX opset; ``bake``: what the graph returns (none: logits, softmax: probabilities, argmax:
+    class ids); ``half``: fp16 weights and arithmetic (built and verified on CUDA only); ``layout``: what it takes
+    (float-nchw: RGB 0-255; uint8-nhwc: the conversion and normalisation inside); ``images`` (a folder) or
+    ``data_root`` (a dataset, default the preset's ``data.root``): the parity check's images, ``parity_images`` of
+    them; ``size``: the size of a fixed-size export (default ``eval.size``, else the training crop); ``fixed``: a
+    fixed size even where the model allows dynamic; ``overwrite``: replace an existing model and its report.
+    """
+
+    opset: int = DEFAULT_OPSET
+    bake: str = "none"
+    half: bool = False
+    layout: str = "float-nchw"
+    images: str | os.PathLike | None = None
+    data_root: str | os.PathLike | None = None
+    parity_images: int = PARITY_IMAGES
+    size: tuple[int, int] | None = None
+    fixed: bool = False
+    overwrite: bool = False
+
+
 def export_model(
     weights_or_run: str | os.PathLike,
     fmt: str = "onnx",
     out: str | os.PathLike | None = None,
-    *,
-    opset: int = DEFAULT_OPSET,
-    bake: str = "none",
-    half: bool = False,
-    layout: str = "float-nchw",
-    images: str | os.PathLike | None = None,
-    data_root: str | os.PathLike | None = None,
-    parity_images: int = PARITY_IMAGES,
-    size: tuple[int, int] | None = None,
-    fixed: bool = False,
     device: str = "auto",
-    overwrite: bool = False,
+    options: ExportOptions | None = None,
 ) -> ExportResult:
     """Export a checkpoint (or a run's best weights) and verify it; the report is written beside the model.
 
@@ -549,99 +552,127 @@ def export_model(
     model is then kept as ``model.rejected.onnx`` for inspection.
     """
     t0 = time.perf_counter()
-    if fmt not in FORMATS:
-        raise UserError(f"format {fmt!r}: choose --onnx or --torchscript")
-    if bake not in BAKES:
-        raise UserError(f"--bake {bake}: choose one of {', '.join(BAKES)}")
-    if layout not in LAYOUTS:
-        raise UserError(f"--input {layout}: choose one of {', '.join(LAYOUTS)}")
-    if fmt == "onnx" and not 11 <= opset <= 23:
-        raise UserError(f"--opset {opset}: give an ONNX opset between 11 and 23 (default {DEFAULT_OPSET})")
-    if parity_images < 1:
-        raise UserError(f"--parity-images {parity_images}: give 1 or more")
+    opts = options or ExportOptions()
+    _check_options(fmt, opts)
     weights = resolve_weights(weights_or_run)
     if weights.suffix.lower() != ".safetensors":
         raise UserError(f"{weights}: export takes segcli .safetensors weights or a run directory")
-    dev = select_device(device, option="--device")
-    if half and dev.type != "cuda":
-        raise UserError(
-            "--half: fp16 export is built and verified on CUDA, and this export runs on the CPU, where PyTorch "
-            "has no fp16 kernels to verify against and onnxruntime computes most fp16 operators by converting "
-            "to fp32 (slower, not faster); export fp32 here, or pass --device cuda on a GPU machine"
-        )
-    run_dev, run_note = dev, ""
-    if fmt == "onnx":
-        onnx, ort = require_onnx()
-        if dev.type == "cuda" and "CUDAExecutionProvider" not in ort.get_available_providers():
-            if half:
-                raise UserError(
-                    "--half: the fp16 graph is verified with onnxruntime's CUDA provider, which this onnxruntime "
-                    "lacks; pip install onnxruntime-gpu (in place of onnxruntime), or export fp32"
-                )
-            run_dev = torch.device("cpu")  # fp32: CUDA eager against onnxruntime's CPU provider is still a check
-            run_note = "onnxruntime has no CUDA provider here: the graph was verified on its CPU provider"
-    dest = Path(out) if out is not None else default_out(weights, fmt)
-    rj, rt = report_paths(dest)
-    wanted = ONNX_SUFFIXES if fmt == "onnx" else TORCHSCRIPT_SUFFIXES
-    if dest.suffix.lower() not in wanted:
-        raise UserError(
-            f"--out {dest}: name a {fmt} model {' or '.join(wanted)} (seg eval and seg infer tell models apart by it)"
-        )
-    if dest.is_dir():
-        raise UserError(f"--out {dest}: is a folder; give a file name such as {dest / 'model'}.onnx")
-    if not overwrite:
-        taken = [p for p in (dest, rj, rt) if p.exists()]
-        if taken:
-            raise UserError(f"{taken[0]} exists; pass --overwrite to replace it, or choose another --out")
-    require_folder(dest.parent)
-
+    dev = select_device(device, option=arg("device"))
+    run_dev, run_note = _verifying_device(fmt, dev, opts.half)
+    dest = _destination(weights, fmt, out, opts.overwrite)
     model, meta = build_from_weights(weights, dev)
-    preset = meta.preset
     multiple = input_multiple(model)
-    wrapper = ExportWrapper(model, layout, bake, half).eval().to(dev)
-    if half:
+    wrapper = ExportWrapper(model, opts.layout, opts.bake, opts.half).eval().to(dev)
+    if opts.half:
         wrapper = wrapper.half()
-    fsize = fixed_export_size(preset, multiple, size)
+    fixed_size = fixed_export_size(meta.preset, multiple, opts.size)
     with strict_fp32():
         built = build_graph(
             wrapper,
             fmt,
-            opset=opset,
+            opset=opts.opset,
             multiple=multiple,
-            fixed_size=fsize,
+            fixed_size=fixed_size,
             dev=dev,
-            half=half,
-            force_fixed=fixed,
+            force_fixed=opts.fixed,
             run_dev=run_dev,
         )
+    data_root = opts.data_root or meta.preset.data.root
+    samples, source, warning = parity_samples(opts.images, data_root, opts.parity_images)
+    parity = _parity_gate(wrapper, built, meta, samples)
+    final = _write_model(built, fmt, weights, meta, dest if parity["passed"] else rejected_path(dest))
+    warning = "; ".join(w for w in (warning, run_note) if w)
+    rj, rt = report_paths(dest)
+    result = ExportResult(
+        final, rj, rt, fmt, built.info, built.reason, parity, source, warning, time.perf_counter() - t0
+    )
+    atomic_write_text(rj, json.dumps(_jsonable(result.to_dict()), indent=2) + "\n")
+    atomic_write_text(rt, report_text(result))
+    if not parity["passed"]:
+        raise ExportError(
+            f"parity gate failed: {'; '.join(parity['failures'])}; the model is kept as {final} for inspection, "
+            f"report {rt}"
+        )
+    return result
 
-    # the gate: exported vs eager through the same adapter (layout, fixed-size resize, padding)
+
+def _check_options(fmt: str, opts: ExportOptions) -> None:
+    if fmt not in FORMATS:
+        raise UserError(f"{arg('fmt')} {fmt!r}: choose onnx or torchscript")
+    if opts.bake not in BAKES:
+        raise UserError(f"{arg('bake')} {opts.bake}: choose one of {', '.join(BAKES)}")
+    if opts.layout not in LAYOUTS:
+        raise UserError(f"{arg('layout')} {opts.layout}: choose one of {', '.join(LAYOUTS)}")
+    if fmt == "onnx" and not 11 <= opts.opset <= 23:
+        raise UserError(f"{arg('opset')} {opts.opset}: give an ONNX opset between 11 and 23 (default {DEFAULT_OPSET})")
+    if opts.parity_images < 1:
+        raise UserError(f"{arg('parity_images')} {opts.parity_images}: give 1 or more")
+
+
+def _verifying_device(fmt: str, dev: torch.device, half: bool) -> tuple[torch.device, str]:
+    """Where the exported graph runs for the gate, and a note when that is not ``dev``; fp16 needs CUDA there."""
+    if half and dev.type != "cuda":
+        raise UserError(
+            f"{arg('half')}: fp16 export is built and verified on CUDA, and this export runs on the CPU, where "
+            "PyTorch has no fp16 kernels to verify against and onnxruntime computes most fp16 operators by "
+            f"converting to fp32 (slower, not faster); export fp32 here, or pass {arg('device')} cuda on a GPU "
+            "machine"
+        )
+    if fmt != "onnx":
+        return dev, ""
+    _, ort = require_onnx()
+    if dev.type != "cuda" or "CUDAExecutionProvider" in ort.get_available_providers():
+        return dev, ""
+    if half:
+        raise UserError(
+            f"{arg('half')}: the fp16 graph is verified with onnxruntime's CUDA provider, which this onnxruntime "
+            "lacks; pip install onnxruntime-gpu (in place of onnxruntime), or export fp32"
+        )
+    # fp32: CUDA eager against onnxruntime's CPU provider is still a check
+    return torch.device("cpu"), "onnxruntime has no CUDA provider here: the graph was verified on its CPU provider"
+
+
+def _destination(weights: Path, fmt: str, out: str | os.PathLike | None, overwrite: bool) -> Path:
+    """The model file to write (checked: its suffix, not a folder, not taken unless ``overwrite``)."""
+    dest = Path(out) if out is not None else default_out(weights, fmt)
+    wanted = ONNX_SUFFIXES if fmt == "onnx" else TORCHSCRIPT_SUFFIXES
+    if dest.suffix.lower() not in wanted:
+        raise UserError(
+            f"{arg('out')} {dest}: name a {fmt} model {' or '.join(wanted)} "
+            "(seg eval and seg infer tell models apart by it)"
+        )
+    if dest.is_dir():
+        raise UserError(f"{arg('out')} {dest}: is a folder; give a file name such as {dest / 'model'}.onnx")
+    if not overwrite:
+        taken = [p for p in (dest, *report_paths(dest)) if p.exists()]
+        if taken:
+            raise UserError(f"{taken[0]} exists; pass {arg('overwrite')} to replace it, or choose another {arg('out')}")
+    require_folder(dest.parent, arg("out"))
+    return dest
+
+
+def _parity_gate(wrapper: ExportWrapper, built: Built, meta: Any, samples: list[Sample]) -> dict[str, Any]:
+    """The gate: the exported graph against eager PyTorch through the same adapter (layout, fixed-size resize,
+    padding), on the samples resized as `seg eval` resizes them."""
+    dev = wrapper.mean.device
+
     def eager_run(x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             return wrapper(x.to(dev))
 
     exported = ExportedModel(built.runner, built.info, meta.num_classes)
     eager = ExportedModel(eager_run, built.info, meta.num_classes)
-    samples, source, warning = parity_samples(images, data_root or preset.data.root, parity_images)
-    warning = "; ".join(w for w in (warning, run_note) if w)
-    eval_size, keep_ratio = tuple(preset.eval.size), tuple(preset.eval.keep_ratio)
     with strict_fp32():
-        parity = run_parity(
-            exported,
-            eager,
-            samples,
-            eval_size=eval_size,
-            keep_ratio=keep_ratio,
-            num_classes=meta.num_classes,
-            ignore_index=meta.ignore_index,
-            half=half,
-        )
+        return run_parity(exported, eager, samples, eval_resize(meta.preset), meta.ignore_index)
 
-    # write: model to a temp beside the destination, renamed into place only when it passed
+
+def _write_model(built: Built, fmt: str, weights: Path, meta: Any, final: Path) -> Path:
+    """The graph with its metadata written to a temp beside ``final``, then renamed into place."""
     raw = read_metadata(weights)
     raw.update({"format": EXPORT_FORMAT, **built.info.to_strings(), "segcli_version": __version__})
-    raw.update(_readable_meta(preset, meta, built.info, weights))
+    raw.update(_readable_meta(meta.preset, meta, built.info, weights))
     if fmt == "onnx":
+        onnx, _ = require_onnx()
         proto = onnx.load_from_string(built.payload)
         del proto.metadata_props[:]
         for k, v in raw.items():
@@ -655,20 +686,8 @@ def export_model(
             with _quiet():
                 torch.jit.save(built.payload, str(p), _extra_files=extra)
 
-    tmp = write_temp(dest, writer)
-    final = dest if parity["passed"] else rejected_path(dest)
-    os.replace(tmp, final)
-    result = ExportResult(
-        final, rj, rt, fmt, built.info, built.reason, parity, source, warning, time.perf_counter() - t0
-    )
-    atomic_write_text(rj, json.dumps(_jsonable(result.to_dict()), indent=2) + "\n")
-    atomic_write_text(rt, report_text(result))
-    if not parity["passed"]:
-        raise ExportError(
-            f"parity gate failed: {'; '.join(parity['failures'])}; the model is kept as {final} for inspection, "
-            f"report {rt}"
-        )
-    return result
+    os.replace(write_temp(final, writer), final)
+    return final
 
 
 def _readable_meta(preset: Any, meta: Any, info: ExportInfo, weights: Path) -> dict[str, str]:

@@ -4,10 +4,10 @@ class scores.
 - **Padding.** Every forward pass sees an input whose height and width are multiples of the model's
   input multiple (32, or what the network declares as ``input_multiple``): the image is padded on the
   bottom/right by reflection and the logits are cropped back, so the padded region never counts.
-- **Whole image or sliding window.** ``Protocol.slide`` cuts the image into ``tile`` windows every
+- **Whole image or sliding window.** ``PredictionProtocol.slide`` cuts the image into ``tile`` windows every
   ``stride`` pixels (the mmseg ``slide_inference`` grid, the last window flush with the border), runs
   the windows in batches and averages the logits where windows overlap.
-- **TTA.** ``Protocol.tta_scales`` rescales the image by each factor (and flips it horizontally when
+- **TTA.** ``PredictionProtocol.tta_scales`` rescales the image by each factor (and flips it horizontally when
   ``tta_flip``), predicts each view (whole or slide), and averages the softmax probabilities at the
   output size.
 
@@ -17,38 +17,21 @@ Without TTA the scores are logits; with TTA they are probabilities. Either way `
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from segcli.config.schema import EvalConfig, Preset
-from segcli.core.runtime import autocast, resolve_amp
-from segcli.errors import UserError
+from segcli.core.checkpoint import CheckpointMeta
+from segcli.core.runtime import autocast, resolve_amp, select_device
+from segcli.errors import arg
+from segcli.infer.backends import load_inference_model
+from segcli.infer.protocol import PredictionProtocol, ProtocolChoices, resolve_protocol
 
 DEFAULT_MULTIPLE = 32
 # Upsampling to the label size goes in chunks of classes above this many output elements (memory bound).
 _CHUNK_ELEMENTS = 1 << 28
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """How an image is predicted (the test protocol). The resize to ``eval.size``/``eval.keep_ratio``
-    happens before (in the data pipeline); this is what happens at the model."""
-
-    slide: bool = False
-    tile: tuple[int, int] = (512, 512)
-    stride: tuple[int, int] = (341, 341)
-    tta_scales: tuple[float, ...] = ()  # empty: no TTA
-    tta_flip: bool = False
-    window_batch: int = 8  # sliding windows per forward pass
-    amp: str = "none"
-    channels_last: bool = False
-
-    @property
-    def tta(self) -> bool:
-        return bool(self.tta_scales) or self.tta_flip
 
 
 def class_ids(scores: torch.Tensor) -> torch.Tensor:
@@ -75,7 +58,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def forward_padded(model: torch.nn.Module, x: torch.Tensor, proto: Protocol, multiple: int) -> torch.Tensor:
+def forward_padded(model: torch.nn.Module, x: torch.Tensor, proto: PredictionProtocol, multiple: int) -> torch.Tensor:
     """Logits (N, K, H, W) of a batch (N, 3, H, W) already on the device: padded in, cropped out, fp32."""
     h, w = x.shape[-2:]
     xp = pad_to_multiple(x, multiple)
@@ -106,7 +89,7 @@ def window_grid(
 
 
 @torch.no_grad()
-def slide_logits(model: torch.nn.Module, x: torch.Tensor, proto: Protocol, multiple: int) -> torch.Tensor:
+def slide_logits(model: torch.nn.Module, x: torch.Tensor, proto: PredictionProtocol, multiple: int) -> torch.Tensor:
     """Logits (1, K, H, W) of one image (1, 3, H, W) by overlapping windows, batched, averaged where they overlap.
 
     The sums stay on the image's device; pass a CPU image to accumulate on the host (images too big for
@@ -150,7 +133,7 @@ def resize_scores(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-def _scores_one_view(model: torch.nn.Module, x: torch.Tensor, proto: Protocol, multiple: int) -> torch.Tensor:
+def _scores_one_view(model: torch.nn.Module, x: torch.Tensor, proto: PredictionProtocol, multiple: int) -> torch.Tensor:
     """Logits (N, K, H, W) of a batch, whole image or sliding windows."""
     if not proto.slide or all(t >= s for t, s in zip(proto.tile, x.shape[-2:])):  # one window: the whole image
         model_dev = next((p.device for p in model.parameters()), x.device)
@@ -163,7 +146,7 @@ def predict_batch(
     model: torch.nn.Module,
     images: torch.Tensor,
     out_sizes: Sequence[tuple[int, int]],
-    proto: Protocol,
+    proto: PredictionProtocol,
     device: torch.device,
 ) -> list[torch.Tensor]:
     """Scores (K, h, w) per image of a batch (N, 3, H, W) of one size, resized to each ``out_sizes`` entry.
@@ -199,21 +182,13 @@ def predict_images(
     model: torch.nn.Module,
     images: torch.Tensor | list[torch.Tensor],
     out_sizes: Sequence[tuple[int, int]],
-    proto: Protocol,
+    proto: PredictionProtocol,
     device: torch.device,
 ) -> list[torch.Tensor]:
     """:func:`predict_batch` for a stacked batch or a list of images of different sizes (one at a time)."""
     if isinstance(images, torch.Tensor):
         return predict_batch(model, images, out_sizes, proto, device)
     return [predict_batch(model, im[None], [s], proto, device)[0] for im, s in zip(images, out_sizes)]
-
-
-def inference_precision(amp: str | None, train_amp: str, device: torch.device) -> str:
-    """``--amp`` when given, else the checkpoint's training precision (``train.amp``; its fp16 becomes auto
-    off CUDA, where fp16 autocast does not exist)."""
-    if amp is not None:
-        return resolve_amp(amp, device, option="--amp")
-    return resolve_amp("auto" if train_amp == "fp16" and device.type != "cuda" else train_amp, device)
 
 
 def prepare_model(model: torch.nn.Module, device: torch.device, channels_last: bool, fixed_size: bool) -> None:
@@ -225,82 +200,22 @@ def prepare_model(model: torch.nn.Module, device: torch.device, channels_last: b
         torch.backends.cudnn.benchmark = True
 
 
-def resize_settings(e: EvalConfig, size: Sequence[int] | None = None) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(exact size, keep-ratio scale) before the model: ``--size`` when given, else the preset's keys."""
-    return (tuple(size), ()) if size is not None else (tuple(e.size), tuple(e.keep_ratio))
+def prediction_device(device: str, choices: ProtocolChoices, local_rank: int | None = None) -> torch.device:
+    """The device `seg eval` and `seg infer` run on, with the precision asked for checked on it: a bad
+    ``device`` or ``amp`` fails before the model loads."""
+    dev = select_device(device, local_rank, option=arg("device"))
+    if choices.amp is not None:
+        resolve_amp(choices.amp, dev, option=arg("amp"))
+    return dev
 
 
-def protocol_from_eval(
-    e: EvalConfig,
-    *,
-    slide: bool | None = None,
-    tile: Sequence[int] | None = None,
-    stride: Sequence[int] | None = None,
-    tta: bool | None = None,
-    tta_scales: Sequence[float] | None = None,
-    amp: str = "none",
-    channels_last: bool = False,
-) -> Protocol:
-    """The protocol of a preset's ``[eval]`` table, with the CLI's choices (None = the preset's) on top.
-
-    ``tile`` and ``stride`` from the command line are checked here, naming ``--tile``/``--stride``.
-    """
-    if stride:
-        stride = tuple(stride)
-    elif tile:  # a tile from the command line without a stride: two-thirds of it (mmseg's 512/341 ratio)
-        stride = tuple(max(1, t * 2 // 3) for t in tile)
-    else:
-        stride = tuple(e.stride)
-    tile = tuple(tile) if tile else tuple(e.tile)
-    if len(tile) != 2 or any(v < 1 for v in tile):
-        raise UserError(f"--tile {','.join(map(str, tile))}: give H,W > 0, e.g. --tile 512,512")
-    if len(stride) != 2 or not all(0 < s <= t for s, t in zip(stride, tile)):
-        raise UserError(
-            f"--stride {','.join(map(str, stride))}: give H,W in (0, tile], "
-            f"e.g. --stride {tile[0] * 2 // 3},{tile[1] * 2 // 3}"
-        )
-    if tta_scales is not None and (not tta_scales or min(tta_scales) <= 0):
-        raise UserError(
-            f"--tta-scales {','.join(map(str, tta_scales))}: give factors > 0, e.g. --tta-scales 0.75,1,1.25"
-        )
-    use_tta = e.tta if tta is None else tta
-    use_tta = use_tta or tta_scales is not None
-    return Protocol(
-        slide=e.slide if slide is None else slide,
-        tile=(int(tile[0]), int(tile[1])),
-        stride=(int(stride[0]), int(stride[1])),
-        tta_scales=tuple(tta_scales or e.tta_scales) if use_tta else (),
-        tta_flip=bool(e.tta_flip) if use_tta else False,
-        amp=amp,
-        channels_last=channels_last,
-    )
-
-
-def setup_prediction(
-    model: torch.nn.Module,
-    preset: Preset,
-    device: torch.device,
-    *,
-    amp: str | None = None,
-    size: Sequence[int] | None = None,
-    slide: bool | None = None,
-    tile: Sequence[int] | None = None,
-    stride: Sequence[int] | None = None,
-    tta: bool | None = None,
-    tta_scales: Sequence[float] | None = None,
-) -> tuple[Protocol, tuple[int, ...], tuple[int, ...]]:
-    """What `seg eval` and `seg infer` share: the checkpoint's preset plus the command line's choices →
-    (protocol, exact size, keep-ratio scale), with the model prepared (eval mode, layout, cuDNN tuning)."""
-    proto = protocol_from_eval(
-        preset.eval,
-        slide=slide,
-        tile=tile,
-        stride=stride,
-        tta=tta,
-        tta_scales=tta_scales,
-        amp=inference_precision(amp, preset.train.amp, device),
-        channels_last=preset.train.channels_last,
-    )
-    eval_size, keep_ratio = resize_settings(preset.eval, size)
-    prepare_model(model, device, proto.channels_last, fixed_size=bool(eval_size))
-    return proto, eval_size, keep_ratio
+def open_for_prediction(
+    weights: str | os.PathLike, device: torch.device, choices: ProtocolChoices
+) -> tuple[torch.nn.Module, CheckpointMeta, PredictionProtocol]:
+    """What `seg eval`, `seg infer` and the run report share: the model of a checkpoint or an exported graph,
+    its metadata, and the protocol of its preset with ``choices`` on top, the model prepared for it (eval mode,
+    layout, cuDNN tuning)."""
+    model, meta = load_inference_model(weights, device)
+    proto = resolve_protocol(choices, meta.preset, device)
+    prepare_model(model, device, proto.channels_last, fixed_size=bool(proto.size))
+    return model, meta, proto

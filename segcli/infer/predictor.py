@@ -17,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,12 @@ import numpy as np
 import torch
 
 from segcli.core.rundir import resolve_weights
-from segcli.core.runtime import resolve_amp, select_device
 from segcli.data.datasets import image_to_tensor, usable_cores
 from segcli.data.io import IMAGE_EXTS, list_images, read_image, write_image, write_mask, write_palette_mask
 from segcli.data.transforms import inference_size, resize_pair
-from segcli.errors import DataError, UserError
-from segcli.infer.backends import load_inference_model
-from segcli.infer.predict_core import Protocol, class_ids, predict_images, setup_prediction
+from segcli.errors import DataError, UserError, arg
+from segcli.infer.predict_core import class_ids, open_for_prediction, predict_images, prediction_device
+from segcli.infer.protocol import PredictionProtocol, ProtocolChoices
 from segcli.io_utils import atomic_write, require_folder
 from segcli.viz.draw_cv import draw_legend_strip
 
@@ -131,11 +130,11 @@ class PredictResult:
 
 
 def parse_save(save: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """``"mask,overlay"`` → ("mask", "overlay"); an unknown kind is a UserError naming ``--save``."""
+    """``"mask,overlay"`` → ("mask", "overlay"); an unknown kind is a UserError naming ``save``."""
     kinds = [k.strip() for k in (save.split(",") if isinstance(save, str) else save) if k.strip()]
     bad = [k for k in kinds if k not in SAVE_KINDS]
     if bad or not kinds:
-        raise UserError(f"--save {','.join(kinds)}: choose from {', '.join(SAVE_KINDS)} (comma-separated)")
+        raise UserError(f"{arg('save')} {','.join(kinds)}: choose from {', '.join(SAVE_KINDS)} (comma-separated)")
     return tuple(dict.fromkeys(kinds))
 
 
@@ -143,10 +142,40 @@ PROBS_FORMATS = ("auto", "npy", "png")
 
 
 def resolve_probs_format(fmt: str, num_classes: int) -> str:
-    """``--probs-format``: ``auto`` is ``png`` for a binary (two-class) model, else ``npy``."""
+    """``probs_format``: ``auto`` is ``png`` for a binary (two-class) model, else ``npy``."""
     if fmt not in PROBS_FORMATS:
-        raise UserError(f"--probs-format {fmt}: choose from {', '.join(PROBS_FORMATS)}")
+        raise UserError(f"{arg('probs_format')} {fmt}: choose from {', '.join(PROBS_FORMATS)}")
     return ("png" if num_classes == 2 else "npy") if fmt == "auto" else fmt
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """What `predict` writes, checked when made.
+
+    ``save``: the kinds, comma-separated or a tuple (mask, overlay, ids, probs); ``alpha`` and ``alpha_bg``: the
+    overlay's opacity of the class colours and of class 0 (None: as the others; 0 leaves it untinted);
+    ``legend``: a strip below each overlay naming the classes present (images only); ``probs_format``: npy,
+    png or auto (png for a two-class model, else npy); ``overwrite`` replaces existing outputs,
+    ``skip_existing`` keeps them and writes only what is missing (an interrupted run continues).
+    """
+
+    save: str | tuple[str, ...] = ("mask", "overlay")
+    alpha: float = 0.5
+    alpha_bg: float | None = None
+    legend: bool = False
+    probs_format: str = "auto"
+    overwrite: bool = False
+    skip_existing: bool = False
+
+    def __post_init__(self) -> None:
+        if self.overwrite and self.skip_existing:
+            raise UserError(f"{arg('overwrite')} and {arg('skip_existing')} contradict each other; pass one of them")
+        object.__setattr__(self, "save", parse_save(self.save))
+        for name in ("alpha", "alpha_bg"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise UserError(f"{arg(name)} {value}: give a blend weight in [0, 1]")
+        resolve_probs_format(self.probs_format, 0)  # a bad format fails before the model loads
 
 
 def _slug(name: str) -> str:
@@ -156,18 +185,9 @@ def _slug(name: str) -> str:
 class _Writer:
     """Encodes and writes one image's outputs (runs in the thread pool)."""
 
-    def __init__(
-        self,
-        meta: Any,
-        save: tuple[str, ...],
-        alpha: float,
-        alpha_bg: float | None,
-        tta: bool,
-        legend: bool = False,
-        probs_fmt: str = "npy",
-    ) -> None:
-        self.meta, self.save, self.alpha, self.alpha_bg, self.tta = meta, save, alpha, alpha_bg, tta
-        self.legend, self.probs_fmt = legend, probs_fmt
+    def __init__(self, meta: Any, options: OutputOptions) -> None:
+        self.meta, self.save, self.alpha, self.alpha_bg = meta, options.save, options.alpha, options.alpha_bg
+        self.legend, self.probs_fmt = options.legend, resolve_probs_format(options.probs_format, meta.num_classes)
         self.palette = np.array(meta.palette, dtype=np.uint8)
         self.id_dtype = np.uint8 if meta.num_classes <= 256 else np.uint16
         self.binary = meta.num_classes == 2
@@ -294,7 +314,7 @@ def _stack_inputs(inputs: list[torch.Tensor], pin: bool) -> torch.Tensor:
 
 
 def _run_batch(
-    model: torch.nn.Module, batch: list, proto: Protocol, dev: torch.device, probs_fmt: str | None
+    model: torch.nn.Module, batch: list, proto: PredictionProtocol, dev: torch.device, probs_fmt: str | None
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """(mask, probabilities or None) per image of a batch, at each original image's size.
 
@@ -310,130 +330,134 @@ def _run_batch(
     return list(zip(masks, _to_host([_probabilities(sc, proto.tta, probs_fmt) for sc in scores])))
 
 
+INFER_BATCH = 8  # images per forward pass of `predict` when the protocol leaves it open (not eval's batch)
+
+
 def predict(
     weights_or_run: str | os.PathLike,
     inputs: list[str] | tuple[str, ...],
     out_dir: str | os.PathLike,
     device: str = "auto",
-    size: tuple[int, ...] | None = None,
-    amp: str | None = None,
-    overwrite: bool = False,
-    on_image: Callable[[int, int, Path], None] | None = None,
-    skip_existing: bool = False,
+    protocol: ProtocolChoices | None = None,
+    output: OutputOptions | None = None,
     *,
-    save: str | tuple[str, ...] = ("mask", "overlay"),
-    alpha: float = 0.5,
-    alpha_bg: float | None = None,
-    slide: bool | None = None,
-    tile: tuple[int, ...] | None = None,
-    stride: tuple[int, ...] | None = None,
-    tta: bool | None = None,
-    tta_scales: tuple[float, ...] | None = None,
-    batch_size: int = 8,
     workers: int = 0,
-    legend: bool = False,
-    probs_format: str = "auto",
+    on_image: Callable[[int, int, Path], None] | None = None,
 ) -> PredictResult:
-    """Predict every input image or video frame; write what ``save`` asks for under ``out_dir``:
+    """Predict every input image or video frame; write what ``output.save`` asks for under ``out_dir``:
     ``masks/<stem>.png`` (palette), ``overlays/<stem>.jpg`` (``legend``: a strip below naming the classes
     present), ``ids/<stem>.png`` (grey, uint16 above 256 classes), ``probs/<stem>.npy`` (float16, classes
     first) or, with ``probs_format`` png (``auto`` for a two-class model), ``probs/<stem>.png`` (8-bit
     foreground probability of a binary model) or ``probs/<stem>/<id>_<class>.png`` (one per class).
     A video ``clip.mp4`` gives ``masks/clip/<frame>.png`` ... per frame and ``overlays/clip.mp4``.
 
+    ``protocol`` overrides the preset's test protocol (its batch: :data:`INFER_BATCH` unless given); ``workers``
+    are the decode/encode threads (0: up to 8, one per core); ``on_image(i, n, path)`` follows the progress.
     Existing outputs are an error unless ``overwrite`` (replace them) or ``skip_existing`` (keep
     them and write only what is missing: an interrupted run continues where it stopped).
     """
     t0 = time.perf_counter()
-    if overwrite and skip_existing:
-        raise UserError("--overwrite and --skip-existing contradict each other; pass one of them")
-    kinds = parse_save(save)
-    if not 0.0 <= alpha <= 1.0:
-        raise UserError(f"--alpha {alpha}: give a blend weight in [0, 1]")
-    if alpha_bg is not None and not 0.0 <= alpha_bg <= 1.0:
-        raise UserError(f"--alpha-bg {alpha_bg}: give a blend weight in [0, 1]")
-    if batch_size < 1:
-        raise UserError(f"--batch-size {batch_size}: give 1 or more")
-    resolve_probs_format(probs_format, 0)  # a bad --probs-format fails before the model loads
+    opts, choices = output or OutputOptions(), protocol or ProtocolChoices()
+    if choices.batch_size is None:
+        choices = replace(choices, batch_size=INFER_BATCH)
     weights = resolve_weights(weights_or_run)
-    dev = select_device(device, option="--device")
-    if amp is not None:
-        resolve_amp(amp, dev, option="--amp")  # a bad --amp fails before the model loads
+    dev = prediction_device(device, choices)
     paths = expand_inputs(inputs)
-    out = require_folder(out_dir)
-    model, meta = load_inference_model(weights, dev)
-    proto, eval_size, keep_ratio = setup_prediction(
-        model,
-        meta.preset,
-        dev,
-        amp=amp,
-        size=size,
-        slide=slide,
-        tile=tile,
-        stride=stride,
-        tta=tta,
-        tta_scales=tta_scales,
-    )
-    ready = time.perf_counter()
-    writer = _Writer(
-        meta, kinds, alpha, alpha_bg, proto.tta, legend, resolve_probs_format(probs_format, meta.num_classes)
-    )
-    want_probs = writer.probs_fmt if "probs" in kinds else None
+    out = require_folder(out_dir, arg("out_dir"))
+    model, meta, proto = open_for_prediction(weights, dev, choices)
+    result = PredictResult(out, weights, load_seconds=time.perf_counter() - t0)
+    writer = _Writer(meta, opts)
+    plan = _plan(paths)
+    if not opts.overwrite and not opts.skip_existing:
+        _refuse_to_replace(writer, out, plan)
+    threads = workers or min(8, usable_cores())
+    progress = _Progress(on_image, len(plan))
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        job = _Job(model, proto, dev, writer, out, pool, result, progress)
+        images = [(p, stem) for p, stem in plan if not is_video(p)]
+        job.images(images, opts.skip_existing, ahead=max(2 * proto.batch_size, threads))
+        for src, stem in plan:
+            if is_video(src):
+                result.outputs.append(_predict_video(job, src, stem))
+                progress.tick(src)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _plan(paths: list[Path]) -> list[tuple[Path, str]]:
+    """(input, output stem) per input: a repeated stem gets ``_2``, ``_3``..."""
     stems: dict[str, int] = {}
     plan = []
     for p in paths:
         n = stems.get(p.stem, 0)
         stems[p.stem] = n + 1
-        stem = p.stem if n == 0 else f"{p.stem}_{n + 1}"
-        plan.append((p, stem))
-    if not overwrite and not skip_existing:
-        clash = [str(f) for p, stem in plan for f in _planned_files(writer, out, p, stem) if f.exists()]
-        if clash:
-            raise UserError(
-                f"{clash[0]} exists ({len(clash)} output files would be replaced); pass --overwrite, "
-                "--skip-existing (continue an interrupted run) or another --out"
-            )
-    result = PredictResult(out, weights, load_seconds=ready - t0)
-    images = [(p, stem) for p, stem in plan if not is_video(p)]
-    videos = [(p, stem) for p, stem in plan if is_video(p)]
-    threads = workers or min(8, usable_cores())
-    with ThreadPoolExecutor(max_workers=threads) as pool:
+        plan.append((p, p.stem if n == 0 else f"{p.stem}_{n + 1}"))
+    return plan
+
+
+def _refuse_to_replace(writer: _Writer, out: Path, plan: list[tuple[Path, str]]) -> None:
+    clash = [str(f) for p, stem in plan for f in _planned_files(writer, out, p, stem) if f.exists()]
+    if clash:
+        raise UserError(
+            f"{clash[0]} exists ({len(clash)} output files would be replaced); pass {arg('overwrite')}, "
+            f"{arg('skip_existing')} (continue an interrupted run) or another {arg('out_dir')}"
+        )
+
+
+class _Progress:
+    """``on_image(i, n, path)`` as the inputs get done."""
+
+    def __init__(self, on_image: Callable[[int, int, Path], None] | None, total: int) -> None:
+        self.on_image, self.total, self.done = on_image, total, 0
+
+    def tick(self, src: Path, index: int | None = None) -> None:
+        """``src`` is done: the next one, or the one at ``index`` (a skipped image, not counted)."""
+        if self.on_image is not None:
+            self.on_image(self.done if index is None else index, self.total, src)
+        if index is None:
+            self.done += 1
+
+
+@dataclass
+class _Job:
+    """One `predict` call at work: the prepared model and its protocol, the writer, the pool, the progress."""
+
+    model: torch.nn.Module
+    proto: PredictionProtocol
+    dev: torch.device
+    writer: _Writer
+    out: Path
+    pool: ThreadPoolExecutor
+    result: PredictResult
+    progress: _Progress
+
+    def images(self, items: list[tuple[Path, str]], keep: bool, ahead: int) -> None:
+        """Predict the still images: decode ahead, predict in batches, write behind (``ahead`` at most in flight
+        each way); ``keep``: leave the images whose outputs all exist, and every file that exists."""
         todo = []
-        for i, (src, stem) in enumerate(images):
-            files = writer.paths(out, stem)
-            if skip_existing and all(f.exists() for f in files.values()):
-                result.skipped.append(str(src))
-                if on_image is not None:
-                    on_image(i, len(plan), src)
+        for i, (src, stem) in enumerate(items):
+            files = self.writer.paths(self.out, stem)
+            if keep and all(f.exists() for f in files.values()):
+                self.result.skipped.append(str(src))
+                self.progress.tick(src, i)
                 continue
             todo.append((src, files))
-        # decode ahead (bounded), predict in batches, write behind (bounded)
-        ahead = max(2 * batch_size, threads)
-        decoded = _prefetch(pool, todo, lambda item: _decode(item[0], eval_size, keep_ratio), ahead)
+        self.progress.done = len(self.result.skipped)
+        proto, writer = self.proto, self.writer
+        decoded = _prefetch(self.pool, todo, lambda item: _decode(item[0], proto.size, proto.keep_ratio), ahead)
+        want_probs = writer.probs_fmt if "probs" in writer.save else None
         pending: deque[Future] = deque()
-        done = len(result.skipped)
-        for batch in _batches(decoded, batch_size):
-            for (item, image, _), (mask, probs) in zip(batch, _run_batch(model, batch, proto, dev, want_probs)):
-                src, files = item
+        for batch in _batches(decoded, proto.batch_size):
+            predicted = _run_batch(self.model, batch, proto, self.dev, want_probs)
+            for ((src, files), image, _), (mask, probs) in zip(batch, predicted):
                 entry = {"input": str(src), **{k: str(v) for k, v in files.items()}}
-                result.outputs.append(entry)
-                pending.append(pool.submit(_write_entry, writer, entry, image, mask, probs, files, skip_existing))
-                if on_image is not None:
-                    on_image(done, len(plan), src)
-                done += 1
+                self.result.outputs.append(entry)
+                pending.append(self.pool.submit(_write_entry, writer, entry, image, mask, probs, files, keep))
+                self.progress.tick(src)
             while len(pending) > ahead:
                 pending.popleft().result()
         for f in pending:
             f.result()
-        for src, stem in videos:
-            result.outputs.append(
-                _predict_video(src, stem, out, model, proto, dev, writer, pool, batch_size, eval_size, keep_ratio)
-            )
-            if on_image is not None:
-                on_image(done, len(plan), src)
-            done += 1
-    result.seconds = time.perf_counter() - t0
-    return result
 
 
 def _planned_files(writer: _Writer, out: Path, src: Path, stem: str) -> list[Path]:
@@ -516,20 +540,10 @@ def _read_ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
         thread.join(timeout=5)
 
 
-def _predict_video(
-    src: Path,
-    stem: str,
-    out: Path,
-    model: torch.nn.Module,
-    proto: Protocol,
-    dev: torch.device,
-    writer: _Writer,
-    pool: ThreadPoolExecutor,
-    batch_size: int,
-    size: tuple[int, ...],
-    keep_ratio: tuple[int, ...],
-) -> dict[str, Any]:
+def _predict_video(job: _Job, src: Path, stem: str) -> dict[str, Any]:
     """Frame by frame: per-frame outputs in ``<kind>/<stem>/<frame>``, and an overlay video ``overlays/<stem>.mp4``."""
+    model, proto, dev, writer, pool, out = job.model, job.proto, job.dev, job.writer, job.pool, job.out
+    batch_size, size, keep_ratio = proto.batch_size, proto.size, proto.keep_ratio
     cap = cv2.VideoCapture(str(src))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     size_wh = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -542,7 +556,7 @@ def _predict_video(
         require_folder(video_path.parent).mkdir(parents=True, exist_ok=True)
         video = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size_wh)
         if not video.isOpened():
-            raise DataError(f"{video_path}: OpenCV cannot write an mp4v video here; leave overlay out of --save")
+            raise DataError(f"{video_path}: OpenCV cannot write an mp4v video here; leave overlay out of {arg('save')}")
     frames = 0
     shares = np.zeros(writer.meta.num_classes)
     pending: deque[Future] = deque()

@@ -202,27 +202,27 @@ def evaluate_run(run: RunDir, split: str | None = None, worst: int = WORST, devi
     import torch
     from torch.utils.data import DataLoader
 
-    from segcli.core.checkpoint import build_from_weights
     from segcli.core.runtime import select_device
     from segcli.data.datasets import EvalDataset, eval_collate, resolve_workers, worker_init
     from segcli.data.format import DatasetIndex
-    from segcli.infer.evaluator import confusion_over_loader
-    from segcli.infer.predict_core import class_ids, predict_images, setup_prediction
+    from segcli.infer.evaluator import confusion_with
+    from segcli.infer.predict_core import class_ids, open_for_prediction, predict_images
+    from segcli.infer.protocol import ProtocolChoices
+    from segcli.metrics import ConfusionMatrix
     from segcli.viz import draw_cv, encode_png
 
     weights = run.best_weights()
     if weights is None:
         raise UserError("no weights/best.safetensors or last.safetensors yet (stopped before its first checkpoint)")
     dev = select_device(device, option="--device")
-    model, meta = build_from_weights(weights, dev)
+    model, meta, proto = open_for_prediction(weights, dev, ProtocolChoices())  # the preset's own protocol
     preset = meta.preset
     split = split or preset.data.val_split
-    proto, size, keep_ratio = setup_prediction(model, preset, dev)
     index = DatasetIndex.scan(preset.data.root, [split])
-    ds = EvalDataset(index, split, size, keep_ratio)
+    ds = EvalDataset(index, split, proto.size, proto.keep_ratio)
     loader = DataLoader(
         ds,
-        batch_size=preset.eval.batch_size,
+        batch_size=proto.batch_size,
         shuffle=False,
         num_workers=resolve_workers(preset.data.num_workers),
         worker_init_fn=worker_init,
@@ -230,10 +230,8 @@ def evaluate_run(run: RunDir, split: str | None = None, worst: int = WORST, devi
         pin_memory=dev.type == "cuda",
     )
     per_image: list[float] = []
-    cm = confusion_over_loader(
-        model, loader, meta.num_classes, meta.ignore_index, dev, proto.amp, proto.channels_last, protocol=proto,
-        per_image=per_image,
-    )  # fmt: skip
+    cm = ConfusionMatrix(meta.num_classes, meta.ignore_index, device=dev)
+    confusion_with(model, loader, cm, proto, per_image=per_image)
     metrics = cm.compute(preset.eval.absent, meta.classes)
     ranked = sorted((v, i) for i, v in enumerate(per_image) if v == v)[: max(worst, 0)]
     listed, rows = [], []

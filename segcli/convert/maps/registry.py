@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from segcli.errors import CheckpointError
+from segcli.errors import CheckpointError, arg
 from segcli.registry import Registry
 
 State = dict[str, torch.Tensor]
@@ -92,7 +92,7 @@ def get_map(name: str) -> KeyMap:
     """The map ``name``; an unsupported source is a CheckpointError carrying the reason."""
     km = MAPS.get(name)()
     if km.unsupported:
-        raise CheckpointError(f"--from {name}: no segcli model matches it: {km.unsupported}")
+        raise CheckpointError(f"{arg('source')} {name}: no segcli model matches it: {km.unsupported}")
     return km
 
 
@@ -102,7 +102,9 @@ def detect(sd: State) -> KeyMap | None:
     found = [km for km in (MAPS.get(n)() for n in MAPS.names()) if km.matches(keys)]
     if len(found) > 1:
         raise CheckpointError(
-            "the checkpoint looks like several formats (" + ", ".join(k.name for k in found) + "); pick one with --from"
+            "the checkpoint looks like several formats ("
+            + ", ".join(k.name for k in found)
+            + f"); pick one with {arg('source')}"
         )
     if found and found[0].unsupported:
         get_map(found[0].name)  # raises with the reason
