@@ -37,7 +37,7 @@ def models_cmd(
 ) -> None:
     """List every registered model with its parameters, GFLOPs (batch 1, eval mode) and paper."""
     from segcli.models import MODELS
-    from segcli.models.catalog import short_paper
+    from segcli.models.registry import short_paper
     from segcli.models.summary import summarize_models
 
     hw = parse_size(size)

@@ -54,3 +54,13 @@ def supported_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     ``backbone``, for example)."""
     accepted = model_options(name)
     return {k: v for k, v in options.items() if accepted is None or k in accepted}
+
+
+def short_paper(paper: str) -> str:
+    """``"Long et al., Fully Convolutional ..., CVPR 2015"`` → ``"Long et al., CVPR 2015"`` (for narrow tables);
+    authors listed by name are cut to the first: ``"Kirillov, Wu, He, Girshick, ..."`` → ``"Kirillov et al."``."""
+    parts = [p.strip() for p in paper.split(",")]
+    if len(parts) < 3:
+        return paper
+    first = parts[0] if len(parts) == 3 or "et al" in parts[0] else f"{parts[0]} et al."
+    return f"{first}, {parts[-1]}"

@@ -7,9 +7,9 @@ that train it with the figure their source reports. It fills two marked blocks::
     docs/models.md   <!-- model-table:begin ... -->  the table  <!-- model-table:end -->
     README.md        <!-- models:begin ... -->       one line   <!-- models:end -->
 
-    python -m segcli.models.catalog            # print the table
-    python -m segcli.models.catalog --write    # rewrite both blocks (after adding or changing a model)
-    python -m segcli.models.catalog --check    # exit 1 when either block differs from the registry
+    python -m segcli.report.catalog            # print the table
+    python -m segcli.report.catalog --write    # rewrite both blocks (after adding or changing a model)
+    python -m segcli.report.catalog --check    # exit 1 when either block differs from the registry
 
 The export mode is found by running the model, not declared: one forward pass on the meta device (no memory,
 no compute; on the CPU at a small size when an op has no meta kernel) records the operators that cannot take a
@@ -34,7 +34,7 @@ from segcli.models import MODELS, supported_options
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "models.md"
 README = ROOT / "README.md"
-COMMAND = "python -m segcli.models.catalog --write"
+COMMAND = "python -m segcli.report.catalog --write"
 TABLE_MARKERS = ("<!-- model-table:begin", "<!-- model-table:end -->")
 README_MARKERS = ("<!-- models:begin", "<!-- models:end -->")
 PROBE_BACKBONE = "resnet18"  # the backbone of the export probe, for models that take one
@@ -156,16 +156,6 @@ def catalog_rows() -> list[CatalogRow]:
             )
         )
     return rows
-
-
-def short_paper(paper: str) -> str:
-    """``"Long et al., Fully Convolutional ..., CVPR 2015"`` → ``"Long et al., CVPR 2015"`` (for narrow tables);
-    authors listed by name are cut to the first: ``"Kirillov, Wu, He, Girshick, ..."`` → ``"Kirillov et al."``."""
-    parts = [p.strip() for p in paper.split(",")]
-    if len(parts) < 3:
-        return paper
-    first = parts[0] if len(parts) == 3 or "et al" in parts[0] else f"{parts[0]} et al."
-    return f"{first}, {parts[-1]}"
 
 
 def _cell(text: str) -> str:

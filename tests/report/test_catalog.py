@@ -1,4 +1,4 @@
-"""The generated model list (segcli/models/catalog.py): docs/models.md and the README's model line match the
+"""The generated model list (segcli/report/catalog.py): docs/models.md and the README's model line match the
 registry, every model names its paper and reference, and the export mode is found from the ops a model runs."""
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from segcli.models import MODELS, catalog
-from segcli.models.catalog import COMMAND, PresetFigure, export_note, presets_by_model, render_table, short_paper
+from segcli.models import MODELS
+from segcli.models.registry import short_paper
+from segcli.report import catalog
+from segcli.report.catalog import COMMAND, PresetFigure, export_note, presets_by_model, render_table
 
 PAPER = re.compile(r"^[^,]+, .+, .+ (19|20)\d\d$")  # "Authors et al., Title, Venue Year"
 
