@@ -16,7 +16,7 @@ from segcli.data.format import make_info, write_dataset_info
 from segcli.data.lint import lint_dataset, quick_lint
 from segcli.errors import DataError
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 CLASSES3 = ["bg", "a", "b"]
 
 
