@@ -82,3 +82,17 @@ class FakeClock(Callback):
 
     def on_iter_end(self, epoch: int, it: int, loss: float, lr: float, images_per_s: float) -> None:
         self.now += 1.0
+
+
+@pytest.fixture
+def tiny_converter(monkeypatch: pytest.MonkeyPatch) -> type:
+    """Register the stand-in converter ``prepare_helpers.Tiny`` for one test; the converter registry's table is
+    restored afterwards."""
+    from prepare_helpers import Tiny
+
+    from segcli.data.prepare import CONVERTERS, converters, register_converter
+
+    converters()  # load the built-in converters first
+    monkeypatch.setattr(CONVERTERS, "_items", dict(CONVERTERS._items))
+    register_converter(Tiny)
+    return Tiny

@@ -1,4 +1,4 @@
-"""Helpers for the `seg prepare` tests: tiny images, archives, and the real-format fixtures."""
+"""Helpers for the `seg prepare` tests: tiny images, archives, the real-format fixtures and a stand-in converter."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import json
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
 
 from segcli.cli.app import run
+from segcli.data.format import make_info
+from segcli.data.prepare import Converter, Option, Plan, Sample
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
@@ -120,3 +123,29 @@ def save_mat(path: Path, obj: dict) -> None:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     savemat(path, obj)
+
+
+class Tiny(Converter):
+    """Generated 4x4 samples filled with one class id (a stand-in for a plugin converter); the
+    ``tiny_converter`` fixture of conftest registers it for one test."""
+
+    name = "tiny"
+    help = "A tiny test converter."
+    image_ext = ".png"
+    options = (
+        Option("count", int, 2, "Samples per split."),
+        Option("fill", int, 1, "Class id every pixel gets."),
+        Option("shout", bool, False, "A flag that changes nothing."),
+    )
+
+    def plan(self, srcs: Any, opts: dict[str, Any]) -> Plan:
+        samples = [Sample(s, f"{s}{i}", None, extra=i) for s in ("train", "val") for i in range(opts["count"])]
+        return Plan(make_info("tiny", ["a", "b", "c"]), samples, opts["fill"], {"fill": opts["fill"]})
+
+    def decode_label(self, srcs: Any, sample: Sample, params: int) -> np.ndarray:
+        mask = np.full((4, 4), params, np.uint8)
+        mask[0, 0] = 255  # one ignore pixel: never counted
+        return mask
+
+    def decode_image(self, srcs: Any, sample: Sample, params: int) -> np.ndarray:
+        return np.full((4, 4, 3), 9 * sample.extra, np.uint8)

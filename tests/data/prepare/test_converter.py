@@ -1,80 +1,28 @@
-"""The converter registry, the engine entry point and `seg prepare` commands generated from it."""
+"""The converter interface, its registry checks and the engine entry point `prepare`."""
 
 from __future__ import annotations
 
-import json
+import io
+import tarfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import typer
+from prepare_helpers import Tiny, write_png
 
-from segcli.cli.app import app, run
-from segcli.data.format import make_info, read_dataset_info
+from segcli.data.format import read_dataset_info
 from segcli.data.io import read_mask
-from segcli.data.prepare import CONVERTERS, Converter, Option, Plan, PrepareResult, Sample, converters, prepare
-from segcli.data.prepare.converter import register_converter
-from segcli.errors import UserError
-
-ALL = {
-    "ade20k",
-    "camvid",
-    "celebamask-hq",
-    "cityscapes",
-    "coco-stuff",
-    "facesynthetics",
-    "folder",
-    "lip",
-    "loveda",
-    "mapillary",
-    "shapes",
-    "voc",
-    "voc-aug",
-}
-
-
-class Tiny(Converter):
-    """Generated 4x4 samples filled with one class id (a stand-in for a plugin converter)."""
-
-    name = "tiny"
-    help = "A tiny test converter."
-    image_ext = ".png"
-    options = (
-        Option("count", int, 2, "Samples per split."),
-        Option("fill", int, 1, "Class id every pixel gets."),
-        Option("shout", bool, False, "A flag that changes nothing."),
-    )
-
-    def plan(self, srcs: Any, opts: dict[str, Any]) -> Plan:
-        samples = [Sample(s, f"{s}{i}", None, extra=i) for s in ("train", "val") for i in range(opts["count"])]
-        return Plan(make_info("tiny", ["a", "b", "c"]), samples, opts["fill"], {"fill": opts["fill"]})
-
-    def decode_label(self, srcs: Any, sample: Sample, params: int) -> np.ndarray:
-        mask = np.full((4, 4), params, np.uint8)
-        mask[0, 0] = 255  # one ignore pixel: never counted
-        return mask
-
-    def decode_image(self, srcs: Any, sample: Sample, params: int) -> np.ndarray:
-        return np.full((4, 4, 3), 9 * sample.extra, np.uint8)
-
-
-@pytest.fixture
-def tiny(monkeypatch: pytest.MonkeyPatch) -> type[Tiny]:
-    """Register Tiny for one test; the registry's table is restored afterwards."""
-    converters()  # load the built-in converters first
-    monkeypatch.setattr(CONVERTERS, "_items", dict(CONVERTERS._items))
-    register_converter(Tiny)
-    return Tiny
-
-
-def test_registry_lists_every_converter() -> None:
-    reg = converters()
-    assert set(reg.names()) == ALL
-    for name in reg.names():
-        conv = reg.get(name)
-        assert conv.name == name and conv.help
-        assert conv.takes_sources == (name != "shapes")
+from segcli.data.prepare import Converter, Option, Plan, converters, prepare
+from segcli.data.prepare.converter import (
+    LutConverter,
+    by_name,
+    decode_checked_ids,
+    register_converter,
+)
+from segcli.data.prepare.sources import STAGING, Sources, open_sources
+from segcli.data.prepare.writer import Sample
+from segcli.errors import DataError, UserError
 
 
 def test_registry_errors() -> None:
@@ -99,7 +47,7 @@ def test_options_are_checked_and_defaulted() -> None:
         conv.resolve({"trian": 3})
 
 
-def test_engine_runs_a_registered_converter_and_counts_pixels(tiny: type[Tiny], tmp_path: Path) -> None:
+def test_engine_runs_a_registered_converter_and_counts_pixels(tiny_converter: type[Tiny], tmp_path: Path) -> None:
     calls: list[tuple[int, int]] = []
     res = prepare("tiny", [], tmp_path / "t", count=3, fill=2, progress=lambda n, total: calls.append((n, total)))
     assert res.counts == {"train": 3, "val": 3} and res.written == 6
@@ -114,67 +62,119 @@ def test_engine_runs_a_registered_converter_and_counts_pixels(tiny: type[Tiny], 
         prepare("tiny", [tmp_path], tmp_path / "u")
 
 
-def test_cli_command_comes_from_the_registry(tiny: type[Tiny], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    assert run(["prepare", "--help"]) == 0
-    listed = capsys.readouterr().out
-    for name in [*ALL, "tiny"]:
-        assert name in listed
-    assert run(["prepare", "tiny", "--help"]) == 0
-    help_text = capsys.readouterr().out
-    assert "Class id every pixel gets." in help_text and "A flag that changes nothing." in help_text
-    flag_lines = [ln for ln in help_text.splitlines() if "--shout" in ln or "--force" in ln or "--json" in ln]
-    assert len(flag_lines) == 3 and not any("<bool>" in ln for ln in flag_lines)
-
-    assert run(["prepare", "tiny", "--out", str(tmp_path / "t"), "--fill", "1", "--shout", "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert summary["name"] == "tiny" and summary["images"] == {"train": 2, "val": 2}
-    assert summary["pixel_share"] == {"a": 0.0, "b": 1.0, "c": 0.0}
-    assert summary["written"] == 4 and summary["skipped"] == 0
+def test_option_cli_flag_is_the_dashed_name_unless_given() -> None:
+    assert Option("val_ratio", float, 0.1, "h").cli_flag == "--val-ratio"
+    assert Option("images_dir", str, None, "h", flag="--images").cli_flag == "--images"
 
 
-def test_cli_passes_parsed_arguments_to_the_engine(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+def test_a_converter_needs_a_name_and_a_help_line(tiny_converter: type[Tiny]) -> None:
+    class Nameless(Tiny):
+        name = ""
+
+    class Helpless(Tiny):
+        name = "helpless"
+        help = ""
+
+    for cls in (Nameless, Helpless):
+        with pytest.raises(ValueError, match=f"converter {cls.__name__}: needs a name and a help line"):
+            register_converter(cls)
+    assert "helpless" not in converters()
+
+
+def test_resolve_of_a_converter_without_options_says_none() -> None:
+    class Bare(Converter):
+        name = "bare"
+
+    assert Bare().resolve({}) == {}
+    with pytest.raises(UserError, match="converter 'bare' has no option 'x'; its options: none"):
+        Bare().resolve({"x": 1})
+
+
+def test_a_converter_without_public_downloads_asks_for_the_files() -> None:
+    class Login(Converter):
+        name = "login"
+        expected = "data.zip from example.org (after signing in)"
+
+    assert Login().takes_sources
+    with pytest.raises(UserError) as e:
+        Login().fetch_sources({})
+    msg = str(e.value)
+    assert "seg prepare login needs SRC" in msg and "data.zip from example.org" in msg
+    assert "`seg prepare login PATH...`" in msg
+
+
+class _Broken(Converter):
+    """Reads its downloads, then fails while planning (as a converter does on a wrong archive)."""
+
+    name = "broken"
+    help = "Fails in plan."
+    expected = "anything.tar"
+
+    def plan(self, srcs: Sources, opts: dict[str, Any]) -> Plan:
+        raise DataError("no labels found")
+
+
+def _tar(path: Path) -> Path:
+    with tarfile.open(path, "w") as tf:
+        info = tarfile.TarInfo("a/x.txt")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"x"))
+    return path
+
+
+def test_a_failed_plan_removes_the_staging_and_the_out_folder_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import segcli.data.prepare as engine
+    from segcli.data.prepare import CONVERTERS
 
-    seen: dict[str, Any] = {}
-
-    def fake_prepare(converter: str, sources: list[Path], out: Path, **kwargs: Any) -> PrepareResult:
-        seen.update(converter=converter, sources=sources, out=out, **kwargs)
-        return PrepareResult(out, {"train": 1}, 1, 0, 0, "cityscapes", ("road",), (5,))
-
-    monkeypatch.setattr(engine, "prepare", fake_prepare)
-    argv = ["prepare", "cityscapes", "a.zip", "b", "-o", str(tmp_path / "o"), "--coarse", "-j", "3", "--json"]
-    assert run(argv) == 0
-    progress, fetch_progress = seen.pop("progress"), seen.pop("fetch_progress")
-    assert callable(progress) and callable(fetch_progress)
-    assert seen == {
-        "converter": "cityscapes",
-        "sources": [Path("a.zip"), Path("b")],
-        "out": tmp_path / "o",
-        "coarse": True,
-        "force": False,
-        "link": False,
-        "workers": 3,
-    }
-    assert json.loads(capsys.readouterr().out)["pixel_share"] == {"road": 1.0}
-
-    seen.clear()
-    assert run(["prepare", "folder", "d", "-o", "o", "--classes", "x,y", "--images", "img", "--val-ratio", "0.5"]) == 0
-    assert seen["images_dir"] == "img" and seen["classes"] == "x,y" and seen["val_ratio"] == 0.5
-    assert seen["binary"] is False and seen["colors"] is None and seen["name"] == "folder"
+    converters()
+    monkeypatch.setattr(CONVERTERS, "_items", dict(CONVERTERS._items))
+    register_converter(_Broken)
+    src = _tar(tmp_path / "src.tar")
+    with pytest.raises(DataError, match="no labels found"):
+        prepare("broken", [src], tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    # An out folder that existed before stays; only the staging under it goes.
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(DataError, match="no labels found"):
+        prepare("broken", [src], tmp_path / "kept")
+    assert (tmp_path / "kept").is_dir() and not (tmp_path / "kept" / STAGING).exists()
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["prepare", "nope"],
-        ["prepare", "cityscapes", "x.zip", "--out"],  # --out without its value (it defaults to data/NAME)
-        ["prepare", "shapes", "--out", "o", "--train", "many"],
-        ["prepare", "cityscapes", "x.zip", "--out", "o", "--workers", "0"],
-    ],
-)
-def test_usage_errors_exit_2(argv: list[str]) -> None:
-    with pytest.raises(SystemExit) as e:
-        typer.main.get_command(app).main(argv, prog_name="seg", standalone_mode=True)
-    assert e.value.code == 2
+def test_out_defaults_to_data_slash_the_converter_name(
+    tiny_converter: type[Tiny], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = prepare("tiny", count=1)
+    assert res.root == Path("data") / "tiny"
+    assert read_dataset_info(tmp_path / "data" / "tiny").name == "tiny"
+
+
+def test_lut_converter_maps_raw_ids_and_others_to_ignore(tmp_path: Path) -> None:
+    class Lut(LutConverter):
+        lut = {7: 0, 8: 1}
+
+    write_png(tmp_path / "src" / "l.png", np.array([[7, 8], [9, 0]], np.uint8))
+    srcs = open_sources([tmp_path / "src"], tmp_path / "out", "l.png")
+    sample = Sample("train", "l", None, srcs.get("l.png"))
+    np.testing.assert_array_equal(Lut().decode_label(srcs, sample, None), [[0, 1], [255, 255]])
+
+
+def test_decode_checked_ids_names_the_file_with_bad_values(tmp_path: Path) -> None:
+    write_png(tmp_path / "src" / "ok.png", np.array([[0, 2], [255, 1]], np.uint8))
+    write_png(tmp_path / "src" / "bad.png", np.array([[0, 5]], np.uint8))
+    srcs = open_sources([tmp_path / "src"], tmp_path / "out", "the pngs")
+    ok = decode_checked_ids(srcs, Sample("train", "ok", None, srcs.get("ok.png")), 3, "toy")
+    assert ok.dtype == np.uint8 and ok.tolist() == [[0, 2], [255, 1]]
+    with pytest.raises(DataError, match=r"bad\.png"):
+        decode_checked_ids(srcs, Sample("train", "bad", None, srcs.get("bad.png")), 3, "toy")
+
+
+def test_by_name_keys_find_hits_by_their_first_group(tmp_path: Path) -> None:
+    for stem in ("a_1", "b_2"):
+        (tmp_path / "src").mkdir(exist_ok=True)
+        (tmp_path / "src" / f"{stem}.txt").write_text(stem)
+    srcs = open_sources([tmp_path / "src"], tmp_path / "out", "txt files")
+    hits = srcs.find(r"(\w)_(\d)\.txt$")
+    assert {k: m.name for k, m in by_name(hits).items()} == {"a": "a_1.txt", "b": "b_2.txt"}
+    assert set(by_name(hits, key=lambda m: int(m.group(2)))) == {1, 2}
