@@ -1,21 +1,32 @@
-"""The training data path and step: worker counts, persistent workers, the RAM cache, the device-side loss."""
+"""Torch datasets over the segcli format: worker counts, loader workers, the RAM cache, train and eval samples."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
+from data_helpers import make_toy_dataset
 from torch.utils.data import DataLoader, Dataset
 
-from segcli.config.load import load_preset
 from segcli.data import datasets
-from segcli.errors import PresetError
-from segcli.train.meters import LossMeter
-from segcli.train.state import Progress
-from segcli.train.trainer import loader_options, train
+from segcli.data.datasets import (
+    EvalDataset,
+    SampleError,
+    TrainDataset,
+    cache_bytes,
+    decode_all,
+    eval_collate,
+    image_to_tensor,
+    resolve_workers,
+)
+from segcli.data.format import read_dataset_info
+from segcli.data.io import read_image, read_mask, write_image, write_mask
+from segcli.data.transforms import Compose
+from segcli.errors import DataError
+from segcli.train.trainer import loader_options
 
 
 @pytest.mark.parametrize(
@@ -27,25 +38,6 @@ def test_auto_workers_leave_a_core_for_the_training_process(
 ) -> None:
     monkeypatch.setattr(datasets, "usable_cores", lambda: cores)
     assert datasets.resolve_workers(value, per_node) == expected
-
-
-def test_num_workers_is_auto_by_default_and_checked_at_load() -> None:
-    assert load_preset("quickstart", []).preset.data.num_workers == "auto"
-    assert load_preset("quickstart", ["data.num_workers=3"]).preset.data.num_workers == 3
-    assert load_preset("quickstart", ["data.cache=ram"]).preset.data.cache == "ram"
-    with pytest.raises(PresetError, match="num_workers"):
-        load_preset("quickstart", ["data.num_workers=many"])
-    with pytest.raises(PresetError, match="out of range"):
-        load_preset("quickstart", ["data.num_workers=-1"])
-    with pytest.raises(PresetError, match="cache"):
-        load_preset("quickstart", ["data.cache=disk"])
-
-
-def test_loader_options_keep_workers_alive_and_prefetch() -> None:
-    assert loader_options(0, pin=False) == {"num_workers": 0, "pin_memory": False}
-    opts = loader_options(2, pin=True)
-    assert opts["persistent_workers"] and opts["prefetch_factor"] >= 2 and opts["pin_memory"]
-    assert opts["worker_init_fn"] is datasets.worker_init
 
 
 class _Threads(Dataset):
@@ -62,73 +54,123 @@ def test_workers_run_opencv_and_torch_single_threaded() -> None:
     assert cv_threads <= 1 and torch_threads == 1
 
 
-def test_loss_meter_sum_does_not_depend_on_when_it_is_read() -> None:
-    losses = [torch.tensor(v, dtype=torch.float32) for v in (0.1, 2.7, 1e-3, 0.33, 1.9, 0.05)]
-    totals = []
-    for read_at in ({5}, {0, 2, 5}, {0, 1, 2, 3, 4, 5}):
-        meter, progress = LossMeter(torch.device("cpu"), 0), Progress()
-        for i, loss in enumerate(losses):
-            meter.add(loss, i)
-            if i in read_at:
-                assert meter.read(progress) is None
-        totals.append(progress.epoch_loss)
-    assert totals[0] == totals[1] == totals[2] == sum(float(v) for v in losses)
+def test_size_mismatch_is_reported(tmp_path: Path) -> None:
+    root = make_toy_dataset(tmp_path / "d")
+    write_mask(root / "masks" / "train" / "0.png", np.zeros((8, 8), np.uint8))
+    ds = TrainDataset(root, "train", Compose([]))
+    with pytest.raises(DataError, match=r"0.png: mask is 8x8 but its image 0.png is 16x16"):
+        ds[0]
 
 
-def test_loss_meter_names_the_first_non_finite_iteration() -> None:
-    meter, progress = LossMeter(torch.device("cpu"), 0), Progress()
-    for i, v in enumerate([0.5, 0.4, float("inf"), float("nan"), 0.3]):
-        meter.add(torch.tensor(v), i)
-    assert meter.read(progress) == (2, float("inf"))
-    assert progress.epoch_loss == 0.0  # nothing of a broken window is kept
+def test_usable_cores_is_the_affinity_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(datasets.os, "sched_getaffinity", lambda _pid: {0, 3, 5}, raising=False)
+    assert datasets.usable_cores() == 3
+    monkeypatch.delattr(datasets.os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(datasets.os, "cpu_count", lambda: 6)
+    assert datasets.usable_cores() == 6
 
 
-def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(run_dir / "weights" / "last.safetensors"))
+def test_auto_workers_with_a_zero_process_count_take_the_whole_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(datasets, "usable_cores", lambda: 4)
+    assert resolve_workers("auto", 0) == 3
+    assert resolve_workers("2") == 2
 
 
-@pytest.mark.slow
-def test_ram_cache_and_persistent_workers_train_bitwise_like_plain_loading(tiny_overrides: list[str]) -> None:
-    over = [*tiny_overrides, "train.deterministic=true", "train.log_every=3"]
-    plain = train("quickstart", over)
-    messages: list[str] = []
+def test_train_dataset_yields_the_files_as_tensors_and_the_cache_gives_the_same(tmp_path: Path) -> None:
+    root = make_toy_dataset(tmp_path / "d", n=2)
+    ds = TrainDataset(root, "train", Compose([]))
+    assert len(ds) == 2
+    image, mask = ds[1]
+    assert image.dtype == torch.uint8 and image.shape == (3, 16, 16)
+    assert mask.dtype == torch.int64 and mask.shape == (16, 16)
+    assert torch.equal(image, image_to_tensor(read_image(root / "images" / "train" / "1.png")))
+    assert torch.equal(mask, torch.from_numpy(read_mask(root / "masks" / "train" / "1.png").astype(np.int64)))
+    cache = decode_all(ds.samples, ds.info, threads=2)
+    assert len(cache) == 2 and cache_bytes(cache) == 2 * (16 * 16 * 3 + 16 * 16)
+    cached = TrainDataset(root, "train", Compose([]), cache)
+    for key in (0, (1, 7)):
+        assert all(torch.equal(a, b) for a, b in zip(ds[key], cached[key]))
+    # With a cache the files are not read again.
+    first = ds[0][0]
+    (root / "images" / "train" / "0.png").unlink()
+    assert torch.equal(cached[0][0], first)
+    with pytest.raises(SampleError, match=r"0\.png"):
+        ds[0]
 
-    from segcli.core.callbacks import Callback
 
-    class Messages(Callback):
-        def on_message(self, text: str) -> None:
-            messages.append(text)
+def test_train_dataset_seed_drives_the_augmentation(tmp_path: Path) -> None:
+    root = make_toy_dataset(tmp_path / "d", n=1)
 
-    cached = train("quickstart", [*over, "data.cache=ram", "data.num_workers=1"], callbacks=[Messages()])
-    assert any(m.startswith("data cache: 16 training samples decoded in RAM") and "MiB" in m for m in messages)
-    a, b = _weights(plain.run_dir), _weights(cached.run_dir)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert plain.last["train_loss"] == cached.last["train_loss"]
-    log = (cached.run_dir / "log.txt").read_text()
-    assert "epoch 2: data wait" in log and "1 loader worker(s)" in log
+    def noise(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return np.full_like(image, rng.integers(0, 256)), mask
+
+    ds = TrainDataset(root, "train", Compose([noise]))
+    assert torch.equal(ds[(0, 3)][0], ds[(0, 3)][0])
+    assert {int(ds[(0, s)][0][0, 0, 0]) for s in range(8)} != {int(ds[(0, 0)][0][0, 0, 0])}
+    assert torch.equal(ds[0][0], ds[(0, 0)][0])  # a bare index is its own seed
 
 
-def test_training_stops_its_loader_workers_before_it_returns(tiny_overrides: list[str]) -> None:
-    """Persistent workers end with the run, even while something still holds the training's frames (a kept
-    exception, as plotting libraries keep them): else they wait for the garbage collector or interpreter exit,
-    where torch joins them one by one with a 5-second timeout each."""
-    import multiprocessing
+def test_bad_mask_values_are_a_sample_error_naming_the_file(tmp_path: Path) -> None:
+    root = make_toy_dataset(tmp_path / "d", n=1)
+    write_mask(root / "masks" / "val" / "0.png", np.full((16, 16), 9, np.uint8))
+    with pytest.raises(SampleError, match=r"0\.png: mask values \[9\] are not class ids 0..2") as e:
+        EvalDataset(root, "val")[0]
+    assert isinstance(e.value, DataError) and "\n" not in str(e.value)
 
-    from segcli.core.callbacks import Callback
 
-    class KeepsTheStack(Callback):
-        def on_val_end(self, val: object) -> None:
-            try:
-                raise RuntimeError("kept with its traceback")
-            except RuntimeError as e:
-                self.kept = e  # its frames reach train()'s, which hold the loaders
+def test_unreadable_image_is_one_line_naming_image_and_mask(tmp_path: Path) -> None:
+    root = make_toy_dataset(tmp_path / "d", n=1)
+    (root / "images" / "train" / "0.png").write_bytes(b"not a png at all")
+    with pytest.raises(SampleError) as e:
+        TrainDataset(root, "train", Compose([]))[0]
+    msg = str(e.value)
+    assert "0.png" in msg and "\n" not in msg
 
-    before = set(multiprocessing.active_children())
-    keeper = KeepsTheStack()
-    train("quickstart", [*tiny_overrides, "data.num_workers=2", "train.epochs=1"], callbacks=[keeper])
-    frame, callers = keeper.kept.__traceback__.tb_frame, set()
-    while frame is not None:
-        callers.add(frame.f_code.co_name)
-        frame = frame.f_back
-    assert "train" in callers  # the premise: the kept exception still reaches train()'s frame
-    assert set(multiprocessing.active_children()) - before == set()
+
+def test_sample_error_rebuilt_by_a_loader_worker_keeps_our_line() -> None:
+    ours = "/d/masks/train/a.png: mask values [7] are not class ids 0..4"
+    wrapped = (
+        "Caught SampleError in DataLoader worker process 0.\nOriginal Traceback (most recent call last):\n"
+        f'  File "x.py", line 1, in f\nsegcli.data.datasets.SampleError: {ours}\n'
+    )
+    assert str(SampleError(wrapped)) == ours
+    assert str(SampleError("plain message")) == "plain message"
+    odd = "Caught SampleError in DataLoader worker process 0.\nOriginal Traceback: nothing of ours"
+    assert str(SampleError(odd)) == odd
+
+
+def test_eval_dataset_resizes_the_image_only(tmp_path: Path) -> None:
+    root = make_toy_dataset(tmp_path / "d", n=2, size=16)
+    image, mask = EvalDataset(root, "val", size=(8, 12))[0]
+    assert image.shape == (3, 8, 12) and mask.shape == (16, 16)
+    image, mask = EvalDataset(root, "val", keep_ratio=(32, 24))[1]
+    assert image.shape == (3, 24, 24) and mask.shape == (16, 16)
+    image, _ = EvalDataset(root, "val")[0]
+    assert torch.equal(image, image_to_tensor(read_image(root / "images" / "val" / "0.png")))
+
+
+def test_eval_collate_stacks_same_sizes_and_lists_mixed_ones() -> None:
+    a = (torch.zeros(3, 4, 4, dtype=torch.uint8), torch.zeros(4, 4, dtype=torch.int64))
+    b = (torch.ones(3, 4, 4, dtype=torch.uint8), torch.ones(4, 4, dtype=torch.int64))
+    c = (torch.ones(3, 6, 4, dtype=torch.uint8), torch.ones(6, 4, dtype=torch.int64))
+    images, masks = eval_collate([a, b])
+    assert isinstance(images, torch.Tensor) and images.shape == (2, 3, 4, 4) and isinstance(masks, list)
+    images, masks = eval_collate([a, c])
+    assert isinstance(images, list) and [m.shape for m in masks] == [(4, 4), (6, 4)]
+
+
+def test_image_to_tensor_is_channels_first() -> None:
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    t = image_to_tensor(rgb)
+    assert t.shape == (3, 2, 3) and t.dtype == torch.uint8 and int(t[2, 1, 0]) == int(rgb[1, 0, 2])
+
+
+def test_datasets_read_an_index_without_rescanning(tmp_path: Path) -> None:
+    from segcli.data.format import DatasetIndex
+
+    root = make_toy_dataset(tmp_path / "d", n=2)
+    index = DatasetIndex.scan(root, ["train"])
+    write_image(root / "images" / "train" / "9.png", np.zeros((16, 16, 3), np.uint8))  # added after the scan
+    write_mask(root / "masks" / "train" / "9.png", np.zeros((16, 16), np.uint8))
+    assert len(TrainDataset(index, "train", Compose([]))) == 2 and len(TrainDataset(root, "train", Compose([]))) == 3
+    assert TrainDataset(index, "train", Compose([])).info == read_dataset_info(root)

@@ -9,10 +9,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from data_helpers import make_toy_dataset
 from PIL import Image
 
 from segcli.cli.app import run
 from segcli.data.format import make_info, write_dataset_info
+from segcli.data.io import write_mask
 from segcli.data.lint import lint_dataset, quick_lint
 from segcli.errors import DataError
 
@@ -249,3 +251,16 @@ def test_fixture_isaid_empty_files(tmp_path):
     anns = sorted((d / "ann_dir").glob("*.png"))
     found = codes(lint_dataset(_from_files(tmp_path / "ds", list(zip(imgs, anns)), ["bg", "ship"])))
     assert found["empty-file"].count == 4
+
+
+def test_quick_lint_of_an_index_reports_bad_masks(tmp_path: Path) -> None:
+    from segcli.data.format import DatasetIndex
+    from segcli.data.lint import quick_lint
+
+    root = make_toy_dataset(tmp_path / "d")
+    write_mask(root / "masks" / "train" / "1.png", np.full((16, 16), 7, np.uint8))
+    with pytest.raises(DataError, match=r"mask values \[7\] are not class ids 0..2"):
+        quick_lint(DatasetIndex.scan(root), sample=None)  # type: ignore[arg-type]
+    (root / "images" / "val" / "0.png").write_bytes(b"")
+    with pytest.raises(DataError, match="empty"):
+        quick_lint(DatasetIndex.scan(root, ["val"]), ["val"])

@@ -1,0 +1,39 @@
+"""`seg prepare shapes`: the generated toy dataset, valid and a function of its seed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segcli.data.format import validate_dataset
+from segcli.data.io import read_mask
+from segcli.errors import DataError
+
+
+def test_shapes_dataset_is_valid_and_deterministic(shapes_root: Path, tmp_path: Path) -> None:
+    info = validate_dataset(shapes_root, sample_masks=None)
+    assert info.name == "shapes" and info.num_classes == 5
+    from segcli.data.prepare.shapes import prepare_shapes
+
+    again = prepare_shapes(tmp_path / "again", train=16, val=8, size=48, seed=1)
+    for split in ("train", "val"):
+        for a in sorted((shapes_root / "masks" / split).iterdir()):
+            assert np.array_equal(read_mask(a), read_mask(again.root / "masks" / split / a.name))
+    masks = [read_mask(p) for p in (shapes_root / "masks" / "train").iterdir()]
+    values = set(np.unique(np.concatenate([m.ravel() for m in masks])).tolist())
+    assert {0, 255} <= values and values <= {0, 1, 2, 3, 4, 255}
+    assert prepare_shapes(again.root, train=16, val=8, size=48, seed=1).skipped
+
+
+def test_shapes_refuses_foreign_folder(tmp_path: Path) -> None:
+    from segcli.data.prepare.shapes import prepare_shapes
+
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "keep.txt").write_text("mine")
+    with pytest.raises(DataError, match="not a segcli dataset"):
+        prepare_shapes(tmp_path / "x", train=2, val=1, size=32)
+    assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
+    shutil.rmtree(tmp_path / "x")
