@@ -7,6 +7,7 @@ segcli.config.reference``), and a test fails when it is stale.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -39,6 +40,12 @@ MOVED_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(h|m|s)")
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as the duration text ``train.time_budget`` takes (``parse_duration(format_duration(s)) == s`` to
+    the millisecond)."""
+    return f"{seconds:.3f}s"
 
 
 def parse_duration(text: str) -> float:
@@ -322,9 +329,10 @@ class TrainConfig:
         "`tensorboard` extra), wandb (Weights & Biases, the `wandb` extra; WANDB_MODE and keys from the environment)",
     )
 
-    @property
+    @functools.cached_property
     def time_budget_seconds(self) -> float | None:
-        """``time_budget`` in seconds, or None when it is off (validated when the preset loads)."""
+        """``time_budget`` in seconds, or None when it is off: parsed once (validation's read parses and checks
+        it; every later read is the stored number)."""
         return parse_duration(self.time_budget) if self.time_budget else None
 
 

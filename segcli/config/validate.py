@@ -20,13 +20,12 @@ from segcli.config.loggers import logger_problems
 from segcli.config.schema import METRIC_KEYS, LossConfig, MetaConfig, ModelConfig, Preset, TrainConfig
 from segcli.config.toml_io import load_toml
 from segcli.errors import PresetError, UserError
-from segcli.extras import install_hint, package_available
+from segcli.extras import missing
 from segcli.registry import did_you_mean
 
 CLI = "command line"
 DEFAULT_AUX_WEIGHT = 0.4
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
-_HUB_PREFIXES = ("hf-hub:", "hf_hub:", "local-dir:")  # timm names that cannot be checked offline
 
 
 def where(origin: Mapping[str, str], dotted: str, default: str = CLI) -> str:
@@ -203,14 +202,15 @@ def backbone_norm(m: ModelConfig) -> tuple[tuple[float, ...], tuple[float, ...]]
     cannot be looked up offline: set model.mean/model.std for them) or when the config has no mean/std.
     """
     from segcli.models import IMAGENET_MEAN, IMAGENET_STD, MODELS
+    from segcli.models.checks import HUB_PREFIXES
 
-    if m.name not in MODELS or not MODELS.info(m.name).timm_encoder or m.backbone.startswith(_HUB_PREFIXES):
+    if m.name not in MODELS or not MODELS.info(m.name).timm_encoder or m.backbone.startswith(HUB_PREFIXES):
         return IMAGENET_MEAN, IMAGENET_STD
     from timm.models import get_pretrained_cfg
 
     try:
         cfg = get_pretrained_cfg(m.backbone)
-    except Exception:  # noqa: BLE001 - an unknown name is reported by _check_backbone, not here
+    except Exception:  # noqa: BLE001 - an unknown name is reported by models.checks.backbone_problem
         cfg = None
     mean, std = getattr(cfg, "mean", None), getattr(cfg, "std", None)
     if not mean or not std or len(mean) != 3 or len(std) != 3:
@@ -224,20 +224,6 @@ def resolve_normalisation(m: ModelConfig) -> ModelConfig:
         return m
     mean, std = backbone_norm(m)
     return dataclasses.replace(m, mean=mean if m.mean == "auto" else m.mean, std=std if m.std == "auto" else m.std)
-
-
-def _check_backbone(name: str) -> str | None:
-    import timm
-
-    from segcli.models.tv_encoder import TV_BACKBONES, is_torchvision_backbone
-
-    if name.startswith(_HUB_PREFIXES) or timm.is_model(name) or is_torchvision_backbone(name):
-        return None
-    if name.startswith("torchvision:"):
-        return f"model.backbone = {name!r}: torchvision backbones available: " + ", ".join(
-            "torchvision:" + n for n in TV_BACKBONES
-        )
-    return f"model.backbone = {name!r} is not a timm model{did_you_mean(name, timm.list_models())}"
 
 
 def _own_backbone_problems(m: ModelConfig, defaults: ModelConfig) -> list[tuple[str, str]]:
@@ -277,6 +263,7 @@ def _own_backbone_problems(m: ModelConfig, defaults: ModelConfig) -> list[tuple[
 
 def _check_model(m: ModelConfig, check_files: bool, resuming: bool = False) -> list[tuple[str, str]]:
     from segcli.models import MODELS, model_options
+    from segcli.models.checks import backbone_problem, stride_problem
     from segcli.models.necks import neck_problems
 
     try:
@@ -294,14 +281,12 @@ def _check_model(m: ModelConfig, check_files: bool, resuming: bool = False) -> l
     if "neck" not in rejects:
         found.extend(neck_problems(m.neck, m.neck_repeats))
     if info.timm_encoder:
-        problem = _check_backbone(m.backbone)
+        problem = backbone_problem(m.backbone)
         if problem:
             found.append(("model.backbone", problem))
-        if m.output_stride and m.output_stride not in info.strides:
-            allowed = ", ".join(map(str, info.strides))
-            found.append(
-                ("model.output_stride", f"model.output_stride = {m.output_stride}: model {m.name!r} supports {allowed}")
-            )
+        problem = stride_problem(m.output_stride, m.name)
+        if problem:
+            found.append(("model.output_stride", problem))
         if check_files and m.pretrained_file and not Path(m.pretrained_file).exists():
             found.append(("model.pretrained_file", f"model.pretrained_file = {m.pretrained_file!r}: file not found"))
     else:
@@ -363,14 +348,10 @@ def _check_loss(loss: LossConfig, check_files: bool, dataset: str) -> list[tuple
 def _check_extras(t: TrainConfig, check_packages: bool) -> list[tuple[str, str]]:
     """Logger names, and (with ``check_packages``) the packages the loggers and plots backend need."""
     found = [("train.loggers", problem) for problem in logger_problems(t.loggers, check_packages)]
-    if check_packages and t.plots and t.plots_backend == "matplotlib" and not package_available("matplotlib"):
-        found.append(
-            (
-                "train.plots_backend",
-                f"train.plots_backend = 'matplotlib' but matplotlib is not installed; {install_hint('plots')} "
-                "(or train.plots_backend=opencv)",
-            )
-        )
+    if check_packages and t.plots and t.plots_backend == "matplotlib":
+        problem = missing("matplotlib", "plots", "train.plots_backend = 'matplotlib'", "train.plots_backend=opencv")
+        if problem:
+            found.append(("train.plots_backend", problem))
     return found
 
 

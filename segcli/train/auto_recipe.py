@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from segcli.config.schema import Preset
+from segcli.config.schema import Preset, format_duration
 
 __all__ = ["MIN_STEPS", "AutoChoice", "Probe", "apply_choice", "choose", "probe_step_times", "candidate_crops"]
 
@@ -108,7 +108,7 @@ def apply_choice(p: Preset, choice: AutoChoice, budget: float) -> Preset:
         data=replace(p.data, batch_size=choice.batch),
         optim=replace(p.optim, lr=choice.lr, scale_lr_with_batch="none"),
         schedule=replace(p.schedule, warmup_iters=0, warmup_fraction=WARMUP_FRACTION),
-        train=replace(p.train, time_budget=f"{seconds:.3f}s", auto=False),
+        train=replace(p.train, time_budget=format_duration(seconds), auto=False),
     )
 
 
