@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from data_helpers import make_random_dataset
 from PIL import Image
 
-from segcli.cli.app import run
 from segcli.core.factory import resolve_class_weights
 from segcli.data.class_weights import class_stats, class_weights, compute_weights, histogram
-from segcli.data.format import make_info, write_dataset_info
 from segcli.errors import DataError, UserError
 
 # A small histogram worked by hand: 4 classes, the last absent.
@@ -63,28 +61,6 @@ def test_bad_method_and_beta():
         compute_weights("nope", PIXELS)
     with pytest.raises(UserError, match="--beta"):
         compute_weights("effective-num", PIXELS, beta=1.0)
-
-
-def make_random_dataset(root: Path, n: int = 9, classes: int = 4, seed: int = 0) -> Path:
-    """Random blobs of classes 0-2 (class 3 never occurs), some ignore pixels, one palette-PNG mask."""
-    rng = np.random.default_rng(seed)
-    write_dataset_info(root, make_info("rand", [f"c{i}" for i in range(classes)]))
-    for sub in ("images", "masks"):
-        (root / sub / "train").mkdir(parents=True)
-    for i in range(n):
-        h, w = int(rng.integers(12, 24)), int(rng.integers(12, 24))
-        m = rng.choice([0, 0, 0, 1, 2, 255], size=(h, w), p=[0.3, 0.2, 0.1, 0.2, 0.1, 0.1]).astype(np.uint8)
-        if i % 3 == 0:
-            m[m == 2] = 0  # some images lack class 2 (matters for median-freq)
-        cv2.imwrite(str(root / "images" / "train" / f"{i:03d}.png"), np.zeros((h, w, 3), np.uint8))
-        path = root / "masks" / "train" / f"{i:03d}.png"
-        if i == 4:
-            im = Image.fromarray(m, mode="P")
-            im.putpalette([7, 99, 200] * 256)
-            im.save(path)
-        else:
-            cv2.imwrite(str(path), m)
-    return root
 
 
 def reference_weights(root: Path, method: str, classes: int, beta: float = 0.999) -> np.ndarray:
@@ -160,19 +136,3 @@ def test_out_of_range_values_are_an_error(tmp_path):
     cv2.imwrite(str(root / "masks" / "train" / "000.png"), m)
     with pytest.raises(DataError, match=r"000\.png.*seg check"):
         class_stats(root, "train", workers=0)
-
-
-def test_cli_json_and_table(tmp_path, capsys):
-    root = make_random_dataset(tmp_path / "ds")
-    out_file = tmp_path / "w.toml"
-    assert run(["class-weights", str(root), "--method", "inv-log", "--out", str(out_file), "--json"]) == 0
-    captured = capsys.readouterr()
-    doc = json.loads(captured.out)
-    assert doc["method"] == "inv-log" and len(doc["weights"]) == 4 and doc["missing"] == ["c3"]
-    assert "weight 0" in captured.err
-    assert run(["class-weights", str(root), "--method", "inv-log", "--out", str(out_file)]) == 2
-    assert "already exists" in capsys.readouterr().err
-    assert run(["class-weights", str(root), "-m", "effective-num", "--beta", "0.99", "--workers", "0"]) == 0
-    text = capsys.readouterr().out
-    assert "effective-num" in text and "mean 1" in text and "c3" in text
-    assert run(["class-weights", str(root), "-m", "bogus"]) == 2

@@ -7,35 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_helpers import H, W, coded_image, make_ds, rect_mask
 
 from segcli.cli.app import run
 from segcli.data.crop import crop_box, crop_by_mask
-from segcli.data.format import make_info, read_dataset_info, validate_dataset, write_dataset_info
-from segcli.data.io import read_image, read_mask, write_image, write_mask
+from segcli.data.format import read_dataset_info, validate_dataset
+from segcli.data.io import read_image, read_mask
 from segcli.data.lint import lint_dataset
 from segcli.errors import DataError, UserError
-
-H, W = 40, 60
-
-
-def coded_image() -> np.ndarray:
-    """Every pixel tells where it came from: (row, column, 7)."""
-    yy, xx = np.mgrid[0:H, 0:W]
-    return np.stack([yy, xx, np.full_like(yy, 7)], axis=-1).astype(np.uint8)
-
-
-def rect_mask(y0: int, y1: int, x0: int, x1: int, cls: int = 1) -> np.ndarray:
-    m = np.zeros((H, W), np.uint8)
-    m[y0:y1, x0:x1] = cls
-    return m
-
-
-def make_ds(root: Path, masks: dict[str, np.ndarray], split: str = "train") -> Path:
-    write_dataset_info(root, make_info("boxes", ["bg", "thing", "other"], source="unit test"))
-    for stem, m in masks.items():
-        write_image(root / "images" / split / f"{stem}.png", coded_image())
-        write_mask(root / "masks" / split / f"{stem}.png", m)
-    return root
 
 
 @pytest.mark.parametrize(
@@ -121,18 +100,6 @@ def test_refusals(tmp_path):
     assert not (tmp_path / "o2").exists()
     with pytest.raises(UserError, match="--margin"):
         crop_by_mask(src, tmp_path / "o3", margin=-1)
-
-
-def test_cli(tmp_path, capsys):
-    src = make_ds(tmp_path / "src", {"a": rect_mask(10, 20, 20, 40), "b": rect_mask(0, 5, 0, 5, cls=2)})
-    args = ["crop-by-mask", str(src), "--out", str(tmp_path / "out"), "--classes", "thing", "--square", "--json"]
-    assert run([*args, "--margin", "0", "--size", "32", "--split", "train"]) == 0
-    doc = json.loads(capsys.readouterr().out)
-    assert doc["boxes"] == {"train/a": [20, 5, 40, 25]} and doc["skipped"] == ["train/b"]
-    assert run(["crop-by-mask", str(src), "--out", str(tmp_path / "out2")]) == 0
-    text = capsys.readouterr().out
-    assert "thing, other" in text and "written" in text
-    assert run(["crop-by-mask", str(src), "--out", str(tmp_path / "out2")]) == 2
 
 
 def _tree(root: Path) -> dict[str, bytes]:

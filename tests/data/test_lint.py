@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from data_helpers import make_masks_dataset as make_dataset
 from data_helpers import make_toy_dataset
 from PIL import Image
 
@@ -19,19 +19,6 @@ from segcli.data.lint import lint_dataset, quick_lint
 from segcli.errors import DataError
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
-CLASSES3 = ["bg", "a", "b"]
-
-
-def make_dataset(root: Path, masks: dict[str, np.ndarray], classes=CLASSES3, split="train", image_hw=None) -> Path:
-    """A segcli dataset whose masks are the given arrays (written as single-channel PNG) and grey images."""
-    write_dataset_info(root, make_info("t", classes))
-    (root / "images" / split).mkdir(parents=True, exist_ok=True)
-    (root / "masks" / split).mkdir(parents=True, exist_ok=True)
-    for stem, m in masks.items():
-        hw = image_hw or m.shape[:2]
-        cv2.imwrite(str(root / "images" / split / f"{stem}.png"), np.full((*hw, 3), 128, np.uint8))
-        cv2.imwrite(str(root / "masks" / split / f"{stem}.png"), m)
-    return root
 
 
 def good_mask(seed: int = 0, n: int = 3) -> np.ndarray:
@@ -166,20 +153,6 @@ def test_quick_lint_raises_first_error(tmp_path):
         quick_lint(root, ["train"])
     with pytest.raises(DataError, match="split.*nope.*not found"):
         lint_dataset(root, ["nope"])
-
-
-def test_cli_exit_code_and_json(tmp_path, capsys):
-    m = np.zeros((16, 16), np.uint8)
-    m[2:5] = 255
-    root = make_dataset(tmp_path / "ds", {"x": m}, classes=["bg", "fg"])
-    capsys.readouterr()
-    assert run(["check", str(root), "--json", "--split", "train", "--sample", "4"]) == 2
-    doc = json.loads(capsys.readouterr().out)
-    assert doc["errors"] == 1 and doc["findings"][0]["code"] == "binary-0-255" and doc["findings"][0]["fix"]
-    assert run(["check", str(root)]) == 2
-    text = capsys.readouterr().out
-    assert "binary-0-255" in text and "fix:" in text and "x.png" in text
-    assert run(["check", str(tmp_path / "missing")]) == 2
 
 
 # ---- real-format fixtures: every trap they hold is reported --------------------------------------------------
