@@ -1,4 +1,4 @@
-"""Run under torchrun by tests/test_distributed.py: trains, and every rank writes its own weights at each
+"""Run under torchrun by tests/core/test_distributed.py: trains, and every rank writes its own weights at each
 epoch end to ``$SEG_RANK_DIR/rank<R>_epoch<E>.pt`` (rank 0 alone writes the run directory), and rank 0 writes
 the all-reduced confusion matrix of every validation to ``confusion<N>.pt``. ``SEG_KILL_AFTER_EPOCH=E``
 kills rank 0 right after the save of epoch E."""

@@ -187,7 +187,7 @@ def test_train_to_a_file_with_loggers_is_plain_text(
     out = tmp_path / "train.out"
     with out.open("wb") as f:
         done = subprocess.run(
-            cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=Path(__file__).parents[1], timeout=300
+            cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=Path(__file__).parents[3], timeout=300
         )
     text = out.read_text()
     assert done.returncode == 0, text

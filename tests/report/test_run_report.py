@@ -242,7 +242,7 @@ def test_report_renders_in_a_headless_browser(trained: Path, tmp_path: Path) -> 
 
 def test_docs_list_every_file_a_run_writes(trained: Path) -> None:
     """docs/run-directory.md names each path RunDir knows and each file a real run wrote."""
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "run-directory.md").read_text(encoding="utf-8")
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "run-directory.md").read_text(encoding="utf-8")
     run = RunDir(Path("R"))
     layout = [getattr(run, n) for n in dir(RunDir) if isinstance(getattr(RunDir, n), property)]
     named = [p.relative_to("R").as_posix() for p in layout] + [f"weights/{w}.safetensors" for w in WEIGHTS]

@@ -19,7 +19,7 @@ from segcli.losses.hard_mining import OhemOptions
 from segcli.losses.overlap import OverlapOptions
 from segcli.options import opt
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def write(path: Path, text: str) -> Path:

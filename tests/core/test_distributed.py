@@ -57,7 +57,7 @@ def test_torchrun_two_processes(tiny_overrides: list[str], tmp_path: Path) -> No
 
 def _torchrun(args: list[str], **env: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", *args]
-    root = str(Path(__file__).resolve().parents[1])  # a script run by torchrun imports this checkout's segcli
+    root = str(Path(__file__).resolve().parents[2])  # a script run by torchrun imports this checkout's segcli
     path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, **env}
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)
@@ -71,7 +71,7 @@ def test_ranks_hold_identical_parameters_with_accumulation(
     their validation is exactly one process's on the checkpoint."""
     ranks = tmp_path / "ranks"
     ranks.mkdir()
-    script = str(Path(__file__).with_name("ddp_ranks.py"))
+    script = str(Path(__file__).resolve().parents[1] / "ddp_ranks.py")
     over = [*tiny_overrides, "train.device=cpu", "train.threads=1", "train.accumulate=2", "train.ema=0.9"]
     res = _torchrun([script, "quickstart", *over], SEG_RANK_DIR=str(ranks))
     assert res.returncode == 0, res.stderr[-3000:]
@@ -121,7 +121,7 @@ def test_train_devices_launches_torchrun_itself(tiny_overrides: list[str], tmp_p
 
 @pytest.mark.slow
 def test_a_killed_distributed_run_resumes_to_the_same_weights(tiny_overrides: list[str], tmp_path: Path) -> None:
-    script = str(Path(__file__).with_name("ddp_ranks.py"))
+    script = str(Path(__file__).resolve().parents[1] / "ddp_ranks.py")
     over = [*tiny_overrides, "train.device=cpu", "train.threads=1", "train.deterministic=true", "train.epochs=3"]
     ranks = tmp_path / "ranks"
     ranks.mkdir()

@@ -78,7 +78,7 @@ def test_piped_train_prints_plain_lines(tiny_overrides: list[str], tmp_path: Pat
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TERM": "xterm-256color", "FORCE_COLOR": ""}
     env.pop("FORCE_COLOR")
     cmd = [sys.executable, "-m", "segcli", "train", "quickstart", *tiny_overrides, "train.log_every=2"]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=Path(__file__).parents[1], timeout=300)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=Path(__file__).parents[2], timeout=300)
     assert done.returncode == 0, done.stderr
     text = done.stdout + done.stderr
     assert "\x1b" not in text and "\r" not in text
