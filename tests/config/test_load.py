@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from preset_helpers import write
 
 from segcli.config.load import load_preset, parse_overrides, preset_from_dict, preset_to_dict, preset_to_toml
 from segcli.config.reference import render_markdown
@@ -18,14 +19,6 @@ from segcli.losses import LOSSES
 from segcli.losses.hard_mining import OhemOptions
 from segcli.losses.overlap import OverlapOptions
 from segcli.options import opt
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 def test_defaults_without_file() -> None:
@@ -127,102 +120,6 @@ def test_resolved_toml_round_trips(tmp_path: Path) -> None:
     preset = load_preset("quickstart", ["train.epochs=2", "loss.class_weights=[1, 2, 3, 4, 5]"]).preset
     p = write(tmp_path / "resolved.toml", preset_to_toml(preset, header="test"))
     assert load_preset(p).preset == preset
-
-
-def test_config_reference_is_up_to_date() -> None:
-    doc = ROOT / "docs" / "config.md"
-    assert doc.is_file(), "run: python -m segcli.config.reference > docs/config.md"
-    assert doc.read_text() == render_markdown(), (
-        "docs/config.md is stale: python -m segcli.config.reference > docs/config.md"
-    )
-
-
-# --- validation at load time: `seg presets show` and `seg train` agree --------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "pattern"),
-    [
-        ('[model]\nname = "unet2"\n', r"model.name: unknown model 'unet2' \(did you mean \"unet\"\?\)"),
-        ('[model]\nbackbone = "resnet18x"\n', r"model.backbone = 'resnet18x' is not a timm model"),
-        ('[loss]\nterms = ["ce", "dcie"]\n', r"loss.terms: unknown loss 'dcie' \(did you mean \"dice\"\?\)"),
-        ('[train]\ntime_budget = "15 minutes"\n', r"train.time_budget = '15 minutes': use a duration such as 90s"),
-        (
-            '[model]\nname = "bisenetv2"\naux_weights = [1.0, 0.5]\n',
-            r"model.aux_weights has 2 values but model 'bisenetv2'",
-        ),
-        ('[train]\ndevice = "gpu"\n', r"train.device = 'gpu' is not one of auto, cpu, cuda, cuda:N, mps"),
-        ('[train]\nmonitor = "miou"\n', r"train.monitor = 'miou'; choose one of mIoU, pixel_accuracy"),
-        ("[augment]\nscale = [2.0, 0.5]\n", r"augment.scale = \[2.0, 0.5\] must be \[min, max\]"),
-        ("[loss]\nfocal_gamma = 1.0\n", r"loss.focal_gamma moved to \[loss.focal\] gamma"),
-    ],
-)
-def test_bad_presets_fail_at_load_naming_file_and_key(tmp_path: Path, text: str, pattern: str) -> None:
-    p = write(tmp_path / "bad.toml", text)
-    with pytest.raises(PresetError, match=rf"^{p}: {pattern}"):
-        load_preset(p)
-
-
-def test_errors_name_the_file_that_set_the_key(tmp_path: Path) -> None:
-    base = write(tmp_path / "base.toml", '[train]\ntime_budget = "1x"\n')
-    child = write(tmp_path / "child.toml", 'extends = "base.toml"\n[train]\nepochs = 2\n')
-    with pytest.raises(PresetError, match=rf"^{base}: train.time_budget = '1x'"):
-        load_preset(child)
-    with pytest.raises(PresetError, match=r"^command line: train.time_budget = '2'"):
-        load_preset(child, ["train.time_budget=2"])
-
-
-def test_time_budget_seconds() -> None:
-    assert load_preset(None, ["train.time_budget=1h30m"]).preset.train.time_budget_seconds == 5400.0
-    assert load_preset(None, ["train.time_budget=90s"]).preset.train.time_budget_seconds == 90.0
-    assert Preset().train.time_budget_seconds is None
-    with pytest.raises(PresetError, match="must be positive"):
-        load_preset(None, ["train.time_budget=0s"])
-
-
-@pytest.mark.parametrize("other", ["epochs = 12", "iters = 500"])
-def test_time_budget_with_an_explicit_length_names_both_keys(tmp_path: Path, other: str) -> None:
-    key = other.split(" ")[0]
-    p = write(tmp_path / "p.toml", f'[train]\n{other}\ntime_budget = "15m"\n')
-    with pytest.raises(PresetError, match=rf"^{p}: train.time_budget = '15m' and train.{key} = \d+ both set"):
-        load_preset(p)
-    with pytest.raises(PresetError, match=rf"^command line: train.time_budget = '15m' and train.{key}"):
-        load_preset(None, ["train.time_budget=15m", f"train.{other.replace(' ', '')}"])
-
-
-@pytest.mark.parametrize("other", ["epochs = 12", "iters = 500"])
-def test_the_command_line_decides_between_budget_and_length(tmp_path: Path, other: str) -> None:
-    """`seg train quickstart train.time_budget=15m` trains for 15 minutes although quickstart sets epochs."""
-    key, value = other.split(" = ")
-    base = write(tmp_path / "base.toml", f"[train]\n{other}\n")
-    t = load_preset(base, ["train.time_budget=15m"]).preset.train
-    assert (t.time_budget_seconds, t.epochs, t.iters) == (900.0, 10, 0)  # the length reset to its default
-    budgeted = write(tmp_path / "budget.toml", '[train]\ntime_budget = "15m"\n')
-    t = load_preset(budgeted, [f"train.{key}={value}"]).preset.train
-    assert t.time_budget == "" and getattr(t, key) == int(value)
-    # a resolved preset (a run's preset.toml, a checkpoint) with both: the budget wins, as it always did
-    both = {"train": {"time_budget": "15m", key: int(value)}}
-    t = preset_from_dict(both).train
-    assert t.time_budget == "15m" and (t.epochs, t.iters) == (10, 0)
-
-
-def test_time_budget_beside_default_lengths_loads(tmp_path: Path) -> None:
-    p = write(tmp_path / "p.toml", '[train]\nepochs = 10\niters = 0\ntime_budget = "15m"\n')
-    assert load_preset(p).preset.train.time_budget_seconds == 900.0
-    base = write(tmp_path / "base.toml", "[train]\nepochs = 12\n")
-    assert load_preset(base, ["train.epochs=10", "train.time_budget=15m"]).preset.train.time_budget == "15m"
-
-
-def test_class_weights_file_is_checked_at_load(tmp_path: Path) -> None:
-    with pytest.raises(PresetError, match=r"loss.class_weights = '.*nope.toml': file not found; .*seg class-weights"):
-        load_preset(None, [f"loss.class_weights={tmp_path / 'nope.toml'}"])
-    bad = write(tmp_path / "bad.toml", 'weights = ["a"]\n')
-    with pytest.raises(PresetError, match=r"bad.toml: needs a 'weights' list of numbers"):
-        load_preset(None, [f"loss.class_weights={bad}"])
-    good = write(tmp_path / "good.toml", "weights = [1.0, 2]\n")
-    assert load_preset(None, [f"loss.class_weights={good}"]).preset.loss.class_weights == str(good)
-    with pytest.raises(PresetError, match=r"class weights must be >= 0"):
-        load_preset(None, ["loss.class_weights=[1, -1]"])
 
 
 def test_presets_show_and_train_print_the_load_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,10 +9,9 @@ import timm
 import torch
 from safetensors.torch import save_file
 
-from segcli.config.load import load_preset
 from segcli.config.schema import ModelConfig
 from segcli.core.factory import model_from_preset
-from segcli.errors import CheckpointError, PresetError
+from segcli.errors import CheckpointError
 from segcli.models import build_model
 from segcli.models.encoder import TimmEncoder
 
@@ -71,10 +70,3 @@ def test_incomplete_or_wrong_file_is_rejected(classifier_state: dict, tmp_path: 
         TimmEncoder(NAME, pretrained_file=str(tmp_path / "junk.pth"))
     with pytest.raises(CheckpointError, match="pretrained file not found"):
         TimmEncoder(NAME, pretrained_file=str(tmp_path / "nope.safetensors"))
-
-
-def test_missing_pretrained_file_fails_at_load(tmp_path: Path) -> None:
-    with pytest.raises(
-        PresetError, match=r"command line: model.pretrained_file = '.*nope.safetensors': file not found"
-    ):
-        load_preset(None, [f"model.pretrained_file={tmp_path / 'nope.safetensors'}"])

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from segcli.cli.app import run
 from segcli.core.callbacks import Callback, ValEnd
 from segcli.errors import PresetError
 from segcli.extras import package_available
@@ -97,17 +95,6 @@ def test_auto_picks_matplotlib_when_installed_else_opencv(monkeypatch: pytest.Mo
     assert drawer("auto") is draw_cv
     with pytest.raises(PresetError, match=r"pip install 'segcli\[plots\]'"):
         drawer("matplotlib")
-
-
-def test_matplotlib_backend_without_matplotlib_is_refused_at_load(
-    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
-) -> None:
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    rc = run(["presets", "show", "quickstart", "train.plots_backend=matplotlib"])
-    err = capfd.readouterr().err
-    assert rc == 2 and err.count("\n") == 1, err
-    assert "train.plots_backend" in err and "pip install 'segcli[plots]'" in err
-    assert run(["presets", "show", "quickstart", "train.plots_backend=opencv"]) == 0
 
 
 def test_no_plots_when_off(tiny_overrides: list[str]) -> None:

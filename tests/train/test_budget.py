@@ -4,7 +4,6 @@ all from the trainer's own accounting under a fake clock (validation and saving 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from conftest import FakeClock
@@ -130,22 +129,6 @@ def test_warmup_warning_rule() -> None:
     assert warmup_warning(ScheduleConfig(warmup_iters=26), 100, "x") is not None
     assert warmup_warning(ScheduleConfig(warmup_iters=25), 100, "x") is None
     assert warmup_warning(ScheduleConfig(name="onecycle", warmup_iters=500), 100, "x") is None
-
-
-def test_warmup_fraction_ramps_over_the_run() -> None:
-    from segcli.train.optim import lr_factor
-
-    cfg = ScheduleConfig(name="constant", warmup_fraction=0.1, warmup_factor=0.0)
-    assert lr_factor(cfg, 0, 0.0, 1.0) == 0.0
-    assert lr_factor(cfg, 5, 0.05, 1.0) == pytest.approx(0.5)
-    assert lr_factor(cfg, 50, 0.5, 1.0) == 1.0
-
-
-def test_auto_needs_a_budget(tiny_overrides: list[str], tmp_path: Path) -> None:
-    from segcli.errors import PresetError
-
-    with pytest.raises(PresetError, match="train.auto"):
-        train("quickstart", [*tiny_overrides, "train.auto=true"])
 
 
 def test_a_reserve_over_a_quarter_of_the_budget_is_named() -> None:

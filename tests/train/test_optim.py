@@ -61,16 +61,6 @@ def test_scale_lr_with_batch_is_off_by_default_and_linear_or_sqrt_when_asked() -
     assert batch_lr_scale(root.optim, 64) == 2.0
 
 
-def test_scale_lr_with_batch_needs_the_batch_the_lr_was_tuned_for() -> None:
-    import pytest
-
-    from segcli.config.load import load_preset
-    from segcli.errors import PresetError
-
-    with pytest.raises(PresetError, match="needs optim.lr_batch_size"):
-        load_preset("quickstart", ["optim.scale_lr_with_batch=linear"])
-
-
 def _group_of(groups: list[dict], param) -> str:  # noqa: ANN001
     return next(g["name"] for g in groups if any(p is param for p in g["params"]))
 
@@ -118,3 +108,12 @@ def test_head_lr_mult_of_one_keeps_the_four_groups() -> None:
     model = build_model("bisenetv1", 3, backbone="test_resnet", decoder_channels=16)
     names = {g["name"] for g in param_groups(model, OptimConfig(head_lr_mult=1.0))}
     assert names == {"backbone", "backbone_no_decay", "decoder", "decoder_no_decay"}
+
+
+def test_warmup_fraction_ramps_over_the_run() -> None:
+    from segcli.train.optim import lr_factor
+
+    cfg = ScheduleConfig(name="constant", warmup_fraction=0.1, warmup_factor=0.0)
+    assert lr_factor(cfg, 0, 0.0, 1.0) == 0.0
+    assert lr_factor(cfg, 5, 0.05, 1.0) == pytest.approx(0.5)
+    assert lr_factor(cfg, 50, 0.5, 1.0) == 1.0

@@ -11,25 +11,13 @@ import pytest
 import torch
 from conftest import FakeClock
 
-from segcli.config.schema import parse_duration
 from segcli.core.callbacks import Callback, RunStart
-from segcli.errors import PresetError, UserError
+from segcli.errors import UserError
 from segcli.train.trainer import train
 
 
 def rows(run_dir: Path) -> list[dict]:
     return list(csv.DictReader((run_dir / "metrics.csv").open()))
-
-
-@pytest.mark.parametrize(("text", "seconds"), [("90s", 90), ("15m", 900), ("1h30m", 5400), ("1.5h", 5400)])
-def test_parse_duration(text: str, seconds: float) -> None:
-    assert parse_duration(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["15", "abc", "10x", "0s"])
-def test_parse_duration_errors(text: str) -> None:
-    with pytest.raises(PresetError, match="train.time_budget"):
-        parse_duration(text)
 
 
 @pytest.mark.slow

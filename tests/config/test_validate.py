@@ -1,0 +1,220 @@
+"""Preset validation (segcli/config/validate.py): every check runs at load, and each error names the file (or
+the command line) that set the key, the key and the value."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from preset_helpers import write
+
+from segcli.cli.app import run
+from segcli.config.load import list_presets, load_preset, preset_from_dict
+from segcli.config.schema import ModelConfig
+from segcli.core.factory import model_from_preset
+from segcli.errors import PresetError
+from segcli.train.trainer import train
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ('[model]\nname = "unet2"\n', r"model.name: unknown model 'unet2' \(did you mean \"unet\"\?\)"),
+        ('[model]\nbackbone = "resnet18x"\n', r"model.backbone = 'resnet18x' is not a timm model"),
+        ('[loss]\nterms = ["ce", "dcie"]\n', r"loss.terms: unknown loss 'dcie' \(did you mean \"dice\"\?\)"),
+        ('[train]\ntime_budget = "15 minutes"\n', r"train.time_budget = '15 minutes': use a duration such as 90s"),
+        (
+            '[model]\nname = "bisenetv2"\naux_weights = [1.0, 0.5]\n',
+            r"model.aux_weights has 2 values but model 'bisenetv2'",
+        ),
+        ('[train]\ndevice = "gpu"\n', r"train.device = 'gpu' is not one of auto, cpu, cuda, cuda:N, mps"),
+        ('[train]\nmonitor = "miou"\n', r"train.monitor = 'miou'; choose one of mIoU, pixel_accuracy"),
+        ("[augment]\nscale = [2.0, 0.5]\n", r"augment.scale = \[2.0, 0.5\] must be \[min, max\]"),
+        ("[loss]\nfocal_gamma = 1.0\n", r"loss.focal_gamma moved to \[loss.focal\] gamma"),
+    ],
+)
+def test_bad_presets_fail_at_load_naming_file_and_key(tmp_path: Path, text: str, pattern: str) -> None:
+    p = write(tmp_path / "bad.toml", text)
+    with pytest.raises(PresetError, match=rf"^{p}: {pattern}"):
+        load_preset(p)
+
+
+def test_errors_name_the_file_that_set_the_key(tmp_path: Path) -> None:
+    base = write(tmp_path / "base.toml", '[train]\ntime_budget = "1x"\n')
+    child = write(tmp_path / "child.toml", 'extends = "base.toml"\n[train]\nepochs = 2\n')
+    with pytest.raises(PresetError, match=rf"^{base}: train.time_budget = '1x'"):
+        load_preset(child)
+    with pytest.raises(PresetError, match=r"^command line: train.time_budget = '2'"):
+        load_preset(child, ["train.time_budget=2"])
+
+
+@pytest.mark.parametrize("other", ["epochs = 12", "iters = 500"])
+def test_time_budget_with_an_explicit_length_names_both_keys(tmp_path: Path, other: str) -> None:
+    key = other.split(" ")[0]
+    p = write(tmp_path / "p.toml", f'[train]\n{other}\ntime_budget = "15m"\n')
+    with pytest.raises(PresetError, match=rf"^{p}: train.time_budget = '15m' and train.{key} = \d+ both set"):
+        load_preset(p)
+    with pytest.raises(PresetError, match=rf"^command line: train.time_budget = '15m' and train.{key}"):
+        load_preset(None, ["train.time_budget=15m", f"train.{other.replace(' ', '')}"])
+
+
+@pytest.mark.parametrize("other", ["epochs = 12", "iters = 500"])
+def test_the_command_line_decides_between_budget_and_length(tmp_path: Path, other: str) -> None:
+    """`seg train quickstart train.time_budget=15m` trains for 15 minutes although quickstart sets epochs."""
+    key, value = other.split(" = ")
+    base = write(tmp_path / "base.toml", f"[train]\n{other}\n")
+    t = load_preset(base, ["train.time_budget=15m"]).preset.train
+    assert (t.time_budget_seconds, t.epochs, t.iters) == (900.0, 10, 0)  # the length reset to its default
+    budgeted = write(tmp_path / "budget.toml", '[train]\ntime_budget = "15m"\n')
+    t = load_preset(budgeted, [f"train.{key}={value}"]).preset.train
+    assert t.time_budget == "" and getattr(t, key) == int(value)
+    # a resolved preset (a run's preset.toml, a checkpoint) with both: the budget wins, as it always did
+    both = {"train": {"time_budget": "15m", key: int(value)}}
+    t = preset_from_dict(both).train
+    assert t.time_budget == "15m" and (t.epochs, t.iters) == (10, 0)
+
+
+def test_time_budget_beside_default_lengths_loads(tmp_path: Path) -> None:
+    p = write(tmp_path / "p.toml", '[train]\nepochs = 10\niters = 0\ntime_budget = "15m"\n')
+    assert load_preset(p).preset.train.time_budget_seconds == 900.0
+    base = write(tmp_path / "base.toml", "[train]\nepochs = 12\n")
+    assert load_preset(base, ["train.epochs=10", "train.time_budget=15m"]).preset.train.time_budget == "15m"
+
+
+def test_class_weights_file_is_checked_at_load(tmp_path: Path) -> None:
+    with pytest.raises(PresetError, match=r"loss.class_weights = '.*nope.toml': file not found; .*seg class-weights"):
+        load_preset(None, [f"loss.class_weights={tmp_path / 'nope.toml'}"])
+    bad = write(tmp_path / "bad.toml", 'weights = ["a"]\n')
+    with pytest.raises(PresetError, match=r"bad.toml: needs a 'weights' list of numbers"):
+        load_preset(None, [f"loss.class_weights={bad}"])
+    good = write(tmp_path / "good.toml", "weights = [1.0, 2]\n")
+    assert load_preset(None, [f"loss.class_weights={good}"]).preset.loss.class_weights == str(good)
+    with pytest.raises(PresetError, match=r"class weights must be >= 0"):
+        load_preset(None, ["loss.class_weights=[1, -1]"])
+
+
+def test_scale_lr_with_batch_needs_the_batch_the_lr_was_tuned_for() -> None:
+    import pytest
+
+    from segcli.config.load import load_preset
+    from segcli.errors import PresetError
+
+    with pytest.raises(PresetError, match="needs optim.lr_batch_size"):
+        load_preset("quickstart", ["optim.scale_lr_with_batch=linear"])
+
+
+def test_auto_needs_a_budget(tiny_overrides: list[str], tmp_path: Path) -> None:
+    from segcli.errors import PresetError
+
+    with pytest.raises(PresetError, match="train.auto"):
+        train("quickstart", [*tiny_overrides, "train.auto=true"])
+
+
+def test_missing_pretrained_file_fails_at_load(tmp_path: Path) -> None:
+    with pytest.raises(
+        PresetError, match=r"command line: model.pretrained_file = '.*nope.safetensors': file not found"
+    ):
+        load_preset(None, [f"model.pretrained_file={tmp_path / 'nope.safetensors'}"])
+
+
+def test_matplotlib_backend_without_matplotlib_is_refused_at_load(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    rc = run(["presets", "show", "quickstart", "train.plots_backend=matplotlib"])
+    err = capfd.readouterr().err
+    assert rc == 2 and err.count("\n") == 1, err
+    assert "train.plots_backend" in err and "pip install 'segcli[plots]'" in err
+    assert run(["presets", "show", "quickstart", "train.plots_backend=opencv"]) == 0
+
+
+def test_a_missing_class_weights_file_fails_at_load_with_the_command_to_make_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the preset's relative weights file does not exist here
+    path = next(p for p in list_presets() if p.stem == "unet_r34_facesynthetics")
+    with pytest.raises(PresetError, match=rf"^{path}: loss.class_weights = .*file not found.*seg class-weights"):
+        load_preset(path)
+
+
+@pytest.mark.parametrize("name", ["ddrnet23_slim", "bisenetv2", "enet"])
+@pytest.mark.parametrize(
+    ("override", "pattern"),
+    [
+        ("model.pretrained=true", r"model.pretrained = true: model '\w+' has its own backbone.*trains from scratch"),
+        ("model.pretrained_file=w.safetensors", r"model.pretrained_file = 'w.safetensors': .*own backbone"),
+        ("model.backbone=resnet50", r"model.backbone = 'resnet50': .*own backbone.*remove model.backbone"),
+    ],
+)
+def test_own_backbone_models_reject_backbone_options(name: str, override: str, pattern: str) -> None:
+    with pytest.raises(PresetError, match=rf"^command line: {pattern}"):
+        load_preset(None, [f"model.name={name}", override])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "mean", "std"),
+    [
+        (["model.backbone=vit_base_patch16_224"], (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),  # timm pretrained_cfg: 0.5/0.5
+        (
+            ["model.backbone=vit_base_patch16_clip_224.openai"],  # a tag picks that tag's config: CLIP statistics
+            (0.48145466, 0.4578275, 0.40821073),
+            (0.26862954, 0.26130258, 0.27577711),
+        ),
+        (["model.backbone=resnet50"], (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+        (["model.name=ddrnet23_slim"], (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # own backbone: ImageNet
+        (["model.backbone=hf-hub:someone/some-model"], (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # not offline
+        (  # explicit values win, each on its own
+            ["model.backbone=vit_base_patch16_224", "model.mean=[0.4, 0.4, 0.4]"],
+            (0.4, 0.4, 0.4),
+            (0.5, 0.5, 0.5),
+        ),
+        (["model.backbone=vit_base_patch16_224", "model.std=[0.2,0.2,0.2]"], (0.5, 0.5, 0.5), (0.2, 0.2, 0.2)),
+    ],
+)
+def test_mean_and_std_default_to_the_backbones_pretraining_statistics(overrides, mean, std) -> None:  # noqa: ANN001
+    m = load_preset(None, overrides).preset.model
+    assert m.mean == pytest.approx(mean) and m.std == pytest.approx(std)
+    assert all(isinstance(v, float) for v in (*m.mean, *m.std))  # resolved: the run's preset.toml records numbers
+
+
+def test_a_vit_backbone_normalises_with_its_own_statistics_and_checkpoints_record_them(tmp_path) -> None:  # noqa: ANN001
+    from segcli.config.load import preset_from_dict, preset_to_dict
+    from segcli.core.checkpoint import load_weights, read_metadata, save_weights
+    from segcli.data.format import DatasetInfo
+
+    assert ModelConfig().mean == "auto" and ModelConfig().std == "auto"
+    model = model_from_preset(ModelConfig(name="fpn", backbone="test_vit", decoder_channels=16), 3)  # built in code
+    assert model.mean.flatten().tolist() == pytest.approx([127.5] * 3) and model.std.flatten().tolist() == [127.5] * 3
+    preset = load_preset(None, ["model.backbone=test_vit"]).preset
+    raw = preset_to_dict(preset)
+    assert list(raw["model"]["mean"]) == [0.5, 0.5, 0.5]  # what preset.toml stores
+    info = DatasetInfo(name="t", classes=("a", "b", "c"), palette=((0, 0, 0), (1, 1, 1), (2, 2, 2)))
+    path = save_weights(tmp_path / "w.safetensors", model, preset, info)
+    assert json.loads(read_metadata(path)["mean"]) == [0.5, 0.5, 0.5]  # and the checkpoint's metadata
+    _, meta = load_weights(path)
+    assert meta.preset.model.std == (0.5, 0.5, 0.5)
+    raw["model"]["mean"] = "auto"  # a hand-written dict resolves the same way when read back
+    assert preset_from_dict(raw).model.mean == (0.5, 0.5, 0.5)
+
+
+def test_bad_mean_is_a_clear_error() -> None:
+    with pytest.raises(PresetError, match=r'model.mean = \[0.5, 0.5\] needs 3 values .* or "auto"'):
+        load_preset(None, ["model.mean=[0.5,0.5]"])
+    with pytest.raises(
+        PresetError, match=r"\[model\] std = 'imagenet' has the wrong type; expected list of number or one of 'auto'"
+    ):
+        load_preset(None, ["model.std=imagenet"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pattern"),
+    [
+        (["meta.reported_miou=75.0"], r"meta.reported_miou = 75 needs meta.protocol"),
+        (["meta.reported_miou=175.0"], r"\[meta\] reported_miou = 175.0 is out of range"),
+        (["meta.sauce=x"], r"unknown key 'meta.sauce' \(did you mean \"meta.source\"\?\)"),
+        (["meta.reported_miou=high"], r"\[meta\] reported_miou = 'high' has the wrong type; expected number"),
+    ],
+)
+def test_bad_meta_is_a_clear_error(overrides: list[str], pattern: str) -> None:
+    with pytest.raises(PresetError, match=pattern):
+        load_preset(None, overrides)
