@@ -1,19 +1,21 @@
-"""The conversion writer: re-runs skip, --force redoes, --link links, workers agree."""
+"""The conversion writer: re-runs skip, --force redoes, --link links, workers agree; the refusals, stale files."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
-from prepare_helpers import (
-    cli_error,
-    cli_json,
-    make_cityscapes,
-)
+from prepare_helpers import cli_error, cli_json, make_cityscapes, rand_rgb, write_png
 
+from segcli.data.format import make_info
 from segcli.data.prepare import prepare
+from segcli.data.prepare.converter import read_ids as read_ids_of
+from segcli.data.prepare.sources import MARKER, Sources, open_sources
+from segcli.data.prepare.writer import Sample, class_counts, run_conversion
+from segcli.errors import DataError
 
 
 def test_idempotent_rerun_and_force(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -58,3 +60,86 @@ def test_workers_give_the_same_result(tmp_path: Path) -> None:
     prepare("cityscapes", [tmp_path / "dl"], tmp_path / "b", workers=2)
     for p in sorted((tmp_path / "a" / "masks").rglob("*.png")):
         assert p.read_bytes() == (tmp_path / "b" / p.relative_to(tmp_path / "a")).read_bytes()
+
+
+def _labels(src: Path, stems: list[str], size: tuple[int, int] = (4, 6)) -> Sources:
+    """A folder of grey label PNGs (ids 0/1) with a same-size RGB image for each stem."""
+    rng = np.random.default_rng(0)
+    for stem in stems:
+        write_png(src / "img" / f"{stem}.png", rand_rgb(rng, *size))
+        write_png(src / "lab" / f"{stem}.png", (np.arange(size[0] * size[1]).reshape(size) % 2).astype(np.uint8))
+    return open_sources([src], src.parent / "unused", "img/ and lab/")
+
+
+def _samples(srcs: Sources, split_of: dict[str, str]) -> list[Sample]:
+    return [
+        Sample(split, stem, srcs.get(f"img/{stem}.png"), srcs.get(f"lab/{stem}.png"))
+        for stem, split in split_of.items()
+    ]
+
+
+def _mask(srcs: Sources, s: Sample, params: object) -> np.ndarray:
+    return read_ids_of(srcs, s.label)
+
+
+INFO = make_info("two", ["even", "odd"])
+
+
+def test_a_re_run_with_fewer_samples_removes_the_stale_files(tmp_path: Path) -> None:
+    srcs = _labels(tmp_path / "src", ["a", "b", "c"])
+    res = run_conversion(tmp_path / "out", INFO, _samples(srcs, {"a": "train", "b": "train", "c": "val"}), srcs, _mask)
+    assert res.counts == {"train": 2, "val": 1} and res.written == 3 and res.pixel_counts == (36, 36)
+    assert res.summary()["pixel_share"] == {"even": 0.5, "odd": 0.5}
+    assert res.summary_extra() == {"written": 3, "skipped": 0, "linked": 0}
+    again = run_conversion(tmp_path / "out", INFO, _samples(srcs, {"a": "train"}), srcs, _mask)
+    assert again.skipped == 1 and again.written == 0
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.png")) == [
+        "images/train/a.png",
+        "masks/train/a.png",
+    ]
+    assert not (tmp_path / "out" / "images" / "val").exists()  # the emptied split folder goes too
+
+
+def test_two_samples_written_to_one_name_are_refused_naming_both(tmp_path: Path) -> None:
+    srcs = _labels(tmp_path / "src", ["a", "b"])
+    a, b = _samples(srcs, {"a": "train", "b": "train"})
+    twin = Sample("train", "a", b.image, b.label)
+    with pytest.raises(DataError, match=r"img/b\.png and .*img/a\.png: both would be written as train/a"):
+        run_conversion(tmp_path / "out", INFO, [a, twin], srcs, _mask)
+
+
+def test_image_and_label_of_different_sizes_name_the_image(tmp_path: Path) -> None:
+    srcs = _labels(tmp_path / "src", ["a"])
+    write_png(tmp_path / "src" / "img" / "a.png", rand_rgb(np.random.default_rng(1), 5, 6))
+    with pytest.raises(DataError, match=r"img/a\.png: image is 6x5 but its label is 6x4; image and label must"):
+        run_conversion(tmp_path / "out", INFO, _samples(srcs, {"a": "train"}), srcs, _mask)
+
+
+def test_nothing_to_convert_and_a_generated_sample_without_image_are_errors(tmp_path: Path) -> None:
+    srcs = _labels(tmp_path / "src", ["a"])
+    with pytest.raises(DataError, match=r"src: nothing to convert \(no image/label pairs found\)"):
+        run_conversion(tmp_path / "out", INFO, [], srcs, _mask)
+    generated = [Sample("train", "g", None, None)]
+    with pytest.raises(DataError, match="train/g: the converter gave no image for a generated sample"):
+        run_conversion(tmp_path / "gen", INFO, generated, Sources.none(), lambda *_: np.zeros((2, 2), np.uint8))
+
+
+def test_a_folder_of_another_dataset_or_conversion_is_refused(tmp_path: Path) -> None:
+    srcs = _labels(tmp_path / "src", ["a"])
+    samples = _samples(srcs, {"a": "train"})
+    run_conversion(tmp_path / "out", make_info("other", ["x", "y"]), samples, srcs, _mask)
+    with pytest.raises(DataError, match=r"out: holds dataset 'other'; choose another --out folder"):
+        run_conversion(tmp_path / "out", INFO, samples, srcs, _mask)
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / MARKER).write_text(json.dumps({"converter": "other"}))
+    with pytest.raises(DataError, match=r"half: holds an unfinished 'other' conversion"):
+        run_conversion(tmp_path / "half", INFO, samples, srcs, _mask)
+    # An unfinished conversion of the same dataset and settings is finished.
+    (tmp_path / "half" / MARKER).write_text(json.dumps({"converter": "two"}))
+    assert run_conversion(tmp_path / "half", INFO, samples, srcs, _mask).written == 1
+    assert not (tmp_path / "half" / MARKER).exists()
+
+
+def test_class_counts_leave_ignore_and_unknown_ids_out() -> None:
+    mask = np.array([[0, 1, 1, 255, 7]], np.uint8)
+    assert class_counts(mask, 3).tolist() == [1, 2, 0]
