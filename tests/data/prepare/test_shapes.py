@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segcli.data.format import validate_dataset
+from segcli.data.format import read_dataset_info, validate_dataset
 from segcli.data.io import read_mask
 from segcli.errors import DataError
 
@@ -37,3 +37,35 @@ def test_shapes_refuses_foreign_folder(tmp_path: Path) -> None:
         prepare_shapes(tmp_path / "x", train=2, val=1, size=32)
     assert (tmp_path / "x" / "keep.txt").read_text() == "mine"
     shutil.rmtree(tmp_path / "x")
+
+
+def test_render_sample_is_a_function_of_seed_split_and_index() -> None:
+    from segcli.data.prepare.shapes import CLASSES, IGNORE, render_sample
+
+    img, mask = render_sample(0, "train", 3, 48)
+    assert img.shape == (48, 48, 3) and img.dtype == np.uint8 and mask.shape == (48, 48)
+    again = render_sample(0, "train", 3, 48)
+    assert np.array_equal(img, again[0]) and np.array_equal(mask, again[1])
+    assert set(np.unique(mask).tolist()) <= {*range(len(CLASSES)), IGNORE} and (mask > 0).any()
+    for other in ((1, "train", 3), (0, "val", 3), (0, "train", 4)):
+        assert not np.array_equal(img, render_sample(*other, 48)[0])
+
+
+def test_shapes_options_are_checked(tmp_path: Path) -> None:
+    from segcli.data.prepare import prepare
+
+    for opts in ({"train": 0}, {"val": 0}, {"size": 16}):
+        with pytest.raises(DataError, match=r"shapes: need train >= 1, val >= 1 and size >= 32"):
+            prepare("shapes", out=tmp_path / "o", **{"train": 2, "val": 1, "size": 32, **opts})
+    res = prepare("shapes", out=tmp_path / "ok", train=2, val=1, size=32, seed=4)
+    assert res.counts == {"train": 2, "val": 1}
+    assert read_dataset_info(tmp_path / "ok").extra["prepare"] == {
+        "converter": "shapes",
+        "seed": 4,
+        "size": 32,
+        "counts": {"train": 2, "val": 1},
+    }
+    assert sorted(p.name for p in (tmp_path / "ok" / "images" / "train").iterdir()) == [
+        "train_00000.jpg",
+        "train_00001.jpg",
+    ]
