@@ -59,3 +59,10 @@ def test_dataset_summary_covers_every_split(tmp_path: Path) -> None:
     masks = [read_mask(m) for split in ("train", "val") for _, m in list_samples(root, split)]
     ones = sum(int((m == 1).sum()) for m in masks)
     assert s["pixel_share"]["c1"] == pytest.approx(ones / (3 * 16 * 16))
+
+
+def test_class_histogram_of_the_shared_shapes_set_reads_at_most_max_masks(shapes_root: Path) -> None:
+    full, read_all, total = class_histogram(shapes_root, "train", 5, 255)
+    part, read, total2 = class_histogram(shapes_root, "train", 5, 255, max_masks=4)
+    assert (read_all, total, read, total2) == (16, 16, 4, 16)
+    assert 0 < part.sum() < full.sum() and (part <= full).all()

@@ -11,7 +11,6 @@ import pytest
 
 from segcli.cli.app import run
 from segcli.report.browser import browse, pick
-from segcli.viz import draw_cv
 
 
 def read(path: Path) -> np.ndarray:
@@ -72,15 +71,3 @@ def test_cli_bad_inputs(shapes_root: Path, tmp_path: Path, capsys: pytest.Captur
 
 def test_pick_spreads_evenly() -> None:
     assert pick(10, 3) == [0, 3, 6] and pick(3, 10) == [0, 1, 2]
-
-
-def test_legend_entries_and_overlay() -> None:
-    names, palette = ["bg", "cat", "dog"], [(0, 0, 0), (255, 0, 0), (0, 255, 0)]
-    mask = np.array([[0, 2], [255, 2]], np.uint8)
-    got = draw_cv.legend_entries([mask], names, palette, 255)
-    assert got == (["bg", "dog", "ignore (255)"], [(0, 0, 0), (0, 255, 0), draw_cv.IGNORE_COLOUR])
-    image = np.full((2, 2, 3), 100, np.uint8)
-    over = draw_cv.colour_overlay(image, mask, palette, 255, alpha=0.5)
-    assert over[0, 1].tolist() == [50, 178, 50] and over[1, 0].tolist() == [178, 178, 178]
-    strip = draw_cv.legend(*got, 300)
-    assert strip.shape == (46, 300, 3)  # two entries of 112 px fit in a row of 300

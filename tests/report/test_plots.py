@@ -9,11 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from segcli.core.callbacks import Callback, ValEnd
-from segcli.errors import PresetError
-from segcli.extras import package_available
+from segcli.core.callbacks import Callback, IterStats, RunStart, ValEnd
+from segcli.core.rundir import RunDir
+from segcli.report.plots import Plots
 from segcli.train.trainer import train
-from segcli.viz import draw_cv, drawer, row_normalise
 
 
 class Snapshot(Callback):
@@ -85,71 +84,30 @@ def test_plots_written_and_refreshed_every_validation(tiny_overrides: list[str],
     assert "samples_epoch002.png" not in first and "samples_epoch002.png" in second
 
 
-def test_auto_picks_matplotlib_when_installed_else_opencv(monkeypatch: pytest.MonkeyPatch) -> None:
-    import segcli.extras as extras
-
-    assert drawer("opencv") is draw_cv
-    if package_available("matplotlib"):
-        assert drawer("auto").__name__ == drawer("matplotlib").__name__ == "segcli.viz.draw_mpl"
-    monkeypatch.setattr(extras, "package_available", lambda name: False)
-    assert drawer("auto") is draw_cv
-    with pytest.raises(PresetError, match=r"pip install 'segcli\[plots\]'"):
-        drawer("matplotlib")
-
-
 def test_no_plots_when_off(tiny_overrides: list[str]) -> None:
     res = train("quickstart", [*tiny_overrides, "train.epochs=1", "train.plots=false"])
     assert not (res.run_dir / "plots").exists()
 
 
-def test_confusion_matrix_of_150_classes_stays_readable() -> None:
-    rng = np.random.default_rng(0)
-    names = [f"class_{i:03d}_long_name" for i in range(150)]
-    counts = rng.integers(0, 100, (150, 150))
-    counts[3] = 0  # a class without ground truth pixels: a NaN row
-    norm = row_normalise(counts)
-    assert np.isnan(norm[3]).all() and np.allclose(np.nansum(norm, 1)[[0, 1, 149]], 1.0)
-    img = draw_cv.confusion(norm, names)
-    assert img.shape[0] < 1400 and img.shape[1] < 1400  # one cell per 6 px, names at the side, no cell text
-    assert img.dtype == np.uint8 and img.std() > 10
+def test_the_callback_draws_curves_and_the_confusion_matrix_without_a_model(tmp_path: Path) -> None:
+    """Driven by hand: a resumed run's history comes from metrics.csv, the samples need a model and data."""
+    run = RunDir(tmp_path)
+    run.write_metrics([{"epoch": 1, "iterations": 4, "train_loss": 1.0, "lr": 0.01, "seconds": 1.0, "mIoU": 0.25}])
+    plots = Plots(backend="opencv")
+    plots.on_train_start(RunStart(run, epochs=2, iters_per_epoch=4, first_epoch=1, resumed=True))
+    assert plots.loss == ([4.0], [1.0]) and plots.val["val mIoU"] == ([4.0], [0.25])
+    assert plots.val["EMA mIoU"] == ([], [])  # no EMA column value: nothing to draw
+    plots.on_iter_stats(IterStats(1, 3, 4, 0.5, 0.005, 10.0))
+    assert plots.loss == ([4.0, 8.0], [1.0, 0.5]) and plots.lr == ([4.0, 8.0], [0.01, 0.005])
+    confusion = np.array([[5, 1], [0, 4]])
+    plots.on_val_end(ValEnd(1, 8, {"mIoU": 0.5}, confusion, ("a", "b"), ((0, 0, 0), (255, 0, 0)), True, "mIoU", 0.5))
+    assert plots.val["val mIoU"] == ([4.0, 8.0], [0.25, 0.5])
+    assert sorted(p.name for p in run.plots_dir.iterdir()) == ["confusion_matrix.png", "curves.png"]
+    assert _read(run.plots_dir / "curves.png").shape == (720, 800, 3)
 
 
-def test_matplotlib_confusion_matrix_of_150_classes() -> None:
-    pytest.importorskip("matplotlib", reason="matplotlib (the plots extra) is not installed")
-    from segcli.viz import draw_mpl
-
-    names = [f"class_{i:03d}_long_name" for i in range(150)]
-    counts = np.random.default_rng(0).integers(0, 100, (150, 150)) + np.eye(150, dtype=np.int64) * 10_000
-    counts[3] = 0
-    img = draw_mpl.confusion(row_normalise(counts), names)
-    assert 1500 < img.shape[0] < 2000 and 1500 < img.shape[1] < 2100  # 0.11 in cells: names stay legible
-    assert img.dtype == np.uint8 and img.std() > 10
-    few = draw_mpl.confusion(row_normalise(counts[:4, :4]), names[:4])
-    assert few.shape[0] < 600  # big cells with their values for a few classes
-
-
-@pytest.mark.parametrize("backend", ["draw_cv", "draw_mpl"])
-def test_bars_and_samples_of_each_backend(backend: str) -> None:
-    if backend == "draw_mpl":
-        pytest.importorskip("matplotlib", reason="matplotlib (the plots extra) is not installed")
-    import importlib
-
-    mod = importlib.import_module(f"segcli.viz.{backend}")
-    names = ["background", "a", "b"]
-    img = mod.bars(np.array([10_000, 0, 7]), names, "pixels per class")
-    assert img.ndim == 3 and img.dtype == np.uint8 and img.std() > 5
-    rng = np.random.default_rng(1)
-    gt = rng.integers(0, 3, (20, 30))
-    gt[:2] = 255  # ignored pixels
-    rows = [(np.full((20, 30, 3), 128, np.uint8), gt, rng.integers(0, 3, (20, 30)))]
-    sample = mod.samples(rows, names, [(0, 0, 0), (255, 0, 0), (0, 255, 0)], 255, "title")
-    assert sample.ndim == 3 and sample.shape[1] > sample.shape[0] > 20  # one wide row: image | gt | prediction
-
-
-def test_class_histogram_reads_at_most_max_masks(shapes_root: Path) -> None:
-    from segcli.data.stats import class_histogram
-
-    full, read_all, total = class_histogram(shapes_root, "train", 5, 255)
-    part, read, total2 = class_histogram(shapes_root, "train", 5, 255, max_masks=4)
-    assert (read_all, total, read, total2) == (16, 16, 4, 16)
-    assert 0 < part.sum() < full.sum() and (part <= full).all()
+def test_a_callback_that_never_started_ignores_validations() -> None:
+    val = ValEnd(0, 4, {"mIoU": 0.5}, np.eye(2, dtype=np.int64), ("a", "b"), ((0, 0, 0), (1, 1, 1)), True, "mIoU", 0.5)
+    plots = Plots()
+    plots.on_val_end(val)  # no run directory to draw into: nothing recorded, nothing raised
+    assert plots.dir is None and plots.val["val mIoU"] == ([], [])
