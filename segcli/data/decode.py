@@ -254,11 +254,12 @@ def load_mat(data: bytes, where: str) -> dict[str, Any]:
     """Read a MATLAB ``.mat`` file with scipy (the optional ``mat`` extra); structs become objects."""
     try:
         from scipy.io import loadmat
+        from scipy.io.matlab import MatReadError
     except ImportError:
         raise DataError(
             f"{where}: reading .mat annotations needs scipy; install it with `pip install segcli[mat]`"
         ) from None
     try:
         return loadmat(io.BytesIO(data), struct_as_record=False, squeeze_me=True)
-    except (ValueError, TypeError, OSError, NotImplementedError) as e:
+    except (MatReadError, ValueError, TypeError, OSError, NotImplementedError, IndexError, EOFError) as e:
         raise DataError(f"{where}: cannot read .mat file ({e}); re-download it") from None

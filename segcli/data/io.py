@@ -30,8 +30,12 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
 
 
 def _encode(ext: str, array: np.ndarray, params: list[int], path: str | os.PathLike, what: str) -> bytes:
-    """Encode in memory: OpenCV's file functions crash on names that are not valid UTF-8."""
-    ok, buf = cv2.imencode(ext, array, params)
+    """Encode in memory: OpenCV's file functions crash on names that are not valid UTF-8. An extension OpenCV
+    has no encoder for is the same one-line error as a failed encode, naming the file."""
+    try:
+        ok, buf = cv2.imencode(ext, array, params)
+    except cv2.error:
+        ok = False
     if not ok:
         raise DataError(f"{os.fsdecode(path)!r}: cannot encode {what} as {ext}")
     return buf.tobytes()

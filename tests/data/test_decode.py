@@ -164,3 +164,12 @@ def test_read_file_names_a_missing_or_empty_file(tmp_path: Path) -> None:
         read_file(tmp_path / "e.png", "image", "fix it")
     (tmp_path / "f.png").write_bytes(b"abc")
     assert read_file(tmp_path / "f.png", "image", "") == b"abc"
+
+
+@pytest.mark.parametrize("data", [b"x" * 50, bytes(200), b"MATLAB 5.0" + bytes(10)], ids=["short", "zeros", "header"])
+def test_a_broken_mat_file_is_one_line_naming_it(data: bytes) -> None:
+    pytest.importorskip("scipy")
+    from segcli.data.decode import load_mat
+
+    with pytest.raises(DataError, match=r"^cls/2008_000002\.mat: cannot read \.mat file .*re-download it$"):
+        load_mat(data, "cls/2008_000002.mat")

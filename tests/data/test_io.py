@@ -84,3 +84,11 @@ def test_list_images_is_sorted_and_keeps_only_image_files(tmp_path: Path) -> Non
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "e.png").mkdir()  # a folder named like an image is not one
     assert [p.name for p in list_images(tmp_path)] == ["a.png", "b.JPG", "d.tiff"]
+
+
+def test_an_extension_opencv_cannot_write_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    from segcli.data.io import write_image
+
+    with pytest.raises(DataError, match=r"x\.nope'?: cannot encode image as \.nope"):
+        write_image(tmp_path / "x.nope", np.zeros((4, 4, 3), np.uint8))
+    assert not list(tmp_path.iterdir())
