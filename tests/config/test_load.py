@@ -122,18 +122,6 @@ def test_resolved_toml_round_trips(tmp_path: Path) -> None:
     assert load_preset(p).preset == preset
 
 
-def test_presets_show_and_train_print_the_load_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from segcli.cli.app import run
-
-    p = write(tmp_path / "bad.toml", f'[model]\nname = "fpnn"\n[train]\nout_dir = "{tmp_path / "runs"}"\n')
-    with pytest.raises(PresetError) as info:
-        load_preset(p)
-    for argv in (["presets", "show", str(p)], ["train", str(p)]):
-        assert run(argv) == 2
-        assert " ".join(str(info.value).split()) in " ".join(capsys.readouterr().err.split())
-    assert not (tmp_path / "runs").exists()  # it failed before any run directory existed
-
-
 def test_loss_tables_round_trip_and_stay_hashable(tmp_path: Path) -> None:
     over = ["loss.terms=['ohem', 'dice']", "loss.ohem.min_kept=64", "loss.dice.log_loss=true"]
     preset = load_preset(None, over).preset

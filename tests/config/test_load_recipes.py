@@ -3,8 +3,6 @@ backbone refusing backbone options, and the [meta] table every preset carries.""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 import torch.nn as nn
@@ -99,27 +97,3 @@ def test_the_bisenet_presets_follow_one_source_each() -> None:
     assert (mm.optim.lr, mm.optim.head_lr_mult, mm.train.iters, mm.data.batch_size) == (0.025, 1.0, 160000, 16)
     assert (mm.schedule.warmup_iters, mm.schedule.warmup_factor, mm.schedule.min_lr) == (1000, 0.1, 1e-4)
     assert mm.loss.terms == ("ce",) and mm.augment.resize_to == (2048, 1024) and mm.augment.cat_max_ratio == 0.75
-
-
-def test_seg_presets_list_shows_each_recipes_source_and_reported_figure(capsys: pytest.CaptureFixture) -> None:
-    from segcli.cli.app import run
-
-    assert run(["presets", "list", "--json"]) == 0
-    listed = {p["name"]: p for p in json.loads(capsys.readouterr().out)["presets"]}
-    assert set(listed) == {p.stem for p in list_presets()}
-    coin = listed["bisenet_cityscapes"]
-    assert coin["reported_miou"] == 75.44 and "single scale" in coin["protocol"] and "CoinCheung" in coin["source"]
-    assert listed["pspnet_r50_ade20k"]["reported_miou"] == 42.48
-    assert run(["presets", "list"]) == 0
-    out = capsys.readouterr().out
-    for value in ("75.44", "74.37", "42.48", "76.81", "37.41"):
-        assert value in out
-
-
-def test_cli_rejects_pretrained_on_an_own_backbone_model_in_one_line(capsys: pytest.CaptureFixture) -> None:
-    from segcli.cli.app import run
-
-    assert run(["presets", "show", "ddrnet23slim_cityscapes", "model.pretrained=true"]) == 2
-    err = capsys.readouterr().err
-    assert "model.pretrained = true: model 'ddrnet23_slim' has its own backbone" in err
-    assert "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -59,15 +59,5 @@ def test_cli_refuses_to_overwrite(shapes_root: Path, tmp_path: Path, capsys: pyt
     assert run([*args, "--overwrite"]) == 0
 
 
-def test_cli_bad_inputs(shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    capsys.readouterr()
-    assert run(["browse", str(tmp_path)]) == 2
-    assert "not a segcli dataset" in capsys.readouterr().err
-    assert run(["browse", str(shapes_root), "--split", "nope", "--out", str(tmp_path / "x")]) == 2
-    assert "splits present: train, val" in capsys.readouterr().err
-    assert run(["browse", str(shapes_root), "--preset", "no_such_preset", "--out", str(tmp_path / "x")]) == 2
-    assert not (tmp_path / "x").exists()
-
-
 def test_pick_spreads_evenly() -> None:
     assert pick(10, 3) == [0, 3, 6] and pick(3, 10) == [0, 1, 2]

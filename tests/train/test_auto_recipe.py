@@ -92,22 +92,6 @@ def test_real_probe_and_auto_run(tiny_overrides: list[str]) -> None:
     assert "time shares of" in log and result.last.get("mIoU") is not None
 
 
-def test_cli_budget_option(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import segcli.train.trainer as trainer
-    from segcli.cli.app import run
-
-    seen: list[Any] = []
-
-    def fake_train(*args: Any, **kwargs: Any) -> trainer.TrainResult:
-        seen.append(args)
-        return trainer.TrainResult(tmp_path, 1, {"epoch": 1}, {"epoch": 1})
-
-    monkeypatch.setattr(trainer, "train", fake_train)
-    assert run(["train", "--budget", "15m", "budget_scratch", "data.root=x", "--json"]) == 0
-    assert seen[0] == ("budget_scratch", ["data.root=x", "train.time_budget=15m", "train.auto=true"])
-    assert run(["train", "--resume", str(tmp_path), "--budget", "5m"]) == 2
-
-
 def test_probe_guard_against_zero_step_time() -> None:
     assert choose([Probe(128, 4, 0.0)], 10.0, 1e-3, 8).steps > MIN_STEPS
 

@@ -152,15 +152,6 @@ def test_extend_iters_after_a_cut_short_epoch(tiny_overrides: list[str]) -> None
     assert torch.load(res.run_dir / "state.pt", weights_only=True)["step"] == 7
 
 
-def test_cli_extend_bad_key_is_one_red_line(tiny_overrides: list[str], capsys: pytest.CaptureFixture) -> None:
-    from segcli.cli.app import run
-
-    res = train("quickstart", tiny_overrides)
-    assert run(["train", "--resume", str(res.run_dir), "--extend", "data.batch_size=8"]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "data.batch_size" in err and "train.epochs" in err
-
-
 def test_ctrl_c_keeps_the_last_finished_epoch_and_resume_finishes(tiny_overrides: list[str]) -> None:
     from segcli.errors import TrainingInterrupted
 

@@ -1,0 +1,110 @@
+"""`seg presets list` (each bundled preset with its first comment and [meta]) and `seg presets show` (resolved,
+as TOML or JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_helpers import run_json
+from preset_helpers import write
+
+from segcli.cli.app import run
+from segcli.config.load import list_presets, load_preset
+from segcli.errors import PresetError
+
+
+def test_presets_show_and_train_print_the_load_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from segcli.cli.app import run
+
+    p = write(tmp_path / "bad.toml", f'[model]\nname = "fpnn"\n[train]\nout_dir = "{tmp_path / "runs"}"\n')
+    with pytest.raises(PresetError) as info:
+        load_preset(p)
+    for argv in (["presets", "show", str(p)], ["train", str(p)]):
+        assert run(argv) == 2
+        assert " ".join(str(info.value).split()) in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "runs").exists()  # it failed before any run directory existed
+
+
+def test_seg_presets_list_shows_each_recipes_source_and_reported_figure(capsys: pytest.CaptureFixture) -> None:
+    from segcli.cli.app import run
+
+    assert run(["presets", "list", "--json"]) == 0
+    listed = {p["name"]: p for p in json.loads(capsys.readouterr().out)["presets"]}
+    assert set(listed) == {p.stem for p in list_presets()}
+    coin = listed["bisenet_cityscapes"]
+    assert coin["reported_miou"] == 75.44 and "single scale" in coin["protocol"] and "CoinCheung" in coin["source"]
+    assert listed["pspnet_r50_ade20k"]["reported_miou"] == 42.48
+    assert run(["presets", "list"]) == 0
+    out = capsys.readouterr().out
+    for value in ("75.44", "74.37", "42.48", "76.81", "37.41"):
+        assert value in out
+
+
+def test_cli_rejects_pretrained_on_an_own_backbone_model_in_one_line(capsys: pytest.CaptureFixture) -> None:
+    from segcli.cli.app import run
+
+    assert run(["presets", "show", "ddrnet23slim_cityscapes", "model.pretrained=true"]) == 2
+    err = capsys.readouterr().err
+    assert "model.pretrained = true: model 'ddrnet23_slim' has its own backbone" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_presets_list_and_show_json(capsys: pytest.CaptureFixture) -> None:
+    listed = run_json(capsys, ["presets", "list"])
+    assert "quickstart" in [p["name"] for p in listed["presets"]]
+    shown = run_json(capsys, ["presets", "show", "quickstart", "train.epochs=3"])
+    assert shown["train"]["epochs"] == 3 and shown["model"]["backbone"] == "resnet18"
+    assert run(["presets", "show", "quickstart"]) == 0
+    assert "[train]" in capsys.readouterr().out
+
+
+def test_list_has_one_entry_per_bundled_preset(capsys: pytest.CaptureFixture) -> None:
+    from segcli.config.load import list_presets
+
+    listed = run_json(capsys, ["presets", "list"])["presets"]
+    assert [p["name"] for p in listed] == [p.stem for p in list_presets()]
+    for p in listed:
+        assert {"path", "about", "source", "reported_miou", "protocol", "notes"} <= set(p), p["name"]
+
+
+def test_list_shows_the_first_comment_and_meta(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    mine = tmp_path / "mine.toml"
+    mine.write_text(
+        '[meta]\nsource = "a paper"\nreported_miou = 71.25\nprotocol = "val, single scale"\n'
+        "# Mine: a recipe of my own\n# second comment\n",
+        encoding="utf-8",
+    )
+    plain = tmp_path / "plain.toml"
+    plain.write_text("[train]\nepochs = 2\n", encoding="utf-8")
+    monkeypatch.setattr("segcli.config.load.list_presets", lambda: [mine, plain])
+    entries = run_json(capsys, ["presets", "list"])["presets"]
+    assert entries[0] == {
+        "name": "mine",
+        "path": str(mine),
+        "about": "Mine: a recipe of my own",
+        "source": "a paper",
+        "reported_miou": 71.25,
+        "protocol": "val, single scale",
+        "notes": "",
+    }
+    assert entries[1]["about"] == "" and entries[1]["reported_miou"] == 0.0
+    assert run(["presets", "list"]) == 0
+    rows = {line.split("│")[1].strip(): line for line in capsys.readouterr().out.splitlines() if line.count("│") > 2}
+    assert "71.25" in rows["mine"] and "val, single scale" in rows["mine"] and "a paper" in rows["mine"]
+    assert [c.strip() for c in rows["plain"].split("│")[2:4]] == ["-", "-"]  # nothing reported
+
+
+def test_show_prints_toml_that_loads_back_the_same(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from segcli.config.load import load_preset, preset_to_dict
+
+    assert run(["presets", "show", "quickstart", "optim.lr=0.02"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("#") and "resolved from" in text.splitlines()[0]
+    saved = tmp_path / "resolved.toml"
+    saved.write_text(text, encoding="utf-8")
+    again = load_preset(saved, [])
+    assert preset_to_dict(again.preset) == preset_to_dict(load_preset("quickstart", ["optim.lr=0.02"]).preset)

@@ -1,0 +1,45 @@
+"""`seg report` (segcli/cli/report.py): --worst, --no-eval and --json, and a folder that is not a run as one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from report_helpers import parse, train_tiny_run
+
+from segcli.cli.app import run
+
+
+@pytest.fixture(scope="module")
+def trained(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One finished 2-epoch run, shared by this module's tests (they copy it before changing anything)."""
+    return train_tiny_run(shapes_root, tmp_path_factory)
+
+
+def test_seg_report_cli_options(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained, run_dir)
+    (run_dir / "report.html").unlink()
+    capsys.readouterr()
+    assert run(["report", str(run_dir), "--worst", "3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["report"] == str(run_dir / "report.html") and out["not_available"] == {}
+    _, page = parse(run_dir / "report.html")
+    assert page.rows["worst"] == 3
+    assert run(["report", str(run_dir), "--no-eval"]) == 0
+    captured = capsys.readouterr()
+    assert "evaluation skipped" in captured.err and "report.html" in captured.out
+    text, page = parse(run_dir / "report.html")
+    assert "per-class" not in page.rows and "not available: evaluation skipped" in text
+    assert len(page.images) == 4  # the plots are still there
+
+
+def test_seg_report_on_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert run(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "not a run directory" in err
+    assert not (tmp_path / "report.html").exists()
+    assert run(["report", str(tmp_path), "--worst", "-1"]) == 2
