@@ -124,11 +124,15 @@ class EncoderDecoder(nn.Module):
 
     Subclasses set ``default_stride`` and build their layers in :meth:`build_decoder`; every one takes
     the same keyword options, so they are registered as they are (``@MODELS.register("fpn")``).
-    ``builtin_aux`` matters only to models with built-in auxiliary heads.
+    ``builtin_aux`` matters only to models with built-in auxiliary heads. A decoder with options of its own
+    declares them with their defaults in ``extra_options`` (``{"neck": "fpn"}``): they are keyword options of
+    its builder like the others (:func:`segcli.models.registry.model_options` lists them) and are in
+    ``self.extra`` when :meth:`build_decoder` runs; any other keyword is a TypeError, as for a plain signature.
     """
 
     default_stride = 32
     head_modules: tuple[str, ...] | None = None  # None: everything outside the encoder (see head_parameters)
+    extra_options: dict[str, object] = {}  # the decoder's own keyword options and their defaults
 
     def __init__(
         self,
@@ -144,8 +148,13 @@ class EncoderDecoder(nn.Module):
         attention: str = "none",
         separable: bool = False,
         dropout: float = 0.1,
+        **extra: object,
     ) -> None:
         super().__init__()
+        unknown = sorted(set(extra) - set(self.extra_options))
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {', '.join(unknown)}")
+        self.extra = {key: extra.get(key, default) for key, default in self.extra_options.items()}
         self.encoder = build_encoder(backbone, pretrained, pretrained_file, output_stride, self.default_stride)
         self.num_classes = num_classes
         self.channels = decoder_channels

@@ -7,8 +7,6 @@ conv to half the width, the levels are summed at stride 4 and classified.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 import torch.nn as nn
 
@@ -33,43 +31,13 @@ class FPN(EncoderDecoder):
     """
 
     fixed_neck = ""
-
-    def __init__(
-        self,
-        num_classes: int,
-        *,
-        backbone: str = "resnet18",
-        pretrained: bool = False,
-        pretrained_file: str = "",
-        output_stride: int = 0,
-        aux_stages: Sequence[int] = (),
-        builtin_aux: bool = True,
-        decoder_channels: int = 128,
-        attention: str = "none",
-        separable: bool = False,
-        dropout: float = 0.1,
-        neck: str = "fpn",
-        neck_repeats: int = DEFAULT_REPEATS,
-    ) -> None:
-        if self.fixed_neck and neck not in ("fpn", self.fixed_neck):
-            raise PresetError(f"model.neck = {neck!r}: this model's neck is {self.fixed_neck!r}; remove model.neck")
-        self.neck_kind = self.fixed_neck or neck
-        self.neck_repeats = neck_repeats
-        super().__init__(
-            num_classes,
-            backbone=backbone,
-            pretrained=pretrained,
-            pretrained_file=pretrained_file,
-            output_stride=output_stride,
-            aux_stages=aux_stages,
-            builtin_aux=builtin_aux,
-            decoder_channels=decoder_channels,
-            attention=attention,
-            separable=separable,
-            dropout=dropout,
-        )
+    extra_options = {"neck": "fpn", "neck_repeats": DEFAULT_REPEATS}
 
     def build_decoder(self, num_classes: int) -> None:
+        neck = self.extra["neck"]
+        if self.fixed_neck and neck not in ("fpn", self.fixed_neck):
+            raise PresetError(f"model.neck = {neck!r}: this model's neck is {self.fixed_neck!r}; remove model.neck")
+        self.neck_kind, self.neck_repeats = self.fixed_neck or neck, self.extra["neck_repeats"]
         encoder = self.encoder
         channels = self.channels
         self.use = [i for i, r in enumerate(encoder.reductions) if r >= 4][-4:]

@@ -43,10 +43,15 @@ MODELS: Registry[Callable[..., nn.Module]] = Registry("model", info=ModelInfo)
 
 def model_options(name: str) -> frozenset[str] | None:
     """The keyword options the builder of ``name`` accepts (None: any, it takes ``**kwargs``)."""
-    params = list(inspect.signature(MODELS.get(name)).parameters.values())[1:]  # after num_classes
+    builder = MODELS.get(name)
+    params = list(inspect.signature(builder).parameters.values())[1:]  # after num_classes
+    named = frozenset(p.name for p in params if p.kind is not p.VAR_KEYWORD)
+    extra = getattr(builder, "extra_options", None)  # a decoder's own options (base.EncoderDecoder)
+    if isinstance(extra, dict):
+        return named | frozenset(extra)
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None
-    return frozenset(p.name for p in params)
+    return named
 
 
 def supported_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
