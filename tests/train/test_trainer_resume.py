@@ -117,26 +117,6 @@ def test_resume_finished_trains_nothing_then_extend_trains_one_more_epoch(tiny_o
     assert float(rows[-1]["lr"]) < float(rows[1]["lr"])
 
 
-@pytest.mark.parametrize(
-    ("extend", "needle"),
-    [
-        (["optim.lr=0.1"], "--extend optim.lr: only train.epochs"),
-        (["train.epochs=2"], "must be larger than the run's train.epochs = 2"),
-        (["train.epochs=two"], "not a whole number"),
-        (["train.iters=50"], "sets the run's length with train.epochs"),
-        (["train.epochs"], "is not KEY=VALUE"),
-    ],
-)
-def test_extend_errors_name_the_key(tiny_overrides: list[str], extend: list[str], needle: str) -> None:
-    from segcli.errors import UserError
-
-    res = train("quickstart", [*tiny_overrides, "train.epochs=2"])
-    before = (res.run_dir / "preset.toml").read_text()
-    with pytest.raises(UserError, match=needle):
-        train(resume=res.run_dir, extend=extend)
-    assert (res.run_dir / "preset.toml").read_text() == before
-
-
 def test_extend_needs_resume(tiny_overrides: list[str]) -> None:
     from segcli.errors import UserError
 
