@@ -96,3 +96,26 @@ def tiny_converter(monkeypatch: pytest.MonkeyPatch) -> type:
     monkeypatch.setattr(CONVERTERS, "_items", dict(CONVERTERS._items))
     register_converter(Tiny)
     return Tiny
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory: pytest.TempPathFactory, shapes_root: Path) -> Path:
+    """An untrained tiny model saved as segcli weights for the dataset ``shapes_root``."""
+    from segcli.config.load import load_preset
+    from segcli.core.checkpoint import save_weights
+    from segcli.core.factory import model_from_preset
+    from segcli.data.format import read_dataset_info
+
+    loaded = load_preset(
+        "quickstart", ["model.backbone=resnet18", "model.decoder_channels=16", "model.pretrained=false", "eval.size=[]"]
+    )
+    preset = getattr(loaded, "preset", loaded)
+    info = read_dataset_info(shapes_root)
+    path = tmp_path_factory.mktemp("weights") / "w.safetensors"
+    return save_weights(path, model_from_preset(preset.model, info.num_classes), preset, info)
+
+
+@pytest.fixture
+def data(shapes_root: Path, tmp_path: Path) -> Path:
+    """A private copy of the tiny shapes dataset (16 train, 8 val, 48 px) to spoil (``cli_helpers.DATA_CASES``)."""
+    return Path(shutil.copytree(shapes_root, tmp_path / "data"))

@@ -7,7 +7,6 @@ a copy of the tiny shapes dataset, spoiled one way per case, and an untrained we
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,29 +36,6 @@ def user_error(capfd: pytest.CaptureFixture, args: list, *needles: str, code: in
     for needle in needles:
         assert needle in line, (needle, err)
     return line
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory: pytest.TempPathFactory, shapes_root: Path) -> Path:
-    """An untrained tiny model saved as segcli weights for the dataset ``shapes_root``."""
-    from segcli.config.load import load_preset
-    from segcli.core.checkpoint import save_weights
-    from segcli.core.factory import model_from_preset
-    from segcli.data.format import read_dataset_info
-
-    loaded = load_preset(
-        "quickstart", ["model.backbone=resnet18", "model.decoder_channels=16", "model.pretrained=false", "eval.size=[]"]
-    )
-    preset = getattr(loaded, "preset", loaded)
-    info = read_dataset_info(shapes_root)
-    path = tmp_path_factory.mktemp("weights") / "w.safetensors"
-    return save_weights(path, model_from_preset(preset.model, info.num_classes), preset, info)
-
-
-@pytest.fixture
-def data(shapes_root: Path, tmp_path: Path) -> Path:
-    """A private copy of the tiny shapes dataset (16 train, 8 val, 48 px) to spoil."""
-    return Path(shutil.copytree(shapes_root, tmp_path / "data"))
 
 
 # ----------------------------------------------------------------------------------------- presets
@@ -184,43 +160,6 @@ DATA_CASES: dict[str, Callable[[Path], str]] = {
 }
 
 
-@pytest.mark.parametrize("workers", [0, 1])
-@pytest.mark.parametrize("case", list(DATA_CASES))
-def test_eval_bad_dataset(
-    case: str, workers: int, data: Path, weights: Path, tmp_path: Path, capfd: pytest.CaptureFixture
-) -> None:
-    """Evaluation reads every sample, in the main process or in a DataLoader worker: one line either way."""
-    needle = DATA_CASES[case](data)
-    report = tmp_path / "report"
-    args = ["eval", weights, "--data", data, "--device", "cpu", "--workers", workers, "--out", report]
-    user_error(capfd, args, needle, progress=True)
-    assert not report.exists()
-
-
-@pytest.mark.parametrize("case", ["zero-byte image", "truncated jpeg", "non-utf8 file name"])
-def test_infer_bad_image(case: str, data: Path, weights: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
-    needle = DATA_CASES[case](data)
-    if case == "non-utf8 file name":
-        needle = "bad"
-        img = os.fsencode(data / "images" / "val") + b"/bad\xff.jpg"
-        with open(img, "wb") as f:
-            f.write(b"\xff\xd8 not really a jpeg")
-    out = tmp_path / "pred"
-    user_error(capfd, ["infer", weights, data / "images" / "val", "--out", out, "--device", "cpu"], needle)
-    assert not any(p.name.startswith(".") for p in out.rglob("*"))  # no temp files left
-
-
-def test_infer_non_utf8_name_is_written(
-    data: Path, weights: Path, tmp_path: Path, capfd: pytest.CaptureFixture
-) -> None:
-    """OpenCV's imread/imwrite crash on such names; segcli decodes and encodes bytes instead."""
-    img = _first(data, "images")
-    os.rename(bytes(img), os.fsencode(img.parent) + b"/bad\xff.jpg")
-    out = tmp_path / "pred"
-    assert run(["infer", str(weights), str(img.parent), "--out", str(out), "--device", "cpu"]) == 0
-    assert b"bad\xff.png" in os.listdir(os.fsencode(out / "masks"))
-
-
 @pytest.mark.parametrize("case", list(DATA_CASES))
 def test_check_names_the_bad_dataset(case: str, data: Path, capfd: pytest.CaptureFixture) -> None:
     """`seg check` reports instead of crashing: exit 2 for errors, the file named, no traceback."""
@@ -257,8 +196,6 @@ def test_out_is_a_file(command: str, weights: Path, data: Path, tmp_path: Path, 
 
 
 OPTION_CASES: dict[str, tuple[Callable[[Path, Path, Path], list], tuple[str, ...]]] = {
-    "eval --amp": (lambda w, d, t: ["eval", w, "--data", d, "--amp", "fp32"], ("'fp32'",)),
-    "infer --amp": (lambda w, d, t: ["infer", w, d / "images" / "val", "--out", t / "o", "--amp", "x"], ("'x'",)),
     "eval --device": (lambda w, d, t: ["eval", w, "--data", d, "--device", "tpu"], ("--device", "tpu")),
     "infer --device": (
         lambda w, d, t: ["infer", w, d / "images" / "val", "--out", t / "o", "--device", "gpu0"],
@@ -269,7 +206,6 @@ OPTION_CASES: dict[str, tuple[Callable[[Path, Path, Path], list], tuple[str, ...
         lambda w, d, t: ["train", "quickstart", f"data.root={d}", "model.backbone=resnet19"],
         ('"resnet18"',),
     ),
-    "unknown backbone (models)": (lambda w, d, t: ["models", "--backbone", "resnet19"], ('"resnet18"', "--backbone")),
     "eval split missing": (lambda w, d, t: ["eval", w, "--data", d, "--split", "tset"], ("tset",)),
 }
 
@@ -524,14 +460,6 @@ def test_train_bad_sample_the_precheck_missed(
         "train.epochs=1",
     ]
     user_error(capfd, args, needle, progress=True)
-
-
-def test_empty_files_of_a_real_download(fixtures_dir: Path, weights: Path, tmp_path: Path, capfd) -> None:
-    """mmseg's pseudo iSAID images are all 0 bytes."""
-    images = fixtures_dir / "mmseg" / "pseudo_isaid_dataset" / "img_dir"
-    out = tmp_path / "pred"
-    user_error(capfd, ["infer", weights, images, "--out", out, "--device", "cpu"], "P0000_0_896_1024_1920.png", "empty")
-    assert not out.exists() or not any(out.rglob("*.*"))
 
 
 # ----------------------------------------------------------------------------------------- models and training

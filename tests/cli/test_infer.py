@@ -1,0 +1,84 @@
+"""`seg infer`: the options handed to the engine, the summary printed, and bad images as one red line that
+leave no temp file behind."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cli_helpers import DATA_CASES, first_file, user_error
+
+from segcli.cli.app import run
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def test_infer_passes_options(calls: list, tmp_path: Path) -> None:
+    assert (
+        run(["infer", "runs/x", "a.jpg", "b/", "--out", str(tmp_path), "--amp", "bf16", "--overwrite", "--json"]) == 0
+    )
+    ((name, args, kwargs),) = calls
+    assert name == "predict" and args == (Path("runs/x"), ["a.jpg", "b/"], tmp_path)
+    assert kwargs["protocol"].amp == "bf16" and kwargs["output"].overwrite is True and kwargs["device"] == "auto"
+
+
+def test_infer_defaults(calls: list, tmp_path: Path) -> None:
+    argv = ["infer", "runs/x", "-", "-o", str(tmp_path), "--save", "ids,probs", "--probs-format", "png", "--legend"]
+    assert run([*argv, "--alpha-bg", "0", "--workers", "2", "--json"]) == 0
+    ((_, args, kwargs),) = calls
+    output, protocol = kwargs["output"], kwargs["protocol"]
+    assert args[1] == ["-"] and kwargs["workers"] == 2 and callable(kwargs["on_image"])
+    assert output.save == ("ids", "probs") and output.probs_format == "png" and output.legend is True
+    assert output.alpha == 0.5 and output.alpha_bg == 0.0 and output.overwrite is False
+    assert output.skip_existing is False and protocol.batch_size == 8 and protocol.amp is None
+
+
+def test_infer_prints_what_it_wrote_and_skipped(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import segcli.infer.predictor as predictor
+
+    def fake(weights: Path, inputs: list[str], out_dir: Path, **kwargs: Any) -> predictor.PredictResult:
+        for i, name in enumerate(inputs):
+            kwargs["on_image"](i, len(inputs), Path(name))
+        return predictor.PredictResult(out_dir, weights, [{"input": "b.jpg"}, {"input": "c.jpg"}], ["a.jpg"], 4.0)
+
+    monkeypatch.setattr(predictor, "predict", fake)
+    assert run(["infer", "w.safetensors", "a.jpg", "b.jpg", "c.jpg", "--out", str(tmp_path), "--skip-existing"]) == 0
+    out = capsys.readouterr().out
+    assert "1 image(s) already done, skipped (--skip-existing)" in out
+    assert f"2 input(s) in 4.0 s (0.5 images/s) → {tmp_path}" in out
+
+
+@pytest.mark.parametrize("case", ["zero-byte image", "truncated jpeg", "non-utf8 file name"])
+def test_infer_bad_image(case: str, data: Path, weights: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    needle = DATA_CASES[case](data)
+    if case == "non-utf8 file name":
+        needle = "bad"
+        img = os.fsencode(data / "images" / "val") + b"/bad\xff.jpg"
+        with open(img, "wb") as f:
+            f.write(b"\xff\xd8 not really a jpeg")
+    out = tmp_path / "pred"
+    user_error(capfd, ["infer", weights, data / "images" / "val", "--out", out, "--device", "cpu"], needle)
+    assert not any(p.name.startswith(".") for p in out.rglob("*"))  # no temp files left
+
+
+def test_infer_non_utf8_name_is_written(
+    data: Path, weights: Path, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    """OpenCV's imread/imwrite crash on such names; segcli decodes and encodes bytes instead."""
+    img = first_file(data, "images")
+    os.rename(bytes(img), os.fsencode(img.parent) + b"/bad\xff.jpg")
+    out = tmp_path / "pred"
+    assert run(["infer", str(weights), str(img.parent), "--out", str(out), "--device", "cpu"]) == 0
+    assert b"bad\xff.png" in os.listdir(os.fsencode(out / "masks"))
+
+
+def test_empty_files_of_a_real_download(fixtures_dir: Path, weights: Path, tmp_path: Path, capfd) -> None:
+    """mmseg's pseudo iSAID images are all 0 bytes."""
+    images = fixtures_dir / "mmseg" / "pseudo_isaid_dataset" / "img_dir"
+    out = tmp_path / "pred"
+    user_error(capfd, ["infer", weights, images, "--out", out, "--device", "cpu"], "P0000_0_896_1024_1920.png", "empty")
+    assert not out.exists() or not any(out.rglob("*.*"))
