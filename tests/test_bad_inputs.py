@@ -174,27 +174,6 @@ def test_check_names_the_bad_dataset(case: str, data: Path, capfd: pytest.Captur
 # ------------------------------------------------------------------------------- options and outputs
 
 
-def _a_file(tmp_path: Path) -> Path:
-    return _write(tmp_path / "taken", "not a folder")
-
-
-OUT_IS_A_FILE: dict[str, Callable[[Path, Path, Path], list]] = {
-    "infer": lambda w, d, f: ["infer", w, d / "images" / "val", "--out", f, "--device", "cpu"],
-    "eval": lambda w, d, f: ["eval", w, "--data", d, "--out", f, "--device", "cpu"],
-    "eval json": lambda w, d, f: ["eval", w, "--data", d, "--out", f / "r.json", "--device", "cpu"],
-    "prepare": lambda w, d, f: ["prepare", "shapes", "--out", f, "--train", 2, "--val", 1],
-    "prepare below": lambda w, d, f: ["prepare", "shapes", "--out", f / "sub", "--train", 2, "--val", 1],
-    "crop-by-mask": lambda w, d, f: ["crop-by-mask", d, "--out", f],
-}
-
-
-@pytest.mark.parametrize("command", list(OUT_IS_A_FILE))
-def test_out_is_a_file(command: str, weights: Path, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
-    taken = _a_file(tmp_path)
-    user_error(capfd, OUT_IS_A_FILE[command](weights, data, taken), str(taken), "--out must be a folder")
-    assert taken.read_text() == "not a folder"
-
-
 OPTION_CASES: dict[str, tuple[Callable[[Path, Path, Path], list], tuple[str, ...]]] = {
     "eval --device": (lambda w, d, t: ["eval", w, "--data", d, "--device", "tpu"], ("--device", "tpu")),
     "infer --device": (
@@ -286,57 +265,6 @@ def test_unsafe_training_state_is_one_line(content: str, tmp_path: Path) -> None
 
 
 # ----------------------------------------------------------------------------------------- files written
-
-
-@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
-def test_outputs_get_the_umask_mode(umask: int, tmp_path: Path) -> None:
-    from segcli.data.io import write_mask
-    from segcli.io_utils import atomic_write_text
-
-    old = os.umask(umask)
-    try:
-        written = [
-            atomic_write_text(tmp_path / "a.txt", "x"),
-            write_mask(tmp_path / "m.png", np.zeros((2, 2), np.uint8)),
-        ]
-    finally:
-        os.umask(old)
-    for path in written:
-        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
-
-
-def test_atomic_writes_leave_one_file_and_no_temp(tmp_path: Path) -> None:
-    """Bytes go through a temp file beside the target; missing folders are made; a leftover temp file of a
-    killed process with the same name is stepped over, never written into; a failing writer leaves nothing."""
-    import itertools
-
-    from segcli import io_utils
-    from segcli.io_utils import atomic_write, atomic_write_bytes
-
-    target = tmp_path / "new" / "sub" / "a.png"
-    assert atomic_write_bytes(target, b"one").read_bytes() == b"one"
-    assert atomic_write_bytes(target, b"two").read_bytes() == b"two"  # replaced whole
-    assert [p.name for p in target.parent.iterdir()] == ["a.png"]
-    counter = io_utils._TEMP_COUNTER
-    try:
-        io_utils._TEMP_COUNTER = itertools.count(7)
-        import threading
-
-        stale = target.with_name(f".a.png.{os.getpid()}-{threading.get_native_id()}-7.png")
-        stale.write_bytes(b"stale")
-        atomic_write_bytes(target, b"three")
-        assert target.read_bytes() == b"three" and stale.read_bytes() == b"stale"
-        stale.unlink()
-    finally:
-        io_utils._TEMP_COUNTER = counter
-
-    def fail(p: Path) -> None:
-        p.write_bytes(b"half")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        atomic_write(target, fail)
-    assert [p.name for p in target.parent.iterdir()] == ["a.png"] and target.read_bytes() == b"three"
 
 
 # ----------------------------------------------------------------------------------------- prepare

@@ -110,3 +110,46 @@ def test_update_matches_the_boolean_mask_reference_for_any_ignore_index() -> Non
         cm = ConfusionMatrix(5, ignore)
         cm.update(pred, target)
         assert torch.equal(cm.mat, ref), ignore
+
+
+def test_shapes_must_match() -> None:
+    cm = ConfusionMatrix(C, IGNORE)
+    with pytest.raises(ValueError, match=r"prediction \(2, 3\) and target \(3, 2\) differ in shape"):
+        cm.update(torch.zeros(2, 3, dtype=torch.long), torch.zeros(3, 2, dtype=torch.long))
+
+
+def test_merge_pools_two_matrices_as_one() -> None:
+    whole, a, b = ConfusionMatrix(C, IGNORE), ConfusionMatrix(C, IGNORE), ConfusionMatrix(C, IGNORE)
+    for seed, part in ((7, a), (8, b)):
+        pred, target = random_batch(seed)
+        part.update(pred, target)
+        whole.update(pred, target)
+    a.merge(b)
+    assert torch.equal(a.mat, whole.mat) and int(a.mat.sum()) > int(b.mat.sum()) > 0
+
+
+def test_compute_names_the_classes_and_counts_pixels() -> None:
+    mat = torch.tensor([[3, 1], [0, 2]])
+    m = metrics_from_confusion(mat, class_names=["bg", "road"])
+    assert [c["class"] for c in m["per_class"]] == ["bg", "road"]
+    assert [c["pixels"] for c in m["per_class"]] == [4, 2] and m["pixels"] == 6
+    assert m["per_class"][1]["dice"] == pytest.approx(2 * 2 / (2 + 3))
+    assert [c["class"] for c in metrics_from_confusion(mat)["per_class"]] == ["0", "1"]
+
+
+def test_an_empty_matrix_gives_nan_not_an_error() -> None:
+    m = ConfusionMatrix(3).compute()
+    assert m["pixels"] == 0
+    for key in ("pixel_accuracy", "mean_accuracy", "mIoU", "fwIoU", "mean_dice"):
+        assert math.isnan(m[key]), key
+    assert all(math.isnan(c["iou"]) for c in m["per_class"])
+
+
+def test_conventions_say_how_absent_classes_count() -> None:
+    from segcli.metrics import conventions
+
+    assert conventions().startswith("pooled over the split through one confusion matrix")
+    assert conventions("nan").endswith("is NaN and left out of the means")
+    assert conventions("zero").endswith("is counted as IoU 0")
+    assert conventions("one").endswith("is counted as IoU 1")
+    assert metrics_from_confusion(torch.eye(2, dtype=torch.long), "zero")["conventions"] == conventions("zero")
