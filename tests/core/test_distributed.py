@@ -1,4 +1,6 @@
-"""`seg train` under torchrun: DDP with Gloo on CPU (the same code path uses NCCL on CUDA)."""
+"""Process groups and the torchrun launcher (segcli/core/distributed.py): the global batch split across
+processes, the collectives, and `seg train` / `seg eval` under torchrun: DDP with Gloo on CPU (the same code path
+uses NCCL on CUDA)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,16 @@ from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 
 from segcli.core.checkpoint import build_from_weights
+from segcli.core.distributed import (
+    DistInfo,
+    all_reduce_sum,
+    barrier,
+    broadcast_buffers,
+    broadcast_object,
+    cleanup,
+    init_distributed,
+    launch,
+)
 from segcli.data.datasets import EvalDataset, eval_collate
 from segcli.extras import package_available
 from segcli.infer.evaluator import confusion_over_loader
@@ -175,3 +187,73 @@ def test_eval_under_torchrun_equals_one_process(tiny_overrides: list[str], tmp_p
     written = sorted(p.name for p in (tmp_path / "ddp").iterdir())
     assert written == ["two.json", "two_confusion.png", "worst"]  # rank 0 alone writes, once
     assert json.loads((tmp_path / "ddp" / "two.json").read_text())["mIoU"] == a["mIoU"]
+
+
+def test_per_device_batch_divides_the_global_batch() -> None:
+    import pytest
+
+    from segcli.core.distributed import DistInfo, per_device_batch
+    from segcli.errors import UserError
+
+    assert per_device_batch(16, DistInfo()) == 16
+    assert per_device_batch(16, DistInfo(world_size=8)) == 2
+    with pytest.raises(UserError, match=r"use data.batch_size=4 or 6"):
+        per_device_batch(5, DistInfo(world_size=2))
+    with pytest.raises(UserError, match=r"use data.batch_size=8"):
+        per_device_batch(4, DistInfo(world_size=8))
+
+
+def test_one_process_is_not_distributed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    info = init_distributed("cpu")
+    assert info == DistInfo() and not info.enabled and info.is_main
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert init_distributed() == DistInfo()
+    assert DistInfo(rank=1, world_size=2).enabled and not DistInfo(rank=1, world_size=2).is_main
+
+
+def test_collectives_are_no_ops_on_one_process() -> None:
+    t = torch.tensor([1.0, 2.0])
+    assert all_reduce_sum(t, DistInfo()) is t and t.tolist() == [1.0, 2.0]
+    box = {"stop": True}
+    assert broadcast_object(box, DistInfo()) is box
+    broadcast_buffers(torch.nn.BatchNorm1d(2), DistInfo())
+    barrier(DistInfo())
+    cleanup(DistInfo())
+    assert not torch.distributed.is_initialized()
+
+
+def test_collectives_run_through_a_process_group() -> None:
+    """A Gloo group of one process stands in for torchrun's: every collective of an enabled DistInfo goes
+    through torch.distributed, and cleanup destroys the group."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    info = DistInfo(rank=0, world_size=2)  # enabled: the functions take the distributed path
+    try:
+        assert all_reduce_sum(torch.tensor([3.0]), info).tolist() == [3.0]  # the sum over the one member
+        assert broadcast_object({"epoch": 2}, info) == {"epoch": 2}
+        bn = torch.nn.BatchNorm1d(2)
+        bn.running_mean.fill_(0.5)
+        broadcast_buffers(bn, info)
+        assert bn.running_mean.tolist() == [0.5, 0.5]
+        barrier(info)
+    finally:
+        cleanup(info)
+    assert not torch.distributed.is_initialized()
+
+
+def test_launch_runs_torchs_launcher_on_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd: seen.append(cmd) or 3)
+    assert launch(2, ["train", "quickstart", "train.epochs=1"]) == 3  # the launcher's exit code
+    assert seen[-1] == [
+        sys.executable,
+        *("-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "segcli"),
+        *("train", "quickstart", "train.epochs=1"),
+    ]
+    launch(4, ["train", "p"], rendezvous=["--nnodes", "2", "--rdzv-backend", "c10d"])
+    assert seen[-1][3:9] == ["--nnodes", "2", "--rdzv-backend", "c10d", "--nproc-per-node", "4"]

@@ -58,17 +58,3 @@ def test_global_batch_sees_the_same_samples_per_step_on_one_and_two_processes() 
 
     assert steps(1) == steps(2) == steps(4)
     assert all(len(step) == batch for step in steps(2))
-
-
-def test_per_device_batch_divides_the_global_batch() -> None:
-    import pytest
-
-    from segcli.core.distributed import DistInfo, per_device_batch
-    from segcli.errors import UserError
-
-    assert per_device_batch(16, DistInfo()) == 16
-    assert per_device_batch(16, DistInfo(world_size=8)) == 2
-    with pytest.raises(UserError, match=r"use data.batch_size=4 or 6"):
-        per_device_batch(5, DistInfo(world_size=2))
-    with pytest.raises(UserError, match=r"use data.batch_size=8"):
-        per_device_batch(4, DistInfo(world_size=8))
