@@ -136,3 +136,10 @@ DATA_CASES: dict[str, Callable[[Path], str]] = {
     "mask value out of range": _mask_value,
     "non-utf8 file name": _bad_name,
 }
+
+
+def train_args(data: Path, tmp_path: Path, *extra: str) -> list[str]:
+    """`seg train quickstart` with the tiny overrides on the dataset ``data``, its runs under ``tmp_path``."""
+    from conftest import TINY
+
+    return ["train", "quickstart", *TINY, f"data.root={data}", f"train.out_dir={tmp_path / 'runs'}", *extra]

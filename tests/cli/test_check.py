@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
+import pytest
+from cli_helpers import DATA_CASES
 from data_helpers import make_masks_dataset as make_dataset
 
 from segcli.cli.app import run
@@ -22,3 +25,14 @@ def test_cli_exit_code_and_json(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "binary-0-255" in text and "fix:" in text and "x.png" in text
     assert run(["check", str(tmp_path / "missing")]) == 2
+
+
+@pytest.mark.parametrize("case", list(DATA_CASES))
+def test_check_names_the_bad_dataset(case: str, data: Path, capfd: pytest.CaptureFixture) -> None:
+    """`seg check` reports instead of crashing: exit 2 for errors, the file named, no traceback."""
+    needle = DATA_CASES[case](data)
+    rc = run(["check", str(data)])
+    captured = capfd.readouterr()
+    text = captured.out + captured.err
+    assert rc == 2 and "Traceback" not in text and "unexpected" not in text, text
+    assert needle.split(".")[0] in text, text

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import typer
+from cli_helpers import run_json
 from prepare_helpers import Tiny
 
 from segcli.cli.app import app, run
@@ -81,3 +82,15 @@ def test_usage_errors_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as e:
         typer.main.get_command(app).main(argv, prog_name="seg", standalone_mode=True)
     assert e.value.code == 2
+
+
+def test_prepare_shapes_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = run_json(
+        capsys, ["prepare", "shapes", "--out", str(tmp_path / "s"), "--train", "4", "--val", "2", "--size", "32"]
+    )
+    assert out["images"] == {"train": 4, "val": 2} and out["skipped"] is False
+    assert abs(sum(out["pixel_share"].values()) - 1) < 1e-6
+    again = run_json(
+        capsys, ["prepare", "shapes", "--out", str(tmp_path / "s"), "--train", "4", "--val", "2", "--size", "32"]
+    )
+    assert again["skipped"] is True

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import user_error, write_file
 from preset_helpers import write
 
 from segcli.config.load import load_preset, parse_overrides, preset_from_dict, preset_to_dict, preset_to_toml
@@ -183,3 +185,29 @@ def test_presets_embedded_before_the_loss_tables_still_load() -> None:
     assert preset.loss.options_for("ohem") == OhemOptions(label_smoothing=0.1, thresh=0.9, min_kept=50)
     assert preset.loss.options_for("dice") == OverlapOptions(log_loss=True)
     assert preset.loss.options_for("focal") is None and "ohem_thresh" in old["loss"]  # the input is left as it was
+
+
+PRESET_CASES: dict[str, tuple[Callable[[Path], list[str]], tuple[str, ...]]] = {
+    "unknown key": (lambda d: ["quickstart", "train.epoch=3"], ('did you mean "train.epochs"',)),
+    "wrong type": (lambda d: ["quickstart", "optim.lr=fast"], ("optim", "'fast'")),
+    "missing file": (lambda d: [str(d / "nope.toml")], ("nope.toml",)),
+    "circular extends": (
+        lambda d: [
+            str(write_file(d / "a.toml", 'extends = "b.toml"\n')),
+            *([] if write_file(d / "b.toml", 'extends = "a.toml"\n') else []),
+        ],
+        ("a.toml",),
+    ),
+    "empty file": (lambda d: [str(write_file(d / "empty.toml", ""))], ("empty.toml",)),
+    "invalid TOML": (lambda d: [str(write_file(d / "bad.toml", "[train]\nepochs = = 3\n"))], ("bad.toml", "line 2")),
+    "not UTF-8": (lambda d: [str(write_file(d / "latin.toml", b"# caf\xe9\n[train]\n"))], ("latin.toml", "UTF-8")),
+    "override for a missing key": (lambda d: ["quickstart", "nosuch.key=1"], ("nosuch",)),
+    "out-of-range value": (lambda d: ["quickstart", "train.epochs=0"], ("epochs",)),
+}
+
+
+@pytest.mark.parametrize("case", list(PRESET_CASES))
+def test_bad_preset(case: str, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """Each way a preset can be wrong, through `seg presets show`: one red line naming the file, key or value."""
+    make, needles = PRESET_CASES[case]
+    user_error(capfd, ["presets", "show", *make(tmp_path)], *needles)

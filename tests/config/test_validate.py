@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_helpers import user_error
 from preset_helpers import write
 
 from segcli.cli.app import run
@@ -218,3 +220,18 @@ def test_bad_mean_is_a_clear_error() -> None:
 def test_bad_meta_is_a_clear_error(overrides: list[str], pattern: str) -> None:
     with pytest.raises(PresetError, match=pattern):
         load_preset(None, overrides)
+
+
+OPTION_CASES: dict[str, tuple[Callable[[Path, Path, Path], list], tuple[str, ...]]] = {
+    "unknown model": (lambda w, d, t: ["presets", "show", "quickstart", "model.name=unetz"], ("unetz",)),
+    "unknown backbone (train)": (
+        lambda w, d, t: ["train", "quickstart", f"data.root={d}", "model.backbone=resnet19"],
+        ('"resnet18"',),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(OPTION_CASES))
+def test_bad_option(case: str, weights: Path, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    make, needles = OPTION_CASES[case]
+    user_error(capfd, make(weights, data, tmp_path), *needles)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import user_error, write_file
 from safetensors.torch import save_file
 
+from segcli.cli.app import run
 from segcli.config.load import load_preset
 from segcli.core.checkpoint import (
     build_from_weights,
@@ -109,3 +112,69 @@ def test_a_model_with_tensors_the_checkpoint_lacks_is_built_the_ordinary_way() -
     assert _built_without_init(lambda: torch.nn.Conv2d(3, 2, 1), {"weight": torch.zeros(2, 3, 1, 1)}) is None
     fast = _built_without_init(lambda: torch.nn.Conv2d(3, 2, 1), torch.nn.Conv2d(3, 2, 1).state_dict())
     assert fast is not None and fast.weight.device.type == "cpu"
+
+
+def test_corrupt_weights_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    assert run(["eval", str(bad)]) == 2
+    assert "not a readable .safetensors file" in capsys.readouterr().err
+
+
+def _truncated_weights(w: Path, tmp: Path) -> Path:
+    data = w.read_bytes()
+    return write_file(tmp / "cut.safetensors", data[: len(data) // 2])
+
+
+def _not_a_checkpoint(w: Path, tmp: Path) -> Path:
+    return write_file(tmp / "notes.safetensors", "these are my notes")
+
+
+def _plain_safetensors(w: Path, tmp: Path) -> Path:
+    import torch
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(2)}, str(tmp / "plain.safetensors"))
+    return tmp / "plain.safetensors"
+
+
+CHECKPOINT_CASES = {
+    "truncated": _truncated_weights,
+    "not a checkpoint": _not_a_checkpoint,
+    "foreign": _plain_safetensors,
+}
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("command", ["eval", "infer"])
+@pytest.mark.parametrize("case", list(CHECKPOINT_CASES))
+def test_bad_checkpoint(
+    case: str, command: str, weights: Path, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    bad = CHECKPOINT_CASES[case](weights, tmp_path)
+    rest = ["--data", data] if command == "eval" else [data / "images" / "val", "--out", tmp_path / "o"]
+    user_error(capfd, [command, bad, *rest, "--device", "cpu"], bad.name)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("content", ["pickle", "junk"])
+def test_unsafe_training_state_is_one_line(content: str, tmp_path: Path) -> None:
+    import torch
+
+    from segcli.core.checkpoint import load_state
+    from segcli.errors import CheckpointError
+
+    class Evil:
+        def __reduce__(self) -> tuple:
+            return (os.getcwd, ())
+
+    state = tmp_path / "state.pt"
+    if content == "pickle":
+        torch.save({"model": Evil()}, state)
+    else:
+        state.write_bytes(b"\x80\x04junk" * 10)
+    with pytest.raises(CheckpointError) as info:
+        load_state(state)
+    msg = str(info.value)
+    assert str(state) in msg and "\n" not in msg and "weights_only=False" not in msg

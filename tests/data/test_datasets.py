@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from cli_helpers import DATA_CASES, user_error
 from data_helpers import make_toy_dataset
 from torch.utils.data import DataLoader, Dataset
 
@@ -174,3 +175,49 @@ def test_datasets_read_an_index_without_rescanning(tmp_path: Path) -> None:
     write_mask(root / "masks" / "train" / "9.png", np.zeros((16, 16), np.uint8))
     assert len(TrainDataset(index, "train", Compose([]))) == 2 and len(TrainDataset(root, "train", Compose([]))) == 3
     assert TrainDataset(index, "train", Compose([])).info == read_dataset_info(root)
+
+
+def test_sample_error_keeps_only_our_line_from_a_worker() -> None:
+    """torch re-raises a worker's exception as ``type("Caught ... Original Traceback ...")``."""
+    from torch._utils import ExceptionWrapper
+
+    from segcli.data.datasets import SampleError
+
+    try:
+        raise SampleError("/d/masks/train/a.png: mask values [7] are not class ids 0..4 nor ignore_index 255")
+    except SampleError:
+        wrapped = ExceptionWrapper(where="in DataLoader worker process 0")
+    with pytest.raises(SampleError) as info:
+        wrapped.reraise()
+    assert str(info.value) == "/d/masks/train/a.png: mask values [7] are not class ids 0..4 nor ignore_index 255"
+
+
+TRAIN_DATA_CASES = ["mask value out of range", "zero-byte image", "size mismatch", "non-utf8 file name"]
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("case", TRAIN_DATA_CASES)
+def test_train_bad_sample_the_precheck_missed(
+    case: str, workers: int, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture
+) -> None:
+    """data.check_samples=0: nothing is read before training, so the dataset itself must name the file."""
+    from conftest import TINY
+
+    needle = DATA_CASES[case](data)  # spoils val, which then becomes train
+    for kind in ("images", "masks"):
+        (data / kind / "train").rename(data / kind / "old")
+        (data / kind / "val").rename(data / kind / "train")
+        (data / kind / "old").rename(data / kind / "val")
+    args = [
+        "train",
+        "quickstart",
+        *TINY,
+        f"data.root={data}",
+        f"train.out_dir={tmp_path / 'runs'}",
+        "data.check_samples=0",
+        f"data.num_workers={workers}",
+        "model.pretrained=false",
+        "train.epochs=1",
+    ]
+    user_error(capfd, args, needle, progress=True)

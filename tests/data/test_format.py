@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import user_error
 from data_helpers import make_toy_dataset
 
 from segcli.data.datasets import TrainDataset
@@ -98,3 +100,14 @@ def test_index_scans_once_and_feeds_every_reader(tmp_path: Path, monkeypatch: py
     assert summary["images"] == {"train": 4, "val": 4} and abs(sum(summary["pixel_share"].values()) - 1) < 1e-9
     with pytest.raises(DataError, match=r"split 'test' not found \(splits present: train, val\)"):
         TrainDataset(index, "test", Compose([]))
+
+
+OPTION_CASES: dict[str, tuple[Callable[[Path, Path, Path], list], tuple[str, ...]]] = {
+    "eval split missing": (lambda w, d, t: ["eval", w, "--data", d, "--split", "tset"], ("tset",)),
+}
+
+
+@pytest.mark.parametrize("case", list(OPTION_CASES))
+def test_bad_option(case: str, weights: Path, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    make, needles = OPTION_CASES[case]
+    user_error(capfd, make(weights, data, tmp_path), *needles)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
+from cli_helpers import train_args, user_error
 from safetensors.torch import save_file
 
 from segcli.config.schema import ModelConfig
@@ -70,3 +71,12 @@ def test_incomplete_or_wrong_file_is_rejected(classifier_state: dict, tmp_path: 
         TimmEncoder(NAME, pretrained_file=str(tmp_path / "junk.pth"))
     with pytest.raises(CheckpointError, match="pretrained file not found"):
         TimmEncoder(NAME, pretrained_file=str(tmp_path / "nope.safetensors"))
+
+
+def test_pretrained_weights_without_network(
+    data: Path, tmp_path: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("segcli.models.encoder._hub_reachable", lambda timeout=3.0: False)  # no network
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hub"))  # an empty hub cache
+    user_error(capfd, train_args(data, tmp_path, "model.pretrained=true"), "resnet18", "pretrained_file")
+    assert not (tmp_path / "runs").exists()  # failed before any run directory was made

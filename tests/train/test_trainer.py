@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import train_args, user_error
 from conftest import FakeClock
 
 from segcli.core.callbacks import Callback, RunStart
@@ -239,3 +240,27 @@ def test_train_into_a_relative_out_dir(
     res = train("quickstart", over)
     assert res.run_dir == Path("runs/quickstart/1") and (tmp_path / res.run_dir / "checkpoint.json").is_file()
     assert train(resume=res.run_dir).run_dir == res.run_dir  # finished: resumes to nothing
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_nan_loss_names_the_iteration_and_what_to_try(
+    data: Path, tmp_path: Path, capfd: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import segcli.train.trainer as trainer
+
+    real = trainer.loss_from_preset
+
+    def nan_loss(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202 - the real signature
+        criterion = real(*args, **kwargs)
+
+        class NaN(torch.nn.Module):
+            def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+                return criterion(logits, target) * float("nan")
+
+        return NaN()
+
+    monkeypatch.setattr(trainer, "loss_from_preset", nan_loss)
+    line = user_error(capfd, train_args(data, tmp_path), "loss became nan", "iteration 1", code=1, progress=True)
+    assert "train.amp=none" in line and "optim.lr" in line

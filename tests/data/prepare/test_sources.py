@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from cli_helpers import user_error
 from prepare_helpers import (
     cli_error,
 )
@@ -129,3 +130,19 @@ def test_tar_device_member_is_one_red_line_at_the_cli(tmp_path: Path, capsys: py
     archive = _tar_with_special(tmp_path / "gtFine.tar", "gtFine/dev", tarfile.CHRTYPE)
     rc, msg = cli_error(capsys, ["prepare", "cityscapes", str(archive), "--out", str(tmp_path / "o")])
     assert rc == 2 and "gtFine.tar: unsafe archive member 'gtFine/dev' (character device)" in msg
+
+
+@pytest.mark.parametrize("member", ["ok/../../evil.txt", "/tmp/segcli-evil.txt"])
+def test_refused_tar_leaves_nothing_behind(member: str, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    import io
+    import tarfile
+
+    archive = tmp_path / "VOCtrainval.tar"
+    with tarfile.open(archive, "w") as tf:
+        for name in ("VOCdevkit/VOC2012/ImageSets/Segmentation/train.txt", member):
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            tf.addfile(info, io.BytesIO(b"abc"))
+    out = tmp_path / "out"
+    user_error(capfd, ["prepare", "voc", archive, "--out", out], archive.name)
+    assert not out.exists()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from prepare_helpers import cli_error, cli_json, make_cityscapes, rand_rgb, write_png
 
+from segcli.cli.app import run
 from segcli.data.format import make_info
 from segcli.data.prepare import prepare
 from segcli.data.prepare.converter import read_ids as read_ids_of
@@ -143,3 +144,33 @@ def test_a_folder_of_another_dataset_or_conversion_is_refused(tmp_path: Path) ->
 def test_class_counts_leave_ignore_and_unknown_ids_out() -> None:
     mask = np.array([[0, 1, 1, 255, 7]], np.uint8)
     assert class_counts(mask, 3).tolist() == [1, 2, 0]
+
+
+def test_force_with_fewer_samples_removes_the_stale_ones(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    out = tmp_path / "shapes"
+    base = ["prepare", "shapes", "--out", str(out), "--size", "32", "--val", "2", "--json"]
+    assert run([*base, "--train", "6"]) == 0
+    assert run([*base, "--train", "2", "--force"]) == 0
+    capfd.readouterr()
+    assert sorted(p.name for p in (out / "images" / "train").iterdir()) == ["train_00000.jpg", "train_00001.jpg"]
+    assert sorted(p.name for p in (out / "masks" / "train").iterdir()) == ["train_00000.png", "train_00001.png"]
+
+
+def test_interrupted_prepare_continues(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """A conversion stopped half-way (Ctrl-C, kill) goes on where it was when run again."""
+    from segcli.data.prepare import prepare
+
+    out = tmp_path / "shapes"
+    calls = []
+
+    def stop_after_three(n: int, total: int) -> None:
+        calls.append(n)
+        if len(calls) > 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        prepare("shapes", [], out, train=6, val=2, size=32, progress=stop_after_three)
+    assert not (out / "dataset.toml").exists() and 0 < len(list((out / "images" / "train").iterdir())) < 6
+    assert run(["prepare", "shapes", "--out", str(out), "--train", "6", "--val", "2", "--size", "32", "--json"]) == 0
+    assert '"train": 6' in capfd.readouterr().out
+    assert (out / "dataset.toml").is_file() and not (out / ".prepare-progress.json").exists()
