@@ -134,21 +134,6 @@ DATA_CASES: dict[str, Callable[[Path], str]] = {
 # ------------------------------------------------------------------------------- options and outputs
 
 
-OPTION_CASES: dict[str, tuple[Callable[[Path, Path, Path], list], tuple[str, ...]]] = {
-    "eval --device": (lambda w, d, t: ["eval", w, "--data", d, "--device", "tpu"], ("--device", "tpu")),
-    "infer --device": (
-        lambda w, d, t: ["infer", w, d / "images" / "val", "--out", t / "o", "--device", "gpu0"],
-        ("--device", "gpu0"),
-    ),
-}
-
-
-@pytest.mark.parametrize("case", list(OPTION_CASES))
-def test_bad_option(case: str, weights: Path, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
-    make, needles = OPTION_CASES[case]
-    user_error(capfd, make(weights, data, tmp_path), *needles)
-
-
 def test_infer_existing_output_needs_overwrite(
     weights: Path, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture
 ) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import user_error
 
 from segcli.core import runtime
 from segcli.core.runtime import autocast, grad_scaler, resolve_amp, select_device, set_deterministic, set_threads
@@ -118,3 +121,36 @@ def test_deterministic_switches_kernels_and_cudnn(monkeypatch: pytest.MonkeyPatc
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
         torch.backends.cudnn.benchmark, torch.backends.cudnn.deterministic = before[2], before[3]
+
+
+def test_engine_options_are_named_as_the_user_gave_them() -> None:
+    """Errors from eval/infer options name --amp/--device, not the preset keys."""
+    import torch
+
+    from segcli.core.runtime import resolve_amp, select_device
+    from segcli.errors import UserError
+
+    with pytest.raises(UserError, match=r"^--amp fp32 is not one of auto, none, bf16, fp16$"):
+        resolve_amp("fp32", torch.device("cpu"), option="--amp")
+    with pytest.raises(UserError, match=r"^--amp fp16 needs CUDA; on CPU use --amp bf16"):
+        resolve_amp("fp16", torch.device("cpu"), option="--amp")
+    with pytest.raises(UserError, match=r"^--device tpu is not one of"):
+        select_device("tpu", option="--device")
+    with pytest.raises(UserError, match=r"^train.amp = 'fp32' is not one of"):
+        resolve_amp("fp32", torch.device("cpu"))
+
+
+OPTION_CASES: dict[str, tuple[Callable[[Path, Path, Path], list], tuple[str, ...]]] = {
+    "eval --device": (lambda w, d, t: ["eval", w, "--data", d, "--device", "tpu"], ("--device", "tpu")),
+    "infer --device": (
+        lambda w, d, t: ["infer", w, d / "images" / "val", "--out", t / "o", "--device", "gpu0"],
+        ("--device", "gpu0"),
+    ),
+}
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("case", list(OPTION_CASES))
+def test_bad_option(case: str, weights: Path, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    make, needles = OPTION_CASES[case]
+    user_error(capfd, make(weights, data, tmp_path), *needles)
