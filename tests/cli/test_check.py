@@ -11,6 +11,7 @@ from cli_helpers import DATA_CASES
 from data_helpers import make_masks_dataset as make_dataset
 
 from segcli.cli.app import run
+from segcli.cli.check import split_list
 
 
 def test_cli_exit_code_and_json(tmp_path, capsys):
@@ -36,3 +37,39 @@ def test_check_names_the_bad_dataset(case: str, data: Path, capfd: pytest.Captur
     text = captured.out + captured.err
     assert rc == 2 and "Traceback" not in text and "unexpected" not in text, text
     assert needle.split(".")[0] in text, text
+
+
+def test_split_list_takes_repeats_and_commas() -> None:
+    assert split_list(None) is None and split_list([]) is None
+    assert split_list(["train"]) == ["train"]
+    assert split_list(["train,val", " test ", "a,,b,"]) == ["train", "val", "test", "a", "b"]
+
+
+def test_text_report_lists_files_and_how_many_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Warnings alone exit 0; each finding shows its first files, a count of the rest, and the fix."""
+    from segcli.data.lint import Finding
+
+    seen: dict = {}
+
+    def lint(root: Path, splits: list[str] | None, sample: int | None = None) -> list[Finding]:
+        seen.update(root=root, splits=splits, sample=sample)
+        files = ["masks/train/a.png", "masks/train/b.png"]
+        return [Finding("odd-size", "warning", "2 masks are odd sizes", files, count=5, fix="resize them")]
+
+    monkeypatch.setattr("segcli.data.lint.lint_dataset", lint)
+    assert run(["check", str(tmp_path), "--split", "train,val", "--sample", "3"]) == 0
+    out = capsys.readouterr().out
+    assert seen == {"root": tmp_path, "splits": ["train", "val"], "sample": 3}
+    assert "warning odd-size: 2 masks are odd sizes" in out and "masks/train/b.png" in out
+    assert "... 3 more" in out and "fix: resize them" in out
+    assert "0 error(s), 1 warning(s) (3 sampled pairs per split checked)" in out
+
+
+def test_a_clean_dataset_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setattr("segcli.data.lint.lint_dataset", lambda root, splits, sample=None: [])
+    assert run(["check", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == f"{tmp_path}: no problems found (every file checked)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from report_helpers import parse, train_tiny_run
@@ -43,3 +44,25 @@ def test_seg_report_on_a_folder_that_is_not_a_run(tmp_path: Path, capsys: pytest
     assert len(err.splitlines()) == 1 and "not a run directory" in err
     assert not (tmp_path / "report.html").exists()
     assert run(["report", str(tmp_path), "--worst", "-1"]) == 2
+
+
+def test_seg_report_passes_its_options_and_names_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    from segcli.report.run_report import ReportResult
+
+    seen: dict[str, Any] = {}
+
+    def build(run_dir: Path, **kwargs: Any) -> ReportResult:
+        seen.update(run_dir=run_dir, **kwargs)
+        return ReportResult(run_dir / "report.html", {"plots": "no plots/ folder [yet]"}, 1.25)
+
+    monkeypatch.setattr("segcli.report.build_report", build)
+    assert run(["report", str(tmp_path), "--worst", "3", "--no-eval", "--device", "cpu"]) == 0
+    assert seen == {"run_dir": tmp_path, "worst": 3, "evaluate": False, "device": "cpu"}
+    captured = capsys.readouterr()
+    assert captured.out.strip() == f"report: {tmp_path / 'report.html'}"
+    assert captured.err.strip() == "not available plots: no plots/ folder [yet]"  # brackets shown as written
+    assert run(["report", str(tmp_path), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["not_available"] == {"plots": "no plots/ folder [yet]"} and captured.err == ""
