@@ -19,8 +19,11 @@ else:  # pragma: no cover
 
 from report_helpers import decode_data_uri, parse, train_tiny_run
 
+from segcli.core.callbacks import RunStart
 from segcli.core.rundir import RunDir
+from segcli.errors import UserError
 from segcli.infer.evaluator import WEIGHT_CHOICES as WEIGHTS
+from segcli.report.run_report import RunReport, build_report, read_environment, record_environment
 
 
 @pytest.fixture(scope="module")
@@ -165,3 +168,32 @@ def test_docs_list_every_file_a_run_writes(trained: Path) -> None:
     assert len(named) >= 9 and "report.html" in written and "environment.json" in written
     for rel in named + [w for w in written if (trained / w).is_file() or "NNN" in w]:
         assert f"`{rel}" in doc, f"docs/run-directory.md does not list {rel}"
+
+
+def test_environment_records_append_and_a_damaged_file_reads_as_none(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    assert read_environment(run) == []
+    record_environment(run, "cpu")
+    record_environment(run, "cpu", event="resume")
+    records = read_environment(run)
+    assert [r["event"] for r in records] == ["start", "resume"] and records[0]["device"] == "cpu"
+    assert {"segcli", "python", "torch", "numpy", "opencv", "torch_threads"} <= set(records[0])
+    run.environment.write_text("{not json")
+    assert read_environment(run) == []
+    run.environment.write_text('[{"event": "start"}, 3, "x"]')
+    assert read_environment(run) == [{"event": "start"}]  # only the records
+
+
+def test_a_negative_worst_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"--worst -1: give a number of images >= 0"):
+        build_report(tmp_path / "not-even-there", worst=-1)
+
+
+def test_the_callback_logs_instead_of_failing_when_the_report_cannot_be_written(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)  # no preset.toml: not a run, so build_report refuses
+    cb = RunReport()
+    cb.on_train_start(RunStart(run, epochs=1, iters_per_epoch=1, first_epoch=0))
+    assert [r["event"] for r in read_environment(run)] == ["start"]
+    cb.on_train_end(None)
+    assert "report not written: " in run.log_file.read_text() and not run.report.exists()
+    RunReport().on_train_end(None)  # never started: nothing to do

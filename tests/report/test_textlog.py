@@ -1,4 +1,5 @@
-"""Per-iteration progress lines in log.txt and on a non-terminal console; the validation's per-class IoU."""
+"""Per-iteration progress lines in log.txt and on a non-terminal console; the validation's per-class IoU
+(segcli/report/textlog.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,21 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from segcli.core.callbacks import IterStats, RunStart
+from segcli.core.callbacks import IterStats, RunStart, ValEnd
 from segcli.core.rundir import RunDir
-from segcli.report.textlog import ProgressLines, ProgressMeter, fmt_bytes, fmt_duration, peak_memory
+from segcli.report.textlog import (
+    ProgressLines,
+    ProgressMeter,
+    fmt_bytes,
+    fmt_duration,
+    fmt_value,
+    format_line,
+    peak_memory,
+    validation_lines,
+)
 from segcli.train.trainer import train
 
 LINE = re.compile(
@@ -85,3 +96,62 @@ def test_piped_train_prints_plain_lines(tiny_overrides: list[str], tmp_path: Pat
     progress = [ln for ln in done.stderr.splitlines() if LINE.fullmatch(ln)]
     assert len(progress) == 4
     assert sum(ln.startswith("per-class IoU: background") for ln in done.stderr.splitlines()) == 2
+
+
+def _val(improved: bool, ema: float | None = None) -> ValEnd:
+    per_class = [{"class": "background", "iou": 0.9}, {"class": "cat", "iou": float("nan")}]
+    metrics = {"mIoU": 0.9, "pixel_accuracy": 0.95, "per_class": per_class}
+    return ValEnd(
+        1,
+        8,
+        metrics,
+        np.eye(2, dtype=np.int64),
+        ("background", "cat"),
+        ((0, 0, 0), (1, 1, 1)),
+        improved,
+        "mIoU",
+        0.9 if improved else 0.95,
+        ema_miou=ema,
+    )
+
+
+def test_validation_lines_say_whether_the_best_changed() -> None:
+    head, classes = validation_lines(_val(improved=True, ema=0.8))
+    assert head == (
+        "validation epoch 2 (iteration 8): mIoU 0.9000 pixel acc 0.9500 EMA mIoU 0.8000; "
+        "new best mIoU 0.9000: weights/best.safetensors updated"
+    )
+    assert classes == "per-class IoU: background 0.9000, cat n/a"
+    head, _ = validation_lines(_val(improved=False))
+    assert head.endswith("pixel acc 0.9500; best mIoU unchanged (0.9500)") and "EMA" not in head
+
+
+def test_progress_lines_write_the_validation_too() -> None:
+    lines: list[str] = []
+    ProgressLines(lines.append, every=0).on_val_end(_val(improved=True))
+    assert [ln.split(" ")[0] for ln in lines] == ["validation", "per-class"]
+
+
+def test_no_lines_when_every_is_zero(tmp_path: Path) -> None:
+    lines: list[str] = []
+    pl = ProgressLines(lines.append, every=0)
+    pl.on_train_start(RunStart(RunDir(tmp_path), epochs=1, iters_per_epoch=2, first_epoch=0))
+    for it in range(2):
+        pl.on_iter_stats(_stats(0, it, 1.0, 0.0, 1.0))
+    assert lines == []
+
+
+def test_a_budgeted_run_has_no_run_eta_and_formats_it_as_unknown(tmp_path: Path) -> None:
+    meter = ProgressMeter()
+    meter.start(RunStart(RunDir(tmp_path), epochs=0, iters_per_epoch=4, first_epoch=0))  # 0: a time budget
+    f = meter.update(_stats(0, 0, 1.0, 0.0, 2.0))
+    assert f["epochs"] == "?" and f["eta_run"] is None
+    line = format_line(f)
+    assert line.startswith("epoch 1/? it 1/4 loss 1.0000 (mean 1.0000) ce 0.5000 dice 0.5000 lr 1.000e-03")
+    assert "eta 0:00:06 (run ?)" in line
+
+
+def test_small_formatters() -> None:
+    assert fmt_value(0.123456) == "0.1235" and fmt_value(None) == "n/a" and fmt_value(float("nan")) == "n/a"
+    assert fmt_bytes(512) == "512B" and fmt_bytes(5 * 2**20) == "5.00M"
+    assert fmt_duration(-3) == "0:00:00" and fmt_duration(float("inf")) == "?"
