@@ -12,6 +12,7 @@ from cli_helpers import run_json
 from prepare_helpers import Tiny
 
 from segcli.cli.app import app, run
+from segcli.cli.prepare import download_bar, show_summary
 from segcli.data.prepare import PrepareResult, converters
 
 
@@ -94,3 +95,34 @@ def test_prepare_shapes_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> N
         capsys, ["prepare", "shapes", "--out", str(tmp_path / "s"), "--train", "4", "--val", "2", "--size", "32"]
     )
     assert again["skipped"] is True
+
+
+def test_download_bar_announces_each_file_once(capsys: pytest.CaptureFixture) -> None:
+    from segcli.data.prepare.fetch import human_size
+
+    with download_bar() as update:
+        update("a.zip", 0, 2048)
+        update("a.zip", 1024, 2048)  # progress on a file already announced: no new line
+        update("b.tar", 512, 4096)  # a partial file: resumed
+        update("c.txt", 0, None)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        f"downloading a.zip ({human_size(2048)})",
+        f"downloading b.tar ({human_size(4096)}, resuming)",
+        "downloading c.txt (size unknown)",
+    ]
+
+
+def test_show_summary_as_tables_or_json(capsys: pytest.CaptureFixture) -> None:
+    summary = {
+        "name": "toy",
+        "root": "data/toy",
+        "images": {"train": 4, "val": 2},
+        "pixel_share": {"a": 0.75, "b": 0.25},
+    }
+    show_summary(summary, as_json=True)
+    assert json.loads(capsys.readouterr().out) == summary
+    show_summary(summary, as_json=False)
+    out = capsys.readouterr().out
+    assert "toy: images per split" in out and "pixel share per class" in out
+    assert "0.7500" in out and "0.2500" in out and out.rstrip().endswith("dataset written to data/toy")

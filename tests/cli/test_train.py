@@ -194,3 +194,35 @@ def test_console_progress_is_quiet_off_rank_0(
     reporter.on_message("saved")
     reporter.stop()
     assert reporter.quiet and capsys.readouterr().err == ""
+
+
+def test_live_progress_counts_iterations_and_shows_the_loss_terms(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from segcli.cli.train import RichProgress
+    from segcli.core.callbacks import IterStats, RunStart
+    from segcli.core.rundir import RunDir
+
+    monkeypatch.delenv("RANK", raising=False)
+    reporter = RichProgress(live=True)
+    reporter.on_train_start(RunStart(RunDir(tmp_path), epochs=4, iters_per_epoch=3, first_epoch=1, first_iter=1))
+    task = reporter.progress.tasks[0]
+    assert (task.total, task.completed, task.fields["epoch"], task.fields["loss"]) == (12, 4, 2, "-")  # resumed
+    reporter.on_iter_stats(IterStats(1, 1, 3, loss=0.5, lr=0.01, images_per_s=10.0, terms={"ce": 0.4}))
+    task = reporter.progress.tasks[0]
+    assert task.completed == 5 and task.fields["it"] == 2
+    assert task.fields["loss"] == "0.5000 (mean 0.5000) ce 0.400" and task.fields["lr"] == "1.00e-02"
+    reporter.stop()
+    assert reporter.progress is None
+    reporter.stop()  # twice is harmless (the command stops it in a finally)
+
+
+def test_a_time_budgeted_run_has_no_total(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from segcli.cli.train import RichProgress
+    from segcli.core.callbacks import RunStart
+    from segcli.core.rundir import RunDir
+
+    monkeypatch.delenv("RANK", raising=False)
+    reporter = RichProgress(live=True)
+    reporter.on_train_start(RunStart(RunDir(tmp_path), epochs=0, iters_per_epoch=3, first_epoch=0))
+    task = reporter.progress.tasks[0]
+    reporter.stop()
+    assert task.total is None and task.fields["epochs"] == "?" and task.fields["epoch"] == 1
