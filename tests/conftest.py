@@ -119,3 +119,20 @@ def weights(tmp_path_factory: pytest.TempPathFactory, shapes_root: Path) -> Path
 def data(shapes_root: Path, tmp_path: Path) -> Path:
     """A private copy of the tiny shapes dataset (16 train, 8 val, 48 px) to spoil (``cli_helpers.DATA_CASES``)."""
     return Path(shutil.copytree(shapes_root, tmp_path / "data"))
+
+
+@pytest.fixture(scope="module")
+def images_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two smooth 64x96 images (one parity size 64x96, the other 48x72: not a multiple of 32); the export tests'
+    parity images."""
+    import cv2
+    import numpy as np
+
+    from segcli.data.io import write_image
+
+    folder = tmp_path_factory.mktemp("parity_images")
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        low = rng.integers(0, 256, (4, 6, 3)).astype(np.float32)
+        write_image(folder / f"im{i}.png", np.clip(cv2.resize(low, (96, 64)), 0, 255).astype(np.uint8))
+    return folder

@@ -88,3 +88,21 @@ def test_bars_of_many_classes_use_thinner_rows() -> None:
     few = draw_cv.bars(np.array([5, 50]), ["a", "b"], "t")
     many = draw_cv.bars(np.arange(50), [f"c{i}" for i in range(50)], "t")
     assert few.shape[0] == 40 + 2 * 20 + 10 and many.shape[0] == 40 + 50 * 14 + 10
+
+
+def test_legend_strip_names_the_classes_present() -> None:
+    from segcli.viz.draw_cv import draw_legend_strip
+
+    image = np.full((60, 120, 3), 90, np.uint8)
+    palette = [(0, 0, 0), (250, 10, 10), (10, 250, 10), (10, 10, 250)]
+    names = ["background", "road", "tree", "sky"]
+    out = draw_legend_strip(image, [1, 3], names, palette)
+    assert out.shape[1] == 120 and out.shape[0] > 60 and np.array_equal(out[:60], image)  # image untouched
+    strip = out[60:].reshape(-1, 3)
+    has = {tuple(c) for c in strip.tolist()}
+    assert (250, 10, 10) in has and (10, 10, 250) in has and (10, 250, 10) not in has  # present classes only
+    assert draw_legend_strip(image, [], names, palette) is image
+    many = draw_legend_strip(image, [0, 1, 2, 3], names, palette)
+    assert many.shape[0] > out.shape[0]  # wrapped onto more rows at this width
+    big = draw_legend_strip(np.zeros((100, 3200, 3), np.uint8), [1, 3], names, palette)
+    assert big.shape[0] - 100 > out.shape[0] - 60  # the strip grows with the image

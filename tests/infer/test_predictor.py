@@ -1,36 +1,21 @@
-"""`seg infer` at full strength: --save kinds, --alpha, uint16 ids, protocols, batching, video, stdin."""
+"""predict(): overlays, uint16 ids, protocols and sizes, batching, stdin, probabilities, the read-ahead thread,
+class counts."""
 
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import torch
+from infer_helpers import _core_probs, _json, _weights
 
 from segcli.cli.app import run
-from segcli.config.load import load_preset
-from segcli.core.checkpoint import build_from_weights, save_weights
-from segcli.core.factory import model_from_preset
-from segcli.data.format import DatasetInfo
-from segcli.data.io import read_image, read_mask, write_image
+from segcli.data.io import write_image
 from segcli.errors import UserError
-from segcli.infer.predict_core import predict_images
 from segcli.infer.predictor import OutputOptions, overlay, predict
-from segcli.infer.protocol import PredictionProtocol, ProtocolChoices
-from tests.conftest import TINY
-
-
-def _weights(folder: Path, classes: int) -> Path:
-    preset = load_preset("quickstart", TINY).preset
-    torch.manual_seed(0)
-    model = model_from_preset(preset.model, classes)
-    palette = tuple((i % 256, (7 * i) % 256, (13 * i) % 256) for i in range(classes))
-    info = DatasetInfo("t", tuple(f"c{i}" for i in range(classes)), palette)
-    return save_weights(folder / f"w{classes}.safetensors", model, preset, info)
+from segcli.infer.protocol import ProtocolChoices
 
 
 @pytest.fixture(scope="module")
@@ -47,39 +32,6 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     for i, (h, w) in enumerate(sizes):
         paths.append(write_image(folder / f"im{i}.png", rng.integers(0, 256, (h, w, 3), dtype=np.uint8)))
     return paths
-
-
-def _json(capsys: pytest.CaptureFixture, args: list[str]) -> dict:
-    capsys.readouterr()
-    assert run([*args, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
-
-
-def test_save_all_kinds_match_the_prediction_core(weights: Path, images: list[Path], tmp_path: Path, capsys) -> None:
-    res = _json(
-        capsys,
-        ["infer", str(weights), *map(str, images), "--out", str(tmp_path), "--save", "mask,overlay,ids,probs"]
-        + ["--batch-size", "2", "--alpha", "0.3"],
-    )
-    assert res["images"] == len(images)
-    model, meta = build_from_weights(weights, torch.device("cpu"))
-    model.eval()
-    for src in images:
-        image = read_image(src)
-        x = torch.from_numpy(image.transpose(2, 0, 1).copy())[None]
-        logits = predict_images(model, x, [image.shape[:2]], PredictionProtocol(), torch.device("cpu"))[0]
-        expected = logits.argmax(0).numpy()
-        stem = src.stem
-        assert np.array_equal(read_mask(tmp_path / "masks" / f"{stem}.png"), expected)
-        ids = cv2.imread(str(tmp_path / "ids" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
-        assert ids.dtype == np.uint8 and np.array_equal(ids, expected)
-        probs = np.load(tmp_path / "probs" / f"{stem}.npy")
-        assert probs.dtype == np.float16 and probs.shape == (5, *image.shape[:2])
-        np.testing.assert_allclose(probs.astype(np.float32), logits.softmax(0).numpy(), atol=2e-3)
-        ov = read_image(tmp_path / "overlays" / f"{stem}.jpg")
-        want = overlay(image, expected, np.array(meta.palette, dtype=np.uint8), 0.3)
-        jpeg = cv2.imencode(".jpg", cv2.cvtColor(want, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])[1]
-        assert np.array_equal(ov, cv2.cvtColor(cv2.imdecode(jpeg, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
 
 
 def test_overlay_alpha_and_untinted_background() -> None:
@@ -141,81 +93,9 @@ def test_stdin_lists_paths(weights: Path, images: list[Path], tmp_path: Path, mo
     assert [o["input"] for o in res.outputs] == [str(images[0]), str(images[1])]
 
 
-def test_video_gives_one_mask_per_frame_and_an_overlay_video(weights: Path, tmp_path: Path, capsys) -> None:
-    src = tmp_path / "clip.avi"
-    vw = cv2.VideoWriter(str(src), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (48, 40))
-    assert vw.isOpened()
-    rng = np.random.default_rng(1)
-    for _ in range(7):
-        vw.write(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
-    vw.release()
-    res = _json(capsys, ["infer", str(weights), str(src), "--out", str(tmp_path / "o"), "--batch-size", "3"])
-    (item,) = res["outputs"]
-    assert item["frames"] == 7
-    masks = sorted(Path(item["mask"]).iterdir())
-    assert [m.name for m in masks] == [f"{k:06d}.png" for k in range(7)]
-    assert read_mask(masks[0]).shape == (40, 48)
-    cap = cv2.VideoCapture(item["overlay"])
-    count = 0
-    while cap.read()[0]:
-        count += 1
-    cap.release()
-    assert count == 7
-    assert not list((tmp_path / "o" / "overlays").glob(".*"))  # no temp file left
-
-
 def test_bad_alpha_is_a_user_error(weights: Path, images: list[Path], tmp_path: Path) -> None:
     with pytest.raises(UserError, match="`alpha` 1.5"):
         predict(weights, [str(images[0])], tmp_path, device="cpu", output=OutputOptions(alpha=1.5))
-
-
-def test_legend_strip_names_the_classes_present() -> None:
-    from segcli.viz.draw_cv import draw_legend_strip
-
-    image = np.full((60, 120, 3), 90, np.uint8)
-    palette = [(0, 0, 0), (250, 10, 10), (10, 250, 10), (10, 10, 250)]
-    names = ["background", "road", "tree", "sky"]
-    out = draw_legend_strip(image, [1, 3], names, palette)
-    assert out.shape[1] == 120 and out.shape[0] > 60 and np.array_equal(out[:60], image)  # image untouched
-    strip = out[60:].reshape(-1, 3)
-    has = {tuple(c) for c in strip.tolist()}
-    assert (250, 10, 10) in has and (10, 10, 250) in has and (10, 250, 10) not in has  # present classes only
-    assert draw_legend_strip(image, [], names, palette) is image
-    many = draw_legend_strip(image, [0, 1, 2, 3], names, palette)
-    assert many.shape[0] > out.shape[0]  # wrapped onto more rows at this width
-    big = draw_legend_strip(np.zeros((100, 3200, 3), np.uint8), [1, 3], names, palette)
-    assert big.shape[0] - 100 > out.shape[0] - 60  # the strip grows with the image
-
-
-def test_overlay_legend_flag(weights: Path, images: list[Path], tmp_path: Path, capsys) -> None:
-    args = ["infer", str(weights), str(images[4]), "--save", "overlay"]
-    plain = _json(capsys, [*args, "--out", str(tmp_path / "a")])
-    with_legend = _json(capsys, [*args, "--out", str(tmp_path / "b"), "--legend"])
-    a, b = (read_image(r["outputs"][0]["overlay"]) for r in (plain, with_legend))
-    assert a.shape == (64, 64, 3) and b.shape[0] > 64 and b.shape[1] == 64
-    assert np.abs(b[:56].astype(int) - a[:56].astype(int)).mean() < 3  # the same overlay above (JPEG aside)
-
-
-def _core_probs(weights: Path, src: Path) -> np.ndarray:
-    model, _ = build_from_weights(weights, torch.device("cpu"))
-    image = read_image(src)
-    x = torch.from_numpy(image.transpose(2, 0, 1).copy())[None]
-    return predict_images(model, x, [image.shape[:2]], PredictionProtocol(), torch.device("cpu"))[0].softmax(0).numpy()
-
-
-def test_binary_model_writes_an_8bit_foreground_probability_png(tmp_path: Path, images: list[Path], capsys) -> None:
-    w = _weights(tmp_path, 2)
-    res = _json(capsys, ["infer", str(w), str(images[2]), "--out", str(tmp_path / "o"), "--save", "mask,probs"])
-    path = Path(res["outputs"][0]["probs"])
-    assert path == tmp_path / "o" / "probs" / "im2.png"
-    png = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    assert png.dtype == np.uint8 and png.shape == (37, 45)
-    want = np.round(_core_probs(w, images[2])[1] * 255)
-    assert np.abs(png.astype(int) - want).max() <= 1
-    npy = predict(
-        w, [str(images[2])], tmp_path / "n", device="cpu", output=OutputOptions(save="probs", probs_format="npy")
-    )
-    assert np.load(npy.outputs[0]["probs"]).shape == (2, 37, 45)
 
 
 def test_multiclass_probability_pngs_one_per_class(weights: Path, images: list[Path], tmp_path: Path, capsys) -> None:
