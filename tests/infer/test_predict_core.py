@@ -8,12 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from segcli.config.schema import EvalConfig, ModelConfig, Preset
+from segcli.config.schema import ModelConfig
 from segcli.core.factory import model_from_preset
 from segcli.data.transforms import inference_size, keep_ratio_size
-from segcli.errors import UserError
 from segcli.infer.predict_core import input_multiple, predict_images, window_grid
-from segcli.infer.protocol import PredictionProtocol, ProtocolChoices, resolve_protocol
+from segcli.infer.protocol import PredictionProtocol
 from segcli.models import MODELS
 
 CPU = torch.device("cpu")
@@ -162,35 +161,6 @@ def test_tta_composes_with_slide() -> None:
     a = predict_images(model, x, [(50, 70)], plain, CPU)[0].softmax(0)
     b = predict_images(model, x.flip(-1), [(50, 70)], plain, CPU)[0].flip(-1).softmax(0)
     torch.testing.assert_close(got, (a + b) / 2)
-
-
-def test_protocol_from_eval_and_cli_values() -> None:
-    e = EvalConfig()
-    p = resolve_protocol(ProtocolChoices(), Preset(eval=e), CPU)
-    assert not p.slide and not p.tta and p.tile == (512, 512) and p.stride == (341, 341)
-    p = resolve_protocol(ProtocolChoices(slide=True, tile=(90, 120), tta=True, amp="bf16"), Preset(eval=e), CPU)
-    assert p.slide and p.tile == (90, 120) and p.stride == (60, 80) and p.amp == "bf16"
-    assert p.tta_scales == (0.5, 0.75, 1.0, 1.25, 1.5) and p.tta_flip
-    p = resolve_protocol(ProtocolChoices(), Preset(eval=replace(e, tta=True, tta_scales=(1.0,), tta_flip=False)), CPU)
-    assert p.tta_scales == (1.0,) and not p.tta_flip
-    with pytest.raises(UserError, match="`stride` 600,10"):
-        resolve_protocol(ProtocolChoices(stride=(600, 10)), Preset(eval=e), CPU)
-    with pytest.raises(UserError, match="`tile` 0,5"):
-        resolve_protocol(ProtocolChoices(tile=(0, 5)), Preset(eval=e), CPU)
-
-
-def test_precision_follows_the_training_run_unless_asked() -> None:
-    from segcli.core.runtime import resolve_amp
-
-    def inference_precision(amp: str | None, train_amp: str, device: torch.device) -> str:
-        preset = Preset(train=replace(Preset().train, amp=train_amp))
-        return resolve_protocol(ProtocolChoices(amp=amp), preset, device).amp
-
-    assert inference_precision(None, "none", CPU) == "none"
-    assert inference_precision(None, "fp16", CPU) == resolve_amp("auto", CPU)  # fp16 exists on CUDA only
-    assert inference_precision("none", "bf16", CPU) == "none"
-    with pytest.raises(UserError, match="`amp` fp16 needs CUDA"):
-        inference_precision("fp16", "none", CPU)
 
 
 def test_class_ids_equal_argmax_ties_included() -> None:
