@@ -276,13 +276,13 @@ class Trainer:
         data: Data,
         state: TrainState,
         criterion: torch.nn.Module,
-        plan: Plan,
         run: RunDir,
         callbacks: CallbackList,
         rows: list[dict[str, Any]],
     ) -> None:
         self.p, self.rt, self.data, self.state, self.criterion = p, rt, data, state, criterion
-        self.plan, self.run, self.cb, self.rows = plan, run, callbacks, rows
+        self.plan = plan = Plan.of(p.train, len(data.train_loader))  # how long: epochs, steps or a time budget
+        self.run, self.cb, self.rows = run, callbacks, rows
         self.net: torch.nn.Module = state.model
         self.ddp: DistributedDataParallel | None = None
         if rt.dist.enabled:
@@ -677,7 +677,6 @@ def train(
         rt = dataclasses.replace(rt, batch=ddp.per_device_batch(p.data.batch_size, rt.dist))
     data = build_data(p, rt)
     state, criterion, reports = build_state(p, data.info, rt, resuming=resumed is not None)
-    plan = Plan.of(p.train, len(data.train_loader))
 
     run = _open_or_create_run(loaded, resumed, rt.dist)  # only now: a bad preset leaves no directory
     if rt.dist.is_main:
@@ -691,7 +690,8 @@ def train(
         state.progress.finished = False
         if rt.dist.is_main:
             run.write_preset(preset_to_toml(p, header=f"resolved preset of {run.path}"))
-    trainer = Trainer(p, rt, data, state, criterion, plan, run, cb, rows)
+    trainer = Trainer(p, rt, data, state, criterion, run, cb, rows)
+    plan = trainer.plan
     epochs, pr = 0 if plan.budget else plan.epochs, state.progress
     start = RunStart(
         run, epochs, plan.iters_per_epoch, pr.epoch, resumed is not None, pr.iter, p.train.log_every, p, data.info

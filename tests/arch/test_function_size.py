@@ -33,8 +33,6 @@ ALLOWED = {
     "data/prepare/writer.py:run_conversion": 14,
     # the options of `seg browse`, not yet grouped into an options object
     "report/browser.py:browse": 11,
-    # the parts of a run the training loop holds (preset, runtime, data, state, loss, plan, run, callbacks, rows)
-    "train/trainer.py:Trainer.__init__": 9,
 }
 
 
