@@ -7,6 +7,7 @@ between them (:func:`drawer`), and PNG encoding. Nothing here knows about runs, 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -18,6 +19,12 @@ from segcli.errors import PresetError
 from segcli.io_utils import atomic_write_bytes
 
 BACKENDS = ("auto", "matplotlib", "opencv")
+
+# What the curves are drawn from: (x values, y values), and named series of them (one panel's lines).
+Curve = tuple[Sequence[float], Sequence[float]]
+NamedCurves = Sequence[tuple[str, Sequence[float], Sequence[float]]]
+SampleRows = Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (image, ground truth, prediction) per row
+Palette = Sequence[Sequence[int]]  # an RGB colour per class
 
 
 def drawer(backend: str = "auto") -> ModuleType:

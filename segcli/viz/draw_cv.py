@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from segcli.viz import Curve, NamedCurves, Palette, SampleRows
+
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE, BLACK, GREY = (255, 255, 255), (0, 0, 0), (200, 200, 200)
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189)]
@@ -28,7 +30,7 @@ def _panel(
     img: np.ndarray,
     box: tuple[int, int, int, int],
     title: str,
-    series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+    series: NamedCurves,
     log_y: bool = False,
 ) -> None:
     """One line chart inside ``box`` (x0, y0, x1, y1): axes, min/max labels, a legend."""
@@ -65,11 +67,7 @@ def _panel(
     _text(img, f"{xmax:g}", (x1 - 40, y1 + 14), 0.35)
 
 
-def curves(
-    loss: tuple[Sequence[float], Sequence[float]],
-    val: Sequence[tuple[str, Sequence[float], Sequence[float]]],
-    lr: tuple[Sequence[float], Sequence[float]],
-) -> np.ndarray:
+def curves(loss: Curve, val: NamedCurves, lr: Curve) -> np.ndarray:
     """Train loss, validation metrics and lr against iterations, stacked."""
     img = _canvas(720, 800)
     _panel(img, (70, 30, 780, 230), "train loss", [("loss", *loss)])
@@ -165,13 +163,7 @@ def draw_legend_strip(
     return np.concatenate([image, strip], 0)
 
 
-def samples(
-    rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    names: Sequence[str],
-    palette: Sequence[Sequence[int]],
-    ignore_index: int,
-    title: str,
-) -> np.ndarray:
+def samples(rows: SampleRows, names: Sequence[str], palette: Palette, ignore_index: int, title: str) -> np.ndarray:
     """Rows of image | ground truth | prediction (masks coloured by the palette), a legend below."""
     h = 160
     lut = np.zeros((max(256, ignore_index + 1), 3), np.uint8)

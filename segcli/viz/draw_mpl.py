@@ -16,6 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from segcli.viz import Curve, NamedCurves, Palette, SampleRows
+
 DPI = 100
 IGNORED = (220, 220, 220)  # pixels whose ground truth is ignore_index
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd"]
@@ -38,11 +40,7 @@ def _finite(xs: Sequence[float], ys: Sequence[float], positive: bool = False) ->
     return [x for x, _ in keep], [y for _, y in keep]
 
 
-def curves(
-    loss: tuple[Sequence[float], Sequence[float]],
-    val: Sequence[tuple[str, Sequence[float], Sequence[float]]],
-    lr: tuple[Sequence[float], Sequence[float]],
-) -> np.ndarray:
+def curves(loss: Curve, val: NamedCurves, lr: Curve) -> np.ndarray:
     """Train loss (log scale), validation metrics and lr against iterations, stacked; 800 x 720 px."""
     fig = _figure(8.0, 7.2)
     axes = fig.subplots(3, 1, sharex=True)
@@ -107,13 +105,7 @@ def confusion(norm: np.ndarray, names: Sequence[str]) -> np.ndarray:
     return _rgb(fig)
 
 
-def samples(
-    rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    names: Sequence[str],
-    palette: Sequence[Sequence[int]],
-    ignore_index: int,
-    title: str,
-) -> np.ndarray:
+def samples(rows: SampleRows, names: Sequence[str], palette: Palette, ignore_index: int, title: str) -> np.ndarray:
     """Rows of image | ground truth | prediction (masks in the palette, ignored pixels light grey), a
     legend of the classes present below."""
     lut = np.full((max(256, ignore_index + 1, len(palette)), 3), IGNORED, np.uint8)
