@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from cli_helpers import user_error
 
 from segcli.cli.app import run
 from segcli.errors import CheckpointError, UserError
@@ -85,3 +86,10 @@ def test_weights_choice(trained: Path, shapes_root: Path, tmp_path: Path, capsys
     shutil.copy(trained / "weights" / "last.safetensors", lone)
     with pytest.raises(UserError, match="is not a run directory"):
         evaluate(lone, shapes_root, options=EvalOptions(weights="best"))
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_eval_on_a_dataset_with_other_classes(weights: Path, data: Path, capfd: pytest.CaptureFixture) -> None:
+    toml = data / "dataset.toml"
+    toml.write_text(toml.read_text().replace('"circle"', '"disc"'))
+    user_error(capfd, ["eval", weights, "--data", data], str(data), "classes", "differ")
