@@ -27,6 +27,7 @@ from segcli.models import (  # noqa: F401 - importing a model module registers i
     fpn_smp,
     lraspp,
     panet,
+    pointrend,
     pspnet,
     segformer,
     sfnet,
