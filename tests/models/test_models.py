@@ -13,6 +13,8 @@ from segcli.config.load import load_preset
 from segcli.config.schema import ModelConfig
 from segcli.core.factory import aux_weights, model_from_preset
 from segcli.errors import PresetError, UserError
+from segcli.losses import build_loss
+from segcli.losses.outputs import output_loss
 from segcli.models import MODELS, build_model, model_options
 from segcli.models.blocks import SCSE, SeparableConvBNReLU
 from segcli.models.summary import model_summary
@@ -21,6 +23,8 @@ NUM_CLASSES = 3
 BACKBONE = "test_resnet"  # timm's 0.4 M-parameter ResNet: strides 2..32, dilation support, fast on CPU
 # Built-in auxiliary outputs in training mode with the defaults (builtin_aux = true, aux_stages = []).
 BUILTIN_AUX = {"bisenetv1": 2, "bisenetv2": 4, "ddrnet23_slim": 1}
+# Training outputs besides "out" and "aux" (their loss term is in segcli.losses.outputs).
+EXTRA_OUTPUTS = {"pointrend": {"points"}}
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -56,8 +60,9 @@ def test_train_step_and_eval_at_two_sizes(name: str) -> None:
         x = _image(h, w)
         out = model(x)
         n_aux = BUILTIN_AUX.get(name, 0)
-        if n_aux:
-            assert isinstance(out, dict) and set(out) == {"out", "aux"}
+        extra = EXTRA_OUTPUTS.get(name, set())
+        if n_aux or extra:
+            assert isinstance(out, dict) and set(out) == {"out", "aux", *extra}
             logits, aux = out["out"], out["aux"]
             assert len(aux) == n_aux == MODELS.info(name).aux_outputs(True, ())
             assert all(a.shape == (2, NUM_CLASSES, h, w) for a in aux)
@@ -68,6 +73,8 @@ def test_train_step_and_eval_at_two_sizes(name: str) -> None:
         target = torch.randint(0, NUM_CLASSES, (2, h, w))
         loss = torch.nn.functional.cross_entropy(logits, target)
         loss = loss + sum(0.4 * torch.nn.functional.cross_entropy(a, target) for a in aux)
+        if extra:  # the model's own training outputs, weighed as the trainer does
+            loss = output_loss(build_loss(["ce"], NUM_CLASSES), out, target, [0.4] * n_aux)[0]
         model.zero_grad()
         loss.backward()
         grads = [p.grad for p in model.parameters() if p.requires_grad]
