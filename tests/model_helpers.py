@@ -1,0 +1,37 @@
+"""Helpers for the model tests: a tiny model config on timm's ``test_resnet``, seeded images, one CPU thread."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from segcli.config.schema import ModelConfig
+
+NUM_CLASSES = 3
+BACKBONE = "test_resnet"  # timm's 0.4 M-parameter ResNet: strides 2..32, dilation support, fast on CPU
+
+
+def cfg(name: str, **kw) -> ModelConfig:
+    """``name`` on the tiny backbone with 16 decoder channels, plus ``kw``."""
+    return ModelConfig(name=name, backbone=BACKBONE, decoder_channels=16, **kw)
+
+
+def image(h: int, w: int, n: int = 2) -> torch.Tensor:
+    """``n`` RGB images in [0, 255], seeded by their size."""
+    return torch.rand(n, 3, h, w, generator=torch.Generator().manual_seed(h * w)) * 255
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def one_thread() -> Iterator[None]:
+    """Tiny tensors gain nothing from threads, and on a shared CPU OpenMP threads spin; restore afterwards.
+
+    A plain generator: each file makes it its fixture, ``pytest.fixture(autouse=True, scope="module")(one_thread)``.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
