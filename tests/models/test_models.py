@@ -93,17 +93,6 @@ def test_sizes_not_divisible_by_32_give_input_sized_logits(name: str) -> None:
         assert model(_image(50, 70, n=1)).shape == (1, NUM_CLASSES, 50, 70)
 
 
-def test_enet_names_the_padded_size() -> None:
-    model = model_from_preset(_cfg("enet"), NUM_CLASSES).eval()
-    with pytest.raises(UserError, match="divisible by 8.*56x72"):
-        model(_image(50, 70, n=1))
-
-
-def test_builtin_aux_can_be_switched_off() -> None:
-    model = model_from_preset(_cfg("ddrnet23_slim", builtin_aux=False), NUM_CLASSES).train()
-    assert isinstance(model(_image(64, 64)), torch.Tensor)
-
-
 def test_aux_stages_add_fcn_heads_in_training_only() -> None:
     model = model_from_preset(_cfg("unet", aux_stages=(2, -1)), NUM_CLASSES).train()
     out = model(_image(72, 88))
