@@ -21,6 +21,7 @@ from segcli.models import (  # noqa: F401 - importing a model module registers i
     ddrnet,
     deeplabv3,
     deeplabv3plus,
+    duc_hdc,
     enet,
     fcn,
     fpn,
