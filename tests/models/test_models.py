@@ -16,7 +16,6 @@ from segcli.errors import PresetError, UserError
 from segcli.losses import build_loss
 from segcli.losses.outputs import output_loss
 from segcli.models import MODELS, build_model, model_options
-from segcli.models.blocks import SCSE, SeparableConvBNReLU
 from segcli.models.summary import model_summary
 
 NUM_CLASSES = 3
@@ -143,21 +142,6 @@ def test_aux_weights_are_checked_at_load(overrides: list[str], pattern: str) -> 
         load_preset(None, overrides)
 
 
-@pytest.mark.parametrize("name", ["unet", "deeplabv3plus", "fpn"])
-def test_scse_and_separable_options(name: str) -> None:
-    plain = model_from_preset(_cfg(name), NUM_CLASSES)
-    fancy = model_from_preset(_cfg(name, attention="scse", separable=True), NUM_CLASSES)
-    assert not any(isinstance(m, (SCSE, SeparableConvBNReLU)) for m in plain.modules())
-    assert any(isinstance(m, SCSE) for m in fancy.modules())
-    assert any(isinstance(m, SeparableConvBNReLU) for m in fancy.modules())
-    n_plain = sum(p.numel() for p in plain.parameters())
-    n_sep = sum(p.numel() for p in model_from_preset(_cfg(name, separable=True), NUM_CLASSES).parameters())
-    assert n_sep < n_plain
-    fancy.eval()
-    with torch.no_grad():
-        assert fancy(_image(72, 88, n=1)).shape == (1, NUM_CLASSES, 72, 88)
-
-
 @pytest.mark.parametrize(
     ("name", "stride", "expected"),
     [("deeplabv3", 0, 16), ("deeplabv3", 8, 8), ("deeplabv3plus", 16, 16), ("pspnet", 0, 8), ("fcn", 0, 32)],
@@ -167,14 +151,6 @@ def test_output_stride(name: str, stride: int, expected: int) -> None:
     assert model.net.encoder.reductions[-1] == expected
     feats = model.net.encoder(_image(64, 64, n=1))
     assert feats[-1].shape[-1] == 64 // expected
-
-
-def test_backbone_without_output_stride_is_a_clear_error_or_falls_back_by_default() -> None:
-    with pytest.raises(PresetError, match="output_stride = 8.*pvt_v2_b0"):
-        model_from_preset(ModelConfig(name="deeplabv3plus", backbone="pvt_v2_b0", output_stride=8), NUM_CLASSES)
-    # The model's own default (16) falls back to the backbone's native stride.
-    model = model_from_preset(ModelConfig(name="deeplabv3plus", backbone="pvt_v2_b0", decoder_channels=32), NUM_CLASSES)
-    assert model.net.encoder.reductions[-1] == 32
 
 
 def test_unknown_backbone_is_a_preset_error() -> None:

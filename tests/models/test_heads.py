@@ -1,0 +1,42 @@
+"""The FCN head, the classifier head and the auxiliary heads on encoder stages."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from segcli.errors import PresetError
+from segcli.models.blocks import SCSE, DecoderOpts
+from segcli.models.heads import AuxHeads, ClassifierHead, FCNHead, resolve_stages
+
+
+def test_fcn_head_width_and_dropout() -> None:
+    head = FCNHead(256, 5)
+    assert head[0][0].out_channels == 64 and head[1].p == 0.1 and head[2].out_channels == 5
+    assert FCNHead(64, 5)[0][0].out_channels == 32  # floor of 32
+    assert FCNHead(64, 5, mid=8, dropout=0.0)[0][0].out_channels == 8
+    assert isinstance(FCNHead(64, 5, dropout=0.0)[1], torch.nn.Identity)
+
+
+def test_classifier_head_follows_the_options() -> None:
+    head = ClassifierHead(16, 3, DecoderOpts(attention="scse", dropout=0.2))
+    assert isinstance(head[0], SCSE) and head[1].p == 0.2 and head[2].kernel_size == (1, 1)
+    assert head.eval()(torch.randn(1, 16, 4, 4)).shape == (1, 3, 4, 4)
+
+
+def test_resolve_stages() -> None:
+    assert resolve_stages((0, -1, 2), 5, "b") == [0, 4, 2]
+    assert resolve_stages((), 5, "b") == []
+    with pytest.raises(PresetError, match=r"aux_stages contains -6, but backbone 'b' has 5 feature stages \(.*0..4"):
+        resolve_stages((-6,), 5, "b")
+    with pytest.raises(PresetError, match="aux_stages contains 5"):
+        resolve_stages((5,), 5, "b")
+
+
+def test_aux_heads_read_their_stages() -> None:
+    heads = AuxHeads([8, 16, 32], [2, 0], 3).eval()
+    assert len(heads) == 2
+    feats = [torch.randn(1, 8, 16, 16), torch.randn(1, 16, 8, 8), torch.randn(1, 32, 4, 4)]
+    with torch.no_grad():
+        out = heads(feats)
+    assert [o.shape for o in out] == [(1, 3, 4, 4), (1, 3, 16, 16)]
