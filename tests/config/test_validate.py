@@ -14,7 +14,17 @@ from preset_helpers import write
 
 from segcli.cli.app import run
 from segcli.config.load import list_presets, load_preset, preset_from_dict
-from segcli.config.schema import ModelConfig
+from segcli.config.schema import ModelConfig, Preset, TrainConfig
+from segcli.config.validate import (
+    aux_loss_weights,
+    backbone_norm,
+    check_class_weights,
+    read_class_weights,
+    resolve_length,
+    resolve_normalisation,
+    validate_preset,
+    where,
+)
 from segcli.core.factory import model_from_preset
 from segcli.errors import PresetError
 from segcli.train.trainer import train
@@ -235,3 +245,71 @@ OPTION_CASES: dict[str, tuple[Callable[[Path, Path, Path], list], tuple[str, ...
 def test_bad_option(case: str, weights: Path, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     make, needles = OPTION_CASES[case]
     user_error(capfd, make(weights, data, tmp_path), *needles)
+
+
+def test_where_names_the_source_of_a_key_or_of_a_key_below_it() -> None:
+    origin = {"train.epochs": "a.toml", "loss.ce.label_smoothing": "command line"}
+    assert where(origin, "train.epochs") == "a.toml"
+    assert where(origin, "loss.ce") == "command line"  # a table: whoever set a key inside it
+    assert where(origin, "model.name", default="quickstart.toml") == "quickstart.toml"
+    assert where({}, "model.name") == "command line"
+
+
+def test_aux_loss_weights_default_broadcast_or_one_per_output() -> None:
+    assert aux_loss_weights((), 3) == [0.4, 0.4, 0.4]
+    assert aux_loss_weights((1.0,), 2) == [1.0, 1.0] and aux_loss_weights((1.0,), 0) == []
+    assert aux_loss_weights((1, 0.5), 2, "m") == [1.0, 0.5]
+    with pytest.raises(PresetError, match=r"model.aux_weights = \[1.0, -0.5\]: weights must be >= 0"):
+        aux_loss_weights((1.0, -0.5), 2)
+    with pytest.raises(
+        PresetError, match=r"has 3 values but model 'pspnet' returns 2 auxiliary outputs; give 2 values"
+    ):
+        aux_loss_weights((1.0, 0.5, 0.2), 2, "pspnet")
+    with pytest.raises(PresetError, match=r"returns 0 auxiliary outputs; remove it"):
+        aux_loss_weights((1.0, 0.5), 0, "unet")
+
+
+def test_read_class_weights_from_a_file(tmp_path: Path) -> None:
+    assert read_class_weights(write(tmp_path / "w.toml", "weights = [1, 2.5, 0]\n")) == (1.0, 2.5, 0.0)
+    with pytest.raises(PresetError, match=r"file not found; write it with `seg class-weights /data/x --method inv"):
+        read_class_weights(tmp_path / "none.toml", dataset="/data/x")
+    with pytest.raises(PresetError, match=r"b.toml: needs a 'weights' list of numbers"):
+        read_class_weights(write(tmp_path / "b.toml", "weights = [true, 1]\n"))
+    with pytest.raises(PresetError, match=r"n.toml: class weights must be >= 0"):
+        read_class_weights(write(tmp_path / "n.toml", "weights = [1, -2]\n"))
+
+
+def test_check_class_weights_counts_one_per_class() -> None:
+    check_class_weights((1.0, 2.0), 2)
+    with pytest.raises(PresetError, match=r"^w.toml: 3 class weights given for 2 classes$"):
+        check_class_weights((1.0, 2.0, 3.0), 2, source="w.toml")
+
+
+def test_backbone_norm_reads_timms_config_offline() -> None:
+    imagenet = pytest.approx((0.485, 0.456, 0.406, 0.229, 0.224, 0.225))
+    for m in (ModelConfig(backbone="resnet18"), ModelConfig(backbone="no_such_net_anywhere"), ModelConfig(name="nope")):
+        mean, std = backbone_norm(m)  # a known backbone, an unknown one, an unknown model: ImageNet's, no download
+        assert (*mean, *std) == imagenet
+    mean, std = backbone_norm(ModelConfig(backbone="vit_base_patch16_224"))
+    assert (*mean, *std) == pytest.approx((0.5,) * 6)
+
+
+def test_resolve_normalisation_keeps_explicit_values() -> None:
+    m = ModelConfig(backbone="resnet18", mean=(0.1, 0.2, 0.3))
+    r = resolve_normalisation(m)
+    assert r.mean == (0.1, 0.2, 0.3) and r.std == pytest.approx((0.229, 0.224, 0.225))
+    explicit = ModelConfig(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    assert resolve_normalisation(explicit) is explicit
+
+
+def test_a_resolved_preset_with_budget_and_length_keeps_the_budget() -> None:
+    t = TrainConfig(epochs=12, time_budget="15m")
+    assert resolve_length(t) == TrainConfig(time_budget="15m")  # no origin: a run's or a checkpoint's preset
+    assert resolve_length(TrainConfig(epochs=12)) == TrainConfig(epochs=12)
+
+
+def test_validate_preset_attributes_a_key_nobody_set_to_the_default_source() -> None:
+    bad = Preset(train=TrainConfig(device="gpu"))
+    with pytest.raises(PresetError, match=r"^my.toml: train.device = 'gpu'"):
+        validate_preset(bad, {}, default="my.toml")
+    validate_preset(Preset(), check_files=False)
