@@ -179,34 +179,6 @@ def test_build_model_takes_keyword_options() -> None:
         build_model("fnp", NUM_CLASSES)
 
 
-class _Tiny(torch.nn.Module):
-    def __init__(self, num_classes: int, *, width: int = 4, dropout: float = 0.1) -> None:
-        super().__init__()
-        self.body = torch.nn.Sequential(torch.nn.Conv2d(3, width, 3, padding=1), torch.nn.Conv2d(width, num_classes, 1))
-        self.dropout = dropout
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
-
-
-@pytest.fixture
-def tiny_model():
-    """A model registered by a test: one class (or function) and one register call."""
-    MODELS.register("tiny_test_model", timm_encoder=False)(_Tiny)
-    yield "tiny_test_model"
-    MODELS.unregister("tiny_test_model")
-
-
-def test_a_model_registered_elsewhere_builds_and_loads_from_a_preset(tiny_model: str) -> None:
-    model = build_model(tiny_model, 5, width=6)
-    assert model(_image(16, 16, n=1)).shape == (1, 5, 16, 16)
-    assert model.net.body[0].out_channels == 6
-    preset = load_preset(None, [f"model.name={tiny_model}", "model.dropout=0.3"]).preset
-    built = model_from_preset(preset.model, 2)  # backbone, decoder_channels, ... are not its options
-    assert built.net.dropout == 0.3 and built(_image(8, 8, n=1)).shape == (1, 2, 8, 8)
-    assert aux_weights(preset.model) == []
-
-
 def test_summary_counts_match_a_cpu_run() -> None:
     row = model_summary("ddrnet23_slim", (64, 96), num_classes=5)
     assert row["backbone"] == "own" and row["error"] is None
