@@ -18,8 +18,6 @@ from segcli.models import MODELS, build_model, model_options
 
 NUM_CLASSES = 3
 BACKBONE = "test_resnet"  # timm's 0.4 M-parameter ResNet: strides 2..32, dilation support, fast on CPU
-# Built-in auxiliary outputs in training mode with the defaults (builtin_aux = true, aux_stages = []).
-BUILTIN_AUX = {"bisenetv1": 2, "bisenetv2": 4, "ddrnet23_slim": 1}
 # Training outputs besides "out" and "aux" (their loss term is in segcli.losses.outputs).
 EXTRA_OUTPUTS = {"pointrend": {"points"}}
 
@@ -56,7 +54,7 @@ def test_train_step_and_eval_at_two_sizes(name: str) -> None:
         model.train()
         x = _image(h, w)
         out = model(x)
-        n_aux = BUILTIN_AUX.get(name, 0)
+        n_aux = MODELS.info(name).builtin_aux  # as registered; the model must return exactly that many
         extra = EXTRA_OUTPUTS.get(name, set())
         if n_aux or extra:
             assert isinstance(out, dict) and set(out) == {"out", "aux", *extra}
