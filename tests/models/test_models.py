@@ -154,7 +154,7 @@ def test_unknown_backbone_is_a_preset_error() -> None:
         model_from_preset(replace(_cfg("unet"), backbone="resnet18x"), NUM_CLASSES)
     with pytest.raises(PresetError, match=r"command line: model.backbone = 'resnet18x' is not a timm model.*resnet18"):
         load_preset(None, ["model.backbone=resnet18x"])
-    # models with their own backbone reject model.backbone outright (tests/test_recipes.py)
+    # models with their own backbone reject model.backbone outright (tests/config/test_load_recipes.py)
     with pytest.raises(PresetError, match=r"model.backbone = 'resnet18x': model 'ddrnet23_slim' has its own backbone"):
         load_preset(None, ["model.name=ddrnet23_slim", "model.backbone=resnet18x"])
 
