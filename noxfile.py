@@ -22,7 +22,7 @@ def install_project(session: nox.Session, *extras: str, groups: tuple[str, ...] 
         session.install(*nox.project.dependency_groups(PYPROJECT, group))
 
 
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")  # as tests/report/test_run_report.py
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")  # as report/test_run_report.py
 
 
 def install_browser(session: nox.Session) -> None:
