@@ -313,3 +313,28 @@ def test_validate_preset_attributes_a_key_nobody_set_to_the_default_source() -> 
     with pytest.raises(PresetError, match=r"^my.toml: train.device = 'gpu'"):
         validate_preset(bad, {}, default="my.toml")
     validate_preset(Preset(), check_files=False)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pattern"),
+    [
+        (["model.neck=pan"], r"model\.neck.*'pan'.*fpn, panet, bifpn"),
+        (["model.name=unet", "model.neck=panet"], r"model\.neck = 'panet': model 'unet' does not support it"),
+        (["model.name=panet", "model.neck=bifpn"], r"model\.neck = 'bifpn': model 'panet' does not support it"),
+        (["model.neck_repeats=2"], r"model\.neck_repeats = 2: neck 'fpn' has one pass; only 'bifpn' stacks layers"),
+        (["model.neck_repeats=0"], r"neck_repeats = 0 is out of range"),
+    ],
+)
+def test_neck_keys_are_checked_when_the_preset_loads(overrides: list[str], pattern: str) -> None:
+    from segcli.config.load import load_preset
+    from segcli.errors import PresetError
+
+    with pytest.raises(PresetError, match=pattern):
+        load_preset("quickstart", overrides)
+
+
+def test_the_neck_repeats_default_is_the_models() -> None:
+    from segcli.config.schema import ModelConfig
+    from segcli.models.necks import DEFAULT_REPEATS
+
+    assert ModelConfig().neck_repeats == DEFAULT_REPEATS
