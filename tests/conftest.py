@@ -136,3 +136,13 @@ def images_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         low = rng.integers(0, 256, (4, 6, 3)).astype(np.float32)
         write_image(folder / f"im{i}.png", np.clip(cv2.resize(low, (96, 64)), 0, 255).astype(np.uint8))
     return folder
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory, shapes_root: Path) -> Path:
+    """One tiny run with best, last and EMA weights, shared by the eval tests of the engine and of the CLI."""
+    from segcli.train.trainer import train
+
+    out = tmp_path_factory.mktemp("evalruns")
+    res = train("quickstart", [f"data.root={shapes_root}", f"train.out_dir={out}", *TINY, "train.ema=0.9"])
+    return Path(res.run_dir)

@@ -3,32 +3,16 @@ an ROI dataset counted inside its region only."""
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from infer_helpers import _json
 
 from segcli.cli.app import run
 from segcli.infer.evaluator import EvalOptions, evaluate
-from segcli.train.trainer import train
-from tests.conftest import TINY
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, shapes_root: Path) -> Path:
-    """One tiny run with best, last and EMA weights."""
-    out = tmp_path_factory.mktemp("evalruns")
-    res = train("quickstart", [f"data.root={shapes_root}", f"train.out_dir={out}", *TINY, "train.ema=0.9"])
-    return Path(res.run_dir)
-
-
-def _json(capsys: pytest.CaptureFixture, args: list[str]) -> dict:
-    capsys.readouterr()
-    assert run([*args, "--json"]) == 0
-    return json.loads(capsys.readouterr().out)
 
 
 def test_cli_protocol_options(trained: Path, shapes_root: Path, tmp_path: Path, capsys) -> None:
