@@ -41,3 +41,15 @@ def _core_probs(weights: Path, src: Path) -> np.ndarray:
     image = read_image(src)
     x = torch.from_numpy(image.transpose(2, 0, 1).copy())[None]
     return predict_images(model, x, [image.shape[:2]], PredictionProtocol(), torch.device("cpu"))[0].softmax(0).numpy()
+
+
+def write_images(folder: Path) -> list[Path]:
+    """Five random RGB PNGs in ``folder``, three of one size and two others (batches of mixed sizes)."""
+    from segcli.data.io import write_image
+
+    rng = np.random.default_rng(0)
+    sizes = [(40, 56), (40, 56), (37, 45), (40, 56), (64, 64)]
+    return [
+        write_image(folder / f"im{i}.png", rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        for i, (h, w) in enumerate(sizes)
+    ]

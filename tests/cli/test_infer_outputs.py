@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from infer_helpers import _core_probs, _json, _weights
+from infer_helpers import _core_probs, _json, _weights, write_images
 
 from segcli.core.checkpoint import build_from_weights
-from segcli.data.io import read_image, read_mask, write_image
+from segcli.data.io import read_image, read_mask
 from segcli.infer.predict_core import predict_images
 from segcli.infer.predictor import OutputOptions, overlay, predict
 from segcli.infer.protocol import PredictionProtocol
@@ -25,13 +25,7 @@ def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    folder = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(0)
-    sizes = [(40, 56), (40, 56), (37, 45), (40, 56), (64, 64)]
-    paths = []
-    for i, (h, w) in enumerate(sizes):
-        paths.append(write_image(folder / f"im{i}.png", rng.integers(0, 256, (h, w, 3), dtype=np.uint8)))
-    return paths
+    return write_images(tmp_path_factory.mktemp("imgs"))
 
 
 def test_save_all_kinds_match_the_prediction_core(weights: Path, images: list[Path], tmp_path: Path, capsys) -> None:
