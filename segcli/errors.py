@@ -7,6 +7,8 @@ anything that went wrong while doing valid work exits with code 1.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from collections.abc import Callable
 
@@ -33,6 +35,13 @@ class DataError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint or pretrained file cannot be used."""
+
+
+class OutputError(UserError):
+    """A file cannot be written where the user asked: read-only folder, no permission, disk full.
+
+    Built by :func:`from_os_error`; the message names the path and what to do.
+    """
 
 
 class ExportError(SegError):
@@ -73,3 +82,47 @@ def named_args(message: str) -> list[str]:
 def render_args(message: str, show: Callable[[str], str]) -> str:
     """``message`` with each marked argument name replaced by ``show(name)``."""
     return _ARG.sub(lambda m: show(m.group(1)), message)
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+_ADVICE = {
+    errno.EROFS: "the file system is read-only; write somewhere else (another output folder) or remount it read-write",
+    errno.EACCES: "permission denied; choose a folder you can write to, or fix the permissions of this one",
+    errno.EPERM: "operation not permitted; choose a folder you can write to, or fix the permissions of this one",
+    errno.ENOSPC: "no space left on the disk; free some space (or write elsewhere), then run the command again",
+    errno.EDQUOT: "disk quota exceeded; free some space (or write elsewhere), then run the command again",
+}
+
+
+def os_errno(e: BaseException) -> int | None:
+    """The errno behind ``e``: its own, one of its causes', or (for libraries that turn an OS error into
+    text, as safetensors' SafetensorError does) the one its message names; None when there is none."""
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno is not None:
+            return e.errno
+        text = str(e)
+        if "No space left on device" in text or "os error 28" in text:
+            return errno.ENOSPC
+        if "Read-only file system" in text or "os error 30" in text:
+            return errno.EROFS
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def is_no_space(e: BaseException) -> bool:
+    """True when ``e`` (or what caused it) is a full disk or an exceeded quota."""
+    return os_errno(e) in NO_SPACE
+
+
+def from_os_error(e: BaseException, path: str | os.PathLike | None = None) -> OutputError | None:
+    """One line for an error the user can fix at the file system (read-only, permission, full disk, quota):
+    the path (``e.filename``, else ``path``) and what to do; None for any other error or when no path is known."""
+    code = os_errno(e)
+    if code not in _ADVICE:
+        return None
+    name = getattr(e, "filename", None) or path
+    if name is None:
+        return None
+    return OutputError(f"{os.fsdecode(name)}: {_ADVICE[code]}")

@@ -4,15 +4,54 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 _TEMP_COUNTER = itertools.count()
+TEMP_TAG = "segtmp"  # every temp file segcli writes is ``.<name>.segtmp-<pid>-<thread>-<n><suffix>``
+_TEMP_NAME = re.compile(rf"^\..+\.{TEMP_TAG}-\d+-\d+-\d+(\..*)?$")
+
+
+def is_temp(name: str) -> bool:
+    """True for the name of a temp file of segcli's atomic writes (and only those: cleanup touches only ours)."""
+    return bool(_TEMP_NAME.match(name))
+
+
+def remove_temps(folders: Iterable[str | os.PathLike]) -> list[Path]:
+    """Delete segcli's temp files (:func:`is_temp`) directly inside ``folders``: what a killed write left behind.
+
+    Only for folders no other process writes to at the same time (a run directory under its lock); returns
+    the files removed.
+    """
+    removed = []
+    for folder in map(Path, folders):
+        if not folder.is_dir():
+            continue
+        for f in folder.iterdir():
+            if is_temp(f.name) and f.is_file():
+                f.unlink(missing_ok=True)
+                removed.append(f)
+    return removed
+
+
+def _with_path(e: BaseException, path: Path, tmp: Path | None = None) -> BaseException:
+    """``e`` naming ``path`` when it is a file-system error that names no file (or names our temp file):
+    ``os.write`` on a full disk, a library that turns ENOSPC into its own exception (safetensors)."""
+    from segcli.errors import os_errno
+
+    code = os_errno(e)
+    if code is None or isinstance(e, (KeyboardInterrupt, SystemExit)):
+        return e
+    named = getattr(e, "filename", None)
+    if isinstance(e, OSError) and named is not None and (tmp is None or Path(os.fsdecode(named)) != tmp):
+        return e
+    return OSError(code, os.strerror(code), str(path))
 
 
 def _create_temp(path: Path, suffix: str) -> tuple[int, Path]:
-    """Create a new temp file ``.<name>.<pid>-<thread>-<n><suffix>`` beside ``path`` → (descriptor, path).
+    """Create a new temp file ``.<name>.segtmp-<pid>-<thread>-<n><suffix>`` beside ``path`` → (descriptor, path).
 
     Created with mode 0666 so the kernel applies the umask (what a plain ``open()`` gives), without a
     chmod or a umask lookup; the parent folders are made only when missing. Few system calls: inference
@@ -20,7 +59,7 @@ def _create_temp(path: Path, suffix: str) -> tuple[int, Path]:
     """
     made_parent = False
     for _ in range(100):
-        name = f".{path.name}.{os.getpid()}-{threading.get_native_id()}-{next(_TEMP_COUNTER)}{suffix}"
+        name = f".{path.name}.{TEMP_TAG}-{os.getpid()}-{threading.get_native_id()}-{next(_TEMP_COUNTER)}{suffix}"
         tmp = path.with_name(name)
         try:
             return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
@@ -37,20 +76,27 @@ def _create_temp(path: Path, suffix: str) -> tuple[int, Path]:
 def write_temp(
     path: str | os.PathLike, writer: Callable[[Path], None], suffix: str | None = None, durable: bool = False
 ) -> Path:
-    """Call ``writer(tmp_path)`` on a new temp file ``.<name>.<pid>-<thread>-<n>`` beside ``path``; return it.
+    """Call ``writer(tmp_path)`` on a new temp file ``.<name>.segtmp-<pid>-<thread>-<n>`` beside ``path``; return it.
 
-    The temp is removed when ``writer`` fails; renaming it onto ``path`` is the caller's part.
+    The temp is removed when ``writer`` fails; renaming it onto ``path`` is the caller's part. A file-system
+    error (full disk, read-only folder) names ``path``, whatever the writer raised it as.
     """
     path = Path(path)
-    fd, tmp_path = _create_temp(path, suffix or path.suffix)
+    try:
+        fd, tmp_path = _create_temp(path, suffix or path.suffix)
+    except OSError as e:
+        raise _with_path(e, path) from None
     os.close(fd)
     try:
         writer(tmp_path)
         if durable:  # checkpoints: the bytes reach the disk before a rename makes them the real file
             _fsync(tmp_path)
-    except BaseException:
+    except BaseException as e:
         tmp_path.unlink(missing_ok=True)
-        raise
+        named = _with_path(e, path, tmp_path)
+        if named is e:
+            raise
+        raise named from e
     return tmp_path
 
 
@@ -83,6 +129,8 @@ def atomic_write(
         os.replace(tmp_path, path)
         if durable:
             _fsync(path.parent)
+    except OSError as e:
+        raise _with_path(e, path, tmp_path) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -98,7 +146,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write bytes atomically: a temp file beside ``path``, written through the descriptor that created it,
     then renamed (the fewest system calls: inference writes two small files an image)."""
     path = Path(path)
-    fd, tmp = _create_temp(path, path.suffix)
+    try:
+        fd, tmp = _create_temp(path, path.suffix)
+    except OSError as e:
+        raise _with_path(e, path) from None
     try:
         try:
             view = memoryview(data)
@@ -107,10 +158,26 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
-        raise
+        named = _with_path(e, path, tmp)
+        if named is e:
+            raise
+        raise named from e
     return path
+
+
+def printable(text: str) -> str:
+    """``text`` with the undecodable bytes of a file name (surrogate escapes) shown as ``\\xff``.
+
+    ``os.fsdecode`` turns a name that is not UTF-8 into lone surrogates, which no UTF-8 writer accepts:
+    every text that shows a file name to a person (console, log.txt, report.html) goes through this.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return text
 
 
 def require_folder(path: str | os.PathLike, option: str = "--out") -> Path:

@@ -19,9 +19,11 @@ from segcli.io_utils import (
     atomic_write,
     atomic_write_text,
     dumps_json,
+    is_temp,
     json_safe,
     next_free_path,
     next_numbered_dir,
+    remove_temps,
     require_folder,
     write_temp,
 )
@@ -121,7 +123,8 @@ def test_the_temp_file_keeps_the_suffix_the_writer_needs(tmp_path: Path) -> None
 def test_write_temp_leaves_the_rename_to_the_caller_and_cleans_up_a_failure(tmp_path: Path) -> None:
     tmp = write_temp(tmp_path / "w.safetensors", lambda p: p.write_bytes(b"w"), durable=True)
     assert tmp.read_bytes() == b"w" and not (tmp_path / "w.safetensors").exists()
-    assert tmp.name.startswith(f".w.safetensors.{os.getpid()}-{threading.get_native_id()}-")
+    assert tmp.name.startswith(f".w.safetensors.segtmp-{os.getpid()}-{threading.get_native_id()}-")
+    assert is_temp(tmp.name)
 
     def interrupted(p: Path) -> None:
         raise KeyboardInterrupt
@@ -182,3 +185,47 @@ def test_json_is_strict_nan_and_inf_become_null(tmp_path: Path) -> None:
     text = dumps_json(obj)
     assert json.loads(text) == json_safe(obj) and "NaN" not in text and "Infinity" not in text
     assert dumps_json({"a": [1, 2]}, indent=None) == '{"a": [1, 2]}'
+
+
+def test_temp_files_are_recognisable_and_cleanup_touches_only_ours(tmp_path: Path) -> None:
+    """A killed write leaves ``.<name>.segtmp-…``; cleanup removes exactly those, not a user's dot-files."""
+    ours = write_temp(tmp_path / "curves.png", lambda p: p.write_bytes(b"x"))
+    theirs = [write_file(tmp_path / n, "keep") for n in (".hidden", ".report.html.bak", ".a.tmp-1-2-3.png")]
+    assert is_temp(ours.name) and not any(is_temp(p.name) for p in theirs)
+    assert remove_temps([tmp_path, tmp_path / "missing"]) == [ours]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in theirs)
+
+
+@pytest.mark.parametrize("writer", ["atomic_write", "atomic_write_bytes"])
+def test_a_full_disk_names_the_file_being_written(writer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``os.write`` on a full disk names no file (and safetensors turns ENOSPC into its own error): the
+    error raised names the target, and no temp is left."""
+    import errno
+
+    import segcli.io_utils as io_utils
+    from segcli.errors import from_os_error, is_no_space
+
+    target = tmp_path / "out" / "m.png"
+
+    def full(*args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    class LibraryError(Exception):
+        pass
+
+    def library(p: Path) -> None:
+        raise LibraryError(
+            'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+        )
+
+    if writer == "atomic_write_bytes":
+        monkeypatch.setattr(io_utils.os, "write", full)
+        call = lambda: io_utils.atomic_write_bytes(target, b"x" * 100)  # noqa: E731
+    else:
+        call = lambda: io_utils.atomic_write(target, library)  # noqa: E731
+    with pytest.raises(OSError) as info:
+        call()
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(target) and is_no_space(info.value)
+    assert list(target.parent.iterdir()) == []
+    message = str(from_os_error(info.value))
+    assert message.startswith(f"{target}: no space left on the disk; free some space")
