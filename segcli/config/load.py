@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union
 
+from segcli.config.keys import expand_short_keys, suggest_key
 from segcli.config.schema import MOVED_KEYS, MetaConfig, Preset, _loss_options
 from segcli.config.toml_io import dumps_toml, load_toml, parse_toml_value
 from segcli.config.validate import CLI, resolve_length, resolve_normalisation, validate_preset, where
@@ -212,7 +213,7 @@ def _build(cls: type, raw: dict[str, Any], origin: dict[str, str], prefix: str) 
             what = "section" if not prefix else "key"
             extra = f"; options of a term go in its table [{prefix}<term>]" if tables is not None else ""
             raise PresetError(
-                f"{at}: unknown {what} {dotted!r}{did_you_mean(dotted, options)}; valid: {', '.join(options)}{extra}"
+                f"{at}: unknown {what} {dotted!r}{suggest_key(dotted, options)}; valid: {', '.join(options)}{extra}"
             )
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
@@ -288,11 +289,13 @@ def preset_meta(name_or_path: str | os.PathLike) -> MetaConfig:
 
 @dataclass(frozen=True)
 class LoadedPreset:
-    """A validated preset and where it came from."""
+    """A validated preset, where it came from, and a note per short override key read as a full one
+    (``epochs=3 read as train.epochs=3``) for the caller to show."""
 
     preset: Preset
     path: Path | None
     overrides: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def stem(self) -> str:
@@ -300,11 +303,14 @@ class LoadedPreset:
 
 
 def load_preset(name_or_path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = ()) -> LoadedPreset:
-    """Resolve, merge ``extends``, apply overrides and validate. ``None`` starts from the defaults."""
+    """Resolve, merge ``extends``, apply overrides and validate. ``None`` starts from the defaults.
+
+    An override may name a key by its short name (``epochs=3``, ``imgsz=256``: :mod:`segcli.config.keys`)."""
     origin: dict[str, str] = {}
     path = resolve_preset_path(name_or_path) if name_or_path is not None else None
     raw = _read_with_extends(path, origin) if path else {}
-    cli = parse_overrides(list(overrides))
+    overrides, notes = expand_short_keys(overrides)
+    cli = parse_overrides(overrides)
     _record_origin(cli, CLI, origin)
     _deep_merge(raw, cli)
     preset = _build(Preset, raw, origin, "")
@@ -313,7 +319,7 @@ def load_preset(name_or_path: str | os.PathLike | None, overrides: list[str] | t
     preset = dataclasses.replace(
         preset, train=resolve_length(preset.train, origin, source), model=resolve_normalisation(preset.model)
     )
-    return LoadedPreset(preset=_with_term_tables(preset), path=path, overrides=tuple(overrides))
+    return LoadedPreset(preset=_with_term_tables(preset), path=path, overrides=tuple(overrides), notes=tuple(notes))
 
 
 def preset_from_dict(
