@@ -17,19 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from typer.core import TyperGroup
 
-from segcli.io_utils import dumps_json
+from segcli.io_utils import dumps_json, printable
 
 if TYPE_CHECKING:  # pragma: no cover
     from segcli.infer import ProtocolChoices
-
-
-def printable(text: str) -> str:
-    """``text`` with the undecodable bytes of a file name (surrogate escapes) shown as ``\\xff``."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return text
 
 
 class _Console(Console):

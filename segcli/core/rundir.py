@@ -170,7 +170,7 @@ class RunDir:
 
     def log(self, text: str) -> None:
         """Append a timestamped line to log.txt."""
-        with self.log_file.open("a", encoding="utf-8") as f:
+        with self.log_file.open("a", encoding="utf-8", errors="surrogateescape") as f:  # names as their bytes
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {text}\n")
 
 

@@ -12,6 +12,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from segcli.config.schema import METRIC_KEYS
+from segcli.io_utils import printable
 
 if TYPE_CHECKING:
     from segcli.report.run_report import ReportData
@@ -244,4 +245,4 @@ def render(d: ReportData) -> tuple[str, dict[str, str]]:
         f'<p class="sub">{escape(str(d.run.path))} · {escape(status)} · generated {escape(d.generated)}</p>'
         f"<nav>{nav}</nav>{body}<script>{SORT_JS}</script></body></html>\n"
     )
-    return text, missing
+    return printable(text), missing  # a file name that is not UTF-8 is shown as \\xff, not a failed write

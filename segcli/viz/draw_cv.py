@@ -18,8 +18,18 @@ WHITE, BLACK, GREY = (255, 255, 255), (0, 0, 0), (200, 200, 200)
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189)]
 
 
+def drawable(text: str) -> str:
+    """``text`` as printable ASCII: the Hershey fonts draw nothing else, and ``cv2.putText`` crashes the
+    process on the lone surrogates of a file name that is not UTF-8. Undecodable bytes show as ``\\xff``,
+    other characters outside printable ASCII as ``?``."""
+    if text.isascii() and text.isprintable():
+        return text
+    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return "".join(c if c.isascii() and c.isprintable() else "?" for c in text)
+
+
 def _text(img: np.ndarray, text: str, xy: tuple[int, int], scale: float = 0.4, colour=BLACK) -> None:  # noqa: ANN001
-    cv2.putText(img, text, xy, FONT, scale, colour, 1, cv2.LINE_AA)
+    cv2.putText(img, drawable(text), xy, FONT, scale, colour, 1, cv2.LINE_AA)
 
 
 def _canvas(h: int, w: int) -> np.ndarray:
@@ -141,7 +151,7 @@ def draw_legend_strip(
     s = max(1.0, w / 800)  # scale of swatches and text
     font, box, pad, line = 0.4 * s, round(12 * s), round(4 * s), round(20 * s)
     thick = max(1, round(s))
-    labels = [names[c][:24] for c in ids]
+    labels = [drawable(names[c][:24]) for c in ids]
     widths = [box + pad + cv2.getTextSize(t, FONT, font, thick)[0][0] + 3 * pad for t in labels]
     rows: list[list[int]] = [[]]
     x = pad

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import math
+import os
 from pathlib import Path
 
 from report_helpers import parse
@@ -102,3 +103,13 @@ def test_no_worst_images_is_said(tmp_path: Path) -> None:
     d.evaluation.value["worst"] = []
     text, _ = render(d)
     assert "not available: no image with labelled pixels, or --worst 0" in text and 'id="worst"><' not in text
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_escaped_and_the_report_writes(tmp_path: Path) -> None:
+    d = full(tmp_path)
+    bad = os.fsdecode(b"val/bad\xff.png")  # what listing a folder gives for a name that is not UTF-8
+    d.evaluation.value["worst"][0]["image"] = bad
+    d.log_tail.append(f"skipped {bad}")
+    text, _ = render(d)
+    (tmp_path / "r.html").write_text(text, encoding="utf-8")  # a lone surrogate here raised UnicodeEncodeError
+    assert text.count("val/bad\\xff.png") == 2

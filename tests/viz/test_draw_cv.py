@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from segcli.viz import draw_cv, row_normalise
@@ -106,3 +108,13 @@ def test_legend_strip_names_the_classes_present() -> None:
     assert many.shape[0] > out.shape[0]  # wrapped onto more rows at this width
     big = draw_legend_strip(np.zeros((100, 3200, 3), np.uint8), [1, 3], names, palette)
     assert big.shape[0] - 100 > out.shape[0] - 60  # the strip grows with the image
+
+
+def test_text_that_is_not_ascii_is_drawn_as_ascii_not_a_crash() -> None:
+    bad = os.fsdecode(b"bad\xffname")  # a file name that is not UTF-8: cv2.putText segfaulted on it
+    assert draw_cv.drawable(bad) == "bad\\xffname"
+    assert draw_cv.drawable("café\n") == "caf??" and draw_cv.drawable("plain 1") == "plain 1"
+    tile = np.zeros((32, 32, 3), np.uint8)
+    page = draw_cv.grid([tile], [bad], 1, 32, bad)
+    strip = draw_cv.draw_legend_strip(tile, [0], [bad], [(255, 0, 0)])
+    assert page.ndim == 3 and strip.shape[0] > 32
