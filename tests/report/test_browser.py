@@ -61,3 +61,17 @@ def test_cli_refuses_to_overwrite(shapes_root: Path, tmp_path: Path, capsys: pyt
 
 def test_pick_spreads_evenly() -> None:
     assert pick(10, 3) == [0, 3, 6] and pick(3, 10) == [0, 1, 2]
+
+
+def test_a_file_name_that_is_not_utf8_is_drawn_not_a_crash(shapes_root: Path, tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    root = tmp_path / "shapes"
+    shutil.copytree(shapes_root, root)
+    for sub in ("images", "masks"):
+        folder = os.fsencode(root / sub / "val")
+        first = sorted(os.listdir(folder))[0]
+        os.rename(os.path.join(folder, first), os.path.join(folder, b"bad\xff" + first))
+    res = browse(root, split="val", n=2, out=tmp_path / "b")  # cv2.putText segfaulted on the caption
+    assert res.images == 2 and read(res.files[0]).std() > 5
