@@ -169,12 +169,17 @@ class LossConfig:
 class OptimConfig:
     """The optimiser."""
 
-    name: Literal["adamw", "adam", "sgd"] = opt("adamw", "optimiser")
+    name: Literal["adamw", "adam", "sgd", "padam"] = opt(
+        "adamw", "optimiser; padam = partially adaptive momentum (Chen & Gu 2018), AMSGrad with v^partial"
+    )
     lr: float = opt(1e-3, "peak learning rate", minimum=0.0)
-    weight_decay: float = opt(1e-4, "decoupled (AdamW) or L2 (SGD) weight decay", minimum=0.0)
+    weight_decay: float = opt(1e-4, "decoupled (AdamW) or L2 (SGD, Adam, Padam) weight decay", minimum=0.0)
     momentum: float = opt(0.9, "SGD momentum", minimum=0.0, maximum=1.0)
     nesterov: bool = opt(False, "SGD Nesterov momentum")
-    betas: tuple[float, ...] = opt((0.9, 0.999), "Adam/AdamW betas [beta1, beta2]")
+    betas: tuple[float, ...] = opt((0.9, 0.999), "Adam/AdamW/Padam betas [beta1, beta2]")
+    partial: float = opt(
+        0.125, "Padam's exponent p: step m / v_max^p (0.5 = AMSGrad, 0 = SGD momentum)", minimum=0.0, maximum=0.5
+    )
     backbone_lr_mult: float = opt(
         1.0, "learning-rate multiplier of the timm backbone relative to decoder and heads", minimum=0.0
     )

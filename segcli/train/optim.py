@@ -16,6 +16,7 @@ import torch.nn as nn
 from segcli.config.schema import OptimConfig, ScheduleConfig
 from segcli.models.base import head_parameters
 from segcli.models.encoder import TimmEncoder
+from segcli.train.padam import Padam
 
 _NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
 
@@ -62,6 +63,8 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer
     b1, b2 = cfg.betas
     if cfg.name == "adam":
         return torch.optim.Adam(groups, lr=cfg.lr, betas=(b1, b2))
+    if cfg.name == "padam":
+        return Padam(groups, lr=cfg.lr, betas=(b1, b2), partial=cfg.partial)
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(b1, b2))
 
 

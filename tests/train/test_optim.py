@@ -44,7 +44,7 @@ def test_param_groups_split_backbone_and_no_decay() -> None:
     assert sum(len(g["params"]) for g in groups) == n_params
     bn = model.net.encoder.body.bn1.weight
     assert any(bn is p for p in by_name["backbone_no_decay"]["params"])
-    for name in ("sgd", "adam", "adamw"):
+    for name in ("sgd", "adam", "adamw", "padam"):
         opt = build_optimizer(model, OptimConfig(name=name, nesterov=True))
         assert len(opt.param_groups) == 4
 
