@@ -123,6 +123,24 @@ def _truncated_png_mask(data: Path) -> str:
     return mask.name
 
 
+def huge_png_header(width: int = 60000, height: int = 60000) -> bytes:
+    """A small PNG file whose header claims ``width`` x ``height`` pixels (beyond OpenCV's pixel limit)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _huge_header(data: Path) -> str:
+    img = first_file(data, "images")
+    img.write_bytes(huge_png_header())
+    return img.name
+
+
 # case → spoil(data): spoils the val split (or the whole dataset) of ``data`` and returns what the error must name
 DATA_CASES: dict[str, Callable[[Path], str]] = {
     "missing dataset.toml": _no_dataset_toml,
@@ -135,6 +153,7 @@ DATA_CASES: dict[str, Callable[[Path], str]] = {
     "mask missing": _mask_missing,
     "mask value out of range": _mask_value,
     "non-utf8 file name": _bad_name,
+    "60000x60000 png header": _huge_header,
 }
 
 

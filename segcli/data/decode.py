@@ -68,7 +68,7 @@ def decode_mask(data: bytes, where: str, strict: bool = True) -> np.ndarray:
     _refuse_truncated(data, where, what)
     if is_palette_png(data):
         return _palette_indices(data, where, what)
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    arr = _imdecode(data, where, what)
     if arr is None:
         raise DataError(f"{where}: cannot decode {what} (corrupt or unsupported format)")
     if arr.ndim == 3:
@@ -118,13 +118,53 @@ def _refuse_truncated(data: bytes, where: str, what: str) -> None:
         raise DataError(f"{where}: {what} is truncated (the {kind} file ends early); re-download or re-create it")
 
 
+def max_pixels() -> int:
+    """The most pixels OpenCV decodes in one image (its ``OPENCV_IO_MAX_IMAGE_PIXELS``, default 2**30)."""
+    try:
+        return int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS", "")) or 1 << 30
+    except ValueError:
+        return 1 << 30
+
+
+def header_dims(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as the file's header claims them, without decoding; None when unknown.
+
+    A PNG's IHDR is read directly (PIL refuses to open a "decompression bomb" at all); other formats
+    through PIL's lazy open."""
+    if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR" and len(data) >= 24:
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.size
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+def _imdecode(data: bytes, where: str, what: str) -> np.ndarray | None:
+    """``cv2.imdecode`` (unchanged depth and channels); OpenCV's own refusals (an image larger than its
+    pixel limit, a malformed header) become one DataError naming the file and the reason."""
+    try:
+        return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as e:
+        dims, limit = header_dims(data), max_pixels()
+        if dims is not None and dims[0] * dims[1] > limit:
+            raise DataError(
+                f"{where}: {what} is {dims[0]}x{dims[1]} pixels (from its header), more than the "
+                f"{limit:,} OpenCV decodes (OPENCV_IO_MAX_IMAGE_PIXELS); resize or tile it, or remove it"
+            ) from None
+        detail = next((ln for ln in str(e).splitlines() if "error:" in ln), str(e).strip()).split("error:")[-1]
+        raise DataError(f"{where}: cannot decode {what} (OpenCV: {detail.strip()})") from None
+
+
 def decode_image(data: bytes, where: str) -> np.ndarray:
     """RGB uint8 (H, W, 3) from encoded bytes: grey, 16-bit, BGRA and palette images are converted.
 
     Strict everywhere (train, eval, infer): a truncated file is an error, never a grey-filled image.
     """
     _refuse_truncated(data, where, "image")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    img = _imdecode(data, where, "image")
     if img is None:
         raise DataError(f"{where}: cannot decode image (corrupt or unsupported format)")
     if img.dtype == np.uint16:
@@ -179,7 +219,10 @@ def inspect_mask(path: str | os.PathLike) -> MaskFacts:
             return MaskFacts(ids=_palette_indices(data, str(path), "mask"), mode="P")
         except DataError:
             return MaskFacts(problem="unreadable")
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        arr = _imdecode(data, str(path), "mask")
+    except DataError:
+        arr = None
     if arr is None or not np.issubdtype(arr.dtype, np.integer):
         return MaskFacts(problem="unreadable")
     if arr.ndim == 3:

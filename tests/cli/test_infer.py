@@ -52,7 +52,7 @@ def test_infer_prints_what_it_wrote_and_skipped(
     assert f"2 input(s) in 4.0 s (0.5 images/s) → {tmp_path}" in out
 
 
-@pytest.mark.parametrize("case", ["zero-byte image", "truncated jpeg", "non-utf8 file name"])
+@pytest.mark.parametrize("case", ["zero-byte image", "truncated jpeg", "non-utf8 file name", "60000x60000 png header"])
 def test_infer_bad_image(case: str, data: Path, weights: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     needle = DATA_CASES[case](data)
     if case == "non-utf8 file name":

@@ -15,6 +15,7 @@ from segcli.data.decode import (
     decode_ids,
     decode_image,
     decode_mask,
+    header_dims,
     image_size,
     inspect_mask,
     is_palette_png,
@@ -173,3 +174,25 @@ def test_a_broken_mat_file_is_one_line_naming_it(data: bytes) -> None:
 
     with pytest.raises(DataError, match=r"^cls/2008_000002\.mat: cannot read \.mat file .*re-download it$"):
         load_mat(data, "cls/2008_000002.mat")
+
+
+def test_an_image_beyond_opencvs_pixel_limit_is_one_line_naming_it(tmp_path: Path) -> None:
+    from cli_helpers import huge_png_header
+
+    data = huge_png_header()
+    assert header_dims(data) == (60000, 60000)
+    for decode in (decode_image, decode_mask):
+        with pytest.raises(DataError, match=r"^big\.png: .* 60000x60000 pixels \(from its header\), more than the"):
+            decode(data, "big.png")
+    (tmp_path / "m.png").write_bytes(data)
+    assert inspect_mask(tmp_path / "m.png").problem == "unreadable"  # seg check reports it, never raises
+
+
+def test_another_opencv_refusal_is_one_line_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> None:
+        raise cv2.error("OpenCV(5.1.0) loadsave.cpp:80: error: (-215:Assertion failed) width > 0 in function 'x'\n")
+
+    monkeypatch.setattr(cv2, "imdecode", refuse)
+    with pytest.raises(DataError) as e:
+        decode_image(_png(np.zeros((4, 4, 3), np.uint8)), "a.png")
+    assert str(e.value) == "a.png: cannot decode image (OpenCV: (-215:Assertion failed) width > 0 in function 'x')"
