@@ -211,6 +211,12 @@ def with_protocol(batch_size: Any) -> Callable[[Callable[..., Any]], Callable[..
 JsonOpt = typer.Option(False, "--json", help="Print one JSON object on stdout instead of tables.")
 
 
+def examples(*commands: str) -> str:
+    """The epilog that ends a command's ``--help``: "Examples:" and one command per line (typer's rich help
+    joins single line breaks, so the lines are separated by blank ones)."""
+    return "Examples:\n\n" + "\n\n".join(f"  {c}" for c in commands)
+
+
 def print_json(obj: Any) -> None:
     """One JSON object on stdout (NaN → null)."""
     typer.echo(dumps_json(obj))

@@ -6,6 +6,8 @@ error line shows the flag instead (``--tile``). Most flags are the name with das
 
 from __future__ import annotations
 
+from typing import Any
+
 from segcli.errors import render_args
 
 # argument name → flag, where the flag is not "--" + the name with dashes
@@ -19,6 +21,21 @@ FLAG_OF: dict[str, str] = {
     "which": "--weights",
     "source": "--from",
 }
+
+
+# `seg train`'s common flags → the preset key each one sets (the engine knows only the keys).
+TRAIN_FLAGS: dict[str, str] = {
+    "epochs": "train.epochs",
+    "device": "train.device",
+    "batch_size": "data.batch_size",
+    "name": "train.name",
+    "data": "data.root",
+}
+
+
+def train_overrides(values: dict[str, Any]) -> list[str]:
+    """The ``key=value`` overrides of the common `seg train` flags given (None: not given), in TRAIN_FLAGS order."""
+    return [f"{key}={values[name]}" for name, key in TRAIN_FLAGS.items() if values.get(name) is not None]
 
 
 def flag_of(name: str) -> str:

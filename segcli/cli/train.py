@@ -9,7 +9,8 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from segcli.cli._common import JsonOpt, err, fmt, out, print_json, table
+from segcli.cli._common import JsonOpt, err, examples, fmt, out, print_json, table
+from segcli.cli.flags import TRAIN_FLAGS, train_overrides
 from segcli.core.callbacks import Callback, IterStats, RunStart, ValEnd
 from segcli.report import ProgressLines, ProgressMeter, fmt_bytes, fmt_duration, validation_lines
 
@@ -138,9 +139,19 @@ def train_cmd(
         help="Train for this wall time (e.g. 15m) with the auto recipe: train.time_budget=DURATION train.auto=true "
         "(crop, batch, lr and schedule chosen from probed step times; docs/budget.md).",
     ),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Passes over the training split (train.epochs)."),
+    device: str = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps (train.device)."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Images per training batch (data.batch_size)."),
+    name: str = typer.Option(
+        None, "--name", help="Run name: the run goes to runs/NAME/N (train.name; default: the preset's name)."
+    ),
+    data: str = typer.Option(None, "--data", help="Dataset folder in the segcli format (data.root)."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Train a model from a preset; prints the run directory at the end."""
+    """Train a model from a preset; prints the run directory at the end.
+
+    Any preset key can be set as key=value (train.epochs=3); a key whose name is unique may be given bare
+    (epochs=3, device=cpu, batch_size=8, name=mine, imgsz=256 for augment.crop_size)."""
     import os
 
     from segcli.config.schema import METRIC_KEYS
@@ -150,6 +161,11 @@ def train_cmd(
 
     if resume is None and preset is None:
         raise UserError("give a preset (e.g. `seg train quickstart`) or --resume RUN_DIR")
+    common = {"epochs": epochs, "device": device, "batch_size": batch_size, "name": name, "data": data}
+    if resume is not None and any(v is not None for v in common.values()):
+        given = ", ".join("--" + k.replace("_", "-") for k, v in common.items() if v is not None)
+        raise UserError(f"{given}: --resume continues a run as it was; to lengthen it use --extend train.epochs=N")
+    overrides = [*(overrides or []), *train_overrides(common)]
     if budget is not None:
         if resume is not None:
             raise UserError(
@@ -161,6 +177,7 @@ def train_cmd(
         from segcli.config.load import load_preset
 
         loaded = load_preset(preset, overrides or [])
+        _print_notes(loaded)
         if devices is None and "WORLD_SIZE" not in os.environ:
             devices = loaded.preset.train.devices
     if devices and devices > 1 and "WORLD_SIZE" not in os.environ:  # not already under torchrun
@@ -186,6 +203,9 @@ def train_cmd(
         raise typer.Exit(e.exit_code) from None
     finally:
         reporter.stop()
+    hint = _name_hint(loaded)
+    if hint and os.environ.get("RANK", "0") == "0":
+        err.print(hint, markup=False, highlight=False)
     if as_json:
         print_json(result.to_dict())
         return
@@ -206,5 +226,28 @@ def train_cmd(
         out.print(f"report: [bold]{report}[/]")
 
 
+def _print_notes(loaded: Any) -> None:
+    """The short keys read as full ones (``epochs=3 read as train.epochs=3``)."""
+    if os.environ.get("RANK", "0") == "0":
+        for note in loaded.notes:
+            err.print(f"note: {note}", markup=False, highlight=False)
+
+
+def _name_hint(loaded: Any) -> str | None:
+    """Where a run of the user's own data (data.root given) without a name was filed, and how to name it."""
+    t = loaded.preset.train if loaded is not None else None
+    if t is None or t.name or not any(o.startswith(TRAIN_FLAGS["data"] + "=") for o in loaded.overrides):
+        return None
+    where = f"{t.out_dir}/{loaded.stem}/N"
+    return f"note: runs without a name go to {where}; --name NAME (or name=NAME) files them under {t.out_dir}/NAME/N"
+
+
+EXAMPLES = examples(
+    "seg train quickstart --data data/shapes --epochs 3",
+    "seg train finetune --data data/mine --name mine --batch-size 8 --device cuda",
+    "seg train quickstart epochs=3 optim.lr=0.01 imgsz=256",
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("train", no_args_is_help=True)(train_cmd)
+    app.command("train", no_args_is_help=True, epilog=EXAMPLES)(train_cmd)

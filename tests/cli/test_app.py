@@ -73,7 +73,7 @@ def test_verbose_shows_traceback(capsys: pytest.CaptureFixture) -> None:
     ("args", "needle"),
     [
         (["trian"], "No such command 'trian'"),
-        (["train", "quickstart", "--epochs", "3"], "No such option: --epochs"),
+        (["train", "quickstart", "--epoch", "3"], "No such option: --epoch"),
         (["eval", "run", "--batch-size", "0"], "--batch-size"),
         (["infer", "run", "x.jpg", "--out", "o", "--amp", "fp32"], "'fp32' is not one of"),
         (["eval", "run", "--absent", "maybe"], "'maybe' is not one of"),

@@ -226,3 +226,44 @@ def test_a_time_budgeted_run_has_no_total(tmp_path: Path, monkeypatch) -> None: 
     task = reporter.progress.tasks[0]
     reporter.stop()
     assert task.total is None and task.fields["epochs"] == "?" and task.fields["epoch"] == 1
+
+
+def test_common_flags_set_their_preset_keys(calls: list, capsys: pytest.CaptureFixture) -> None:
+    argv = ["train", "quickstart", "--epochs", "3", "--device", "cpu", "--batch-size", "2", "--name", "mine"]
+    assert run([*argv, "--data", "data/mine", "--json"]) == 0
+    ((_, (loaded,), _),) = calls
+    t, d = loaded.preset.train, loaded.preset.data
+    assert (t.epochs, t.device, d.batch_size, t.name, d.root) == (3, "cpu", 2, "mine", "data/mine")
+
+
+def test_a_flag_wins_over_the_same_key_given_as_an_override(calls: list) -> None:
+    assert run(["train", "quickstart", "train.epochs=5", "--epochs", "2", "--json"]) == 0
+    ((_, (loaded,), _),) = calls
+    assert loaded.preset.train.epochs == 2
+
+
+def test_bare_keys_are_read_with_a_note(calls: list, capsys: pytest.CaptureFixture) -> None:
+    assert run(["train", "quickstart", "epochs=3", "batch_size=4", "imgsz=96", "--json"]) == 0
+    ((_, (loaded,), _),) = calls
+    p = loaded.preset
+    assert (p.train.epochs, p.data.batch_size, p.augment.crop_size) == (3, 4, (96, 96))
+    err = capsys.readouterr().err
+    assert "note: epochs=3 read as train.epochs=3" in err
+    assert "note: imgsz=96 read as augment.crop_size=[96, 96]" in err
+
+
+def test_own_data_without_a_name_says_where_the_run_goes(calls: list, capsys: pytest.CaptureFixture) -> None:
+    assert run(["train", "quickstart", "--data", "data/mine", "--json"]) == 0
+    assert "runs without a name go to runs/quickstart/N; --name NAME" in capsys.readouterr().err
+    assert run(["train", "quickstart", "--data", "data/mine", "--name", "mine", "--json"]) == 0
+    assert "without a name" not in capsys.readouterr().err
+
+
+def test_common_flags_are_refused_with_resume(calls: list, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    user_error(capfd, ["train", "--resume", str(tmp_path), "--epochs", "9"], "--epochs", "--extend train.epochs=N")
+    assert calls == []
+
+
+def test_unknown_bare_key_suggests_the_full_key(calls: list, capfd: pytest.CaptureFixture) -> None:
+    user_error(capfd, ["train", "quickstart", "epoch=1"], 'did you mean "train.epochs"')
+    user_error(capfd, ["train", "quickstart", "data.batch=4"], 'did you mean "data.batch_size"')
