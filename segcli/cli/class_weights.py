@@ -22,20 +22,11 @@ def class_weights_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Class weights (inverse frequency, ENet log, effective number, median frequency) for loss.class_weights."""
-    from segcli.data.class_weights import class_weights
+    from segcli.data.class_weights import WeightOptions, class_weights
 
+    options = WeightOptions(split=split, beta=beta, normalize=not no_normalize, workers=workers)
     with progress_bar("counting pixels", disable=as_json) as progress:
-        res = class_weights(
-            root,
-            method,
-            split=split,
-            beta=beta,
-            normalize=not no_normalize,
-            out=out_file,
-            force=force,
-            workers=workers,
-            progress=progress,
-        )
+        res = class_weights(root, method, options, out=out_file, force=force, progress=progress)
     if res.missing:
         err.print(
             f"[yellow]warning:[/] {len(res.missing)} class(es) have no pixels in {res.split!r} and get weight 0: "

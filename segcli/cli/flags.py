@@ -20,6 +20,7 @@ FLAG_OF: dict[str, str] = {
     "layout": "--input",
     "which": "--weights",
     "source": "--from",
+    "force": "--overwrite",
 }
 
 

@@ -121,8 +121,12 @@ def run_converter(name: str, kwargs: dict[str, Any]) -> None:
 
     opts = dict(kwargs)
     sources, out_dir, as_json = opts.pop("sources", None) or [], opts.pop("out"), opts.pop("as_json")
+    replace = bool(opts.pop("force", False)) | bool(opts.pop("overwrite", False))
+    write = engine.WriteOptions(force=replace, link=opts.pop("link", False), workers=opts.pop("workers", 1))
     with download_bar() as fetch_progress, progress_bar(f"converting {name}") as progress:
-        res = engine.prepare(name, sources, out_dir, progress=progress, fetch_progress=fetch_progress, **opts)
+        res = engine.prepare(
+            name, sources, out_dir, write=write, progress=progress, fetch_progress=fetch_progress, **opts
+        )
     if res.written == 0 and not as_json:
         err.print(f"{res.root}: already prepared, nothing to do (--force redoes it)")
     show_summary({**res.summary(), **engine.converters().get(name).report(res)}, as_json)

@@ -34,7 +34,7 @@ import numpy as np
 from segcli.config.toml_io import dumps_toml
 from segcli.data.format import list_samples, read_dataset_info
 from segcli.data.io import read_mask
-from segcli.errors import DataError, UserError
+from segcli.errors import DataError, UserError, arg
 from segcli.io_utils import atomic_write_text
 
 METHODS = ("inv", "inv-sqrt", "inv-log", "effective-num", "median-freq")
@@ -210,15 +210,24 @@ class ClassWeightsResult:
         return "scaled to mean 1 over present classes" if self.normalized else "raw (not normalised)"
 
 
+@dataclass(frozen=True)
+class WeightOptions:
+    """What is counted and how the weights are scaled: the ``split`` counted by ``workers`` processes (0: in
+    this one), effective-num's ``beta``, and whether the weights are normalised to a mean of 1 over the classes
+    present."""
+
+    split: str = "train"
+    beta: float = 0.999
+    normalize: bool = True
+    workers: int = 2
+
+
 def class_weights(
     root: str | os.PathLike,
     method: str,
-    split: str = "train",
-    beta: float = 0.999,
-    normalize: bool = True,
+    options: WeightOptions = WeightOptions(),
     out: str | os.PathLike | None = None,
     force: bool = False,
-    workers: int = 2,
     progress: Callable[[int, int], None] | None = None,
 ) -> ClassWeightsResult:
     """Count the split's class pixels, compute the weights and write them to a TOML file.
@@ -226,12 +235,13 @@ def class_weights(
     The file (default ``<root>/class_weights_<method>.toml``) is what ``loss.class_weights``
     reads; an existing file is kept unless ``force``.
     """
+    split, beta, normalize, workers = options.split, options.beta, options.normalize, options.workers
     if method not in METHODS:
         raise UserError(f"--method {method!r}: choose one of {', '.join(METHODS)}")
     root = Path(root)
     out_path = Path(out) if out is not None else root / f"class_weights_{method}.toml"
     if out_path.exists() and not force:
-        raise UserError(f"{out_path}: already exists; pass --force to overwrite it or --out to write elsewhere")
+        raise UserError(f"{out_path}: already exists; pass {arg('force')} to replace it or --out to write elsewhere")
     if out_path.exists() and out_path.is_dir():
         raise UserError(f"{out_path}: is a folder; give a file name with --out")
     info = read_dataset_info(root)

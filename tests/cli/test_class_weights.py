@@ -23,3 +23,17 @@ def test_cli_json_and_table(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "effective-num" in text and "mean 1" in text and "c3" in text
     assert run(["class-weights", str(root), "-m", "bogus"]) == 2
+
+
+def test_overwrite_replaces_the_file_and_force_is_its_hidden_old_name(tmp_path, capsys):
+    root = make_random_dataset(tmp_path / "ds")
+    argv = ["class-weights", str(root), "--method", "inv", "--out", str(tmp_path / "w.toml"), "--workers", "0"]
+    assert run(argv) == 0
+    assert run(argv) == 2
+    assert "pass --overwrite to replace it" in capsys.readouterr().err
+    assert run([*argv, "--overwrite"]) == 0
+    assert run([*argv, "--force"]) == 0
+    capsys.readouterr()
+    assert run(["class-weights", "--help"]) == 0
+    help_text = capsys.readouterr().out
+    assert "--overwrite" in help_text and "--force" not in help_text

@@ -58,9 +58,7 @@ def test_cli_passes_parsed_arguments_to_the_engine(
         "sources": [Path("a.zip"), Path("b")],
         "out": tmp_path / "o",
         "coarse": True,
-        "force": False,
-        "link": False,
-        "workers": 3,
+        "write": engine.WriteOptions(force=False, link=False, workers=3),
     }
     assert json.loads(capsys.readouterr().out)["pixel_share"] == {"road": 1.0}
 

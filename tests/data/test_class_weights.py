@@ -11,7 +11,7 @@ from data_helpers import make_random_dataset
 from PIL import Image
 
 from segcli.core.factory import resolve_class_weights
-from segcli.data.class_weights import class_stats, class_weights, compute_weights, histogram
+from segcli.data.class_weights import WeightOptions, class_stats, class_weights, compute_weights, histogram
 from segcli.errors import DataError, UserError
 
 # A small histogram worked by hand: 4 classes, the last absent.
@@ -91,7 +91,7 @@ def reference_weights(root: Path, method: str, classes: int, beta: float = 0.999
 @pytest.mark.parametrize("method", ["inv", "inv-sqrt", "inv-log", "effective-num", "median-freq"])
 def test_pipeline_matches_plain_loop(tmp_path, method):
     root = make_random_dataset(tmp_path / "ds")
-    res = class_weights(root, method, workers=0, out=tmp_path / f"{method}.toml")
+    res = class_weights(root, method, WeightOptions(workers=0), out=tmp_path / f"{method}.toml")
     np.testing.assert_allclose(res.weights, reference_weights(root, method, 4), rtol=1e-6)
     assert res.missing == ["c3"] and res.weights[3] == 0.0 and res.images == 9
 
@@ -109,7 +109,7 @@ def test_process_pool_gives_the_same_histograms(tmp_path):
 
 def test_written_file_loads_through_resolve_class_weights(tmp_path):
     root = make_random_dataset(tmp_path / "ds")
-    res = class_weights(root, "median-freq", workers=0)
+    res = class_weights(root, "median-freq", WeightOptions(workers=0))
     assert res.out == root / "class_weights_median-freq.toml"
     loaded = resolve_class_weights(str(res.out), 4)
     np.testing.assert_allclose(loaded.numpy(), res.weights, rtol=1e-6)
@@ -121,12 +121,12 @@ def test_written_file_loads_through_resolve_class_weights(tmp_path):
 
 def test_never_overwrites_without_force(tmp_path):
     root = make_random_dataset(tmp_path / "ds")
-    first = class_weights(root, "inv", workers=0)
+    first = class_weights(root, "inv", WeightOptions(workers=0))
     before = first.out.read_text()
-    with pytest.raises(UserError, match="already exists.*--force"):
-        class_weights(root, "inv", workers=0, normalize=False)
+    with pytest.raises(UserError, match="already exists.*`force`"):
+        class_weights(root, "inv", WeightOptions(workers=0, normalize=False))
     assert first.out.read_text() == before
-    again = class_weights(root, "inv", workers=0, normalize=False, force=True)
+    again = class_weights(root, "inv", WeightOptions(workers=0, normalize=False), force=True)
     assert again.out.read_text() != before and "normalized = false" in again.out.read_text()
 
 

@@ -24,13 +24,13 @@ from segcli.data.decode import check_ids, decode_ids, lut_map
 from segcli.data.format import DatasetInfo
 from segcli.data.prepare.fetch import Download, FetchProgress, fetch
 from segcli.data.prepare.sources import STAGING, Member, Sources, open_sources, out_is_free
-from segcli.data.prepare.writer import PrepareResult, Progress, Sample, run_conversion
+from segcli.data.prepare.writer import Decoding, PrepareResult, Progress, Sample, WriteOptions, run_conversion
 from segcli.errors import UserError
 from segcli.registry import Registry
 
 SOURCES_HELP = "What you downloaded: the archive(s) (.zip/.tar/.tgz) or the extracted folder(s)."
 # Parameters every converter gets from the framework; no converter option may use these names.
-RESERVED = frozenset({"converter", "sources", "out", "force", "link", "workers", "progress", "as_json"})
+RESERVED = frozenset({"converter", "sources", "out", "force", "overwrite", "link", "workers", "progress", "as_json"})
 
 
 @dataclass(frozen=True)
@@ -156,9 +156,7 @@ def prepare(
     sources: Iterable[str | os.PathLike] = (),
     out: str | os.PathLike | None = None,
     *,
-    force: bool = False,
-    link: bool = False,
-    workers: int = 1,
+    write: WriteOptions = WriteOptions(),
     progress: Progress | None = None,
     fetch_progress: FetchProgress | None = None,
     **options: Any,
@@ -168,7 +166,8 @@ def prepare(
     With no ``sources``, a converter with public downloads fetches them into the cache first
     (:mod:`segcli.data.prepare.fetch`; ``fetch_progress(file, done, total)`` follows the bytes).
     ``out`` defaults to ``data/<converter>``. ``options`` are the converter's own (see
-    ``seg prepare NAME --help``); ``progress(n, total)`` is called with n = 0 first, then once per sample.
+    ``seg prepare NAME --help``); ``write`` says how (replace, link, workers); ``progress(n, total)`` is called
+    with n = 0 first, then once per sample.
     """
     from segcli.data.prepare import converters
 
@@ -191,21 +190,10 @@ def prepare(
     except BaseException:
         _drop_staging(Path(out), existed)
         raise
-    return run_conversion(
-        out,
-        plan.info,
-        plan.samples,
-        srcs,
-        conv.decode_label,
-        plan.params,
-        image_fn=conv.decode_image if conv.image_ext else None,
-        image_ext=conv.image_ext or ".png",
-        settings=plan.settings,
-        force=force,
-        link=link,
-        workers=workers,
-        progress=progress,
+    decoding = Decoding(
+        conv.decode_label, plan.params, conv.decode_image if conv.image_ext else None, conv.image_ext or ".png"
     )
+    return run_conversion(out, plan.info, plan.samples, srcs, decoding, write, plan.settings, progress)
 
 
 def _drop_staging(out: Path, existed: bool) -> None:

@@ -26,7 +26,7 @@ from segcli.data.format import DATASET_FILE, DatasetInfo, read_dataset_info, val
 from segcli.data.io import read_mask, write_image, write_mask
 from segcli.data.prepare.sources import MARKER, STAGING, Member, Sources, out_is_free
 from segcli.data.stats import summary_dict
-from segcli.errors import DataError
+from segcli.errors import DataError, arg
 from segcli.io_utils import atomic_write_bytes, atomic_write_text
 
 _COPY_EXTS = {".jpg": ".jpg", ".jpeg": ".jpg", ".png": ".png"}
@@ -75,14 +75,38 @@ class PrepareResult:
 
 
 @dataclass(frozen=True)
+class Decoding:
+    """How a converter turns one sample's sources into arrays.
+
+    ``mask_fn(sources, sample, params)`` returns the id mask; ``image_fn`` (optional) returns an RGB image to
+    write (as ``image_ext``) instead of copying the source image. Both run in worker processes when there are
+    several workers, so they must be picklable (module-level functions or methods of module-level objects).
+    """
+
+    mask_fn: MaskFn
+    params: Any = None
+    image_fn: ImageFn | None = None
+    image_ext: str = ".png"
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How `seg prepare` writes: ``force`` replaces a dataset prepared with other settings and rewrites samples
+    already written, ``link`` hard-links source images instead of copying them, ``workers`` processes,
+    ``validate_masks`` masks per split read back by the final check (None: all)."""
+
+    force: bool = False
+    link: bool = False
+    workers: int = 1
+    validate_masks: int | None = 16
+
+
+@dataclass(frozen=True)
 class _Job:
     sources: Sources
     sample: Sample
     root: Path
-    mask_fn: MaskFn
-    image_fn: ImageFn | None
-    image_ext: str
-    params: Any
+    decoding: Decoding
     link: bool
     skip: bool
     num_classes: int
@@ -145,11 +169,12 @@ def _copy_image(job: _Job, data: bytes, img_out: Path) -> int:
 def _process(job: _Job) -> tuple[int, int, np.ndarray]:
     """Write one sample (or count a skipped one); returns (written, linked, pixels per class)."""
     s, srcs = job.sample, job.sources
-    img_out, mask_out = _out_paths(job.root, s, _image_ext(s, job.image_fn, job.image_ext))
+    dec = job.decoding
+    img_out, mask_out = _out_paths(job.root, s, _image_ext(s, dec.image_fn, dec.image_ext))
     if job.skip:
         return 0, 0, class_counts(read_mask(mask_out), job.num_classes)
-    mask = job.mask_fn(srcs, s, job.params)
-    image = job.image_fn(srcs, s, job.params) if job.image_fn is not None else None
+    mask = dec.mask_fn(srcs, s, dec.params)
+    image = dec.image_fn(srcs, s, dec.params) if dec.image_fn is not None else None
     data = b""
     if image is not None:
         shape = image.shape[:2]
@@ -196,7 +221,7 @@ def _check_out(root: Path, info: DatasetInfo, settings: dict[str, Any], force: b
             raise DataError(f"{root}: holds an unfinished {had.get('converter')!r} conversion; choose another --out")
     if had != settings and not force:
         raise DataError(
-            f"{root}: was prepared with other settings {had}; pass --force to redo it or choose another --out folder"
+            f"{root}: was prepared with other settings {had}; pass {arg('force')} to redo it or choose another --out folder"
         )
     return False
 
@@ -267,25 +292,19 @@ def run_conversion(
     info: DatasetInfo,
     samples: list[Sample],
     sources: Sources,
-    mask_fn: MaskFn,
-    params: Any = None,
-    image_fn: ImageFn | None = None,
+    decoding: Decoding | MaskFn,
+    write: WriteOptions = WriteOptions(),
     settings: dict[str, Any] | None = None,
-    force: bool = False,
-    link: bool = False,
-    workers: int = 1,
     progress: Progress | None = None,
-    validate_masks: int | None = 16,
-    image_ext: str = ".png",
 ) -> PrepareResult:
     """Write ``samples`` to ``out`` in the segcli format, then ``dataset.toml``, then validate.
 
-    ``mask_fn(sources, sample, params)`` returns the id mask; ``image_fn`` (optional) returns an
-    RGB image to write (as ``image_ext``) instead of copying the source image. Both run in worker
-    processes when ``workers > 1`` and so must be picklable (module-level functions or methods of
-    module-level objects). ``settings`` (what changes the output) is stored in ``dataset.toml``
-    under ``prepare``; a re-run with other settings needs ``force``.
+    ``decoding`` says how each sample becomes arrays (a bare mask function: labels decoded by it, images
+    copied). ``settings`` (what changes the output) is stored in ``dataset.toml`` under ``prepare``; a re-run
+    with other settings needs ``write.force``.
     """
+    dec = decoding if isinstance(decoding, Decoding) else Decoding(decoding)
+    force = write.force
     root = Path(out)
     settings = {"converter": info.name, **(settings or {})}
     try:
@@ -296,19 +315,16 @@ def run_conversion(
         root.mkdir(parents=True, exist_ok=True)
         if not (root / DATASET_FILE).is_file():
             atomic_write_text(root / MARKER, json.dumps(settings))
-        skip = [not force and _done(root, s, image_fn, image_ext) for s in samples]
+        skip = [not force and _done(root, s, dec.image_fn, dec.image_ext) for s in samples]
         sources.stage(m for s, sk in zip(samples, skip) if not sk for m in _sample_members(s))
         reader = sources.reader()
-        jobs = [
-            _Job(reader, s, root, mask_fn, image_fn, image_ext, params, link, sk, info.num_classes)
-            for s, sk in zip(samples, skip)
-        ]
-        written, linked, pixels = _run_jobs(jobs, workers, progress)
+        jobs = [_Job(reader, s, root, dec, write.link, sk, info.num_classes) for s, sk in zip(samples, skip)]
+        written, linked, pixels = _run_jobs(jobs, write.workers, progress)
         if not fresh:
-            _remove_stale(root, samples, image_fn, image_ext)
+            _remove_stale(root, samples, dec.image_fn, dec.image_ext)
         write_dataset_info(root, _with_settings(info, settings))
         (root / MARKER).unlink(missing_ok=True)
-        validate_dataset(root, sample_masks=validate_masks)
+        validate_dataset(root, sample_masks=write.validate_masks)
     finally:
         if (root / STAGING).exists():
             shutil.rmtree(root / STAGING, ignore_errors=True)

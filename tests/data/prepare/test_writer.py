@@ -12,7 +12,7 @@ from prepare_helpers import cli_error, cli_json, make_cityscapes, rand_rgb, writ
 
 from segcli.cli.app import run
 from segcli.data.format import make_info
-from segcli.data.prepare import prepare
+from segcli.data.prepare import WriteOptions, prepare
 from segcli.data.prepare.converter import read_ids as read_ids_of
 from segcli.data.prepare.sources import MARKER, Sources, open_sources
 from segcli.data.prepare.writer import Sample, class_counts, run_conversion
@@ -33,9 +33,9 @@ def test_idempotent_rerun_and_force(tmp_path: Path, capsys: pytest.CaptureFixtur
     mask.unlink()  # a missing output is redone on the next plain run
     assert cli_json(capsys, argv)["written"] == 1
     assert cli_json(capsys, [*argv, "--force"])["written"] == 4
-    # Other settings need --force; another dataset's folder is refused.
+    # Other settings need --overwrite; another dataset's folder is refused.
     rc, msg = cli_error(capsys, [*argv, "--coarse"])
-    assert rc == 2 and "--force" in msg
+    assert rc == 2 and "--overwrite" in msg
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     rc, msg = cli_error(capsys, ["prepare", "cityscapes", str(tmp_path / "dl"), "--out", str(tmp_path / "other")])
@@ -45,7 +45,7 @@ def test_idempotent_rerun_and_force(tmp_path: Path, capsys: pytest.CaptureFixtur
 
 def test_link_hard_links_images(tmp_path: Path) -> None:
     make_cityscapes(tmp_path / "dl", np.random.default_rng(3))
-    res = prepare("cityscapes", [tmp_path / "dl"], tmp_path / "out", link=True)
+    res = prepare("cityscapes", [tmp_path / "dl"], tmp_path / "out", write=WriteOptions(link=True))
     assert res.linked == 4
     src = tmp_path / "dl" / "leftImg8bit" / "val" / "frankfurt" / "frankfurt_000000_000294_leftImg8bit.png"
     dst = tmp_path / "out" / "images" / "val" / "frankfurt_000000_000294.png"
@@ -57,8 +57,8 @@ def test_link_hard_links_images(tmp_path: Path) -> None:
 
 def test_workers_give_the_same_result(tmp_path: Path) -> None:
     make_cityscapes(tmp_path / "dl", np.random.default_rng(4))
-    prepare("cityscapes", [tmp_path / "dl"], tmp_path / "a", workers=1)
-    prepare("cityscapes", [tmp_path / "dl"], tmp_path / "b", workers=2)
+    prepare("cityscapes", [tmp_path / "dl"], tmp_path / "a", write=WriteOptions(workers=1))
+    prepare("cityscapes", [tmp_path / "dl"], tmp_path / "b", write=WriteOptions(workers=2))
     for p in sorted((tmp_path / "a" / "masks").rglob("*.png")):
         assert p.read_bytes() == (tmp_path / "b" / p.relative_to(tmp_path / "a")).read_bytes()
 
