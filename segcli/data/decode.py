@@ -32,6 +32,10 @@ def read_file(path: str | os.PathLike, what: str, fix: str) -> bytes:
     """The bytes of ``path``; a missing or empty file is a DataError naming it and ``fix``."""
     path = Path(path)
     if not path.is_file():
+        if path.is_symlink():
+            raise DataError(
+                f"{path}: {what} is a symbolic link that leads nowhere (a loop of links or a missing target)"
+            )
         raise DataError(f"{path}: {what} file not found")
     data = path.read_bytes()
     if not data:

@@ -150,6 +150,14 @@ def list_splits(root: str | os.PathLike) -> list[str]:
     return sorted(p.name for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
 
 
+def is_dataset_file(p: Path) -> bool:
+    """Whether a folder entry counts as one of the dataset's files: not hidden and not a folder.
+
+    A symbolic link that leads nowhere (a loop, a missing target) still counts, so that every reader (`seg check`,
+    training, evaluation) sees the same files and reports that link instead of silently skipping it."""
+    return not p.name.startswith(".") and not p.is_dir()
+
+
 def list_samples(root: str | os.PathLike, split: str) -> list[tuple[Path, Path]]:
     """Pairs (image, mask) of a split, sorted by stem. Every image must have a mask and vice versa."""
     root = Path(root)
@@ -161,11 +169,11 @@ def list_samples(root: str | os.PathLike, split: str) -> list[tuple[Path, Path]]
         raise DataError(f"{mask_dir}: masks folder for split {split!r} is missing")
     images: dict[str, Path] = {}
     for p in img_dir.iterdir():
-        if p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."):
+        if p.suffix.lower() in IMAGE_EXTS and is_dataset_file(p):
             if p.stem in images:
                 raise DataError(f"{img_dir}: two images share the stem {p.stem!r}: {images[p.stem].name}, {p.name}")
             images[p.stem] = p
-    masks = {p.stem: p for p in mask_dir.glob("*.png") if not p.name.startswith(".")}
+    masks = {p.stem: p for p in mask_dir.glob("*.png") if is_dataset_file(p)}
     no_mask = sorted(set(images) - set(masks))
     no_image = sorted(set(masks) - set(images))
     if no_mask:

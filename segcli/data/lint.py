@@ -20,7 +20,14 @@ from typing import Any, Literal
 import numpy as np
 
 from segcli.data.decode import inspect_mask, probe_image
-from segcli.data.format import DATASET_FILE, DatasetIndex, DatasetInfo, list_splits, read_dataset_info
+from segcli.data.format import (
+    DATASET_FILE,
+    DatasetIndex,
+    DatasetInfo,
+    is_dataset_file,
+    list_splits,
+    read_dataset_info,
+)
 from segcli.data.io import IMAGE_EXTS
 from segcli.errors import DataError
 
@@ -41,6 +48,7 @@ FIXES = {
     "duplicate-stem": "rename or remove one of the images that share a stem",
     "mask-not-png": "masks must be lossless single-channel PNG: re-export them as PNG with seg prepare",
     "empty-file": "re-download or re-create the 0-byte files, or remove them with their pair",
+    "broken-link": "point the links at the real files (ls -l shows where they lead), or remove them with their pair",
     "unreadable-file": "re-download or re-create the corrupt files, or remove them with their pair",
     "rgb-mask": "map colours to ids with seg prepare folder --colors FILE",
     "grey-rgb-mask": "re-save the masks single-channel (one channel of the grey values) with seg prepare folder",
@@ -94,14 +102,14 @@ def _split_files(root: Path, split: str) -> tuple[dict[str, list[Path]], dict[st
     """Images by stem, PNG masks by stem, non-PNG mask files, and whether the masks folder exists."""
     images: dict[str, list[Path]] = defaultdict(list)
     for p in sorted((root / "images" / split).iterdir()):
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."):
+        if p.suffix.lower() in IMAGE_EXTS and is_dataset_file(p):
             images[p.stem].append(p)
     mask_dir = root / "masks" / split
     masks: dict[str, Path] = {}
     not_png: list[Path] = []
     if mask_dir.is_dir():
         for p in sorted(mask_dir.iterdir()):
-            if not p.is_file() or p.name.startswith("."):
+            if not is_dataset_file(p):
                 continue
             if p.suffix.lower() == ".png":
                 masks[p.stem] = p
@@ -213,13 +221,32 @@ def _lint_pairs(
     where = f"split {split!r}"
     # Empty files are cheap to find (a stat), so every file is checked whatever the sample.
     files = files if files is not None else [p for pair in pairs for p in pair]
+    dangling = [str(p) for p in files if _leads_nowhere(p)]
+    if dangling:
+        col.finding(
+            "broken-link",
+            "error",
+            f"{where}: {len(dangling)} file(s) are symbolic links that lead nowhere (a loop of links or a "
+            "missing target)",
+            split,
+            dangling,
+        )
     empty = [str(p) for p in files if _is_empty(p)]
     if empty:
         col.finding("empty-file", "error", f"{where}: {len(empty)} file(s) are empty (0 bytes)", split, empty)
-    empty_set = set(empty)
+    empty_set = set(empty) | set(dangling)
     pairs = [(i, m) for i, m in pairs if str(i) not in empty_set and str(m) not in empty_set]
     read = pairs if sample is None or sample >= len(pairs) else random.Random(seed).sample(pairs, sample)
     _lint_pixels(read, len(pairs), split, info, col)
+
+
+def _leads_nowhere(path: Path) -> bool:
+    """A symbolic link whose target cannot be reached: a loop (ELOOP) or a missing file."""
+    try:
+        path.stat()
+    except OSError:
+        return path.is_symlink()
+    return False
 
 
 def _is_empty(path: Path) -> bool:
@@ -236,13 +263,8 @@ def _lint_pixels(
     where = f"split {split!r}"
     unreadable: list[str] = []
     kinds: dict[str, list[str]] = defaultdict(list)  # rgb, grey-rgb, palette, size
-    value_files: dict[str, list[str]] = defaultdict(list)  # out-of-range, cityscapes, binary
-    bad_values: set[int] = set()
-    union: set[int] = set()
-    with_255: list[str] = []
-    only_0_255 = 0
+    tally = _ValueTally()
     present = np.zeros(info.num_classes if info else 0, bool)
-    masks_with_ids = 0
     for img_path, mask_path in pairs:
         facts = inspect_mask(mask_path)
         size = probe_image(img_path)
@@ -264,20 +286,20 @@ def _lint_pixels(
             kinds["size"].append(f"{mask_path} ({ids.shape[1]}x{ids.shape[0]} vs image {size[1]}x{size[0]})")
         if info is None:
             continue
-        masks_with_ids += 1
+        tally.masks_read += 1
         values = np.unique(ids).astype(np.int64)
         vset = set(values.tolist())
-        union |= vset
+        tally.union |= vset
         if vset <= {0, 255}:
-            only_0_255 += 1
+            tally.only_0_255 += 1
         if 255 in vset:
-            with_255.append(str(mask_path))
+            tally.with_255.append(str(mask_path))
         in_range = values[(values >= 0) & (values < info.num_classes)]
         present[in_range] = True
         bad = values[((values < 0) | (values >= info.num_classes)) & (values != info.ignore_index)]
         if bad.size:
-            bad_values |= set(bad.tolist())
-            value_files["out"].append(str(mask_path))
+            tally.bad_values |= set(bad.tolist())
+            tally.bad_files.append(str(mask_path))
 
     if unreadable:
         col.finding(
@@ -320,7 +342,8 @@ def _lint_pixels(
     if info is None:
         return
     n_before = len(col.findings)
-    _value_findings(info, split, union, bad_values, value_files["out"], with_255, only_0_255, masks_with_ids, col)
+    _value_findings(info, split, tally, col)
+    masks_with_ids = tally.masks_read
     if masks_with_ids and len(col.findings) == n_before:  # coverage means little while the ids are wrong
         missing = [c for c, p in zip(info.classes, present) if not p]
         if missing:
@@ -336,19 +359,24 @@ def _lint_pixels(
             col.findings[-1].count = len(missing)
 
 
-def _value_findings(
-    info: DatasetInfo,
-    split: str,
-    union: set[int],
-    bad_values: set[int],
-    bad_files: list[str],
-    with_255: list[str],
-    only_0_255: int,
-    masks_read: int,
-    col: _Collector,
-) -> None:
+@dataclass
+class _ValueTally:
+    """What the masks read so far hold: every value seen, the values past the classes and their files, the
+    masks holding 255 and those holding only 0 and 255, out of ``masks_read`` masks with ids."""
+
+    union: set[int] = field(default_factory=set)
+    bad_values: set[int] = field(default_factory=set)
+    bad_files: list[str] = field(default_factory=list)
+    with_255: list[str] = field(default_factory=list)
+    only_0_255: int = 0
+    masks_read: int = 0
+
+
+def _value_findings(info: DatasetInfo, split: str, tally: _ValueTally, col: _Collector) -> None:
     """Explain out-of-range values: 0/255 binary masks, raw Cityscapes labelIds, or plain bad ids."""
     where = f"split {split!r}"
+    union, bad_values, bad_files, with_255 = tally.union, tally.bad_values, tally.bad_files, tally.with_255
+    only_0_255, masks_read = tally.only_0_255, tally.masks_read
     n = info.num_classes
     # 0/255 binary masks: no mask holds any foreground id, only 0 and 255, so with 255 read as
     # ignore (or as an unknown id) the foreground never reaches the loss.

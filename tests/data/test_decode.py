@@ -196,3 +196,9 @@ def test_another_opencv_refusal_is_one_line_with_its_reason(monkeypatch: pytest.
     with pytest.raises(DataError) as e:
         decode_image(_png(np.zeros((4, 4, 3), np.uint8)), "a.png")
     assert str(e.value) == "a.png: cannot decode image (OpenCV: (-215:Assertion failed) width > 0 in function 'x')"
+
+
+def test_read_file_names_a_link_that_leads_nowhere(tmp_path: Path) -> None:
+    (tmp_path / "loop.png").symlink_to("loop.png")
+    with pytest.raises(DataError, match=r"loop\.png: mask is a symbolic link that leads nowhere \(a loop"):
+        read_file(tmp_path / "loop.png", "mask", "re-create it")

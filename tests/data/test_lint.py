@@ -155,6 +155,25 @@ def test_quick_lint_raises_first_error(tmp_path):
         lint_dataset(root, ["nope"])
 
 
+def test_a_symlink_loop_is_reported_by_check_as_by_training(tmp_path):
+    """Reported: `seg check` said "no problems found" (it skipped what is not a regular file) while `seg train`
+    refused the same files; both now list the same entries and name the links."""
+    from segcli.data.format import DatasetIndex
+
+    root = make_dataset(tmp_path / "ds", {"a": good_mask(), "b": good_mask()})
+    (root / "images" / "train" / "loop.png").symlink_to("loop.png")  # a link to itself
+    (root / "masks" / "train" / "loop.png").symlink_to("gone.png")  # a missing target
+    found = codes(lint_dataset(root))
+    assert list(found) == ["broken-link"] and found["broken-link"].count == 2
+    assert {Path(f).name for f in found["broken-link"].files} == {"loop.png"}
+    index = DatasetIndex.scan(root, ["train"])  # what training reads holds the same pair
+    assert [i.name for i, _ in index.pairs("train")] == ["a.png", "b.png", "loop.png"]
+    for dataset in (root, index):
+        with pytest.raises(DataError, match="2 file.s. are symbolic links that lead nowhere.*fix: point the links"):
+            quick_lint(dataset, ["train"])
+    assert run(["check", str(root)]) == 2
+
+
 # ---- real-format fixtures: every trap they hold is reported --------------------------------------------------
 
 
