@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,22 @@ import typer
 from rich.progress import Progress
 
 from segcli.cli._common import DeviceOpt, JsonOpt, ModelArg, err, out, print_json, with_protocol
+
+LOADING = "loading model..."
+
+
+class WallRate:
+    """The progress text of ``seg infer``: ``predicting NAME n/total R images/s``, the rate being images done over
+    the wall time since the command started (model loading included), as the closing line counts it. A rate
+    over the last few updates is meaningless here: a batch's images are reported within microseconds."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock, self.t0 = clock, clock()
+
+    def describe(self, done: int, total: int, src: Path) -> str:
+        seconds = self.clock() - self.t0
+        rate = f" {done / seconds:.3g} images/s" if seconds > 0 else ""
+        return f"predicting {src.name} {done}/{total}{rate}"
 
 
 class ProbsFormat(str, Enum):
@@ -64,13 +82,12 @@ def infer_cmd(
         overwrite=overwrite,
         skip_existing=skip_existing,
     )
+    rate = WallRate(time.perf_counter)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
-        task = progress.add_task("predicting", total=None)
+        task = progress.add_task(LOADING, total=None)  # until the first image is done
 
         def step(i: int, n: int, src: Path) -> None:
-            rate = progress.tasks[0].speed
-            speed = f" {rate:.1f} images/s" if rate else ""
-            progress.update(task, total=n, completed=i + 1, description=f"predicting {src.name}{speed}")
+            progress.update(task, total=n, completed=i + 1, description=rate.describe(i + 1, n, src))
 
         res = predict(
             weights, inputs, out_dir, device=device, protocol=protocol, output=output, workers=workers, on_image=step

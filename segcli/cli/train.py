@@ -7,12 +7,24 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from segcli.cli._common import JsonOpt, err, examples, fmt, out, print_json, table
 from segcli.cli.flags import TRAIN_FLAGS, train_overrides
 from segcli.core.callbacks import Callback, IterStats, RunStart, ValEnd
 from segcli.report import ProgressLines, ProgressMeter, fmt_bytes, fmt_duration, validation_lines
+
+
+class TrainFields(ProgressColumn):
+    """The training bar's figures (loss and its running mean, lr, images/s, data wait, memory, ETA); nothing on
+    the validation's bar."""
+
+    def render(self, task: Task) -> Text:
+        f = task.fields
+        if f.get("val"):
+            return Text("")
+        return Text(f"loss {f['loss']} lr {f['lr']} {f['ips']} img/s data {f['wait']} mem {f['mem']} ETA {f['eta']}")
 
 
 class RichProgress(Callback):
@@ -25,6 +37,7 @@ class RichProgress(Callback):
         self.live = err.is_terminal if live is None else live
         self.progress: Progress | None = None
         self.task: Any = None
+        self.val_task: Any = None  # the validation's bar while one runs
         self.iters = 1
         self.meter = ProgressMeter()
         self.lines: ProgressLines | None = None
@@ -41,24 +54,19 @@ class RichProgress(Callback):
             self.lines.on_train_start(start)
             return
         self.progress = Progress(
-            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
-            TextColumn("it {task.fields[it]}/{task.fields[iters]}"),
+            TextColumn("{task.description}"),
             BarColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TextColumn("lr {task.fields[lr]}"),
-            TextColumn("{task.fields[ips]} img/s"),
-            TextColumn("data {task.fields[wait]}"),
-            TextColumn("mem {task.fields[mem]}"),
+            TrainFields(),
             TimeElapsedColumn(),
-            TextColumn("ETA {task.fields[eta]}"),
             console=err,
         )
         self.progress.start()
+        first = min(first_epoch + 1, epochs) if epochs else first_epoch + 1  # a finished run: not "5/4"
         self.task = self.progress.add_task(
-            "train",
+            f"epoch {first}/{epochs or '?'} it 0/{iters_per_epoch}",
             total=epochs * iters_per_epoch if epochs else None,  # None: a time-budgeted run
             completed=first_epoch * iters_per_epoch + start.first_iter,
-            epoch=min(first_epoch + 1, epochs) if epochs else first_epoch + 1,  # a finished run: not "5/4"
+            epoch=first,
             epochs=epochs or "?",
             it=0,
             iters=iters_per_epoch,
@@ -80,6 +88,7 @@ class RichProgress(Callback):
         terms = "".join(f" {k} {v:.3f}" for k, v in f["terms"].items())
         self.progress.update(
             self.task,
+            description=f"epoch {f['epoch']}/{f['epochs']} it {f['it']}/{f['iters']}",
             completed=stats.epoch * self.iters + stats.it + 1,
             epoch=f["epoch"],
             it=f["it"],
@@ -90,6 +99,17 @@ class RichProgress(Callback):
             mem=fmt_bytes(f["memory"]),
             eta=f"{fmt_duration(f['eta_epoch'])} (run {fmt_duration(f['eta_run'])})",
         )
+
+    def on_val_progress(self, done: int, total: int) -> None:
+        """A second bar while validating: images scored of the split (this process's share under torchrun)."""
+        if self.progress is None:
+            return
+        if self.val_task is None:
+            self.val_task = self.progress.add_task("validating", total=total, completed=done, val=True)
+        self.progress.update(self.val_task, completed=done, description=f"validating {done}/{total} images")
+        if done >= total:
+            self.progress.remove_task(self.val_task)
+            self.val_task = None
 
     def on_val_end(self, val: ValEnd) -> None:
         if self.lines is not None:

@@ -1,6 +1,6 @@
 """Training events and the small interface everything that watches a run plugs into.
 
-The trainer emits seven events; the CLI's live display, the plain ``log.txt`` writer and later
+The trainer emits eight events; the CLI's live display, the plain ``log.txt`` writer and later
 plots, TensorBoard/W&B and the run report subscribe by overriding the methods they need (the
 names follow Lightning's ``Callback``, which users know).
 """
@@ -47,6 +47,14 @@ class IterStats:
     seconds: float = 0.0  # seconds the whole iteration took (wait included)
     elapsed: float = 0.0  # seconds since the run began (resumed runs included)
     device: str = "cpu"
+    loss_mean: float | None = None  # the epoch's exact mean loss so far, as of the last read (None: unknown)
+    losses: tuple[float, ...] = ()  # at a read: each iteration's exact loss since the previous read, ending with
+    # this one (``loss`` is their mean); empty between reads, where ``loss`` and ``loss_mean`` are the last read
+
+    @property
+    def fresh(self) -> bool:
+        """The loss was read off the device at this iteration (``loss`` and ``loss_mean`` are current)."""
+        return bool(self.losses)
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,10 @@ class Callback:
     def on_iter_stats(self, stats: IterStats) -> None:
         """After ``on_iter_end``, with the loss terms, timings and the run's clock."""
 
+    def on_val_progress(self, done: int, total: int) -> None:
+        """During a validation (rank 0): ``done`` of this process's ``total`` validation images scored (first
+        with 0, last with ``total``)."""
+
     def on_val_end(self, val: ValEnd) -> None:
         """After each validation (at an epoch end or inside an epoch), before the checkpoint is written."""
 
@@ -114,6 +126,10 @@ class CallbackList(Callback):
     def on_iter_stats(self, stats: IterStats) -> None:
         for c in self.callbacks:
             c.on_iter_stats(stats)
+
+    def on_val_progress(self, done: int, total: int) -> None:
+        for c in self.callbacks:
+            c.on_val_progress(done, total)
 
     def on_val_end(self, val: ValEnd) -> None:
         for c in self.callbacks:

@@ -35,7 +35,7 @@ from segcli.config.schema import METRIC_KEYS
 from segcli.errors import CheckpointError, UserError
 from segcli.io_utils import atomic_write_text, next_free_path, next_numbered_dir
 
-CSV_FIELDS = ("epoch", "iterations", "train_loss", "lr", "seconds", *METRIC_KEYS, "ema_mIoU")
+CSV_FIELDS = ("epoch", "iterations", "train_loss", "lr", "seconds", *METRIC_KEYS, "ema_mIoU", "val_loss")
 _INT_FIELDS = ("epoch", "iterations")
 WEIGHTS_PREFERENCE = ("best", "last")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -62,15 +62,16 @@ def confusion_over_loader(
 @torch.no_grad()
 def confusion_with(
     model: torch.nn.Module,
-    loader: DataLoader,
+    loader: Iterable[Any],
     cm: ConfusionMatrix,
     proto: PredictionProtocol,
     dist: DistInfo | None = None,
     per_image: list[float] | None = None,
+    watch: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
 ) -> ConfusionMatrix:
     """Accumulate the predictions of ``model`` over ``loader`` by the test protocol ``proto`` into ``cm`` (on
     its device; all-reduced under DDP); ``per_image``, when given, receives each image's own mIoU in loader
-    order."""
+    order, and ``watch`` each image's (logits (C, H, W), mask (H, W) on the device), e.g. for a loss."""
     was_training = model.training
     model.eval()
     device = cm.mat.device
@@ -79,6 +80,8 @@ def confusion_with(
         for logits, mask in zip(predict_images(model, images, sizes, proto, device), masks):
             pred, target = class_ids(logits), mask.to(device, non_blocking=True)
             cm.update(pred, target)
+            if watch is not None:
+                watch(logits, target)
             if per_image is not None:
                 one = ConfusionMatrix(cm.num_classes, cm.ignore_index, device=device)
                 one.update(pred, target)

@@ -86,7 +86,8 @@ class Plots(Callback):
 
     def on_iter_stats(self, stats: IterStats) -> None:
         step = stats.epoch * stats.iters_per_epoch + stats.it + 1
-        self._add(self.loss, step, stats.loss)
+        for k, value in enumerate(stats.losses):  # read at log points: every iteration's exact loss
+            self._add(self.loss, step - len(stats.losses) + 1 + k, value)
         self._add(self.lr, step, stats.lr)
 
     def on_val_end(self, val: ValEnd) -> None:

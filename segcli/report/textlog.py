@@ -65,7 +65,7 @@ class ProgressMeter:
         self.epochs, self.iters_per_epoch = start.epochs, start.iters_per_epoch
 
     def update(self, st: IterStats) -> dict[str, Any]:
-        """Fold ``st`` in and return the shown fields."""
+        """Fold ``st`` in and return the shown fields (the trainer's exact running mean when ``st`` has one)."""
         if st.epoch != self.epoch:
             self.epoch, self.loss_sum, self.seconds, self.count = st.epoch, 0.0, 0.0, 0
         self.loss_sum += st.loss
@@ -85,7 +85,7 @@ class ProgressMeter:
             "it": st.it + 1,
             "iters": st.iters_per_epoch,
             "loss": st.loss,
-            "loss_mean": self.loss_sum / self.count,
+            "loss_mean": self.loss_sum / self.count if st.loss_mean is None else st.loss_mean,
             "terms": st.terms,
             "lr": st.lr,
             "images_per_s": st.images_per_s,
@@ -130,8 +130,9 @@ def validation_lines(val: ValEnd) -> list[str]:
 
 
 class ProgressLines(Callback):
-    """Writes :func:`format_line` every ``every`` iterations (and at each epoch's last one) with ``write``,
-    and :func:`validation_lines` after each validation."""
+    """Writes :func:`format_line` every ``every`` iterations of the run (and at each epoch's last one) with
+    ``write``, and :func:`validation_lines` after each validation. These are the trainer's log points, where
+    the loss is read off the device, so every line's loss and running mean are exact."""
 
     def __init__(self, write: Callable[[str], None], every: int) -> None:
         self.write, self.every = write, every
@@ -142,7 +143,8 @@ class ProgressLines(Callback):
 
     def on_iter_stats(self, stats: IterStats) -> None:
         fields = self.meter.update(stats)
-        if self.every and ((stats.it + 1) % self.every == 0 or stats.it + 1 == stats.iters_per_epoch):
+        run_iter = stats.epoch * stats.iters_per_epoch + stats.it + 1
+        if self.every and (run_iter % self.every == 0 or stats.it + 1 == stats.iters_per_epoch):
             self.write(format_line(fields))
             self.meter.reset_window()
 

@@ -8,8 +8,8 @@ asks after every step (:meth:`Pacer.after_step`) and at each epoch's end (:meth:
 
 Rules, in one place:
 
-* **Log points** every ``train.log_every`` iterations and at the first iteration of a (resumed) epoch: the
-  loss is read off the device there, and under a budget with DDP the ranks agree there whether time is up.
+* **Log points** every ``train.log_every`` iterations and at the first and last iteration of a (resumed) epoch:
+  the loss is read off the device there (so the progress line at an epoch's end is exact), and under a budget with DDP the ranks agree there whether time is up.
 * **Stop** when the plan's optimiser steps are done, or under a budget when the training time left is less
   than half a step (so the run ends nearer its budget than one more step would take it).
 * **Validation** every ``train.val_every`` epochs, or every ``train.val_every_iters`` iterations (then inside
@@ -120,8 +120,9 @@ class Pacer:
         return self.plan.fraction(self.pr.step, self.clock() - self.t_run, self.pr.reserve + self.save_seconds)
 
     def is_log_point(self, it: int, first: int) -> bool:
-        """Iteration ``it`` is a log point (every ``log_every``, and the epoch's ``first`` iteration)."""
-        return self.global_iter(it) % self.t.log_every == 0 or it == first
+        """Iteration ``it`` is a log point (every ``log_every``, the epoch's ``first`` and its last iteration)."""
+        last = it + 1 == self.plan.iters_per_epoch
+        return self.global_iter(it) % self.t.log_every == 0 or it == first or last
 
     @property
     def done(self) -> bool:

@@ -20,7 +20,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,8 +54,10 @@ from segcli.data.format import DatasetIndex, DatasetInfo, validate_dataset
 from segcli.data.lint import quick_lint
 from segcli.data.transforms import build_train_transform
 from segcli.errors import CheckpointError, TrainingError, TrainingInterrupted, UserError
-from segcli.infer.evaluator import confusion_over_loader
+from segcli.infer.evaluator import confusion_over_loader, confusion_with
+from segcli.infer.protocol import PredictionProtocol
 from segcli.losses.outputs import output_loss
+from segcli.metrics import ConfusionMatrix
 from segcli.report.loggers import make_loggers
 from segcli.report.plots import Plots
 from segcli.report.run_report import RunReport
@@ -67,7 +69,7 @@ from segcli.train.ema import ModelEMA
 from segcli.train.extend import Extension, extend_preset
 from segcli.train.failures import is_out_of_memory, out_of_memory
 from segcli.train.init_from import init_lines
-from segcli.train.meters import LossMeter
+from segcli.train.meters import LossMeter, ValLoss
 from segcli.train.optim import batch_lr_scale, build_optimizer, lr_factor, set_lr
 from segcli.train.pacer import Pacer, Plan
 from segcli.train.state import TrainState
@@ -395,7 +397,7 @@ class Trainer:
         batches = TimedIter(iter(loader))  # a new loader iterator draws a seed from the global RNG (persistent
         torch.set_rng_state(rng)  # workers only the first time): keep the model's random stream independent of it
         st.optimizer.zero_grad(set_to_none=True)
-        it, t_prev = start - 1, clock()
+        it, t_prev, loss_mean = start - 1, clock(), None
         for it, (images, masks) in enumerate(batches, start):
             waited = clock() - t_prev  # the step's wait on the loader
             stepped = (it + 1) % p.train.accumulate == 0 or it + 1 == n
@@ -410,13 +412,15 @@ class Trainer:
                 if warning and self.rt.dist.is_main:
                     self.cb.on_message(warning)
             seen += images.shape[0] * self.rt.dist.world_size
+            losses = self.meter.take() if read else ()  # exact, one per iteration since the last take
+            if read:
+                loss_mean = pr.epoch_loss / pr.iter  # the epoch's exact running mean (resumed iterations included)
             ips, shown = seen / max(clock() - t_seen, 1e-9), self.meter.shown  # the loss as last read
             self.cb.on_iter_end(epoch, it, shown, lr, ips)
             terms = {k: float(v) for k, v in self.terms.items()} if read and len(self.terms) > 1 else {}
             now = clock()
-            self.cb.on_iter_stats(
-                IterStats(epoch, it, n, shown, lr, ips, terms, waited, now - t_prev, now - pacer.t_run, dev.type)
-            )
+            stats = IterStats(epoch, it, n, shown, lr, ips, terms, waited, now - t_prev, now - pacer.t_run, dev.type)
+            self.cb.on_iter_stats(dataclasses.replace(stats, loss_mean=loss_mean, losses=losses))
             due = pacer.after_step(it, stepped, now - t_prev)
             if due.stop:
                 pr.finished = True
@@ -498,9 +502,14 @@ class Trainer:
         loader = self.data.val_loader if self.val_sample is None or final else self.val_sample
         args = (loader, info.num_classes, info.ignore_index, rt.device, rt.amp, p.train.channels_last)
         try:
-            cm = confusion_over_loader(self.state.model, *args, rt.dist)
+            cm = ConfusionMatrix(info.num_classes, info.ignore_index, device=rt.device)
+            val_loss = ValLoss(self.criterion, rt.device)  # the training criterion on the main output
+            proto = PredictionProtocol(amp=rt.amp, channels_last=p.train.channels_last)
+            confusion_with(self.state.model, self._val_batches(loader), cm, proto, rt.dist, watch=val_loss)
             metrics = cm.compute(p.eval.absent, info.classes)
             row.update({k: metrics[k] for k in METRIC_KEYS})
+            ddp.all_reduce_sum(val_loss.total, rt.dist)
+            row["val_loss"] = val_loss.mean()
             if self.state.ema is not None:
                 ema = confusion_over_loader(self.state.ema.module, *args, rt.dist)
                 row["ema_mIoU"] = ema.compute(p.eval.absent)["mIoU"]
@@ -528,6 +537,17 @@ class Trainer:
             self.cb.on_message(f"early stop: {p.train.monitor} did not improve for {pr.stale} validations")
             pr.finished = True
         return improved
+
+    def _val_batches(self, loader: DataLoader) -> Iterator[Any]:
+        """``loader``'s batches, telling the callbacks (rank 0) how many images are done (the console's bar)."""
+        total, done, main = len(loader.dataset), 0, self.rt.dist.is_main
+        if main:
+            self.cb.on_val_progress(0, total)
+        for images, masks in loader:
+            yield images, masks
+            done += len(masks)
+            if main:
+                self.cb.on_val_progress(done, total)
 
     def validate(self, row: dict[str, Any]) -> bool:
         """Validate at the epoch's end when the pacer says so; True when ``monitor`` improved."""
@@ -723,6 +743,7 @@ def train(
     end, last = clock(), trainer.last
     if rt.dist.is_main:
         cb.on_message(trainer.pacer.ledger.summary(end, plan.budget, end - trainer.pacer.t_run))
+        cb.on_message("evaluating best weights for the report...")  # RunReport's on_train_end: seconds to minutes
     result = TrainResult(run.path, int(last.get("epoch", 0)), state.progress.best_row, last, end - t_start)
     result.timing = trainer.pacer.ledger.shares(end)
     cb.on_train_end(result)

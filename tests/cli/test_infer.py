@@ -82,3 +82,17 @@ def test_empty_files_of_a_real_download(fixtures_dir: Path, weights: Path, tmp_p
     out = tmp_path / "pred"
     user_error(capfd, ["infer", weights, images, "--out", out, "--device", "cpu"], "P0000_0_896_1024_1920.png", "empty")
     assert not out.exists() or not any(out.rglob("*.*"))
+
+
+def test_progress_rate_is_images_over_wall_time() -> None:
+    """Reported: the bar said 60990.5 images/s for a run at 0.16 images/s (rich's speed over a batch's images,
+    reported microseconds apart). The rate is now images done over the wall time, with n/total."""
+    from segcli.cli.infer import LOADING, WallRate
+
+    now = [100.0]
+    rate = WallRate(lambda: now[0])
+    now[0] += 50.0  # loading and the first batch of 8 took 50 s; its 8 images are reported at once
+    texts = [rate.describe(i + 1, 10, Path(f"im{i}.png")) for i in range(8)]
+    assert texts[0] == "predicting im0.png 1/10 0.02 images/s"
+    assert texts[-1] == "predicting im7.png 8/10 0.16 images/s"
+    assert LOADING == "loading model..."  # the bar's text until the first image is done

@@ -267,3 +267,25 @@ def test_common_flags_are_refused_with_resume(calls: list, tmp_path: Path, capfd
 def test_unknown_bare_key_suggests_the_full_key(calls: list, capfd: pytest.CaptureFixture) -> None:
     user_error(capfd, ["train", "quickstart", "epoch=1"], 'did you mean "train.epochs"')
     user_error(capfd, ["train", "quickstart", "data.batch=4"], 'did you mean "data.batch_size"')
+
+
+def test_live_progress_has_a_validation_bar(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    from segcli.cli.train import RichProgress, TrainFields
+    from segcli.core.callbacks import IterStats, RunStart
+    from segcli.core.rundir import RunDir
+
+    monkeypatch.delenv("RANK", raising=False)
+    reporter = RichProgress(live=True)
+    reporter.on_train_start(RunStart(RunDir(tmp_path), epochs=2, iters_per_epoch=3, first_epoch=0))
+    reporter.on_iter_stats(IterStats(0, 2, 3, loss=0.5, lr=0.01, images_per_s=10.0, loss_mean=0.6, losses=(0.5,)))
+    train_task = reporter.progress.tasks[0]
+    assert train_task.description == "epoch 1/2 it 3/3" and train_task.fields["loss"] == "0.5000 (mean 0.6000)"
+    assert str(TrainFields().render(train_task)).startswith("loss 0.5000 (mean 0.6000) lr 1.00e-02")
+    reporter.on_val_progress(0, 8)
+    reporter.on_val_progress(4, 8)
+    val = reporter.progress.tasks[1]
+    assert (val.description, val.completed, val.total) == ("validating 4/8 images", 4, 8)
+    assert str(TrainFields().render(val)) == ""
+    reporter.on_val_progress(8, 8)  # done: the bar goes, the training bar stays
+    assert len(reporter.progress.tasks) == 1 and reporter.val_task is None
+    reporter.stop()

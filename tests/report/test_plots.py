@@ -97,7 +97,7 @@ def test_the_callback_draws_curves_and_the_confusion_matrix_without_a_model(tmp_
     plots.on_train_start(RunStart(run, epochs=2, iters_per_epoch=4, first_epoch=1, resumed=True))
     assert plots.loss == ([4.0], [1.0]) and plots.val["val mIoU"] == ([4.0], [0.25])
     assert plots.val["EMA mIoU"] == ([], [])  # no EMA column value: nothing to draw
-    plots.on_iter_stats(IterStats(1, 3, 4, 0.5, 0.005, 10.0))
+    plots.on_iter_stats(IterStats(1, 3, 4, 0.5, 0.005, 10.0, losses=(0.5,)))
     assert plots.loss == ([4.0, 8.0], [1.0, 0.5]) and plots.lr == ([4.0, 8.0], [0.01, 0.005])
     confusion = np.array([[5, 1], [0, 4]])
     plots.on_val_end(ValEnd(1, 8, {"mIoU": 0.5}, confusion, ("a", "b"), ((0, 0, 0), (255, 0, 0)), True, "mIoU", 0.5))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 
-from segcli.train.meters import LossMeter
+from segcli.train.meters import LossMeter, ValLoss
 from segcli.train.state import Progress
 
 
@@ -27,3 +30,26 @@ def test_loss_meter_names_the_first_non_finite_iteration() -> None:
         meter.add(torch.tensor(v), i)
     assert meter.read(progress) == (2, float("inf"))
     assert progress.epoch_loss == 0.0  # nothing of a broken window is kept
+
+
+def test_every_iteration_is_known_after_the_reads_and_taken_once() -> None:
+    meter, progress = LossMeter(torch.device("cpu"), 0), Progress()
+    values = [float(i) / 7 for i in range(40)]  # more than the buffer's first size: it grows
+    for i, v in enumerate(values[:30]):
+        meter.add(torch.tensor(v), i)
+    assert meter.read(progress) is None  # e.g. before a validation inside the epoch: nothing taken yet
+    for i, v in enumerate(values[30:], 30):
+        meter.add(torch.tensor(v), i)
+    assert meter.read(progress) is None
+    taken = meter.take()
+    assert taken == pytest.approx(values) and meter.shown == pytest.approx(sum(values) / 40)
+    assert meter.take() == () and meter.shown == pytest.approx(sum(values) / 40)  # kept until the next read
+
+
+def test_validation_loss_is_the_mean_over_images() -> None:
+    meter = ValLoss(torch.nn.CrossEntropyLoss(ignore_index=255), torch.device("cpu"))
+    logits = torch.zeros(3, 4, 4)  # uniform over 3 classes: log(3) per pixel
+    meter(logits, torch.zeros(4, 4, dtype=torch.uint8))
+    meter(logits, torch.full((4, 4), 2))
+    assert meter.mean() == pytest.approx(math.log(3))
+    assert math.isnan(ValLoss(torch.nn.CrossEntropyLoss(), torch.device("cpu")).mean())

@@ -59,9 +59,9 @@ def test_plan_lengths() -> None:
     assert budget.fraction(0, 60.0, 20.0) == pytest.approx(0.6)
 
 
-def test_log_points_every_log_every_and_at_the_epoch_start() -> None:
+def test_log_points_every_log_every_and_at_the_epoch_start_and_end() -> None:
     pacer, pr, _ = make(TrainConfig(log_every=4), batches=10)
-    assert [it for it in range(10) if pacer.is_log_point(it, first=0)] == [0, 3, 7]
+    assert [it for it in range(10) if pacer.is_log_point(it, first=0)] == [0, 3, 7, 9]
     pr.epoch = 1  # global iterations 11..20: 12, 16, 20 are log points, and the resumed epoch's first iteration
     assert [it for it in range(5, 10) if pacer.is_log_point(it, first=5)] == [5, 9]
 

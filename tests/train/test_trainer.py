@@ -12,7 +12,7 @@ import torch
 from cli_helpers import train_args, user_error
 from conftest import FakeClock
 
-from segcli.core.callbacks import Callback, RunStart
+from segcli.core.callbacks import Callback, IterStats, RunStart
 from segcli.errors import UserError
 from segcli.train.trainer import train
 
@@ -264,3 +264,48 @@ def test_nan_loss_names_the_iteration_and_what_to_try(
     monkeypatch.setattr(trainer, "loss_from_preset", nan_loss)
     line = user_error(capfd, train_args(data, tmp_path), "loss became nan", "iteration 1", code=1, progress=True)
     assert "train.amp=none" in line and "optim.lr" in line
+
+
+class Live(Callback):
+    """What a console sees: every IterStats, the validation's progress and the messages."""
+
+    def __init__(self) -> None:
+        self.stats: list[IterStats] = []
+        self.val: list[tuple[int, int]] = []
+        self.messages: list[str] = []
+
+    def on_iter_stats(self, stats: IterStats) -> None:
+        self.stats.append(stats)
+
+    def on_val_progress(self, done: int, total: int) -> None:
+        self.val.append((done, total))
+
+    def on_message(self, text: str) -> None:
+        self.messages.append(text)
+
+
+def test_live_figures_are_exact_when_log_every_exceeds_the_epoch(tiny_overrides: list[str]) -> None:
+    """Reported: with train.log_every=10 the line showed iteration 1's loss at iterations 1, 3 and 4 of 4 while the
+    epoch line said another; the curves were flat. Every iteration's loss now reaches the callbacks at the log
+    points (the first and last iteration here), and their mean is the epoch's train_loss. Validation reports its
+    progress (the console's bar) and its loss, and the silent report evaluation at the end is announced."""
+    rec = Live()
+    over = [*tiny_overrides, "train.epochs=1", "train.log_every=10", "eval.batch_size=4"]
+    res = train("quickstart", over, callbacks=[rec])
+    assert [s.it for s in rec.stats] == [0, 1, 2, 3]
+    losses = [v for s in rec.stats for v in s.losses]
+    assert len(losses) == 4 and len(set(losses)) == 4  # one exact value per iteration
+    assert [s.fresh for s in rec.stats] == [True, False, False, True]
+    epoch_loss = res.last["train_loss"]
+    assert sum(losses) / 4 == pytest.approx(epoch_loss, rel=1e-12)
+    last = rec.stats[-1]
+    assert last.loss_mean == pytest.approx(epoch_loss, rel=1e-12)
+    assert last.loss == pytest.approx(sum(losses[1:]) / 3) and last.loss != rec.stats[0].loss
+    line = [ln for ln in (res.run_dir / "log.txt").read_text().splitlines() if " it 4/4 " in ln]
+    assert len(line) == 1 and f"(mean {epoch_loss:.4f})" in line[0]
+
+    assert rec.val == [(0, 8), (4, 8), (8, 8)]  # 8 validation images in batches of 4
+    assert res.last["val_loss"] > 0 and math.isfinite(res.last["val_loss"])
+    with (res.run_dir / "metrics.csv").open() as f:
+        assert float(next(csv.DictReader(f))["val_loss"]) == pytest.approx(res.last["val_loss"], rel=1e-5)
+    assert rec.messages[-1] == "evaluating best weights for the report..."
