@@ -1,3 +1,46 @@
-"""segcli: semantic segmentation from one command, `seg`."""
+"""segcli: semantic segmentation from one command, `seg`, and from Python (docs/python.md).
+
+``from segcli import Model, train, build_model``: :class:`Model` loads a run, a weights file, an exported graph or
+a fresh preset model once and predicts in memory; ``train(...)`` (the ``segcli.train`` package, callable) trains a
+preset through the trainer `seg train` runs; ``build_model(...)`` is a network as a plain ``nn.Module``. Each is
+imported on first use, so ``import segcli`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from segcli import train as train
+    from segcli.core.factory import build_network as build_model  # noqa: F401 - in __all__
+    from segcli.infer.model import Model as Model
+    from segcli.infer.model import Prediction as Prediction
+    from segcli.infer.protocol import ProtocolChoices as ProtocolChoices
+    from segcli.train.fit import TrainRun as TrainRun
 
 __version__ = "0.1.0"
+
+# public name → (module, attribute); "" is the module itself
+_PUBLIC = {
+    "Model": ("segcli.infer.model", "Model"),
+    "Prediction": ("segcli.infer.model", "Prediction"),
+    "ProtocolChoices": ("segcli.infer.protocol", "ProtocolChoices"),
+    "train": ("segcli.train", ""),
+    "TrainRun": ("segcli.train.fit", "TrainRun"),
+    "build_model": ("segcli.core.factory", "build_network"),
+}
+__all__ = [*_PUBLIC, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        import importlib
+
+        module, attr = _PUBLIC[name]
+        found = importlib.import_module(module)
+        return getattr(found, attr) if attr else found
+    raise AttributeError(f"module 'segcli' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__"))})

@@ -139,10 +139,16 @@ def images_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory, shapes_root: Path) -> Path:
-    """One tiny run with best, last and EMA weights, shared by the eval tests of the engine and of the CLI."""
-    from segcli.train.trainer import train
+def trained_run(tmp_path_factory: pytest.TempPathFactory, shapes_root: Path) -> object:
+    """One tiny run with best, last and EMA weights, trained by the Python API's ``segcli.train`` (a
+    :class:`segcli.train.fit.TrainRun`), shared by the eval and prediction tests of the engine, the CLI and the API."""
+    import segcli
 
     out = tmp_path_factory.mktemp("evalruns")
-    res = train("quickstart", [f"data.root={shapes_root}", f"train.out_dir={out}", *TINY, "train.ema=0.9"])
-    return Path(res.run_dir)
+    return segcli.train("quickstart", data=shapes_root, overrides=[f"train.out_dir={out}", *TINY, "train.ema=0.9"])
+
+
+@pytest.fixture(scope="session")
+def trained(trained_run: object) -> Path:
+    """The run directory of :func:`trained_run`."""
+    return Path(trained_run.run_dir)  # type: ignore[attr-defined]

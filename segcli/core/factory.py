@@ -8,6 +8,7 @@ checked every name, count and file it uses.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 from pathlib import Path
 
@@ -80,3 +81,40 @@ def loss_from_preset(
     return build_loss(
         cfg.terms, num_classes, ignore_index, class_weights, term_weights=cfg.term_weights, options=options
     )
+
+
+def build_network(
+    name: str, num_classes: int, backbone: str | None = None, pretrained: bool = False, **options: object
+) -> Segmenter:
+    """``segcli.build_model``: the network ``name`` (``seg models``) for ``num_classes`` classes as a plain
+    ``nn.Module``, for code that trains it itself. ``backbone``/``pretrained`` and ``options`` are the preset's
+    ``model.*`` keys (``decoder_channels=64``, ``output_stride=8``...), checked as a preset's are (an unknown key,
+    a backbone the model does not take, a missing backbone are clear errors). It takes RGB in [0, 255] (the
+    normalisation of the backbone is inside) and returns logits (N, num_classes, H, W) in eval mode; in training
+    mode a model with auxiliary heads returns a dict (``out`` and the auxiliary logits)."""
+    from segcli.config.load import load_preset
+
+    keys = {"name": name, **({"backbone": backbone} if backbone is not None else {}), **options}
+    if pretrained:
+        keys["pretrained"] = True
+    overrides = [override_text(f"model.{k}", v) for k, v in keys.items()]
+    cfg = load_preset(None, overrides).preset.model
+    return model_from_preset(cfg, num_classes)
+
+
+def override_text(key: str, value: object) -> str:
+    """``key=value`` as typed on the command line, for a Python value: booleans as true/false, lists and tuples
+    as TOML arrays (strings quoted), paths and everything else as their text (what the Python calls hand
+    ``load_preset``)."""
+    return f"{key}={_value_text(value)}"
+
+
+def _value_text(value: object, quoted: bool = False) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_value_text(v, quoted=True) for v in value) + "]"
+    if isinstance(value, (str, os.PathLike)):
+        text = os.fspath(value)
+        return json.dumps(text) if quoted else text
+    return str(value)

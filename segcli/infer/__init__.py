@@ -2,7 +2,8 @@
 dataset (:mod:`.evaluator`), writing predictions (:mod:`.predictor`), exporting and verifying graphs
 (:mod:`.exporter`, :mod:`.backends`) and timing them (:mod:`.benchmarking`).
 
-Public calls: :func:`evaluate`, :func:`predict`, :func:`export_model`, :func:`benchmark`, with the objects they
+Public calls: :func:`evaluate`, :func:`predict`, :func:`export_model`, :func:`benchmark`, :class:`Model` (a model
+loaded once for Python use: predictions in memory as :class:`Prediction`), with the objects they
 take: :class:`ProtocolChoices` (the test protocol asked for, resolved against a checkpoint's preset into a
 :class:`PredictionProtocol`) and their options, :class:`EvalOptions`, :class:`OutputOptions`,
 :class:`ExportOptions`, :class:`BenchmarkOptions` (imported lazily so ``import segcli.infer`` stays cheap).
@@ -19,6 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from segcli.infer.evaluator import evaluate as evaluate
     from segcli.infer.exporter import ExportOptions as ExportOptions
     from segcli.infer.exporter import export_model as export_model
+    from segcli.infer.model import Model as Model
+    from segcli.infer.model import Prediction as Prediction
     from segcli.infer.predictor import OutputOptions as OutputOptions
     from segcli.infer.predictor import predict as predict
     from segcli.infer.protocol import PredictionProtocol as PredictionProtocol
@@ -34,6 +37,8 @@ _PUBLIC = {
     "benchmark": "segcli.infer.benchmarking",
     "BenchmarkOptions": "segcli.infer.benchmarking",
     "ProtocolChoices": "segcli.infer.protocol",
+    "Model": "segcli.infer.model",
+    "Prediction": "segcli.infer.model",
     "PredictionProtocol": "segcli.infer.protocol",
 }
 

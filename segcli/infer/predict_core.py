@@ -216,6 +216,15 @@ def open_for_prediction(
     its metadata, and the protocol of its preset with ``choices`` on top, the model prepared for it (eval mode,
     layout, cuDNN tuning)."""
     model, meta = load_inference_model(weights, device)
+    return model, meta, ready_for_prediction(model, meta, device, choices)
+
+
+def ready_for_prediction(
+    model: torch.nn.Module, meta: CheckpointMeta, device: torch.device, choices: ProtocolChoices
+) -> PredictionProtocol:
+    """The protocol of ``meta``'s preset with ``choices`` on top, and ``model`` prepared for it (eval mode, layout,
+    cuDNN tuning): what :func:`open_for_prediction` does once a model is loaded, and what a model built in
+    Python (``segcli.Model("quickstart")``) goes through instead."""
     proto = resolve_protocol(choices, meta.preset, device)
     prepare_model(model, device, proto.channels_last, fixed_size=bool(proto.size))
-    return model, meta, proto
+    return proto

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 import torch
 
+from segcli.core.checkpoint import CheckpointMeta
 from segcli.core.rundir import resolve_weights
 from segcli.data.datasets import image_to_tensor, usable_cores
 from segcli.data.io import IMAGE_EXTS, list_images, read_image, write_image, write_mask, write_palette_mask
@@ -255,10 +256,15 @@ def _write_entry(
     entry["classes"] = writer.shares(mask)
 
 
+ARRAY_PROBS = "float32"  # the probabilities handed back in memory (:func:`predict_arrays`), not written
+
+
 def _probabilities(scores: torch.Tensor, tta: bool, fmt: str) -> torch.Tensor:
     """Class probabilities (K, H, W) of one image's scores: float16 for ``.npy``, round(255 p) as uint8
-    for PNGs (quantised where the scores are, before the copy to the host)."""
+    for PNGs (quantised where the scores are, before the copy to the host), float32 for arrays in memory."""
     p = scores if tta else scores.softmax(0)
+    if fmt == ARRAY_PROBS:
+        return p.float()
     return p.mul(255).round_().to(torch.uint8) if fmt == "png" else p.to(torch.float16)
 
 
@@ -273,6 +279,13 @@ def _model_input(image: np.ndarray, size: tuple[int, ...], keep_ratio: tuple[int
     target = inference_size(h, w, size, keep_ratio)
     x = resize_pair(image, None, target)[0] if target != (h, w) else image
     return image_to_tensor(x)
+
+
+def _decoded(image: np.ndarray, proto: PredictionProtocol) -> Future:
+    """An image already in memory (a video frame, an array) as a finished decode: (image, model input)."""
+    fut: Future = Future()
+    fut.set_result((image, _model_input(image, proto.size, proto.keep_ratio)))
+    return fut
 
 
 def _batches(
@@ -333,6 +346,45 @@ def _run_batch(
 INFER_BATCH = 8  # images per forward pass of `predict` when the protocol leaves it open (not eval's batch)
 
 
+@dataclass(frozen=True)
+class OpenedModel:
+    """A model loaded for prediction: its weights file, device, module (eval mode), metadata and protocol."""
+
+    weights: Path
+    device: torch.device
+    model: torch.nn.Module
+    meta: CheckpointMeta
+    protocol: PredictionProtocol
+
+
+def open_model(
+    weights_or_run: str | os.PathLike, device: str = "auto", protocol: ProtocolChoices | None = None
+) -> OpenedModel:
+    """The one way `seg infer` and ``segcli.Model`` load a model: a run (its best weights), a weights file or an
+    exported graph, on ``device``, with the preset's protocol and ``protocol`` on top (the batch:
+    :data:`INFER_BATCH` unless given)."""
+    choices = protocol or ProtocolChoices()
+    if choices.batch_size is None:
+        choices = replace(choices, batch_size=INFER_BATCH)
+    weights = resolve_weights(weights_or_run)
+    dev = prediction_device(device, choices)
+    model, meta, proto = open_for_prediction(weights, dev, choices)
+    return OpenedModel(weights, dev, model, meta, proto)
+
+
+def predict_arrays(
+    model: torch.nn.Module, images: list[np.ndarray], proto: PredictionProtocol, dev: torch.device, probs: bool = False
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """(mask, float32 probabilities or None) of RGB uint8 images in memory, each at its own size: nothing is
+    written. The batches of `predict` (consecutive images of one input size, ``proto.batch_size`` at most)
+    through the same :func:`_run_batch`, so a mask here is the mask `seg infer` writes."""
+    found: list[tuple[np.ndarray, np.ndarray | None]] = []
+    items = ((i, _decoded(image, proto)) for i, image in enumerate(images))
+    for batch in _batches(items, proto.batch_size):
+        found += _run_batch(model, batch, proto, dev, ARRAY_PROBS if probs else None)
+    return found
+
+
 def predict(
     weights_or_run: str | os.PathLike,
     inputs: list[str] | tuple[str, ...],
@@ -357,15 +409,12 @@ def predict(
     them and write only what is missing: an interrupted run continues where it stopped).
     """
     t0 = time.perf_counter()
-    opts, choices = output or OutputOptions(), protocol or ProtocolChoices()
-    if choices.batch_size is None:
-        choices = replace(choices, batch_size=INFER_BATCH)
-    weights = resolve_weights(weights_or_run)
-    dev = prediction_device(device, choices)
+    opts = output or OutputOptions()
     paths = expand_inputs(inputs)
     out = require_folder(out_dir, arg("out_dir"))
-    model, meta, proto = open_for_prediction(weights, dev, choices)
-    result = PredictResult(out, weights, load_seconds=time.perf_counter() - t0)
+    opened = open_model(weights_or_run, device, protocol)
+    model, meta, proto, dev = opened.model, opened.meta, opened.protocol, opened.device
+    result = PredictResult(out, opened.weights, load_seconds=time.perf_counter() - t0)
     writer = _Writer(meta, opts)
     plan = _plan(paths)
     if not opts.overwrite and not opts.skip_existing:
@@ -543,7 +592,7 @@ def _read_ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
 def _predict_video(job: _Job, src: Path, stem: str) -> dict[str, Any]:
     """Frame by frame: per-frame outputs in ``<kind>/<stem>/<frame>``, and an overlay video ``overlays/<stem>.mp4``."""
     model, proto, dev, writer, pool, out = job.model, job.proto, job.dev, job.writer, job.pool, job.out
-    batch_size, size, keep_ratio = proto.batch_size, proto.size, proto.keep_ratio
+    batch_size = proto.batch_size
     cap = cv2.VideoCapture(str(src))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     size_wh = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -563,9 +612,7 @@ def _predict_video(job: _Job, src: Path, stem: str) -> dict[str, Any]:
 
     def decoded() -> Iterator[tuple[Any, Future]]:
         for k, frame in enumerate(_frames(src)):
-            fut: Future = Future()
-            fut.set_result((frame, _model_input(frame, size, keep_ratio)))
-            yield k, fut
+            yield k, _decoded(frame, proto)
 
     def encode(frame: np.ndarray, mask: np.ndarray) -> None:
         assert video is not None

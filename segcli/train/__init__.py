@@ -4,17 +4,33 @@ to disk (:mod:`.state`, :mod:`.commit`), resume and extend (:mod:`.extend`), the
 other weights (:mod:`.init_from`) and what a failure leaves behind (:mod:`.failures`).
 
 The top of the engine: it uses infer (validation), report (logs, plots, the run report) and core.
-Public call: :func:`train` (imported lazily so ``import segcli.train`` stays cheap).
+Public calls: :func:`train` (the trainer `seg train` runs), :func:`fit` with its :class:`TrainRun` (the same
+from Python keywords: ``data=``, ``epochs=``, ``**{"optim.lr": 1e-3}``) and :func:`training_preset` (the preset
+both load), imported lazily so ``import segcli.train`` stays cheap.
+
+The package itself is callable: ``from segcli import train`` gives this package (a subpackage's name wins over
+anything ``segcli`` could put there, once it is imported), and ``train("quickstart", data=..., epochs=3)`` is
+:func:`fit`.
 """
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from segcli.train.fit import TrainRun as TrainRun
+    from segcli.train.fit import fit as fit
+    from segcli.train.fit import training_preset as training_preset
     from segcli.train.trainer import train as train
 
-_PUBLIC = {"train": "segcli.train.trainer"}
+_PUBLIC = {
+    "train": "segcli.train.trainer",
+    "fit": "segcli.train.fit",
+    "TrainRun": "segcli.train.fit",
+    "training_preset": "segcli.train.fit",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -23,3 +39,16 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_PUBLIC[name]), name)
     raise AttributeError(name)
+
+
+class _CallablePackage(types.ModuleType):
+    """``segcli.train`` as a module that can be called: ``segcli.train(...)`` is :func:`fit`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Train a preset from Python and return the run (:func:`segcli.train.fit.fit`)."""
+        from segcli.train.fit import fit
+
+        return fit(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallablePackage

@@ -87,3 +87,27 @@ def test_the_loss_is_the_weighted_sum_of_its_terms_with_their_tables() -> None:
         loss_from_preset(LossConfig(), 3, 255, w)(logits, target),
         F.cross_entropy(logits, target, weight=w, ignore_index=255),
     )
+
+
+def test_build_network_is_a_checked_plain_module_with_the_classes_asked_for() -> None:
+    """``segcli.build_model``: the preset's model keys by keyword, checked as a preset's; logits out."""
+    from segcli.core.factory import build_network
+
+    net = build_network("fpn", 3, backbone="test_resnet", decoder_channels=16)
+    assert isinstance(net, torch.nn.Module)
+    with torch.no_grad():
+        assert net.eval()(torch.zeros(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+    with pytest.raises(PresetError, match="model.bogus"):
+        build_network("fpn", 3, bogus=1)
+
+
+def test_override_text_types_python_values_as_the_command_line_does(tmp_path: Path) -> None:
+    from segcli.core.factory import override_text
+
+    assert override_text("train.amp", "none") == "train.amp=none"
+    assert override_text("train.compile", False) == "train.compile=false"
+    assert override_text("augment.crop_size", (64, 96)) == "augment.crop_size=[64, 96]"
+    assert override_text("loss.terms", ["ce", "dice"]) == 'loss.terms=["ce", "dice"]'
+    assert override_text("data.root", tmp_path) == f"data.root={tmp_path}"
+    loaded = load_preset("quickstart", [override_text("augment.crop_size", [64, 96]), override_text("optim.lr", 1e-5)])
+    assert loaded.preset.augment.crop_size == (64, 96) and loaded.preset.optim.lr == 1e-5
