@@ -11,14 +11,21 @@ the commit point:
   :func:`recover` finishes the renames (renaming is idempotent: a temp already moved is gone).
 
 Resume calls :func:`recover` first, which finishes a cut-short commit and removes every other temp.
+
+Ctrl-C never cuts a save short: a SIGINT that arrives while one is written is held until it is complete
+(a second one stops at once), and a KeyboardInterrupt that comes through a writer anyway makes the save
+start again once before it goes on, so the log's "N finished epoch(s) saved" is true.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
-from collections.abc import Callable, Mapping
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +33,7 @@ from segcli.core.rundir import RunDir
 from segcli.errors import CheckpointError, TrainingError
 from segcli.io_utils import atomic_write_text, write_temp
 
-__all__ = ["FORMAT", "commit", "read_manifest", "recover"]
+__all__ = ["FORMAT", "InterruptedAfterSave", "commit", "read_manifest", "recover"]
 
 FORMAT = "segcli-checkpoint/1"
 Writer = Callable[[Path], None]
@@ -55,8 +62,52 @@ def _finish(run: RunDir, manifest: Mapping[str, Any]) -> None:
             _rename(tmp, run.path / name)
 
 
+class InterruptedAfterSave(KeyboardInterrupt):
+    """Ctrl-C that came during a save, raised once the save was complete: what it wrote is on disk."""
+
+
+@contextlib.contextmanager
+def sigint_held() -> Iterator[None]:
+    """Hold Ctrl-C for the block: a SIGINT arriving inside it is raised as KeyboardInterrupt when the block
+    has completed; a second one is raised at once (a user who insists stops now, the previous save intact).
+
+    Only the main thread can set signal handlers; elsewhere, or under a handler Python did not set, the block
+    runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield
+        return
+    held: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        if held:
+            raise KeyboardInterrupt
+        held.append(signum)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        raise InterruptedAfterSave
+
+
 def commit(run: RunDir, epoch: int, step: int, files: Mapping[Path, Writer]) -> None:
-    """Write ``files`` (path → writer) as one save of ``run``: all of them, or (after a kill) none."""
+    """Write ``files`` (path → writer) as one save of ``run``: all of them, or (after a kill) none.
+
+    Ctrl-C during the save is raised after it (:func:`sigint_held`); a KeyboardInterrupt raised by a writer
+    anyway lets the save start over once, then goes on. Either way as :class:`InterruptedAfterSave`.
+    """
+    with sigint_held():
+        try:
+            _commit(run, epoch, step, files)
+        except KeyboardInterrupt:
+            _commit(run, epoch, step, files)  # the finished work is saved before stopping
+            raise InterruptedAfterSave from None
+
+
+def _commit(run: RunDir, epoch: int, step: int, files: Mapping[Path, Writer]) -> None:
     staged: dict[Path, Path] = {}
     try:
         for path, writer in files.items():

@@ -64,7 +64,7 @@ from segcli.report.run_report import RunReport
 from segcli.report.textlog import ProgressLines
 from segcli.train.auto_recipe import auto_preset
 from segcli.train.budget import estimate_save_seconds, subsample_indices, warmup_warning
-from segcli.train.commit import commit, recover
+from segcli.train.commit import InterruptedAfterSave, commit, recover
 from segcli.train.ema import ModelEMA
 from segcli.train.extend import Extension, extend_preset
 from segcli.train.failures import is_out_of_memory, out_of_memory
@@ -296,6 +296,7 @@ class Trainer:
         self.lr_scale = batch_lr_scale(p.optim, p.data.batch_size)  # optim.scale_lr_with_batch (1 when off)
         self.aux_weights = aux_weights(p.model)  # one weight per auxiliary output, checked at load
         self.last: dict[str, Any] = dict(rows[-1]) if rows else {}
+        self.saved = len(rows)  # epochs whose metrics row is on disk (what an interruption's log line says)
         self.pacer = Pacer(p.train, plan, state.progress, rt.dist, rt.device, clock)  # what is due when
         self.t_epoch = clock()
         self.terms: dict[str, torch.Tensor] = {}  # the last training loss per term (CombinedLoss.last_terms)
@@ -595,7 +596,12 @@ class Trainer:
             if st.ema is not None and "ema_mIoU" in ema_row:
                 files[run.weights("ema")] = weights_writer(st.ema.module, self.p, info, pr.epoch, ema_row)
             files[run.state] = state_writer(st.state_dict())
-            commit(run, pr.epoch, pr.step, files)
+            try:
+                commit(run, pr.epoch, pr.step, files)
+            except InterruptedAfterSave:  # Ctrl-C during the save, raised once it was complete
+                self.saved = len(rows) if rows is not None else self.saved
+                raise
+            self.saved = len(rows) if rows is not None else self.saved
         ddp.barrier(self.rt.dist)
         self.pacer.saved(t0)
 
@@ -614,7 +620,7 @@ class Trainer:
             where = f" at iteration {pr.iter} of {n}"
         if self.rt.dist.is_main:
             self.run.log(
-                f"interrupted during epoch {pr.epoch + 1}; {len(self.rows)} finished epoch(s) saved"
+                f"interrupted during epoch {pr.epoch + 1}; {self.saved} finished epoch(s) saved"
                 + (f", and epoch {pr.epoch + 1} up to iteration {pr.iter} of {n}" if where else "")
             )
         return TrainingInterrupted(f"interrupted: resume with seg train --resume {self.run.path}")

@@ -13,7 +13,7 @@ import segcli.train.commit as commit_mod
 from segcli.core.checkpoint import read_metadata
 from segcli.core.rundir import RunDir
 from segcli.errors import CheckpointError
-from segcli.train.commit import commit, read_manifest, recover
+from segcli.train.commit import InterruptedAfterSave, commit, read_manifest, recover
 from segcli.train.trainer import train
 
 
@@ -142,3 +142,36 @@ def test_a_relative_run_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     manifest = read_manifest(run)
     assert manifest["files"] == ["state.pt", "weights/last.safetensors"] and manifest["epoch"] == 1
     assert run.state.read_bytes() == b"one" and temps(tmp_path) == []
+
+
+def test_sigint_during_a_save_is_raised_after_it(tmp_path: Path) -> None:
+    """A real SIGINT while a file of the save is written: the save completes, then KeyboardInterrupt."""
+    import os
+    import signal
+
+    run = RunDir(tmp_path)
+
+    def interrupted(p: Path) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        p.write_bytes(b"state")
+
+    with pytest.raises(InterruptedAfterSave):
+        commit(run, 1, 4, {run.metrics: lambda p: p.write_text("epoch\n1\n"), run.state: interrupted})
+    assert read_manifest(run)["epoch"] == 1 and run.state.read_bytes() == b"state" and temps(tmp_path) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_keyboard_interrupt_from_a_writer_finishes_the_save_then_goes_on(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    calls: list[Path] = []
+
+    def once(p: Path) -> None:
+        calls.append(p)
+        p.write_bytes(b"half")
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        p.write_bytes(b"state")
+
+    with pytest.raises(InterruptedAfterSave):
+        commit(run, 2, 8, {run.state: once})
+    assert read_manifest(run)["epoch"] == 2 and run.state.read_bytes() == b"state" and temps(tmp_path) == []

@@ -1,0 +1,56 @@
+"""Faults while training (issue 26): Ctrl-C inside a save, debris of killed writes, a second writer, a full disk,
+non-finite numbers; each made by patching the write layer and checked by resuming."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+import segcli.train.trainer as trainer_mod
+from segcli.core.rundir import RunDir
+from segcli.errors import TrainingInterrupted
+from segcli.train.commit import read_manifest
+from segcli.train.trainer import train
+
+
+def epochs_in(run_dir: Path) -> list[int]:
+    return [int(r["epoch"]) for r in csv.DictReader((run_dir / "metrics.csv").open())]
+
+
+def run_of(tiny_overrides: list[str], n: int = 1) -> Path:
+    return Path(tiny_overrides[1].split("=", 1)[1]) / "quickstart" / str(n)
+
+
+def test_ctrl_c_while_the_state_is_written_keeps_the_finished_epoch(
+    tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C half-way through epoch 1's state.pt: the save is finished before stopping, the log's "1 finished
+    epoch(s) saved" is true, and resume goes on with epoch 2 (before, epoch 1 was lost)."""
+    real, calls = trainer_mod.state_writer, []
+
+    def state_writer(state: dict) -> object:
+        write = real(state)
+
+        def interrupted_once(path: Path) -> None:
+            calls.append(path)
+            if len(calls) == 1:
+                path.write_bytes(b"half a state")
+                raise KeyboardInterrupt
+            write(path)
+
+        return interrupted_once
+
+    monkeypatch.setattr(trainer_mod, "state_writer", state_writer)
+    with pytest.raises(TrainingInterrupted, match="interrupted: resume with seg train --resume"):
+        train("quickstart", tiny_overrides)
+    monkeypatch.undo()
+    run_dir = run_of(tiny_overrides)
+    assert read_manifest(RunDir(run_dir))["epoch"] == 1 and epochs_in(run_dir) == [1]
+    assert torch.load(run_dir / "state.pt", weights_only=True)["epoch"] == 1
+    assert (run_dir / "weights" / "last.safetensors").is_file()
+    assert "1 finished epoch(s) saved" in (run_dir / "log.txt").read_text()
+    res = train(resume=run_dir)
+    assert res.epochs == 2 and epochs_in(run_dir) == [1, 2]
