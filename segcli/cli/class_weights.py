@@ -16,7 +16,8 @@ def class_weights_cmd(
     split: str = typer.Option("train", "--split", help="Split to count."),
     beta: float = typer.Option(0.999, "--beta", help="effective-num: beta in (0, 1)."),
     out_file: Path = typer.Option(None, "--out", "-o", help="TOML file (default <DIR>/class_weights_<method>.toml)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing output file."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    force: bool = typer.Option(False, "--force", hidden=True, help="Old name of --overwrite."),
     no_normalize: bool = typer.Option(False, "--no-normalize", help="Keep raw weights (default: mean 1 over present)."),
     workers: int = typer.Option(2, "--workers", min=0, help="Worker processes (0 = none)."),
     as_json: bool = JsonOpt,
@@ -26,7 +27,7 @@ def class_weights_cmd(
 
     options = WeightOptions(split=split, beta=beta, normalize=not no_normalize, workers=workers)
     with progress_bar("counting pixels", disable=as_json) as progress:
-        res = class_weights(root, method, options, out=out_file, force=force, progress=progress)
+        res = class_weights(root, method, options, out=out_file, force=overwrite or force, progress=progress)
     if res.missing:
         err.print(
             f"[yellow]warning:[/] {len(res.missing)} class(es) have no pixels in {res.split!r} and get weight 0: "

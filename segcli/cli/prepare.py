@@ -29,10 +29,13 @@ SHARED: tuple[tuple[str, Any, Any], ...] = (
         typer.Option(None, "--out", "-o", help="Folder to write the dataset to (default: data/NAME)."),
     ),
     (
-        "force",
+        "overwrite",
         bool,
-        typer.Option(False, "--force", metavar="", help="Redo samples already written (and accept changed settings)."),
+        typer.Option(
+            False, "--overwrite", metavar="", help="Redo samples already written (and accept changed settings)."
+        ),
     ),
+    ("force", bool, typer.Option(False, "--force", hidden=True, help="Old name of --overwrite.")),
     (
         "link",
         bool,
@@ -128,7 +131,7 @@ def run_converter(name: str, kwargs: dict[str, Any]) -> None:
             name, sources, out_dir, write=write, progress=progress, fetch_progress=fetch_progress, **opts
         )
     if res.written == 0 and not as_json:
-        err.print(f"{res.root}: already prepared, nothing to do (--force redoes it)")
+        err.print(f"{res.root}: already prepared, nothing to do (--overwrite redoes it)")
     show_summary({**res.summary(), **engine.converters().get(name).report(res)}, as_json)
 
 

@@ -23,14 +23,6 @@ SHORT = {  # functions held to MAX_LINES
 #   - a network's constructor in models/ (keyword-only after ``num_classes``): the model registry passes the
 #     preset's ``model.*`` keys to it by name, one keyword each.
 ALLOWED = {
-    # the options of `seg class-weights`, not yet grouped into an options object
-    "data/class_weights.py:class_weights": 9,
-    # one step of the dataset checks, handed the collector's running tallies
-    "data/lint.py:_value_findings": 9,
-    # the options of `seg prepare` plus the converter's own (**options), not yet grouped
-    "data/prepare/converter.py:prepare": 9,
-    # what every dataset converter hands the writer, not yet grouped into an options object
-    "data/prepare/writer.py:run_conversion": 14,
     # the options of `seg browse`, not yet grouped into an options object
     "report/browser.py:browse": 11,
 }

@@ -27,7 +27,7 @@ def test_cli_command_comes_from_the_registry(
     assert run(["prepare", "tiny", "--help"]) == 0
     help_text = capsys.readouterr().out
     assert "Class id every pixel gets." in help_text and "A flag that changes nothing." in help_text
-    flag_lines = [ln for ln in help_text.splitlines() if "--shout" in ln or "--force" in ln or "--json" in ln]
+    flag_lines = [ln for ln in help_text.splitlines() if "--shout" in ln or "--overwrite" in ln or "--json" in ln]
     assert len(flag_lines) == 3 and not any("<bool>" in ln for ln in flag_lines)
 
     assert run(["prepare", "tiny", "--out", str(tmp_path / "t"), "--fill", "1", "--shout", "--json"]) == 0
@@ -124,3 +124,18 @@ def test_show_summary_as_tables_or_json(capsys: pytest.CaptureFixture) -> None:
     out = capsys.readouterr().out
     assert "toy: images per split" in out and "pixel share per class" in out
     assert "0.7500" in out and "0.2500" in out and out.rstrip().endswith("dataset written to data/toy")
+
+
+def test_overwrite_redoes_and_force_is_its_hidden_old_name(
+    tiny_converter: type[Tiny], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    argv = ["prepare", "tiny", "--out", str(tmp_path / "t"), "--json"]
+    assert run(argv) == 0
+    assert json.loads(capsys.readouterr().out)["written"] == 4
+    assert run(argv[:-1]) == 0
+    assert "--overwrite redoes it" in capsys.readouterr().err
+    for flag in ("--overwrite", "--force"):
+        assert run([*argv, flag]) == 0
+        assert json.loads(capsys.readouterr().out)["written"] == 4
+    assert run(["prepare", "tiny", "--help"]) == 0
+    assert "--force" not in capsys.readouterr().out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 
 from segcli.data.prepare.converter import CONVERTERS, Converter, Option, Plan, prepare, register_converter
-from segcli.data.prepare.writer import PrepareResult, Sample
+from segcli.data.prepare.writer import PrepareResult, Sample, WriteOptions
 from segcli.registry import Registry
 
 # One entry per converter module; importing it registers its converters.
@@ -45,6 +45,7 @@ __all__ = [
     "Plan",
     "PrepareResult",
     "Sample",
+    "WriteOptions",
     "converters",
     "prepare",
     "register_converter",

@@ -17,7 +17,7 @@ import numpy as np
 from segcli.data.format import DatasetInfo, make_info
 from segcli.data.prepare.converter import Converter, Option, Plan, prepare, register_converter
 from segcli.data.prepare.sources import Sources
-from segcli.data.prepare.writer import PrepareResult, Sample
+from segcli.data.prepare.writer import PrepareResult, Sample, WriteOptions
 from segcli.errors import DataError
 
 CLASSES = ("background", "circle", "square", "triangle", "cross")
@@ -149,4 +149,4 @@ def prepare_shapes(
     out: str | os.PathLike, train: int = 300, val: int = 100, size: int = 128, seed: int = 0, force: bool = False
 ) -> PrepareResult:
     """Write the shapes dataset to ``out``; a finished identical dataset is left as it is."""
-    return prepare("shapes", [], out, train=train, val=val, size=size, seed=seed, force=force)
+    return prepare("shapes", [], out, write=WriteOptions(force=force), train=train, val=val, size=size, seed=seed)

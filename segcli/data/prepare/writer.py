@@ -221,7 +221,8 @@ def _check_out(root: Path, info: DatasetInfo, settings: dict[str, Any], force: b
             raise DataError(f"{root}: holds an unfinished {had.get('converter')!r} conversion; choose another --out")
     if had != settings and not force:
         raise DataError(
-            f"{root}: was prepared with other settings {had}; pass {arg('force')} to redo it or choose another --out folder"
+            f"{root}: was prepared with other settings {had}; pass {arg('force')} to redo it "
+            "or choose another --out folder"
         )
     return False
 
