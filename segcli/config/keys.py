@@ -34,12 +34,20 @@ _PAIR = re.compile(r"\s*(\d+)\s*(?:[xX,]\s*(\d+))?\s*")
 @functools.cache
 def preset_keys() -> tuple[str, ...]:
     """Every dotted leaf key of the preset schema (``train.epochs``, ...), loss term tables excluded."""
+    return tuple(_keys(Preset, ""))
+
+
+def _keys(cls: type, prefix: str) -> list[str]:
+    """The dotted leaf keys below ``cls`` (nested tables such as ``train.distill`` followed into)."""
     keys: list[str] = []
-    hints = typing.get_type_hints(Preset)
-    for section in dataclasses.fields(Preset):
-        cls = hints[section.name]
-        keys += [f"{section.name}.{f.name}" for f in dataclasses.fields(cls) if not f.metadata.get("tables")]
-    return tuple(keys)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("tables"):
+            continue
+        keys += (
+            _keys(hints[f.name], f"{prefix}{f.name}.") if dataclasses.is_dataclass(hints[f.name]) else [prefix + f.name]
+        )
+    return keys
 
 
 def _leaf(dotted: str) -> str:

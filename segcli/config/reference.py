@@ -27,7 +27,7 @@ def _rows(cls: type) -> list[str]:
     out = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if f.metadata.get("tables"):
+        if f.metadata.get("tables") or dataclasses.is_dataclass(hints[f.name]):
             continue
         doc = f.metadata.get("doc", "")
         lo, hi = f.metadata.get("minimum"), f.metadata.get("maximum")
@@ -66,6 +66,11 @@ def render_markdown() -> str:
     for sec in dataclasses.fields(Preset):
         cls = hints[sec.name]
         out += [f"## [{sec.name}]", "", " ".join((cls.__doc__ or "").split()), "", *_rows(cls), ""]
+        for sub in dataclasses.fields(cls):  # nested tables: [train.distill]
+            sub_cls = typing.get_type_hints(cls)[sub.name]
+            if dataclasses.is_dataclass(sub_cls):
+                doc = " ".join((sub_cls.__doc__ or "").split())
+                out += [f"### [{sec.name}.{sub.name}]", "", doc, "", *_rows(sub_cls), ""]
         if sec.name == "loss":
             out += _loss_tables()
     return "\n".join(out)

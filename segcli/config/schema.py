@@ -252,6 +252,19 @@ class AugmentConfig:
 
 
 @dataclass(frozen=True)
+class DistillConfig:
+    """Knowledge distillation: train the preset's model (the student) against a frozen teacher's outputs, through
+    the loss terms kd and cwd (docs/distill.md)."""
+
+    teacher: str = opt(
+        "",
+        "segcli weights (a .safetensors file, seg convert-ckpt output included) or a run directory (its best "
+        "weights) of the teacher: any model whose classes are the dataset's by name, in any order; it runs frozen "
+        "in eval mode on each training batch; empty = no distillation",
+    )
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """The training loop and where its run directory goes."""
 
@@ -333,6 +346,7 @@ class TrainConfig:
         "where metrics go besides log.txt: csv (metrics.csv, always written), tensorboard (<run>/tensorboard/, the "
         "`tensorboard` extra), wandb (Weights & Biases, the `wandb` extra; WANDB_MODE and keys from the environment)",
     )
+    distill: DistillConfig = field(default_factory=DistillConfig, metadata={"doc": DistillConfig.__doc__})
 
     @functools.cached_property
     def time_budget_seconds(self) -> float | None:

@@ -345,6 +345,39 @@ def _check_loss(loss: LossConfig, check_files: bool, dataset: str) -> list[tuple
     return found
 
 
+def _check_distill(p: Preset, check_files: bool) -> list[tuple[str, str]]:
+    """A teacher goes with at least one distillation term (kd, cwd) and the reverse; the teacher exists."""
+    from segcli.losses import LOSSES
+
+    teacher = p.train.distill.teacher
+    terms = [t for t in p.loss.terms if t in LOSSES and LOSSES.info(t).teacher]
+    if terms and not teacher:
+        return [
+            (
+                "loss.terms",
+                f"loss.terms has {', '.join(terms)}, which compare the model with a teacher: set "
+                "train.distill.teacher to its weights file or run directory",
+            )
+        ]
+    if teacher and not terms:
+        names = ", ".join(t for t in LOSSES.names() if LOSSES.info(t).teacher)
+        return [
+            (
+                "train.distill.teacher",
+                f"train.distill.teacher is set but loss.terms {list(p.loss.terms)} has no distillation term; add one "
+                f"of {names} (for example loss.terms=['ce','kd'])",
+            )
+        ]
+    if teacher and check_files and not Path(teacher).exists():
+        return [
+            (
+                "train.distill.teacher",
+                f"train.distill.teacher = {teacher!r}: no such weights file or run directory",
+            )
+        ]
+    return []
+
+
 def _check_extras(t: TrainConfig, check_packages: bool) -> list[tuple[str, str]]:
     """Logger names, and (with ``check_packages``) the packages the loggers and plots backend need."""
     found = [("train.loggers", problem) for problem in logger_problems(t.loggers, check_packages)]
@@ -379,6 +412,7 @@ def validate_preset(
         *_check_meta(preset.meta),
         *_check_model(preset.model, check_files, resuming),
         *_check_loss(preset.loss, check_files, preset.data.root),
+        *_check_distill(preset, check_files),
     ]
     if found:
         key, problem = found[0]

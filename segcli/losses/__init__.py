@@ -2,6 +2,8 @@
 
 Shape: logits (N, C, H, W) float, target (N, H, W) int64 with values in [0, C) or ``ignore_index``;
 returns a scalar. Pixels at ``ignore_index`` never count: changing only them leaves every loss unchanged.
+Distillation terms (registered with ``teacher=True``, :mod:`segcli.losses.distill`) also take the teacher's
+logits, of the same shape: ``loss(logits, target, teacher)``.
 
 Adding a loss is one new file that registers its builder and options dataclass with
 ``@LOSSES.register("name", options=...)`` (from :mod:`segcli.losses.registry`) plus its name in the
@@ -20,6 +22,7 @@ import torch
 
 from segcli.losses import (  # noqa: F401 - importing a loss module registers it
     cross_entropy,
+    distill,
     focal,
     hard_mining,
     lovasz,
@@ -60,9 +63,11 @@ def build_loss(
 ) -> CombinedLoss:
     """The weighted sum of ``terms`` (weights default to 1.0 each); ``options`` maps a term to its options.
 
-    It is called as ``loss(logits, target)``; call ``loss.set_progress(step, total)`` every iteration
-    (terms with a schedule, such as ``topk``, use it).
+    It is called as ``loss(logits, target)``, or ``loss(logits, target, teacher_logits)`` when a term
+    distils; call ``loss.set_progress(step, total)`` every iteration (terms with a schedule, such as ``topk``,
+    use it).
     """
     options = options or {}
     modules = [build_term(t, num_classes, ignore_index, weight, options.get(t)) for t in terms]
-    return CombinedLoss(terms, modules, tuple(term_weights) or tuple(1.0 for _ in terms))
+    teacher = tuple(LOSSES.info(t).teacher for t in terms)
+    return CombinedLoss(terms, modules, tuple(term_weights) or tuple(1.0 for _ in terms), teacher)

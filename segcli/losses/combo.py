@@ -16,18 +16,28 @@ class CombinedLoss(nn.Module):
     value with ``.item()`` synchronises with the device, so do it only when needed).
 
     Shape: logits (N, C, H, W) float, target (N, H, W) int64 with values in [0, C) or ignore_index; returns
-    a scalar.
+    a scalar. The terms flagged in ``teacher`` (distillation) are given ``teacher`` logits of the same shape as a
+    third argument, and are left out of the sum (and of ``last_terms``) when the call has none: the trainer
+    passes them with the main output only, not with auxiliary outputs.
     """
 
-    def __init__(self, names: Sequence[str], terms: Sequence[nn.Module], weights: Sequence[float]) -> None:
+    def __init__(
+        self,
+        names: Sequence[str],
+        terms: Sequence[nn.Module],
+        weights: Sequence[float],
+        teacher: Sequence[bool] = (),
+    ) -> None:
         super().__init__()
-        if not (len(names) == len(terms) == len(weights)):
-            raise ValueError("names, terms and weights must have the same length")
+        teacher = tuple(teacher) or (False,) * len(names)
+        if not (len(names) == len(terms) == len(weights) == len(teacher)):
+            raise ValueError("names, terms, weights and teacher flags must have the same length")
         if not terms:
             raise ValueError("a combined loss needs at least one term")
         self.names = tuple(names)
         self.terms = nn.ModuleList(terms)
         self.weights = tuple(float(w) for w in weights)
+        self.teacher = tuple(bool(t) for t in teacher)
         self.last_terms: dict[str, torch.Tensor] = {}
 
     def set_progress(self, step: int, total: int) -> None:
@@ -37,13 +47,15 @@ class CombinedLoss(nn.Module):
             if callable(fn):
                 fn(step, total)
 
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        values = {name: term(logits, target) for name, term in zip(self.names, self.terms)}
+    def forward(self, logits: torch.Tensor, target: torch.Tensor, teacher: torch.Tensor | None = None) -> torch.Tensor:
+        values, total = {}, None
+        for name, term, weight, distils in zip(self.names, self.terms, self.weights, self.teacher):
+            if distils and teacher is None:
+                continue
+            values[name] = term(logits, target, teacher) if distils else term(logits, target)
+            total = values[name] * weight if total is None else total + values[name] * weight
         self.last_terms = {name: v.detach() for name, v in values.items()}
-        total = values[self.names[0]] * self.weights[0]
-        for name, weight in zip(self.names[1:], self.weights[1:]):
-            total = total + values[name] * weight
-        return total
+        return total if total is not None else logits.sum() * 0.0  # only distillation terms, and no teacher
 
     def extra_repr(self) -> str:
         return " + ".join(f"{w:g}*{n}" for n, w in zip(self.names, self.weights))

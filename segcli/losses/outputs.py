@@ -17,14 +17,26 @@ import torch
 POINT_LOSS_WEIGHT = 1.0
 
 
+def main_logits(out: Any) -> torch.Tensor:
+    """The main logits of a model output (logits, or ``{"out", "aux", ...}`` in training)."""
+    return out["out"] if isinstance(out, dict) else out
+
+
 def output_loss(
-    criterion: torch.nn.Module, out: Any, masks: torch.Tensor, aux_weights: Sequence[float]
+    criterion: torch.nn.Module,
+    out: Any,
+    masks: torch.Tensor,
+    aux_weights: Sequence[float],
+    teacher: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """(total loss, the main output's loss per term). ``out`` is logits, or ``{"out", "aux", ...}``; a
-    ``"points"`` entry (``{"logits": (B, C, P), "coords": (B, P, 2)}``, PointRend) adds the point loss."""
+    ``"points"`` entry (``{"logits": (B, C, P), "coords": (B, P, 2)}``, PointRend) adds the point loss.
+    ``teacher``: a teacher's logits, shaped as the main logits, for the distillation terms; only the main
+    output is distilled."""
+    extra = () if teacher is None else (teacher,)
     if not isinstance(out, dict):
-        return criterion(out, masks), getattr(criterion, "last_terms", {})
-    loss = criterion(out["out"], masks)
+        return criterion(out, masks, *extra), getattr(criterion, "last_terms", {})
+    loss = criterion(out["out"], masks, *extra)
     terms = getattr(criterion, "last_terms", {})  # the main output's terms, not the last aux's
     for w, logits in zip(aux_weights, out.get("aux", [])):
         loss = loss + w * criterion(logits, masks)

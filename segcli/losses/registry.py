@@ -33,9 +33,11 @@ class NoOptions:
 
 @dataclass(frozen=True)
 class LossInfo:
-    """What a loss declares when it registers: the dataclass of its options."""
+    """What a loss declares when it registers: the dataclass of its options, and whether it compares the model
+    with a teacher (``teacher=True``: called as ``loss(logits, target, teacher_logits)``, see ``distill.py``)."""
 
     options: type = NoOptions
+    teacher: bool = False
 
 
 LOSSES: Registry[Callable[..., nn.Module]] = Registry("loss", info=LossInfo)

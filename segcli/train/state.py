@@ -58,6 +58,7 @@ class TrainState:
     ema: ModelEMA | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     progress: Progress = field(default_factory=Progress)
+    teacher: dict[str, str] | None = None  # train.distill's teacher: {"path", "sha256"} (resume checks it)
 
     def state_dict(self) -> dict[str, Any]:
         p = self.progress
@@ -83,6 +84,8 @@ class TrainState:
         }
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
+        if self.teacher is not None:
+            state["teacher"] = dict(self.teacher)
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         return state

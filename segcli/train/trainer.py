@@ -65,6 +65,7 @@ from segcli.report.textlog import ProgressLines
 from segcli.train.auto_recipe import auto_preset
 from segcli.train.budget import estimate_save_seconds, subsample_indices, warmup_warning
 from segcli.train.commit import InterruptedAfterSave, commit, recover
+from segcli.train.distill import Teacher, check_resumed_teacher, load_teacher
 from segcli.train.ema import ModelEMA
 from segcli.train.extend import Extension, extend_preset
 from segcli.train.failures import is_out_of_memory, out_of_memory
@@ -302,6 +303,7 @@ class Trainer:
         self.terms: dict[str, torch.Tensor] = {}  # the last training loss per term (CombinedLoss.last_terms)
         self.meter = LossMeter(rt.device, state.progress.epoch)  # the current epoch's, on the device
         self.val_sample: DataLoader | None = None  # the fixed val subsample of periodic budgeted validations
+        self.teacher: Teacher | None = None  # train.distill: its logits go to the distillation loss terms
 
     @property
     def done(self) -> bool:
@@ -361,9 +363,10 @@ class Trainer:
         torch.set_rng_state(rng)
         pr.reserve = ddp.broadcast_object((clock() - t0) * n / k, rt.dist)  # one lr schedule on every rank
 
-    def _loss(self, out: Any, masks: torch.Tensor) -> torch.Tensor:
-        """The criterion on the main output plus the weighted auxiliary outputs."""
-        loss, self.terms = output_loss(self.criterion, out, masks, self.aux_weights)
+    def _loss(self, out: Any, masks: torch.Tensor, teacher: torch.Tensor | None = None) -> torch.Tensor:
+        """The criterion on the main output (distilled from ``teacher``'s logits when given) plus the weighted
+        auxiliary outputs."""
+        loss, self.terms = output_loss(self.criterion, out, masks, self.aux_weights, teacher)
         return loss
 
     def _optimizer_step(self) -> None:
@@ -461,7 +464,9 @@ class Trainer:
             images = images.contiguous(memory_format=torch.channels_last)
         try:
             with self._grad_sync(stepped), autocast(dev, self.rt.amp):
-                loss = self._loss(self.net(images), masks)
+                out = self.net(images)
+                taught = self.teacher(images, out) if self.teacher is not None else None  # same batch, autocast
+                loss = self._loss(out, masks, taught)
                 self.meter.add(loss, it)
                 st.scaler.scale(loss / p.train.accumulate).backward()
             if stepped:
@@ -655,10 +660,13 @@ def _resolve(
     return load_preset(preset, list(overrides)), None, []
 
 
-def _restore(run: RunDir, state: TrainState, rt: Runtime, cb: CallbackList) -> list[dict[str, Any]]:
+def _restore(
+    run: RunDir, state: TrainState, rt: Runtime, cb: CallbackList, teacher: Teacher | None = None
+) -> list[dict[str, Any]]:
     """Resume: finish a save cut short, load ``state.pt`` and keep the metrics rows it covers.
 
-    A run stopped before its first save completed has nothing to load: it starts over in place.
+    A run stopped before its first save completed has nothing to load: it starts over in place. A distilled
+    run resumes only with the teacher file it was trained with (same sha256).
     """
     manifest = recover(run) if rt.dist.is_main else None  # finish a save cut short, drop stray temp files
     ddp.barrier(rt.dist)
@@ -667,7 +675,9 @@ def _restore(run: RunDir, state: TrainState, rt: Runtime, cb: CallbackList) -> l
         if rt.dist.is_main:
             run.write_metrics([])
         return []
-    state.load_state_dict(load_state(run.state))
+    saved = load_state(run.state)
+    check_resumed_teacher(teacher, saved.get("teacher"))
+    state.load_state_dict(saved)
     if manifest is not None and manifest["epoch"] != state.progress.epoch:
         raise CheckpointError(
             f"{run.state}: holds epoch {state.progress.epoch} but {run.manifest} names epoch {manifest['epoch']}; "
@@ -703,6 +713,8 @@ def train(
         rt = dataclasses.replace(rt, batch=ddp.per_device_batch(p.data.batch_size, rt.dist))
     data = build_data(p, rt)
     state, criterion, reports = build_state(p, data.info, rt, resuming=resumed is not None)
+    teacher = load_teacher(p.train.distill, tuple(data.info.classes), rt.device, p.train.channels_last)
+    state.teacher = teacher.identity if teacher is not None else None
 
     run = _open_or_create_run(loaded, resumed, rt.dist)  # only now: a bad preset leaves no directory
     if rt.dist.is_main:
@@ -711,12 +723,13 @@ def train(
         if p.train.plots:
             cb.callbacks.insert(2, Plots())
         cb.callbacks.extend(make_loggers(p.train.loggers))  # after the plots, whose pictures they log
-    rows = _restore(run, state, rt, cb) if resumed is not None else []
+    rows = _restore(run, state, rt, cb, teacher) if resumed is not None else []
     if extended:
         state.progress.finished = False
         if rt.dist.is_main:
             run.write_preset(preset_to_toml(p, header=f"resolved preset of {run.path}"))
     trainer = Trainer(p, rt, data, state, criterion, run, cb, rows)
+    trainer.teacher = teacher
     plan = trainer.plan
     epochs, pr = 0 if plan.budget else plan.epochs, state.progress
     start = RunStart(
@@ -725,7 +738,8 @@ def train(
     cb.on_train_start(start)
     steps = plan.total_steps
     warmup = warmup_warning(p.schedule, steps, "train.epochs/train.iters") if steps is not None else None
-    for text in [auto, *data.messages, *reports, *(e.describe() for e in extended), warmup]:
+    distilling = teacher.describe() if teacher is not None else ""
+    for text in [auto, *data.messages, *reports, distilling, *(e.describe() for e in extended), warmup]:
         if text:
             cb.on_message(text)
     if resumed is not None and trainer.done:

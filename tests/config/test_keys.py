@@ -12,7 +12,8 @@ from segcli.errors import PresetError
 def test_preset_keys_are_dotted_leaves() -> None:
     keys = preset_keys()
     assert "train.epochs" in keys and "data.batch_size" in keys and "augment.crop_size" in keys
-    assert all(k.count(".") == 1 for k in keys)
+    assert all(k.count(".") == 1 for k in keys if not k.startswith("train.distill."))
+    assert "train.distill.teacher" in keys  # a nested table's keys are followed into
     assert not any(k.startswith("loss.tables") for k in keys)
 
 
@@ -26,6 +27,7 @@ def test_preset_keys_are_dotted_leaves() -> None:
         ("batch", "data.batch_size"),
         ("imgsz", "augment.crop_size"),
         ("name", "train.name"),
+        ("teacher", "train.distill.teacher"),
         ("train", None),  # a section
         ("nonsense", None),
     ],

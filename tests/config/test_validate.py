@@ -338,3 +338,37 @@ def test_the_neck_repeats_default_is_the_models() -> None:
     from segcli.models.necks import DEFAULT_REPEATS
 
     assert ModelConfig().neck_repeats == DEFAULT_REPEATS
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pattern"),
+    [
+        (["loss.terms=['ce','kd']"], r"loss\.terms has kd, which compare the model with a teacher: set train\.distill"),
+        (
+            ["train.distill.teacher={w}"],
+            r"train\.distill\.teacher is set but loss\.terms \['ce'\] has no distil.*cwd, kd",
+        ),
+        (
+            ["train.distill.teacher=/no/such.safetensors", "loss.terms=['ce','cwd']"],
+            r"train\.distill\.teacher = .*: no such weights file or run",
+        ),
+        (["loss.terms=['ce','kd']", "loss.kd.temperature=0"], r"\[loss\.kd\] temperature = 0\.0 is out of range"),
+    ],
+)
+def test_distillation_keys_are_checked_when_the_preset_loads(
+    tmp_path: Path, overrides: list[str], pattern: str
+) -> None:
+    weights = tmp_path / "t.safetensors"
+    weights.write_bytes(b"")
+    with pytest.raises(PresetError, match="command line: " + pattern):
+        load_preset("quickstart", [o.format(w=weights) for o in overrides])
+
+
+def test_a_teacher_with_a_distillation_term_loads_and_records_the_term_tables(tmp_path: Path) -> None:
+    weights = tmp_path / "t.safetensors"
+    weights.write_bytes(b"")
+    p = load_preset(
+        "quickstart", [f"teacher={weights}", "loss.terms=['ce','kd','cwd']", "loss.kd.temperature=4"]
+    ).preset
+    assert p.train.distill.teacher == str(weights)
+    assert p.loss.options_for("kd").temperature == 4.0 and p.loss.options_for("cwd").temperature == 1.0

@@ -18,7 +18,7 @@ from segcli.losses.focal import FocalLoss, FocalOptions
 from segcli.losses.hard_mining import OhemOptions
 from segcli.losses.overlap import DiceLoss
 
-ALL_TERMS = tuple(LOSSES.names())
+ALL_TERMS = tuple(t for t in LOSSES.names() if not LOSSES.info(t).teacher)  # kd, cwd: test_distill.py
 
 
 # Options that make every term non-trivial on a 2x12x12 batch (and exercise label smoothing and alpha).
@@ -92,7 +92,7 @@ def test_perfect_prediction_costs_nothing_for_overlap_and_lovasz() -> None:
 @pytest.mark.parametrize(
     ("overrides", "pattern"),
     [
-        (["loss.terms=['ce', 'dcie']"], r"loss\.terms.*'dcie'.*did you mean \"dice\".*valid: ce, dice"),
+        (["loss.terms=['ce', 'dcie']"], r"loss\.terms.*'dcie'.*did you mean \"dice\".*valid: ce, cwd, dice"),
         (["loss.terms=['ce', 'dice']", "loss.term_weights=[1]"], r"loss\.term_weights has 1 values for 2"),
         (["loss.term_weights=[-1]"], r"loss\.term_weights.*>= 0"),
         (["loss.terms=[]"], r"loss\.terms is empty"),
