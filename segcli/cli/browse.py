@@ -27,12 +27,10 @@ def browse_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Look at a dataset: images with masks overlaid and a legend, optionally as the model sees them."""
-    from segcli.report import browse
+    from segcli.report import PageLayout, browse
 
-    res = browse(
-        data, preset, split, n=n, out=out_dir, overwrite=overwrite, cols=cols, rows=rows, tile=tile, alpha=alpha,
-        seed=seed,
-    )  # fmt: skip
+    layout = PageLayout(cols=cols, rows=rows, tile=tile, alpha=alpha)
+    res = browse(data, preset, split, n=n, out=out_dir, overwrite=overwrite, layout=layout, seed=seed)
     if as_json:
         print_json(res.to_dict())
         return

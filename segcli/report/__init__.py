@@ -3,7 +3,8 @@
 self-contained ``report.html`` (:mod:`.run_report`, :mod:`.html`) and the dataset browser (:mod:`.browser`).
 
 Above infer (a report evaluates the best weights); below train, which emits the events these listen to.
-Public calls: :func:`build_report`, :func:`browse`, and the console lines the CLI prints (:mod:`.textlog`).
+Public calls: :func:`build_report`, :func:`browse` (with its :class:`PageLayout`), and the console lines the
+CLI prints (:mod:`.textlog`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
+    from segcli.report.browser import PageLayout as PageLayout
     from segcli.report.browser import browse as browse
     from segcli.report.run_report import build_report as build_report
     from segcli.report.textlog import ProgressLines as ProgressLines
@@ -22,6 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
 _PUBLIC = {
     "build_report": "segcli.report.run_report",
     "browse": "segcli.report.browser",
+    "PageLayout": "segcli.report.browser",
     **dict.fromkeys(
         ("ProgressLines", "ProgressMeter", "fmt_bytes", "fmt_duration", "validation_lines"), "segcli.report.textlog"
     ),

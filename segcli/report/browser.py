@@ -45,6 +45,16 @@ def pick(count: int, n: int) -> list[int]:
     return [i * count // n for i in range(n)]
 
 
+@dataclass(frozen=True)
+class PageLayout:
+    """How a page is drawn: ``cols`` x ``rows`` tiles of ``tile`` pixels, masks at opacity ``alpha``."""
+
+    cols: int = 4
+    rows: int = 4
+    tile: int = 256
+    alpha: float = 0.5
+
+
 def browse(
     data: str | os.PathLike,
     preset: str | os.PathLike | None = None,
@@ -52,10 +62,7 @@ def browse(
     n: int = 16,
     out: str | os.PathLike | None = None,
     overwrite: bool = False,
-    cols: int = 4,
-    rows: int = 4,
-    tile: int = 256,
-    alpha: float = 0.5,
+    layout: PageLayout = PageLayout(),
     seed: int = 0,
 ) -> BrowseResult:
     """Write ``<out>/<split>[_augmented]_NNN.png`` pages showing ``n`` samples of ``split``.
@@ -63,6 +70,7 @@ def browse(
     ``preset`` (a name or file): apply its training augmentation (sample ``i`` drawn with seed ``seed + i``);
     ``out`` defaults to ``browse/<dataset name>``; existing pages are kept unless ``overwrite``.
     """
+    cols, rows, tile, alpha = layout.cols, layout.rows, layout.tile, layout.alpha
     if n < 1 or cols < 1 or rows < 1 or tile < 16:
         raise UserError("--n, --cols and --rows must be >= 1 and --tile >= 16")
     if not 0.0 <= alpha <= 1.0:

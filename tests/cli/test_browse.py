@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from segcli.cli.app import run
+from segcli.report.browser import PageLayout
 
 
 def test_cli_bad_inputs(shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -48,10 +49,7 @@ def test_browse_passes_its_options_and_lists_the_pages(
         "n": 20,
         "out": tmp_path,
         "overwrite": False,
-        "cols": 5,
-        "rows": 2,
-        "tile": 64,
-        "alpha": 0.3,
+        "layout": PageLayout(cols=5, rows=2, tile=64, alpha=0.3),
         "seed": 4,
     }
     out = capsys.readouterr().out

@@ -8,14 +8,14 @@ import pytest
 
 from segcli.config.load import list_presets, load_preset
 from segcli.config.toml_io import load_toml
-from segcli.data.class_weights import class_weights
+from segcli.data.class_weights import WeightOptions, class_weights
 from segcli.train.trainer import train
 
 
 @pytest.fixture(scope="module")
 def weights_file(shapes_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("cw") / "weights.toml"
-    class_weights(shapes_root, method="inv", split="train", out=out)
+    class_weights(shapes_root, method="inv", options=WeightOptions(split="train"), out=out)
     return out
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from segcli.cli.app import run
-from segcli.report.browser import browse, pick
+from segcli.report.browser import PageLayout, browse, pick
 
 
 def read(path: Path) -> np.ndarray:
@@ -20,7 +20,7 @@ def read(path: Path) -> np.ndarray:
 
 
 def test_pages_of_the_stored_samples(shapes_root: Path, tmp_path: Path) -> None:
-    res = browse(shapes_root, split="val", n=7, out=tmp_path / "b", cols=3, rows=2, tile=64)
+    res = browse(shapes_root, split="val", n=7, out=tmp_path / "b", layout=PageLayout(cols=3, rows=2, tile=64))
     assert res.images == 7 and not res.augmented and res.split == "val"
     assert [f.name for f in res.files] == ["val_001.png", "val_002.png"]  # 6 tiles per page
     first, second = read(res.files[0]), read(res.files[1])
@@ -33,15 +33,17 @@ def test_pages_of_the_stored_samples(shapes_root: Path, tmp_path: Path) -> None:
 
 
 def test_augmented_pages_follow_the_preset(shapes_root: Path, tmp_path: Path) -> None:
-    plain = browse(shapes_root, n=4, out=tmp_path / "plain", cols=4, rows=1, tile=64)
-    aug = browse(shapes_root, "quickstart", n=4, out=tmp_path / "aug", cols=4, rows=1, tile=64)
-    again = browse(shapes_root, "quickstart", n=4, out=tmp_path / "again", cols=4, rows=1, tile=64)
+    plain = browse(shapes_root, n=4, out=tmp_path / "plain", layout=PageLayout(cols=4, rows=1, tile=64))
+    aug = browse(shapes_root, "quickstart", n=4, out=tmp_path / "aug", layout=PageLayout(cols=4, rows=1, tile=64))
+    again = browse(shapes_root, "quickstart", n=4, out=tmp_path / "again", layout=PageLayout(cols=4, rows=1, tile=64))
     assert aug.augmented and aug.files[0].name == "train_augmented_001.png" and aug.split == "train"
     a, p = read(aug.files[0]), read(plain.files[0])
     assert a.shape[1] == p.shape[1] == 4 * (64 + 4) + 4
     assert not np.array_equal(a[24:88], p[24:88])  # scaled, cropped (padded with ignore), flipped, jittered
     assert aug.files[0].read_bytes() == again.files[0].read_bytes()  # same seed, same pictures
-    other = browse(shapes_root, "quickstart", n=4, out=tmp_path / "seed", cols=4, rows=1, tile=64, seed=7)
+    other = browse(
+        shapes_root, "quickstart", n=4, out=tmp_path / "seed", layout=PageLayout(cols=4, rows=1, tile=64), seed=7
+    )
     assert other.files[0].read_bytes() != aug.files[0].read_bytes()
 
 
