@@ -6,7 +6,8 @@ Public calls: :func:`evaluate`, :func:`predict`, :func:`export_model`, :func:`be
 loaded once for Python use: predictions in memory as :class:`Prediction`), with the objects they
 take: :class:`ProtocolChoices` (the test protocol asked for, resolved against a checkpoint's preset into a
 :class:`PredictionProtocol`) and their options, :class:`EvalOptions`, :class:`OutputOptions`,
-:class:`ExportOptions`, :class:`BenchmarkOptions` (imported lazily so ``import segcli.infer`` stays cheap).
+:class:`ExportOptions` (with :class:`Int8Options` for an int8 export), :class:`BenchmarkOptions` (imported
+lazily so ``import segcli.infer`` stays cheap).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from segcli.infer.predictor import predict as predict
     from segcli.infer.protocol import PredictionProtocol as PredictionProtocol
     from segcli.infer.protocol import ProtocolChoices as ProtocolChoices
+    from segcli.infer.quantize import Int8Options as Int8Options
 
 _PUBLIC = {
     "evaluate": "segcli.infer.evaluator",
@@ -40,6 +42,7 @@ _PUBLIC = {
     "Model": "segcli.infer.model",
     "Prediction": "segcli.infer.model",
     "PredictionProtocol": "segcli.infer.protocol",
+    "Int8Options": "segcli.infer.quantize",
 }
 
 

@@ -54,6 +54,7 @@ class ExportInfo:
     dynamic_batch: bool = True  # False: batch 1 only
     input_multiple: int = 32  # callers pad height and width to multiples of this
     half: bool = False  # fp16 weights and arithmetic inside the graph
+    int8: bool = False  # int8 weights and activations (QDQ), quantised from the fp32 graph
     opset: int = 0  # ONNX opset (0 for TorchScript)
     segcli_version: str = ""
 

@@ -54,6 +54,7 @@ from segcli.infer.backends import (
 )
 from segcli.infer.predict_core import forward_padded, input_multiple
 from segcli.infer.protocol import PredictionProtocol, eval_resize
+from segcli.infer.quantize import Int8Options, check_int8_options, quantize_graph
 from segcli.io_utils import atomic_write_text, require_folder, write_temp
 from segcli.metrics import ConfusionMatrix
 
@@ -496,13 +497,13 @@ class ExportResult:
         }
 
 
-def default_out(weights: Path, fmt: str) -> Path:
-    """``<run>/export/model.onnx`` for a run's weights, else beside the weights file."""
-    name = "model.onnx" if fmt == "onnx" else "model.torchscript"
+def default_out(weights: Path, fmt: str, int8: bool = False) -> Path:
+    """``<run>/export/model.onnx`` (``model.int8.onnx``) for a run's weights, else beside the weights file."""
+    suffix = (".int8.onnx" if int8 else ".onnx") if fmt == "onnx" else ".torchscript"
     run = run_of_weights(weights)
     if run is not None:
-        return run.export_dir / name
-    return weights.with_suffix(".onnx" if fmt == "onnx" else ".torchscript")
+        return run.export_dir / f"model{suffix}"
+    return weights.with_suffix(suffix)
 
 
 def report_paths(model_path: Path) -> tuple[Path, Path]:
@@ -524,7 +525,9 @@ class ExportOptions:
     (float-nchw: RGB 0-255; uint8-nhwc: the conversion and normalisation inside); ``images`` (a folder) or
     ``data_root`` (a dataset, default the preset's ``data.root``): the parity check's images, ``parity_images`` of
     them; ``size``: the size of a fixed-size export (default ``eval.size``, else the training crop); ``fixed``: a
-    fixed size even where the model allows dynamic; ``overwrite``: replace an existing model and its report.
+    fixed size even where the model allows dynamic; ``overwrite``: replace an existing model and its report;
+    ``int8``: quantise the verified fp32 ONNX graph to int8, gated on the val split's mIoU
+    (:mod:`segcli.infer.quantize`).
     """
 
     opset: int = DEFAULT_OPSET
@@ -537,6 +540,7 @@ class ExportOptions:
     size: tuple[int, int] | None = None
     fixed: bool = False
     overwrite: bool = False
+    int8: Int8Options | None = None
 
 
 def export_model(
@@ -559,7 +563,7 @@ def export_model(
         raise UserError(f"{weights}: export takes segcli .safetensors weights or a run directory")
     dev = select_device(device, option=arg("device"))
     run_dev, run_note = _verifying_device(fmt, dev, opts.half)
-    dest = _destination(weights, fmt, out, opts.overwrite)
+    dest = _destination(weights, fmt, out, opts.overwrite, opts.int8 is not None)
     model, meta = build_from_weights(weights, dev)
     multiple = input_multiple(model)
     wrapper = ExportWrapper(model, opts.layout, opts.bake, opts.half).eval().to(dev)
@@ -580,6 +584,8 @@ def export_model(
     data_root = opts.data_root or meta.preset.data.root
     samples, source, warning = parity_samples(opts.images, data_root, opts.parity_images)
     parity = _parity_gate(wrapper, built, meta, samples)
+    if opts.int8 is not None and parity["passed"]:
+        built, parity = _int8(built, meta, samples, data_root, (opts.int8, parity))
     final = _write_model(built, fmt, weights, meta, dest if parity["passed"] else rejected_path(dest))
     warning = "; ".join(w for w in (warning, run_note) if w)
     rj, rt = report_paths(dest)
@@ -607,6 +613,10 @@ def _check_options(fmt: str, opts: ExportOptions) -> None:
         raise UserError(f"{arg('opset')} {opts.opset}: give an ONNX opset between 11 and 23 (default {DEFAULT_OPSET})")
     if opts.parity_images < 1:
         raise UserError(f"{arg('parity_images')} {opts.parity_images}: give 1 or more")
+    if opts.int8 is not None:
+        if fmt != "onnx" or opts.half:
+            raise UserError(f"{arg('int8')}: int8 quantises an fp32 ONNX export; drop {arg('half')}, export onnx")
+        check_int8_options(opts.int8)
 
 
 def _verifying_device(fmt: str, dev: torch.device, half: bool) -> tuple[torch.device, str]:
@@ -632,9 +642,9 @@ def _verifying_device(fmt: str, dev: torch.device, half: bool) -> tuple[torch.de
     return torch.device("cpu"), "onnxruntime has no CUDA provider here: the graph was verified on its CPU provider"
 
 
-def _destination(weights: Path, fmt: str, out: str | os.PathLike | None, overwrite: bool) -> Path:
+def _destination(weights: Path, fmt: str, out: str | os.PathLike | None, overwrite: bool, int8: bool = False) -> Path:
     """The model file to write (checked: its suffix, not a folder, not taken unless ``overwrite``)."""
-    dest = Path(out) if out is not None else default_out(weights, fmt)
+    dest = Path(out) if out is not None else default_out(weights, fmt, int8)
     wanted = ONNX_SUFFIXES if fmt == "onnx" else TORCHSCRIPT_SUFFIXES
     if dest.suffix.lower() not in wanted:
         raise UserError(
@@ -664,6 +674,27 @@ def _parity_gate(wrapper: ExportWrapper, built: Built, meta: Any, samples: list[
     eager = ExportedModel(eager_run, built.info, meta.num_classes)
     with strict_fp32():
         return run_parity(exported, eager, samples, eval_resize(meta.preset), meta.ignore_index)
+
+
+def _int8(
+    built: Built, meta: Any, samples: list[Sample], data_root: Any, how: tuple[Int8Options, dict[str, Any]]
+) -> tuple[Built, dict[str, Any]]:
+    """The int8 graph of the verified fp32 one, and the parity report with its gate (``int8``): the val mIoU
+    drop, and the logits difference and argmax agreement against the fp32 graph on the parity images."""
+    opts, parity = how
+    q = quantize_graph(built.payload, built.info, meta, data_root, opts)
+    info = replace(built.info, int8=True)
+    k = meta.num_classes
+    vs = run_parity(
+        ExportedModel(q.runner, info, k),
+        ExportedModel(built.runner, built.info, k),
+        samples,
+        eval_resize(meta.preset),
+        meta.ignore_index,
+    )
+    q.report["vs_fp32"] = {"max_abs_diff": vs["max_abs_diff"], "agreement": vs["agreement"], "pixels": vs["pixels"]}
+    parity = {**parity, "int8": q.report, "passed": q.passed, "failures": parity["failures"] + q.report["failures"]}
+    return Built(q.runner, info, q.payload, built.reason, built.blockers), parity
 
 
 def _write_model(built: Built, fmt: str, weights: Path, meta: Any, final: Path) -> Path:
@@ -730,7 +761,7 @@ def report_text(result: ExportResult) -> str:
     lines = [
         f"segcli {__version__} export: {result.path}",
         f"format: {result.format}" + (f" (opset {info.opset})" if info.opset else ""),
-        f"input: {info.layout}; output: {p['compared']} (bake {info.bake}); {'fp16' if info.half else 'fp32'}",
+        f"input: {info.layout}; output: {p['compared']} (bake {info.bake}); {_precision(info)}",
         f"shapes: {mode}",
     ]
     if result.reason:
@@ -746,5 +777,36 @@ def report_text(result: ExportResult) -> str:
     lines.append(f"argmax agreement: {p['agreement']:.4%} (at least {p['min_agreement']:.1%})")
     if "mIoU" in p:
         lines.append(f"mIoU vs ground truth: exported {p['mIoU']['exported']:.4f}, eager {p['mIoU']['eager']:.4f}")
+    if "int8" in p:
+        lines.extend(_int8_lines(p["int8"]))
     lines.append("result: " + ("PASSED" if p["passed"] else "FAILED: " + "; ".join(p["failures"])))
     return "\n".join(lines) + "\n"
+
+
+def _int8_lines(q: dict[str, Any]) -> list[str]:
+    """The int8 gate's lines of the parity report."""
+    vs = q["vs_fp32"]
+    diff = "" if vs["max_abs_diff"] is None else f"max |difference| {vs['max_abs_diff']:.3g}, "
+    lines = [
+        f"int8: {q['method']} calibration on {q['calib_images']} {q['calib_split']} images; QDQ, per-channel weights",
+        f"int8 vs fp32 graph: {diff}argmax agreement {vs['agreement']:.4%}",
+        f"int8 {q['val_split']} mIoU ({q['val_images']} images): {q['int8_mIoU']:.4f} vs fp32 {q['fp32_mIoU']:.4f}, "
+        f"drop {q['drop']:.2f} points (at most {q['max_drop']:g})",
+    ]
+    if q["worst_classes"]:
+        lines.append(
+            "int8 worst classes: " + ", ".join(f"{c} -{q['per_class'][c]['drop']:.2f}" for c in q["worst_classes"])
+        )
+    if q["kept_fp32"]:
+        lines.append(f"int8 kept in fp32: {', '.join(q['kept_fp32'])}")
+    if len(q["tried"]) > 1:
+        lines.append("int8 tried: " + "; ".join(f"{t['method']}{_kept(t)} drop {t['drop']:.2f}" for t in q["tried"]))
+    return lines
+
+
+def _kept(t: dict[str, Any]) -> str:
+    return f" +{len(t['kept_fp32'])} nodes fp32" if t["kept_fp32"] else ""
+
+
+def _precision(info: ExportInfo) -> str:
+    return "int8 (QDQ)" if info.int8 else "fp16" if info.half else "fp32"
