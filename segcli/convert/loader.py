@@ -5,7 +5,6 @@ that runs code; then finding the state dict inside and removing wrapper prefixes
 from __future__ import annotations
 
 import os
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import torch
 
 from segcli.errors import CheckpointError, arg
+from segcli.models.encoder import load_pickled_weights
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 # Entries that hold the model's weights, in the order they are preferred.
@@ -70,16 +70,11 @@ def read_checkpoint(path: str | os.PathLike) -> Any:
             + ", ".join(PICKLE_SUFFIXES)
         )
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        first = (str(e).strip().splitlines() or [""])[0]
-        what = first.split("WeightsUnpickler error:")[-1].strip()[:160]
-        raise CheckpointError(
-            f"{p}: refused, it holds Python objects that loading would run ({what}); {RESAVE_HINT}"
-        ) from None
-    except Exception as e:  # noqa: BLE001 - any other failure means a damaged or foreign file
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise CheckpointError(f"{p}: cannot read checkpoint ({type(e).__name__}: {first[:200]})") from None
+        return load_pickled_weights(p)
+    except CheckpointError as e:
+        if ": refused," not in str(e):
+            raise
+        raise CheckpointError(f"{e}; {RESAVE_HINT}") from None
 
 
 def _is_weights(obj: Any) -> bool:

@@ -167,11 +167,36 @@ def build_from_weights(
     model = _built_without_init(lambda: model_from_preset(cfg, meta.num_classes), state)
     if model is None:
         model = model_from_preset(cfg, meta.num_classes)
-        try:
-            model.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            raise CheckpointError(f"{path}: weights do not fit the model in its metadata: {str(e)[:300]}") from None
+        own = model.state_dict()
+        problems = state_mismatch(own, state)
+        if problems:
+            raise CheckpointError(
+                f"{path}: weights do not fit the model its metadata describes ({cfg.name}, {cfg.backbone}, "
+                f"{meta.num_classes} classes): {problems}; its metadata and tensors disagree: use the file its "
+                "run wrote"
+            )
+        model.load_state_dict(state, strict=True)
     return model.to(device).eval(), meta
+
+
+def state_mismatch(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor]) -> str:
+    """One line summing up how ``state`` fails to fit a model whose state dict is ``own`` ("" when it fits):
+    "N missing keys e.g. ..., M not in the model e.g. ..., K of another shape e.g. key (file [...], model [...])",
+    instead of ``load_state_dict``'s several lines listing every key."""
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing key(s) e.g. {', '.join(missing[:2])}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} not in the model e.g. {', '.join(unexpected[:2])}")
+    if shapes:
+        k = shapes[0]
+        parts.append(
+            f"{len(shapes)} of another shape e.g. {k} (file {list(state[k].shape)}, model {list(own[k].shape)})"
+        )
+    return ", ".join(parts)
 
 
 def _built_without_init(build: Callable[[], torch.nn.Module], state: dict[str, torch.Tensor]) -> torch.nn.Module | None:

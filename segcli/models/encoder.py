@@ -24,6 +24,44 @@ from segcli.models.checks import backbone_problem, backbone_stride_problem
 _PREFIXES = ("module.", "_orig_mod.", "model.", "backbone.", "encoder.")
 
 
+def _first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+
+
+def unpickler_reason(e: BaseException) -> str:
+    """What torch's weights-only unpickler refused, in a few words, without torch's advice around it (its
+    text spans lines and suggests ``weights_only=False`` or allow-listing globals: never right for a file
+    that was refused)."""
+    text = str(e)
+    tail = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else ""
+    line = next((ln.strip() for ln in tail.splitlines() if ln.strip()), "objects other than tensors")
+    return line.split(". ", 1)[0].rstrip(".")[:160]
+
+
+def load_pickled_weights(path: str | os.PathLike) -> object:
+    """``torch.load(weights_only=True)`` of a pickled checkpoint (.pth/.pt/.bin), quietly.
+
+    A pickle holding anything but tensors and plain containers is refused before any of it runs: one
+    CheckpointError line saying so (never torch's several lines of advice); torch's warnings about the
+    pickle protocol are not shown. Any other failure is one line naming the file."""
+    import pickle
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Weights only load failed" not in str(e):  # not a pickle at all ("invalid load key")
+            raise CheckpointError(f"{path}: cannot read weights (UnpicklingError: {_first_line(e)})") from None
+        raise CheckpointError(
+            f"{path}: refused, not a plain weights file: it holds Python objects ({unpickler_reason(e)}); "
+            "only tensors are loaded, so nothing in it was run"
+        ) from None
+    except Exception as e:  # noqa: BLE001 - any other failure means a damaged or foreign file
+        raise CheckpointError(f"{path}: cannot read weights ({type(e).__name__}: {_first_line(e)})") from None
+
+
 def load_state_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a state dict from .safetensors, or .pth/.pt/.bin via ``torch.load(weights_only=True)``."""
     p = Path(path)
@@ -41,9 +79,11 @@ def load_state_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
             sd = load_file(str(p))
         else:
-            sd = torch.load(p, map_location="cpu", weights_only=True)
+            sd = load_pickled_weights(p)
+    except CheckpointError:
+        raise
     except Exception as e:  # noqa: BLE001 - any decode failure is the file's fault
-        raise CheckpointError(f"{p}: cannot read weights ({type(e).__name__}: {e})") from None
+        raise CheckpointError(f"{p}: cannot read weights ({type(e).__name__}: {_first_line(e)})") from None
     for key in ("state_dict", "model", "model_ema"):
         if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):
             sd = sd[key]

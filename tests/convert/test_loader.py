@@ -98,3 +98,18 @@ def test_strip_prefixes_counts_each_and_refuses_collisions() -> None:
     assert counts == {"module.": 2, "_orig_mod.": 2}
     with pytest.raises(CheckpointError, match=r"two tensors become 'a' once wrapper prefixes are removed"):
         strip_prefixes({"module.a": torch.zeros(1), "a": torch.zeros(1)})
+
+
+def test_a_raw_pickle_is_refused_in_one_line_without_torchs_warning(
+    tmp_path: Path, capfd: pytest.CaptureFixture, recwarn: pytest.WarningsRecorder
+) -> None:
+    """Reported: `convert-ckpt` of a pickle.dump'ed file (protocol 4) leaked torch's UserWarning about the
+    protocol, and its message carried the start of torch's advice to set weights_only=False."""
+    marker, evil = tmp_path / "pwned", tmp_path / "evil.pth"
+    evil.write_bytes(pickle.dumps({"payload": _Evil(marker)}, protocol=4))
+    assert run(["convert-ckpt", str(evil), str(tmp_path / "out.safetensors")]) == 2
+    err = capfd.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "not a plain weights file" in err, err
+    assert "Warning" not in err and "weights_only" not in err and "weights-only" not in err, err
+    assert not recwarn.list and not marker.exists() and not (tmp_path / "out.safetensors").exists()

@@ -19,6 +19,7 @@ from segcli.core.checkpoint import (
     read_metadata,
     save_state,
     save_weights,
+    state_mismatch,
 )
 from segcli.core.factory import model_from_preset
 from segcli.data.format import make_info
@@ -139,10 +140,54 @@ def _plain_safetensors(w: Path, tmp: Path) -> Path:
     return tmp / "plain.safetensors"
 
 
+def _rewritten(w: Path, tmp: Path, name: str, edit_meta=None, edit_state=None) -> Path:  # noqa: ANN001
+    """A copy of the weights ``w`` whose metadata or tensors were edited (what a mixed-up file looks like)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with safe_open(str(w), "pt") as f:
+        meta = dict(f.metadata())
+    state = load_file(str(w))
+    save_file(
+        edit_state(state) if edit_state else state, str(tmp / name), metadata=edit_meta(meta) if edit_meta else meta
+    )
+    return tmp / name
+
+
+def _another_architecture(w: Path, tmp: Path) -> Path:
+    def edit(meta: dict) -> dict:
+        assert 'name = "fpn"' in meta["preset"]
+        return meta | {"preset": meta["preset"].replace('name = "fpn"', 'name = "unet"', 1)}
+
+    return _rewritten(w, tmp, "unet.safetensors", edit_meta=edit)
+
+
+def _missing_keys(w: Path, tmp: Path) -> Path:
+    def edit(state: dict) -> dict:
+        gone = [k for k in state if k.endswith(".weight")][3:6]
+        return {k: v for k, v in state.items() if k not in gone}
+
+    return _rewritten(w, tmp, "missing.safetensors", edit_state=edit)
+
+
+def _wrong_classes(w: Path, tmp: Path) -> Path:
+    import json
+
+    def edit(meta: dict) -> dict:
+        classes, palette = json.loads(meta["classes"]), json.loads(meta["palette"])
+        return meta | {"classes": json.dumps(classes[:2]), "palette": json.dumps(palette[:2])}
+
+    return _rewritten(w, tmp, "classes.safetensors", edit_meta=edit)
+
+
 CHECKPOINT_CASES = {
     "truncated": _truncated_weights,
     "not a checkpoint": _not_a_checkpoint,
     "foreign": _plain_safetensors,
+    # reported: load_state_dict's several lines; now one line summing the keys up
+    "metadata names another architecture": _another_architecture,
+    "missing keys": _missing_keys,
+    "wrong classes": _wrong_classes,
 }
 
 
@@ -179,3 +224,34 @@ def test_unsafe_training_state_is_one_line(content: str, tmp_path: Path) -> None
         load_state(state)
     msg = str(info.value)
     assert str(state) in msg and "\n" not in msg and "weights_only=False" not in msg
+
+
+def test_state_mismatch_sums_up_missing_unexpected_and_shapes() -> None:
+    own = {"a.weight": torch.zeros(2, 3), "b.weight": torch.zeros(1), "c.bias": torch.zeros(4)}
+    assert state_mismatch(own, dict(own)) == ""
+    state = {"a.weight": torch.zeros(5, 3), "x": torch.zeros(1), "y": torch.zeros(1)}
+    assert state_mismatch(own, state) == (
+        "2 missing key(s) e.g. b.weight, c.bias, 2 not in the model e.g. x, y, "
+        "1 of another shape e.g. a.weight (file [5, 3], model [2, 3])"
+    )
+
+
+def test_weights_whose_metadata_names_another_model_are_one_line(weights: Path, tmp_path: Path) -> None:
+    for make in (_another_architecture, _missing_keys, _wrong_classes):
+        with pytest.raises(CheckpointError) as e:
+            build_from_weights(make(weights, tmp_path))
+        text = str(e.value)
+        assert "\n" not in text and "weights do not fit the model its metadata describes" in text, text
+    assert "2 classes): 2 of another shape e.g." in text
+
+
+def test_weights_remember_the_data_they_trained_on(tmp_path: Path) -> None:
+    from segcli.data.format import DataFingerprint
+
+    fp = DataFingerprint(str(tmp_path / "data"), {"train": 100, "val": 20}, INFO.classes)
+    model = model_from_preset(PRESET.model, INFO.num_classes)
+    _, meta = load_weights(save_weights(tmp_path / "w.safetensors", model, PRESET, INFO, data=fp))
+    assert meta.data == fp and meta.data.describe() == f"{tmp_path / 'data'} (100 train, 20 val images)"
+    _, meta = load_weights(save_weights(tmp_path / "old.safetensors", model, PRESET, INFO))
+    assert meta.data is None  # written without one (converted weights, older versions)
+    assert DataFingerprint.from_json("{not json") is None and DataFingerprint.from_json('{"root": 1}') is None

@@ -80,3 +80,33 @@ def test_pretrained_weights_without_network(
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hub"))  # an empty hub cache
     user_error(capfd, train_args(data, tmp_path, "model.pretrained=true"), "resnet18", "pretrained_file")
     assert not (tmp_path / "runs").exists()  # failed before any run directory was made
+
+
+class _Evil:
+    """Unpickling this would create ``marker`` (code run by a malicious checkpoint)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # noqa: ANN204
+        import os
+
+        return (os.makedirs, (str(self.marker),))
+
+
+def test_a_malicious_pretrained_file_is_one_line_that_never_suggests_weights_only_false(
+    data: Path, tmp_path: Path, capfd: pytest.CaptureFixture, recwarn: pytest.WarningsRecorder
+) -> None:
+    """Reported: torch's multi-line UnpicklingError text (advising weights_only=False) and its protocol warning."""
+    import pickle
+
+    marker, evil = tmp_path / "pwned", tmp_path / "evil.pth"
+    evil.write_bytes(pickle.dumps({"w": _Evil(marker)}, protocol=4))  # a raw pickle, as pickle.dump writes it
+    with pytest.raises(CheckpointError) as e:
+        TimmEncoder(NAME, pretrained_file=str(evil))
+    text = str(e.value)
+    assert "not a plain weights file" in text and "only tensors are loaded" in text
+    assert "\n" not in text and "weights_only" not in text.lower().replace(" ", "_") and "False" not in text
+    assert not recwarn.list and not marker.exists()
+    line = user_error(capfd, train_args(data, tmp_path, f"model.pretrained_file={evil}"), "evil.pth", progress=True)
+    assert "only tensors are loaded" in line and "weights_only" not in line and not marker.exists()

@@ -72,6 +72,17 @@ def _is_tar(path: Path) -> bool:
     return path.name.lower().endswith(_TAR_SUFFIXES)
 
 
+def _looks_like_zip(path: Path) -> bool:
+    """Named .zip or starting with a zip header, though ``zipfile`` finds no archive in it (cut short)."""
+    if path.suffix.lower() == ".zip":
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == b"PK\x03\x04"
+    except OSError:
+        return False
+
+
 # Open zip handles per process (a handle inherited through fork shares its file offset).
 _ZIP_CACHE: dict[tuple[int, str], zipfile.ZipFile] = {}
 
@@ -184,7 +195,9 @@ def _open_tar(path: Path) -> tarfile.TarFile:
     try:
         return tarfile.open(path)
     except (tarfile.TarError, OSError) as e:
-        raise DataError(f"{path}: not a readable tar archive ({e}); re-download it") from None
+        # tarfile lists each compression it tried on a line of its own: one line says the same
+        why = "no tar, gzip, bzip2 or xz header" if "\n" in str(e) else str(e)
+        raise DataError(f"{path}: not a readable tar archive ({why}); re-download it") from None
 
 
 def _extract_tar(path: Path, dest: Path, pick: Callable[[str], bool], check: bool) -> list[str]:
@@ -265,6 +278,8 @@ def open_sources(
             srcs.roots.append(dest)
             srcs.kinds.append("dir")
             srcs.staged.append(True)
+        elif _looks_like_zip(p):
+            raise DataError(f"corrupt or truncated zip archive: {p}; re-download it")
         else:
             raise DataError(f"{p}: neither a folder nor a .zip/.tar/.tgz archive; expected {expected}")
         srcs.origins.append(p)

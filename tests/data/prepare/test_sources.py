@@ -146,3 +146,21 @@ def test_refused_tar_leaves_nothing_behind(member: str, tmp_path: Path, capfd: p
     out = tmp_path / "out"
     user_error(capfd, ["prepare", "voc", archive, "--out", out], archive.name)
     assert not out.exists()
+
+
+def test_a_truncated_zip_and_a_garbage_tar_are_one_line_each(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """Reported: a zip cut short was "neither a folder nor a .zip/.tar/.tgz archive" and a garbage .tar gave
+    tarfile's five lines (one per compression it tried)."""
+    whole = _zip_with(tmp_path / "whole.zip", "ok/b.txt", bytes(range(256)) * 64)
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(DataError, match=r"^corrupt or truncated zip archive: .*cut\.zip; re-download it$"):
+        open_sources([cut], tmp_path / "o1", "x")
+    cut_unnamed = tmp_path / "download"  # no .zip suffix: the zip header still tells what it was
+    cut_unnamed.write_bytes(cut.read_bytes())
+    with pytest.raises(DataError, match="corrupt or truncated zip archive"):
+        open_sources([cut_unnamed], tmp_path / "o2", "x")
+    garbage = tmp_path / "garbage.tar"
+    garbage.write_bytes(bytes(range(256)) * 12)
+    line = user_error(capfd, ["prepare", "folder", garbage, "--out", tmp_path / "o3"], "garbage.tar")
+    assert "not a readable tar archive (no tar, gzip, bzip2 or xz header); re-download it" in line
