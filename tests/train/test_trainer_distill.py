@@ -3,7 +3,10 @@ its state, and resumes only with the same teacher file."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,3 +64,31 @@ def test_a_distilled_student_trains_records_its_teacher_and_resumes_only_with_it
     teacher.write_bytes(original)
     result = train(resume=run)
     assert result.epochs == 2 and load_state(run / "state.pt")["teacher"]["sha256"] == state["teacher"]["sha256"]
+
+
+@pytest.mark.slow
+def test_distillation_under_torchrun_keeps_the_ranks_identical(
+    tiny_overrides: list[str], weights: Path, tmp_path: Path
+) -> None:
+    """Two CPU processes (Gloo): each loads the teacher on its own, outside DDP; the students stay in step."""
+    ranks = tmp_path / "ranks"
+    ranks.mkdir()
+    tests = Path(__file__).resolve().parents[1]
+    over = [
+        *tiny_overrides,
+        "train.device=cpu",
+        "train.threads=1",
+        "train.epochs=1",
+        f"train.distill.teacher={weights}",
+    ]
+    over += ["loss.terms=['ce','kd','cwd']", "model.backbone=test_resnet", "model.decoder_channels=8"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    cmd += [str(tests / "ddp_ranks.py"), "quickstart", *over]
+    path = os.pathsep.join(filter(None, [str(tests.parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": path, "SEG_RANK_DIR": str(ranks)}
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    a, b = (torch.load(ranks / f"rank{r}_epoch1.pt", weights_only=True) for r in (0, 1))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    (run,) = (tmp_path / "runs" / "quickstart").iterdir()
+    assert "world_size=2" in (run / "log.txt").read_text() and load_state(run / "state.pt")["teacher"]
