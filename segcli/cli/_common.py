@@ -98,7 +98,9 @@ AmpOpt = typer.Option(
     help="Autocast: auto (bf16 where native), none, bf16, or fp16 (CUDA only); default: the training run's train.amp.",
 )
 
-SizeOpt = typer.Option(None, "--size", metavar="H,W", help="Resize inputs to H,W before the model (default: preset's).")
+SizeOpt = typer.Option(
+    None, "--size", metavar="H,W|HxW|N", help="Resize inputs to H,W before the model (default: preset's)."
+)
 SlideOpt = typer.Option(None, "--slide/--whole", help="Sliding-window or whole-image prediction (default: preset's).")
 TileOpt = typer.Option(None, "--tile", metavar="H,W", help="Sliding-window size (default: preset's eval.tile).")
 StrideOpt = typer.Option(None, "--stride", metavar="H,W", help="Sliding-window step (default: 2/3 of --tile).")
@@ -127,12 +129,13 @@ def scales(value: str | None, option: str = "--tta-scales") -> tuple[float, ...]
 
 
 def hw(value: str | None, option: str) -> tuple[int, int] | None:
-    """``"512,1024"`` (or one number for a square) → (512, 1024); a bad value is a UserError naming ``option``."""
+    """The one reader of every ``--size``-like option: ``"512,1024"``, ``"512x1024"`` or one number for a square
+    (``"512"``) → (512, 1024) / (512, 512); a bad value is a UserError naming ``option``."""
     from segcli.errors import UserError
 
     if value is None:
         return None
-    parts = [p.strip() for p in value.replace("x", ",").split(",")]
+    parts = [p.strip() for p in value.lower().replace("x", ",").split(",")]
     try:
         nums = [int(p) for p in parts]
     except ValueError:
@@ -140,8 +143,30 @@ def hw(value: str | None, option: str) -> tuple[int, int] | None:
     if len(nums) == 1:
         nums *= 2
     if len(nums) != 2 or min(nums) < 1:
-        raise UserError(f"{option} {value}: give H,W as two whole numbers > 0, e.g. {option} 512,512")
+        raise UserError(
+            f"{option} {value}: give H,W as two whole numbers > 0 (or HxW, or one number for a square), "
+            f"e.g. {option} 512,1024"
+        )
     return nums[0], nums[1]
+
+
+SIZE_METAVAR = "H,W|HxW|N"
+
+
+def workers(value: str) -> int | str:
+    """``--workers N|auto``, the same on every command: N worker processes or threads besides this process,
+    0 = all the work in this process, auto = chosen from the usable cores. A bad value is a UserError."""
+    from segcli.errors import UserError
+
+    text = value.strip().lower()
+    if text == "auto":
+        return "auto"
+    if not text.isdigit():
+        raise UserError(f"--workers {value}: give a whole number >= 0 (0 = in this process) or auto")
+    return int(text)
+
+
+WORKERS_HELP = "Workers besides this process (0 = all in this process; auto = from the usable cores)."
 
 
 def protocol_choices(

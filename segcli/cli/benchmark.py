@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from segcli.cli._common import JsonOpt, out, print_json, table
+from segcli.cli._common import SIZE_METAVAR, JsonOpt, examples, hw, out, print_json, table
 
 
 def benchmark_cmd(
     target: str = typer.Argument(
         "quickstart", help="Bundled preset, preset file, weights file, run directory, or exported .onnx/.torchscript."
     ),
-    size: str = typer.Option("512x512", "--size", help="Input size HEIGHTxWIDTH (or one number for a square)."),
-    batch: int = typer.Option(1, "--batch", min=1, help="Images per inference batch."),
+    size: str = typer.Option("512x512", "--size", metavar=SIZE_METAVAR, help="Input size: H,W, HxW or N (square)."),
+    batch_size: int = typer.Option(1, "--batch-size", min=1, help="Images per inference batch."),
+    batch: int = typer.Option(None, "--batch", min=1, hidden=True, help="Old name of --batch-size."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     amp: str = typer.Option("auto", "--amp", help="auto, none, bf16 or fp16 (fp16 needs CUDA)."),
     channels_last: bool = typer.Option(True, "--channels-last/--contiguous", help="Memory format of the inputs."),
@@ -28,10 +29,10 @@ def benchmark_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Images/s and latency of a model on this machine, labelled with everything that decides them."""
-    from segcli.cli.models import parse_size
     from segcli.infer import BenchmarkOptions, ProtocolChoices, benchmark
 
-    protocol = ProtocolChoices(size=parse_size(size), batch_size=batch, amp=amp, channels_last=channels_last)
+    batch_size = batch if batch is not None else batch_size
+    protocol = ProtocolChoices(size=hw(size, "--size"), batch_size=batch_size, amp=amp, channels_last=channels_last)
     options = BenchmarkOptions(
         compile=compile, num_classes=num_classes, iters=iters, train=train, data=data, split=split, onnx=onnx
     )
@@ -61,5 +62,12 @@ def benchmark_cmd(
         out.print(f"{b['backend']} ({b['shapes']} shapes): parity {verdict}, argmax agreement {p['agreement']:.4%}")
 
 
+EXAMPLES = examples(
+    "seg benchmark quickstart --size 512x1024 --batch-size 4",
+    "seg benchmark runs/quickstart/1 --onnx --data data/shapes",
+    "seg benchmark runs/quickstart/1/export/model.onnx --device cuda --no-train",
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("benchmark")(benchmark_cmd)
+    app.command("benchmark", epilog=EXAMPLES)(benchmark_cmd)

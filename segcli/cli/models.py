@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import typer
 
-from segcli.cli._common import JsonOpt, out, print_json, table
+from segcli.cli._common import SIZE_METAVAR, JsonOpt, examples, hw, out, print_json, table
 from segcli.errors import UserError
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"512x1024"`` (height x width) or ``"512"`` (square) → (512, 1024)."""
-    m = re.fullmatch(r"\s*(\d+)\s*(?:[xX,]\s*(\d+))?\s*", text)
-    if not m or int(m.group(1)) < 1 or (m.group(2) is not None and int(m.group(2)) < 1):
-        raise UserError(f"--size {text!r}: expected HEIGHTxWIDTH such as 512x1024, or one number for a square")
-    h = int(m.group(1))
-    return h, int(m.group(2) or h)
 
 
 def check_backbone(name: str) -> None:
@@ -30,7 +19,9 @@ def check_backbone(name: str) -> None:
 
 
 def models_cmd(
-    size: str = typer.Option("512x1024", "--size", help="Input size HEIGHTxWIDTH for the FLOP count."),
+    size: str = typer.Option(
+        "512x1024", "--size", metavar=SIZE_METAVAR, help="Input size for the FLOP count: H,W, HxW or N (square)."
+    ),
     backbone: str = typer.Option("resnet18", "--backbone", help="timm backbone for models that use one."),
     num_classes: int = typer.Option(19, "--classes", min=1, help="Number of output classes."),
     as_json: bool = JsonOpt,
@@ -40,14 +31,14 @@ def models_cmd(
     from segcli.models.registry import short_paper
     from segcli.models.summary import summarize_models
 
-    hw = parse_size(size)
+    size_hw = hw(size, "--size")
     check_backbone(backbone)
-    rows = summarize_models(hw, backbone, num_classes)
+    rows = summarize_models(size_hw, backbone, num_classes)
     for r in rows:
         info = MODELS.info(r["name"])
         r.update(paper=info.paper, reference=info.reference)
     if as_json:
-        print_json({"size": list(hw), "backbone": backbone, "num_classes": num_classes, "models": rows})
+        print_json({"size": list(size_hw), "backbone": backbone, "num_classes": num_classes, "models": rows})
         return
     cells = [
         [
@@ -59,10 +50,17 @@ def models_cmd(
         ]
         for r in rows
     ]
-    title = f"models at {hw[0]}x{hw[1]}, {num_classes} classes (GFLOPs = 2 x multiply-adds, batch 1)"
+    title = f"models at {size_hw[0]}x{size_hw[1]}, {num_classes} classes (GFLOPs = 2 x multiply-adds, batch 1)"
     out.print(table(title, ["name", "backbone", "params (M)", "GFLOPs", "paper"], cells))
     out.print("[dim]titles, reference implementations and export modes: docs/models.md[/dim]")
 
 
+EXAMPLES = examples(
+    "seg models",
+    "seg models --size 512 --backbone resnet50 --classes 21",
+    "seg models --json > models.json",
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("models")(models_cmd)
+    app.command("models", epilog=EXAMPLES)(models_cmd)

@@ -18,6 +18,7 @@ from segcli.cli._common import (
     Amp,
     SegGroup,
     _Console,
+    examples,
     fmt,
     hw,
     print_json,
@@ -27,6 +28,7 @@ from segcli.cli._common import (
     scales,
     table,
     with_protocol,
+    workers,
 )
 from segcli.cli.app import run
 from segcli.errors import UserError
@@ -64,13 +66,20 @@ def test_printable_shows_undecodable_bytes_escaped() -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("512,1024", (512, 1024)), ("512", (512, 512)), ("64x32", (64, 32)), (" 8 , 9 ", (8, 9)), (None, None)],
+    [
+        ("512,1024", (512, 1024)),
+        ("512", (512, 512)),
+        ("64x32", (64, 32)),
+        (" 64 X 32 ", (64, 32)),
+        (" 8 , 9 ", (8, 9)),
+        (None, None),
+    ],
 )
 def test_hw_parses_height_and_width(value: str | None, expected: tuple[int, int] | None) -> None:
     assert hw(value, "--tile") == expected
 
 
-@pytest.mark.parametrize("value", ["0,4", "a,b", "1,2,3", "-1", ""])
+@pytest.mark.parametrize("value", ["0,4", "a,b", "1,2,3", "-1", "", "0x5", "64by96", "1x2x3"])
 def test_hw_rejects_a_bad_size_naming_the_option(value: str) -> None:
     with pytest.raises(UserError) as info:
         hw(value, "--stride")
@@ -152,3 +161,19 @@ def test_progress_bar_off_the_terminal_takes_updates_silently(capsys: pytest.Cap
         progress(1, 3)
         progress(2, None)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0), ("3", 3), ("auto", "auto"), (" AUTO ", "auto")])
+def test_workers_reads_a_count_or_auto(value: str, expected: int | str) -> None:
+    assert workers(value) == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "two", "1.5", ""])
+def test_workers_rejects_anything_else(value: str) -> None:
+    with pytest.raises(UserError, match=r"--workers .*: give a whole number >= 0 \(0 = in this process\) or auto"):
+        workers(value)
+
+
+def test_examples_ends_help_with_one_command_a_line() -> None:
+    text = examples("seg a", "seg b")
+    assert text.startswith("Examples:") and text.splitlines()[-1].strip() == "seg b"

@@ -29,3 +29,21 @@ def test_benchmark_data_needs_trained_weights(capsys) -> None:
     assert run(["benchmark", "quickstart", "--size", "32", "--data", "somewhere", "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "need trained weights" in err and "Traceback" not in err
+
+
+def test_benchmark_batch_size_and_its_old_name(monkeypatch) -> None:
+    """--batch-size as on eval and infer; --batch still works, hidden; --size takes H,W, HxW or one number."""
+    import segcli.infer as infer
+
+    seen = []
+    monkeypatch.setattr(infer, "benchmark", lambda target, protocol, **kw: seen.append(protocol) or {})
+    runner = CliRunner()
+    for args, batch, size in (
+        (["--batch-size", "3", "--size", "32,48"], 3, (32, 48)),
+        (["--batch", "2", "--size", "32x48"], 2, (32, 48)),
+        (["--size", "40"], 1, (40, 40)),
+    ):
+        runner.invoke(app, ["benchmark", "quickstart", *args, "--json"])
+        assert (seen[-1].batch_size, seen[-1].size) == (batch, size)
+    help_text = runner.invoke(app, ["benchmark", "--help"]).stdout
+    assert "--batch-size" in help_text and "--batch " not in help_text

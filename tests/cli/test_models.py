@@ -12,7 +12,7 @@ import pytest
 from cli_helpers import user_error
 
 from segcli.cli.app import run
-from segcli.cli.models import check_backbone, parse_size
+from segcli.cli.models import check_backbone
 from segcli.errors import UserError
 from segcli.models import MODELS
 
@@ -25,19 +25,6 @@ OPTION_CASES: dict[str, tuple[Callable[[Path, Path, Path], list], tuple[str, ...
 def test_bad_option(case: str, weights: Path, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     make, needles = OPTION_CASES[case]
     user_error(capfd, make(weights, data, tmp_path), *needles)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"), [("512x1024", (512, 1024)), ("512", (512, 512)), (" 64 X 32 ", (64, 32)), ("8,9", (8, 9))]
-)
-def test_parse_size(text: str, expected: tuple[int, int]) -> None:
-    assert parse_size(text) == expected
-
-
-@pytest.mark.parametrize("text", ["0x5", "5x0", "64by96", "", "-3", "1x2x3"])
-def test_parse_size_rejects_what_is_not_a_size(text: str) -> None:
-    with pytest.raises(UserError, match=r"^--size .*: expected HEIGHTxWIDTH such as 512x1024"):
-        parse_size(text)
 
 
 def test_check_backbone_names_the_closest_backbone() -> None:
@@ -91,5 +78,5 @@ def test_bad_size_fails_before_any_model_is_built(
         raise AssertionError("no model may be built for a bad option")
 
     monkeypatch.setattr("segcli.models.summary.summarize_models", never)
-    user_error(capfd, ["models", "--size", "0x1"], "--size '0x1'")
+    user_error(capfd, ["models", "--size", "0x1"], "--size 0x1: give H,W")
     user_error(capfd, ["models", "--backbone", "resnet19"], "--backbone")
