@@ -1,4 +1,4 @@
-"""`seg convert-ckpt IN OUT [--from SOURCE] [--check PRESET_OR_WEIGHTS] ...`: checkpoints into segcli and out."""
+"""`seg convert-ckpt IN OUT [--from SOURCE] [--check PRESET_WEIGHTS_OR_RUN] ...`: checkpoints into segcli and out."""
 
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ def convert_cmd(
         help="Key map of the source library, e.g. torchvision:lraspp_mobilenet_v3_large (default: detect).",
     ),
     check: str = typer.Option(
-        None, "--check", help="Preset or segcli weights whose model the result must fit (key-diff report)."
+        None,
+        "--check",
+        help="Preset, segcli weights or run directory whose model the result must fit (key-diff report).",
     ),
     backbone: str = typer.Option(
         None, "--backbone", help="timm encoder name where the source does not record it (smp)."

@@ -16,6 +16,7 @@ import torch
 from segcli.config.schema import Preset
 from segcli.convert.loader import read_checkpoint, unwrap
 from segcli.convert.maps import KeyMap, detect, get_map
+from segcli.core.rundir import RunDir, resolve_weights
 from segcli.data.format import DatasetInfo, make_info, read_dataset_info
 from segcli.errors import CheckpointError, UserError, arg
 from segcli.io_utils import atomic_write
@@ -77,7 +78,8 @@ class ConvertOptions:
 class TargetOptions:
     """The model and dataset the weights must fit, and what the output records.
 
-    ``check``: a preset or segcli weights whose model the result must fit (default: the key map's model);
+    ``check``: a preset, segcli weights or run directory whose model the result must fit (default: the key map's
+    model);
     ``backbone``: the timm encoder where the source does not record it; ``classes``, else ``num_classes``, else
     ``data`` (a segcli dataset: classes, palette, ignore_index), else ``check``'s weights, else the weights
     themselves: the classes; ``mean``/``std``: the input normalisation per channel in [0, 1] (default: the
@@ -119,10 +121,13 @@ def _target(
     from segcli.config.load import load_preset
 
     if fit.check:
-        if fit.check.endswith(".safetensors"):
+        check = Path(fit.check)
+        if check.is_dir() and (check / "preset.toml").is_file() and RunDir(check).best_weights() is None:
+            return load_preset(check / "preset.toml").preset, None  # a run that has no weights yet: its preset
+        if fit.check.endswith(".safetensors") or check.is_dir():  # weights, or a run directory like every command
             from segcli.core.checkpoint import load_weights
 
-            _, meta = load_weights(fit.check)
+            _, meta = load_weights(resolve_weights(check))
             info = make_info(meta.dataset or "converted", meta.classes, [list(c) for c in meta.palette])
             return meta.preset, dataclasses.replace(info, ignore_index=meta.ignore_index)
         return load_preset(fit.check).preset, None

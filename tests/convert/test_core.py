@@ -68,3 +68,30 @@ def test_rename_to_pth_and_usage_errors(tmp_path: Path, capsys: pytest.CaptureFi
     listed = {m["source"]: m for m in json.loads(capsys.readouterr().out)}
     assert listed["torchvision:lraspp_mobilenet_v3_large"]["model"] == "lraspp"
     assert listed["smp:fpn"]["model"] == "fpn_smp" and "fifth decoder block" in listed["smp:unet"]["notes"]
+
+
+def test_check_takes_a_run_directory_like_every_command(tmp_path: Path) -> None:
+    """Reported: `--check RUN_DIR` was refused ("preset file not found"). A run directory gives its best
+    weights (model and classes), a folder of numbered runs its latest, and a run without weights yet its preset."""
+    import shutil
+
+    sd = {k: v.contiguous() for k, v in _quickstart_model(3).state_dict().items()}
+    src = tmp_path / "w.safetensors"
+    save_file(sd, str(src))
+    first = convert(src, tmp_path / "seg.safetensors", target=TargetOptions(check=str(_qs16(tmp_path)), num_classes=3))
+    run_dir = tmp_path / "runs" / "qs" / "1"
+    (run_dir / "weights").mkdir(parents=True)
+    shutil.copy(first.out, run_dir / "weights" / "best.safetensors")
+    shutil.copy(_qs16(tmp_path), run_dir / "preset.toml")
+    for check in (run_dir, run_dir.parent):
+        r = convert(src, tmp_path / f"o{len(check.parts)}.safetensors", target=TargetOptions(check=str(check)))
+        assert r.ok and r.classes == ["class_0", "class_1", "class_2"] and r.model.startswith("fpn (resnet18)")
+    (run_dir / "weights" / "best.safetensors").unlink()  # not trained yet: the run's preset is the target
+    r = convert(src, tmp_path / "p.safetensors", target=TargetOptions(check=str(run_dir), num_classes=3))
+    assert r.ok and r.model.startswith("fpn (resnet18)")
+    assert (
+        run(
+            ["convert-ckpt", str(src), str(tmp_path / "cli.safetensors"), "--check", str(run_dir), "--num-classes", "3"]
+        )
+        == 0
+    )
