@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import FakeClock
 from safetensors.torch import load_file, save_file
 
 from segcli.core.callbacks import Callback
 from segcli.core.checkpoint import load_state, read_metadata
 from segcli.errors import CheckpointError
+from segcli.train import distill, trainer
 from segcli.train.trainer import train
 
 
@@ -92,3 +94,22 @@ def test_distillation_under_torchrun_keeps_the_ranks_identical(
     assert all(torch.equal(a[k], b[k]) for k in a)
     (run,) = (tmp_path / "runs" / "quickstart").iterdir()
     assert "world_size=2" in (run / "log.txt").read_text() and load_state(run / "state.pt")["teacher"]
+
+
+@pytest.mark.slow
+def test_under_a_time_budget_the_teachers_forward_is_part_of_the_step(
+    tiny_overrides: list[str], weights: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clock that moves 1 s per step and 3 s more per teacher forward: a 20 s budget takes 5 steps, not 20."""
+    fake = FakeClock()
+    monkeypatch.setattr(trainer, "clock", fake)
+    forward = distill.Teacher.__call__
+
+    def slow_teacher(self: distill.Teacher, images: torch.Tensor, student: object) -> torch.Tensor:
+        fake.now += 3.0
+        return forward(self, images, student)
+
+    monkeypatch.setattr(distill.Teacher, "__call__", slow_teacher)
+    over = [*tiny_overrides, "train.time_budget=20s", f"train.distill.teacher={weights}", "loss.terms=['ce','kd']"]
+    result = train("quickstart", [o for o in over if not o.startswith("train.epochs")], callbacks=[fake])
+    assert result.last["iterations"] == 5
