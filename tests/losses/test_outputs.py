@@ -61,3 +61,18 @@ def test_outputs_without_points_are_unchanged() -> None:
     loss, _ = output_loss(_criterion(), {"out": logits, "aux": [aux]}, masks, [0.4])
     assert torch.allclose(loss, F.cross_entropy(logits, masks) + 0.4 * F.cross_entropy(aux, masks))
     assert torch.allclose(output_loss(_criterion(), logits, masks, [])[0], F.cross_entropy(logits, masks))
+
+
+def test_a_teacher_distils_the_main_output_only() -> None:
+    """The kd term compares the main logits with the teacher's; the auxiliary outputs get their supervised loss."""
+    g = torch.Generator().manual_seed(1)
+    masks = torch.randint(0, C, (2, 6, 6), generator=g)
+    main, aux, teacher = (torch.randn(2, C, 6, 6, generator=g) for _ in range(3))
+    criterion = build_loss(["ce", "kd"], C, IGNORE, term_weights=[1.0, 2.0])
+    loss, terms = output_loss(criterion, {"out": main, "aux": [aux]}, masks, [0.4], teacher)
+    kd = F.kl_div(F.log_softmax(main, 1), F.log_softmax(teacher, 1), log_target=True, reduction="none").sum(1).mean()
+    want = F.cross_entropy(main, masks) + 2.0 * kd + 0.4 * F.cross_entropy(aux, masks)
+    assert torch.allclose(loss, want, atol=1e-6) and set(terms) == {"ce", "kd"}
+    assert torch.allclose(terms["kd"], kd, atol=1e-6)  # the main output's terms, not the aux's
+    plain, _ = output_loss(criterion, main, masks, [], teacher)  # a model without aux outputs
+    assert torch.allclose(plain, F.cross_entropy(main, masks) + 2.0 * kd, atol=1e-6)
