@@ -11,7 +11,8 @@ from typing import Any
 import typer
 from rich.progress import Progress
 
-from segcli.cli._common import DeviceOpt, JsonOpt, ModelArg, err, out, print_json, with_protocol
+from segcli.cli._common import DeviceOpt, JsonOpt, ModelArg, err, examples, out, print_json, with_protocol
+from segcli.cli._common import workers as parse_workers
 
 LOADING = "loading model..."
 
@@ -63,7 +64,12 @@ def infer_cmd(
         "else one PNG per class), auto (png for a two-class model, else npy).",
     ),
     protocol: Any = None,  # the prediction protocol's options (with_protocol)
-    workers: int = typer.Option(0, "--workers", min=0, help="Decode/encode threads (0 = up to 8, one per core)."),
+    workers: str = typer.Option(
+        "auto",
+        "--workers",
+        metavar="N|auto",
+        help="Decode/encode threads besides this one (0 = all in this process; auto = up to 8, one per core).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     skip_existing: bool = typer.Option(
         False, "--skip-existing", help="Keep existing output files, write the missing ones (continue a stopped run)."
@@ -90,7 +96,14 @@ def infer_cmd(
             progress.update(task, total=n, completed=i + 1, description=rate.describe(i + 1, n, src))
 
         res = predict(
-            weights, inputs, out_dir, device=device, protocol=protocol, output=output, workers=workers, on_image=step
+            weights,
+            inputs,
+            out_dir,
+            device=device,
+            protocol=protocol,
+            output=output,
+            workers=parse_workers(workers),
+            on_image=step,
         )
     if as_json:
         print_json(res.to_dict())
@@ -103,5 +116,12 @@ def infer_cmd(
     )
 
 
+EXAMPLES = examples(
+    "seg infer runs/quickstart/1 photos/ --out predictions",
+    "seg infer runs/quickstart/1 clip.mp4 --out pred --save mask,overlay,ids,probs",
+    "seg infer runs/quickstart/1/export/model.onnx photos/ --out pred --batch-size 16 --workers 0",
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("infer", no_args_is_help=True)(infer_cmd)
+    app.command("infer", no_args_is_help=True, epilog=EXAMPLES)(infer_cmd)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -393,7 +393,7 @@ def predict(
     protocol: ProtocolChoices | None = None,
     output: OutputOptions | None = None,
     *,
-    workers: int = 0,
+    workers: int | str = "auto",
     on_image: Callable[[int, int, Path], None] | None = None,
 ) -> PredictResult:
     """Predict every input image or video frame; write what ``output.save`` asks for under ``out_dir``:
@@ -404,7 +404,8 @@ def predict(
     A video ``clip.mp4`` gives ``masks/clip/<frame>.png`` ... per frame and ``overlays/clip.mp4``.
 
     ``protocol`` overrides the preset's test protocol (its batch: :data:`INFER_BATCH` unless given); ``workers``
-    are the decode/encode threads (0: up to 8, one per core); ``on_image(i, n, path)`` follows the progress.
+    are the decode/encode threads besides this one (0: all in this thread; "auto": up to 8, one per core);
+    ``on_image(i, n, path)`` follows the progress.
     Existing outputs are an error unless ``overwrite`` (replace them) or ``skip_existing`` (keep
     them and write only what is missing: an interrupted run continues where it stopped).
     """
@@ -419,9 +420,9 @@ def predict(
     plan = _plan(paths)
     if not opts.overwrite and not opts.skip_existing:
         _refuse_to_replace(writer, out, plan)
-    threads = workers or min(8, usable_cores())
+    threads = min(8, usable_cores()) if workers == "auto" else int(workers)
     progress = _Progress(on_image, len(plan))
-    with ThreadPoolExecutor(max_workers=threads) as pool:
+    with ThreadPoolExecutor(max_workers=threads) if threads else InThisThread() as pool:
         job = _Job(model, proto, dev, writer, out, pool, result, progress)
         images = [(p, stem) for p, stem in plan if not is_video(p)]
         job.images(images, opts.skip_existing, ahead=max(2 * proto.batch_size, threads))
@@ -431,6 +432,18 @@ def predict(
                 progress.tick(src)
     result.seconds = time.perf_counter() - t0
     return result
+
+
+class InThisThread(Executor):
+    """An executor that runs each call at once in the calling thread: ``workers = 0``, nothing besides it."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 - handed to whoever waits on the future, as a pool would
+            future.set_exception(e)
+        return future
 
 
 def _plan(paths: list[Path]) -> list[tuple[Path, str]]:
@@ -476,7 +489,7 @@ class _Job:
     dev: torch.device
     writer: _Writer
     out: Path
-    pool: ThreadPoolExecutor
+    pool: Executor
     result: PredictResult
     progress: _Progress
 
@@ -515,7 +528,7 @@ def _planned_files(writer: _Writer, out: Path, src: Path, stem: str) -> list[Pat
     return [out / "overlays" / f"{stem}.mp4", out / "masks" / stem, out / "ids" / stem, out / "probs" / stem]
 
 
-def _prefetch(pool: ThreadPoolExecutor, items: list, fn: Callable, ahead: int) -> Iterator[tuple[Any, Future]]:
+def _prefetch(pool: Executor, items: list, fn: Callable, ahead: int) -> Iterator[tuple[Any, Future]]:
     """(item, future of fn(item)) in order, with at most ``ahead`` submitted but not yet consumed."""
     queue: deque[tuple[Any, Future]] = deque()
     it = iter(items)

@@ -30,6 +30,8 @@ def test_infer_defaults(calls: list, tmp_path: Path) -> None:
     ((_, args, kwargs),) = calls
     output, protocol = kwargs["output"], kwargs["protocol"]
     assert args[1] == ["-"] and kwargs["workers"] == 2 and callable(kwargs["on_image"])
+    assert run([*argv, "--workers", "auto", "--json"]) == 0 and calls[-1][2]["workers"] == "auto"
+    assert run([*argv, "--json"]) == 0 and calls[-1][2]["workers"] == "auto"  # the default: 0 is "this process"
     assert output.save == ("ids", "probs") and output.probs_format == "png" and output.legend is True
     assert output.alpha == 0.5 and output.alpha_bg == 0.0 and output.overwrite is False
     assert output.skip_existing is False and protocol.batch_size == 8 and protocol.amp is None

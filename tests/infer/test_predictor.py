@@ -146,3 +146,30 @@ def test_class_counts_equal_bincount() -> None:
         assert len(got) >= k and got.dtype == np.int64
         np.testing.assert_array_equal(got[: len(want)], want)
         assert not got[len(want) :].any()
+
+
+def test_workers_zero_predicts_in_this_thread_as_the_pool_does(
+    weights: Path, images: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--workers means the same on every command: 0 = nothing besides this process (no thread pool at all)."""
+    import segcli.infer.predictor as predictor
+
+    ids = OutputOptions(save="ids")
+    pooled = predict(weights, [str(p) for p in images[:3]], tmp_path / "a", device="cpu", output=ids)
+
+    def no_pool(*args: object, **kwargs: object) -> None:
+        raise AssertionError("workers=0 starts no thread pool")
+
+    monkeypatch.setattr(predictor, "ThreadPoolExecutor", no_pool)
+    inline = predict(weights, [str(p) for p in images[:3]], tmp_path / "b", device="cpu", output=ids, workers=0)
+    for a, b in zip(pooled.outputs, inline.outputs):
+        assert np.array_equal(cv2.imread(a["ids"], cv2.IMREAD_UNCHANGED), cv2.imread(b["ids"], cv2.IMREAD_UNCHANGED))
+
+
+def test_in_this_thread_hands_an_error_to_the_future() -> None:
+    from segcli.infer.predictor import InThisThread
+
+    with InThisThread() as pool:
+        assert pool.submit(lambda x: x + 1, 1).result() == 2
+        with pytest.raises(ZeroDivisionError):
+            pool.submit(lambda: 1 / 0).result()
