@@ -100,8 +100,9 @@ class ModelConfig:
     name: str = opt("fpn", "decoder architecture from the model registry (`seg models`)")
     backbone: str = opt(
         "resnet18",
-        "timm model name with features_only support; bisenetv2, ddrnet23_slim and enet have their own backbone "
-        "and reject model.backbone, model.pretrained and model.pretrained_file",
+        "timm model name with features_only support; the models with their own backbone (backbone `own` in "
+        "`seg models`: bisenetv2, ddrnet23_slim, enet, segnet) reject model.backbone, model.pretrained and "
+        "model.pretrained_file",
     )
     pretrained: bool = opt(False, "load timm's pretrained backbone weights (needs them downloadable)")
     pretrained_file: str = opt("", "local .safetensors/.pth file or timm folder with backbone weights")

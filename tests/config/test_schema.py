@@ -68,3 +68,13 @@ def test_loss_options_come_from_the_terms_tables() -> None:
     assert loss.options_for("ce").label_smoothing == 0.2
     assert loss.options_for("dice") is not None  # defaults filled in for every term
     assert loss.options_for("focal") is None
+
+
+def test_backbone_help_names_every_model_with_its_own_backbone() -> None:
+    """model.backbone's help lists the models that reject it; a new model with its own backbone must be added."""
+    from segcli.config.schema import ModelConfig
+    from segcli.models import MODELS
+
+    doc = {f.name: f.metadata["doc"] for f in dataclasses.fields(ModelConfig)}["backbone"]
+    own = [name for name in MODELS.names() if not MODELS.info(name).timm_encoder]
+    assert own and all(name in doc for name in own), (own, doc)
