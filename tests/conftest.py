@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
+import os
 
-import pytest
+# One intra-op thread per test process, as CI runs the suite (noxfile: OMP_NUM_THREADS=1), also for the `seg`
+# subprocesses the tests start: on a shared 2-core machine several multi-threaded torch processes spin against
+# each other and run many times slower. Set before torch is imported; an explicit setting wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from segcli.core.callbacks import Callback
-from segcli.data.prepare.shapes import prepare_shapes
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+from segcli.core.callbacks import Callback  # noqa: E402
+from segcli.data.prepare.shapes import prepare_shapes  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 
