@@ -94,6 +94,17 @@ _ADVICE = {
 }
 
 
+# how an OS error reads once a library has turned it into text (Rust's io::Error as safetensors shows it)
+_IN_TEXT = [
+    (code, re.compile(rf"{os.strerror(code)}|os error {code}\b|code: {code}\b|{kind}"))
+    for code, kind in (
+        (errno.ENOSPC, "StorageFull"),
+        (errno.EDQUOT, "QuotaExceeded"),
+        (errno.EROFS, "ReadOnlyFilesystem"),
+    )
+]
+
+
 def os_errno(e: BaseException) -> int | None:
     """The errno behind ``e``: its own, one of its causes', or (for libraries that turn an OS error into
     text, as safetensors' SafetensorError does) the one its message names; None when there is none."""
@@ -102,11 +113,9 @@ def os_errno(e: BaseException) -> int | None:
         seen.add(id(e))
         if isinstance(e, OSError) and e.errno is not None:
             return e.errno
-        text = str(e)
-        if "No space left on device" in text or "os error 28" in text:
-            return errno.ENOSPC
-        if "Read-only file system" in text or "os error 30" in text:
-            return errno.EROFS
+        for code, pattern in _IN_TEXT:
+            if pattern.search(str(e)):
+                return code
         e = e.__cause__ or e.__context__
     return None
 

@@ -122,7 +122,7 @@ def validation_lines(val: ValEnd) -> list[str]:
     if val.ema_miou is not None:
         head += f" EMA mIoU {fmt_value(val.ema_miou)}"
     if val.improved:
-        head += f"; new best {val.monitor} {fmt_value(val.best)}: weights/best.safetensors updated"
+        head += f"; new best {val.monitor} {fmt_value(val.best)}: saving weights/best.safetensors"
     else:
         head += f"; best {val.monitor} unchanged ({fmt_value(val.best)})"
     ious = ", ".join(f"{c['class']} {fmt_value(c['iou'])}" for c in m.get("per_class", []))

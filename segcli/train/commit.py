@@ -20,7 +20,6 @@ start again once before it goes on, so the log's "N finished epoch(s) saved" is 
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import os
 import signal
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from segcli.core.rundir import RunDir
-from segcli.errors import CheckpointError, TrainingError
+from segcli.errors import CheckpointError, OutputError, is_no_space
 from segcli.io_utils import atomic_write_text, write_temp
 
 __all__ = ["FORMAT", "InterruptedAfterSave", "commit", "read_manifest", "recover"]
@@ -119,8 +118,8 @@ def _commit(run: RunDir, epoch: int, step: int, files: Mapping[Path, Writer]) ->
     except BaseException as e:
         for tmp in staged.values():
             tmp.unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise TrainingError(
+        if is_no_space(e):  # an OSError, or a library's own error for it (safetensors' SafetensorError)
+            raise OutputError(
                 f"{run.path}: no space left on the disk while saving epoch {epoch} (step {step}); the previous "
                 f"checkpoint set is intact: free space, then seg train --resume {run.path}"
             ) from None

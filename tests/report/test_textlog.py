@@ -79,7 +79,7 @@ def test_log_txt_has_iteration_and_validation_lines(tiny_overrides: list[str]) -
     assert all(" ce " in ln and " dice " in ln for ln in progress)
     vals = [ln for ln in lines if ln.startswith("validation epoch")]
     assert len(vals) == 2 and "new best mIoU" in vals[0]
-    assert "weights/best.safetensors updated" in vals[1] or "best mIoU unchanged" in vals[1]
+    assert "saving weights/best.safetensors" in vals[1] or "best mIoU unchanged" in vals[1]
     per_class = [ln for ln in lines if ln.startswith("per-class IoU: ")]
     assert len(per_class) == 2
     assert re.fullmatch(r"per-class IoU: background ([\d.]+|n/a), (\w+ ([\d.]+|n/a)(, )?)+", per_class[0])
@@ -119,7 +119,7 @@ def test_validation_lines_say_whether_the_best_changed() -> None:
     head, classes = validation_lines(_val(improved=True, ema=0.8))
     assert head == (
         "validation epoch 2 (iteration 8): mIoU 0.9000 pixel acc 0.9500 EMA mIoU 0.8000; "
-        "new best mIoU 0.9000: weights/best.safetensors updated"
+        "new best mIoU 0.9000: saving weights/best.safetensors"
     )
     assert classes == "per-class IoU: background 0.9000, cat n/a"
     head, _ = validation_lines(_val(improved=False))

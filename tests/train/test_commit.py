@@ -112,7 +112,9 @@ def test_writer_error_leaves_no_temp_and_the_previous_save(tmp_path: Path) -> No
 def test_no_space_left_is_one_line_and_keeps_the_previous_save(tmp_path: Path) -> None:
     import errno
 
-    from segcli.errors import TrainingError
+    from safetensors import SafetensorError
+
+    from segcli.errors import OutputError
 
     run = RunDir(tmp_path)
     commit(run, 1, 4, {run.state: lambda p: p.write_bytes(b"one")})
@@ -121,9 +123,14 @@ def test_no_space_left_is_one_line_and_keeps_the_previous_save(tmp_path: Path) -
         p.write_bytes(b"ha")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    with pytest.raises(TrainingError, match=r"no space left on the disk while saving epoch 2 .* intact: free space"):
-        commit(run, 2, 8, {run.metrics: lambda p: p.write_text("x"), run.state: full})
-    assert run.state.read_bytes() == b"one" and read_manifest(run)["epoch"] == 1 and temps(tmp_path) == []
+    def safetensors_full(p: Path) -> None:  # what safetensors' save_file raises on a full disk
+        p.write_bytes(b"ha")
+        raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull })")
+
+    for writer in (full, safetensors_full):
+        with pytest.raises(OutputError, match=r"no space left on the disk while saving epoch 2 .* intact: free space"):
+            commit(run, 2, 8, {run.metrics: lambda p: p.write_text("x"), run.state: writer})
+        assert run.state.read_bytes() == b"one" and read_manifest(run)["epoch"] == 1 and temps(tmp_path) == []
 
 
 def test_damaged_manifest_is_a_checkpoint_error(tmp_path: Path) -> None:

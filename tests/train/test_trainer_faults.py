@@ -54,3 +54,32 @@ def test_ctrl_c_while_the_state_is_written_keeps_the_finished_epoch(
     assert "1 finished epoch(s) saved" in (run_dir / "log.txt").read_text()
     res = train(resume=run_dir)
     assert res.epochs == 2 and epochs_in(run_dir) == [1, 2]
+
+
+def test_a_full_disk_while_saving_weights_is_one_line_exit_2(
+    shapes_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    """safetensors turns ENOSPC into its own SafetensorError: still one line naming the run, exit 2, the console
+    never claims best.safetensors was written."""
+    from cli_helpers import train_args, user_error
+    from safetensors import SafetensorError
+
+    import segcli.core.checkpoint as checkpoint_mod
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise SafetensorError(
+            'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })'
+        )
+
+    monkeypatch.setattr(checkpoint_mod, "save_file", full)
+    line = user_error(
+        capfd,
+        train_args(shapes_root, tmp_path, "train.epochs=1"),
+        "no space left on the disk",
+        "seg train --resume",
+        progress=True,
+    )
+    run_dir = tmp_path / "runs" / "quickstart" / "1"
+    assert str(run_dir) in line
+    assert "best.safetensors updated" not in (run_dir / "log.txt").read_text()
+    assert not [p for p in run_dir.rglob("*") if p.is_file() and "segtmp" in p.name]
