@@ -49,7 +49,7 @@ def show_cmd(
     """Print the fully resolved preset (extends merged, overrides applied, defaults filled in)."""
     from segcli.config.load import load_preset, preset_to_dict, preset_to_toml
 
-    loaded = load_preset(name, overrides or [])
+    loaded = load_preset(name, overrides or [], check_files=False)  # the data's files are checked by training
     if as_json:
         print_json(preset_to_dict(loaded.preset))
         return

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 from segcli.config.keys import expand_short_keys, suggest_key
-from segcli.config.schema import MOVED_KEYS, MetaConfig, Preset, _loss_options
+from segcli.config.schema import MOVED_KEYS, AugmentConfig, MetaConfig, ModelConfig, Preset, _loss_options
 from segcli.config.toml_io import dumps_toml, load_toml, parse_toml_value
 from segcli.config.validate import CLI, resolve_length, resolve_normalisation, validate_preset, where
 from segcli.errors import PresetError, UserError
@@ -288,6 +288,34 @@ def preset_meta(name_or_path: str | os.PathLike) -> MetaConfig:
 
 
 @dataclass(frozen=True)
+class PresetSummary:
+    """What a preset trains, as `seg presets list` shows it: the model, its backbone ("" when the model has its
+    own), whether the backbone starts pretrained, and the training crop."""
+
+    model: str
+    backbone: str
+    pretrained: bool
+    crop: tuple[int, ...]
+
+
+def preset_summary(name_or_path: str | os.PathLike) -> PresetSummary:
+    """Model, backbone and crop of a preset (``extends`` merged, the schema's defaults where it sets none) without
+    validating the rest, as :func:`preset_meta` reads its ``[meta]``."""
+    from segcli.models import MODELS
+
+    raw = _read_with_extends(resolve_preset_path(name_or_path), {})
+    model, augment = raw.get("model", {}), raw.get("augment", {})
+    name = str(model.get("name", ModelConfig.name))
+    own = name in MODELS and not MODELS.info(name).timm_encoder
+    return PresetSummary(
+        model=name,
+        backbone="" if own else str(model.get("backbone", ModelConfig.backbone)),
+        pretrained=not own and bool(model.get("pretrained", ModelConfig.pretrained) or model.get("pretrained_file")),
+        crop=tuple(augment.get("crop_size", AugmentConfig.crop_size)),
+    )
+
+
+@dataclass(frozen=True)
 class LoadedPreset:
     """A validated preset, where it came from, and a note per short override key read as a full one
     (``epochs=3 read as train.epochs=3``) for the caller to show."""
@@ -302,10 +330,14 @@ class LoadedPreset:
         return self.path.stem if self.path else "preset"
 
 
-def load_preset(name_or_path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = ()) -> LoadedPreset:
+def load_preset(
+    name_or_path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = (), *, check_files: bool = True
+) -> LoadedPreset:
     """Resolve, merge ``extends``, apply overrides and validate. ``None`` starts from the defaults.
 
-    An override may name a key by its short name (``epochs=3``, ``imgsz=256``: :mod:`segcli.config.keys`)."""
+    An override may name a key by its short name (``epochs=3``, ``imgsz=256``: :mod:`segcli.config.keys`).
+    ``check_files=False`` (showing a preset) leaves out the files it names and the packages it needs: a class
+    weights file made from the dataset need not exist to read the recipe; training reports it when it starts."""
     origin: dict[str, str] = {}
     path = resolve_preset_path(name_or_path) if name_or_path is not None else None
     raw = _read_with_extends(path, origin) if path else {}
@@ -315,7 +347,7 @@ def load_preset(name_or_path: str | os.PathLike | None, overrides: list[str] | t
     _deep_merge(raw, cli)
     preset = _build(Preset, raw, origin, "")
     source = str(path) if path else CLI
-    validate_preset(preset, origin, default=source)
+    validate_preset(preset, origin, default=source, check_files=check_files)
     preset = dataclasses.replace(
         preset, train=resolve_length(preset.train, origin, source), model=resolve_normalisation(preset.model)
     )

@@ -108,3 +108,22 @@ def test_show_prints_toml_that_loads_back_the_same(tmp_path: Path, capsys: pytes
     saved.write_text(text, encoding="utf-8")
     again = load_preset(saved, [])
     assert preset_to_dict(again.preset) == preset_to_dict(load_preset("quickstart", ["optim.lr=0.02"]).preset)
+
+
+def test_showing_a_preset_does_not_need_its_datasets_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Reported: `seg presets show unet_r34_facesynthetics` failed because the class-weights file it names is made
+    from the dataset (seg class-weights) and did not exist yet. Showing reads the recipe; training checks the files."""
+    monkeypatch.chdir(tmp_path)  # the preset's data/facesynthetics/class_weights_inv.toml is relative: absent here
+    name = "unet_r34_facesynthetics"
+    with pytest.raises(PresetError, match="class_weights_inv.toml': file not found; write it with `seg class-weights"):
+        load_preset(name)
+    assert (
+        load_preset(name, check_files=False).preset.loss.class_weights == "data/facesynthetics/class_weights_inv.toml"
+    )
+    assert run(["presets", "show", name]) == 0
+    assert 'class_weights = "data/facesynthetics/class_weights_inv.toml"' in capsys.readouterr().out
+    assert run(["presets", "list", "--json"]) == 0 and f'"name": "{name}"' in capsys.readouterr().out
+    assert run(["train", name, "train.epochs=1"]) == 2  # training starts by checking them
+    assert "class_weights_inv.toml': file not found" in capsys.readouterr().err
