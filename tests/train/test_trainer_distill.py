@@ -46,6 +46,7 @@ def test_a_distilled_student_trains_records_its_teacher_and_resumes_only_with_it
         "loss.term_weights=[1.0,0.5,3.0]",
         "loss.kd.temperature=2",
         "train.log_every=1",
+        "train.deterministic=true",
     ]
     with pytest.raises(KeyboardInterrupt):
         train("quickstart", over, callbacks=[StopAfterEpoch(1)])
@@ -66,6 +67,10 @@ def test_a_distilled_student_trains_records_its_teacher_and_resumes_only_with_it
     teacher.write_bytes(original)
     result = train(resume=run)
     assert result.epochs == 2 and load_state(run / "state.pt")["teacher"]["sha256"] == state["teacher"]["sha256"]
+    # the resumed run ends where an uninterrupted one does
+    full = train("quickstart", over)
+    a, b = (load_file(str(d / "weights" / "last.safetensors")) for d in (run, full.run_dir))
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.slow
