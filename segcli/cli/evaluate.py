@@ -63,6 +63,7 @@ def eval_cmd(
         print_json(res.to_dict())
         return
     m = res.metrics
+    out.print(f"data: {res.data_root} ({m['images']} images)", markup=False, highlight=False, soft_wrap=True)
     out.print(
         table(
             f"{res.split}: {m['images']} images, {m['pixels']} labelled pixels",

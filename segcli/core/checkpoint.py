@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from segcli.config.load import preset_from_dict, preset_to_toml
 from segcli.config.schema import Preset
 from segcli.config.validate import resolve_normalisation
-from segcli.data.format import DatasetInfo
+from segcli.data.format import DataFingerprint, DatasetInfo
 from segcli.errors import CheckpointError, SegError
 from segcli.io_utils import atomic_write
 
@@ -48,6 +48,7 @@ class CheckpointMeta:
     dataset: str = ""
     epoch: int = 0
     metrics: dict[str, Any] | None = None
+    data: DataFingerprint | None = None  # the data it trained on (None: a file written without it)
 
     @property
     def num_classes(self) -> int:
@@ -66,17 +67,23 @@ def weights_writer(
     info: DatasetInfo,
     epoch: int = 0,
     metrics: dict[str, Any] | None = None,
+    data: DataFingerprint | None = None,
 ) -> Callable[[Path], None]:
     """``writer(path)`` writing the model's weights (as they are now) and metadata to a .safetensors file."""
     state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
-    meta = weights_metadata(preset, info, epoch, metrics)
+    meta = weights_metadata(preset, info, epoch, metrics, data)
     return lambda path: save_file(state, str(path), metadata=meta)
 
 
 def weights_metadata(
-    preset: Preset, info: DatasetInfo, epoch: int = 0, metrics: dict[str, Any] | None = None
+    preset: Preset,
+    info: DatasetInfo,
+    epoch: int = 0,
+    metrics: dict[str, Any] | None = None,
+    data: DataFingerprint | None = None,
 ) -> dict[str, str]:
-    """The metadata that makes a weights file self-describing (classes, palette, normalisation, preset)."""
+    """The metadata that makes a weights file self-describing (classes, palette, normalisation, preset) and,
+    from training, the data it learnt from (``data``: absolute folder, images per split, classes)."""
     norm = resolve_normalisation(preset.model)  # a loaded preset holds numbers already; one built in code may not
     return {
         "format": FORMAT,
@@ -89,6 +96,7 @@ def weights_metadata(
         "dataset": info.name,
         "epoch": str(epoch),
         "metrics": json.dumps(metrics or {}),
+        **({"data": data.to_json()} if data is not None else {}),
     }
 
 
@@ -99,9 +107,10 @@ def save_weights(
     info: DatasetInfo,
     epoch: int = 0,
     metrics: dict[str, Any] | None = None,
+    data: DataFingerprint | None = None,
 ) -> Path:
     """Write the model's weights and metadata to a .safetensors file atomically."""
-    return atomic_write(path, weights_writer(model, preset, info, epoch, metrics))
+    return atomic_write(path, weights_writer(model, preset, info, epoch, metrics, data))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -147,6 +156,7 @@ def meta_from_strings(raw: dict[str, str], path: str | os.PathLike) -> Checkpoin
             dataset=raw.get("dataset", ""),
             epoch=int(raw.get("epoch", 0)),
             metrics=json.loads(raw.get("metrics", "{}")),
+            data=DataFingerprint.from_json(raw["data"]) if "data" in raw else None,
         )
     except SegError:
         raise

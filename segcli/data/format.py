@@ -10,6 +10,7 @@ Layout::
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from dataclasses import dataclass, field
@@ -239,6 +240,50 @@ class DatasetIndex:
             have = ", ".join(self.splits) or "none"
             raise DataError(f"{self.root / 'images' / split}: split {split!r} not found (splits present: {have})")
         return list(self.splits[split])
+
+
+@dataclass(frozen=True)
+class DataFingerprint:
+    """The data a run trained on: its folder as an absolute path, and what tells its content apart (images per
+    split, class names). Every checkpoint stores it, so an evaluation can find that folder again from anywhere
+    and notices when the folder it would score holds other data."""
+
+    root: str
+    splits: dict[str, int]
+    classes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, index: DatasetIndex) -> DataFingerprint:
+        """The fingerprint of a scanned dataset (its indexed splits)."""
+        counts = {split: len(pairs) for split, pairs in index.splits.items()}
+        return cls(str(index.root.resolve()), counts, tuple(index.info.classes))
+
+    def to_json(self) -> str:
+        return json.dumps({"root": self.root, "splits": self.splits, "classes": list(self.classes)})
+
+    @classmethod
+    def from_json(cls, text: str) -> DataFingerprint | None:
+        """The fingerprint a checkpoint stores; None when it has none (older files) or it is unreadable."""
+        try:
+            d = json.loads(text)
+            return cls(str(d["root"]), {str(k): int(v) for k, v in d["splits"].items()}, tuple(d["classes"]))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            return None
+
+    def describe(self) -> str:
+        """``/abs/root (16 train, 8 val images)``."""
+        return f"{self.root} ({', '.join(f'{n} {s}' for s, n in self.splits.items())} images)"
+
+    def difference(self, index: DatasetIndex, first: str | None = None) -> str:
+        """What ``index`` holds that this fingerprint does not ("" when the classes and the image count of
+        every split both list agree), the split ``first`` compared first: e.g. "val has 8 images, not 100"."""
+        if tuple(index.info.classes) != self.classes:
+            return f"classes {list(index.info.classes)[:6]}, not {list(self.classes)[:6]}"
+        for split in sorted(self.splits, key=lambda s: s != first):
+            n = self.splits[split]
+            if split in index.splits and len(index.splits[split]) != n:
+                return f"{split} has {len(index.splits[split])} images, not {n}"
+        return ""
 
 
 def as_index(

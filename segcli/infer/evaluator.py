@@ -18,7 +18,7 @@ from segcli.core.checkpoint import CheckpointMeta
 from segcli.core.distributed import DistInfo, all_reduce_sum, cleanup, init_distributed
 from segcli.core.rundir import RunDir, resolve_weights, run_of_weights
 from segcli.data.datasets import EvalDataset, eval_collate, resolve_workers, worker_init
-from segcli.data.format import DatasetIndex, validate_dataset
+from segcli.data.format import DATASET_FILE, DataFingerprint, DatasetIndex, list_splits, validate_dataset
 from segcli.errors import CheckpointError, DataError, UserError, arg
 from segcli.infer.predict_core import class_ids, open_for_prediction, predict_images, prediction_device
 from segcli.infer.protocol import PredictionProtocol, ProtocolChoices
@@ -198,7 +198,7 @@ def evaluate(
     with process_group(device) as ddp:
         workers, weights_file, dev = _checked_inputs(weights_or_run, split, device, choices, opts, ddp)
         model, meta, proto = open_for_prediction(weights_file, dev, choices)
-        root, ds = _split_dataset(meta.preset.data.root if data_root is None else data_root, split, meta, proto)
+        root, ds = _split_dataset(eval_index(meta, data_root, split), split, meta, proto)
         shard = list(range(ddp.rank, len(ds), ddp.world_size))  # rank r: images r, r + world, r + 2 world...
         loader = _loader(Subset(ds, shard) if ddp.enabled else ds, proto, workers, dev)
         per_image: list[float] | None = [] if opts.worst else None
@@ -243,12 +243,50 @@ def _checked_inputs(
     return workers, weights_file, dev
 
 
+def _scan_for(root: Path, split: str, fingerprint: DataFingerprint) -> DatasetIndex:
+    """``root`` scanned for ``split`` and the fingerprint's splits that it has (to compare their sizes)."""
+    present = set(list_splits(root))
+    return DatasetIndex.scan(root, [split, *(s for s in fingerprint.splits if s != split and s in present)])
+
+
+def eval_index(meta: CheckpointMeta, data_root: str | os.PathLike | None, split: str) -> DatasetIndex:
+    """The dataset a checkpoint is scored on: ``data_root`` when given, whatever it holds; else the data it
+    trained on. That is its preset's ``data.root`` when the folder it names from here holds the data of the
+    checkpoint's fingerprint (same classes, same images per split), else the absolute folder stored at training
+    (so a run evaluates from any directory). A folder holding other data is refused, naming ``data_root`` to
+    score it anyway; a checkpoint without a fingerprint (written by older versions) uses ``data.root`` as it is."""
+    if data_root is not None:
+        return DatasetIndex.scan(data_root, [split])
+    fp, named = meta.data, Path(meta.preset.data.root)
+    if fp is None:
+        return DatasetIndex.scan(named, [split])
+    refused = []
+    for root in dict.fromkeys([named, Path(fp.root)]):
+        if not (root / DATASET_FILE).is_file():
+            continue
+        index = _scan_for(root, split, fp)
+        difference = fp.difference(index, first=split)
+        if not difference:
+            return index
+        refused.append((root, difference))
+    if not refused:
+        raise DataError(
+            f"{fp.root}: the data this model trained on is gone (nor is there a dataset at {named} from here); "
+            f"pass {arg('data_root')} DIR to evaluate on another copy"
+        )
+    root, difference = refused[0]
+    raise DataError(
+        f"{root.resolve()}: not the data this model trained on ({difference}; it trained on {fp.describe()}); "
+        f"pass {arg('data_root')} {root} to evaluate on it anyway"
+    )
+
+
 def _split_dataset(
-    root: str | os.PathLike, split: str, meta: CheckpointMeta, proto: PredictionProtocol
+    index: DatasetIndex, split: str, meta: CheckpointMeta, proto: PredictionProtocol
 ) -> tuple[Path, EvalDataset]:
-    """The split to score, checked (masks sampled, classes those of the checkpoint), resized by the protocol."""
-    root = Path(root)
-    index = DatasetIndex.scan(root, [split])
+    """The split to score, checked (masks sampled, classes those of the checkpoint), resized by the protocol;
+    with the dataset's absolute folder."""
+    root = index.root.resolve()
     info = validate_dataset(index, splits=[split], sample_masks=meta.preset.data.check_samples)
     if list(info.classes) != list(meta.classes):
         raise DataError(

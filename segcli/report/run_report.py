@@ -204,8 +204,7 @@ def evaluate_run(run: RunDir, split: str | None = None, worst: int = WORST, devi
 
     from segcli.core.runtime import select_device
     from segcli.data.datasets import EvalDataset, eval_collate, resolve_workers, worker_init
-    from segcli.data.format import DatasetIndex
-    from segcli.infer.evaluator import confusion_with
+    from segcli.infer.evaluator import confusion_with, eval_index
     from segcli.infer.predict_core import class_ids, open_for_prediction, predict_images
     from segcli.infer.protocol import ProtocolChoices
     from segcli.metrics import ConfusionMatrix
@@ -218,7 +217,7 @@ def evaluate_run(run: RunDir, split: str | None = None, worst: int = WORST, devi
     model, meta, proto = open_for_prediction(weights, dev, ProtocolChoices())  # the preset's own protocol
     preset = meta.preset
     split = split or preset.data.val_split
-    index = DatasetIndex.scan(preset.data.root, [split])
+    index = eval_index(meta, None, split)  # the data it trained on, found from anywhere and checked
     ds = EvalDataset(index, split, proto.size, proto.keep_ratio)
     loader = DataLoader(
         ds,

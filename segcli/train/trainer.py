@@ -50,7 +50,7 @@ from segcli.data.datasets import (
     resolve_workers,
     worker_init,
 )
-from segcli.data.format import DatasetIndex, DatasetInfo, validate_dataset
+from segcli.data.format import DataFingerprint, DatasetIndex, DatasetInfo, validate_dataset
 from segcli.data.lint import quick_lint
 from segcli.data.transforms import build_train_transform
 from segcli.errors import CheckpointError, TrainingError, TrainingInterrupted, UserError
@@ -139,6 +139,7 @@ class Data:
     sampler: SeededSampler
     val_loader: DataLoader
     messages: list[str]  # lint warnings and what the data path set up, printed at the start
+    fingerprint: DataFingerprint | None = None  # stored in every checkpoint (seg eval finds and checks the data)
 
 
 def loader_options(workers: int, pin: bool) -> dict[str, Any]:
@@ -204,7 +205,7 @@ def build_data(p: Preset, rt: Runtime) -> Data:
         **options,
     )
     messages.append(f"data: {workers} loader worker(s) per process (data.num_workers = {p.data.num_workers!r})")
-    return Data(info, train_loader, sampler, val_loader, messages)
+    return Data(info, train_loader, sampler, val_loader, messages, DataFingerprint.of(index))
 
 
 def build_state(
@@ -595,11 +596,12 @@ class Trainer:
             files: dict[Path, Any] = {}
             if rows is not None:
                 files[run.metrics] = lambda path: path.write_text(run.metrics_text(rows), encoding="utf-8")
-            files[run.weights("last")] = weights_writer(st.model, self.p, info, pr.epoch, meta)
+            data = self.data.fingerprint
+            files[run.weights("last")] = weights_writer(st.model, self.p, info, pr.epoch, meta, data)
             if improved:
                 files[run.weights("best")] = files[run.weights("last")]
             if st.ema is not None and "ema_mIoU" in ema_row:
-                files[run.weights("ema")] = weights_writer(st.ema.module, self.p, info, pr.epoch, ema_row)
+                files[run.weights("ema")] = weights_writer(st.ema.module, self.p, info, pr.epoch, ema_row, data)
             files[run.state] = state_writer(st.state_dict())
             try:
                 commit(run, pr.epoch, pr.step, files)

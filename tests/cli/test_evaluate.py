@@ -91,3 +91,47 @@ def test_eval_bad_dataset(
     args = ["eval", weights, "--data", data, "--device", "cpu", "--workers", workers, "--out", report]
     user_error(capfd, args, needle, progress=True)
     assert not report.exists()
+
+
+def _weights_trained_on(data: Path, out: Path) -> Path:
+    """Untrained tiny weights saved as a run trained on ``data`` from its parent's parent would store them:
+    data.root = "data/shapes" (relative, as the quickstart preset has it) and the data's fingerprint."""
+    from segcli.config.load import load_preset
+    from segcli.core.checkpoint import save_weights
+    from segcli.core.factory import model_from_preset
+    from segcli.data.format import DataFingerprint, DatasetIndex
+
+    over = ["model.backbone=resnet18", "model.decoder_channels=16", "model.pretrained=false", "eval.size=[]"]
+    preset = load_preset("quickstart", [*over, "data.root=data/shapes"]).preset
+    index = DatasetIndex.scan(data, ["train", "val"])
+    model = model_from_preset(preset.model, index.info.num_classes)
+    return save_weights(out, model, preset, index.info, data=DataFingerprint.of(index))
+
+
+def test_eval_of_a_run_scores_the_data_it_trained_on(
+    shapes_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
+) -> None:
+    """Reported: a run stores data.root = "data/shapes" relative to where it trained; from another folder with its
+    own data/shapes, seg eval scored those 8 images instead of the run's 100 and said nothing."""
+    import shutil
+
+    from segcli.data.prepare.shapes import prepare_shapes
+
+    trained_data = tmp_path / "a" / "data" / "shapes"
+    shutil.copytree(shapes_root, trained_data)  # 16 train, 8 val
+    weights = _weights_trained_on(trained_data, tmp_path / "w.safetensors")
+    other = tmp_path / "b"
+    prepare_shapes(other / "data" / "shapes", train=4, val=4, size=48, seed=2)
+    monkeypatch.chdir(other)
+    report = ["--out", tmp_path / "reports"]
+
+    assert run(["eval", str(weights), *report]) == 0  # data/shapes here is not it: the stored folder is used
+    assert f"data: {trained_data.resolve()} (8 images)" in capfd.readouterr().out
+
+    shutil.rmtree(tmp_path / "a")  # the trained-on data is gone: the other data is refused, --data named
+    user_error(capfd, ["eval", weights, *report], "not the data this model trained on", "val has 4 images, not 8",
+               "--data data/shapes")  # fmt: skip
+    assert run(["eval", str(weights), "--data", "data/shapes", *report]) == 0  # asked for: scored
+    assert f"data: {(other / 'data' / 'shapes').resolve()} (4 images)" in capfd.readouterr().out
+    monkeypatch.chdir(tmp_path)
+    user_error(capfd, ["eval", weights, *report], "the data this model trained on is gone", "--data")

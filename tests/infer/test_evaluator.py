@@ -77,3 +77,13 @@ def test_eval_on_a_dataset_with_other_classes(weights: Path, data: Path, capfd: 
     toml = data / "dataset.toml"
     toml.write_text(toml.read_text().replace('"circle"', '"disc"'))
     user_error(capfd, ["eval", weights, "--data", data], str(data), "classes", "differ")
+
+
+def test_a_trained_run_stores_its_data_and_is_scored_on_it(trained: Path, shapes_root: Path, tmp_path: Path) -> None:
+    from segcli.core.checkpoint import load_weights
+
+    _, meta = load_weights(trained / "weights" / "best.safetensors")
+    assert meta.data is not None and meta.data.root == str(shapes_root.resolve())
+    assert meta.data.splits == {"train": 16, "val": 8} and meta.data.classes == meta.classes
+    res = evaluate(trained, options=EvalOptions(out=tmp_path / "r.json"))  # no data_root: the stored data
+    assert res.data_root == shapes_root.resolve() and res.metrics["images"] == 8
