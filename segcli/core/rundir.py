@@ -33,11 +33,12 @@ from typing import Any
 
 from segcli.config.schema import METRIC_KEYS
 from segcli.errors import CheckpointError, UserError
-from segcli.io_utils import atomic_write_text, next_free_path, next_numbered_dir
+from segcli.io_utils import atomic_write_text, is_temp, next_free_path, next_numbered_dir
 
 CSV_FIELDS = ("epoch", "iterations", "train_loss", "lr", "seconds", *METRIC_KEYS, "ema_mIoU", "val_loss")
 _INT_FIELDS = ("epoch", "iterations")
 WEIGHTS_PREFERENCE = ("best", "last")
+LOCK_NAME = ".lock"  # held by the process writing the run (:mod:`segcli.core.runlock`)
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,11 @@ class RunDir:
         """An existing run; a folder without ``preset.toml`` is a UserError naming it."""
         run = cls(Path(path))
         if not run.preset.is_file():
+            if run.path.is_dir() and all(is_temp(f.name) or f.name == LOCK_NAME for f in run.path.iterdir()):
+                raise UserError(
+                    f"{run.path}: not a run directory: it has no preset.toml (a run killed while starting?); "
+                    "delete it or start a new run"
+                )
             raise UserError(f"{run.path}: not a run directory (no preset.toml); pass runs/<name>/<N>")
         return run
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from segcli.core.rundir import RunDir
 from segcli.errors import CheckpointError, OutputError, is_no_space
-from segcli.io_utils import atomic_write_text, write_temp
+from segcli.io_utils import atomic_write_text, remove_temps, write_temp
 
 __all__ = ["FORMAT", "InterruptedAfterSave", "commit", "read_manifest", "recover"]
 
@@ -143,7 +143,8 @@ def read_manifest(run: RunDir) -> dict[str, Any] | None:
 
 
 def _strays(run: RunDir) -> list[Path]:
-    """Temp files of interrupted writes: ``.<name>.*`` beside a run's checkpoint files."""
+    """Temp files of interrupted writes named as before the ``segtmp`` tag: ``.<name>.*`` beside a run's
+    checkpoint files."""
     names = {run.metrics.name, run.state.name, run.manifest.name, run.preset.name}
     names |= {run.weights(n).name for n in ("last", "best", "ema")}
     folders = [d for d in (run.path, run.weights_dir) if d.is_dir()]
@@ -151,7 +152,9 @@ def _strays(run: RunDir) -> list[Path]:
 
 
 def recover(run: RunDir) -> dict[str, Any] | None:
-    """Before resuming: finish a commit cut short by a kill and delete every other temp file.
+    """Before resuming (under the run's lock): finish a commit cut short by a kill and delete every other temp
+    file a killed write of training left (checkpoint files, plots, report.html; not eval/ or export/, which
+    other commands may be writing now).
 
     Returns the manifest (None for a run without one).
     """
@@ -160,4 +163,5 @@ def recover(run: RunDir) -> dict[str, Any] | None:
         _finish(run, manifest)
     for stray in _strays(run):
         stray.unlink(missing_ok=True)
+    remove_temps([run.path, run.weights_dir, run.plots_dir])
     return manifest

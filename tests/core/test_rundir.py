@@ -81,3 +81,22 @@ def test_resolve_weights(tmp_path: Path) -> None:
         resolve_weights(tmp_path / "nope")
     with pytest.raises(CheckpointError, match="no weights/best.safetensors"):
         resolve_weights(make_run(tmp_path).path)
+
+
+def test_a_run_killed_while_starting_is_explained(tmp_path: Path) -> None:
+    """Killed at the first rename (preset.toml), a run folder holds only a temp file: --resume says what
+    happened and what to do; any other folder without preset.toml is simply not a run directory."""
+    from segcli.io_utils import write_temp
+
+    run = RunDir.create(tmp_path, "exp")
+    write_temp(run.preset, lambda p: p.write_text("# half"))
+    with pytest.raises(
+        UserError,
+        match=r"1: not a run directory: it has no preset.toml \(a run killed while "
+        r"starting\?\); delete it or start a new run",
+    ):
+        RunDir.open(run.path)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "a.txt").write_text("x")
+    with pytest.raises(UserError, match=r"other: not a run directory \(no preset.toml\)"):
+        RunDir.open(tmp_path / "other")

@@ -182,3 +182,23 @@ def test_keyboard_interrupt_from_a_writer_finishes_the_save_then_goes_on(tmp_pat
     with pytest.raises(InterruptedAfterSave):
         commit(run, 2, 8, {run.state: once})
     assert read_manifest(run)["epoch"] == 2 and run.state.read_bytes() == b"state" and temps(tmp_path) == []
+
+
+def test_recover_removes_the_debris_of_killed_writes_and_only_that(tmp_path: Path) -> None:
+    """A kill during the weights', a plot's or the report's rename leaves ``.<name>.segtmp-…`` files: resume
+    removes them (and only them: a user's dot-files, eval/ and export/ stay)."""
+    from segcli.io_utils import write_temp
+
+    run = RunDir(tmp_path)
+    commit(run, 1, 4, {run.state: lambda p: p.write_bytes(b"one")})
+    debris = [
+        write_temp(run.weights("last"), lambda p: p.write_bytes(b"w" * 64)),
+        write_temp(run.plots_dir / "curves.png", lambda p: p.write_bytes(b"png")),
+        write_temp(run.report, lambda p: p.write_text("<html>")),
+    ]
+    kept = [run.path / ".notes", run.plots_dir / ".keep", run.eval_dir / ".val.json.segtmp-1-2-3.json"]
+    for p in kept:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("mine")
+    assert recover(run)["epoch"] == 1
+    assert not any(p.exists() for p in debris) and all(p.exists() for p in kept)

@@ -83,3 +83,26 @@ def test_a_full_disk_while_saving_weights_is_one_line_exit_2(
     assert str(run_dir) in line
     assert "best.safetensors updated" not in (run_dir / "log.txt").read_text()
     assert not [p for p in run_dir.rglob("*") if p.is_file() and "segtmp" in p.name]
+
+
+def test_a_kill_at_the_first_rename_is_explained_on_resume(
+    tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    import segcli.io_utils as io_utils
+    from segcli.errors import UserError
+
+    real = os.replace
+
+    def killed(src: object, dst: object) -> None:
+        if Path(dst).name == "preset.toml":
+            raise SystemExit("killed")  # stands for SIGKILL: nothing after it runs
+        real(src, dst)
+
+    monkeypatch.setattr(io_utils.os, "replace", killed)
+    with pytest.raises(SystemExit):
+        train("quickstart", tiny_overrides)
+    monkeypatch.undo()
+    with pytest.raises(UserError, match="has no preset.toml .a run killed while starting.*delete it or start a new"):
+        train(resume=run_of(tiny_overrides))
