@@ -24,7 +24,8 @@ the images named like one (``masks``, ``labels``, ``ann_dir`` ...) or holding fi
 images; when several could be the labels, the error lists them instead of guessing.
 
 ``--roi FOLDER`` pairs a region mask with every image by stem (anywhere under FOLDER): pixels where
-it is 0 become ``ignore_index``, so training and every metric count only the region.
+it is 0 become ``ignore_index``, so training and every metric count only the region. A name that is no
+folder of its own is looked up beside each split's images, like ``--masks`` (``training/mask``, ``test/mask``).
 
 Without split folders, splits come from list files (``{"train": "train.txt", ...}``, one sample id
 or file name per line; samples in no list are left out) or from a seeded random ``val_ratio``.
@@ -130,14 +131,14 @@ def _named(d: str, wanted: str) -> bool:
 class _Tree:
     """The folders of one source holding image-like files (``exclude``, a folder, left out)."""
 
-    def __init__(self, srcs: Sources, src: int, exclude: str | None = None) -> None:
+    def __init__(self, srcs: Sources, src: int, exclude: tuple[str, ...] = ()) -> None:
         self.files: dict[str, list[str]] = {}  # folder -> stems of the files directly in it
         for mem in srcs.members:
             head, _, base = mem.name.rpartition("/")
             ext = os.path.splitext(base)[1].lower()
             if mem.src != src or base.startswith(".") or ext not in IMAGE_EXTS + MASK_EXTS:
                 continue
-            if exclude is not None and (head == exclude or head.startswith(exclude + "/")):
+            if any(head == x or head.startswith(x + "/") for x in exclude):
                 continue
             self.files.setdefault(head, []).append(os.path.splitext(base)[0])
         self.dirs = {""}
@@ -209,7 +210,7 @@ def _mask_dir(tree: _Tree, images: str, wanted: str | None, suffixes: tuple[str,
     return found[0]
 
 
-def find_parts(srcs: Sources, opts: dict[str, Any], exclude: str | None = None) -> list[Part]:
+def find_parts(srcs: Sources, opts: dict[str, Any], exclude: tuple[str, ...] = ()) -> list[Part]:
     """Where the images and masks are, per split: two folders, or one folder/archive holding
     ``images/`` + ``masks/``, ``<split>/{images,masks}/`` or ``images/<split>/`` + ``masks/<split>/``
     (mmseg's ``img_dir``/``ann_dir``); the folder names are found or given (--images, --masks)."""
@@ -262,26 +263,67 @@ def _files_in(srcs: Sources, src: int, prefix: str, exts: tuple[str, ...]) -> di
     return out
 
 
-def _roi_folder(srcs: Sources, roi: str | os.PathLike | None) -> Path | None:
-    """The --roi folder: a path on disk, or a subfolder of the single source folder."""
+def _one_folder_source(srcs: Sources) -> bool:
+    return len(srcs.roots) == 1 and srcs.kinds[0] == "dir" and not srcs.staged[0]
+
+
+def _roi_folder(srcs: Sources, roi: str | os.PathLike | None) -> Path | str | None:
+    """The --roi folder: a path on disk, a subfolder of the single source folder, or (a str) the name of a
+    folder looked up beside each split's images, like --masks (``training/mask``, ``test/mask``)."""
     if roi is None:
         return None
     p = Path(roi)
     if p.is_dir():
         return p
-    if len(srcs.roots) == 1 and srcs.kinds[0] == "dir" and not srcs.staged[0] and (srcs.roots[0] / p).is_dir():
+    if _one_folder_source(srcs) and (srcs.roots[0] / p).is_dir():
         return srcs.roots[0] / p
-    raise DataError(f"{p}: --roi folder not found (a folder of region masks named like the images)")
+    if _one_folder_source(srcs) and not p.is_absolute() and _roi_dirs(srcs, p.as_posix()):
+        return p.as_posix()
+    raise DataError(
+        f"{p}: --roi folder not found (a folder of region masks named like the images, or the name of one "
+        "inside each split's folder)"
+    )
 
 
-def _inside(srcs: Sources, folder: Path | None) -> str | None:
-    """``folder`` as a posix path inside the single source folder (so it is not taken for labels), or None."""
-    if folder is None or len(srcs.roots) != 1 or srcs.kinds[0] != "dir" or srcs.staged[0]:
-        return None
+def _roi_dirs(srcs: Sources, name: str) -> tuple[str, ...]:
+    """The folders of the single source named ``name`` (its last components) that hold files."""
+    heads = {mem.name.rpartition("/")[0] for mem in srcs.members if mem.src == 0}
+    found = set()
+    for head in heads:
+        while head:
+            if _named(head, name):
+                found.add(head)
+            head = _parent(head)
+    return tuple(sorted(found))
+
+
+def _inside(srcs: Sources, folder: Path | str | None) -> tuple[str, ...]:
+    """The --roi folder(s) as posix paths inside the single source folder (so they are not taken for labels)."""
+    if folder is None or not _one_folder_source(srcs):
+        return ()
+    if isinstance(folder, str):
+        return _roi_dirs(srcs, folder)
     try:
-        return folder.resolve().relative_to(srcs.roots[0].resolve()).as_posix()
+        return (folder.resolve().relative_to(srcs.roots[0].resolve()).as_posix(),)
     except ValueError:
-        return None
+        return ()
+
+
+def _pair_split_rois(
+    srcs: Sources, name: str, ids: list[tuple[str | None, str]], suffix: str, parts: list[Part]
+) -> dict[tuple[str | None, str], str]:
+    """Region masks from the folder ``name`` beside each split's images (``training/images`` →
+    ``training/<name>``), paired by stem within the split."""
+    out: dict[tuple[str | None, str], str] = {}
+    for part in parts:
+        folder = _join(_parent(part.images[1]), name)
+        if not (srcs.roots[0] / folder).is_dir():
+            raise DataError(
+                f"{srcs.roots[0] / folder}: no --roi folder {name!r} beside the images folder {part.images[1]}"
+            )
+        mine = [k for k in ids if k[0] == part.split]
+        out.update(_pair_rois(srcs.roots[0] / folder, mine, suffix, [part]))
+    return out
 
 
 def _pair_rois(
@@ -343,7 +385,8 @@ class Folder(Converter):
             "roi",
             Path,
             None,
-            "Folder of region masks paired with the images by stem: pixels where it is 0 become ignore_index.",
+            "Folder of region masks paired with the images by stem (or its name inside each split, like --masks): "
+            "pixels where it is 0 become ignore_index.",
         ),
         Option("roi_suffix", str, "", "Suffix removed from region-mask stems before pairing (e.g. _mask)."),
         *split_options(0.2, "Splits from list files: train=train.txt,val=val.txt (one id per line)."),
@@ -385,7 +428,10 @@ class Folder(Converter):
             k = unpaired[0]
             side = srcs.describe(images[k]) if k in images else srcs.describe(masks[k])
             raise DataError(f"{side}: has no matching {'mask' if k in images else 'image'} ({len(unpaired)} unpaired)")
-        rois = _pair_rois(roi_dir, ids, opts["roi_suffix"], parts) if roi_dir is not None else {}
+        if isinstance(roi_dir, str):
+            rois = _pair_split_rois(srcs, roi_dir, ids, opts["roi_suffix"], parts)
+        else:
+            rois = _pair_rois(roi_dir, ids, opts["roi_suffix"], parts) if roi_dir is not None else {}
 
         params: dict[str, Any] = {"ignore_index": ignore_index}
         settings: dict[str, Any] = {
@@ -441,7 +487,8 @@ class Folder(Converter):
             settings.update(split_settings)
         if roi_dir is not None:
             params["roi"] = True
-            settings.update(roi=str(roi_dir.resolve()), roi_suffix=opts["roi_suffix"])
+            where = roi_dir if isinstance(roi_dir, str) else str(roi_dir.resolve())
+            settings.update(roi=where, roi_suffix=opts["roi_suffix"])
             label_map += "; pixels outside the --roi region -> ignore_index"
         samples = [Sample(split_of[k], k[1], images[k], masks[k], rois.get(k)) for k in ids if k in split_of]
         source = f"seg prepare folder ({srcs.origin_list()})"

@@ -256,6 +256,31 @@ def test_folder_roi_sets_exactly_the_outside_pixels_to_ignore(tmp_path: Path, ca
     assert rc == 2 and "--roi folder not found" in msg
 
 
+def test_folder_roi_name_is_looked_up_inside_each_split(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Reported: a dataset with per-split region folders (DRIVE: training/mask, test/mask) could not be prepared
+    with its regions (--roi took one folder). A name is now looked up beside each split's images, like --masks;
+    "mask" is not taken for the labels folder (it is in MASK_DIRS), and each split pairs with its own regions."""
+    rng = np.random.default_rng(9)
+    want = {}
+    for split, out in (("training", "train"), ("test", "test")):
+        for k in ("01", "02"):  # the same stems in both splits: only the split's own region may pair
+            ids = _pair(tmp_path / "ds" / split, "images", "1st_manual", k, rng)
+            region = rng.integers(0, 2, ids.shape).astype(np.uint8) * 255
+            write_png(tmp_path / "ds" / split / "mask" / f"{k}.png", region)
+            want[(out, k)] = np.where(region > 0, ids, 9)
+    args = ["prepare", "folder", str(tmp_path / "ds"), "--masks", "1st_manual", "--classes", "x,y,z"]
+    res = cli_json(capsys, [*args, "--ignore-index", "9", "--roi", "mask", "-o", str(tmp_path / "o")])
+    assert res["images"] == {"train": 2, "test": 2}
+    for (split, k), exp in want.items():
+        np.testing.assert_array_equal(read_ids(tmp_path / "o" / "masks" / split / f"{k}.png"), exp)
+    assert read_dataset_info(tmp_path / "o").extra["prepare"]["roi"] == "mask"
+    import shutil
+
+    shutil.rmtree(tmp_path / "ds" / "test" / "mask")  # a split without its region folder is named
+    rc, msg = cli_error(capsys, [*args, "--roi", "mask", "-o", str(tmp_path / "o2")])
+    assert rc == 2 and "no --roi folder 'mask' beside the images folder test/images" in msg
+
+
 def test_ignored_outside_region_leaves_the_metric_unchanged() -> None:
     """What --roi buys: predictions outside the region (now ignore) cannot move any metric."""
     import torch
