@@ -194,9 +194,9 @@ def train_cmd(
         overrides = [*(overrides or []), f"train.time_budget={budget}", "train.auto=true"]
     loaded = None
     if resume is None:  # the preset is loaded and validated here, once, and handed to train() as it is
-        from segcli.config.load import load_preset
+        from segcli.train import training_preset  # as segcli.train(...) in Python loads it
 
-        loaded = load_preset(preset, overrides or [])
+        loaded = training_preset(preset, overrides or [])
         _print_notes(loaded)
         if devices is None and "WORLD_SIZE" not in os.environ:
             devices = loaded.preset.train.devices

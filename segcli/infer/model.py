@@ -109,7 +109,8 @@ class Model:
         overrides: Sequence[str] = (),
         classes: Sequence[str] | None = None,
     ) -> None:
-        self.choices = protocol or ProtocolChoices()
+        self.asked = protocol or ProtocolChoices()  # as given: evaluate keeps the preset's batch unless it says
+        self.choices = self.asked
         if self.choices.batch_size is None:
             self.choices = replace(self.choices, batch_size=INFER_BATCH)
         self.weights: Path | None = None
@@ -199,7 +200,7 @@ class Model:
         removed. The weights are read again from their file (a fresh model is saved to a temporary one)."""
         from segcli.infer.evaluator import EvalOptions, evaluate
 
-        choices = replace(self.choices, batch_size=None) if protocol is None else protocol
+        choices = self.asked if protocol is None else protocol
         with tempfile.TemporaryDirectory(prefix="segcli-eval-") as tmp:
             weights = self.weights or self.save(Path(tmp) / "model.safetensors")
             options = EvalOptions(out=report if report is not None else tmp, workers=workers)
