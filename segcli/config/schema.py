@@ -347,7 +347,9 @@ class TrainConfig:
         "where metrics go besides log.txt: csv (metrics.csv, always written), tensorboard (<run>/tensorboard/, the "
         "`tensorboard` extra), wandb (Weights & Biases, the `wandb` extra; WANDB_MODE and keys from the environment)",
     )
-    distill: DistillConfig = field(default_factory=DistillConfig, metadata={"doc": DistillConfig.__doc__})
+    distill: DistillConfig = field(
+        default_factory=DistillConfig, metadata={"doc": "knowledge distillation from a frozen teacher: [train.distill]"}
+    )
 
     @functools.cached_property
     def time_budget_seconds(self) -> float | None:
