@@ -132,6 +132,8 @@ def run_converter(name: str, kwargs: dict[str, Any]) -> None:
         )
     if res.written == 0 and not as_json:
         err.print(f"{res.root}: already prepared, nothing to do (--overwrite redoes it)")
+    for warning in res.warnings:  # what the closing checks of seg check found worth a look
+        err.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     show_summary({**res.summary(), **engine.converters().get(name).report(res)}, as_json)
 
 

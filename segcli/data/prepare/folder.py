@@ -1,7 +1,8 @@
 """`seg prepare folder`: any folder of images plus a folder of masks.
 
 Images and masks pair by file stem, after removing ``image_suffix`` / ``mask_suffix`` from the
-stems (``00001_img.jpg`` + ``00001_gt.png`` pair with suffixes ``_img`` and ``_gt``). Masks are read
+stems (``00001_img.jpg`` + ``00001_gt.png`` pair with suffixes ``_img`` and ``_gt``); without a
+``mask_suffix``, the one of ``_mask``, ``-mask`` and ``_label`` that pairs the most masks is used. Masks are read
 in one of three ways:
 
 * ids (default): grey or palette PNGs whose values (palette *index*, not colour) are the class ids;
@@ -54,6 +55,7 @@ EXPECTED = "an images folder and a masks folder (or one folder/archive holding b
 IMAGE_DIRS = ("images", "image", "imgs", "img", "img_dir", "JPEGImages")
 MASK_DIRS = ("masks", "mask", "labels", "label", "annotations", "gts", "gt", "ann_dir", "SegmentationClass")
 IGNORE_NAME = "ignore"
+MASK_SUFFIXES = ("_mask", "-mask", "_label")  # tried on the mask stems when no --mask-suffix is given
 
 
 def read_color_table(path: str | os.PathLike) -> tuple[list[tuple[int, int, int]], list[str]]:
@@ -192,10 +194,11 @@ def _mask_dir(tree: _Tree, images: str, wanted: str | None, suffixes: tuple[str,
             raise DataError(f"{where}: no masks folder {wanted!r} beside {images} (folders there: {there})")
         return hit[0]
     image_stems = {_strip(s, suffixes[0]) for s in tree.stems_under(images)}
+    tried = (suffixes[1],) if suffixes[1] else ("", *MASK_SUFFIXES)
     found = [
         c
         for c in siblings
-        if _base(c) in MASK_DIRS or image_stems & {_strip(s, suffixes[1]) for s in tree.stems_under(c)}
+        if _base(c) in MASK_DIRS or image_stems & {_strip(s, x) for s in tree.stems_under(c) for x in tried}
     ]
     if len(found) > 1:
         raise DataError(
@@ -352,6 +355,18 @@ def _pair_rois(
     return out
 
 
+def _default_mask_suffix(srcs: Sources, parts: list[Part], image_suffix: str) -> str:
+    """Without --mask-suffix: the one of "" and :data:`MASK_SUFFIXES` that pairs the most masks with images
+    (``im0.jpg`` + ``im0_mask.png``), none on a tie."""
+    image_keys: set[tuple[str | None, str]] = set()
+    mask_keys: list[tuple[str | None, str]] = []
+    for part in parts:
+        image_keys |= {(part.split, _strip(k, image_suffix)) for k in _files_in(srcs, *part.images, IMAGE_EXTS)}
+        mask_keys += [(part.split, k) for k in _files_in(srcs, *part.masks, MASK_EXTS)]
+    paired = {x: sum((split, _strip(k, x)) in image_keys for split, k in mask_keys) for x in ("", *MASK_SUFFIXES)}
+    return max(paired, key=lambda x: (paired[x], x == ""))
+
+
 def _strip(stem: str, suffix: str) -> str:
     return stem[: -len(suffix)] if suffix and stem.endswith(suffix) else stem
 
@@ -375,7 +390,12 @@ class Folder(Converter):
             flag="--masks",
         ),
         Option("image_suffix", str, "", "Suffix removed from image stems before pairing (e.g. _img)."),
-        Option("mask_suffix", str, "", "Suffix removed from mask stems before pairing (e.g. _gt, _mask)."),
+        Option(
+            "mask_suffix",
+            str,
+            "",
+            "Suffix removed from mask stems before pairing (e.g. _gt); without it _mask, -mask and _label are tried.",
+        ),
         Option("classes", str, None, "Class names in id order: a,b,c."),
         Option("classes_file", Path, None, "File with one class name per line."),
         Option("colors", Path, None, "RGB masks: table file of 'r,g,b,name' lines in id order (name 'ignore' = void)."),
@@ -394,12 +414,13 @@ class Folder(Converter):
 
     def plan(self, srcs: Sources, opts: dict[str, Any]) -> Plan:
         binary, colors, ignore_index = opts["binary"], opts["colors"], opts["ignore_index"]
-        image_suffix, mask_suffix = opts["image_suffix"], opts["mask_suffix"]
+        image_suffix = opts["image_suffix"]
         classes = read_class_names(opts["classes"], opts["classes_file"])
         if binary and colors:
             raise DataError("--binary and --colors exclude each other: pick one way to read the masks")
         roi_dir = _roi_folder(srcs, opts["roi"])
         parts = find_parts(srcs, opts, exclude=_inside(srcs, roi_dir))
+        mask_suffix = opts["mask_suffix"] or _default_mask_suffix(srcs, parts, image_suffix)
         folder_splits = parts[0].split is not None
         if folder_splits and opts["split_lists"]:
             raise DataError(

@@ -22,8 +22,16 @@ from typing import Any
 import numpy as np
 
 from segcli.data.decode import decode_image, image_size
-from segcli.data.format import DATASET_FILE, DatasetInfo, read_dataset_info, validate_dataset, write_dataset_info
+from segcli.data.format import (
+    DATASET_FILE,
+    DatasetIndex,
+    DatasetInfo,
+    read_dataset_info,
+    validate_dataset,
+    write_dataset_info,
+)
 from segcli.data.io import read_mask, write_image, write_mask
+from segcli.data.lint import Finding, lint_index
 from segcli.data.prepare.sources import MARKER, STAGING, Member, Sources, out_is_free
 from segcli.data.stats import summary_dict
 from segcli.errors import DataError, arg
@@ -65,6 +73,7 @@ class PrepareResult:
     name: str = ""
     classes: tuple[str, ...] = ()
     pixel_counts: tuple[int, ...] = field(default=())
+    warnings: tuple[str, ...] = ()  # what the closing checks of `seg check` found worth a look, one line each
 
     def summary_extra(self) -> dict[str, int]:
         return {"written": self.written, "skipped": self.skipped, "linked": self.linked}
@@ -326,15 +335,59 @@ def run_conversion(
         write_dataset_info(root, _with_settings(info, settings))
         (root / MARKER).unlink(missing_ok=True)
         validate_dataset(root, sample_masks=write.validate_masks)
+        warnings = check_written(root)
     finally:
         if (root / STAGING).exists():
             shutil.rmtree(root / STAGING, ignore_errors=True)
     counts: dict[str, int] = {}
     for s in samples:
         counts[s.split] = counts.get(s.split, 0) + 1
+    pixel_counts = tuple(int(v) for v in pixels)
     return PrepareResult(
-        root, counts, written, len(samples) - written, linked, info.name, info.classes, tuple(int(v) for v in pixels)
+        root, counts, written, len(samples) - written, linked, info.name, info.classes, pixel_counts, warnings
     )
+
+
+CHECK_SAMPLE = 64  # masks per split that the closing pixel checks read back (those of `seg check`)
+
+
+def check_written(root: Path, sample: int | None = CHECK_SAMPLE) -> tuple[str, ...]:
+    """The pixel checks of `seg check` over a sample of the masks just written; the warnings, one line each.
+
+    A failed check (0/255 masks whose foreground became ``ignore_index``, colour masks, values past the classes)
+    or masks that hold no class at all, only ``ignore_index`` (the values did not become the classes) is a
+    DataError naming the fix, and the dataset is removed first, so that nothing trains on it and the corrected
+    command runs as it is (no ``dataset.toml`` nor progress file from other settings is left to refuse it).
+    """
+    index = DatasetIndex.scan(root)
+    findings = lint_index(index, sample=sample)
+    errors = [f for f in findings if f.severity == "error"]
+    message = errors[0].one_line() if errors else _no_class(index, findings)
+    if message:
+        _discard(root)
+        raise DataError(f"{root}: the written masks fail the checks of seg check: {message}; the dataset was removed")
+    return tuple(f.one_line() for f in findings)
+
+
+def _no_class(index: DatasetIndex, findings: list[Finding]) -> str:
+    """The problem when the masks read hold no class at all in any split, only ``ignore_index`` (else "")."""
+    n, missing = index.info.num_classes, {f.split: f.count for f in findings if f.code == "class-missing"}
+    if any(missing.get(split, 0) < n for split in index.names):
+        return ""
+    return (
+        f"the masks read hold none of the {n} classes, only ignore_index {index.info.ignore_index}; fix: "
+        "seg prepare folder --binary for 0/255 masks, --colors FILE for colour masks, or --ignore-index"
+    )
+
+
+def _discard(root: Path) -> None:
+    """Remove what a conversion wrote into ``root`` (and ``root`` when that leaves it empty)."""
+    for kind in ("images", "masks"):
+        shutil.rmtree(root / kind, ignore_errors=True)
+    for name in (DATASET_FILE, MARKER):
+        (root / name).unlink(missing_ok=True)
+    if root.is_dir() and not any(p.name != STAGING for p in root.iterdir()):
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _done(root: Path, s: Sample, image_fn: ImageFn | None, image_ext: str) -> bool:

@@ -108,10 +108,10 @@ def test_folder_seeded_split_and_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert rc == 2 and "--classes" in msg
     rc, msg = cli_error(capsys, [*base, "--classes", "x,y"])
     assert rc == 2 and "mask values [2]" in msg and "_mask.png" in msg
-    rc, msg = cli_error(
-        capsys, ["prepare", "folder", str(tmp_path / "dl"), "--classes", "x,y,z", "--out", str(tmp_path / "d")]
-    )
+    other = ["prepare", "folder", str(tmp_path / "dl"), "--classes", "x,y,z", "--out", str(tmp_path / "d")]
+    rc, msg = cli_error(capsys, [*other, "--mask-suffix", "_gt"])  # a given suffix is the only one tried
     assert rc == 2 and "--mask-suffix" in msg
+    assert cli_json(capsys, [*other, "--val-ratio", "0.3"])["images"] == {"train": 7, "val": 3}  # _mask found
 
 
 def test_folder_empty_isaid_files_name_the_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -299,3 +299,38 @@ def test_ignored_outside_region_leaves_the_metric_unchanged() -> None:
     unmasked = ConfusionMatrix(3, 255)
     unmasked.update(right_inside, gt)
     assert unmasked.compute()["mIoU"] < 0.6
+
+
+def _binary_pairs(root: Path, suffix: str, n: int = 6) -> None:
+    """``root/images/im<i>.png`` and ``root/masks/im<i><suffix>.png``, 0/255 masks with a square of 255."""
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        write_png(root / "images" / f"im{i}.png", rand_rgb(rng, 16, 16))
+        mask = np.zeros((16, 16), np.uint8)
+        mask[4:12, 4:12] = 255
+        write_png(root / "masks" / f"im{i}{suffix}.png", mask)
+
+
+def test_folder_0_255_masks_read_as_ids_fail_and_the_fix_runs_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Reported: seg prepare folder ... --mask-suffix _mask --classes bg,obj on 0/255 masks exited 0 with the
+    foreground turned into the ignore value. The closing checks of seg check now fail it naming --binary, leave
+    nothing behind (no progress file), and the corrected command needs no --overwrite."""
+    _binary_pairs(tmp_path / "src", "_mask")
+    out = tmp_path / "out"
+    argv = ["prepare", "folder", str(tmp_path / "src"), "--out", str(out), "--classes", "bg,obj"]
+    rc, msg = cli_error(capsys, [*argv, "--mask-suffix", "_mask"])
+    assert rc == 2 and "masks are 0/255 binary" in msg and "fix: seg prepare folder --binary" in msg
+    assert "the dataset was removed" in msg and not out.exists()
+    res = cli_json(capsys, [*argv, "--binary"])  # _mask is found without --mask-suffix
+    assert res["images"] == {"train": 5, "val": 1} and res["pixel_share"]["obj"] == 0.25
+
+
+@pytest.mark.parametrize("suffix", ["_mask", "-mask", "_label"])
+def test_folder_tries_the_common_mask_suffixes(tmp_path: Path, suffix: str) -> None:
+    _binary_pairs(tmp_path / "src", suffix, n=3)
+    res = prepare("folder", [tmp_path / "src"], tmp_path / "out", binary=True, val_ratio=0.0)
+    assert res.counts == {"train": 3}
+    assert read_dataset_info(tmp_path / "out").extra["prepare"]["mask_suffix"] == suffix
+    assert sorted(p.name for p in (tmp_path / "out" / "masks" / "train").iterdir()) == ["im0.png", "im1.png", "im2.png"]

@@ -174,3 +174,17 @@ def test_interrupted_prepare_continues(tmp_path: Path, capfd: pytest.CaptureFixt
     assert run(["prepare", "shapes", "--out", str(out), "--train", "6", "--val", "2", "--size", "32", "--json"]) == 0
     assert '"train": 6' in capfd.readouterr().out
     assert (out / "dataset.toml").is_file() and not (out / ".prepare-progress.json").exists()
+
+
+def test_masks_holding_no_class_fail_the_closing_check_and_are_removed(tmp_path: Path) -> None:
+    """Every written mask ignore_index only: the closing checks (those of seg check) refuse the dataset and remove
+    it, progress file included, so the corrected run needs no --overwrite."""
+    srcs = _labels(tmp_path / "src", ["a", "b"])
+    samples = _samples(srcs, {"a": "train", "b": "val"})
+    info = make_info("two", ["even", "odd"], ignore_index=7)
+    with pytest.raises(DataError, match=r"out: the written masks fail the checks of seg check: the masks read hold "
+                       r"none of the 2 classes, only ignore_index 7; fix: seg prepare folder --binary"):  # fmt: skip
+        run_conversion(tmp_path / "out", info, samples, srcs, lambda *_: np.full((4, 6), 7, np.uint8))
+    assert not (tmp_path / "out").exists()
+    res = run_conversion(tmp_path / "out", info, samples, srcs, _mask)  # nothing left to refuse it
+    assert res.written == 2 and res.warnings == () and not (tmp_path / "out" / MARKER).exists()
