@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from segcli.cli._common import JsonOpt, err, out, print_json, progress_bar, table
+from segcli.cli._common import JsonOpt, err, examples, out, print_json, progress_bar, table
 
 
 def class_weights_cmd(
@@ -19,7 +19,7 @@ def class_weights_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     force: bool = typer.Option(False, "--force", hidden=True, help="Old name of --overwrite."),
     no_normalize: bool = typer.Option(False, "--no-normalize", help="Keep raw weights (default: mean 1 over present)."),
-    workers: int = typer.Option(2, "--workers", min=0, help="Worker processes (0 = none)."),
+    workers: int = typer.Option(2, "--workers", min=0, help="Worker processes besides this one (0 = in this process)."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Class weights (inverse frequency, ENet log, effective number, median frequency) for loss.class_weights."""
@@ -43,5 +43,11 @@ def class_weights_cmd(
     out.print(f'written to [bold]{escape(str(res.out))}[/] (use loss.class_weights = "{escape(str(res.out))}")')
 
 
+EXAMPLES = examples(
+    "seg class-weights data/mine --method median-freq",
+    "seg class-weights data/mine -m effective-num --beta 0.99 --out weights.toml --overwrite",
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("class-weights", no_args_is_help=True)(class_weights_cmd)
+    app.command("class-weights", no_args_is_help=True, epilog=EXAMPLES)(class_weights_cmd)

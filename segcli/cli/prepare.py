@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from segcli.cli._common import err, out, print_json, progress_bar, table
+from segcli.cli._common import err, examples, out, print_json, progress_bar, table
 
 # Options every converter gets: (python name, annotation, typer.Option); names match segcli.data.prepare.prepare.
 # Bool flags get metavar "" so that help shows no "<bool>" value placeholder.
@@ -43,7 +43,7 @@ SHARED: tuple[tuple[str, Any, Any], ...] = (
             False, "--link", metavar="", help="Hard-link (else symlink) unchanged images instead of copying them."
         ),
     ),
-    ("workers", int, typer.Option(1, "--workers", "-j", min=1, help="Worker processes.")),
+    ("workers", int, typer.Option(0, "--workers", "-j", min=0, help="Worker processes (0 = convert in this process).")),
     (
         "as_json",
         bool,
@@ -114,8 +114,35 @@ def converter_command(conv: Any) -> Any:
         )
     elif conv.takes_sources:
         help_text += f"\n\nSRC: {conv.expected}."
-    single.command(conv.name, help=escape(help_text), no_args_is_help=conv.takes_sources and not fetches)(command)
+    single.command(
+        conv.name,
+        help=escape(help_text),
+        no_args_is_help=conv.takes_sources and not fetches,
+        epilog=escape(converter_examples(conv.name, conv.takes_sources, fetches)),
+    )(command)
     return typer.main.get_command(single)
+
+
+# Examples of the converters whose options a generic line would not show.
+EXAMPLES = {
+    "folder": (
+        "seg prepare folder my_images/ my_masks/ --out data/mine --classes background,object",
+        "seg prepare folder my_data/ --out data/mine --mask-suffix _mask --binary --classes background,object",
+        "seg prepare folder my_data/ --out data/mine --colors colors.txt --val-ratio 0.2",
+    ),
+    "shapes": ("seg prepare shapes --out data/shapes", "seg prepare shapes --out /tmp/shapes --train 16 --val 8"),
+}
+
+
+def converter_examples(name: str, takes_sources: bool, fetches: bool) -> str:
+    """The examples ending `seg prepare NAME --help`: the converter's own, else the forms its sources allow."""
+    if name in EXAMPLES:
+        return examples(*EXAMPLES[name])
+    if fetches:
+        return examples(f"seg prepare {name}", f"seg prepare {name} ~/Downloads/{name}/ --out data/{name} --workers 4")
+    if takes_sources:
+        return examples(f"seg prepare {name} SRC --out data/{name}", f"seg prepare {name} SRC --out data/{name} --link")
+    return examples(f"seg prepare {name}", f"seg prepare {name} --out /tmp/{name}")
 
 
 def run_converter(name: str, kwargs: dict[str, Any]) -> None:

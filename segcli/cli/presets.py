@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from segcli.cli._common import JsonOpt, out, print_json, table
+from segcli.cli._common import JsonOpt, examples, out, print_json, table
+
+LIST_EXAMPLES = examples("seg presets list", "seg presets list --json")
+SHOW_EXAMPLES = examples(
+    "seg presets show finetune",
+    "seg presets show quickstart epochs=3 imgsz=256",
+    "seg presets show quickstart > mine.toml   # a preset to edit: seg train mine.toml",
+)
+
 
 presets_app = typer.Typer(help="List bundled presets or show one fully resolved.", no_args_is_help=True)
 
@@ -16,31 +24,42 @@ def _first_comment(path) -> str:  # noqa: ANN001
     return ""
 
 
-@presets_app.command("list")
+@presets_app.command("list", epilog=LIST_EXAMPLES)
 def list_cmd(as_json: bool = JsonOpt) -> None:
-    """Bundled presets: what each trains, its source and the mIoU the source reports (with its test protocol)."""
+    """Bundled presets: what each trains (model, backbone, crop), its source and the mIoU the source reports."""
     import dataclasses
 
-    from segcli.config.load import list_presets, preset_meta
+    from segcli.config.load import list_presets, preset_meta, preset_summary
 
     items = []
     for p in list_presets():
-        meta = preset_meta(p)
-        items.append({"name": p.stem, "path": str(p), "about": _first_comment(p), **dataclasses.asdict(meta)})
+        meta, what = preset_meta(p), preset_summary(p)
+        items.append(
+            {"name": p.stem, "path": str(p), "about": _first_comment(p), **dataclasses.asdict(what)}
+            | dataclasses.asdict(meta)
+        )
     if as_json:
         print_json({"presets": items})
         return
     rows = [
-        [i["name"], f"{i['reported_miou']:.2f}" if i["reported_miou"] else "-", i["protocol"] or "-", i["source"]]
+        [
+            i["name"],
+            f"{i['reported_miou']:.2f}" if i["reported_miou"] else "-",
+            i["protocol"] or "-",
+            i["model"],
+            (i["backbone"] + ("*" if i["pretrained"] else "")) if i["backbone"] else "(its own)",
+            "x".join(str(n) for n in i["crop"]),
+            i["source"].replace("https://github.com/", ""),
+        ]
         for i in items
     ]
-    out.print(
-        table("bundled presets: the mIoU each recipe's source reports", ["name", "mIoU", "protocol", "source"], rows)
-    )
+    columns = ["name", "mIoU", "protocol", "model", "backbone", "crop", "source"]
+    out.print(table("bundled presets: what each trains, and the mIoU its source reports", columns, rows))
+    out.print("[dim]* pretrained backbone: timm's ImageNet weights (offline: model.pretrained_file=PATH)[/dim]")
     out.print("[dim]seg presets show NAME prints a recipe in full; --json adds each one's description and notes[/dim]")
 
 
-@presets_app.command("show")
+@presets_app.command("show", epilog=SHOW_EXAMPLES)
 def show_cmd(
     name: str = typer.Argument(..., help="Preset name or path."),
     overrides: list[str] = typer.Argument(None, help="key=value overrides to apply."),

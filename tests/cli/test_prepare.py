@@ -74,7 +74,7 @@ def test_cli_passes_parsed_arguments_to_the_engine(
         ["prepare", "nope"],
         ["prepare", "cityscapes", "x.zip", "--out"],  # --out without its value (it defaults to data/NAME)
         ["prepare", "shapes", "--out", "o", "--train", "many"],
-        ["prepare", "cityscapes", "x.zip", "--out", "o", "--workers", "0"],
+        ["prepare", "cityscapes", "x.zip", "--out", "o", "--workers", "-1"],  # 0: in this process
     ],
 )
 def test_usage_errors_exit_2(argv: list[str]) -> None:

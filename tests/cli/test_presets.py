@@ -90,6 +90,10 @@ def test_list_shows_the_first_comment_and_meta(
         "reported_miou": 71.25,
         "protocol": "val, single scale",
         "notes": "",
+        "model": "fpn",  # what it trains: the schema's defaults where the preset sets none
+        "backbone": "resnet18",
+        "pretrained": False,
+        "crop": [512, 512],
     }
     assert entries[1]["about"] == "" and entries[1]["reported_miou"] == 0.0
     assert run(["presets", "list"]) == 0
@@ -127,3 +131,17 @@ def test_showing_a_preset_does_not_need_its_datasets_files(
     assert run(["presets", "list", "--json"]) == 0 and f'"name": "{name}"' in capsys.readouterr().out
     assert run(["train", name, "train.epochs=1"]) == 2  # training starts by checking them
     assert "class_weights_inv.toml': file not found" in capsys.readouterr().err
+
+
+def test_presets_list_shows_model_backbone_crop_and_source(capsys: pytest.CaptureFixture) -> None:
+    assert run(["presets", "list", "--json"]) == 0
+    listed = {p["name"]: p for p in json.loads(capsys.readouterr().out)["presets"]}
+    ft = listed["finetune"]
+    assert (ft["model"], ft["backbone"], ft["pretrained"], ft["crop"]) == ("fpn", "resnet34", True, [320, 320])
+    assert "segmentation_models.pytorch" in ft["source"] and ft["reported_miou"] == 0.0
+    assert listed["quickstart"]["pretrained"] is False and listed["bisenetv2_cityscapes"]["backbone"] == ""
+    assert run(["presets", "list"]) == 0
+    out = capsys.readouterr().out
+    header = next(line for line in out.splitlines() if "name" in line and "model" in line)
+    assert [c for c in ("name", "mIoU", "protocol", "model", "backbone", "crop", "source") if c not in header] == []
+    assert "resnet34*" in out and "320x320" in out and "(its own)" in out and "* pretrained backbone" in out
