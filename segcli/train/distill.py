@@ -69,6 +69,10 @@ class Teacher:
     sha256: str
     order: list[int] | None = None
 
+    def __post_init__(self) -> None:
+        device = next(self.model.parameters()).device  # the reordering index lives there: no copy per step
+        self._index = None if self.order is None else torch.tensor(self.order, device=device)
+
     @property
     def identity(self) -> dict[str, str]:
         """What the run records of its teacher: the weights file and its sha256."""
@@ -84,8 +88,8 @@ class Teacher:
         """The teacher's logits on ``images`` (B, 3, H, W), detached, in the class order and at the size of the
         main logits of ``student`` (the student's output on the same batch: logits or ``{"out", ...}``)."""
         logits = main_logits(self.model(images))
-        if self.order is not None:
-            logits = logits[:, self.order]
+        if self._index is not None:
+            logits = logits.index_select(1, self._index)
         size = tuple(main_logits(student).shape[-2:])
         if tuple(logits.shape[-2:]) != size:
             logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
