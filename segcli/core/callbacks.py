@@ -75,6 +75,7 @@ class ValEnd:
     dataset: Any = None  # the validation dataset (image tensor, mask tensor) pairs
     device: Any = None
     ignore_index: int = 255
+    val_loss: float | None = None  # the training criterion over the validation images (mean per image)
 
 
 class Callback:

@@ -113,7 +113,7 @@ def _summary(d: ReportData) -> tuple[str, str]:
         status += " (stopped before the planned end: interrupted, early stop or time budget)"
     validated = [r for r in rows if r.get(d.monitor) is not None]
     best = max(validated, key=lambda r: r[d.monitor]) if validated else None
-    keys = [k for k in (*METRIC_KEYS, "ema_mIoU", "train_loss") if any(r.get(k) is not None for r in rows)]
+    keys = [k for k in (*METRIC_KEYS, "ema_mIoU", "train_loss", "val_loss") if any(r.get(k) is not None for r in rows)]
     head = ["", "epoch", "iterations", *keys]
     table_rows = [["last", last.get("epoch"), last.get("iterations"), *(last.get(k) for k in keys)]]
     if best is not None:
@@ -180,17 +180,17 @@ def _timings(d: ReportData) -> str:
     total = sum(r.get("seconds") or 0.0 for r in d.rows)
     iters = d.rows[-1].get("iterations") or 0
     per_iter = f", {total / iters * 1000:.0f} ms per iteration (validation included)" if iters else ""
-    head = ["epoch", "iterations", "seconds", "data wait", "train loss", "lr", "val mIoU", "EMA mIoU"]
+    columns = [("train loss", "train_loss"), ("val loss", "val_loss"), ("lr", "lr"), ("val mIoU", "mIoU")]
+    columns.append(("EMA mIoU", "ema_mIoU"))
+    columns = [(h, k) for h, k in columns if any(r.get(k) is not None for r in d.rows)]  # no column of n/a
+    head = ["epoch", "iterations", "seconds", "data wait", *(h for h, _ in columns)]
     rows = [
         [
             r.get("epoch"),
             r.get("iterations"),
             r.get("seconds"),
             d.epoch_waits.get(int(r.get("epoch") or 0), "n/a"),
-            r.get("train_loss"),
-            r.get("lr"),
-            r.get("mIoU"),
-            r.get("ema_mIoU"),
+            *(r.get(k) for _, k in columns),
         ]
         for r in d.rows
     ]

@@ -537,7 +537,7 @@ class Trainer:
                 ValEnd(
                     pr.epoch, pr.step, metrics, cm.mat.cpu().numpy(), tuple(info.classes), tuple(info.palette),
                     improved, p.train.monitor, best, row.get("ema_mIoU"), self.state.model, val_ds, rt.device,
-                    info.ignore_index,
+                    info.ignore_index, row.get("val_loss"),
                 )
             )  # fmt: skip
         if p.train.patience and pr.stale >= p.train.patience:

@@ -23,7 +23,10 @@ BACKENDS = ("auto", "matplotlib", "opencv")
 # What the curves are drawn from: (x values, y values), and named series of them (one panel's lines).
 Curve = tuple[Sequence[float], Sequence[float]]
 NamedCurves = Sequence[tuple[str, Sequence[float], Sequence[float]]]
+Panel = tuple[str, NamedCurves, bool]  # one chart of the curves: title, its named series, log scale on y
 SampleRows = Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (image, ground truth, prediction) per row
+CURVES_WIDTH = 1160  # px: the curves fill the run report's page (1200 px less its margins)
+PANEL_HEIGHT = 300  # px per row of two charts
 Palette = Sequence[Sequence[int]]  # an RGB colour per class
 
 

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from segcli.viz import Curve, NamedCurves, Palette, SampleRows
+from segcli.viz import CURVES_WIDTH, PANEL_HEIGHT, NamedCurves, Palette, Panel, SampleRows
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
-WHITE, BLACK, GREY = (255, 255, 255), (0, 0, 0), (200, 200, 200)
+WHITE, BLACK, GREY, GRID = (255, 255, 255), (0, 0, 0), (200, 200, 200), (228, 228, 228)
 COLOURS = [(31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189)]
 
 
@@ -36,54 +36,85 @@ def _canvas(h: int, w: int) -> np.ndarray:
     return np.full((h, w, 3), 255, np.uint8)
 
 
+def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
+    """About ``count`` round values (1, 2 or 5 times a power of ten apart) covering [lo, hi]."""
+    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
+        return [lo]
+    raw = (hi - lo) / max(count - 1, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    return [round(first + k * step, 12) for k in range(int((hi - first) / step + 1e-9) + 1)]
+
+
 def _panel(
     img: np.ndarray,
     box: tuple[int, int, int, int],
     title: str,
     series: NamedCurves,
     log_y: bool = False,
+    xlabel: str = "",
 ) -> None:
-    """One line chart inside ``box`` (x0, y0, x1, y1): axes, min/max labels, a legend."""
+    """One line chart inside ``box`` (x0, y0, x1, y1): a grid at round values with their labels on both axes,
+    the axis name below, a legend at the top right."""
     x0, y0, x1, y1 = box
     _text(img, title, (x0, y0 - 8), 0.45)
-    cv2.rectangle(img, (x0, y0), (x1, y1), BLACK, 1)
     pts = [(x, y) for _, xs, ys in series for x, y in zip(xs, ys) if y is not None and math.isfinite(y)]
     if log_y:
         pts = [(x, y) for x, y in pts if y > 0]
     if not pts:
+        cv2.rectangle(img, (x0, y0), (x1, y1), BLACK, 1)
         _text(img, "no data yet", (x0 + 10, (y0 + y1) // 2))
         return
     f = (lambda v: math.log10(v)) if log_y else (lambda v: v)
-    xmin, xmax = min(p[0] for p in pts), max(p[0] for p in pts)
+    xmin, xmax = min(min(p[0] for p in pts), 0.0), max(p[0] for p in pts)
     ymin, ymax = min(f(p[1]) for p in pts), max(f(p[1]) for p in pts)
-    xmax, ymax = (xmax if xmax > xmin else xmin + 1), (ymax if ymax > ymin else ymin + 1e-6)
-    for k, (name, xs, ys) in enumerate(series):
+    pad = (ymax - ymin) * 0.05 or (abs(ymax) * 0.05 if not log_y else 0.05) or 0.05
+    xmax = xmax if xmax > xmin else xmin + 1
+    xmax, ymin, ymax = xmax + (xmax - xmin) * 0.02, ymin - pad, ymax + pad  # the last points clear of the frame
+    sx, sy = (x1 - x0) / (xmax - xmin), (y1 - y0) / (ymax - ymin)
+
+    def at(x: float, y: float) -> tuple[int, int]:
+        return int(round(x0 + (x - xmin) * sx)), int(round(y1 - (y - ymin) * sy))
+
+    for t in nice_ticks(xmin, xmax, 8):
+        px = at(t, ymin)[0]
+        cv2.line(img, (px, y0), (px, y1), GRID, 1)
+        _text(img, f"{t:g}", (px - 4 * len(f"{t:g}"), y1 + 15), 0.38)
+    yticks = nice_ticks(ymin, ymax, 5)
+    yticks = yticks if len(yticks) >= 4 else nice_ticks(ymin, ymax, 9)
+    for t in yticks:
+        py = at(xmin, t)[1]
+        cv2.line(img, (x0, py), (x1, py), GRID, 1)
+        label = f"{10**t:.2g}" if log_y else f"{t:.3g}"
+        _text(img, label, (x0 - 8 - 7 * len(label), py + 4), 0.38)
+    cv2.rectangle(img, (x0, y0), (x1, y1), BLACK, 1)
+    for k, (_, xs, ys) in enumerate(series):
         colour = COLOURS[k % len(COLOURS)]
-        sx, sy = (x1 - x0 - 10) / (xmax - xmin), (y1 - y0 - 10) / (ymax - ymin)
-        line = [
-            (int(x0 + 5 + (x - xmin) * sx), int(y1 - 5 - (f(y) - ymin) * sy))
-            for x, y in zip(xs, ys)
-            if y is not None and math.isfinite(y) and (y > 0 or not log_y)
-        ]
+        line = [at(x, f(y)) for x, y in zip(xs, ys) if y is not None and math.isfinite(y) and (y > 0 or not log_y)]
         if len(line) > 1:
             cv2.polylines(img, [np.array(line, np.int32)], False, colour, 2, cv2.LINE_AA)
         for p in line if len(line) <= 50 else line[-1:]:
             cv2.circle(img, p, 3, colour, -1, cv2.LINE_AA)
-        _text(img, name, (x1 - 140, y0 + 16 + 16 * k), 0.4, colour)
-    fmt = (lambda v: f"{10**v:.3g}") if log_y else (lambda v: f"{v:.3g}")
-    _text(img, fmt(ymax), (x0 - 52, y0 + 10), 0.35)
-    _text(img, fmt(ymin), (x0 - 52, y1), 0.35)
-    _text(img, f"{xmin:g}", (x0, y1 + 14), 0.35)
-    _text(img, f"{xmax:g}", (x1 - 40, y1 + 14), 0.35)
+    width = 24 + 8 * max(len(name[:24]) for name, _, _ in series)  # the legend on white, over the lines
+    cv2.rectangle(img, (x1 - width - 6, y0 + 4), (x1 - 4, y0 + 10 + 16 * len(series)), WHITE, -1)
+    cv2.rectangle(img, (x1 - width - 6, y0 + 4), (x1 - 4, y0 + 10 + 16 * len(series)), GREY, 1)
+    for k, (name, _, _) in enumerate(series):
+        colour = COLOURS[k % len(COLOURS)]
+        cv2.line(img, (x1 - width, y0 + 13 + 16 * k), (x1 - width + 14, y0 + 13 + 16 * k), colour, 2, cv2.LINE_AA)
+        _text(img, name[:24], (x1 - width + 20, y0 + 17 + 16 * k), 0.4, colour)
+    if xlabel:
+        _text(img, xlabel, ((x0 + x1) // 2 - 4 * len(xlabel), y1 + 34), 0.42)
 
 
-def curves(loss: Curve, val: NamedCurves, lr: Curve) -> np.ndarray:
-    """Train loss, validation metrics and lr against iterations, stacked."""
-    img = _canvas(720, 800)
-    _panel(img, (70, 30, 780, 230), "train loss", [("loss", *loss)])
-    _panel(img, (70, 270, 780, 470), "validation", val)
-    _panel(img, (70, 510, 780, 700), "learning rate", [("lr", *lr)])
-    _text(img, "iteration", (380, 716), 0.4)
+def curves(panels: Sequence[Panel], xlabel: str = "epoch") -> np.ndarray:
+    """The charts of ``panels`` two a row, :data:`CURVES_WIDTH` wide, against ``xlabel``."""
+    rows = max(1, -(-len(panels) // 2))
+    img = _canvas(rows * PANEL_HEIGHT, CURVES_WIDTH)
+    half = CURVES_WIDTH // 2
+    for k, (title, series, log_y) in enumerate(panels):
+        left, top = (k % 2) * half, (k // 2) * PANEL_HEIGHT
+        _panel(img, (left + 75, top + 30, left + half - 20, top + PANEL_HEIGHT - 50), title, series, log_y, xlabel)
     return img
 
 
@@ -95,13 +126,14 @@ def confusion(norm: np.ndarray, names: Sequence[str]) -> np.ndarray:
     label_w = 12 + int(18 * font * min(max((len(s) for s in names), default=1), 18))
     top = 28
     side = label_w + cell * n + 10
-    img = _canvas(top + side, side)
+    title = "rows: ground truth, columns: prediction (row-normalised)"
+    img = _canvas(top + side, max(side, cv2.getTextSize(title, FONT, 0.45, 1)[0][0] + 12))  # the title whole
     heat = cv2.applyColorMap((np.nan_to_num(norm) * 255).astype(np.uint8), cv2.COLORMAP_VIRIDIS)[..., ::-1]
     y0 = top + label_w
     img[y0 : y0 + cell * n, label_w : label_w + cell * n] = cv2.resize(
         heat, (cell * n, cell * n), interpolation=cv2.INTER_NEAREST
     )
-    _text(img, "rows: ground truth, columns: prediction (row-normalised)", (6, 18), 0.45)
+    _text(img, title, (6, 18), 0.45)
     if cell >= 6:
         strip = _canvas(cell * n, label_w)  # column labels written along rows, then turned upright
         for i, name in enumerate(names):

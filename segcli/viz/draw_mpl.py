@@ -15,8 +15,9 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from segcli.viz import Curve, NamedCurves, Palette, SampleRows
+from segcli.viz import CURVES_WIDTH, PANEL_HEIGHT, Palette, Panel, SampleRows
 
 DPI = 100
 IGNORED = (220, 220, 220)  # pixels whose ground truth is ignore_index
@@ -40,32 +41,41 @@ def _finite(xs: Sequence[float], ys: Sequence[float], positive: bool = False) ->
     return [x for x, _ in keep], [y for _, y in keep]
 
 
-def curves(loss: Curve, val: NamedCurves, lr: Curve) -> np.ndarray:
-    """Train loss (log scale), validation metrics and lr against iterations, stacked; 800 x 720 px."""
-    fig = _figure(8.0, 7.2)
-    axes = fig.subplots(3, 1, sharex=True)
-    panels = [
-        ("train loss", [("loss", *loss)], True),
-        ("validation", list(val), False),
-        ("learning rate", [("lr", *lr)], False),
-    ]
+def curves(panels: Sequence[Panel], xlabel: str = "epoch") -> np.ndarray:
+    """The charts of ``panels`` two a row, :data:`CURVES_WIDTH` wide, against ``xlabel`` (whole-number ticks),
+    each with a grid and labelled ticks on both axes; a chart without data says so."""
+    rows = max(1, math.ceil(len(panels) / 2))
+    fig = _figure(CURVES_WIDTH / DPI, rows * PANEL_HEIGHT / DPI)
+    axes = fig.subplots(rows, 2, squeeze=False).ravel()
     for ax, (title, series, log_y) in zip(axes, panels):
         ax.set_title(title, fontsize=10, loc="left")
         ax.grid(alpha=0.3)
+        ax.set_xlabel(xlabel, fontsize=9)
+        ax.tick_params(which="both", labelsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         drawn = False
         for k, (name, xs, ys) in enumerate(series):
             x, y = _finite(xs, ys, positive=log_y)
             if x:
-                ax.plot(x, y, color=COLOURS[k % len(COLOURS)], label=name, marker="o" if len(x) <= 50 else None, ms=3)
+                marker = "o" if len(x) <= 50 else None
+                ax.plot(x, y, color=COLOURS[k % len(COLOURS)], label=name, marker=marker, ms=3, lw=1.5)
                 drawn = True
         if drawn:
-            if log_y:
+            if log_y:  # plain numbers on the ticks; the minor ones labelled too within one decade
                 ax.set_yscale("log")
-            ax.legend(fontsize=8, loc="best")
+                low, high = ax.get_ylim()
+                plain = FuncFormatter(lambda v, _: f"{v:.3g}")
+                ax.yaxis.set_major_formatter(plain)
+                ax.yaxis.set_minor_formatter(plain if high < 10 * low else NullFormatter())
+            ax.set_xlim(left=0)
+            ax.legend(fontsize=7, loc="best", ncol=2 if len(series) > 4 else 1)
         else:
             ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes, color="grey")
-    axes[-1].set_xlabel("iteration")
-    fig.subplots_adjust(left=0.1, right=0.97, top=0.95, bottom=0.08, hspace=0.35)
+    for ax in axes[len(panels) :]:
+        ax.set_axis_off()
+    bottom = 0.55 / (rows * PANEL_HEIGHT / DPI)
+    fig.subplots_adjust(left=0.06, right=0.985, top=1 - 0.35 / (rows * PANEL_HEIGHT / DPI), bottom=bottom)
+    fig.subplots_adjust(hspace=0.5, wspace=0.15)
     return _rgb(fig)
 
 
@@ -82,7 +92,8 @@ def confusion(norm: np.ndarray, names: Sequence[str]) -> np.ndarray:
     labels = [s if len(s) <= 18 else s[:17] + "…" for s in names]
     margin = 0.3 + font / 72 * 0.7 * max((len(s) for s in labels), default=1)
     side = n * cell
-    w, h = margin + side + 1.1, margin + side + 0.55
+    title = "row-normalised confusion matrix (grey: no ground truth)"
+    w, h = max(margin + side + 1.1, 0.4 + len(title) * 9 / 72 * 0.55), margin + side + 0.55  # the title whole
     fig = _figure(w, h)
     ax = fig.add_axes((margin / w, margin / h, side / w, side / h))
     cmap = colormaps["viridis"].with_extremes(bad="#d0d0d0")
@@ -92,7 +103,7 @@ def confusion(norm: np.ndarray, names: Sequence[str]) -> np.ndarray:
     ax.tick_params(length=2 if n > 40 else 3, pad=1)
     ax.set_xlabel("prediction", fontsize=9)
     ax.set_ylabel("ground truth", fontsize=9)
-    ax.set_title("row-normalised confusion matrix (grey: no ground truth)", fontsize=9)
+    fig.suptitle(title, fontsize=9, x=0.2 / w, y=1 - 0.12 / h, ha="left", va="top")
     if cell >= 0.3:
         for i in range(norm.shape[0]):
             for j in range(norm.shape[1]):

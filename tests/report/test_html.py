@@ -83,7 +83,6 @@ def test_text_is_escaped_and_numbers_sort(tmp_path: Path) -> None:
     assert "&lt;cat&gt;" in text and "<cat>" not in text
     assert "name = &quot;a&lt;b&gt;&quot;" in text and "epoch=1 &lt;ok&gt;" in text
     assert '<td data-v="0.9">0.9000</td>' in text and '<td data-v="nan">n/a</td>' in text
-    assert '<td data-v="NaN">n/a</td>' in text  # None in the epochs table (the EMA column)
     assert "<td>12.0% of 2.0s</td>" in text and "training time 0:00:08 over 3 epoch rows" in text
 
 
@@ -113,3 +112,19 @@ def test_a_file_name_that_is_not_utf8_is_shown_escaped_and_the_report_writes(tmp
     text, _ = render(d)
     (tmp_path / "r.html").write_text(text, encoding="utf-8")  # a lone surrogate here raised UnicodeEncodeError
     assert text.count("val/bad\\xff.png") == 2
+
+
+def _epochs_head(text: str) -> str:
+    table = text[text.index('<table id="epochs"') :]
+    return table[: table.index("</tr>")]
+
+
+def test_the_epochs_table_has_ema_and_val_loss_columns_only_when_they_have_values(tmp_path: Path) -> None:
+    """Reported: an "EMA mIoU" column of n/a when EMA is off."""
+    d = full(tmp_path)
+    head = _epochs_head(render(d)[0])
+    assert "EMA mIoU" not in head and "val loss" not in head and "val mIoU" in head and "train loss" in head
+    d.rows[1] |= {"ema_mIoU": 0.45, "val_loss": 0.7}
+    text = render(d)[0]
+    assert "EMA mIoU" in _epochs_head(text) and "val loss" in _epochs_head(text)
+    assert '<td data-v="NaN">n/a</td>' in text  # the epochs without an EMA validation

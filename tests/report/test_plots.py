@@ -21,6 +21,7 @@ class Snapshot(Callback):
     def __init__(self) -> None:
         self.plots_dir: Path | None = None
         self.seen: list[dict[str, str]] = []
+        self.val_losses: list[float | None] = []
 
     def on_train_start(self, start) -> None:  # noqa: ANN001
         self.plots_dir = start.run.plots_dir
@@ -28,6 +29,7 @@ class Snapshot(Callback):
     def on_val_end(self, val: ValEnd) -> None:
         assert self.plots_dir is not None
         self.seen.append({p.name: hashlib.sha1(p.read_bytes()).hexdigest() for p in self.plots_dir.glob("*.png")})
+        self.val_losses.append(val.val_loss)
 
 
 def _read(path: Path) -> np.ndarray:
@@ -37,9 +39,9 @@ def _read(path: Path) -> np.ndarray:
 
 
 def _sizes_opencv(plots: Path) -> None:
-    assert _read(plots / "curves.png").shape == (720, 800, 3)
+    assert _read(plots / "curves.png").shape == (600, 1160, 3)  # two rows of two charts, the report's width
     cm = _read(plots / "confusion_matrix.png")
-    assert cm.shape[0] > cm.shape[1] > 5 * 34  # 5 classes, cells large enough for their values
+    assert min(cm.shape[:2]) > 5 * 34  # 5 classes, cells large enough for their values
     assert _read(plots / "class_pixels.png").shape[0] == 40 + 5 * 20 + 10
     s = _read(plots / "samples_epoch002.png")
     assert s.shape[1] == 3 * (160 + 4)  # image | ground truth | prediction, square 48 px images at 160 px
@@ -47,7 +49,7 @@ def _sizes_opencv(plots: Path) -> None:
 
 
 def _sizes_matplotlib(plots: Path) -> None:
-    assert _read(plots / "curves.png").shape == (720, 800, 3)  # 8 x 7.2 in at 100 dpi
+    assert _read(plots / "curves.png").shape == (600, 1160, 3)  # 11.6 x 6 in at 100 dpi
     cm = _read(plots / "confusion_matrix.png")
     assert cm.shape[1] > cm.shape[0] > 5 * 50  # 5 cells of 0.5 in, names at the side, the colour bar at the right
     assert _read(plots / "class_pixels.png").shape[0] == round((0.9 + 5 * 0.25) * 100)
@@ -82,6 +84,7 @@ def test_plots_written_and_refreshed_every_validation(tiny_overrides: list[str],
         first["curves.png"] != second["curves.png"] and first["confusion_matrix.png"] != second["confusion_matrix.png"]
     )
     assert "samples_epoch002.png" not in first and "samples_epoch002.png" in second
+    assert all(v is not None and v > 0 for v in snap.val_losses)  # the validation loss reaches the plots
 
 
 def test_no_plots_when_off(tiny_overrides: list[str]) -> None:
@@ -90,20 +93,43 @@ def test_no_plots_when_off(tiny_overrides: list[str]) -> None:
 
 
 def test_the_callback_draws_curves_and_the_confusion_matrix_without_a_model(tmp_path: Path) -> None:
-    """Driven by hand: a resumed run's history comes from metrics.csv, the samples need a model and data."""
+    """Driven by hand: a resumed run's history comes from metrics.csv (one point per epoch), the iterations'
+    exact losses arrive at the log points, x is in epochs; the samples need a model and data."""
     run = RunDir(tmp_path)
     run.write_metrics([{"epoch": 1, "iterations": 4, "train_loss": 1.0, "lr": 0.01, "seconds": 1.0, "mIoU": 0.25}])
     plots = Plots(backend="opencv")
     plots.on_train_start(RunStart(run, epochs=2, iters_per_epoch=4, first_epoch=1, resumed=True))
-    assert plots.loss == ([4.0], [1.0]) and plots.val["val mIoU"] == ([4.0], [0.25])
+    assert plots.epoch_loss == {1: 1.0} and plots.val["val mIoU"] == ([1.0], [0.25])
     assert plots.val["EMA mIoU"] == ([], [])  # no EMA column value: nothing to draw
-    plots.on_iter_stats(IterStats(1, 3, 4, 0.5, 0.005, 10.0, losses=(0.5,)))
-    assert plots.loss == ([4.0, 8.0], [1.0, 0.5]) and plots.lr == ([4.0, 8.0], [0.01, 0.005])
+    plots.on_iter_stats(IterStats(1, 0, 4, 0.9, 0.006, 10.0, losses=(0.9,)))
+    plots.on_iter_stats(IterStats(1, 1, 4, 0.9, 0.005, 10.0))  # between log points: no loss
+    plots.on_iter_stats(IterStats(1, 3, 4, 0.6, 0.004, 10.0, losses=(0.7, 0.5)))  # iterations 3 and 4
+    assert plots.loss == ([1.25, 1.75, 2.0], [0.9, 0.7, 0.5]) and plots.lr == (
+        [1.0, 1.25, 1.5, 2.0],
+        [0.01, 0.006, 0.005, 0.004],
+    )
     confusion = np.array([[5, 1], [0, 4]])
-    plots.on_val_end(ValEnd(1, 8, {"mIoU": 0.5}, confusion, ("a", "b"), ((0, 0, 0), (255, 0, 0)), True, "mIoU", 0.5))
-    assert plots.val["val mIoU"] == ([4.0, 8.0], [0.25, 0.5])
+    per_class = [{"class": "a", "iou": 0.8}, {"class": "b", "iou": float("nan")}]
+    val = ValEnd(1, 8, {"mIoU": 0.5, "per_class": per_class}, confusion, ("a", "b"), ((0, 0, 0), (255, 0, 0)), True,
+                 "mIoU", 0.5, val_loss=0.65)  # fmt: skip
+    plots.on_val_end(val)
+    assert plots.val["val mIoU"] == ([1.0, 2.0], [0.25, 0.5]) and plots.val["val loss"] == ([2.0], [0.65])
+    assert plots.per_class["a"] == ([2.0], [0.8])
+    loss, metrics, classes, lr = plots.panels()
+    assert [name for name, *_ in loss[1]] == ["train (iterations)", "train (epoch mean)", "val"]
+    _, epochs, means = loss[1][1]  # epoch 1 from metrics.csv, epoch 2 from its iterations
+    assert epochs == [1.0, 2.0] and means == pytest.approx([1.0, 0.7])
+    assert [name for name, *_ in metrics[1]] == ["val mIoU"]  # EMA did not run: no EMA line
     assert sorted(p.name for p in run.plots_dir.iterdir()) == ["confusion_matrix.png", "curves.png"]
-    assert _read(run.plots_dir / "curves.png").shape == (720, 800, 3)
+    assert _read(run.plots_dir / "curves.png").shape == (600, 1160, 3)
+
+
+def test_per_class_iou_of_many_classes_shows_the_lowest_and_highest_five(tmp_path: Path) -> None:
+    plots = Plots(backend="opencv")
+    plots.per_class = {f"c{i}": ([1.0], [i / 20]) for i in range(20)}
+    title, series = plots._per_class_shown()
+    assert [name for name, *_ in series] == ["c0", "c1", "c2", "c3", "c4", "c15", "c16", "c17", "c18", "c19"]
+    assert title.endswith("the 5 lowest and 5 highest of 20")
 
 
 def test_a_callback_that_never_started_ignores_validations() -> None:

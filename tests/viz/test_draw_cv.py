@@ -33,20 +33,17 @@ def test_legend_entries_and_overlay() -> None:
     assert strip.shape == (46, 300, 3)  # two entries of 112 px fit in a row of 300
 
 
-def test_curves_are_800_by_720_and_take_missing_values() -> None:
-    img = draw_cv.curves(
-        ([1, 2, 3], [1.0, 0.5, 0.25]), [("mIoU", [2, 3], [0.1, float("nan")])], ([1, 2, 3], [1e-3] * 3)
-    )
-    assert img.shape == (720, 800, 3) and img.dtype == np.uint8
-    empty = draw_cv.curves(([], []), [], ([], []))  # before the first iteration
-    assert empty.shape == img.shape and not np.array_equal(empty, img)
+def test_nice_ticks_are_round_values_covering_the_range() -> None:
+    assert draw_cv.nice_ticks(0.0, 2.04, 8) == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert draw_cv.nice_ticks(0.27, 0.53, 5) == [0.3, 0.4, 0.5] and draw_cv.nice_ticks(0, 9, 4) == [0, 5]
+    assert draw_cv.nice_ticks(3.0, 3.0) == [3.0]  # nothing to spread: the value itself
 
 
 def test_confusion_of_a_few_classes_writes_the_values_in_the_cells() -> None:
     names = ["background", "a", "b"]
     norm = np.array([[0.9, 0.1, 0.0], [0.2, 0.8, 0.0], [np.nan, np.nan, np.nan]])
     img = draw_cv.confusion(norm, names)
-    assert img.shape[0] > img.shape[1] > 3 * 34  # cells of 48 px (values fit), a title above
+    assert img.shape[0] > 3 * 48 and img.shape[1] > 3 * 48  # cells of 48 px (values fit), a title above
     assert not np.array_equal(img, draw_cv.confusion(np.nan_to_num(norm), names))  # the NaN row is drawn as 0
 
 

@@ -30,14 +30,6 @@ def draw_mpl():  # noqa: ANN201
     return draw_mpl
 
 
-def test_curves_are_800_by_720_and_say_when_there_is_no_data(draw_mpl) -> None:  # noqa: ANN001
-    img = draw_mpl.curves(([1, 2, 3], [1.0, 0.5, 0.25]), [("mIoU", [2, 3], [0.1, 0.3])], ([1, 2, 3], [1e-3] * 3))
-    assert img.shape == (720, 800, 3) and img.dtype == np.uint8
-    # NaN, None and (on the log-scaled loss) non-positive values are left out, not drawn
-    gaps = draw_mpl.curves(([1, 2, 3], [1.0, 0.0, float("nan")]), [("mIoU", [2], [None])], ([], []))
-    assert gaps.shape == img.shape and not np.array_equal(gaps, img)
-
-
 def test_finite_keeps_the_points_that_can_be_drawn(draw_mpl) -> None:  # noqa: ANN001
     xs, ys = [1, 2, 3, 4], [0.5, float("nan"), None, -1.0]
     assert draw_mpl._finite(xs, ys) == ([1, 4], [0.5, -1.0])

@@ -66,3 +66,55 @@ def test_png_encoding_round_trips_rgb(tmp_path: Path) -> None:
     assert np.array_equal(back, rgb)
     path = write_png(tmp_path / "sub" / "a.png", rgb)  # the folder is made
     assert path == tmp_path / "sub" / "a.png" and path.read_bytes() == data
+
+
+PANELS = [
+    (
+        "loss (log scale)",
+        [("train", [0.25, 0.5, 0.75, 1.0], [2.0, 1.0, 0.0, float("nan")]), ("val", [1.0], [0.9])],
+        True,
+    ),
+    ("validation", [("val mIoU", [1.0, 2.0], [0.3, None])], False),
+    ("per-class IoU", [("a", [1.0, 2.0], [0.1, 0.3]), ("b", [1.0, 2.0], [0.8, 0.9])], False),
+    ("learning rate", [("lr", [], [])], False),  # nothing yet: the chart says so
+]
+
+
+def _ink(img: np.ndarray) -> float:
+    """The share of pixels that are not white."""
+    return float((img.min(axis=2) < 245).mean())
+
+
+def _colour(img: np.ndarray) -> float:
+    """The share of coloured pixels (the series' lines; grid, text and frame are grey)."""
+    return float((img.max(axis=2).astype(int) - img.min(axis=2) > 80).mean())
+
+
+@pytest.mark.parametrize("backend", ["draw_cv", "draw_mpl"])
+def test_curves_fill_the_report_width_with_four_labelled_charts(backend: str) -> None:
+    """Reported: curves with only min/max tick labels and no grid, 800 of the page's 1400 px. Each backend draws
+    two charts a row, 1160 px wide, every chart holding its lines, grid and tick labels (ink in each quarter)."""
+    if backend == "draw_mpl":
+        pytest.importorskip("matplotlib", reason="matplotlib (the plots extra) is not installed")
+    import importlib
+
+    img = importlib.import_module(f"segcli.viz.{backend}").curves(PANELS, "epoch")
+    assert img.shape == (600, 1160, 3) and img.dtype == np.uint8
+    quarters = [img[r : r + 300, c : c + 580] for r in (0, 300) for c in (0, 580)]
+    assert all(_ink(q) > 0.01 and _colour(q) > 0.0002 for q in quarters[:3])  # coloured lines, grid, tick labels
+    assert _ink(quarters[3]) > 0.002 and _colour(quarters[3]) == 0.0  # a frame and "no data yet", no line
+
+
+@pytest.mark.parametrize("backend", ["draw_cv", "draw_mpl"])
+def test_the_confusion_matrix_title_of_two_classes_is_whole(backend: str) -> None:
+    """Reported: a cut-off confusion-matrix title. Its band at the top keeps a white margin at both sides."""
+    if backend == "draw_mpl":
+        pytest.importorskip("matplotlib", reason="matplotlib (the plots extra) is not installed")
+    import importlib
+
+    img = importlib.import_module(f"segcli.viz.{backend}").confusion(
+        row_normalise(np.array([[9, 1], [2, 8]])), ["a", "b"]
+    )
+    band = img[:24]
+    assert _ink(band) > 0.01  # the title is there
+    assert _ink(band[:, :4]) == 0.0 and _ink(band[:, -4:]) == 0.0  # and it ends inside the picture
