@@ -106,3 +106,63 @@ def metrics_from_confusion(
         "pixels": int(total),
         "conventions": conventions(absent),
     }
+
+
+ECE_BINS = 15
+
+
+class ReliabilityBins:
+    """Accumulates the expected calibration error (ECE) of class scores over labelled pixels: the pixels'
+    top-class confidence in :data:`ECE_BINS` equal-width bins, per predicted class, with the count, the summed
+    confidence and the number correct of each bin. ECE = sum over bins of |correct - confidence| / pixels;
+    per class, the same over the pixels predicted as that class (how far its confidence is from its precision).
+    """
+
+    def __init__(
+        self, num_classes: int, ignore_index: int = 255, device: torch.device | str = "cpu", bins: int = ECE_BINS
+    ) -> None:
+        self.num_classes, self.ignore_index, self.bins = num_classes, ignore_index, bins
+        self.stats = torch.zeros(3, num_classes * bins + 1, dtype=torch.float64, device=device)  # n, conf, correct
+
+    def update(self, scores: torch.Tensor, target: torch.Tensor, probabilities: bool = False) -> None:
+        """Add one image: ``scores`` (K, H, W) logits (or ``probabilities``), ``target`` (H, W) class ids."""
+        top, pred = scores.float().max(0)
+        conf = top if probabilities else 1.0 / (scores.float() - top).exp().sum(0)
+        bin_ = (conf * self.bins).long().clamp_(0, self.bins - 1)
+        target = target.to(pred.device)
+        valid = (target != self.ignore_index) & (target >= 0) & (target < self.num_classes)
+        dropped = self.num_classes * self.bins  # ignored pixels go to one extra bin: no boolean compaction
+        index = torch.where(valid, pred * self.bins + bin_, dropped).flatten()
+        size = self.stats.shape[1]
+        self.stats[0] += torch.bincount(index, minlength=size).to(self.stats)
+        self.stats[1] += torch.bincount(index, weights=conf.flatten().double(), minlength=size)
+        self.stats[2] += torch.bincount(index, weights=(pred == target).flatten().double(), minlength=size)
+
+    def summary(self, class_names: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
+        """ECE overall and per predicted class, and the reliability table (per bin: pixels, mean confidence,
+        accuracy)."""
+        s = self.stats[:, :-1].cpu().view(3, self.num_classes, self.bins)
+        per_bin = s.sum(1)  # (3, bins)
+        total = float(per_bin[0].sum())
+        gap = (per_bin[2] - per_bin[1]).abs()
+        names = list(class_names) if class_names is not None else [str(i) for i in range(self.num_classes)]
+        per_class = {}
+        for k, name in enumerate(names):
+            n = float(s[0, k].sum())
+            per_class[name] = float((s[2, k] - s[1, k]).abs().sum() / n) if n > 0 else float("nan")
+        edges = [i / self.bins for i in range(self.bins + 1)]
+        return {
+            "ece": float(gap.sum() / total) if total > 0 else float("nan"),
+            "bins": self.bins,
+            "pixels": int(total),
+            "per_class": per_class,
+            "reliability": [
+                {
+                    "bin": [edges[b], edges[b + 1]],
+                    "pixels": int(per_bin[0, b]),
+                    "confidence": float(per_bin[1, b] / per_bin[0, b]) if per_bin[0, b] > 0 else None,
+                    "accuracy": float(per_bin[2, b] / per_bin[0, b]) if per_bin[0, b] > 0 else None,
+                }
+                for b in range(self.bins)
+            ],
+        }

@@ -153,3 +153,34 @@ def test_conventions_say_how_absent_classes_count() -> None:
     assert conventions("zero").endswith("is counted as IoU 0")
     assert conventions("one").endswith("is counted as IoU 1")
     assert metrics_from_confusion(torch.eye(2, dtype=torch.long), "zero")["conventions"] == conventions("zero")
+
+
+def test_ece_of_known_confidences_over_labelled_pixels_only() -> None:
+    """Every pixel at confidence 0.9 (two classes, logit gap log 9), half of them right: ECE = |0.5 - 0.9| = 0.4;
+    ignored pixels count nowhere; probabilities give the same as their logits."""
+    from segcli.metrics import ReliabilityBins
+
+    gap = float(torch.log(torch.tensor(9.0)))
+    logits = torch.zeros(2, 2, 4)
+    logits[0] = gap  # class 0 predicted everywhere, p = 0.9
+    target = torch.tensor([[0, 0, 1, 1], [0, 1, 255, 255]])
+    target[1, 0], target[1, 1] = 0, 1  # 6 labelled: 3 right, 3 wrong
+    bins = ReliabilityBins(2, ignore_index=255)
+    bins.update(logits, target)
+    s = bins.summary(["a", "b"])
+    assert s["pixels"] == 6 and s["ece"] == pytest.approx(0.4, abs=1e-6)
+    assert s["per_class"]["a"] == pytest.approx(0.4, abs=1e-6) and s["per_class"]["b"] != s["per_class"]["b"]  # NaN
+    (hot,) = [b for b in s["reliability"] if b["pixels"]]
+    assert hot["bin"][0] <= 0.9 < hot["bin"][1] and hot["confidence"] == pytest.approx(0.9) and hot["accuracy"] == 0.5
+    probs = ReliabilityBins(2, ignore_index=255)
+    probs.update(logits.softmax(0), target, probabilities=True)
+    assert probs.summary()["ece"] == pytest.approx(s["ece"], abs=1e-6)
+
+
+def test_ece_is_zero_when_confidence_matches_accuracy() -> None:
+    from segcli.metrics import ReliabilityBins
+
+    logits = torch.tensor([[[10.0, 10.0, 10.0]], [[0.0, 0.0, 0.0]]])  # ~certain of class 0
+    bins = ReliabilityBins(2)
+    bins.update(logits, torch.zeros(1, 3, dtype=torch.long))
+    assert bins.summary()["ece"] < 1e-4

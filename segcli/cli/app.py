@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "evaluate",
     "infer",
     "export",
+    "calibrate",
     "report",
     "presets",
     "models",

@@ -92,6 +92,9 @@ def eval_cmd(
                 [[w["image"], w["mIoU"], w["overlay"]] for w in m["worst"]],
             )
         )
+    if m.get("calibration"):
+        c = m["calibration"]
+        out.print(f"ECE: {c['ece']:.4f} ({c['bins']} bins over {c['pixels']} labelled pixels; seg calibrate fits it)")
     out.print(f"protocol: {m.get('protocol')}")
     out.print(f"conventions: {m['conventions']}")
     out.print(f"report: [bold]{res.report}[/]")

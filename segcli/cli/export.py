@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from segcli.cli._common import JsonOpt, err, hw, out, print_json
+from segcli.cli._common import JsonOpt, err, examples, hw, out, print_json
 from segcli.cli.flags import cli_message
 
 
@@ -76,14 +76,7 @@ def export_cmd(
     ),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Export to ONNX or TorchScript with metadata, verified against PyTorch (report saved beside the model).
-
-    Examples:
-
-      seg export runs/quickstart/1 --onnx
-
-      seg export runs/quickstart/1 --onnx --int8 --calib-images 64 --max-drop 1.0
-    """
+    """Export to ONNX or TorchScript with metadata, verified against PyTorch (report saved beside the model)."""
     from segcli.errors import UserError
     from segcli.infer import ExportOptions, Int8Options, export_model
 
@@ -112,5 +105,12 @@ def export_cmd(
     out.print(f"report: [bold]{res.report_json}[/]")
 
 
+EXAMPLES = examples(
+    "seg export runs/quickstart/1 --onnx",
+    "seg export runs/quickstart/1 --onnx --int8 --calib-images 64 --max-drop 1.0",
+    "seg export runs/quickstart/1 --onnx --int8 --keep-fp32 8",
+)
+
+
 def register(app: typer.Typer) -> None:
-    app.command("export", no_args_is_help=True)(export_cmd)
+    app.command("export", no_args_is_help=True, epilog=EXAMPLES)(export_cmd)

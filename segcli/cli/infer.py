@@ -48,7 +48,9 @@ def infer_cmd(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Output folder (masks/, overlays/, ids/, probs/ inside)."),
     device: str = DeviceOpt,
     save: str = typer.Option(
-        "mask,overlay", "--save", help="What to write, comma-separated: mask, overlay, ids, probs."
+        "mask,overlay",
+        "--save",
+        help="What to write, comma-separated: mask, overlay, ids, probs, uncertainty (entropy map).",
     ),
     alpha: float = typer.Option(0.5, "--alpha", min=0.0, max=1.0, help="Overlay opacity of the class colours."),
     alpha_bg: float = typer.Option(
@@ -119,6 +121,7 @@ def infer_cmd(
 EXAMPLES = examples(
     "seg infer runs/quickstart/1 photos/ --out predictions",
     "seg infer runs/quickstart/1 clip.mp4 --out pred --save mask,overlay,ids,probs",
+    "seg infer runs/quickstart/1 photos/ --out pred --save mask,probs,uncertainty",
     "seg infer runs/quickstart/1/export/model.onnx photos/ --out pred --batch-size 16 --workers 0",
 )
 

@@ -33,6 +33,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 FORMAT = "segcli-weights/1"
+TEMPERATURE_KEY = "temperature"  # `seg calibrate`'s temperature scaling: a JSON list, one value or one a class
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class CheckpointMeta:
     dataset: str = ""
     epoch: int = 0
     metrics: dict[str, Any] | None = None
+    temperature: tuple[float, ...] = ()  # `seg calibrate`'s temperature scaling (one value, or one a class)
     data: DataFingerprint | None = None  # the data it trained on (None: a file written without it)
 
     @property
@@ -156,6 +158,7 @@ def meta_from_strings(raw: dict[str, str], path: str | os.PathLike) -> Checkpoin
             dataset=raw.get("dataset", ""),
             epoch=int(raw.get("epoch", 0)),
             metrics=json.loads(raw.get("metrics", "{}")),
+            temperature=tuple(float(t) for t in json.loads(raw.get(TEMPERATURE_KEY, "[]"))),
             data=DataFingerprint.from_json(raw["data"]) if "data" in raw else None,
         )
     except SegError:
@@ -257,3 +260,19 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
     except Exception as e:  # noqa: BLE001 - any other failure means a damaged file
         first = (str(e).strip().splitlines() or [""])[0]
         raise CheckpointError(f"{path}: cannot read training state ({type(e).__name__}: {first})") from None
+
+
+def update_metadata(path: str | os.PathLike, updates: dict[str, str | None]) -> Path:
+    """Rewrite a .safetensors file with its metadata changed (a None value removes the key), atomically: the
+    tensors are copied unchanged."""
+    meta = read_metadata(path)
+    for k, v in updates.items():
+        if v is None:
+            meta.pop(k, None)
+        else:
+            meta[k] = v
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as e:
+        raise CheckpointError(f"{path}: cannot read tensors ({e})") from None
+    return atomic_write(path, lambda p: save_file(state, str(p), metadata=meta))

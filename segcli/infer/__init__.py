@@ -2,12 +2,13 @@
 dataset (:mod:`.evaluator`), writing predictions (:mod:`.predictor`), exporting and verifying graphs
 (:mod:`.exporter`, :mod:`.backends`) and timing them (:mod:`.benchmarking`).
 
-Public calls: :func:`evaluate`, :func:`predict`, :func:`export_model`, :func:`benchmark`, :class:`Model` (a model
-loaded once for Python use: predictions in memory as :class:`Prediction`), with the objects they
-take: :class:`ProtocolChoices` (the test protocol asked for, resolved against a checkpoint's preset into a
+Public calls: :func:`evaluate`, :func:`predict`, :func:`export_model`, :func:`benchmark`, :func:`calibrate`
+(temperature scaling stored in the weights, :mod:`.calibration`), :class:`Model` (a model loaded once for Python
+use: predictions in memory as :class:`Prediction`), with the objects they take: :class:`ProtocolChoices` (the
+test protocol asked for, resolved against a checkpoint's preset into a
 :class:`PredictionProtocol`) and their options, :class:`EvalOptions`, :class:`OutputOptions`,
-:class:`ExportOptions` (with :class:`Int8Options` for an int8 export), :class:`BenchmarkOptions` (imported
-lazily so ``import segcli.infer`` stays cheap).
+:class:`ExportOptions` (with :class:`Int8Options` for an int8 export), :class:`BenchmarkOptions`,
+:class:`CalibrateOptions` (imported lazily so ``import segcli.infer`` stays cheap).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from segcli.infer.benchmarking import BenchmarkOptions as BenchmarkOptions
     from segcli.infer.benchmarking import benchmark as benchmark
+    from segcli.infer.calibration import CalibrateOptions as CalibrateOptions
+    from segcli.infer.calibration import calibrate as calibrate
     from segcli.infer.evaluator import EvalOptions as EvalOptions
     from segcli.infer.evaluator import evaluate as evaluate
     from segcli.infer.exporter import ExportOptions as ExportOptions
@@ -43,6 +46,8 @@ _PUBLIC = {
     "Prediction": "segcli.infer.model",
     "PredictionProtocol": "segcli.infer.protocol",
     "Int8Options": "segcli.infer.quantize",
+    "calibrate": "segcli.infer.calibration",
+    "CalibrateOptions": "segcli.infer.calibration",
 }
 
 

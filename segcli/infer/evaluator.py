@@ -23,7 +23,7 @@ from segcli.errors import CheckpointError, DataError, UserError, arg
 from segcli.infer.predict_core import class_ids, open_for_prediction, predict_images, prediction_device
 from segcli.infer.protocol import PredictionProtocol, ProtocolChoices
 from segcli.io_utils import atomic_write_text, dumps_json, next_free_path, require_folder
-from segcli.metrics import Absent, ConfusionMatrix, metrics_from_confusion
+from segcli.metrics import Absent, ConfusionMatrix, ReliabilityBins, metrics_from_confusion
 
 
 def predict_logits(
@@ -203,11 +203,13 @@ def evaluate(
         loader = _loader(Subset(ds, shard) if ddp.enabled else ds, proto, workers, dev)
         per_image: list[float] | None = [] if opts.worst else None
         cm = ConfusionMatrix(meta.num_classes, ds.info.ignore_index, device=dev)
-        confusion_with(model, loader, cm, proto, ddp, per_image)
+        ece = ReliabilityBins(meta.num_classes, ds.info.ignore_index, device=dev)
+        confusion_with(model, loader, cm, proto, ddp, per_image, lambda lg, t: ece.update(lg, t, proto.tta))
         if per_image is not None and ddp.enabled:  # every rank's per-image mIoU, back in dataset order
             per_image = _gather_in_order(per_image, shard, len(ds))
         metrics = cm.compute(opts.absent or meta.preset.eval.absent, meta.classes)
         metrics.update(images=len(ds), workers=workers, protocol=_protocol_summary(proto))
+        metrics["calibration"] = _calibration(ece, ddp, meta.classes)
         metrics["confusion_matrix"] = _matrix_table(cm, meta.classes)
         if ddp.enabled:
             metrics["processes"] = ddp.world_size
@@ -222,6 +224,14 @@ def evaluate(
         result = EvalResult(metrics, weights_file, root, split, report, time.perf_counter() - t0)
         atomic_write_text(report, dumps_json(result.to_dict()) + "\n")
         return result
+
+
+def _calibration(ece: ReliabilityBins, ddp: DistInfo, classes: tuple[str, ...]) -> dict[str, Any]:
+    """The expected calibration error over the split (every process's pixels under DDP), of the probabilities as
+    served: with the checkpoint's temperature when `seg calibrate` stored one."""
+    if ddp.enabled:
+        all_reduce_sum(ece.stats, ddp)
+    return ece.summary(classes)
 
 
 def _checked_inputs(

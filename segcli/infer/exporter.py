@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 
 from segcli import __version__
-from segcli.core.checkpoint import build_from_weights, read_metadata
+from segcli.core.checkpoint import TEMPERATURE_KEY, build_from_weights, read_metadata
 from segcli.core.rundir import resolve_weights, run_of_weights
 from segcli.core.runtime import select_device
 from segcli.data.datasets import image_to_tensor
@@ -79,12 +79,24 @@ class ExportWrapper(nn.Module):
     Normalisation is done here rather than by the Segmenter so that fp16 graphs stay fp16 throughout.
     """
 
-    def __init__(self, model: nn.Module, layout: str = "float-nchw", bake: str = "none", half: bool = False) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        layout: str = "float-nchw",
+        bake: str = "none",
+        half: bool = False,
+        temperature: tuple[float, ...] = (),
+    ) -> None:
         super().__init__()
         self.net = model.net
         self.register_buffer("mean", model.mean.clone())
         self.register_buffer("std", model.std.clone())
         self.layout, self.bake, self.half = layout, bake, half
+        # a calibrated checkpoint's temperature (`seg calibrate`) is part of the graph: its logits, softmax and
+        # argmax are the calibrated ones, and its metadata says so (``temperature_in_graph``)
+        t = torch.tensor(temperature or (1.0,), dtype=torch.float32)
+        self.register_buffer("temperature", t.view(1, -1, 1, 1) if t.numel() > 1 else t.view(()))
+        self.scaled = bool(temperature)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.layout == "uint8-nhwc":
@@ -93,6 +105,8 @@ class ExportWrapper(nn.Module):
         # one that produces the output: 4 ms of a 512x1024 FPN-R18's 127 on this CPU)
         x = (x if x.dtype == self.mean.dtype else x.to(self.mean.dtype)) - self.mean
         logits = self.net(x / self.std)
+        if self.scaled:
+            logits = logits / self.temperature.to(logits.dtype)
         if self.bake == "argmax":
             return logits.argmax(1)
         if logits.dtype != torch.float32:
@@ -566,7 +580,7 @@ def export_model(
     dest = _destination(weights, fmt, out, opts.overwrite, opts.int8 is not None)
     model, meta = build_from_weights(weights, dev)
     multiple = input_multiple(model)
-    wrapper = ExportWrapper(model, opts.layout, opts.bake, opts.half).eval().to(dev)
+    wrapper = ExportWrapper(model, opts.layout, opts.bake, opts.half, meta.temperature).eval().to(dev)
     if opts.half:
         wrapper = wrapper.half()
     fixed_size = fixed_export_size(meta.preset, multiple, opts.size)
@@ -700,6 +714,8 @@ def _int8(
 def _write_model(built: Built, fmt: str, weights: Path, meta: Any, final: Path) -> Path:
     """The graph with its metadata written to a temp beside ``final``, then renamed into place."""
     raw = read_metadata(weights)
+    if TEMPERATURE_KEY in raw:  # inside the graph: whoever loads it must not divide again
+        raw["temperature_in_graph"] = raw.pop(TEMPERATURE_KEY)
     raw.update({"format": EXPORT_FORMAT, **built.info.to_strings(), "segcli_version": __version__})
     raw.update(_readable_meta(meta.preset, meta, built.info, weights))
     if fmt == "onnx":

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -133,12 +134,22 @@ def resize_scores(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
+def scale_logits(logits: torch.Tensor, temperature: Sequence[float]) -> torch.Tensor:
+    """Logits (N, K, H, W) divided by the temperature (one value, or one a class); unchanged when empty."""
+    if not temperature:
+        return logits
+    t = torch.tensor(temperature, dtype=logits.dtype, device=logits.device)
+    return logits / (t.view(1, -1, 1, 1) if t.numel() > 1 else t)
+
+
 def _scores_one_view(model: torch.nn.Module, x: torch.Tensor, proto: PredictionProtocol, multiple: int) -> torch.Tensor:
-    """Logits (N, K, H, W) of a batch, whole image or sliding windows."""
+    """Logits (N, K, H, W) of a batch, whole image or sliding windows (divided by the protocol's temperature)."""
     if not proto.slide or all(t >= s for t, s in zip(proto.tile, x.shape[-2:])):  # one window: the whole image
         model_dev = next((p.device for p in model.parameters()), x.device)
-        return forward_padded(model, x.to(model_dev, non_blocking=True), proto, multiple)
-    return torch.cat([slide_logits(model, x[i : i + 1], proto, multiple) for i in range(x.shape[0])])
+        logits = forward_padded(model, x.to(model_dev, non_blocking=True), proto, multiple)
+    else:
+        logits = torch.cat([slide_logits(model, x[i : i + 1], proto, multiple) for i in range(x.shape[0])])
+    return scale_logits(logits, proto.temperature)
 
 
 @torch.no_grad()
@@ -224,7 +235,8 @@ def ready_for_prediction(
 ) -> PredictionProtocol:
     """The protocol of ``meta``'s preset with ``choices`` on top, and ``model`` prepared for it (eval mode, layout,
     cuDNN tuning): what :func:`open_for_prediction` does once a model is loaded, and what a model built in
-    Python (``segcli.Model("quickstart")``) goes through instead."""
-    proto = resolve_protocol(choices, meta.preset, device)
+    Python (``segcli.Model("quickstart")``) goes through instead. The temperature of a calibrated checkpoint
+    (`seg calibrate`) goes into the protocol; an exported graph has it inside."""
+    proto = replace(resolve_protocol(choices, meta.preset, device), temperature=meta.temperature)
     prepare_model(model, device, proto.channels_last, fixed_size=bool(proto.size))
     return proto

@@ -37,7 +37,8 @@ from segcli.io_utils import atomic_write, require_folder
 from segcli.viz.draw_cv import draw_legend_strip
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
-SAVE_KINDS = ("mask", "overlay", "ids", "probs")
+SAVE_KINDS = ("mask", "overlay", "ids", "probs", "uncertainty")
+FOLDERS = {"mask": "masks", "overlay": "overlays", "ids": "ids", "probs": "probs", "uncertainty": "uncertainty"}
 
 
 def expand_inputs(inputs: list[str] | tuple[str, ...]) -> list[Path]:
@@ -197,9 +198,15 @@ class _Writer:
     def paths(self, out: Path, stem: str) -> dict[str, Path]:
         """Output path per kind; multi-class probability PNGs are a folder ``probs/<stem>/`` (one PNG a class)."""
         probs_ext = ".npy" if self.probs_fmt == "npy" else ".png" if self.binary else ""
-        ext = {"mask": ".png", "overlay": ".jpg", "ids": ".png", "probs": probs_ext}
-        folder = {"mask": "masks", "overlay": "overlays", "ids": "ids", "probs": "probs"}
-        return {k: out / folder[k] / f"{stem}{ext[k]}" for k in self.save}
+        ext = {"mask": ".png", "overlay": ".jpg", "ids": ".png", "probs": probs_ext, "uncertainty": ".png"}
+        return {k: out / FOLDERS[k] / f"{stem}{ext[k]}" for k in self.save}
+
+    def wanted_probs(self, kinds: tuple[str, ...]) -> str | None:
+        """The probability format the model's side hands the writer: ``probs``'s own, float16 when only
+        ``uncertainty`` needs them, None when nothing does."""
+        if "probs" in kinds:
+            return self.probs_fmt
+        return "npy" if "uncertainty" in kinds else None
 
     def write(
         self, image: np.ndarray, mask: np.ndarray, probs: np.ndarray | None, paths: dict[str, Path], keep: bool
@@ -222,6 +229,8 @@ class _Writer:
                 write_image(path, blended)
             elif kind == "probs":
                 self._write_probs(path, probs)
+            elif kind == "uncertainty" and probs is not None:
+                write_mask(path, uncertainty_map(probs))
 
     def _write_probs(self, path: Path, probs: np.ndarray | None) -> None:
         """float16 ``.npy`` (classes first), or 8-bit PNGs: round(255 p) of the foreground for a binary
@@ -240,6 +249,15 @@ class _Writer:
     def shares(self, mask: np.ndarray) -> dict[str, float]:
         counts = class_counts(mask, self.meta.num_classes)
         return {self.meta.classes[c]: round(float(counts[c]) / mask.size, 4) for c in np.nonzero(counts)[0]}
+
+
+def uncertainty_map(probs: np.ndarray) -> np.ndarray:
+    """Per-pixel entropy of class probabilities (K, H, W) (float, or uint8 as round(255 p)) normalised by
+    log K, as 8-bit grey: 0 = certain (one class), 255 = uniform over all classes."""
+    p = probs.astype(np.float32) / (255.0 if probs.dtype == np.uint8 else 1.0)
+    k = max(2, p.shape[0])
+    entropy = -(p * np.log(np.clip(p, 1e-12, 1.0))).sum(0) / np.log(k)
+    return np.clip(np.rint(entropy * 255), 0, 255).astype(np.uint8)
 
 
 def _write_entry(
@@ -400,7 +418,8 @@ def predict(
     ``masks/<stem>.png`` (palette), ``overlays/<stem>.jpg`` (``legend``: a strip below naming the classes
     present), ``ids/<stem>.png`` (grey, uint16 above 256 classes), ``probs/<stem>.npy`` (float16, classes
     first) or, with ``probs_format`` png (``auto`` for a two-class model), ``probs/<stem>.png`` (8-bit
-    foreground probability of a binary model) or ``probs/<stem>/<id>_<class>.png`` (one per class).
+    foreground probability of a binary model) or ``probs/<stem>/<id>_<class>.png`` (one per class);
+    ``uncertainty/<stem>.png`` (8-bit per-pixel entropy over log K: 0 certain, 255 uniform).
     A video ``clip.mp4`` gives ``masks/clip/<frame>.png`` ... per frame and ``overlays/clip.mp4``.
 
     ``protocol`` overrides the preset's test protocol (its batch: :data:`INFER_BATCH` unless given); ``workers``
@@ -507,7 +526,7 @@ class _Job:
         self.progress.done = len(self.result.skipped)
         proto, writer = self.proto, self.writer
         decoded = _prefetch(self.pool, todo, lambda item: _decode(item[0], proto.size, proto.keep_ratio), ahead)
-        want_probs = writer.probs_fmt if "probs" in writer.save else None
+        want_probs = writer.wanted_probs(writer.save)
         pending: deque[Future] = deque()
         for batch in _batches(decoded, proto.batch_size):
             predicted = _run_batch(self.model, batch, proto, self.dev, want_probs)
@@ -525,7 +544,7 @@ class _Job:
 def _planned_files(writer: _Writer, out: Path, src: Path, stem: str) -> list[Path]:
     if not is_video(src):
         return list(writer.paths(out, stem).values())
-    return [out / "overlays" / f"{stem}.mp4", out / "masks" / stem, out / "ids" / stem, out / "probs" / stem]
+    return [out / "overlays" / f"{stem}.mp4", *(out / FOLDERS[k] / stem for k in SAVE_KINDS if k != "overlay")]
 
 
 def _prefetch(pool: Executor, items: list, fn: Callable, ahead: int) -> Iterator[tuple[Any, Future]]:
@@ -638,7 +657,7 @@ def _predict_video(job: _Job, src: Path, stem: str) -> dict[str, Any]:
     try:
         for batch in _batches(_read_ahead(decoded(), 2 * batch_size), batch_size):
             for (k, frame, _), (mask, probs) in zip(
-                batch, _run_batch(model, batch, proto, dev, writer.probs_fmt if "probs" in frame_kinds else None)
+                batch, _run_batch(model, batch, proto, dev, writer.wanted_probs(frame_kinds))
             ):
                 files = {
                     kind: p.parent / stem / f"{k:06d}{p.suffix}"
@@ -671,6 +690,6 @@ def _predict_video(job: _Job, src: Path, stem: str) -> dict[str, Any]:
         "input": str(src),
         "frames": frames,
         **({"overlay": str(video_path)} if "overlay" in writer.save else {}),
-        **{k: str(out / {"mask": "masks", "ids": "ids", "probs": "probs"}[k] / stem) for k in frame_kinds},
+        **{k: str(out / FOLDERS[k] / stem) for k in frame_kinds},
         "classes": {writer.meta.classes[c]: round(float(shares[c] / total), 4) for c in np.nonzero(shares)[0]},
     }

@@ -39,7 +39,8 @@ class PredictionProtocol:
     the data pipeline; neither: the native size). ``slide`` cuts ``tile`` windows every ``stride`` pixels;
     ``tta_scales`` (empty: no TTA) and ``tta_flip`` average views; ``amp`` is the autocast precision (none,
     bf16, fp16), ``channels_last`` the memory layout; ``batch_size`` images and ``window_batch`` sliding windows
-    go through the model at once.
+    go through the model at once; ``temperature`` (the checkpoint's, from `seg calibrate`) divides the logits
+    before anything else reads them.
     """
 
     size: tuple[int, ...] = ()
@@ -53,6 +54,7 @@ class PredictionProtocol:
     channels_last: bool = False
     batch_size: int = 1
     window_batch: int = 8  # sliding windows per forward pass
+    temperature: tuple[float, ...] = ()  # logits divided by it (one value, or one a class); empty: none
 
     def __post_init__(self) -> None:
         tile, stride, size = tuple(self.tile), tuple(self.stride), tuple(self.size)
@@ -82,6 +84,7 @@ class PredictionProtocol:
         fix(self, "tile", (int(tile[0]), int(tile[1])))
         fix(self, "stride", (int(stride[0]), int(stride[1])))
         fix(self, "tta_scales", tuple(float(s) for s in self.tta_scales))
+        fix(self, "temperature", tuple(float(t) for t in self.temperature))
 
     @property
     def tta(self) -> bool:
