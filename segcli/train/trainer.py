@@ -39,6 +39,7 @@ from segcli.core.callbacks import Callback, CallbackList, IterStats, LogFile, Ru
 from segcli.core.checkpoint import load_state, state_writer, weights_writer
 from segcli.core.factory import aux_weights, class_weights_from_preset, loss_from_preset, model_from_preset
 from segcli.core.rundir import RunDir
+from segcli.core.runlock import RunLock
 from segcli.core.runtime import autocast, grad_scaler, resolve_amp, select_device, set_deterministic, set_threads
 from segcli.data.datasets import (
     EvalDataset,
@@ -238,16 +239,38 @@ def build_state(
     return state, criterion, reports
 
 
-def _open_or_create_run(loaded: LoadedPreset, resume: RunDir | None, dist: ddp.DistInfo) -> RunDir:
-    """The resumed run, or a new numbered one made by rank 0 and shared with the other ranks."""
-    if resume is not None:
-        return resume
-    p, path = loaded.preset, None
+def _open_or_create_run(
+    loaded: LoadedPreset, resume: RunDir | None, dist: ddp.DistInfo
+) -> tuple[RunDir, contextlib.AbstractContextManager]:
+    """The resumed run, or a new numbered one made by rank 0 and shared with the other ranks; and the run's
+    lock (:class:`RunLock`, taken by rank 0 before it writes anything), released when its context ends.
+
+    A run another process is writing is refused on every rank with one line.
+    """
+    p, path, refused, lock = loaded.preset, None, None, contextlib.nullcontext()
     if dist.is_main:
-        run = RunDir.create(p.train.out_dir, p.train.name or loaded.stem)
-        run.write_preset(preset_to_toml(p, header=f"resolved preset of {run.path}"))
-        path = str(run.path)
-    return RunDir(Path(ddp.broadcast_object(path, dist)))
+        try:
+            run = resume or RunDir.create(p.train.out_dir, p.train.name or loaded.stem)
+            lock = RunLock.acquire(run)
+            path = str(run.path)
+        except UserError as e:
+            refused = str(e)
+        if refused is None and resume is None:
+            with _released_on_error(lock):
+                run.write_preset(preset_to_toml(p, header=f"resolved preset of {run.path}"))
+    path, refused = ddp.broadcast_object((path, refused), dist)
+    if refused is not None:
+        raise UserError(refused)
+    return RunDir(Path(path)), lock
+
+
+@contextlib.contextmanager
+def _released_on_error(lock: contextlib.AbstractContextManager) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        lock.__exit__(None, None, None)
+        raise
 
 
 # ----------------------------------------------------------------------------------------- the loop
@@ -718,55 +741,56 @@ def train(
     teacher = load_teacher(p.train.distill, tuple(data.info.classes), rt.device, p.train.channels_last)
     state.teacher = teacher.identity if teacher is not None else None
 
-    run = _open_or_create_run(loaded, resumed, rt.dist)  # only now: a bad preset leaves no directory
-    if rt.dist.is_main:
-        cb.callbacks[:0] = [LogFile(run, rt.describe(p)), ProgressLines(run.log, p.train.log_every)]
-        cb.callbacks.append(RunReport())  # environment.json at the start, report.html at the end
-        if p.train.plots:
-            cb.callbacks.insert(2, Plots())
-        cb.callbacks.extend(make_loggers(p.train.loggers))  # after the plots, whose pictures they log
-    rows = _restore(run, state, rt, cb, teacher) if resumed is not None else []
-    if extended:
-        state.progress.finished = False
+    run, lock = _open_or_create_run(loaded, resumed, rt.dist)  # only now: a bad preset leaves no directory
+    with lock:  # one writer per run (RUN/.lock), released however training ends
         if rt.dist.is_main:
-            run.write_preset(preset_to_toml(p, header=f"resolved preset of {run.path}"))
-    trainer = Trainer(p, rt, data, state, criterion, run, cb, rows)
-    trainer.teacher = teacher
-    plan = trainer.plan
-    epochs, pr = 0 if plan.budget else plan.epochs, state.progress
-    start = RunStart(
-        run, epochs, plan.iters_per_epoch, pr.epoch, resumed is not None, pr.iter, p.train.log_every, p, data.info
-    )
-    cb.on_train_start(start)
-    steps = plan.total_steps
-    warmup = warmup_warning(p.schedule, steps, "train.epochs/train.iters") if steps is not None else None
-    distilling = teacher.describe() if teacher is not None else ""
-    for text in [auto, *data.messages, *reports, distilling, *(e.describe() for e in extended), warmup]:
-        if text:
-            cb.on_message(text)
-    if resumed is not None and trainer.done:
-        cb.on_message(f"{run.path} already finished")
+            cb.callbacks[:0] = [LogFile(run, rt.describe(p)), ProgressLines(run.log, p.train.log_every)]
+            cb.callbacks.append(RunReport())  # environment.json at the start, report.html at the end
+            if p.train.plots:
+                cb.callbacks.insert(2, Plots())
+            cb.callbacks.extend(make_loggers(p.train.loggers))  # after the plots, whose pictures they log
+        rows = _restore(run, state, rt, cb, teacher) if resumed is not None else []
+        if extended:
+            state.progress.finished = False
+            if rt.dist.is_main:
+                run.write_preset(preset_to_toml(p, header=f"resolved preset of {run.path}"))
+        trainer = Trainer(p, rt, data, state, criterion, run, cb, rows)
+        trainer.teacher = teacher
+        plan = trainer.plan
+        epochs, pr = 0 if plan.budget else plan.epochs, state.progress
+        start = RunStart(
+            run, epochs, plan.iters_per_epoch, pr.epoch, resumed is not None, pr.iter, p.train.log_every, p, data.info
+        )
+        cb.on_train_start(start)
+        steps = plan.total_steps
+        warmup = warmup_warning(p.schedule, steps, "train.epochs/train.iters") if steps is not None else None
+        distilling = teacher.describe() if teacher is not None else ""
+        for text in [auto, *data.messages, *reports, distilling, *(e.describe() for e in extended), warmup]:
+            if text:
+                cb.on_message(text)
+        if resumed is not None and trainer.done:
+            cb.on_message(f"{run.path} already finished")
 
-    try:
-        if not trainer.done:
-            trainer.estimate_reserve()
-        while not trainer.done:
-            row = trainer.train_one_epoch()
-            improved = trainer.validate(row)
-            trainer.save(row, improved)
-    except TrainingInterrupted:
-        raise
-    except KeyboardInterrupt:
-        raise trainer.interrupted() from None
-    finally:
-        stop_workers(data.train_loader, data.val_loader)
+        try:
+            if not trainer.done:
+                trainer.estimate_reserve()
+            while not trainer.done:
+                row = trainer.train_one_epoch()
+                improved = trainer.validate(row)
+                trainer.save(row, improved)
+        except TrainingInterrupted:
+            raise
+        except KeyboardInterrupt:
+            raise trainer.interrupted() from None
+        finally:
+            stop_workers(data.train_loader, data.val_loader)
 
-    ddp.cleanup(rt.dist)
-    end, last = clock(), trainer.last
-    if rt.dist.is_main:
-        cb.on_message(trainer.pacer.ledger.summary(end, plan.budget, end - trainer.pacer.t_run))
-        cb.on_message("evaluating best weights for the report...")  # RunReport's on_train_end: seconds to minutes
-    result = TrainResult(run.path, int(last.get("epoch", 0)), state.progress.best_row, last, end - t_start)
-    result.timing = trainer.pacer.ledger.shares(end)
-    cb.on_train_end(result)
-    return result
+        ddp.cleanup(rt.dist)
+        end, last = clock(), trainer.last
+        if rt.dist.is_main:
+            cb.on_message(trainer.pacer.ledger.summary(end, plan.budget, end - trainer.pacer.t_run))
+            cb.on_message("evaluating best weights for the report...")  # RunReport's on_train_end: seconds to minutes
+        result = TrainResult(run.path, int(last.get("epoch", 0)), state.progress.best_row, last, end - t_start)
+        result.timing = trainer.pacer.ledger.shares(end)
+        cb.on_train_end(result)
+        return result

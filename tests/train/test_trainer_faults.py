@@ -106,3 +106,27 @@ def test_a_kill_at_the_first_rename_is_explained_on_resume(
     monkeypatch.undo()
     with pytest.raises(UserError, match="has no preset.toml .a run killed while starting.*delete it or start a new"):
         train(resume=run_of(tiny_overrides))
+
+
+def test_a_second_writer_of_a_run_is_refused_and_changes_nothing(
+    tiny_overrides: list[str], capfd: pytest.CaptureFixture
+) -> None:
+    """`seg train --resume RUN --extend train.epochs=N` while another process trains RUN: one line, exit 2,
+    preset.toml and metrics.csv as they were; once the writer is gone its lock is taken over."""
+    import json
+    import os
+    import socket
+
+    from cli_helpers import user_error
+
+    from segcli.core.rundir import LOCK_NAME
+
+    res = train("quickstart", [*tiny_overrides, "train.epochs=1"])
+    run_dir = Path(res.run_dir)
+    assert not (run_dir / LOCK_NAME).exists()  # released at the end
+    before = {n: (run_dir / n).read_bytes() for n in ("preset.toml", "metrics.csv")}
+    lock = {"pid": os.getppid(), "host": socket.gethostname(), "since": "2026-01-01 00:00:00"}
+    (run_dir / LOCK_NAME).write_text(json.dumps(lock))
+    args = ["train", "--resume", run_dir, "--extend", "train.epochs=2"]
+    user_error(capfd, args, str(run_dir), "another seg train is writing this run", f"pid {os.getppid()}")
+    assert {n: (run_dir / n).read_bytes() for n in before} == before
