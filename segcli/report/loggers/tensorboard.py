@@ -78,6 +78,7 @@ class TensorBoardLogger(Callback):
         for k in METRIC_KEYS:
             self._scalar(f"val/{k}", val.metrics.get(k), self.step)
         self._scalar("val/ema_mIoU", val.ema_miou, self.step)
+        self._scalar("val/loss", val.val_loss, self.step)
         for c in val.metrics.get("per_class", []):
             self._scalar(f"val_iou/{c['class']}", c["iou"], self.step)
         for tag, path in plot_images(self.plots_dir, val.epoch).items():

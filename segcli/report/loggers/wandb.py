@@ -88,6 +88,7 @@ class WandbLogger(Callback):
             return
         values: dict[str, Any] = {f"val/{k}": val.metrics.get(k) for k in METRIC_KEYS}
         values["val/ema_mIoU"] = val.ema_miou
+        values["val/loss"] = val.val_loss
         values.update({f"val_iou/{c['class']}": c["iou"] for c in val.metrics.get("per_class", [])})
         self._log(values)
         images = {f"val/{tag}": self.wb.Image(str(p)) for tag, p in plot_images(self.plots_dir, val.epoch).items()}

@@ -48,6 +48,7 @@ def test_tensorboard_scalars_images_and_hparams(tiny_overrides: list[str]) -> No
     miou = acc.Scalars("val/mIoU")
     assert [e.step for e in miou] == [4, 8]  # one validation per epoch
     assert abs(miou[-1].value - res.last["mIoU"]) < 1e-5
+    assert abs(acc.Scalars("val/loss")[-1].value - res.last["val_loss"]) < 1e-5
     iou_tags = [t for t in tags["scalars"] if t.startswith("val_iou/")]
     assert "val_iou/background" in iou_tags
     assert {"val/confusion_matrix", "val/samples", "dataset/class_pixels"} <= set(tags["images"])
