@@ -58,7 +58,10 @@ def export_cmd(
     data: Path = typer.Option(None, "--data", help="Dataset for the parity check (default: the preset's data.root)."),
     parity_images: int = typer.Option(4, "--parity-images", min=1, help="Images the parity check uses."),
     size: str = typer.Option(
-        None, "--size", metavar="H,W", help="Size of a fixed-size export (default: eval.size, else the training crop)."
+        None,
+        "--size",
+        metavar="H,W|HxW|N",
+        help="Size of a fixed-size export (default: eval.size, else the training crop).",
     ),
     fixed: bool = typer.Option(False, "--fixed", help="Export at a fixed size even when the model allows dynamic."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (where to export and verify)."),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from segcli.cli._common import JsonOpt, examples, out, print_json, table
+from segcli.cli._common import JsonOpt, err, examples, out, print_json, table
 
 LIST_EXAMPLES = examples("seg presets list", "seg presets list --json")
 SHOW_EXAMPLES = examples(
@@ -69,6 +69,8 @@ def show_cmd(
     from segcli.config.load import load_preset, preset_to_dict, preset_to_toml
 
     loaded = load_preset(name, overrides or [], check_files=False)  # the data's files are checked by training
+    for note in loaded.notes:
+        err.print(f"note: {note}", markup=False, highlight=False)
     if as_json:
         print_json(preset_to_dict(loaded.preset))
         return

@@ -145,3 +145,11 @@ def test_presets_list_shows_model_backbone_crop_and_source(capsys: pytest.Captur
     header = next(line for line in out.splitlines() if "name" in line and "model" in line)
     assert [c for c in ("name", "mIoU", "protocol", "model", "backbone", "crop", "source") if c not in header] == []
     assert "resnet34*" in out and "320x320" in out and "(its own)" in out and "* pretrained backbone" in out
+
+
+def test_show_reads_bare_keys_with_a_note(capsys: pytest.CaptureFixture) -> None:
+    assert run(["presets", "show", "quickstart", "epochs=3", "imgsz=96", "--json"]) == 0
+    captured = capsys.readouterr()
+    shown = json.loads(captured.out)
+    assert shown["train"]["epochs"] == 3 and shown["augment"]["crop_size"] == [96, 96]
+    assert "note: epochs=3 read as train.epochs=3" in captured.err
