@@ -9,7 +9,8 @@ asks after every step (:meth:`Pacer.after_step`) and at each epoch's end (:meth:
 Rules, in one place:
 
 * **Log points** every ``train.log_every`` iterations and at the first and last iteration of a (resumed) epoch:
-  the loss is read off the device there (so the progress line at an epoch's end is exact), and under a budget with DDP the ranks agree there whether time is up.
+  the loss is read off the device there (so the progress line at an epoch's end is exact), and under a budget
+  with DDP the ranks agree there whether time is up.
 * **Stop** when the plan's optimiser steps are done, or under a budget when the training time left is less
   than half a step (so the run ends nearer its budget than one more step would take it).
 * **Validation** every ``train.val_every`` epochs, or every ``train.val_every_iters`` iterations (then inside
