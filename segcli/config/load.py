@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -21,6 +22,8 @@ from segcli.config.toml_io import dumps_toml, load_toml, parse_toml_value
 from segcli.config.validate import CLI, resolve_length, resolve_normalisation, validate_preset, where
 from segcli.errors import PresetError, UserError
 from segcli.registry import did_you_mean
+
+MAX_INT = 2**53  # an integer key without its own maximum: beyond this a typo or pasted number would fail late
 
 
 def presets_dir() -> Path:
@@ -230,10 +233,14 @@ def _build(cls: type, raw: dict[str, Any], origin: dict[str, str], prefix: str) 
             ) from None
         meta = fields[key].metadata
         lo, hi = meta.get("minimum"), meta.get("maximum")
+        if isinstance(coerced, float) and not math.isfinite(coerced):  # nan passes every comparison
+            raise PresetError(f"{at}: [{section}] {key} = {coerced!r} must be a finite number")
         if isinstance(coerced, (int, float)) and not isinstance(coerced, bool):
             if (lo is not None and coerced < lo) or (hi is not None and coerced > hi):
                 bounds = f">= {lo}" if hi is None else (f"<= {hi}" if lo is None else f"in [{lo}, {hi}]")
                 raise PresetError(f"{at}: [{section}] {key} = {coerced!r} is out of range; must be {bounds}")
+        if isinstance(coerced, int) and not isinstance(coerced, bool) and abs(coerced) > MAX_INT:
+            raise PresetError(f"{at}: [{section}] {key} = {coerced} is out of range; must be at most {MAX_INT:,}")
         kwargs[key] = coerced
     if built_tables:
         kwargs[tables.name] = tuple(sorted(built_tables, key=lambda kv: kv[0]))

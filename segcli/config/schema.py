@@ -79,6 +79,7 @@ class DataConfig:
         "images per optimiser step across all processes (the global batch papers report); under torchrun or "
         "--devices each of N processes loads batch_size / N, so the recipe's lr holds on any number of GPUs",
         minimum=1,
+        maximum=65536,
     )
     num_workers: int | Literal["auto"] = opt(
         "auto",
@@ -372,7 +373,7 @@ class EvalConfig:
     tta: bool = opt(False, "test-time augmentation: eval.tta_scales (and flips), softmax probabilities averaged")
     tta_scales: tuple[float, ...] = opt((0.5, 0.75, 1.0, 1.25, 1.5), "TTA scale factors (mmseg aug_test)")
     tta_flip: bool = opt(True, "TTA also predicts the horizontally flipped image")
-    batch_size: int = opt(4, "images per evaluation batch", minimum=1)
+    batch_size: int = opt(4, "images per evaluation batch", minimum=1, maximum=65536)
     absent: Literal["nan", "zero", "one"] = opt(
         "nan", "IoU of a class absent from both prediction and ground truth (nan = left out of the mean)"
     )

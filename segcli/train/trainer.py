@@ -518,6 +518,20 @@ class Trainer:
                 "seg check; the last save in the run directory is kept"
             )
 
+    def _check_finite(self) -> None:
+        """Stop before a save when a weight became inf or NaN (an update overflowed after a finite loss): such
+        weights must never become last or best. One device sync for all tensors; every rank checks its own
+        (equal) copy, so all stop together."""
+        tensors = [t for t in self.state.model.state_dict().values() if t.is_floating_point()]
+        if not tensors or bool(torch.stack([torch.isfinite(t).all() for t in tensors]).all()):
+            return
+        pr = self.state.progress
+        raise TrainingError(
+            f"the weights became inf/NaN in epoch {pr.epoch + (1 if pr.iter else 0)} (by optimiser step {pr.step}) "
+            "(an update overflowed); lower optim.lr, set train.grad_clip, or try train.amp=none (fp32); "
+            f"the last save in {self.run.path} is kept"
+        )
+
     def _run_validation(self, row: dict[str, Any]) -> bool:
         """Validate the model (and its EMA) into ``row``; True when ``monitor`` improved."""
         with self.pacer.validating():
@@ -612,8 +626,10 @@ class Trainer:
         """Rank 0 writes one consistent checkpoint set (metrics.csv too when ``rows`` are given); all ranks wait.
 
         ``meta`` goes into the weights' metadata; EMA weights are written when ``ema_row`` has their mIoU.
+        Weights that are not finite are never written (:meth:`_check_finite`): the last save stays.
         """
         st, run, info, pr = self.state, self.run, self.data.info, self.state.progress
+        self._check_finite()
         t0 = clock()
         if self.rt.dist.is_main:
             files: dict[Path, Any] = {}

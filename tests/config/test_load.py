@@ -211,3 +211,23 @@ def test_bad_preset(case: str, tmp_path: Path, capfd: pytest.CaptureFixture) -> 
     """Each way a preset can be wrong, through `seg presets show`: one red line naming the file, key or value."""
     make, needles = PRESET_CASES[case]
     user_error(capfd, ["presets", "show", *make(tmp_path)], *needles)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.lr=inf", r"\[optim\] lr = inf must be a finite number"),
+        ("optim.lr=nan", r"\[optim\] lr = nan must be a finite number"),
+        ("augment.hflip=nan", r"\[augment\] hflip = nan must be a finite number"),
+        (
+            "data.batch_size=99999999999999999999999",
+            r"\[data\] batch_size = 9+ is out of range; must be in \[1, 65536\]",
+        ),
+        ("train.epochs=99999999999999999999", r"\[train\] epochs = 9+ is out of range; must be at most"),
+    ],
+)
+def test_non_finite_floats_and_huge_integers_are_refused_naming_the_key(override: str, message: str) -> None:
+    """nan passes every comparison with a bound and inf trains NaN weights; a number larger than any count would
+    fail deep inside training: each is refused where the preset loads."""
+    with pytest.raises(PresetError, match=rf"^command line: {message}"):
+        load_preset("quickstart", [override])

@@ -130,3 +130,41 @@ def test_a_second_writer_of_a_run_is_refused_and_changes_nothing(
     args = ["train", "--resume", run_dir, "--extend", "train.epochs=2"]
     user_error(capfd, args, str(run_dir), "another seg train is writing this run", f"pid {os.getppid()}")
     assert {n: (run_dir / n).read_bytes() for n in before} == before
+
+
+@pytest.mark.parametrize(
+    "override", ["optim.lr=inf", "optim.lr=nan", "optim.lr=-inf", "data.batch_size=99999999999999999999999"]
+)
+def test_non_finite_and_huge_values_are_refused_before_a_run_directory_exists(
+    tiny_overrides: list[str], override: str
+) -> None:
+    from segcli.errors import PresetError
+
+    key, value = override.split("=")
+    section, name = key.split(".")
+    with pytest.raises(PresetError, match=rf"\[{section}\] {name} = {value} (must be a finite number|is out of range)"):
+        train("quickstart", [*tiny_overrides, override])
+    assert not run_of(tiny_overrides).parent.exists()
+
+
+def test_weights_that_become_nan_are_never_saved(tiny_overrides: list[str]) -> None:
+    """An update that overflows after a finite loss (here: a weight set to NaN after epoch 2's validation) stops
+    the run with one line before the save; epoch 1's save, best weights included, stays as it was."""
+    from safetensors.torch import load_file
+
+    from segcli.core.callbacks import Callback, ValEnd
+    from segcli.errors import TrainingError
+
+    class Overflow(Callback):
+        def on_val_end(self, val: ValEnd) -> None:
+            if val.epoch == 1:  # after epoch 2's validation, before its save
+                with torch.no_grad():
+                    next(iter(val.model.parameters())).fill_(float("nan"))
+
+    with pytest.raises(TrainingError, match=r"weights became inf/NaN in epoch 2 .*lower optim.lr.*is kept"):
+        train("quickstart", tiny_overrides, callbacks=[Overflow()])
+    run_dir = run_of(tiny_overrides)
+    assert read_manifest(RunDir(run_dir))["epoch"] == 1 and epochs_in(run_dir) == [1]
+    for name in ("last", "best"):
+        weights = load_file(str(run_dir / "weights" / f"{name}.safetensors"))
+        assert all(torch.isfinite(t).all() for t in weights.values() if t.is_floating_point()), name
