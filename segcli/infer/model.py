@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from segcli.infer.predict_core import prediction_device, ready_for_prediction
 from segcli.infer.predictor import (
     INFER_BATCH,
     OutputOptions,
+    _frames,
     _Writer,
     expand_inputs,
     is_video,
@@ -174,6 +176,21 @@ class Model:
         out = [Prediction(mask, image, self.meta, name, p, src) for (image, name, src), (mask, p) in zip(items, found)]
         return out if many else out[0]
 
+    def predict_video(
+        self, path: str | os.PathLike, tta: bool | None = None, slide: bool | None = None, probs: bool = False
+    ) -> Iterator[Prediction]:
+        """The frames of a video, predicted in batches as they are decoded: one :class:`Prediction` a frame (named
+        ``<stem>_<frame>``), yielded in order, nothing kept or written (`seg infer clip.mp4` writes them)."""
+        src = Path(path)
+        if not src.is_file():
+            raise DataError(f"{src}: no such video file")
+        proto = self._protocol(tta, slide, None)
+        frames = enumerate(_frames(src))
+        while batch := list(islice(frames, proto.batch_size)):
+            found = predict_arrays(self.net, [f for _, f in batch], proto, self.device, probs)
+            for (k, frame), (mask, p) in zip(batch, found):
+                yield Prediction(mask, frame, self.meta, f"{src.stem}_{k:06d}", p, src)
+
     def __call__(self, source: Image | Sequence[Image], **options: Any) -> Prediction | list[Prediction]:
         """``model(x)`` is ``model.predict(x)``."""
         return self.predict(source, **options)
@@ -241,9 +258,7 @@ def _images(sources: Sequence[Image]) -> list[tuple[np.ndarray, str, Path | None
             continue
         for path in expand_inputs([os.fspath(src)]):
             if is_video(path):
-                raise DataError(
-                    f"{path}: a video; predict its frames as arrays (cv2.VideoCapture, BGR → RGB) or use seg infer"
-                )
+                raise DataError(f"{path}: a video; predict its frames with model.predict_video(path)")
             found.append((read_image(path), path.stem, path))
     if not found:
         raise UserError(f"{arg('source')}: no images given")

@@ -90,3 +90,18 @@ def test_evaluate_writes_a_report_only_if_asked(model: Model, trained: Path, sha
     kept = model.evaluate(shapes_root, workers=0, report=tmp_path / "eval")
     assert Path(kept["report"]).is_file() and Path(kept["report"]).parent == tmp_path / "eval"
     assert kept["mIoU"] == metrics["mIoU"]
+
+
+def test_a_videos_frames_one_prediction_each_as_the_arrays_give(model: Model, tmp_path: Path) -> None:
+    import cv2
+
+    clip = tmp_path / "clip.mp4"
+    video = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, (40, 24))
+    for k in range(11):  # more than one batch of 8
+        video.write(np.full((24, 40, 3), 20 * k, np.uint8))
+    video.release()
+    frames = list(model.predict_video(clip))
+    assert [f.name for f in frames] == [f"clip_{k:06d}" for k in range(11)]
+    assert np.array_equal(frames[9].mask, model.predict(frames[9].image).mask) and frames[9].mask.shape == (24, 40)
+    with pytest.raises(UserError, match="predict_video"):
+        model.predict(clip)
