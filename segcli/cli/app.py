@@ -17,7 +17,7 @@ from rich.markup import escape
 from segcli import __version__
 from segcli.cli._common import SegGroup, err, state
 from segcli.cli.flags import cli_message
-from segcli.errors import SegError
+from segcli.errors import SegError, from_os_error
 
 COMMAND_MODULES = [
     "prepare",
@@ -136,6 +136,12 @@ def run(argv: list[str] | None = None) -> int:
         err.print("[red]interrupted[/]")
         return 130
     except Exception as e:  # noqa: BLE001 - a bug: one line unless --verbose
+        user = from_os_error(e)  # read-only folder, no permission, full disk, quota: the path and what to do
+        if user is not None:
+            if state.verbose:
+                traceback.print_exc()
+            err.print(f"[bold red]error:[/] {escape(str(user))}")
+            return user.exit_code
         if state.verbose:
             traceback.print_exc()
         else:
