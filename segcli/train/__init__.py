@@ -4,13 +4,13 @@ to disk (:mod:`.state`, :mod:`.commit`), resume and extend (:mod:`.extend`), the
 other weights (:mod:`.init_from`) and what a failure leaves behind (:mod:`.failures`).
 
 The top of the engine: it uses infer (validation), report (logs, plots, the run report) and core.
-Public calls: :func:`train` (the trainer `seg train` runs), :func:`fit` with its :class:`TrainRun` (the same
-from Python keywords: ``data=``, ``epochs=``, ``**{"optim.lr": 1e-3}``) and :func:`training_preset` (the preset
-both load), imported lazily so ``import segcli.train`` stays cheap.
+Public calls: :func:`train` (the trainer `seg train` runs), :func:`training_preset` (the preset `seg train` and
+``segcli.train(...)`` load) and :class:`TrainRun` (what ``segcli.train(...)`` returns), imported lazily so
+``import segcli.train`` stays cheap.
 
 The package itself is callable: ``from segcli import train`` gives this package (a subpackage's name wins over
 anything ``segcli`` could put there, once it is imported), and ``train("quickstart", data=..., epochs=3)`` is
-:func:`fit`.
+:func:`segcli.train.fit.fit` (training from Python keywords: ``data=``, ``epochs=``, ``**{"optim.lr": 1e-3}``).
 """
 
 from __future__ import annotations
@@ -21,13 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from segcli.train.fit import TrainRun as TrainRun
-    from segcli.train.fit import fit as fit
     from segcli.train.fit import training_preset as training_preset
     from segcli.train.trainer import train as train
 
 _PUBLIC = {
     "train": "segcli.train.trainer",
-    "fit": "segcli.train.fit",
     "TrainRun": "segcli.train.fit",
     "training_preset": "segcli.train.fit",
 }

@@ -20,7 +20,8 @@ def test_the_package_is_callable_and_calls_fit(monkeypatch: pytest.MonkeyPatch) 
     assert train("quickstart", data="d", epochs=3) == "run"
     assert calls == [(("quickstart",), {"data": "d", "epochs": 3})]
     assert train.train is segcli.train.trainer.train  # the engine's call is still there
-    assert {"fit", "TrainRun", "training_preset"} <= set(train._PUBLIC)
+    assert {"TrainRun", "training_preset"} <= set(train._PUBLIC)
+    assert train.fit is fit_module  # the module: its function is the package's call, not a second public name
 
 
 def test_importing_segcli_imports_no_engine() -> None:
