@@ -116,7 +116,11 @@ class Model:
         if self.choices.batch_size is None:
             self.choices = replace(self.choices, batch_size=INFER_BATCH)
         self.weights: Path | None = None
-        if Path(source).exists() and Path(source).suffix.lower() != ".toml":
+        if _is_preset(source):
+            self.device = prediction_device(device, self.choices)
+            self.net, self.meta = _fresh(source, overrides, classes, self.device)
+            self.protocol = ready_for_prediction(self.net, self.meta, self.device, self.choices)
+        else:
             if overrides or classes:
                 raise UserError(f"{arg('overrides')} and {arg('classes')} are for a fresh model from a preset")
             opened = open_model(source, device, self.choices)
@@ -127,10 +131,6 @@ class Model:
                 opened.meta,
                 opened.protocol,
             )
-        else:
-            self.device = prediction_device(device, self.choices)
-            self.net, self.meta = _fresh(source, overrides, classes, self.device)
-            self.protocol = ready_for_prediction(self.net, self.meta, self.device, self.choices)
 
     def __repr__(self) -> str:
         source = self.weights or f"fresh {self.meta.preset.model.name}"
@@ -240,6 +240,20 @@ class Model:
         with tempfile.TemporaryDirectory(prefix="segcli-export-") as tmp:
             weights = self.weights or self.save(Path(tmp) / "model.safetensors")
             return export_model(weights, fmt, out, str(self.device), ExportOptions(**options)).path
+
+
+def _is_preset(source: str | os.PathLike) -> bool:
+    """A preset (a bundled name or a .toml file) rather than a run or weights: what ``Model(source)`` builds fresh.
+    A path that does not exist is a preset only when it has no folder and no weights suffix (a missing run
+    directory or weights file is then reported as such, not as an unknown preset)."""
+    p = Path(source)
+    if p.suffix.lower() == ".toml":
+        return True
+    return (
+        not p.exists()
+        and len(p.parts) == 1
+        and p.suffix.lower() not in (".safetensors", ".onnx", ".ts", ".torchscript")
+    )
 
 
 def _is_many(source: Any) -> bool:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from segcli.data.io import read_image, read_mask
-from segcli.errors import UserError
+from segcli.errors import CheckpointError, PresetError, UserError
 from segcli.infer import predictor
 from segcli.infer.model import Model, Prediction
 from tests.conftest import TINY
@@ -80,6 +80,10 @@ def test_weights_file_fresh_preset_and_bad_arrays(trained: Path, shapes_root: Pa
     with pytest.raises(UserError, match="classes"):
         Model("quickstart", "cpu", overrides=["data.root=/nonexistent"])
     assert Model("quickstart", "cpu", overrides=[*TINY, f"data.root={shapes_root}"]).classes == from_file.classes
+    with pytest.raises(CheckpointError, match="no such weights file or run directory"):
+        Model(trained.parent / "99", "cpu")
+    with pytest.raises(PresetError, match="did you mean"):
+        Model("quickstrat", "cpu")
 
 
 def test_evaluate_writes_a_report_only_if_asked(model: Model, trained: Path, shapes_root: Path, tmp_path: Path) -> None:
