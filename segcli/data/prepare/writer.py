@@ -228,12 +228,22 @@ def _check_out(root: Path, info: DatasetInfo, settings: dict[str, Any], force: b
             had = {}
         if had.get("converter") != info.name:
             raise DataError(f"{root}: holds an unfinished {had.get('converter')!r} conversion; choose another --out")
+        if _wrote_nothing(root):  # the progress file of a run stopped before any output: no settings to keep
+            return True
     if had != settings and not force:
         raise DataError(
             f"{root}: was prepared with other settings {had}; pass {arg('force')} to redo it "
             "or choose another --out folder"
         )
     return False
+
+
+def _wrote_nothing(root: Path) -> bool:
+    """True when ``root`` holds a conversion's progress file and no output of it (a run stopped, or refused, before
+    its first sample): nothing else, no file under ``images/`` or ``masks/``."""
+    if not (root / MARKER).is_file() or any(p.name not in (MARKER, STAGING, "images", "masks") for p in root.iterdir()):
+        return False
+    return not any(p.is_file() for kind in ("images", "masks") for p in (root / kind).rglob("*"))
 
 
 def _remove_stale(root: Path, samples: list[Sample], image_fn: ImageFn | None, image_ext: str) -> int:
@@ -317,6 +327,7 @@ def run_conversion(
     force = write.force
     root = Path(out)
     settings = {"converter": info.name, **(settings or {})}
+    fresh = False
     try:
         fresh = _check_out(root, info, settings, force)
         if not samples:
@@ -336,6 +347,10 @@ def run_conversion(
         (root / MARKER).unlink(missing_ok=True)
         validate_dataset(root, sample_masks=write.validate_masks)
         warnings = check_written(root)
+    except DataError:
+        if fresh:  # a settings or data problem in a new folder: leave nothing to refuse the corrected command
+            _discard(root)
+        raise
     finally:
         if (root / STAGING).exists():
             shutil.rmtree(root / STAGING, ignore_errors=True)

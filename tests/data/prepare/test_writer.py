@@ -188,3 +188,36 @@ def test_masks_holding_no_class_fail_the_closing_check_and_are_removed(tmp_path:
     assert not (tmp_path / "out").exists()
     res = run_conversion(tmp_path / "out", info, samples, srcs, _mask)  # nothing left to refuse it
     assert res.written == 2 and res.warnings == () and not (tmp_path / "out" / MARKER).exists()
+
+
+def test_a_failed_prepare_leaves_nothing_that_refuses_the_corrected_run(tmp_path: Path) -> None:
+    """A conversion refused by a sample (a settings problem: here a mask value outside the classes) in a new folder
+    removes what it wrote, progress file included; a progress file of a run that wrote no output is no reason to
+    refuse other settings; an interrupted run's outputs still are."""
+    srcs = _labels(tmp_path / "src", ["a", "b"])
+    samples = _samples(srcs, {"a": "train", "b": "val"})
+
+    def bad(srcs: Sources, s: Sample, params: object) -> np.ndarray:
+        raise DataError(f"{s.label}: mask value 9 is not a class")
+
+    with pytest.raises(DataError, match="mask value 9"):
+        run_conversion(tmp_path / "out", INFO, samples, srcs, bad, settings={"binary": False})
+    assert not (tmp_path / "out").exists()
+    res = run_conversion(tmp_path / "out", INFO, samples, srcs, _mask, settings={"binary": True})
+    assert res.written == 2
+
+    stopped = tmp_path / "stopped"  # killed before its first sample: only the progress file
+    stopped.mkdir()
+    (stopped / MARKER).write_text(json.dumps({"converter": "two", "binary": False}))
+    assert run_conversion(stopped, INFO, samples, srcs, _mask, settings={"binary": True}).written == 2
+
+    half = tmp_path / "half"  # interrupted after a sample with other settings: --overwrite still needed
+    half.mkdir()
+    (half / MARKER).write_text(json.dumps({"converter": "two", "binary": False}))
+    write_png(half / "masks" / "train" / "a.png", np.zeros((4, 6), np.uint8))
+    with pytest.raises(DataError, match="prepared with other settings"):
+        run_conversion(half, INFO, samples, srcs, _mask, settings={"binary": True})
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("a user's folder")
+    with pytest.raises(DataError, match="choose another --out"):
+        run_conversion(tmp_path / "mine", INFO, samples, srcs, _mask)
