@@ -42,11 +42,22 @@ def __getattr__(name: str) -> Any:
 class _CallablePackage(types.ModuleType):
     """``segcli.train`` as a module that can be called: ``segcli.train(...)`` is :func:`fit`."""
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Train a preset from Python and return the run (:func:`segcli.train.fit.fit`)."""
+    def __call__(
+        self,
+        preset: Any,
+        data: Any = None,
+        epochs: int | None = None,
+        *,
+        overrides: Any = (),
+        verbose: bool = False,
+        callbacks: Any = (),
+        **keys: Any,
+    ) -> TrainRun:
+        """Train ``preset`` on ``data`` for ``epochs`` with ``overrides`` and ``keys`` on top, through the trainer
+        `seg train` runs, and return the :class:`TrainRun` (:func:`segcli.train.fit.fit`, which says more)."""
         from segcli.train.fit import fit
 
-        return fit(*args, **kwargs)
+        return fit(preset, data, epochs, overrides=overrides, verbose=verbose, callbacks=callbacks, **keys)
 
 
 sys.modules[__name__].__class__ = _CallablePackage

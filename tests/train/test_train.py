@@ -3,6 +3,7 @@ package as a call, so that ``from segcli import train; train(...)`` works howeve
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 from typing import Any
@@ -18,7 +19,8 @@ def test_the_package_is_callable_and_calls_fit(monkeypatch: pytest.MonkeyPatch) 
     calls: list[Any] = []
     monkeypatch.setattr(fit_module, "fit", lambda *a, **k: calls.append((a, k)) or "run")
     assert train("quickstart", data="d", epochs=3) == "run"
-    assert calls == [(("quickstart",), {"data": "d", "epochs": 3})]
+    assert calls == [(("quickstart", "d", 3), {"overrides": (), "verbose": False, "callbacks": ()})]
+    assert list(inspect.signature(train).parameters)[:3] == ["preset", "data", "epochs"]  # shown by help(train)
     assert train.train is segcli.train.trainer.train  # the engine's call is still there
     assert {"TrainRun", "training_preset"} <= set(train._PUBLIC)
     assert train.fit is fit_module  # the module: its function is the package's call, not a second public name
