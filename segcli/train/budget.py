@@ -7,8 +7,9 @@ say (a tiny dataset with ``val_every = 1`` would otherwise validate and checkpoi
 * **Validation** runs on a fixed, evenly spaced subsample of the val split, sized from the measured
   seconds per image so that about :data:`TARGET_VALIDATIONS` of them fit in :data:`VAL_SHARE` of the budget;
   a due validation is skipped while the time already spent validating plus one more would exceed
-  ``VAL_SHARE`` of the time elapsed (so the share holds at every moment, not only at the end). The
-  full split is validated once, at the end, in time reserved before the first step.
+  ``VAL_SHARE`` of the time elapsed (so the share holds at every moment, not only at the end), or the
+  periodic ones and the final one together past :data:`VAL_CAP` of the budget. The full split is validated
+  once, at the end, in time reserved before the first step and re-estimated as the run goes (the pacer).
 * **Checkpoints** follow the clock: at most one every ``train.save_min_seconds``, and only while the
   time spent saving plus one more save stays within :data:`SAVE_SHARE` of the time elapsed. The final
   save is reserved up front with the final validation (its cost is measured before the first step by
@@ -32,6 +33,7 @@ from segcli.config.schema import ScheduleConfig
 __all__ = [
     "SAVE_SHARE",
     "TARGET_VALIDATIONS",
+    "VAL_CAP",
     "VAL_SHARE",
     "BudgetPolicy",
     "Ledger",
@@ -40,7 +42,8 @@ __all__ = [
     "warmup_warning",
 ]
 
-VAL_SHARE = 0.025  # periodic validation: at most this share of the time elapsed (the stated cap is 3%)
+VAL_SHARE = 0.025  # periodic validation: at most this share of the time elapsed
+VAL_CAP = 0.03  # the stated cap: periodic validations and the final one together, as a share of the budget
 SAVE_SHARE = 0.015  # periodic checkpoints: at most this share (with the final save, under 2%)
 TARGET_VALIDATIONS = 10  # the subsample is sized so that about this many validations fit in VAL_SHARE
 SAVE_MARGIN = 1.5  # the in-memory serialisation time times this = the estimated save (disk and fsync on top)
@@ -88,9 +91,11 @@ class BudgetPolicy:
         """Expected seconds of one periodic validation: the last one measured, else the estimate."""
         return ledger.last_val or self.val_per_image * self.subsample
 
-    def may_validate(self, ledger: Ledger, elapsed: float) -> bool:
-        """A periodic validation now keeps validation within ``val_share`` of the time elapsed."""
-        return ledger.val + self.val_cost(ledger) <= self.val_share * elapsed
+    def may_validate(self, ledger: Ledger, elapsed: float, final: float = 0.0) -> bool:
+        """A periodic validation now keeps validation within ``val_share`` of the time elapsed and, with the final
+        full-split validation (``final`` seconds, as estimated now), within :data:`VAL_CAP` of the budget."""
+        cost = ledger.val + self.val_cost(ledger)
+        return cost <= self.val_share * elapsed and cost + final <= VAL_CAP * self.budget
 
     def may_save(self, ledger: Ledger, elapsed: float, since_last: float, best: bool = False) -> bool:
         """A periodic checkpoint now is ``save_min_seconds`` after the last (not required for a new best) and

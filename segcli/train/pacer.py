@@ -11,8 +11,12 @@ Rules, in one place:
 * **Log points** every ``train.log_every`` iterations and at the first and last iteration of a (resumed) epoch:
   the loss is read off the device there (so the progress line at an epoch's end is exact), and under a budget
   with DDP the ranks agree there whether time is up.
-* **Stop** when the plan's optimiser steps are done, or under a budget when the training time left is less
-  than half a step (so the run ends nearer its budget than one more step would take it).
+* **Stop** when the plan's optimiser steps are done, or under a budget when the time left, less the reserve for
+  the final validation and save, is under half a step (so the run ends nearer its budget than one more step
+  would take it). The reserve is re-estimated as the run goes: each cost (the full split's validation from the
+  last periodic one, the save from the last save) is kept with the step time it was measured at and scaled by
+  the step time now (the median of the last :data:`RECENT_STEPS`), so a machine that gets loaded halfway makes
+  the final validation and save dearer in the estimate as it does on the clock.
 * **Validation** every ``train.val_every`` epochs, or every ``train.val_every_iters`` iterations (then inside
   an epoch, at the next optimiser step), and at the end; under a budget a due one is skipped while it would
   take validation past its share of the time so far, and the end validates the full split.
@@ -28,6 +32,8 @@ pacer reads the trainer's clock (passed in), so tests drive it with a fake one.
 from __future__ import annotations
 
 import contextlib
+import statistics
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +45,9 @@ from segcli.core import distributed as ddp
 from segcli.train.budget import BudgetPolicy, Ledger, warmup_warning
 
 __all__ = ["Due", "Pacer", "Plan", "all_agree"]
+
+RECENT_STEPS = 8  # the step time now: the median of this many last steps (one slow step does not move it)
+BASELINE_STEPS = 3  # a cost's step time: the median of this many steps after it was measured
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,12 @@ class Pacer:
         self._validated_at: tuple[int, int] | None = None  # (epoch, iter) of the last validation
         self._val_waiting = self._save_waiting = False  # due inside an epoch, waiting for an optimiser step
         self._warmup_checked = plan.budget is None  # under a budget the run's length in steps is known later
+        self._recent: deque[float] = deque(maxlen=RECENT_STEPS)  # the last steps' lengths
+        # the final validation's / save's cost: (seconds, the step time it was measured at (0: not known yet),
+        # the step count when it was measured)
+        self._costs: dict[str, tuple[float, float, int]] = {}
+        self._steps = 0  # steps (iterations) done by this process
+        self._lr_reserve = 0.0  # the largest reserve estimated so far (the lr schedule's: it never moves back)
 
     # ------------------------------------------------------------------ the clock and the counter
 
@@ -117,8 +132,35 @@ class Pacer:
         return self.pr.epoch * self.plan.iters_per_epoch + it + 1
 
     def fraction(self) -> float:
-        """Training progress in [0, 1] (the lr schedule's position)."""
-        return self.plan.fraction(self.pr.step, self.clock() - self.t_run, self.pr.reserve + self.save_seconds)
+        """Training progress in [0, 1] (the lr schedule's position): under a budget against the largest reserve
+        estimated so far, so a re-estimate never moves the schedule back."""
+        reserve = max(self.pr.reserve + self.save_seconds, self._lr_reserve)
+        return min(self.plan.fraction(self.pr.step, self.clock() - self.t_run, reserve), 1.0)
+
+    @property
+    def step_now(self) -> float:
+        """The step time now: the median of the last :data:`RECENT_STEPS` steps (the last step before that)."""
+        return statistics.median(self._recent) if self._recent else self.step_seconds
+
+    def _measured(self, what: str, seconds: float) -> None:
+        """Record the cost of the final ``val`` (full split) or ``save``, measured now. Its step time is read
+        from the :data:`BASELINE_STEPS` steps that follow (the load it was measured under goes on into them; the
+        steps before may predate a change of load)."""
+        self._costs[what] = (seconds, 0.0, self._steps)
+
+    def _cost_now(self, what: str, default: float) -> float:
+        """A recorded cost scaled by how much slower (or faster) steps are now than when it was measured."""
+        seconds, step, at = self._costs.get(what, (default, 0.0, 0))
+        if step <= 0.0:
+            if self._steps - at < BASELINE_STEPS:
+                return seconds  # measured under the load of now
+            step = statistics.median(list(self._recent)[-BASELINE_STEPS:])
+            self._costs[what] = (seconds, step, at)
+        return seconds * self.step_now / max(step, 1e-9)
+
+    def reserve_now(self) -> float:
+        """Seconds the final validation (full split) and the final save will take at the step time now."""
+        return self._cost_now("val", self.pr.reserve) + self._cost_now("save", self.save_seconds)
 
     def is_log_point(self, it: int, first: int) -> bool:
         """Iteration ``it`` is a log point (every ``log_every``, the epoch's ``first`` and its last iteration)."""
@@ -138,6 +180,10 @@ class Pacer:
     def after_step(self, it: int, stepped: bool, step_seconds: float) -> Due:
         """What iteration ``it`` of the epoch (just done; ``stepped``: it ended with an optimiser step) calls for."""
         self.step_seconds = step_seconds
+        self._recent.append(step_seconds)
+        self._steps += 1
+        if self.plan.budget is not None:
+            self._lr_reserve = max(self._lr_reserve, self.reserve_now())
         g = self.global_iter(it)
         if self._out_of_steps_or_time(g):
             return Due(stop=True)
@@ -172,10 +218,11 @@ class Pacer:
         return g % self.t.log_every == 0 and all_agree(self._spent(), self.dist, self.device)
 
     def _spent(self) -> bool:
-        """The budget's training time is used up, or closer than half a step (the last step's length): stopping
-        now lands nearer the budget than one more step would, however long a step is."""
-        room = max(self.plan.budget - self.pr.reserve - self.save_seconds, 1e-9)
-        return self.fraction() + 0.5 * self.step_seconds / room >= 1.0
+        """The budget's training time is used up, or closer than half a step (the step time now): stopping now
+        lands nearer the budget than one more step would, however long a step is. The final validation and
+        save are reserved at their cost re-estimated now (:meth:`reserve_now`)."""
+        left = self.plan.budget - (self.clock() - self.t_run) - self.reserve_now()
+        return left <= 0.5 * max(self.step_now, self.step_seconds if len(self._recent) < 3 else 0.0)
 
     # ------------------------------------------------------------------ at the epoch's end
 
@@ -224,13 +271,17 @@ class Pacer:
         finally:
             self.savable = was
         self._validated_at = (self.pr.epoch, self.pr.iter)
-        self.ledger.add_val(self.clock() - t0, final)
+        seconds = self.clock() - t0
+        self.ledger.add_val(seconds, final)
+        if self.policy is not None and not final and self.policy.subsample:  # the full split at this cost
+            self._measured("val", seconds / self.policy.subsample * self.policy.val_images)
 
     def saved(self, t0: float) -> None:
         """A commit that began at ``t0`` has ended (every rank waited for it)."""
         self._save_waiting, self.t_save = False, self.clock()
         self.save_seconds = max(self.save_seconds, self.t_save - t0)
         self.ledger.add_save(self.t_save - t0)
+        self._measured("save", self.t_save - t0)
 
     def budget_measured(self, val_images: int, per_image: float, save_estimate: float, eval_batch: int) -> str:
         """Set the budget's shares from the measured cost of validation and of a save; returns their description."""
@@ -239,6 +290,8 @@ class Pacer:
             self.plan.budget, val_images, per_image, save_estimate, self.t.save_min_seconds, min_images=eval_batch
         )
         self.save_seconds = max(self.save_seconds, save_estimate)  # the final save is reserved from the first step
+        self._measured("val", max(per_image * val_images, self.pr.reserve))
+        self._measured("save", self.save_seconds)
         return self.policy.describe()
 
     def warmup_warning(self, schedule: ScheduleConfig) -> str | None:
@@ -257,7 +310,7 @@ class Pacer:
             return True
         elapsed = self.clock() - self.ledger.start
         if what == "val":
-            ok = self.policy.may_validate(self.ledger, elapsed)
+            ok = self.policy.may_validate(self.ledger, elapsed, final=self._cost_now("val", self.pr.reserve))
         else:
             ok = self.policy.may_save(self.ledger, elapsed, self.clock() - self.t_save, best=what == "best")
         ok = bool(ddp.broadcast_object(ok, self.dist))

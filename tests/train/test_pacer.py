@@ -156,3 +156,40 @@ def test_ddp_ranks_agree_on_the_stop_at_log_points_and_follow_rank_0(monkeypatch
     assert len(dues) == 4 and dues[-1].stop  # agreed at the first log point, not before
     assert len(reduced) == 1
     assert not any(d.validate for d in dues[:-1]) and broadcast  # rank 0's "no" is followed
+
+
+def test_a_slowing_machine_makes_the_reserve_dearer_and_the_stop_earlier() -> None:
+    """Steps get 3x slower halfway: the final validation and save, measured on the quiet half, are re-estimated
+    at the step time now, so the time left after the stop covers them and the run (stop + final validation +
+    final save, at the slow rate) ends within max(2% of the budget, one step) of it."""
+    t = TrainConfig(time_budget="300s", log_every=1000)
+    pacer, pr, clock = make(t, batches=10_000)
+    pacer.budget_measured(val_images=100, per_image=0.05, save_estimate=4.0, eval_batch=1)  # 5 s + 4 s
+    assert pacer.reserve_now() == pytest.approx(9.0)
+    it, slow = 0, 1.0
+    while True:
+        slow = 3.0 if clock.now - pacer.t_run >= 150 else 1.0
+        clock.now += slow
+        pr.step, pr.iter = pr.step + 1, it + 1
+        if pacer.after_step(it, True, slow).stop:
+            break
+        if it == 40:  # a save measured on the quiet half: 4 s at 1 s a step
+            t0 = clock.now
+            clock.now += 4.0
+            pacer.saved(t0)
+        it += 1
+    assert pacer.step_now == 3.0 and pacer.reserve_now() == pytest.approx(27.0)  # both 3x dearer now
+    end = clock.now + 3 * 5.0 + 3 * 4.0 - pacer.t_run  # the final validation and save at the slow rate
+    assert abs(end - 300) <= max(0.02 * 300, 3.0)
+    assert pacer.fraction() <= 1.0  # the lr schedule's position never passes its end
+
+
+def test_a_cost_measured_under_load_is_not_scaled_up_again() -> None:
+    """A save measured just after the load began takes its step time from the steps after it: not 3x again."""
+    pacer, pr, clock = make(TrainConfig(time_budget="1000s", log_every=1000), batches=10_000)
+    pacer.budget_measured(val_images=10, per_image=0.1, save_estimate=1.0, eval_batch=1)
+    for it in range(20):
+        pacer.after_step(it, True, 1.0 if it < 10 else 3.0)
+        if it == 10:
+            pacer._measured("save", 3.0)  # measured right as the steps became 3x slower
+    assert pacer.step_now == 3.0 and pacer._cost_now("save", 0.0) == pytest.approx(3.0)

@@ -160,7 +160,18 @@ def test_time_budget_reserves_the_final_validation_from_the_start(
             fake.now += len(masks)  # 1 s per image
         return real(model, loader, *a, **k)
 
+    real_with = trainer.confusion_with
+
+    def slow_model_validation(model, batches, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        def charged():  # noqa: ANN202 - the model's validation reads a generator of batches
+            for images, masks in batches:
+                fake.now += len(masks)
+                yield images, masks
+
+        return real_with(model, charged(), *a, **k)
+
     monkeypatch.setattr(trainer, "confusion_over_loader", slow_validation)
+    monkeypatch.setattr(trainer, "confusion_with", slow_model_validation)
     lrs = LrLog()
     over = [*tiny_overrides, "train.epochs=10", "train.time_budget=20s", "schedule.warmup_iters=0"]
     res = train("quickstart", [*over, "train.val_every=3", "eval.batch_size=1"], callbacks=[fake, lrs])
