@@ -26,6 +26,9 @@ def benchmark_cmd(
     onnx: bool = typer.Option(
         False, "--onnx", help="Also export the weights (parity gate included) and time onnxruntime."
     ),
+    int8: bool = typer.Option(
+        False, "--int8", help="Also the int8 graph (seg export --int8, its mIoU gate included); implies --onnx."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Images/s and latency of a model on this machine, labelled with everything that decides them."""
@@ -34,7 +37,14 @@ def benchmark_cmd(
     batch_size = batch if batch is not None else batch_size
     protocol = ProtocolChoices(size=hw(size, "--size"), batch_size=batch_size, amp=amp, channels_last=channels_last)
     options = BenchmarkOptions(
-        compile=compile, num_classes=num_classes, iters=iters, train=train, data=data, split=split, onnx=onnx
+        compile=compile,
+        num_classes=num_classes,
+        iters=iters,
+        train=train,
+        data=data,
+        split=split,
+        onnx=onnx,
+        int8=int8,
     )
     r = benchmark(target, protocol, device=device, options=options)
     if as_json:
@@ -42,6 +52,8 @@ def benchmark_cmd(
         return
     labels = ["device_name", "device", "threads", "resolution", "precision", "memory_format", "batch", "backend"]
     out.print(f"{r['model']} ({r['target']}): " + ", ".join(f"{k}={r[k]}" for k in labels))
+    if r.get("cpu_flags") is not None and r["device"] == "cpu":
+        out.print(f"CPU instruction sets: {', '.join(r['cpu_flags']) or 'none of avx2/avx512/vnni/amx'}")
     rows = []
     scored = "accuracy" in r
     for b in [r, *r.get("backends", [])]:
@@ -59,12 +71,20 @@ def benchmark_cmd(
     for b in r.get("backends", []):
         p = b["parity"]
         verdict = "passed" if p["passed"] else "FAILED"
-        out.print(f"{b['backend']} ({b['shapes']} shapes): parity {verdict}, argmax agreement {p['agreement']:.4%}")
+        ratio = b.get("latency_ratio_to_first")
+        speed = f", p50 latency {ratio:.3f} x {r['backend']}'s" if ratio else ""
+        drop = f", val mIoU drop {p['miou_drop']:.2f} points" if p.get("miou_drop") is not None else ""
+        out.print(
+            f"{b['backend']} ({b['shapes']} shapes): parity {verdict}, argmax agreement {p['agreement']:.4%}"
+            + drop
+            + speed
+        )
 
 
 EXAMPLES = examples(
     "seg benchmark quickstart --size 512x1024 --batch-size 4",
     "seg benchmark runs/quickstart/1 --onnx --data data/shapes",
+    "seg benchmark runs/quickstart/1 --int8 --data data/shapes --size 512x1024 --no-train",
     "seg benchmark runs/quickstart/1/export/model.onnx --device cuda --no-train",
 )
 

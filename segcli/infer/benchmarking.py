@@ -176,7 +176,8 @@ class BenchmarkOptions:
     ``compile``: torch.compile the model; ``num_classes``: the outputs of a preset's model (weights have their
     own); ``iters`` timed repetitions (the median is reported) after ``warmup`` untimed ones; ``train``: also
     time a training step; ``data``: a dataset, on whose ``split`` each backend's mIoU is measured too (trained
-    weights only); ``onnx``: export the checkpoint too (parity gate included) and time onnxruntime.
+    weights only); ``onnx``: export the checkpoint too (parity gate included) and time onnxruntime; ``int8``:
+    also its int8 graph (`seg export --int8`, the val-mIoU gate included; implies ``onnx``).
     """
 
     compile: bool = False
@@ -187,6 +188,7 @@ class BenchmarkOptions:
     data: str | None = None
     split: str = "val"
     onnx: bool = False
+    int8: bool = False
 
 
 BENCH_SIZE = (512, 512)  # the input size timed when the protocol does not give one
@@ -211,11 +213,12 @@ def benchmark(
     exported = backend != "eager"
     amp = choices.amp or "auto"
     precision = "graph" if exported else resolve_amp(amp, dev, option=arg("amp"))
-    if (opts.data or opts.onnx) and not _is_weights(target):
+    if (opts.data or opts.onnx or opts.int8) and not _is_weights(target):
         raise UserError(
-            f"{target}: {arg('data')} and {arg('onnx')} need trained weights (a .safetensors file or a run directory)"
+            f"{target}: {arg('data')}, {arg('onnx')} and {arg('int8')} need trained weights (a .safetensors file or "
+            "a run directory)"
         )
-    if opts.onnx and exported:
+    if (opts.onnx or opts.int8) and exported:
         raise UserError(f"{target}: {arg('onnx')} exports a checkpoint; this is already an exported model")
     proto = PredictionProtocol(
         size=choices.size or BENCH_SIZE,
@@ -250,9 +253,13 @@ def benchmark(
         result["train_step"] = _train_step(model, net, dev, proto, num_classes, opts)
     elif opts.train:
         result["train_step_skipped"] = "an exported model has no training step"
-    if opts.onnx:
-        result["backends"] = [_onnx_backend(target, dev, proto, opts, device)]
+    if opts.onnx or opts.int8:
+        result["backends"] = _onnx_backends(target, dev, proto, opts, device)
+        base = result["inference"]["latency_ms_p50"]
+        for row in result["backends"]:
+            row["latency_ratio_to_first"] = round(row["inference"]["latency_ms_p50"] / base, 3) if base else None
     result["cpu_count"] = os.cpu_count()
+    result["cpu_flags"] = cpu_flags()
     return result
 
 
@@ -287,22 +294,49 @@ def _train_step(
     }
 
 
-def _onnx_backend(
-    target: str, dev: torch.device, proto: PredictionProtocol, opts: BenchmarkOptions, device: str
-) -> dict[str, Any]:
-    """Export ``target`` to a temporary ONNX file (parity gate included), then the same figures through it."""
-    from segcli.infer.exporter import ExportOptions, export_model
+def cpu_flags() -> list[str]:
+    """The CPU's instruction sets that decide int8 and bf16 speed (AVX-512 VNNI, AMX, bf16), as /proc/cpuinfo
+    names them; empty where it cannot be read."""
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in wanted if f in have]
+    except OSError:
+        pass
+    return []
 
+
+def _onnx_backends(
+    target: str, dev: torch.device, proto: PredictionProtocol, opts: BenchmarkOptions, device: str
+) -> list[dict[str, Any]]:
+    """Export ``target`` to temporary ONNX files (fp32, and int8 when asked; their gates included), then the same
+    figures through each."""
+    from segcli.infer.exporter import ExportOptions, export_model
+    from segcli.infer.quantize import Int8Options
+
+    rows = []
     with tempfile.TemporaryDirectory(prefix="segcli-bench-") as tmp:
-        exp = export_model(target, "onnx", Path(tmp) / "model.onnx", device, ExportOptions(data_root=opts.data))
-        model, _, _ = _build(str(exp.path), 0, dev)
-        graph = replace(proto, amp="none", channels_last=False)
-        row: dict[str, Any] = {
-            "backend": "onnxruntime",
-            "shapes": "dynamic" if exp.info.dynamic else f"fixed {exp.info.fixed_size}",
-            "parity": {k: exp.parity.get(k) for k in ("passed", "agreement", "max_abs_diff", "bound")},
-            **_inference(model.eval(), dev, graph, opts.warmup, opts.iters),
-        }
-        if opts.data:
-            row["accuracy"] = _miou(str(exp.path), opts.data, opts.split, device, "none")
-    return row
+        kinds = [("onnxruntime", None)] + ([("onnxruntime int8", Int8Options())] if opts.int8 else [])
+        for name, int8 in kinds:
+            out = Path(tmp) / ("model.int8.onnx" if int8 else "model.onnx")
+            exp = export_model(target, "onnx", out, device, ExportOptions(data_root=opts.data, int8=int8))
+            model, _, _ = _build(str(exp.path), 0, dev)
+            graph = replace(proto, amp="none", channels_last=False)
+            parity = {k: exp.parity.get(k) for k in ("passed", "agreement", "max_abs_diff", "bound")}
+            if int8 is not None:  # the int8 gate: against the fp32 graph, and its val mIoU drop
+                q = exp.parity["int8"]
+                parity.update(agreement=q["vs_fp32"]["agreement"], max_abs_diff=q["vs_fp32"]["max_abs_diff"])
+                parity.update(bound=None, miou_drop=q["drop"], calibration=q["method"])
+            row: dict[str, Any] = {
+                "backend": name,
+                "shapes": "dynamic" if exp.info.dynamic else f"fixed {exp.info.fixed_size}",
+                "parity": parity,
+                **_inference(model.eval(), dev, graph, opts.warmup, opts.iters),
+            }
+            del model  # its session's threads stop before the next one is timed
+            if opts.data:
+                row["accuracy"] = _miou(str(exp.path), opts.data, opts.split, device, "none")
+            rows.append(row)
+    return rows

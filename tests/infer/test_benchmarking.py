@@ -54,6 +54,20 @@ def test_benchmark_exports_and_scores_each_backend(trained: Path, shapes_root: P
     assert not list(trained.glob("export/*"))  # the temporary export is not left in the run
 
 
+def test_benchmark_int8_adds_the_quantised_graph_with_its_gate(trained: Path, shapes_root: Path) -> None:
+    """--int8: eager, onnxruntime fp32 and int8 in one result, the int8 row with its val-mIoU drop and each
+    backend's p50 latency as a ratio of eager's; the CPU's instruction sets are named."""
+    pytest.importorskip("onnxruntime")
+    options = BenchmarkOptions(iters=2, warmup=1, data=str(shapes_root), int8=True, train=False)
+    r = benchmark(str(trained), ProtocolChoices(size=(48, 48), amp="none"), device="cpu", options=options)
+    fp32, int8 = r["backends"]
+    assert (fp32["backend"], int8["backend"]) == ("onnxruntime", "onnxruntime int8")
+    assert int8["parity"]["passed"] and int8["parity"]["miou_drop"] <= 1.0 and int8["parity"]["calibration"]
+    assert abs(int8["accuracy"]["mIoU"] - fp32["accuracy"]["mIoU"]) <= 0.01
+    assert all(b["latency_ratio_to_first"] > 0 for b in (fp32, int8))
+    assert isinstance(r["cpu_flags"], list)
+
+
 def test_benchmark_of_an_exported_model_labels_its_backend(trained: Path, tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     onnx = export_model(trained, "onnx", tmp_path / "m.onnx", device="cpu").path
