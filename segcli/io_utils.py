@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import stat
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -79,16 +80,22 @@ def write_temp(
     """Call ``writer(tmp_path)`` on a new temp file ``.<name>.segtmp-<pid>-<thread>-<n>`` beside ``path``; return it.
 
     The temp is removed when ``writer`` fails; renaming it onto ``path`` is the caller's part. A file-system
-    error (full disk, read-only folder) names ``path``, whatever the writer raised it as.
+    error (full disk, read-only folder) names ``path``, whatever the writer raised it as. The file keeps the mode
+    the umask gave it at creation, also when the writer made it anew (safetensors' ``save_file`` leaves 0600).
     """
     path = Path(path)
     try:
         fd, tmp_path = _create_temp(path, suffix or path.suffix)
     except OSError as e:
         raise _with_path(e, path) from None
-    os.close(fd)
+    try:
+        mode = stat.S_IMODE(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
     try:
         writer(tmp_path)
+        if stat.S_IMODE(os.stat(tmp_path).st_mode) != mode:
+            os.chmod(tmp_path, mode)
         if durable:  # checkpoints: the bytes reach the disk before a rename makes them the real file
             _fsync(tmp_path)
     except BaseException as e:

@@ -229,3 +229,18 @@ def test_a_full_disk_names_the_file_being_written(writer: str, tmp_path: Path, m
     assert list(target.parent.iterdir()) == []
     message = str(from_os_error(info.value))
     assert message.startswith(f"{target}: no space left on the disk; free some space")
+
+
+def test_a_writer_that_makes_the_file_anew_keeps_the_umask_mode(tmp_path: Path) -> None:
+    """safetensors' save_file replaces the temp file by one of mode 0600: the output still gets the umask's."""
+
+    def recreate(p: Path) -> None:
+        p.unlink()
+        os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+    old = os.umask(0o022)
+    try:
+        out = atomic_write(tmp_path / "w.safetensors", recreate)
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o644

@@ -168,3 +168,32 @@ def test_weights_that_become_nan_are_never_saved(tiny_overrides: list[str]) -> N
     for name in ("last", "best"):
         weights = load_file(str(run_dir / "weights" / f"{name}.safetensors"))
         assert all(torch.isfinite(t).all() for t in weights.values() if t.is_floating_point()), name
+
+
+def test_every_output_gets_0644_under_umask_022(
+    tiny_overrides: list[str], shapes_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Weights went through mkstemp (0600) while every other output was 0644: now each file of a run, and
+    convert-ckpt's output, has the mode a plain open() gives under the user's umask."""
+    import os
+    import stat
+
+    from safetensors.torch import load_file
+
+    from segcli.cli.app import run
+
+    old = os.umask(0o022)
+    try:
+        res = train("quickstart", [*tiny_overrides, "train.epochs=1", "train.ema=0.9"])
+        run_dir = Path(res.run_dir)
+        pth = tmp_path / "model.pth"
+        torch.save(load_file(str(run_dir / "weights" / "last.safetensors")), pth)
+        out = tmp_path / "converted.safetensors"
+        args = ["convert-ckpt", pth, out, "--check", run_dir / "preset.toml", "--data", shapes_root]
+        assert run([str(a) for a in args]) == 0, capsys.readouterr().err
+    finally:
+        os.umask(old)
+    files = [p for p in run_dir.rglob("*") if p.is_file() and "tensorboard" not in p.parts]
+    assert {"last.safetensors", "best.safetensors", "ema.safetensors", "state.pt"} <= {p.name for p in files}
+    modes = {p.relative_to(tmp_path).as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in [*files, out]}
+    assert {k: v for k, v in modes.items() if v != "0o644"} == {}
