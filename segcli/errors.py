@@ -103,6 +103,7 @@ _IN_TEXT = [
         (errno.EROFS, "ReadOnlyFilesystem"),
     )
 ]
+_IN_TEXT.append((errno.ENOSPC, re.compile(r"\d+ requested and \d+ written")))  # numpy's short write: a full disk
 
 
 def os_errno(e: BaseException) -> int | None:

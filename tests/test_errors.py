@@ -75,6 +75,7 @@ def test_file_system_errors_the_user_can_fix_are_one_line_with_the_path() -> Non
     assert from_os_error(os_error(errno.ENOENT)) is None and from_os_error(ValueError("x"), "/out") is None
     rust = RuntimeError('IoError(Os { code: 28, kind: StorageFull, message: "No space left on device" })')
     assert os_errno(rust) == errno.ENOSPC and is_no_space(rust)
+    assert is_no_space(OSError("81920 requested and 34752 written"))  # numpy's tofile on a full disk: no errno
     try:
         try:
             raise os_error(errno.EDQUOT)
