@@ -27,19 +27,19 @@ def save_and_dump(self: trainer.Trainer, row: dict, improved: bool) -> None:
 
 
 trainer.Trainer.save = save_and_dump
-confusion = trainer.confusion_over_loader
+confusion = trainer.confusion_with  # the model's validation
 calls = {"n": 0}
 
 
-def confusion_and_dump(model, loader, *args):  # noqa: ANN001, ANN002, ANN202 - the real signature
-    cm = confusion(model, loader, *args)
+def confusion_and_dump(model, loader, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 - the real signature
+    cm = confusion(model, loader, *args, **kwargs)
     if int(os.environ["RANK"]) == 0:
         torch.save(cm.mat, f"{os.environ['SEG_RANK_DIR']}/confusion{calls['n']}.pt")
     calls["n"] += 1
     return cm
 
 
-trainer.confusion_over_loader = confusion_and_dump
+trainer.confusion_with = confusion_and_dump
 
 if __name__ == "__main__":
     trainer.train(sys.argv[1], sys.argv[2:])

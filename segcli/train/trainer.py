@@ -549,7 +549,7 @@ class Trainer:
             cm = ConfusionMatrix(info.num_classes, info.ignore_index, device=rt.device)
             val_loss = ValLoss(self.criterion, rt.device)  # the training criterion on the main output
             proto = PredictionProtocol(amp=rt.amp, channels_last=p.train.channels_last)
-            confusion_with(self.state.model, self._val_batches(loader), cm, proto, rt.dist, watch=val_loss)
+            cm = confusion_with(self.state.model, self._val_batches(loader), cm, proto, rt.dist, watch=val_loss)
             metrics = cm.compute(p.eval.absent, info.classes)
             row.update({k: metrics[k] for k in METRIC_KEYS})
             ddp.all_reduce_sum(val_loss.total, rt.dist)

@@ -43,7 +43,7 @@ def test_early_stopping(tiny_overrides: list[str], monkeypatch: pytest.MonkeyPat
         def compute(self, absent: str = "nan", names: object = None) -> dict:
             return {"mIoU": next(scores), "pixel_accuracy": 0.9, "mean_accuracy": 0.8, "fwIoU": 0.8, "mean_dice": 0.7}
 
-    monkeypatch.setattr(trainer, "confusion_over_loader", lambda *a, **k: FakeMatrix())
+    monkeypatch.setattr(trainer, "confusion_with", lambda *a, **k: FakeMatrix())  # the model's validation
     res = train("quickstart", [*tiny_overrides, "train.epochs=8", "train.patience=2"])
     assert [float(x["mIoU"]) for x in rows(res.run_dir)] == [0.5, 0.6, 0.55, 0.6]  # 0.6 again is no improvement
     assert res.best["epoch"] == 2

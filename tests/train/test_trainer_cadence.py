@@ -99,13 +99,13 @@ def test_validate_every_n_iterations(tiny_overrides: list[str], monkeypatch: pyt
     import segcli.train.trainer as trainer
 
     calls: list[int] = []
-    real = trainer.confusion_over_loader
+    real = trainer.confusion_with  # the model's validation
 
     def counting(*a, **k):  # noqa: ANN002, ANN003, ANN202
         calls.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(trainer, "confusion_over_loader", counting)
+    monkeypatch.setattr(trainer, "confusion_with", counting)
     # 4 iterations per epoch, 3 epochs: validations after iterations 5 and 10 (inside epochs 2 and 3) and at the end
     res = train("quickstart", [*tiny_overrides, "train.epochs=3", "train.val_every_iters=5"])
     r = rows(res.run_dir)
@@ -128,7 +128,7 @@ def test_early_stop_inside_an_epoch_ends_it_without_validating_twice(
         def compute(self, absent: str = "nan", names: object = None) -> dict:
             return {"mIoU": next(scores), "pixel_accuracy": 0.9, "mean_accuracy": 0.8, "fwIoU": 0.8, "mean_dice": 0.7}
 
-    monkeypatch.setattr(trainer, "confusion_over_loader", lambda *a, **k: FakeMatrix())
+    monkeypatch.setattr(trainer, "confusion_with", lambda *a, **k: FakeMatrix())  # the model's validation
     # validations after iterations 3, 6 and 9 (the first of epoch 3): patience 1 stops right there
     res = train("quickstart", [*tiny_overrides, "train.epochs=5", "train.val_every_iters=3", "train.patience=1"])
     r = rows(res.run_dir)

@@ -55,18 +55,18 @@ if MOMENT == "mid_epoch":
 
     callbacks.CallbackList.on_iter_end = patched
 elif MOMENT == "validation":
-    confusion = trainer.confusion_over_loader
+    confusion = trainer.confusion_with  # the model's validation
     calls = {"n": 0}
 
-    def patched(model, loader, *args):
+    def patched(model, loader, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == EPOCH:  # one validation per epoch (no EMA in these runs)
             batches = iter(loader)
             next(batches)  # part of the way through the validation split
             die()
-        return confusion(model, loader, *args)
+        return confusion(model, loader, *args, **kwargs)
 
-    trainer.confusion_over_loader = patched
+    trainer.confusion_with = patched
 elif MOMENT in ("weights_write", "state_write"):
     stage = commit._stage
 
