@@ -343,8 +343,8 @@ def load_preset(
     """Resolve, merge ``extends``, apply overrides and validate. ``None`` starts from the defaults.
 
     An override may name a key by its short name (``epochs=3``, ``imgsz=256``: :mod:`segcli.config.keys`).
-    ``check_files=False`` (showing a preset) leaves out the files it names and the packages it needs: a class
-    weights file made from the dataset need not exist to read the recipe; training reports it when it starts."""
+    ``check_files=False`` (showing a preset) leaves out the files it names: a class-weights file made from the
+    dataset need not exist to read the recipe; training reports it when it starts. Packages are always checked."""
     origin: dict[str, str] = {}
     path = resolve_preset_path(name_or_path) if name_or_path is not None else None
     raw = _read_with_extends(path, origin) if path else {}
@@ -354,7 +354,7 @@ def load_preset(
     _deep_merge(raw, cli)
     preset = _build(Preset, raw, origin, "")
     source = str(path) if path else CLI
-    validate_preset(preset, origin, default=source, check_files=check_files)
+    validate_preset(preset, origin, default=source, check_files=check_files, check_packages=True)
     preset = dataclasses.replace(
         preset, train=resolve_length(preset.train, origin, source), model=resolve_normalisation(preset.model)
     )

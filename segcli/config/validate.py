@@ -395,12 +395,14 @@ def validate_preset(
     check_files: bool = True,
     default: str = "preset",
     resuming: bool = False,
+    check_packages: bool | None = None,
 ) -> None:
     """Raise a PresetError naming the source and key of the first problem in ``preset``.
 
     ``origin`` maps dotted keys to the file (or "command line") that set them; keys not in it are
     attributed to ``default``. ``check_files=False`` skips the files a preset refers to (class-weights
-    and pretrained files) and the packages its loggers and plots need, for presets embedded in checkpoints.
+    and pretrained files) and the packages its loggers and plots need, for presets embedded in checkpoints;
+    ``check_packages`` (default: as ``check_files``) decides the packages on their own (shown presets).
     ``resuming``: the run's own state holds the weights, so ``model.init_from`` may have been moved or
     deleted since it started.
     """
@@ -408,7 +410,7 @@ def validate_preset(
         *_check_shapes(preset),
         *_check_lr_scaling(preset),
         *_check_train(preset.train),
-        *_check_extras(preset.train, check_files),
+        *_check_extras(preset.train, check_files if check_packages is None else check_packages),
         *_check_meta(preset.meta),
         *_check_model(preset.model, check_files, resuming),
         *_check_loss(preset.loss, check_files, preset.data.root),
