@@ -54,7 +54,7 @@ from segcli.data.datasets import (
 from segcli.data.format import DataFingerprint, DatasetIndex, DatasetInfo, validate_dataset
 from segcli.data.lint import quick_lint
 from segcli.data.transforms import build_train_transform
-from segcli.errors import CheckpointError, TrainingError, TrainingInterrupted, UserError
+from segcli.errors import CheckpointError, TrainingError, TrainingInterrupted, UserError, from_os_error
 from segcli.infer.evaluator import confusion_over_loader, confusion_with
 from segcli.infer.protocol import PredictionProtocol
 from segcli.losses.outputs import output_loss
@@ -253,8 +253,11 @@ def _open_or_create_run(
             run = resume or RunDir.create(p.train.out_dir, p.train.name or loaded.stem)
             lock = RunLock.acquire(run)
             path = str(run.path)
-        except UserError as e:
-            refused = str(e)
+        except (UserError, OSError) as e:  # told to every rank, so that none waits for rank 0
+            user = e if isinstance(e, UserError) else from_os_error(e)  # a read-only or full run folder
+            if user is None:
+                raise
+            refused = str(user)
         if refused is None and resume is None:
             with _released_on_error(lock):
                 run.write_preset(preset_to_toml(p, header=f"resolved preset of {run.path}"))
