@@ -45,6 +45,8 @@ DEFAULT_CALIB_IMAGES = 64
 DEFAULT_MAX_DROP = 1.0  # mIoU points
 _CHUNK = 8  # calibration images per pass of the augmented graph (histogram calibrators keep each pass in memory)
 _SENSITIVITY_IMAGES = 4  # images the per-tensor SQNR is measured on (every intermediate tensor is kept)
+# the operators whose inputs the quantiser turns to int8, the ones worth keeping in fp32 (not Shape, Gather...)
+_COMPUTE = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Mul", "Concat", "Resize", "AveragePool", "MaxPool"}
 
 
 @dataclass(frozen=True)
@@ -227,7 +229,7 @@ def sensitive_nodes(fp32: Path, int8: Path, inputs: list[np.ndarray]) -> list[st
     order: list[str] = []
     for _, tensor in ranked:
         for node in graph.node:
-            if tensor in node.input and node.name and node.name not in order:
+            if tensor in node.input and node.op_type in _COMPUTE and node.name and node.name not in order:
                 order.append(node.name)
     return order
 
