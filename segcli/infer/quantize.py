@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from segcli.core.checkpoint import CheckpointMeta
 from segcli.data.datasets import EvalDataset, eval_collate
 from segcli.data.format import list_splits
-from segcli.errors import UserError, arg
+from segcli.errors import DataError, UserError, arg
 from segcli.infer.backends import ExportedModel, ExportInfo, OnnxRunner
 from segcli.infer.evaluator import confusion_with
 from segcli.infer.predict_core import forward_padded
@@ -273,6 +273,8 @@ def quantize_graph(
     val_split = _split(root, [pre.data.val_split])
     calib_ds = EvalDataset(root, calib_split, proto.size, proto.keep_ratio)
     val_ds = EvalDataset(root, val_split, proto.size, proto.keep_ratio)
+    if list(val_ds.info.classes) != list(meta.classes):
+        raise DataError(f"{root}: dataset classes differ from the model's; int8 calibrates on its own training data")
     inputs = graph_inputs(calib_ds, info, meta.num_classes, opts.calib_images)
     k = meta.num_classes
     ref = _scores(

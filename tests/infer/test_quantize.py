@@ -119,3 +119,18 @@ def test_keeping_sensitive_nodes_in_fp32_is_tried_and_reported(fp32: Path, shape
 
     ops = {n.name: n.op_type for n in onnx.load_from_string(q.payload).graph.node}  # excluded nodes keep their names
     assert all(ops[name] in {"Conv", "Add", "Resize", "Concat", "Mul"} for name in q.report["kept_fp32"])
+
+
+def test_a_dataset_of_other_classes_is_refused(fp32: Path, tmp_path: Path) -> None:
+    from segcli.core.checkpoint import meta_from_strings
+    from segcli.data.prepare.shapes import prepare_shapes
+    from segcli.errors import DataError
+
+    other = tmp_path / "other"
+    prepare_shapes(other, train=2, val=2, size=32, seed=2)
+    toml = other / "dataset.toml"
+    toml.write_text(toml.read_text().replace('"circle"', '"disc"'))
+    raw = read_onnx_metadata(fp32)
+    meta, info = meta_from_strings(raw, fp32), ExportInfo.from_strings(raw, fp32)
+    with pytest.raises(DataError, match="classes differ"):
+        quantize_graph(fp32.read_bytes(), info, meta, other, Int8Options(calib_images=1))
