@@ -27,19 +27,24 @@ def save_and_dump(self: trainer.Trainer, row: dict, improved: bool) -> None:
 
 
 trainer.Trainer.save = save_and_dump
-confusion = trainer.confusion_with  # the model's validation
 calls = {"n": 0}
 
 
-def confusion_and_dump(model, loader, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202 - the real signature
-    cm = confusion(model, loader, *args, **kwargs)
-    if int(os.environ["RANK"]) == 0:
-        torch.save(cm.mat, f"{os.environ['SEG_RANK_DIR']}/confusion{calls['n']}.pt")
-    calls["n"] += 1
-    return cm
+def dumping(confusion):  # noqa: ANN001, ANN202
+    """``confusion`` (the trainer's validation of the model, or of its EMA) writing each matrix on rank 0, in order."""
+
+    def confusion_and_dump(model, loader, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        cm = confusion(model, loader, *args, **kwargs)
+        if int(os.environ["RANK"]) == 0:
+            torch.save(cm.mat, f"{os.environ['SEG_RANK_DIR']}/confusion{calls['n']}.pt")
+        calls["n"] += 1
+        return cm
+
+    return confusion_and_dump
 
 
-trainer.confusion_with = confusion_and_dump
+trainer.confusion_with = dumping(trainer.confusion_with)  # the model, with its validation loss
+trainer.confusion_over_loader = dumping(trainer.confusion_over_loader)  # the EMA weights
 
 if __name__ == "__main__":
     trainer.train(sys.argv[1], sys.argv[2:])
