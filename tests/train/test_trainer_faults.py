@@ -197,3 +197,34 @@ def test_every_output_gets_0644_under_umask_022(
     assert {"last.safetensors", "best.safetensors", "ema.safetensors", "state.pt"} <= {p.name for p in files}
     modes = {p.relative_to(tmp_path).as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in [*files, out]}
     assert {k: v for k, v in modes.items() if v != "0o644"} == {}
+
+
+def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_save(
+    tiny_overrides: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loss turns NaN in epoch 2: the run stops with one line (exit 1: the run diverged) before validating or
+    saving, and epoch 1's save stays the run's checkpoint, with finite weights; resume can go on from it."""
+    from safetensors.torch import load_file
+
+    from segcli.errors import TrainingError
+
+    real, calls = trainer_mod.loss_from_preset, []
+
+    def nan_from_epoch_2(*args: object, **kwargs: object) -> torch.nn.Module:
+        criterion = real(*args, **kwargs)
+
+        class Diverging(torch.nn.Module):
+            def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+                calls.append(1)
+                loss = criterion(logits, target)
+                return loss * float("nan") if len(calls) > 4 else loss  # 4 iterations per epoch
+
+        return Diverging()
+
+    monkeypatch.setattr(trainer_mod, "loss_from_preset", nan_from_epoch_2)
+    with pytest.raises(TrainingError, match=r"loss became nan at epoch 2.*the last save in the run directory is kept"):
+        train("quickstart", tiny_overrides)
+    run_dir = run_of(tiny_overrides)
+    assert read_manifest(RunDir(run_dir))["epoch"] == 1 and epochs_in(run_dir) == [1]
+    weights = load_file(str(run_dir / "weights" / "last.safetensors"))
+    assert all(torch.isfinite(t).all() for t in weights.values() if t.is_floating_point())
