@@ -228,3 +228,26 @@ def test_a_nan_loss_stops_the_run_and_keeps_the_last_good_save(
     assert read_manifest(RunDir(run_dir))["epoch"] == 1 and epochs_in(run_dir) == [1]
     weights = load_file(str(run_dir / "weights" / "last.safetensors"))
     assert all(torch.isfinite(t).all() for t in weights.values() if t.is_floating_point())
+
+
+@pytest.mark.slow
+def test_under_torchrun_a_second_writer_is_refused_on_every_rank(tiny_overrides: list[str]) -> None:
+    """Rank 0 takes the lock and tells the others: both ranks stop with the one line, none waits for the other."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from segcli.core.rundir import LOCK_NAME
+
+    run_dir = Path(train("quickstart", [*tiny_overrides, "train.epochs=1"]).run_dir)
+    lock = {"pid": os.getppid(), "host": socket.gethostname(), "since": "2026-01-01 00:00:00"}
+    (run_dir / LOCK_NAME).write_text(json.dumps(lock))
+    before = (run_dir / "preset.toml").read_bytes()
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "segcli"]
+    cmd += ["train", "--resume", str(run_dir), "--extend", "train.epochs=2"]
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert res.returncode != 0
+    assert res.stderr.count("another seg train is writing this run") == 2, res.stderr[-3000:]
+    assert (run_dir / "preset.toml").read_bytes() == before and epochs_in(run_dir) == [1]
