@@ -65,6 +65,10 @@ class InterruptedAfterSave(KeyboardInterrupt):
     """Ctrl-C that came during a save, raised once the save was complete: what it wrote is on disk."""
 
 
+class _Insisted(KeyboardInterrupt):
+    """A second Ctrl-C during a save: stop now (the previous save stays), no second try."""
+
+
 @contextlib.contextmanager
 def sigint_held() -> Iterator[None]:
     """Hold Ctrl-C for the block: a SIGINT arriving inside it is raised as KeyboardInterrupt when the block
@@ -80,7 +84,7 @@ def sigint_held() -> Iterator[None]:
 
     def hold(signum: int, frame: object) -> None:
         if held:
-            raise KeyboardInterrupt
+            raise _Insisted
         held.append(signum)
 
     previous = signal.signal(signal.SIGINT, hold)
@@ -101,6 +105,8 @@ def commit(run: RunDir, epoch: int, step: int, files: Mapping[Path, Writer]) -> 
     with sigint_held():
         try:
             _commit(run, epoch, step, files)
+        except _Insisted:
+            raise
         except KeyboardInterrupt:
             _commit(run, epoch, step, files)  # the finished work is saved before stopping
             raise InterruptedAfterSave from None

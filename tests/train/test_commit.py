@@ -202,3 +202,24 @@ def test_recover_removes_the_debris_of_killed_writes_and_only_that(tmp_path: Pat
         p.write_text("mine")
     assert recover(run)["epoch"] == 1
     assert not any(p.exists() for p in debris) and all(p.exists() for p in kept)
+
+
+def test_a_second_sigint_during_a_save_stops_at_once_and_keeps_the_previous_save(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    run = RunDir(tmp_path)
+    commit(run, 1, 4, {run.state: lambda p: p.write_bytes(b"one")})
+    calls: list[Path] = []
+
+    def insisting(p: Path) -> None:
+        calls.append(p)
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        p.write_bytes(b"two")
+
+    with pytest.raises(KeyboardInterrupt) as info:
+        commit(run, 2, 8, {run.state: insisting})
+    assert not isinstance(info.value, InterruptedAfterSave) and len(calls) == 1  # no second try
+    assert read_manifest(run)["epoch"] == 1 and run.state.read_bytes() == b"one" and temps(tmp_path) == []
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
