@@ -430,6 +430,7 @@ def predict(
     """
     t0 = time.perf_counter()
     opts = output or OutputOptions()
+    resolve_weights(weights_or_run)  # the model first: a missing run is the error to see, whatever the inputs
     paths = expand_inputs(inputs)
     out = require_folder(out_dir, arg("out_dir"))
     opened = open_model(weights_or_run, device, protocol)
