@@ -242,6 +242,26 @@ def examples(*commands: str) -> str:
     return "Examples:\n\n" + "\n\n".join(f"  {c}" for c in commands)
 
 
+@functools.cache
+def _example_table() -> dict[str, list[str]]:
+    from importlib.resources import files
+
+    from segcli.config.toml_io import tomllib
+
+    return tomllib.loads(files("segcli.cli").joinpath("examples.toml").read_text(encoding="utf-8"))
+
+
+def examples_for(command: str, missing_ok: bool = False) -> str:
+    """The examples epilog of ``seg COMMAND`` from ``cli/examples.toml`` ("" for one without, when
+    ``missing_ok``)."""
+    lines = _example_table().get(command)
+    if lines is None:
+        if missing_ok:
+            return ""
+        raise KeyError(f"cli/examples.toml has no examples for {command!r}")
+    return examples(*lines)
+
+
 def print_json(obj: Any) -> None:
     """One JSON object on stdout (NaN → null)."""
     typer.echo(dumps_json(obj))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from segcli.cli._common import SIZE_METAVAR, JsonOpt, examples, hw, out, print_json, table
+from segcli.cli._common import SIZE_METAVAR, JsonOpt, examples_for, hw, out, print_json, table
 
 
 def benchmark_cmd(
@@ -81,13 +81,5 @@ def benchmark_cmd(
         )
 
 
-EXAMPLES = examples(
-    "seg benchmark quickstart --size 512x1024 --batch-size 4",
-    "seg benchmark runs/quickstart/1 --onnx --data data/shapes",
-    "seg benchmark runs/quickstart/1 --int8 --data data/shapes --size 512x1024 --no-train",
-    "seg benchmark runs/quickstart/1/export/model.onnx --device cuda --no-train",
-)
-
-
 def register(app: typer.Typer) -> None:
-    app.command("benchmark", epilog=EXAMPLES)(benchmark_cmd)
+    app.command("benchmark", epilog=examples_for("benchmark"))(benchmark_cmd)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from segcli.cli._common import JsonOpt, examples, out, print_json
+from segcli.cli._common import JsonOpt, examples_for, out, print_json
 
 
 def browse_cmd(
@@ -40,12 +40,5 @@ def browse_cmd(
         out.print(f"  [bold]{escape(str(f))}[/]")
 
 
-EXAMPLES = examples(
-    "seg browse data/shapes",
-    "seg browse data/mine --preset finetune --n 8 --rows 2",
-    "seg browse data/mine --split val --out browse/mine --overwrite",
-)
-
-
 def register(app: typer.Typer) -> None:
-    app.command("browse", no_args_is_help=True, epilog=EXAMPLES)(browse_cmd)
+    app.command("browse", no_args_is_help=True, epilog=examples_for("browse"))(browse_cmd)

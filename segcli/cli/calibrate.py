@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from segcli.cli._common import DeviceOpt, JsonOpt, examples, out, print_json, table, with_protocol
+from segcli.cli._common import DeviceOpt, JsonOpt, examples_for, out, print_json, table, with_protocol
 
 
 class Weights(str, Enum):
@@ -74,12 +74,5 @@ def calibrate_cmd(
     out.print(f"temperature {shown}: {where}")
 
 
-EXAMPLES = examples(
-    "seg calibrate runs/quickstart/1",
-    "seg calibrate runs/quickstart/1 --per-class --dry-run",
-    "seg calibrate runs/quickstart/1 --reset",
-)
-
-
 def register(app: typer.Typer) -> None:
-    app.command("calibrate", no_args_is_help=True, epilog=EXAMPLES)(calibrate_cmd)
+    app.command("calibrate", no_args_is_help=True, epilog=examples_for("calibrate"))(calibrate_cmd)

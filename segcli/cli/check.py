@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from segcli.cli._common import JsonOpt, examples, out, print_json
+from segcli.cli._common import JsonOpt, examples_for, out, print_json
 
 
 def split_list(values: list[str] | None) -> list[str] | None:
@@ -48,12 +48,5 @@ def check_cmd(
         raise typer.Exit(2)
 
 
-EXAMPLES = examples(
-    "seg check data/mine",
-    "seg check data/cityscapes --split val --sample 50",
-    "seg check data/mine --json",
-)
-
-
 def register(app: typer.Typer) -> None:
-    app.command("check", no_args_is_help=True, epilog=EXAMPLES)(check_cmd)
+    app.command("check", no_args_is_help=True, epilog=examples_for("check"))(check_cmd)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from segcli.cli._common import JsonOpt, err, examples, out, print_json, progress_bar, table
+from segcli.cli._common import JsonOpt, err, examples_for, out, print_json, progress_bar, table
 
 
 def class_weights_cmd(
@@ -43,11 +43,5 @@ def class_weights_cmd(
     out.print(f'written to [bold]{escape(str(res.out))}[/] (use loss.class_weights = "{escape(str(res.out))}")')
 
 
-EXAMPLES = examples(
-    "seg class-weights data/mine --method median-freq",
-    "seg class-weights data/mine -m effective-num --beta 0.99 --out weights.toml --overwrite",
-)
-
-
 def register(app: typer.Typer) -> None:
-    app.command("class-weights", no_args_is_help=True, epilog=EXAMPLES)(class_weights_cmd)
+    app.command("class-weights", no_args_is_help=True, epilog=examples_for("class-weights"))(class_weights_cmd)

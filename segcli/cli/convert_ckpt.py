@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from segcli.cli._common import JsonOpt, examples, out, print_json, table
+from segcli.cli._common import JsonOpt, examples_for, out, print_json, table
 from segcli.errors import UserError
 
 
@@ -124,12 +124,5 @@ def _print(r) -> None:  # noqa: ANN001 - ConvertReport
     out.print(table("convert-ckpt", ["", ""], rows))
 
 
-EXAMPLES = examples(
-    "seg convert-ckpt lraspp.pth lraspp.safetensors --data data/voc",
-    "seg convert-ckpt ckpt.pth out.safetensors --check quickstart --dry-run",
-    "seg convert-ckpt --list-maps",
-)
-
-
 def register(app: typer.Typer) -> None:
-    app.command("convert-ckpt", epilog=EXAMPLES)(convert_cmd)
+    app.command("convert-ckpt", epilog=examples_for("convert-ckpt"))(convert_cmd)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from segcli.cli._common import JsonOpt, err, examples, out, print_json, progress_bar, table
+from segcli.cli._common import JsonOpt, err, examples_for, out, print_json, progress_bar, table
 from segcli.cli.check import split_list
 
 
@@ -55,11 +55,5 @@ def crop_cmd(
     out.print(f"dataset written to [bold]{escape(str(res.out))}[/]")
 
 
-EXAMPLES = examples(
-    "seg crop-by-mask data/faces --classes face,hair --out data/faces_crop",
-    "seg crop-by-mask data/mine --out data/mine_crop --margin 0.2 --square --size 512",
-)
-
-
 def register(app: typer.Typer) -> None:
-    app.command("crop-by-mask", no_args_is_help=True, epilog=EXAMPLES)(crop_cmd)
+    app.command("crop-by-mask", no_args_is_help=True, epilog=examples_for("crop-by-mask"))(crop_cmd)

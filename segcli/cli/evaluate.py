@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from segcli.cli._common import Absent, DeviceOpt, JsonOpt, ModelArg, examples, out, print_json, table, with_protocol
+from segcli.cli._common import Absent, DeviceOpt, JsonOpt, ModelArg, examples_for, out, print_json, table, with_protocol
 
 
 class Weights(str, Enum):
@@ -102,12 +102,5 @@ def eval_cmd(
         out.print(f"confusion matrix: [bold]{m['confusion_png']}[/]")
 
 
-EXAMPLES = examples(
-    "seg eval runs/quickstart/1",
-    "seg eval runs/quickstart/1 --data data/other --split test --batch-size 8",
-    "seg eval runs/quickstart/1 --slide --tile 512,512 --tta --worst 8",
-)
-
-
 def register(app: typer.Typer) -> None:
-    app.command("eval", no_args_is_help=True, epilog=EXAMPLES)(eval_cmd)
+    app.command("eval", no_args_is_help=True, epilog=examples_for("eval"))(eval_cmd)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from segcli.cli._common import JsonOpt, err, examples, hw, out, print_json
+from segcli.cli._common import JsonOpt, err, examples_for, hw, out, print_json
 from segcli.cli.flags import cli_message
 
 
@@ -108,12 +108,5 @@ def export_cmd(
     out.print(f"report: [bold]{res.report_json}[/]")
 
 
-EXAMPLES = examples(
-    "seg export runs/quickstart/1 --onnx",
-    "seg export runs/quickstart/1 --onnx --int8 --calib-images 64 --max-drop 1.0",
-    "seg export runs/quickstart/1 --onnx --int8 --keep-fp32 8",
-)
-
-
 def register(app: typer.Typer) -> None:
-    app.command("export", no_args_is_help=True, epilog=EXAMPLES)(export_cmd)
+    app.command("export", no_args_is_help=True, epilog=examples_for("export"))(export_cmd)

@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.progress import Progress
 
-from segcli.cli._common import DeviceOpt, JsonOpt, ModelArg, err, examples, out, print_json, with_protocol
+from segcli.cli._common import DeviceOpt, JsonOpt, ModelArg, err, examples_for, out, print_json, with_protocol
 from segcli.cli._common import workers as parse_workers
 
 LOADING = "loading model..."
@@ -118,13 +118,5 @@ def infer_cmd(
     )
 
 
-EXAMPLES = examples(
-    "seg infer runs/quickstart/1 photos/ --out predictions",
-    "seg infer runs/quickstart/1 clip.mp4 --out pred --save mask,overlay,ids,probs",
-    "seg infer runs/quickstart/1 photos/ --out pred --save mask,probs,uncertainty",
-    "seg infer runs/quickstart/1/export/model.onnx photos/ --out pred --batch-size 16 --workers 0",
-)
-
-
 def register(app: typer.Typer) -> None:
-    app.command("infer", no_args_is_help=True, epilog=EXAMPLES)(infer_cmd)
+    app.command("infer", no_args_is_help=True, epilog=examples_for("infer"))(infer_cmd)

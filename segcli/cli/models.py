@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from segcli.cli._common import SIZE_METAVAR, JsonOpt, examples, hw, out, print_json, table
+from segcli.cli._common import SIZE_METAVAR, JsonOpt, examples_for, hw, out, print_json, table
 from segcli.errors import UserError
 
 
@@ -55,12 +55,5 @@ def models_cmd(
     out.print("[dim]titles, reference implementations and export modes: docs/models.md[/dim]")
 
 
-EXAMPLES = examples(
-    "seg models",
-    "seg models --size 512 --backbone resnet50 --classes 21",
-    "seg models --json > models.json",
-)
-
-
 def register(app: typer.Typer) -> None:
-    app.command("models", epilog=EXAMPLES)(models_cmd)
+    app.command("models", epilog=examples_for("models"))(models_cmd)

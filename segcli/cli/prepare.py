@@ -18,7 +18,7 @@ import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
-from segcli.cli._common import err, examples, out, print_json, progress_bar, table
+from segcli.cli._common import err, examples, examples_for, out, print_json, progress_bar, table
 
 # Options every converter gets: (python name, annotation, typer.Option); names match segcli.data.prepare.prepare.
 # Bool flags get metavar "" so that help shows no "<bool>" value placeholder.
@@ -123,21 +123,11 @@ def converter_command(conv: Any) -> Any:
     return typer.main.get_command(single)
 
 
-# Examples of the converters whose options a generic line would not show.
-EXAMPLES = {
-    "folder": (
-        "seg prepare folder my_images/ my_masks/ --out data/mine --classes background,object",
-        "seg prepare folder my_data/ --out data/mine --mask-suffix _mask --binary --classes background,object",
-        "seg prepare folder my_data/ --out data/mine --colors colors.txt --val-ratio 0.2",
-    ),
-    "shapes": ("seg prepare shapes --out data/shapes", "seg prepare shapes --out /tmp/shapes --train 16 --val 8"),
-}
-
-
 def converter_examples(name: str, takes_sources: bool, fetches: bool) -> str:
     """The examples ending `seg prepare NAME --help`: the converter's own, else the forms its sources allow."""
-    if name in EXAMPLES:
-        return examples(*EXAMPLES[name])
+    own = examples_for(f"prepare {name}", missing_ok=True)
+    if own:
+        return own
     if fetches:
         return examples(f"seg prepare {name}", f"seg prepare {name} ~/Downloads/{name}/ --out data/{name} --workers 4")
     if takes_sources:

@@ -4,15 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from segcli.cli._common import JsonOpt, err, examples, out, print_json, table
-
-LIST_EXAMPLES = examples("seg presets list", "seg presets list --json")
-SHOW_EXAMPLES = examples(
-    "seg presets show finetune",
-    "seg presets show quickstart epochs=3 imgsz=256",
-    "seg presets show quickstart > mine.toml   # a preset to edit: seg train mine.toml",
-)
-
+from segcli.cli._common import JsonOpt, err, examples_for, out, print_json, table
 
 presets_app = typer.Typer(help="List bundled presets or show one fully resolved.", no_args_is_help=True)
 
@@ -24,7 +16,7 @@ def _first_comment(path) -> str:  # noqa: ANN001
     return ""
 
 
-@presets_app.command("list", epilog=LIST_EXAMPLES)
+@presets_app.command("list", epilog=examples_for("presets list"))
 def list_cmd(as_json: bool = JsonOpt) -> None:
     """Bundled presets: what each trains (model, backbone, crop), its source and the mIoU the source reports."""
     import dataclasses
@@ -59,7 +51,7 @@ def list_cmd(as_json: bool = JsonOpt) -> None:
     out.print("[dim]seg presets show NAME prints a recipe in full; --json adds each one's description and notes[/dim]")
 
 
-@presets_app.command("show", epilog=SHOW_EXAMPLES)
+@presets_app.command("show", epilog=examples_for("presets show"))
 def show_cmd(
     name: str = typer.Argument(..., help="Preset name or path."),
     overrides: list[str] = typer.Argument(None, help="key=value overrides to apply."),

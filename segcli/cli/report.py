@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from segcli.cli._common import DeviceOpt, JsonOpt, err, examples, out, print_json
+from segcli.cli._common import DeviceOpt, JsonOpt, err, examples_for, out, print_json
 
 
 def report_cmd(
@@ -31,12 +31,5 @@ def report_cmd(
     out.print(f"report: [bold]{escape(str(res.path))}[/]")
 
 
-EXAMPLES = examples(
-    "seg report runs/quickstart/1",
-    "seg report runs/quickstart/1 --worst 16 --device cuda",
-    "seg report runs/quickstart/1 --no-eval",
-)
-
-
 def register(app: typer.Typer) -> None:
-    app.command("report", no_args_is_help=True, epilog=EXAMPLES)(report_cmd)
+    app.command("report", no_args_is_help=True, epilog=examples_for("report"))(report_cmd)

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from segcli.cli._common import JsonOpt, err, examples, fmt, out, print_json, table
+from segcli.cli._common import JsonOpt, err, examples_for, fmt, out, print_json, table
 from segcli.cli.flags import TRAIN_FLAGS, train_overrides
 from segcli.core.callbacks import Callback, IterStats, RunStart, ValEnd
 from segcli.report import ProgressLines, ProgressMeter, fmt_bytes, fmt_duration, validation_lines
@@ -262,12 +262,5 @@ def _name_hint(loaded: Any) -> str | None:
     return f"note: runs without a name go to {where}; --name NAME (or name=NAME) files them under {t.out_dir}/NAME/N"
 
 
-EXAMPLES = examples(
-    "seg train quickstart --data data/shapes --epochs 3",
-    "seg train finetune --data data/mine --name mine --batch-size 8 --device cuda",
-    "seg train quickstart epochs=3 optim.lr=0.01 imgsz=256",
-)
-
-
 def register(app: typer.Typer) -> None:
-    app.command("train", no_args_is_help=True, epilog=EXAMPLES)(train_cmd)
+    app.command("train", no_args_is_help=True, epilog=examples_for("train"))(train_cmd)

@@ -177,3 +177,12 @@ def test_workers_rejects_anything_else(value: str) -> None:
 def test_examples_ends_help_with_one_command_a_line() -> None:
     text = examples("seg a", "seg b")
     assert text.startswith("Examples:") and text.splitlines()[-1].strip() == "seg b"
+
+
+def test_examples_come_from_the_table_and_a_missing_command_is_named() -> None:
+    from segcli.cli._common import examples_for
+
+    assert examples_for("infer").startswith("Examples:\n\n  seg infer ")
+    assert examples_for("prepare no-such-converter", missing_ok=True) == ""
+    with pytest.raises(KeyError, match="no examples for 'no-such-command'"):
+        examples_for("no-such-command")
