@@ -8,7 +8,9 @@ imported on first use, so ``import segcli`` stays cheap.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from segcli.lazy import lazy_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from segcli import train as train
@@ -20,26 +22,19 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __version__ = "0.1.0"
 
-# public name → (module, attribute); "" is the module itself
+# public name → where it lives (segcli.lazy.lazy_names): "module:attribute", "module:" for the module itself
 _PUBLIC = {
-    "Model": ("segcli.infer.model", "Model"),
-    "Prediction": ("segcli.infer.model", "Prediction"),
-    "ProtocolChoices": ("segcli.infer.protocol", "ProtocolChoices"),
-    "train": ("segcli.train", ""),
-    "TrainRun": ("segcli.train.fit", "TrainRun"),
-    "build_model": ("segcli.core.factory", "build_network"),
+    "Model": "segcli.infer.model",
+    "Prediction": "segcli.infer.model",
+    "ProtocolChoices": "segcli.infer.protocol",
+    "train": "segcli.train:",
+    "TrainRun": "segcli.train.fit",
+    "build_model": "segcli.core.factory:build_network",
 }
 __all__ = [*_PUBLIC, "__version__"]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        import importlib
-
-        module, attr = _PUBLIC[name]
-        found = importlib.import_module(module)
-        return getattr(found, attr) if attr else found
-    raise AttributeError(f"module 'segcli' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _PUBLIC)
 
 
 def __dir__() -> list[str]:

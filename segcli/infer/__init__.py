@@ -13,7 +13,9 @@ test protocol asked for, resolved against a checkpoint's preset into a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from segcli.lazy import lazy_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from segcli.infer.benchmarking import BenchmarkOptions as BenchmarkOptions
@@ -51,9 +53,4 @@ _PUBLIC = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        import importlib
-
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(name)
+__getattr__ = lazy_names(__name__, _PUBLIC)

@@ -9,7 +9,9 @@ CLI prints (:mod:`.textlog`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from segcli.lazy import lazy_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from segcli.report.browser import PageLayout as PageLayout
@@ -31,9 +33,4 @@ _PUBLIC = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        import importlib
-
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(name)
+__getattr__ = lazy_names(__name__, _PUBLIC)

@@ -19,6 +19,8 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
+from segcli.lazy import lazy_names
+
 if TYPE_CHECKING:  # pragma: no cover
     from segcli.train.fit import TrainRun as TrainRun
     from segcli.train.fit import training_preset as training_preset
@@ -31,12 +33,7 @@ _PUBLIC = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _PUBLIC:
-        import importlib
-
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(name)
+__getattr__ = lazy_names(__name__, _PUBLIC)
 
 
 class _CallablePackage(types.ModuleType):
