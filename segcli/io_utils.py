@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
 import stat
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 _TEMP_COUNTER = itertools.count()
@@ -84,27 +85,39 @@ def write_temp(
     the umask gave it at creation, also when the writer made it anew (safetensors' ``save_file`` leaves 0600).
     """
     path = Path(path)
-    try:
-        fd, tmp_path = _create_temp(path, suffix or path.suffix)
-    except OSError as e:
-        raise _with_path(e, path) from None
+    fd, tmp_path = _new_temp(path, suffix or path.suffix)
     try:
         mode = stat.S_IMODE(os.fstat(fd).st_mode)
     finally:
         os.close(fd)
-    try:
+    with _removed_on_error(path, tmp_path):
         writer(tmp_path)
         if stat.S_IMODE(os.stat(tmp_path).st_mode) != mode:
             os.chmod(tmp_path, mode)
         if durable:  # checkpoints: the bytes reach the disk before a rename makes them the real file
             _fsync(tmp_path)
+    return tmp_path
+
+
+def _new_temp(path: Path, suffix: str) -> tuple[int, Path]:
+    """:func:`_create_temp`, its failure naming ``path``."""
+    try:
+        return _create_temp(path, suffix)
+    except OSError as e:
+        raise _with_path(e, path) from None
+
+
+@contextlib.contextmanager
+def _removed_on_error(path: Path, tmp: Path) -> Iterator[None]:
+    """Remove the temp file ``tmp`` when the block fails; a file-system error is raised again naming ``path``."""
+    try:
+        yield
     except BaseException as e:
-        tmp_path.unlink(missing_ok=True)
-        named = _with_path(e, path, tmp_path)
+        tmp.unlink(missing_ok=True)
+        named = _with_path(e, path, tmp)
         if named is e:
             raise
         raise named from e
-    return tmp_path
 
 
 def _fsync(path: Path) -> None:
@@ -153,11 +166,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write bytes atomically: a temp file beside ``path``, written through the descriptor that created it,
     then renamed (the fewest system calls: inference writes two small files an image)."""
     path = Path(path)
-    try:
-        fd, tmp = _create_temp(path, path.suffix)
-    except OSError as e:
-        raise _with_path(e, path) from None
-    try:
+    fd, tmp = _new_temp(path, path.suffix)
+    with _removed_on_error(path, tmp):
         try:
             view = memoryview(data)
             while view:
@@ -165,12 +175,6 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException as e:
-        tmp.unlink(missing_ok=True)
-        named = _with_path(e, path, tmp)
-        if named is e:
-            raise
-        raise named from e
     return path
 
 
