@@ -63,17 +63,11 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "_orig_mod", model)
 
 
-def weights_writer(
-    model: torch.nn.Module,
-    preset: Preset,
-    info: DatasetInfo,
-    epoch: int = 0,
-    metrics: dict[str, Any] | None = None,
-    data: DataFingerprint | None = None,
-) -> Callable[[Path], None]:
-    """``writer(path)`` writing the model's weights (as they are now) and metadata to a .safetensors file."""
+def weights_writer(model: torch.nn.Module, preset: Preset, info: DatasetInfo, **about: Any) -> Callable[[Path], None]:
+    """``writer(path)`` writing the model's weights (as they are now) and metadata to a .safetensors file;
+    ``about``: the training facts of :func:`weights_metadata` (epoch, metrics, data)."""
     state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
-    meta = weights_metadata(preset, info, epoch, metrics, data)
+    meta = weights_metadata(preset, info, **about)
     return lambda path: save_file(state, str(path), metadata=meta)
 
 
@@ -103,16 +97,11 @@ def weights_metadata(
 
 
 def save_weights(
-    path: str | os.PathLike,
-    model: torch.nn.Module,
-    preset: Preset,
-    info: DatasetInfo,
-    epoch: int = 0,
-    metrics: dict[str, Any] | None = None,
-    data: DataFingerprint | None = None,
+    path: str | os.PathLike, model: torch.nn.Module, preset: Preset, info: DatasetInfo, **about: Any
 ) -> Path:
-    """Write the model's weights and metadata to a .safetensors file atomically."""
-    return atomic_write(path, weights_writer(model, preset, info, epoch, metrics, data))
+    """Write the model's weights and metadata to a .safetensors file atomically (``about``: as
+    :func:`weights_writer`)."""
+    return atomic_write(path, weights_writer(model, preset, info, **about))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:

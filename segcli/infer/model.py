@@ -200,7 +200,8 @@ class Model:
         if isinstance(self.net, ExportedModel):
             raise UserError(f"{self.weights}: an exported graph cannot be saved as segcli weights")
         info = DatasetInfo(self.meta.dataset, self.meta.classes, self.meta.palette, self.meta.ignore_index)
-        return save_weights(path, self.net, self.meta.preset, info, self.meta.epoch, self.meta.metrics)
+        meta = self.meta
+        return save_weights(path, self.net, meta.preset, info, epoch=meta.epoch, metrics=meta.metrics, data=meta.data)
 
     def evaluate(
         self,

@@ -639,11 +639,13 @@ class Trainer:
             if rows is not None:
                 files[run.metrics] = lambda path: path.write_text(run.metrics_text(rows), encoding="utf-8")
             data = self.data.fingerprint
-            files[run.weights("last")] = weights_writer(st.model, self.p, info, pr.epoch, meta, data)
+            files[run.weights("last")] = weights_writer(st.model, self.p, info, epoch=pr.epoch, metrics=meta, data=data)
             if improved:
                 files[run.weights("best")] = files[run.weights("last")]
             if st.ema is not None and "ema_mIoU" in ema_row:
-                files[run.weights("ema")] = weights_writer(st.ema.module, self.p, info, pr.epoch, ema_row, data)
+                files[run.weights("ema")] = weights_writer(
+                    st.ema.module, self.p, info, epoch=pr.epoch, metrics=ema_row, data=data
+                )
             files[run.state] = state_writer(st.state_dict())
             try:
                 commit(run, pr.epoch, pr.step, files)
