@@ -24,20 +24,12 @@ def crop_cmd(
     as_json: bool = JsonOpt,
 ) -> None:
     """Crop every image and mask to the bounding box of the chosen classes; write a new dataset."""
-    from segcli.data.crop import crop_by_mask
+    from segcli.data.crop import CropOptions, crop_by_mask
 
     names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    options = CropOptions(classes=names, margin=margin, square=square, size=size, splits=split_list(split))
     with progress_bar("cropping", disable=as_json) as progress:
-        res = crop_by_mask(
-            root,
-            out_dir,
-            classes=names,
-            margin=margin,
-            square=square,
-            size=size,
-            splits=split_list(split),
-            progress=progress,
-        )
+        res = crop_by_mask(root, out_dir, options, progress=progress)
     if as_json:
         print_json(res.to_dict())
         return

@@ -147,18 +147,29 @@ def _unfinished(out: Path, settings: dict[str, Any]) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class CropOptions:
+    """What a crop keeps: the box around ``classes`` (None: every class but the first), widened by ``margin``
+    of its size on each side, made ``square`` on request, resized so its long side is ``size`` (None: as is),
+    over ``splits`` (None: all)."""
+
+    classes: list[str] | None = None
+    margin: float = 0.1
+    square: bool = False
+    size: int | None = None
+    splits: list[str] | None = None
+
+
 def crop_by_mask(
     root: str | os.PathLike,
     out: str | os.PathLike,
-    classes: list[str] | None = None,
-    margin: float = 0.1,
-    square: bool = False,
-    size: int | None = None,
-    splits: list[str] | None = None,
+    options: CropOptions = CropOptions(),
     progress: Callable[[int, int], None] | None = None,
 ) -> CropResult:
     """Write the cropped dataset to ``out`` (which must not exist, be empty, or hold an unfinished
     crop with the same settings, which is then finished)."""
+    classes, margin, square, size = options.classes, options.margin, options.square, options.size
+    splits = options.splits
     root, out = Path(root), Path(out)
     info = read_dataset_info(root)
     ids = resolve_classes(info, classes)

@@ -27,13 +27,13 @@ def test_cli(tmp_path, capsys):
 def test_cli_passes_its_options_and_shortens_a_long_skip_list(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    from segcli.data.crop import CropResult
+    from segcli.data.crop import CropOptions, CropResult
 
     seen: dict[str, Any] = {}
     skipped = [f"train/{i}" for i in range(12)] + ["val/0"]
 
-    def crop(root: Path, out: Path, **kwargs: Any) -> CropResult:
-        seen.update(root=root, out=out, **kwargs)
+    def crop(root: Path, out: Path, options: CropOptions, **kwargs: Any) -> CropResult:
+        seen.update(root=root, out=out, **vars(options), **kwargs)
         return CropResult(out, ["car", "bus"], {"train": 3, "val": 1}, skipped)
 
     monkeypatch.setattr("segcli.data.crop.crop_by_mask", crop)

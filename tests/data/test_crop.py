@@ -10,7 +10,7 @@ import pytest
 from data_helpers import H, W, coded_image, make_ds, rect_mask
 
 from segcli.cli.app import run
-from segcli.data.crop import crop_box, crop_by_mask
+from segcli.data.crop import CropOptions, crop_box, crop_by_mask
 from segcli.data.format import read_dataset_info, validate_dataset
 from segcli.data.io import read_image, read_mask
 from segcli.data.lint import lint_dataset
@@ -38,7 +38,7 @@ def test_crop_box_none_without_the_classes():
 
 def test_crop_writes_exact_pixels_and_skips(tmp_path):
     src = make_ds(tmp_path / "src", {"a": rect_mask(10, 20, 20, 40), "none": rect_mask(5, 9, 5, 9, cls=2)})
-    res = crop_by_mask(src, tmp_path / "out", classes=["thing"], margin=0.1)
+    res = crop_by_mask(src, tmp_path / "out", CropOptions(classes=["thing"], margin=0.1))
     assert res.written == {"train": 1} and res.skipped == ["train/none"]
     assert res.boxes == {"train/a": (18, 9, 42, 21)}
     img = read_image(tmp_path / "out" / "images" / "train" / "a.png")
@@ -56,7 +56,7 @@ def test_crop_writes_exact_pixels_and_skips(tmp_path):
 def test_square_pads_with_ignore_and_black(tmp_path):
     # Object in the top-left corner: the square box (-5..15 rows) sticks out of the image by 5 rows.
     src = make_ds(tmp_path / "src", {"a": rect_mask(0, 10, 0, 20)})
-    res = crop_by_mask(src, tmp_path / "out", margin=0.0, square=True)
+    res = crop_by_mask(src, tmp_path / "out", CropOptions(margin=0.0, square=True))
     assert res.boxes["train/a"] == (0, -5, 20, 15)
     img = read_image(tmp_path / "out" / "images" / "train" / "a.png")
     mask = read_mask(tmp_path / "out" / "masks" / "train" / "a.png")
@@ -68,11 +68,11 @@ def test_square_pads_with_ignore_and_black(tmp_path):
 
 def test_resize_square_and_long_side(tmp_path):
     src = make_ds(tmp_path / "src", {"a": rect_mask(10, 20, 20, 40)})
-    crop_by_mask(src, tmp_path / "sq", margin=0.0, square=True, size=16)
+    crop_by_mask(src, tmp_path / "sq", CropOptions(margin=0.0, square=True, size=16))
     mask = read_mask(tmp_path / "sq" / "masks" / "train" / "a.png")
     assert mask.shape == (16, 16) and set(np.unique(mask).tolist()) == {0, 1}  # nearest: no blended ids
     assert read_image(tmp_path / "sq" / "images" / "train" / "a.png").shape == (16, 16, 3)
-    crop_by_mask(src, tmp_path / "long", margin=0.0, size=40)  # 10x20 box, long side to 40
+    crop_by_mask(src, tmp_path / "long", CropOptions(margin=0.0, size=40))  # 10x20 box, long side to 40
     assert read_mask(tmp_path / "long" / "masks" / "train" / "a.png").shape == (20, 40)
 
 
@@ -94,12 +94,12 @@ def test_refusals(tmp_path):
         crop_by_mask(src, busy)
     assert (busy / "keep.txt").read_text() == "mine"
     with pytest.raises(UserError, match="did you mean 'thing'"):
-        crop_by_mask(src, tmp_path / "o1", classes=["thin"])
+        crop_by_mask(src, tmp_path / "o1", CropOptions(classes=["thin"]))
     with pytest.raises(DataError, match="no image contains"):
-        crop_by_mask(src, tmp_path / "o2", classes=["other"])
+        crop_by_mask(src, tmp_path / "o2", CropOptions(classes=["other"]))
     assert not (tmp_path / "o2").exists()
     with pytest.raises(UserError, match="--margin"):
-        crop_by_mask(src, tmp_path / "o3", margin=-1)
+        crop_by_mask(src, tmp_path / "o3", CropOptions(margin=-1))
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -114,7 +114,7 @@ def test_interrupted_crop_is_finished_by_a_rerun(tmp_path, monkeypatch, capsys):
     src = make_ds(tmp_path / "src", masks)
     make_ds(src, {"v": rect_mask(5, 30, 5, 50)}, split="val")
     args = {"classes": ["thing"], "margin": 0.2, "square": True, "size": 24}
-    full = crop_by_mask(src, tmp_path / "full", **args)
+    full = crop_by_mask(src, tmp_path / "full", CropOptions(**args))
 
     out = tmp_path / "out"
     real_write_mask, calls = crop_mod.write_mask, {"n": 0}
@@ -127,14 +127,14 @@ def test_interrupted_crop_is_finished_by_a_rerun(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(crop_mod, "write_mask", failing_write_mask)
     with pytest.raises(OSError, match="No space"):
-        crop_by_mask(src, out, **args)
+        crop_by_mask(src, out, CropOptions(**args))
     assert (out / crop_mod.MARKER).is_file() and not (out / "dataset.toml").exists()
     assert len(list((out / "masks" / "train").iterdir())) == 3
 
     # other settings are refused, naming the setting; nothing is changed
     before = _tree(out)
     with pytest.raises(UserError, match=r"unfinished crop with margin=0\.2, not 0\.3.*same settings"):
-        crop_by_mask(src, out, **{**args, "margin": 0.3})
+        crop_by_mask(src, out, CropOptions(**{**args, "margin": 0.3}))
     assert _tree(out) == before
 
     monkeypatch.setattr(crop_mod, "write_mask", real_write_mask)
