@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--weights", default="1,1,3", help="loss.term_weights of the distilled student")
     ap.add_argument("--work", type=Path, default=Path("/tmp/segcli_bench_distill"), help="datasets and runs")
     ap.add_argument("--tiny", action="store_true", help="tiny data and 15 s budgets: checks the script runs")
+    ap.add_argument("--teacher-run", type=Path, help="reuse this trained teacher run (one dataset) instead of training")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if args.tiny:
@@ -106,7 +107,10 @@ def main() -> None:
         pairs = test_pairs(test_dir)
         classes = DatasetIndex.scan(root, ["train"]).info.num_classes
         seconds, teacher_seconds = parse_duration(args.budget), parse_duration(args.teacher_budget)
-        t_run, t_steps, t_wall = run(root, args.work, f"{name}_teacher", teacher_seconds, args.teacher)
+        if args.teacher_run:  # trained before: its steps and time are in its own metrics.csv / log.txt
+            t_run, t_steps, t_wall = args.teacher_run, 0, float("nan")
+        else:
+            t_run, t_steps, t_wall = run(root, args.work, f"{name}_teacher", teacher_seconds, args.teacher)
         t_miou = score(t_run, pairs, classes)
         print(f"[{name}] teacher {' '.join(args.teacher)}: test mIoU {t_miou:.4f}, {t_steps} steps, {t_wall:.0f}s")
         plain_run, plain_steps, plain_wall = run(root, args.work, f"{name}_student", seconds, args.student)
@@ -118,7 +122,8 @@ def main() -> None:
         print(f"[{name}] student + teacher ({args.terms} x {args.weights}): test mIoU {kd:.4f}, {kd_steps} steps")
         rows.append((name, t_miou, t_wall, plain, plain_steps, kd, kd_steps))
         sys.stdout.flush()
-    print(f"\nload {load()} at the end; student budget {args.budget}, teacher {args.teacher_budget}")
+    teacher = f"reused from {args.teacher_run}" if args.teacher_run else args.teacher_budget
+    print(f"\nload {load()} at the end; student budget {args.budget}, teacher {teacher}")
     print("dataset   teacher mIoU (s)   student alone (steps)   student + teacher (steps)")
     for name, t_miou, t_wall, plain, plain_steps, kd, kd_steps in rows:
         print(
