@@ -73,13 +73,18 @@ class SegGroup(TyperGroup):
         return command
 
 
-class Amp(str, Enum):
-    """Autocast precision choices of eval/infer (``auto`` = bf16 where native, else fp16 on CUDA, else none)."""
+def choices(name: str, values: tuple[str, ...], doc: str) -> Any:
+    """A typer choice type with one member per value (member names: the values with ``-`` as ``_``); the values
+    are the engine's list of what it accepts (tests/cli/test__common.py checks each against it)."""
+    made = Enum(name, {v.replace("-", "_"): v for v in values}, type=str, module=__name__)
+    made.__doc__ = doc
+    return made
 
-    auto = "auto"
-    none = "none"
-    bf16 = "bf16"
-    fp16 = "fp16"
+
+# core.runtime.AMP_MODES (not imported here: it loads torch, and `seg --help` should not)
+Amp = choices(
+    "Amp", ("auto", "none", "bf16", "fp16"), "Autocast of eval/infer: auto = bf16 where native, else fp16 on CUDA."
+)
 
 
 class Absent(str, Enum):

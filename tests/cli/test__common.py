@@ -186,3 +186,9 @@ def test_examples_come_from_the_table_and_a_missing_command_is_named() -> None:
     assert examples_for("prepare no-such-converter", missing_ok=True) == ""
     with pytest.raises(KeyError, match="no examples for 'no-such-command'"):
         examples_for("no-such-command")
+
+
+def test_choice_types_offer_what_the_engine_accepts() -> None:
+    from segcli.core.runtime import AMP_MODES
+
+    assert tuple(m.value for m in Amp) == AMP_MODES and Amp("bf16") is Amp.bf16 and isinstance(Amp.none, str)
