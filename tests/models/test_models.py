@@ -190,4 +190,4 @@ def test_seg_models_cli_bad_size(capsys: pytest.CaptureFixture[str]) -> None:
     from segcli.cli.app import run
 
     assert run(["models", "--size", "64by96"]) == 2
-    assert "HEIGHTxWIDTH" in capsys.readouterr().err
+    assert "--size 64by96: give H,W as two whole numbers" in capsys.readouterr().err

@@ -224,9 +224,12 @@ def test_channels_last_matches() -> None:
 
 @pytest.mark.slow
 def test_torch_compile() -> None:
+    # Dynamo's capture of the subdivision loop (topk, point sampling, scatter) through AOT autograd: what a
+    # model's code can break. Inductor's C++ code generation for the loop's many kernels would add ~80 s on a
+    # 2-core CPU and tests torch rather than this model.
     model = _model().eval()
     x = _image(64, 80)
     with torch.no_grad():
         ref = model(x)
-        got = torch.compile(model)(x)
+        got = torch.compile(model, backend="aot_eager")(x)
     assert got.shape == (1, C, 64, 80) and torch.allclose(got, ref, atol=1e-4)
