@@ -35,3 +35,19 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def channels_last_output(net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(output, output with the model and input in channels_last) of ``net`` in eval mode, without gradients."""
+    with torch.no_grad():
+        ref = net(x)
+        got = net.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    return ref, got
+
+
+def compiled_output(
+    net: torch.nn.Module, x: torch.Tensor, **compile_options: object
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(output, output of ``torch.compile(net, **compile_options)``) of ``net``, without gradients."""
+    with torch.no_grad():
+        return net(x), torch.compile(net, **compile_options)(x)  # type: ignore[arg-type]

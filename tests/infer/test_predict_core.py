@@ -7,6 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
+from model_helpers import one_thread
 
 from segcli.config.schema import ModelConfig
 from segcli.core.factory import model_from_preset
@@ -18,12 +19,7 @@ from segcli.models import MODELS
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+_one_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
 
 
 def _model(name: str = "fpn", classes: int = 3) -> torch.nn.Module:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_helpers import channels_last_output, compiled_output, one_thread
 
 from segcli.errors import PresetError
 from segcli.models import MODELS
@@ -13,12 +14,7 @@ from segcli.models.duc_hdc import DUC, HDC_RES4, stage_convs
 NUM_CLASSES = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+_one_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
 
 
 def _build(num_classes: int = NUM_CLASSES, **kw) -> torch.nn.Module:
@@ -190,9 +186,7 @@ def test_attention_and_dropout_options() -> None:
 def test_channels_last_matches() -> None:
     net = _build().eval()
     x = torch.randn(1, 3, 56, 72)
-    with torch.no_grad():
-        ref = net(x)
-        y = net.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    ref, y = channels_last_output(net, x)
     assert torch.allclose(y, ref, atol=1e-5)
 
 
@@ -200,9 +194,7 @@ def test_channels_last_matches() -> None:
 def test_torch_compile_runs() -> None:
     net = _build().eval()
     x = torch.randn(1, 3, 50, 70)
-    with torch.no_grad():
-        ref = net(x)
-        y = torch.compile(net)(x)
+    ref, y = compiled_output(net, x)
     assert y.shape == ref.shape and torch.allclose(y, ref, atol=1e-4)
 
 

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from model_helpers import channels_last_output, compiled_output
 
 from segcli.models import MODELS, build_model
 from segcli.models.gcn import GCN, BoundaryRefine, Deconv, GlobalConv, gcn_kernel
@@ -138,9 +139,7 @@ def test_channels_last_matches() -> None:
     torch.manual_seed(0)
     net = GCN(NUM_CLASSES, backbone=BACKBONE).eval()
     x = torch.randn(1, 3, 45, 61)
-    with torch.no_grad():
-        ref = net(x)
-        got = net.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    ref, got = channels_last_output(net, x)
     assert torch.allclose(got, ref, atol=1e-4)
 
 
@@ -149,7 +148,5 @@ def test_torch_compile_runs() -> None:
     torch.manual_seed(0)
     net = GCN(NUM_CLASSES, backbone=BACKBONE).eval()
     x = torch.randn(1, 3, 50, 70)
-    with torch.no_grad():
-        ref = net(x)
-        got = torch.compile(net)(x)
+    ref, got = compiled_output(net, x)
     assert got.shape == ref.shape and torch.allclose(got, ref, atol=1e-4)

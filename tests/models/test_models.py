@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from model_helpers import one_thread
 
 from segcli.config.load import load_preset
 from segcli.config.schema import ModelConfig
@@ -22,14 +23,7 @@ BACKBONE = "test_resnet"  # timm's 0.4 M-parameter ResNet: strides 2..32, dilati
 EXTRA_OUTPUTS = {"pointrend": {"points"}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared, busy CPU two OpenMP threads ran
-    this file ~10x slower (spinning at barriers) than one; restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+_one_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
 
 
 def _cfg(name: str, **kw) -> ModelConfig:

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from model_helpers import channels_last_output, compiled_output, one_thread
 
 from segcli.errors import PresetError
 from segcli.models import MODELS, build_model, model_options
@@ -28,12 +29,7 @@ from segcli.models.necks import (
 IN_CHS = [8, 16, 24, 32]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+_one_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
 
 
 def _count(m: nn.Module) -> int:
@@ -286,9 +282,7 @@ def test_odd_sizes_gradients_and_channels_last(name: str) -> None:
     assert not missing
     model.eval()
     x = torch.rand(1, 3, 72, 88) * 255
-    with torch.no_grad():
-        ref = model(x)
-        got = model.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    ref, got = channels_last_output(model, x)
     assert torch.allclose(got, ref, atol=1e-4)
 
 
@@ -298,7 +292,5 @@ def test_torch_compile_runs(name: str) -> None:
     torch.manual_seed(0)
     model = build_model(name, 3, backbone="test_resnet", decoder_channels=16).eval()
     x = torch.rand(1, 3, 50, 70) * 255
-    with torch.no_grad():
-        ref = model(x)
-        got = torch.compile(model)(x)
+    ref, got = compiled_output(model, x)
     assert got.shape == ref.shape and torch.allclose(got, ref, atol=1e-4)

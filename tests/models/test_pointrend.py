@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from model_helpers import compiled_output, one_thread
 
 from segcli.errors import PresetError
 from segcli.models import MODELS, build_model
@@ -15,12 +16,7 @@ from segcli.models.pointrend import PIXELS_PER_POINT, importance_points, most_un
 C = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+_one_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
 
 
 def _model(**kw) -> torch.nn.Module:
@@ -229,7 +225,5 @@ def test_torch_compile() -> None:
     # 2-core CPU and tests torch rather than this model.
     model = _model().eval()
     x = _image(64, 80)
-    with torch.no_grad():
-        ref = model(x)
-        got = torch.compile(model, backend="aot_eager")(x)
+    ref, got = compiled_output(model, x, backend="aot_eager")
     assert got.shape == (1, C, 64, 80) and torch.allclose(got, ref, atol=1e-4)

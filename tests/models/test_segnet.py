@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from model_helpers import channels_last_output, compiled_output
 
 from segcli.models import MODELS, build_model
 from segcli.models.blocks import SCSE
@@ -142,9 +143,7 @@ def test_channels_last_matches() -> None:
     torch.manual_seed(0)
     net = SegNet(NUM_CLASSES).eval()
     x = torch.randn(1, 3, 37, 53)
-    with torch.no_grad():
-        ref = net(x)
-        got = net.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+    ref, got = channels_last_output(net, x)
     assert torch.allclose(got, ref, atol=1e-4)
 
 
@@ -153,7 +152,5 @@ def test_torch_compile_runs() -> None:
     torch.manual_seed(0)
     net = SegNet(NUM_CLASSES).eval()
     x = torch.randn(1, 3, 35, 50)
-    with torch.no_grad():
-        ref = net(x)
-        got = torch.compile(net)(x)
+    ref, got = compiled_output(net, x)
     assert got.shape == ref.shape and torch.allclose(got, ref, atol=1e-4)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
+from model_helpers import one_thread
 
 from segcli.errors import PresetError
 from segcli.models import MODELS, build_model
@@ -18,12 +19,7 @@ from segcli.models.flow import FlowAlign, GatedDualFlowAlign
 NUM_CLASSES = 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+_one_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
 
 
 def _tiny(name: str, **kw) -> nn.Module:
