@@ -138,16 +138,16 @@ def test_long_warmup_warns_naming_the_keys(tiny_overrides: list[str], monkeypatc
     log = (result.run_dir / "log.txt").read_text()
     assert "schedule.warmup_iters = 5 is 62% of the run" in log
     assert "schedule.warmup_fraction" in log
-    # budget mode: the length in steps is known after 20 steps (1 fake second each: 100 s = about 100 steps)
+    # budget mode: the length in steps is known after 20 steps (1 fake second each: 40 s = about 40 steps)
     clock = FakeClock()
     monkeypatch.setattr("segcli.train.trainer.clock", clock)
     over = [o for o in over if not o.startswith("train.epochs")]
-    budgeted = [*over, "train.time_budget=100s", "schedule.warmup_iters=50", "train.plots=false"]
+    budgeted = [*over, "train.time_budget=40s", "schedule.warmup_iters=50", "train.plots=false"]
     result = train("quickstart", budgeted, callbacks=[clock])
     log = (result.run_dir / "log.txt").read_text()
     assert re.search(r"schedule.warmup_iters = 50 is \d+% of the run \(train.time_budget", log), log
     # a fraction of the run instead: no warning
-    fine = [*over, "train.time_budget=100s", "schedule.warmup_iters=0", "schedule.warmup_fraction=0.05"]
+    fine = [*over, "train.time_budget=40s", "schedule.warmup_iters=0", "schedule.warmup_fraction=0.05"]
     result = train("quickstart", [*fine, "train.plots=false"], callbacks=[clock])
     assert "warmup_iters" not in (result.run_dir / "log.txt").read_text().split("start:")[-1].split("\n", 1)[1]
 
