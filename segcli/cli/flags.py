@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from segcli.config.keys import short_key
 from segcli.errors import render_args
 
 # argument name → flag, where the flag is not "--" + the name with dashes
@@ -24,19 +25,14 @@ FLAG_OF: dict[str, str] = {
 }
 
 
-# `seg train`'s common flags → the preset key each one sets (the engine knows only the keys).
-TRAIN_FLAGS: dict[str, str] = {
-    "epochs": "train.epochs",
-    "device": "train.device",
-    "batch_size": "data.batch_size",
-    "name": "train.name",
-    "data": "data.root",
-}
+# `seg train`'s common flags: each is the bare key of the preset key it sets, resolved by the short-key rules that
+# `key=value` and the Python API use (config.keys.short_key: --data → data.root, --epochs → train.epochs)
+TRAIN_FLAGS: tuple[str, ...] = ("epochs", "device", "batch_size", "name", "data")
 
 
 def train_overrides(values: dict[str, Any]) -> list[str]:
     """The ``key=value`` overrides of the common `seg train` flags given (None: not given), in TRAIN_FLAGS order."""
-    return [f"{key}={values[name]}" for name, key in TRAIN_FLAGS.items() if values.get(name) is not None]
+    return [f"{short_key(name)}={values[name]}" for name in TRAIN_FLAGS if values.get(name) is not None]
 
 
 def flag_of(name: str) -> str:

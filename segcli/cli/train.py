@@ -11,7 +11,8 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.text import Text
 
 from segcli.cli._common import JsonOpt, err, examples_for, fmt, out, print_json, table
-from segcli.cli.flags import TRAIN_FLAGS, train_overrides
+from segcli.cli.flags import train_overrides
+from segcli.config.keys import short_key
 from segcli.core.callbacks import Callback, IterStats, RunStart, ValEnd
 from segcli.report import ProgressLines, ProgressMeter, fmt_bytes, fmt_duration, validation_lines
 
@@ -256,7 +257,7 @@ def _print_notes(loaded: Any) -> None:
 def _name_hint(loaded: Any) -> str | None:
     """Where a run of the user's own data (data.root given) without a name was filed, and how to name it."""
     t = loaded.preset.train if loaded is not None else None
-    if t is None or t.name or not any(o.startswith(TRAIN_FLAGS["data"] + "=") for o in loaded.overrides):
+    if t is None or t.name or not any(o.startswith(short_key("data") + "=") for o in loaded.overrides):
         return None
     where = f"{t.out_dir}/{loaded.stem}/N"
     return f"note: runs without a name go to {where}; --name NAME (or name=NAME) files them under {t.out_dir}/NAME/N"

@@ -24,17 +24,15 @@ from segcli.errors import UserError
 from segcli.infer.model import Model
 from segcli.train.trainer import TrainResult, train
 
-NAMED_KEYS = {"data": "data.root", "epochs": "train.epochs"}  # fit's named arguments → preset keys
-
 
 def training_preset(
     preset: str | os.PathLike | None, overrides: Iterable[str] = (), keys: Mapping[str, Any] | None = None
 ) -> LoadedPreset:
     """The validated preset a run trains with: ``preset`` (a bundled name or a .toml path; None: the defaults),
-    then ``overrides`` (``key=value`` texts), then ``keys`` (Python values; ``data``/``epochs`` as
-    :data:`NAMED_KEYS`, dotted or short keys as the command line reads them). The preset is loaded once here and
-    handed to the trainer as it is."""
-    texts = [override_text(NAMED_KEYS.get(k, k), v) for k, v in (keys or {}).items() if v is not None]
+    then ``overrides`` (``key=value`` texts), then ``keys`` (Python values; a dotted key as it is, a bare one such
+    as ``data``, ``epochs`` or ``lr`` by the command line's short-key rules, ``config.keys``). The preset is
+    loaded once here and handed to the trainer as it is."""
+    texts = [override_text(k, v) for k, v in (keys or {}).items() if v is not None]
     return load_preset(preset, [*overrides, *texts])
 
 
