@@ -100,6 +100,8 @@ def eval_cmd(
     out.print(f"report: [bold]{res.report}[/]")
     if m.get("confusion_png"):
         out.print(f"confusion matrix: [bold]{m['confusion_png']}[/]")
+    if m.get("reliability_png"):
+        out.print(f"reliability diagram: [bold]{m['reliability_png']}[/]")
 
 
 def register(app: typer.Typer) -> None:

@@ -217,6 +217,7 @@ def evaluate(
             return EvalResult(metrics, weights_file, root, split, Path(os.devnull), time.perf_counter() - t0, ddp.rank)
         report = _report_path(weights_file, split, opts.out)
         metrics["confusion_png"] = str(write_confusion_png(cm.mat.cpu().numpy(), meta.classes, report))
+        metrics["reliability_png"] = str(write_reliability_png(metrics["calibration"], report))
         if per_image is not None:
             metrics["worst"] = _write_worst(
                 model, ds, per_image, opts.worst, proto, dev, meta.palette, report.parent / "worst"
@@ -355,6 +356,20 @@ def write_confusion_png(confusion: np.ndarray, classes: list[str] | tuple[str, .
 
     path = next_free_path(report.with_name(f"{report.stem}_confusion.png"))
     return write_png(path, draw_cv.confusion(row_normalise(confusion), list(classes)))
+
+
+def reliability_title(calibration: dict[str, Any]) -> str:
+    """The reliability diagram's title: the ECE it shows and what it was counted over."""
+    return f"ECE {calibration['ece']:.4f} ({calibration['bins']} bins over {calibration['pixels']:,} labelled pixels)"
+
+
+def write_reliability_png(calibration: dict[str, Any], report: Path) -> Path:
+    """The reliability diagram of the report's calibration (:meth:`ReliabilityBins.summary`: accuracy against
+    confidence per bin, the diagonal, the pixels per bin) next to the report: ``<report stem>_reliability.png``."""
+    from segcli.viz import draw_cv, write_png
+
+    path = next_free_path(report.with_name(f"{report.stem}_reliability.png"))
+    return write_png(path, draw_cv.reliability(calibration["reliability"], reliability_title(calibration)))
 
 
 def _protocol_summary(proto: PredictionProtocol) -> dict[str, Any]:

@@ -226,6 +226,7 @@ class Model:
             metrics = dict(result.metrics)
         if report is None:
             metrics.pop("confusion_png", None)
+            metrics.pop("reliability_png", None)
         else:
             metrics["report"] = str(result.report)
         return metrics

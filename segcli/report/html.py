@@ -163,6 +163,18 @@ def _worst(d: ReportData) -> str:
     return table + f"<figure>{_img(ev['worst_png'], 'worst validation images')}</figure>"
 
 
+def _calibration(d: ReportData) -> str:
+    if not d.evaluation.ok:
+        return _na(d.evaluation.missing)
+    ev = d.evaluation.value
+    c = ev["calibration"]
+    text = (
+        f"<p>expected calibration error (ECE) {c['ece']:.4f}: {c['bins']} equal-width bins of the top-class "
+        f"probability over {c['pixels']:,} labelled pixels; seg calibrate fits a temperature that lowers it.</p>"
+    )
+    return text + f"<figure>{_img(ev['reliability_png'], 'reliability diagram')}</figure>"
+
+
 def _plots(d: ReportData, missing: dict[str, str]) -> str:
     parts = []
     for title, piece in d.plots.items():
@@ -227,6 +239,7 @@ def render(d: ReportData) -> tuple[str, dict[str, str]]:
         ("summary", "Final and best metrics", summary),
         ("classes", "Per-class metrics", _per_class(d)),
         ("worst", "Worst validation images", _worst(d)),
+        ("calibration", "Calibration (reliability diagram)", _calibration(d)),
         ("plots", "Plots", _plots(d, missing)),
         ("timings", "Timings", _timings(d)),
         ("environment", "Environment", _environment(d)),

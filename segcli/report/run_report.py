@@ -106,7 +106,7 @@ class ReportData:
     epochs_planned: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
     environment: list[dict[str, Any]] = field(default_factory=list)
-    evaluation: Piece = field(default_factory=Piece)  # {"weights", "split", "metrics", "worst", "worst_png"}
+    evaluation: Piece = field(default_factory=Piece)  # {"weights", "split", "metrics", "worst", "worst_png", ...}
     plots: dict[str, Piece] = field(default_factory=dict)  # title → PNG bytes
     log_tail: list[str] = field(default_factory=list)
     epoch_waits: dict[int, str] = field(default_factory=dict)  # epoch → "12.3% of 45.6s"
@@ -197,17 +197,18 @@ def _one_line(e: BaseException) -> str:
 
 
 def evaluate_run(run: RunDir, split: str | None = None, worst: int = WORST, device: str = "auto") -> dict[str, Any]:
-    """Metrics of the run's best weights (else last) over ``split`` (the preset's val split) and its
-    ``worst`` images by per-image mIoU, drawn as image | ground truth | prediction rows (PNG bytes)."""
+    """Metrics of the run's best weights (else last) over ``split`` (the preset's val split), its ``worst`` images
+    by per-image mIoU, drawn as image | ground truth | prediction rows (PNG bytes), and its calibration (ECE and
+    the reliability diagram, PNG bytes)."""
     import torch
     from torch.utils.data import DataLoader
 
     from segcli.core.runtime import select_device
     from segcli.data.datasets import EvalDataset, eval_collate, resolve_workers, worker_init
-    from segcli.infer.evaluator import confusion_with, eval_index
+    from segcli.infer.evaluator import confusion_with, eval_index, reliability_title
     from segcli.infer.predict_core import class_ids, open_for_prediction, predict_images
     from segcli.infer.protocol import ProtocolChoices
-    from segcli.metrics import ConfusionMatrix
+    from segcli.metrics import ConfusionMatrix, ReliabilityBins
     from segcli.viz import draw_cv, encode_png
 
     weights = run.best_weights()
@@ -230,8 +231,10 @@ def evaluate_run(run: RunDir, split: str | None = None, worst: int = WORST, devi
     )
     per_image: list[float] = []
     cm = ConfusionMatrix(meta.num_classes, meta.ignore_index, device=dev)
-    confusion_with(model, loader, cm, proto, per_image=per_image)
+    ece = ReliabilityBins(meta.num_classes, meta.ignore_index, device=dev)
+    confusion_with(model, loader, cm, proto, per_image=per_image, watch=lambda lg, t: ece.update(lg, t, proto.tta))
     metrics = cm.compute(preset.eval.absent, meta.classes)
+    calibration = ece.summary(meta.classes)
     ranked = sorted((v, i) for i, v in enumerate(per_image) if v == v)[: max(worst, 0)]
     listed, rows = [], []
     with torch.no_grad():
@@ -256,6 +259,8 @@ def evaluate_run(run: RunDir, split: str | None = None, worst: int = WORST, devi
         "metrics": metrics,
         "worst": listed,
         "worst_png": png,
+        "calibration": calibration,
+        "reliability_png": encode_png(draw_cv.reliability(calibration["reliability"], reliability_title(calibration))),
         "device": str(dev),
         "palette": [tuple(int(v) for v in c) for c in meta.palette],
     }

@@ -290,3 +290,51 @@ def grid(tiles: Sequence[np.ndarray], captions: Sequence[str], cols: int, size: 
         img[y + (size - th) // 2 : y + (size - th) // 2 + th, x + (size - tw) // 2 : x + (size - tw) // 2 + tw] = fitted
         _text(img, caption[: max(4, size // 7)], (x, y + size + cap - 4), 0.36)
     return img
+
+
+ReliabilityRows = Sequence[dict]  # per bin: {"bin": [lo, hi], "pixels", "confidence", "accuracy"} (ReliabilityBins)
+
+
+def reliability(rows: ReliabilityRows, title: str) -> np.ndarray:
+    """The reliability diagram of a calibration summary's bins: accuracy (bars) against confidence, the diagonal
+    of perfect calibration, the gap to each bin's mean confidence in red; below, the pixels per bin (log scale)."""
+    w, h, left, top = 520, 612, 60, 48
+    plot, hist_h = 420, 80
+    img = _canvas(h, w)
+    _text(img, title, (6, 20), 0.45)
+    x0, y0, x1, y1 = left, top, left + plot, top + plot
+
+    def at(x: float, y: float) -> tuple[int, int]:
+        return int(round(x0 + x * plot)), int(round(y1 - y * plot))
+
+    for t in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0):
+        cv2.line(img, at(t, 0), at(t, 1), GRID, 1)
+        cv2.line(img, at(0, t), at(1, t), GRID, 1)
+        _text(img, f"{t:.1f}", (at(0, t)[0] - 30, at(0, t)[1] + 4), 0.38)
+    for r in rows:
+        lo, hi = r["bin"]
+        if r.get("accuracy") is None:
+            continue
+        acc, conf = float(r["accuracy"]), float(r["confidence"])
+        cv2.rectangle(img, at(lo, 0), at(hi, acc), COLOURS[0], -1)
+        cv2.rectangle(img, at(lo, 0), at(hi, acc), WHITE, 1)
+        gap_top, gap_bottom = at(lo, max(acc, conf)), at(hi, min(acc, conf))
+        cv2.rectangle(img, gap_top, gap_bottom, (214, 39, 40), 1)
+    cv2.line(img, at(0, 0), at(1, 1), (90, 90, 90), 1, cv2.LINE_AA)
+    cv2.rectangle(img, (x0, y0), (x1, y1), BLACK, 1)
+    _text(img, "accuracy", (x0 - 56, y0 - 6), 0.4)
+    _text(img, "bars: accuracy, red: gap to confidence, line: perfect calibration", (x0 + 6, y0 + 16), 0.36)
+    hy0, hy1 = y1 + 24, y1 + 24 + hist_h
+    counts = [int(r["pixels"]) for r in rows]
+    top_log = max(math.log10(max(max(counts, default=1), 1)) + 0.1, 1.0)
+    for r, n in zip(rows, counts):
+        lo, hi = r["bin"]
+        bar = int(hist_h * math.log10(n) / top_log) if n > 0 else 0
+        cv2.rectangle(img, (at(lo, 0)[0], hy1 - bar), (at(hi, 0)[0], hy1), GREY, -1)
+        cv2.rectangle(img, (at(lo, 0)[0], hy1 - bar), (at(hi, 0)[0], hy1), BLACK, 1)
+    cv2.rectangle(img, (x0, hy0), (x1, hy1), BLACK, 1)
+    _text(img, f"pixels per bin (log scale, most {max(counts, default=0):,})", (x0 + 4, hy0 + 14), 0.36)
+    for t in (0.0, 0.5, 1.0):
+        _text(img, f"{t:.1f}", (at(t, 0)[0] - 10, hy1 + 16), 0.38)
+    _text(img, "confidence (top-class probability)", (x0 + plot // 2 - 130, hy1 + 34), 0.42)
+    return img

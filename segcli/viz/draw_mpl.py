@@ -184,3 +184,37 @@ def bars(values: np.ndarray, names: Sequence[str], title: str) -> np.ndarray:
     ax.set_xlim(0.8, top * 30)
     ax.set_title(title, fontsize=9, loc="left")
     return _rgb(fig)
+
+
+def reliability(rows: Sequence[dict], title: str) -> np.ndarray:
+    """The reliability diagram of a calibration summary's bins: accuracy (bars) against confidence, the diagonal
+    of perfect calibration, the gap to each bin's mean confidence in red; below, the pixels per bin (log scale)."""
+    fig = _figure(5.2, 5.6)
+    ax = fig.add_axes((0.12, 0.33, 0.84, 0.6))
+    hist = fig.add_axes((0.12, 0.08, 0.84, 0.17), sharex=ax)
+    lo = np.array([r["bin"][0] for r in rows], np.float64)
+    width = np.array([r["bin"][1] - r["bin"][0] for r in rows], np.float64)
+    filled = [i for i, r in enumerate(rows) if r.get("accuracy") is not None]
+    acc = np.array([rows[i]["accuracy"] for i in filled], np.float64)
+    conf = np.array([rows[i]["confidence"] for i in filled], np.float64)
+    ax.bar(lo[filled], acc, width[filled], align="edge", color=COLOURS[0], edgecolor="white", label="accuracy")
+    ax.bar(
+        lo[filled], conf - acc, width[filled], bottom=acc, align="edge", fill=False, edgecolor=COLOURS[1], label="gap"
+    )
+    ax.plot([0, 1], [0, 1], color="0.35", lw=1, label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy", fontsize=8)
+    ax.tick_params(labelsize=7, labelbottom=False)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(title, fontsize=9, loc="left")
+    counts = np.array([r["pixels"] for r in rows], np.float64)
+    hist.bar(lo, np.maximum(counts, 0), width, align="edge", color="0.75", edgecolor="black", lw=0.5)
+    if counts.max(initial=0) > 0:
+        hist.set_yscale("log")
+        hist.yaxis.set_minor_formatter(NullFormatter())
+    hist.set_ylabel("pixels", fontsize=8)
+    hist.set_xlabel("confidence (top-class probability)", fontsize=8)
+    hist.tick_params(labelsize=7)
+    return _rgb(fig)

@@ -41,8 +41,22 @@ def test_confusion_matrix_png_next_to_the_report(trained: Path, shapes_root: Pat
     assert again.report == tmp_path / "val-2.json" and again.metrics["confusion_png"] == str(
         tmp_path / "val-2_confusion.png"
     )
+    assert again.metrics["reliability_png"] == str(tmp_path / "val-2_reliability.png")
     in_run = evaluate(trained, shapes_root)  # default: inside the run's eval/ folder
     assert Path(in_run.metrics["confusion_png"]).parent == trained / "eval"
+
+
+def test_reliability_diagram_next_to_the_report(trained: Path, shapes_root: Path, tmp_path: Path) -> None:
+    from segcli.infer.evaluator import reliability_title
+    from segcli.viz import draw_cv
+
+    res = evaluate(trained, shapes_root, options=EvalOptions(out=tmp_path))
+    png = Path(res.metrics["reliability_png"])
+    assert png == tmp_path / "val_reliability.png"
+    c = json.loads(res.report.read_text())["calibration"]
+    assert len(c["reliability"]) == 15 and sum(r["pixels"] for r in c["reliability"]) == c["pixels"]
+    drawn = cv2.imread(str(png))[..., ::-1]
+    assert np.array_equal(drawn, draw_cv.reliability(c["reliability"], reliability_title(c)))  # this report's bins
 
 
 def test_slide_with_big_tile_and_tta_scale_one_equal_plain(trained: Path, shapes_root: Path, tmp_path: Path) -> None:

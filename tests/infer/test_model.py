@@ -90,6 +90,7 @@ def test_evaluate_writes_a_report_only_if_asked(model: Model, trained: Path, sha
     before = _files(trained)
     metrics = model.evaluate(shapes_root, split="val", workers=0)
     assert 0.0 <= metrics["mIoU"] <= 1.0 and metrics["images"] == 8 and "confusion_png" not in metrics
+    assert "reliability_png" not in metrics
     assert _files(trained) == before
     kept = model.evaluate(shapes_root, workers=0, report=tmp_path / "eval")
     assert Path(kept["report"]).is_file() and Path(kept["report"]).parent == tmp_path / "eval"

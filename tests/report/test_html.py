@@ -17,7 +17,7 @@ from segcli.report.run_report import Piece, ReportData
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 )
-SECTIONS = ("summary", "classes", "worst", "plots", "timings", "environment", "preset", "log")
+SECTIONS = ("summary", "classes", "worst", "calibration", "plots", "timings", "environment", "preset", "log")
 
 
 def rows() -> list[dict]:
@@ -38,6 +38,7 @@ def evaluation() -> Piece:
     worst = [{"image": "val/a.png", "mIoU": 0.1}, {"image": "val/b.png", "mIoU": 0.2}]
     value = {"weights": "best.safetensors", "split": "val", "images": 2, "device": "cpu", "metrics": metrics}
     value |= {"palette": [(0, 0, 0), (255, 0, 0)], "worst": worst, "worst_png": PNG}
+    value |= {"calibration": {"ece": 0.0123, "bins": 15, "pixels": 1000}, "reliability_png": PNG}
     return Piece(value)
 
 
@@ -63,12 +64,13 @@ def test_a_full_report_has_every_section_and_no_external_reference(tmp_path: Pat
     _, page = parse(tmp_path / "r.html")
     assert text.startswith("<!DOCTYPE html>") and not page.links
     assert all(f'<h2 id="{s}">' in text for s in SECTIONS)
-    assert len(page.images) == 2  # the curves and the worst images; the confusion matrix says why not
+    assert len(page.images) == 3  # the curves, the worst images, the reliability diagram; not the confusion matrix
     assert missing == {"Confusion matrix": "no plots/confusion_matrix.png"}
     assert page.rows["summary"] == 2 and page.rows["epochs"] == 3 and page.rows["worst"] == 2
     assert page.rows["per-class"] == 2 and page.rows["overall"] == 1
     assert page.rows["environment"] == 1 and "<th>start t0</th><th>resume t1</th>" in text  # a column per start
     assert "3 of 4 epochs, 12 iterations (stopped before the planned end" in text
+    assert "expected calibration error (ECE) 0.0123: 15 equal-width bins" in text
 
 
 def test_the_best_row_is_the_best_validated_epoch(tmp_path: Path) -> None:
@@ -92,7 +94,7 @@ def test_an_empty_run_says_what_is_missing(tmp_path: Path) -> None:
     assert set(missing) == {"metrics", "per-class metrics and worst images", "environment"}
     assert "no epoch finished yet" in text
     assert "not available: metrics.csv has no rows (the run stopped during its first epoch)" in text
-    assert text.count("not available: no weights yet") == 2  # per-class and worst
+    assert text.count("not available: no weights yet") == 3  # per-class, worst and calibration
     assert "not available: no environment.json" in text and "not available: no log.txt" in text
     assert "<img" not in text
 

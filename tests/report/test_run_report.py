@@ -37,8 +37,8 @@ def test_report_written_at_the_end_of_training(trained: Path) -> None:
     text, page = parse(run.report)
     assert "report: " in run.log_file.read_text()
     assert not page.links, f"external references: {page.links}"
-    # curves, confusion matrix, samples, class pixels and the worst images, all embedded and decodable
-    assert len(page.images) == 5
+    # curves, confusion matrix, samples, class pixels, the worst images and the reliability diagram, all embedded
+    assert len(page.images) == 6
     shapes = [decode_data_uri(src).shape for src in page.images]
     assert (600, 1160, 3) in shapes  # the curves, as wide as the page
     assert page.rows["per-class"] == 5  # one row per class of the shapes dataset
@@ -47,6 +47,7 @@ def test_report_written_at_the_end_of_training(trained: Path) -> None:
     for name in ("background", "circle", "square", "triangle", "cross"):
         assert f"{name}</td>" in text
     assert "not available" not in text
+    assert "expected calibration error (ECE) " in text and "15 equal-width bins" in text
     env = json.loads(run.environment.read_text())
     assert len(env) == 1 and env[0]["event"] == "start" and env[0]["device"] == "cpu"
     import torch

@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from segcli.errors import PresetError
 from segcli.extras import package_available
@@ -118,3 +119,26 @@ def test_the_confusion_matrix_title_of_two_classes_is_whole(backend: str) -> Non
     band = img[:24]
     assert _ink(band) > 0.01  # the title is there
     assert _ink(band[:, :4]) == 0.0 and _ink(band[:, -4:]) == 0.0  # and it ends inside the picture
+
+
+@pytest.mark.parametrize("backend", ["draw_cv", "draw_mpl"])
+def test_the_reliability_diagram_draws_bars_the_diagonal_and_counts(backend: str) -> None:
+    """Per-bin accuracy bars (blue) where a bin has pixels, none where it is empty, and the counts below."""
+    if backend == "draw_mpl":
+        pytest.importorskip("matplotlib", reason="matplotlib (the plots extra) is not installed")
+    import importlib
+
+    from segcli.metrics import ReliabilityBins
+
+    bins = ReliabilityBins(2)
+    scores = torch.tensor([[2.0, 0.0, -1.0, 3.0], [0.0, 2.0, 1.0, -3.0]])[:, None, :]  # (K=2, 1, 4)
+    bins.update(scores, torch.tensor([[0, 0, 1, 0]]))
+    rows = bins.summary()["reliability"]
+    assert sum(r["accuracy"] is not None for r in rows) == 2  # confidences 0.88 (3 pixels) and 0.98: two bins
+    draw = importlib.import_module(f"segcli.viz.{backend}").reliability
+    img = draw(rows, "ECE 0.1")
+    empty = draw([{**r, "pixels": 0, "confidence": None, "accuracy": None} for r in rows], "no pixels")
+    assert img.ndim == 3 and img.dtype == np.uint8 and empty.shape == img.shape
+    blue = lambda a: int(((a[..., 2].astype(int) - a[..., 0]) > 100).sum())  # noqa: E731
+    assert blue(img) > 10 * blue(empty) + 500  # the accuracy bars only where bins have pixels (a legend swatch)
+    assert _ink(empty) > 0.01  # frame, diagonal, labels still drawn
