@@ -1,5 +1,7 @@
 """``seg train --resume RUN --extend train.epochs=N``: a longer schedule for a finished or stopped run.
 
+A bare key (``epochs=N``, ``time_budget=1h``) is read as the full one, as in ``seg train``'s ``key=value``.
+
 Only the key that decides the run's length can grow (``train.epochs``, ``train.iters`` or
 ``train.time_budget``, whichever the run uses); every other key of a run stays as it was.
 """
@@ -10,6 +12,7 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from segcli.config.keys import short_key
 from segcli.config.schema import Preset, TrainConfig, parse_duration
 from segcli.errors import PresetError, UserError
 
@@ -53,6 +56,7 @@ def extend_preset(p: Preset, items: Iterable[str], source: str) -> tuple[Preset,
         key, sep, value = (s.strip() for s in item.partition("="))
         if not sep or not key or not value:
             raise UserError(f"--extend {item!r} is not KEY=VALUE (for example --extend train.epochs=20)")
+        key = key if "." in key else short_key(key) or key  # `epochs=20` as on the command line of `seg train`
         if key not in EXTENDABLE:
             raise UserError(
                 f"--extend {key}: only {', '.join(EXTENDABLE)} can be extended; other keys of a run stay as they were"

@@ -52,6 +52,15 @@ def test_extend_epochs_iters_and_a_budget() -> None:
     assert extend_preset(budget, [], "the run") == (budget, [])
 
 
+def test_bare_keys_extend_like_full_ones() -> None:
+    p, changes = extend_preset(Preset(train=TrainConfig(epochs=2)), ["epochs=4"], "the run")
+    assert p.train.epochs == 4 and changes[0].key == "train.epochs"
+    p, changes = extend_preset(Preset(train=TrainConfig(iters=10)), ["iters=20"], "the run")
+    assert p.train.iters == 20 and changes[0].describe() == "extended train.iters from 10 to 20"
+    with pytest.raises(UserError, match="only train.epochs"):
+        extend_preset(Preset(), ["lr=0.1"], "the run")
+
+
 @pytest.mark.parametrize(
     ("start", "item", "needle"),
     [
