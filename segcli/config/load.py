@@ -356,7 +356,9 @@ def load_preset(
     source = str(path) if path else CLI
     validate_preset(preset, origin, default=source, check_files=check_files, check_packages=True)
     preset = dataclasses.replace(
-        preset, train=resolve_length(preset.train, origin, source), model=resolve_normalisation(preset.model)
+        preset,
+        train=resolve_length(preset.train, origin, source),
+        model=resolve_normalisation(preset.model, preset.data.channels, preset.data.root),
     )
     return LoadedPreset(preset=_with_term_tables(preset), path=path, overrides=tuple(overrides), notes=tuple(notes))
 
@@ -377,7 +379,7 @@ def preset_from_dict(
     preset = _build(Preset, raw, origin, "")
     validate_preset(preset, origin, check_files=check_files, default=source, resuming=resuming)
     preset = dataclasses.replace(  # resolved: the budget wins; mean/std "auto" (none before it existed) → numbers
-        preset, train=resolve_length(preset.train), model=resolve_normalisation(preset.model)
+        preset, train=resolve_length(preset.train), model=resolve_normalisation(preset.model, preset.data.channels)
     )
     return _with_term_tables(preset)
 

@@ -92,6 +92,14 @@ class DataConfig:
     )
     pin_memory: bool = opt(True, "pin host memory for faster copies to CUDA (ignored on CPU)")
     check_samples: int = opt(16, "masks per split read by the sampled `seg check` before training (0 skips)", minimum=0)
+    channels: int = opt(
+        3,
+        "channels of every image (3 = RGB; 1 = grey; 4 = RGB + near infrared, ...): read from TIFF (16-bit or "
+        "float), PNG (8/16-bit) or extra-channel folders; the model's stem takes this many; model.mean/std need "
+        "this many values",
+        minimum=1,
+        maximum=64,
+    )
 
 
 @dataclass(frozen=True)
@@ -136,9 +144,11 @@ class ModelConfig:
     neck_repeats: int = opt(3, "BiFPN layers stacked when model.neck = bifpn (3 = EfficientDet-D0)", minimum=1)
     mean: tuple[float, ...] | Literal["auto"] = opt(
         "auto",
-        "per-channel mean of input pixels in [0, 1]; auto = the backbone's timm pretrained_cfg mean (0.5 for many "
+        "per-channel mean of input pixels in [0, 1] (16-bit images: value / 65535; float images: as stored), one "
+        "value per data.channels; auto = the backbone's timm pretrained_cfg mean (0.5 for many "
         "ViTs, CLIP's for CLIP backbones), ImageNet's when it has none, for hf-hub: names (not looked up offline: "
-        "set the numbers) and for models with their own backbone; "
+        "set the numbers) and for models with their own backbone; with data.channels other than 3, auto = the "
+        "statistics in the dataset's dataset.toml (`seg check --stats` writes them); "
         "resolved when the preset loads, so a run's preset.toml and its checkpoints record the numbers",
     )
     std: tuple[float, ...] | Literal["auto"] = opt(

@@ -101,10 +101,12 @@ def _check_shapes(p: Preset) -> list[tuple[str, str]]:
         found.append(("eval.stride", f"eval.stride = {list(e.stride)} must be [height, width] in (0, eval.tile]"))
     if not e.tta_scales or any(v <= 0 for v in e.tta_scales):
         found.append(("eval.tta_scales", f"eval.tta_scales = {list(e.tta_scales)} must be one or more factors > 0"))
-    if m.mean != "auto" and len(m.mean) != 3:
-        found.append(("model.mean", f'model.mean = {list(m.mean)} needs 3 values (RGB, in [0, 1]) or "auto"'))
-    if m.std != "auto" and (len(m.std) != 3 or any(s <= 0 for s in m.std)):
-        found.append(("model.std", f'model.std = {list(m.std)} needs 3 values > 0 (RGB, in [0, 1]) or "auto"'))
+    n = p.data.channels
+    what = "RGB" if n == 3 else f"one per data.channels = {n}"
+    if m.mean != "auto" and len(m.mean) != n:
+        found.append(("model.mean", f'model.mean = {list(m.mean)} needs {n} values ({what}, in [0, 1]) or "auto"'))
+    if m.std != "auto" and (len(m.std) != n or any(s <= 0 for s in m.std)):
+        found.append(("model.std", f'model.std = {list(m.std)} needs {n} values > 0 ({what}, in [0, 1]) or "auto"'))
     return found
 
 
@@ -218,11 +220,52 @@ def backbone_norm(m: ModelConfig) -> tuple[tuple[float, ...], tuple[float, ...]]
     return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
 
-def resolve_normalisation(m: ModelConfig) -> ModelConfig:
-    """``[model]`` with ``mean``/``std`` = "auto" replaced by :func:`backbone_norm`'s numbers (explicit values stay)."""
+EXTRA_CHANNEL_MEAN, EXTRA_CHANNEL_STD = 0.5, 0.25  # "auto" for channels beyond RGB without dataset statistics
+
+
+def channel_norm(
+    rgb: tuple[tuple[float, ...], tuple[float, ...]], channels: int
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """RGB statistics stretched to ``channels``: one channel is grey (the RGB values' average), two are grey and
+    an extra channel, more keep RGB and add extra channels (mean 0.5, std 0.25: a guess, where the dataset has no
+    statistics of its own)."""
+    mean, std = rgb
+    if channels == 3:
+        return tuple(mean), tuple(std)
+    grey = (sum(mean) / 3, sum(std) / 3)
+    head_mean, head_std = ((grey[0],), (grey[1],)) if channels < 3 else (tuple(mean), tuple(std))
+    extra = channels - len(head_mean)
+    return head_mean + (EXTRA_CHANNEL_MEAN,) * extra, head_std + (EXTRA_CHANNEL_STD,) * extra
+
+
+def dataset_norm(root: str | Path, channels: int) -> tuple[tuple[float, ...], tuple[float, ...]] | None:
+    """The per-channel ``mean``/``std`` that `seg check --stats` (and `seg prepare`) wrote into
+    ``<root>/dataset.toml``, when they are there with ``channels`` values each; None otherwise."""
+    path = Path(root) / "dataset.toml"
+    if not path.is_file():
+        return None
+    try:
+        raw = load_toml(path, error=UserError)
+    except UserError:
+        return None
+    mean, std = raw.get("mean"), raw.get("std")
+    if not isinstance(mean, list) or not isinstance(std, list) or len(mean) != channels or len(std) != channels:
+        return None
+    if not all(isinstance(v, (int, float)) for v in [*mean, *std]) or any(s <= 0 for s in std):
+        return None
+    return tuple(float(v) for v in mean), tuple(float(v) for v in std)
+
+
+def resolve_normalisation(m: ModelConfig, channels: int = 3, data_root: str | Path | None = None) -> ModelConfig:
+    """``[model]`` with ``mean``/``std`` = "auto" replaced by numbers (explicit values stay), one per channel.
+
+    RGB (``channels`` = 3): :func:`backbone_norm`'s. Another count: the statistics in ``data_root``'s
+    dataset.toml when they are there, else :func:`channel_norm` of the backbone's.
+    """
     if m.mean != "auto" and m.std != "auto":
         return m
-    mean, std = backbone_norm(m)
+    norm = dataset_norm(data_root, channels) if channels != 3 and data_root is not None else None
+    mean, std = norm or channel_norm(backbone_norm(m), channels)
     return dataclasses.replace(m, mean=mean if m.mean == "auto" else m.mean, std=std if m.std == "auto" else m.std)
 
 

@@ -80,7 +80,8 @@ def weights_metadata(
 ) -> dict[str, str]:
     """The metadata that makes a weights file self-describing (classes, palette, normalisation, preset) and,
     from training, the data it learnt from (``data``: absolute folder, images per split, classes)."""
-    norm = resolve_normalisation(preset.model)  # a loaded preset holds numbers already; one built in code may not
+    # a loaded preset holds numbers already; one built in code may not
+    norm = resolve_normalisation(preset.model, preset.data.channels)
     return {
         "format": FORMAT,
         "classes": json.dumps(list(info.classes)),

@@ -23,17 +23,21 @@ from segcli.models import MODELS, Segmenter, build_model, supported_options
 _NOT_OPTIONS = ("name", "mean", "std", "aux_weights")
 
 
-def model_from_preset(cfg: ModelConfig, num_classes: int) -> Segmenter:
+def model_from_preset(cfg: ModelConfig, num_classes: int, in_channels: int | None = None) -> Segmenter:
     """The network of ``[model]`` wrapped in a Segmenter; keys the model does not take are left out.
 
     Models with their own backbone take no ``backbone``, ``pretrained``, ``output_stride`` or
     ``aux_stages`` (validation rejects the ones that would change what is built). ``mean``/``std`` =
     "auto" become the backbone's pretraining statistics (see ``validate.backbone_norm``).
+    The network takes one input channel per ``mean`` value (a loaded preset's mean has ``data.channels``
+    values); ``in_channels`` (a preset's ``data.channels``) resolves "auto" for that many and must agree.
     """
-    cfg = resolve_normalisation(cfg)  # a loaded preset is resolved already; a ModelConfig made in code may not be
+    # a loaded preset is resolved already; a ModelConfig made in code may not be
+    cfg = resolve_normalisation(cfg, in_channels or 3)
     keys = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in _NOT_OPTIONS}
     options = supported_options(cfg.name, keys)
-    return build_model(cfg.name, num_classes, mean=cfg.mean, std=cfg.std, **options)
+    channels = in_channels or len(cfg.mean)
+    return build_model(cfg.name, num_classes, mean=cfg.mean, std=cfg.std, in_channels=channels, **options)
 
 
 def aux_weights(cfg: ModelConfig) -> list[float]:
@@ -84,22 +88,31 @@ def loss_from_preset(
 
 
 def build_network(
-    name: str, num_classes: int, backbone: str | None = None, pretrained: bool = False, **options: object
+    name: str,
+    num_classes: int,
+    backbone: str | None = None,
+    pretrained: bool = False,
+    in_channels: int = 3,
+    **options: object,
 ) -> Segmenter:
     """``segcli.build_model``: the network ``name`` (``seg models``) for ``num_classes`` classes as a plain
     ``nn.Module``, for code that trains it itself. ``backbone``/``pretrained`` and ``options`` are the preset's
     ``model.*`` keys (``decoder_channels=64``, ``output_stride=8``...), checked as a preset's are (an unknown key,
     a backbone the model does not take, a missing backbone are clear errors). It takes RGB in [0, 255] (the
     normalisation of the backbone is inside) and returns logits (N, num_classes, H, W) in eval mode; in training
-    mode a model with auxiliary heads returns a dict (``out`` and the auxiliary logits)."""
+    mode a model with auxiliary heads returns a dict (``out`` and the auxiliary logits). ``in_channels`` (the
+    preset's ``data.channels``) other than 3 gives a stem for that many channels (timm adapts pretrained RGB
+    stem weights); ``mean``/``std`` then need that many values (left out: RGB's, then 0.5/0.25 per extra channel)."""
     from segcli.config.load import load_preset
 
     keys = {"name": name, **({"backbone": backbone} if backbone is not None else {}), **options}
     if pretrained:
         keys["pretrained"] = True
     overrides = [override_text(f"model.{k}", v) for k, v in keys.items()]
+    if in_channels != 3:
+        overrides.append(f"data.channels={in_channels}")
     cfg = load_preset(None, overrides).preset.model
-    return model_from_preset(cfg, num_classes)
+    return model_from_preset(cfg, num_classes, in_channels)
 
 
 def override_text(key: str, value: object) -> str:

@@ -23,25 +23,32 @@ ModelOutput = torch.Tensor | dict[str, object]
 
 
 def build_encoder(
-    backbone: str, pretrained: bool = False, pretrained_file: str = "", output_stride: int = 0, default_stride: int = 32
+    backbone: str,
+    pretrained: bool = False,
+    pretrained_file: str = "",
+    output_stride: int = 0,
+    default_stride: int = 32,
+    in_chans: int = 3,
 ) -> TimmEncoder:
-    """The timm encoder at ``output_stride`` (0 = ``default_stride``).
+    """The timm encoder at ``output_stride`` (0 = ``default_stride``) taking ``in_chans`` input channels.
 
     An explicit stride the backbone cannot reach is a PresetError; the model's own default falls
-    back to the backbone's native stride 32 (transformers such as pvt_v2 cannot dilate).
+    back to the backbone's native stride 32 (transformers such as pvt_v2 cannot dilate). With ``in_chans``
+    other than 3, pretrained stem weights are adapted the way timm adapts them (``adapt_input_conv``).
     """
     problem = stride_problem(output_stride)
     if problem:
         raise PresetError(problem)
     stride = output_stride or default_stride
     if is_torchvision_backbone(backbone):
-        return TorchvisionEncoder(backbone, pretrained, pretrained_file, output_stride or min(32, max(16, stride)))
+        tv_stride = output_stride or min(32, max(16, stride))
+        return TorchvisionEncoder(backbone, pretrained, pretrained_file, tv_stride, in_chans=in_chans)
     try:
-        return TimmEncoder(backbone, pretrained, pretrained_file, output_stride=stride)
+        return TimmEncoder(backbone, pretrained, pretrained_file, output_stride=stride, in_chans=in_chans)
     except PresetError as e:
         if output_stride or stride == 32 or "output_stride" not in str(e):
             raise
-    return TimmEncoder(backbone, pretrained, pretrained_file)
+    return TimmEncoder(backbone, pretrained, pretrained_file, in_chans=in_chans)
 
 
 def pack_output(module: nn.Module, logits: torch.Tensor, aux: list[torch.Tensor], size: torch.Size) -> ModelOutput:
@@ -90,9 +97,10 @@ def head_parameters(net: nn.Module) -> list[nn.Parameter]:
 
 
 class OwnBackbone(nn.Module):
-    """A network with its own backbone (registered with ``timm_encoder=False``): the decoder options and
-    the switch of its built-in auxiliary heads are set, then subclasses build their layers in :meth:`build_layers`.
-    Subclasses name their head modules in ``head_modules`` (see :func:`head_parameters`).
+    """A network with its own backbone (registered with ``timm_encoder=False``): the decoder options, the
+    input channel count (``self.in_channels``, for the stem) and the switch of its built-in auxiliary heads are
+    set, then subclasses build their layers in :meth:`build_layers`. Subclasses name their head modules in
+    ``head_modules`` (see :func:`head_parameters`).
     """
 
     head_modules: tuple[str, ...] = ()
@@ -106,9 +114,11 @@ class OwnBackbone(nn.Module):
         attention: str = "none",
         separable: bool = False,
         dropout: float = 0.1,
+        in_channels: int = 3,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
+        self.in_channels = in_channels
         self.channels = decoder_channels
         self.builtin_aux = builtin_aux
         self.opts = DecoderOpts(separable=separable, attention=attention, dropout=dropout)
@@ -122,8 +132,9 @@ class OwnBackbone(nn.Module):
 class EncoderDecoder(nn.Module):
     """A timm encoder, a decoder (``decode``) and optional auxiliary FCN heads on encoder stages.
 
-    Subclasses set ``default_stride`` and build their layers in :meth:`build_decoder`; every one takes
-    the same keyword options, so they are registered as they are (``@MODELS.register("fpn")``).
+    Subclasses set ``default_stride`` and build their layers in :meth:`build_decoder` (a layer that reads the
+    image itself takes ``self.in_channels``); every one takes the same keyword options, so they are registered
+    as they are (``@MODELS.register("fpn")``).
     ``builtin_aux`` matters only to models with built-in auxiliary heads. A decoder with options of its own
     declares them with their defaults in ``extra_options`` (``{"neck": "fpn"}``): they are keyword options of
     its builder like the others (:func:`segcli.models.registry.model_options` lists them) and are in
@@ -148,6 +159,7 @@ class EncoderDecoder(nn.Module):
         attention: str = "none",
         separable: bool = False,
         dropout: float = 0.1,
+        in_channels: int = 3,
         **extra: object,
     ) -> None:
         super().__init__()
@@ -155,7 +167,10 @@ class EncoderDecoder(nn.Module):
         if unknown:
             raise TypeError(f"{type(self).__name__} got unexpected keyword arguments {', '.join(unknown)}")
         self.extra = {key: extra.get(key, default) for key, default in self.extra_options.items()}
-        self.encoder = build_encoder(backbone, pretrained, pretrained_file, output_stride, self.default_stride)
+        self.encoder = build_encoder(
+            backbone, pretrained, pretrained_file, output_stride, self.default_stride, in_chans=in_channels
+        )
+        self.in_channels = in_channels
         self.num_classes = num_classes
         self.channels = decoder_channels
         self.builtin_aux = builtin_aux

@@ -61,7 +61,9 @@ class BiSeNetV1(EncoderDecoder):
             raise PresetError(f"bisenetv1 needs backbone features at strides 16 and 32; {encoder.name!r} has {red}")
         self.i16 = max(i for i, r in enumerate(red) if r == 16)
         c = self.channels
-        self.spatial = nn.Sequential(ConvBNReLU(3, 64, 7, 2), ConvBNReLU(64, 64, 3, 2), ConvBNReLU(64, c, 3, 2))
+        self.spatial = nn.Sequential(
+            ConvBNReLU(self.in_channels, 64, 7, 2), ConvBNReLU(64, 64, 3, 2), ConvBNReLU(64, c, 3, 2)
+        )
         self.global_ctx = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(chs[-1], c, 1), nn.ReLU(inplace=True))
         self.arm32 = AttentionRefinement(chs[-1], c)
         self.arm16 = AttentionRefinement(chs[self.i16], c)

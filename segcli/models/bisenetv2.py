@@ -18,9 +18,9 @@ from segcli.models.registry import MODELS
 class StemBlock(nn.Module):
     """Stride-4 stem: a strided conv, then a conv branch and a max-pool branch concatenated."""
 
-    def __init__(self, cout: int = 16) -> None:
+    def __init__(self, cout: int = 16, cin: int = 3) -> None:
         super().__init__()
-        self.conv = ConvBNReLU(3, cout, 3, 2)
+        self.conv = ConvBNReLU(cin, cout, 3, 2)
         self.left = nn.Sequential(ConvBNReLU(cout, cout // 2, 1), ConvBNReLU(cout // 2, cout, 3, 2))
         self.right = nn.MaxPool2d(3, 2, 1)
         self.fuse = ConvBNReLU(2 * cout, cout, 3)
@@ -110,7 +110,7 @@ class BiSeNetV2(OwnBackbone):
     def build_layers(self, num_classes: int) -> None:
         opts = self.opts
         self.detail = nn.Sequential(
-            ConvBNReLU(3, 64, 3, 2),
+            ConvBNReLU(self.in_channels, 64, 3, 2),
             ConvBNReLU(64, 64, 3),
             ConvBNReLU(64, 64, 3, 2),
             ConvBNReLU(64, 64, 3),
@@ -119,7 +119,7 @@ class BiSeNetV2(OwnBackbone):
             ConvBNReLU(128, 128, 3),
             ConvBNReLU(128, 128, 3),
         )
-        self.stem = StemBlock(16)
+        self.stem = StemBlock(16, self.in_channels)
         self.s3 = nn.Sequential(GatherExpand(16, 32, 2), GatherExpand(32, 32))
         self.s4 = nn.Sequential(GatherExpand(32, 64, 2), GatherExpand(64, 64))
         self.s5 = nn.Sequential(GatherExpand(64, 128, 2), *(GatherExpand(128, 128) for _ in range(3)))

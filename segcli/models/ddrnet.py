@@ -93,7 +93,7 @@ class DDRNet23Slim(OwnBackbone):
     def build_layers(self, num_classes: int) -> None:
         opts = self.opts
         p = self.planes
-        self.stem = nn.Sequential(ConvBNReLU(3, p, 3, 2), ConvBNReLU(p, p, 3, 2))
+        self.stem = nn.Sequential(ConvBNReLU(self.in_channels, p, 3, 2), ConvBNReLU(p, p, 3, 2))
         self.layer1 = _stage(p, p, 2)
         self.layer2 = _stage(p, 2 * p, 2, 2)
         self.layer3 = _stage(2 * p, 4 * p, 2, 2)

@@ -105,6 +105,19 @@ def _clean_keys(sd: dict[str, torch.Tensor], wanted: set[str]) -> dict[str, torc
     return out
 
 
+def _adapt_stem(weight: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+    """A file's convolution weight for another number of input channels than the model's (an RGB stem for a
+    1- or 4-channel model) adapted as timm adapts its own pretrained stems (``adapt_input_conv``: summed for
+    one channel, the RGB kernels repeated and rescaled for more); any other tensor unchanged."""
+    if weight.ndim != 4 or own.ndim != 4 or weight.shape[1] != 3 or own.shape[1] == 3:
+        return weight
+    if weight.shape[0] != own.shape[0] or weight.shape[2:] != own.shape[2:]:
+        return weight
+    from timm.models import adapt_input_conv
+
+    return adapt_input_conv(int(own.shape[1]), weight)
+
+
 def _hub_reachable(timeout: float = 3.0) -> bool:
     """Whether the Hugging Face hub (or HF_ENDPOINT) answers a TCP connect within ``timeout`` seconds."""
     host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
@@ -220,6 +233,7 @@ class TimmEncoder(nn.Module):
                 f"{path}: {len(missing)} backbone weights missing, e.g. {', '.join(missing[:4])}; "
                 f"is it a checkpoint of {type(self.body).__name__} / the right timm model?"
             )
+        sd = {k: _adapt_stem(sd[k], own[k]) for k in own}
         bad = [k for k in own if sd[k].shape != own[k].shape]
         if bad:
             k = bad[0]

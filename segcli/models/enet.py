@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from segcli.errors import PresetError
 from segcli.models.base import check_input_shape, pack_output
 from segcli.models.blocks import SCSE
 from segcli.models.registry import MODELS
@@ -25,11 +26,14 @@ def _cbp(cin: int, cout: int, k: int | tuple[int, int] = 1, stride: int = 1, dil
 
 
 class InitialBlock(nn.Module):
-    """13-channel strided 3x3 conv concatenated with a 2x2 max-pool of the image → 16 channels at stride 2."""
+    """(16 - cin)-channel strided 3x3 conv concatenated with a 2x2 max-pool of the cin-channel image → 16
+    channels at stride 2 (13 + 3 for RGB, as in the paper)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cin: int = 3) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(3, 13, 3, 2, 1, bias=False)
+        if not 1 <= cin < 16:
+            raise PresetError(f"data.channels = {cin}: model 'enet' takes 1 to 15 input channels")
+        self.conv = nn.Conv2d(cin, 16 - cin, 3, 2, 1, bias=False)
         self.pool = nn.MaxPool2d(2, 2)
         self.bn = nn.BatchNorm2d(16)
         self.act = nn.PReLU(16)
@@ -133,10 +137,12 @@ class ENet(nn.Module):
     multiple = 8
     head_modules = ("classifier",)  # optim.head_lr_mult: the transposed-conv classifier
 
-    def __init__(self, num_classes: int, *, attention: str = "none", dropout: float = 0.1) -> None:
+    def __init__(
+        self, num_classes: int, *, attention: str = "none", dropout: float = 0.1, in_channels: int = 3
+    ) -> None:
         super().__init__()
         p = dropout
-        self.initial = InitialBlock()
+        self.initial = InitialBlock(in_channels)
         self.down1 = DownBottleneck(16, 64, p / 10)
         self.stage1 = nn.Sequential(*(Bottleneck(64, dropout=p / 10) for _ in range(4)))
         self.down2 = DownBottleneck(64, 128, p)

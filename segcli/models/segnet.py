@@ -71,9 +71,11 @@ class SegNet(nn.Module):
 
     head_modules = ("decoder", "classifier")  # optim.head_lr_mult: everything after the VGG16 encoder
 
-    def __init__(self, num_classes: int, *, attention: str = "none", dropout: float = 0.1) -> None:
+    def __init__(
+        self, num_classes: int, *, attention: str = "none", dropout: float = 0.1, in_channels: int = 3
+    ) -> None:
         super().__init__()
-        blocks, cin = [], 3
+        blocks, cin = [], in_channels
         for widths in ENCODER:
             blocks.append(_convs(cin, widths))
             cin = widths[-1]

@@ -32,10 +32,18 @@ class TorchvisionEncoder(TimmEncoder):
     """``features`` of a torchvision classifier, returning the maps at ``TV_BACKBONES``' taps.
 
     Output stride 16 uses torchvision's ``dilated=True`` (its segmentation models' setting), 32 none.
-    Pretrained weights come only from a file (``model.pretrained_file``) or `seg convert-ckpt`.
+    Pretrained weights come only from a file (``model.pretrained_file``) or `seg convert-ckpt`. With ``in_chans``
+    other than 3 the stem convolution takes that many channels (a file's RGB stem is adapted as timm does).
     """
 
-    def __init__(self, name: str, pretrained: bool = False, pretrained_file: str = "", output_stride: int = 32):
+    def __init__(
+        self,
+        name: str,
+        pretrained: bool = False,
+        pretrained_file: str = "",
+        output_stride: int = 32,
+        in_chans: int = 3,
+    ) -> None:
         nn.Module.__init__(self)
         import torchvision.models as tvm
 
@@ -51,12 +59,17 @@ class TorchvisionEncoder(TimmEncoder):
             raise PresetError(f"model.output_stride = {output_stride}: backbone {name!r} supports 16 or 32")
         builder, taps = TV_BACKBONES[short]
         self.body = getattr(tvm, builder)(weights=None, dilated=output_stride == 16).features
+        if in_chans != 3:
+            stem = self.body[0][0]
+            self.body[0][0] = nn.Conv2d(
+                in_chans, stem.out_channels, stem.kernel_size, stem.stride, stem.padding, bias=stem.bias is not None
+            )
         self.taps = taps
         self.name = name
         self.nhwc = False
         self.fixed_size = (224, 224)
         with torch.no_grad():
-            probe = self._run(torch.zeros(1, 3, 64, 64))
+            probe = self._run(torch.zeros(1, in_chans, 64, 64))
         self.channels = [f.shape[1] for f in probe]
         self.reductions = [64 // f.shape[-1] for f in probe]
         self.load_report = ""

@@ -18,6 +18,7 @@ from segcli.config.schema import ModelConfig, Preset, TrainConfig
 from segcli.config.validate import (
     aux_loss_weights,
     backbone_norm,
+    channel_norm,
     check_class_weights,
     read_class_weights,
     resolve_length,
@@ -300,6 +301,27 @@ def test_resolve_normalisation_keeps_explicit_values() -> None:
     assert r.mean == (0.1, 0.2, 0.3) and r.std == pytest.approx((0.229, 0.224, 0.225))
     explicit = ModelConfig(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     assert resolve_normalisation(explicit) is explicit
+
+
+def test_auto_normalisation_of_n_channels_uses_the_datasets_statistics_or_stretches_rgb(tmp_path: Path) -> None:
+    rgb = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    mean, std = channel_norm(rgb, 4)  # RGB kept, an extra channel at the stated guess
+    assert mean == pytest.approx((0.485, 0.456, 0.406, 0.5)) and std == pytest.approx((0.229, 0.224, 0.225, 0.25))
+    mean, std = channel_norm(rgb, 1)  # grey: the RGB values' average
+    assert mean == pytest.approx((0.449,)) and std == pytest.approx((0.226,))
+    (tmp_path / "dataset.toml").write_text('classes = ["a", "b"]\nmean = [0.1, 0.2, 0.3, 0.4]\nstd = [1, 2, 3, 4]\n')
+    r = resolve_normalisation(ModelConfig(), 4, tmp_path)
+    assert r.mean == (0.1, 0.2, 0.3, 0.4) and r.std == (1.0, 2.0, 3.0, 4.0)
+    assert resolve_normalisation(ModelConfig(), 2, tmp_path).mean == pytest.approx((0.449, 0.5))  # 4 values ≠ 2
+    assert resolve_normalisation(ModelConfig(), 3, tmp_path).mean == rgb[0]  # RGB: the backbone's, as before
+    loaded = load_preset(None, [f"data.root={tmp_path}", "data.channels=4"]).preset
+    assert loaded.model.mean == (0.1, 0.2, 0.3, 0.4)
+
+
+def test_mean_and_std_need_one_value_per_channel() -> None:
+    with pytest.raises(PresetError, match=r"model.mean = \[0.5, 0.5, 0.5\] needs 4 values \(one per data.channels = 4"):
+        load_preset(None, ["data.channels=4", "model.mean=[0.5, 0.5, 0.5]"])
+    assert load_preset(None, ["data.channels=1", "model.mean=[0.5]", "model.std=[0.2]"]).preset.model.mean == (0.5,)
 
 
 def test_a_resolved_preset_with_budget_and_length_keeps_the_budget() -> None:

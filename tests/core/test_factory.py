@@ -111,3 +111,17 @@ def test_override_text_types_python_values_as_the_command_line_does(tmp_path: Pa
     assert override_text("data.root", tmp_path) == f"data.root={tmp_path}"
     loaded = load_preset("quickstart", [override_text("augment.crop_size", [64, 96]), override_text("optim.lr", 1e-5)])
     assert loaded.preset.augment.crop_size == (64, 96) and loaded.preset.optim.lr == 1e-5
+
+
+def test_build_network_with_n_input_channels() -> None:
+    from segcli.core.factory import build_network
+
+    net = build_network("fpn", 2, backbone="resnet18", in_channels=4, decoder_channels=16).eval()
+    assert isinstance(net, Segmenter) and net.in_channels == 4  # RGB's statistics, then the extra channel's guess
+    assert (net.mean.flatten() / 255).tolist() == pytest.approx([0.485, 0.456, 0.406, 0.5])
+    with torch.no_grad():
+        assert net(torch.rand(1, 4, 64, 64) * 255).shape == (1, 2, 64, 64)
+    mine = build_network("enet", 2, in_channels=2, mean=[0.3, 0.4], std=[0.1, 0.2])
+    assert mine.in_channels == 2 and (mine.std.flatten() / 255).tolist() == pytest.approx([0.1, 0.2])
+    with pytest.raises(PresetError, match="model.mean"):
+        build_network("enet", 2, in_channels=2, mean=[0.3, 0.4, 0.5])

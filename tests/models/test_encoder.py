@@ -90,3 +90,20 @@ def test_hub_is_used_offline_when_unreachable(monkeypatch: pytest.MonkeyPatch) -
     assert hub.HF_HUB_OFFLINE == before
     with encoder_mod._offline_if_unreachable(False):  # no pretrained download: untouched
         assert hub.HF_HUB_OFFLINE == before
+
+
+def test_an_rgb_stem_in_a_weights_file_is_adapted_to_n_channels(tmp_path: Path) -> None:
+    """A 3-channel file loads into a 4- or 1-channel encoder as timm adapts its own pretrained stems: the RGB
+    kernels repeated and scaled by 3/N (4 channels) or summed (1 channel); every other tensor as in the file."""
+    rgb = TimmEncoder("test_resnet")
+    torch.save(rgb.body.state_dict(), tmp_path / "rgb.pth")
+    stem = next(k for k, v in rgb.body.state_dict().items() if v.ndim == 4)
+    w = rgb.body.state_dict()[stem]
+    four = TimmEncoder("test_resnet", pretrained_file=str(tmp_path / "rgb.pth"), in_chans=4)
+    got = four.body.state_dict()[stem]
+    assert got.shape[1] == 4
+    torch.testing.assert_close(got[:, :3], w * 0.75)
+    torch.testing.assert_close(got[:, 3], w[:, 0] * 0.75)
+    one = TimmEncoder("test_resnet", pretrained_file=str(tmp_path / "rgb.pth"), in_chans=1)
+    torch.testing.assert_close(one.body.state_dict()[stem], w.sum(dim=1, keepdim=True))
+    assert len(four(torch.rand(1, 4, 64, 64))) == len(rgb.channels)

@@ -41,7 +41,7 @@ def test_blocks_keep_or_change_the_resolution_as_their_role_says() -> None:
 
 
 def test_options_and_attention() -> None:
-    assert model_options("enet") == {"attention", "dropout"}
+    assert model_options("enet") == {"attention", "dropout", "in_channels"}
     assert "separable" in MODELS.info("enet").rejects and not MODELS.info("enet").timm_encoder
     assert isinstance(ENet(NUM_CLASSES, attention="scse").att, SCSE)
     assert isinstance(ENet(NUM_CLASSES).att, torch.nn.Identity)

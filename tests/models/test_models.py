@@ -164,7 +164,7 @@ def test_build_model_takes_keyword_options() -> None:
     model = build_model("fpn", NUM_CLASSES, backbone=BACKBONE, decoder_channels=8, mean=(0.5,) * 3, std=(0.25,) * 3)
     assert model.net.encoder.name == BACKBONE and model.net.channels == 8
     assert torch.allclose(model.mean.flatten(), torch.full((3,), 127.5))
-    assert model_options("enet") == {"attention", "dropout"}  # no backbone: the factory leaves it out
+    assert model_options("enet") == {"attention", "dropout", "in_channels"}  # no backbone: the factory leaves it out
     with pytest.raises(UserError, match=r"unknown model 'fnp' \(did you mean \"fpn\"\?\)"):
         build_model("fnp", NUM_CLASSES)
 
@@ -185,3 +185,24 @@ def test_seg_models_cli_bad_size(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert run(["models", "--size", "64by96"]) == 2
     assert "--size 64by96: give H,W as two whole numbers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_every_model_takes_n_channel_input(name: str) -> None:
+    """data.channels = 4 (RGB + near infrared) and 1 (grey): the stem takes that many channels, the Segmenter
+    one mean/std value per channel, and the logits keep the output contract."""
+    for channels in (4, 1):
+        mean, std = (0.4,) * channels, (0.2,) * channels
+        model = model_from_preset(replace(_cfg(name), mean=mean, std=std), NUM_CLASSES).eval()
+        assert model.in_channels == channels
+        x = torch.rand(1, channels, 64, 64, generator=torch.Generator().manual_seed(channels)) * 255
+        with torch.no_grad():
+            assert model(x).shape == (1, NUM_CLASSES, 64, 64)
+
+
+def test_a_wrong_channel_count_is_one_line_naming_both_counts() -> None:
+    model = model_from_preset(replace(_cfg("fcn"), mean=(0.5,) * 4, std=(0.25,) * 4), NUM_CLASSES).eval()
+    with pytest.raises(UserError, match="takes 4-channel images, got 3 channels"):
+        model(_image(64, 64, 1))
+    with pytest.raises(PresetError, match=r"one value per input channel \(4\); got 3 and 3"):
+        build_model("fcn", NUM_CLASSES, in_channels=4, backbone=BACKBONE)

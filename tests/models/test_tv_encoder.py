@@ -50,3 +50,11 @@ def test_torchvision_classifier_weights_load_from_a_file(tmp_path: Path) -> None
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(enc(x)[-1], features.eval()(x))
+
+
+def test_the_stem_takes_n_channels() -> None:
+    enc = TorchvisionEncoder("torchvision:mobilenet_v3_large", in_chans=4)
+    rgb = TorchvisionEncoder("torchvision:mobilenet_v3_large")
+    assert enc.body[0][0].in_channels == 4 and enc.channels == rgb.channels and enc.reductions == rgb.reductions
+    with torch.no_grad():
+        assert [f.shape[1] for f in enc(torch.rand(1, 4, 64, 64))] == enc.channels
