@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import math
@@ -116,6 +117,12 @@ TtaOpt = typer.Option(
 TtaScalesOpt = typer.Option(
     None, "--tta-scales", metavar="S,S,...", help="TTA scale factors, e.g. 0.75,1,1.25 (implies --tta)."
 )
+CrfOpt = typer.Option(
+    None,
+    "--crf/--no-crf",
+    help="Refine with the dense CRF of [eval.crf] (DeepLab's: bilateral and Gaussian kernels, 10 mean-field "
+    "iterations; docs/inference.md); default: eval.crf.enabled.",
+)
 
 
 def scales(value: str | None, option: str = "--tta-scales") -> tuple[float, ...] | None:
@@ -211,11 +218,11 @@ _PROTOCOL_OPTIONS = (
 )
 
 
-def with_protocol(batch_size: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def with_protocol(batch_size: Any, crf: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A command that takes the prediction protocol's options (--amp, --size, --slide/--whole, --tile, --stride,
-    --tta/--no-tta, --tta-scales, and ``batch_size``, its own --batch-size option) in place of its ``protocol``
-    parameter, and receives them as that one ``protocol`` (:func:`protocol_choices`)."""
-    options = (*_PROTOCOL_OPTIONS, ("batch_size", int, batch_size))
+    --tta/--no-tta, --tta-scales, ``batch_size``, its own --batch-size option, and with ``crf`` --crf/--no-crf) in
+    place of its ``protocol`` parameter, and receives them as that one ``protocol`` (:func:`protocol_choices`)."""
+    options = (*_PROTOCOL_OPTIONS, ("batch_size", int, batch_size), *((("crf", bool, CrfOpt),) if crf else ()))
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         hints = typing.get_type_hints(command)
@@ -229,7 +236,8 @@ def with_protocol(batch_size: Any) -> Callable[[Callable[..., Any]], Callable[..
         @functools.wraps(command)
         def run(**kwargs: Any) -> Any:
             chosen = {name: kwargs.pop(name) for name, _, _ in options}
-            return command(**kwargs, protocol=protocol_choices(**chosen))
+            crf_choice = chosen.pop("crf", None)
+            return command(**kwargs, protocol=dataclasses.replace(protocol_choices(**chosen), crf=crf_choice))
 
         run.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in params}

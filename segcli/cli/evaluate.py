@@ -19,7 +19,9 @@ class Weights(str, Enum):
     ema = "ema"
 
 
-@with_protocol(batch_size=typer.Option(None, "--batch-size", min=1, help="Images per batch (default: preset's eval)."))
+@with_protocol(
+    batch_size=typer.Option(None, "--batch-size", min=1, help="Images per batch (default: preset's eval)."), crf=True
+)
 def eval_cmd(
     weights: Path = ModelArg,
     data: Path = typer.Option(None, "--data", help="Dataset folder (default: the one the model was trained on)."),

@@ -39,7 +39,7 @@ class ProbsFormat(str, Enum):
     png = "png"
 
 
-@with_protocol(batch_size=typer.Option(8, "--batch-size", min=1, help="Images per forward pass."))
+@with_protocol(batch_size=typer.Option(8, "--batch-size", min=1, help="Images per forward pass."), crf=True)
 def infer_cmd(
     weights: Path = ModelArg,
     inputs: list[str] = typer.Argument(
@@ -76,12 +76,6 @@ def infer_cmd(
     skip_existing: bool = typer.Option(
         False, "--skip-existing", help="Keep existing output files, write the missing ones (continue a stopped run)."
     ),
-    sequence: bool = typer.Option(
-        False,
-        "--sequence",
-        help="The images are the frames of one clip, in order (a folder: by name): predicted as a video's frames "
-        "(a prior model gets each frame's previous mask) and their flicker reported.",
-    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Predict masks: palette PNGs (ids readable back), colour overlays, raw ids, probabilities; videos too."""
@@ -95,7 +89,6 @@ def infer_cmd(
         probs_format=probs_format.value,
         overwrite=overwrite,
         skip_existing=skip_existing,
-        sequence=sequence,
     )
     rate = WallRate(time.perf_counter)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
@@ -123,17 +116,6 @@ def infer_cmd(
     out.print(
         f"{d['images']} input(s) in {d['seconds']} s ({d['images_per_second']} images/s) → [bold]{res.out_dir}[/]"
     )
-    clips = [(o["input"], o) for o in d["outputs"] if "flicker" in o]
-    clips += [("image sequence", d["sequence"])] if "sequence" in d else []
-    for name, clip in clips:
-        out.print(flicker_line(name, clip), markup=False, highlight=False)
-
-
-def flicker_line(name: str, clip: dict[str, Any]) -> str:
-    """``NAME: N frames, flicker F`` (the share of pixels whose class changes between consecutive frames)."""
-    value = "n/a (one frame)" if clip["flicker"] is None else f"{clip['flicker']:.4f}"
-    prior = ", previous mask fed as the prior" if clip.get("prior") else ""
-    return f"{name}: {clip['frames']} frames, flicker {value} (pixels changing class frame to frame{prior})"
 
 
 def register(app: typer.Typer) -> None:

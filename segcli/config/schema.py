@@ -370,6 +370,41 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class CrfConfig:
+    """Dense CRF refinement of the softmax (Krähenbühl & Koltun, NIPS 2011) after the network, as DeepLab does it;
+    the defaults are DeepLab v1's DeepLab-CRF-LargeFOV settings (Chen et al., ICLR 2015: w2 = 3 and theta_gamma =
+    3 fixed, w1, theta_alpha, theta_beta cross-validated on PASCAL VOC val), tuned for 0-255 colour on VOC images."""
+
+    enabled: bool = opt(
+        False, "refine `seg eval` / `seg infer` predictions with the dense CRF (`--crf`); training's validation never"
+    )
+    iterations: int = opt(10, "mean-field iterations (10 in DeepLab v1 and v2)", minimum=1, maximum=1000)
+    bi_w: float = opt(
+        4.0,
+        "w1, the bilateral (appearance) kernel's weight: DeepLab v1 LargeFOV 4; DeepLab v2 ResNet-101 4",
+        minimum=0.0,
+    )
+    bi_xy_std: float = opt(
+        121.0,
+        "theta_alpha, the bilateral kernel's position standard deviation in pixels: DeepLab v1 LargeFOV 121; "
+        "DeepLab v2 ResNet-101 67",
+        minimum=0.01,
+    )
+    bi_rgb_std: float = opt(
+        5.0,
+        "theta_beta, the bilateral kernel's colour standard deviation in the image's units (0-255 for 8-bit): "
+        "DeepLab v1 LargeFOV 5; DeepLab v2 ResNet-101 3",
+        minimum=0.01,
+    )
+    pos_w: float = opt(3.0, "w2, the Gaussian (smoothness) kernel's weight: 3 in DeepLab v1 and v2", minimum=0.0)
+    pos_xy_std: float = opt(
+        3.0,
+        "theta_gamma, the Gaussian kernel's standard deviation in pixels: DeepLab v1 3; DeepLab v2 ResNet-101 1",
+        minimum=0.01,
+    )
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     """Validation, `seg eval` and `seg infer`."""
 
@@ -386,6 +421,9 @@ class EvalConfig:
     batch_size: int = opt(4, "images per evaluation batch", minimum=1, maximum=65536)
     absent: Literal["nan", "zero", "one"] = opt(
         "nan", "IoU of a class absent from both prediction and ground truth (nan = left out of the mean)"
+    )
+    crf: CrfConfig = field(
+        default_factory=CrfConfig, metadata={"doc": "dense CRF refinement after the network: [eval.crf] (`--crf`)"}
     )
 
 

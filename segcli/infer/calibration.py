@@ -148,7 +148,7 @@ def calibrate(
         return CalibrationResult(weights, [], "", 0, 0, {}, {}, not opts.dry_run, time.perf_counter() - t0)
     dev = prediction_device(device, choices)
     model, meta, proto = open_for_prediction(weights, dev, choices)
-    proto = replace(proto, temperature=(), tta_scales=(), tta_flip=False)  # the raw logits of one plain pass
+    proto = replace(proto, temperature=(), tta_scales=(), tta_flip=False, crf=None)  # raw logits of one plain pass
     split = opts.split or meta.preset.data.val_split
     root = Path(meta.preset.data.root if data_root is None else data_root)
     ds = EvalDataset(root, split, proto.size, proto.keep_ratio)

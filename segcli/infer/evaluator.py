@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -381,6 +382,7 @@ def _protocol_summary(proto: PredictionProtocol) -> dict[str, Any]:
         "mode": f"slide tile={list(proto.tile)} stride={list(proto.stride)}" if proto.slide else "whole",
         "tta": {"scales": list(proto.tta_scales or (1.0,)), "flip": proto.tta_flip} if proto.tta else None,
         "amp": proto.amp,
+        "crf": dataclasses.asdict(proto.crf) if proto.crf is not None else None,
     }
 
 

@@ -11,7 +11,11 @@ class scores.
   ``tta_flip``), predicts each view (whole or slide), and averages the softmax probabilities at the
   output size.
 
-Without TTA the scores are logits; with TTA they are probabilities. Either way ``argmax(0)`` is the mask.
+- **Dense CRF.** ``PredictionProtocol.crf`` refines each image's scores at the output size with the dense CRF
+  (:mod:`segcli.infer.crf`), reading the colours of the image the model saw, resized to that size.
+
+Without TTA the scores are logits (log-marginals after the CRF); with TTA they are probabilities (marginals after
+the CRF). Either way ``argmax(0)`` is the mask.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from segcli.core.checkpoint import CheckpointMeta
 from segcli.core.runtime import autocast, resolve_amp, select_device
 from segcli.errors import arg
 from segcli.infer.backends import load_inference_model
+from segcli.infer.crf import refine_scores
 from segcli.infer.protocol import PredictionProtocol, ProtocolChoices, resolve_protocol
 
 DEFAULT_MULTIPLE = 32
@@ -162,7 +167,8 @@ def predict_batch(
 ) -> list[torch.Tensor]:
     """Scores (K, h, w) per image of a batch (N, 3, H, W) of one size, resized to each ``out_sizes`` entry.
 
-    Logits without TTA, mean softmax probabilities with it. The model is put in eval mode by the caller.
+    Logits without TTA, mean softmax probabilities with it; refined by the protocol's dense CRF when it has one.
+    The model is put in eval mode by the caller.
     Images go to ``device`` for whole-image inference; sliding windows accumulate where the images are
     when they are on the CPU and ``device`` is not (host accumulation), else on the device.
     """
@@ -170,7 +176,7 @@ def predict_batch(
     x = images if proto.slide and images.device.type == "cpu" else images.to(device, non_blocking=True)
     if not proto.tta:
         logits = _scores_one_view(model, x, proto, multiple)
-        return [resize_scores(lg, tuple(s)) for lg, s in zip(logits, out_sizes)]
+        return _refined([resize_scores(lg, tuple(s)) for lg, s in zip(logits, out_sizes)], x, proto)
     h, w = x.shape[-2:]
     sums: list[torch.Tensor | None] = [None] * x.shape[0]
     scales = proto.tta_scales or (1.0,)
@@ -186,7 +192,21 @@ def predict_batch(
                 p = resize_scores(lg, tuple(s)).softmax(0)
                 sums[i] = p if sums[i] is None else sums[i] + p
     n = len(scales) * len(flips)
-    return [s / n for s in sums]  # type: ignore[operator]
+    return _refined([s / n for s in sums], x, proto)  # type: ignore[operator]
+
+
+def _refined(scores: list[torch.Tensor], images: torch.Tensor, proto: PredictionProtocol) -> list[torch.Tensor]:
+    """Each image's scores (K, h, w) refined by the protocol's dense CRF (as they are without one), with the
+    colours of its model input (C, H, W) resized to (h, w); logits stay logits, probabilities probabilities."""
+    if proto.crf is None:
+        return scores
+    refined = []
+    for sc, image in zip(scores, images):
+        colours = image.float()[None]
+        if tuple(colours.shape[-2:]) != tuple(sc.shape[-2:]):
+            colours = F.interpolate(colours, size=tuple(sc.shape[-2:]), mode="bilinear", align_corners=False)
+        refined.append(refine_scores(sc, colours[0].to(sc.device), proto.crf, probabilities=proto.tta))
+    return refined
 
 
 def predict_images(

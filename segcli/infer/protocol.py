@@ -22,7 +22,7 @@ from segcli.errors import UserError, arg
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from segcli.config.schema import Preset
+    from segcli.config.schema import CrfConfig, Preset
 
 PRECISIONS = ("none", "bf16", "fp16")  # a resolved precision (``auto`` is resolved on the device)
 
@@ -40,7 +40,8 @@ class PredictionProtocol:
     ``tta_scales`` (empty: no TTA) and ``tta_flip`` average views; ``amp`` is the autocast precision (none,
     bf16, fp16), ``channels_last`` the memory layout; ``batch_size`` images and ``window_batch`` sliding windows
     go through the model at once; ``temperature`` (the checkpoint's, from `seg calibrate`) divides the logits
-    before anything else reads them.
+    before anything else reads them; ``crf`` (None: off) refines the scores at the output size with the dense CRF
+    of ``eval.crf`` (:mod:`segcli.infer.crf`).
     """
 
     size: tuple[int, ...] = ()
@@ -55,6 +56,7 @@ class PredictionProtocol:
     batch_size: int = 1
     window_batch: int = 8  # sliding windows per forward pass
     temperature: tuple[float, ...] = ()  # logits divided by it (one value, or one a class); empty: none
+    crf: CrfConfig | None = None  # dense CRF after the network (eval.crf); None: off
 
     def __post_init__(self) -> None:
         tile, stride, size = tuple(self.tile), tuple(self.stride), tuple(self.size)
@@ -95,7 +97,7 @@ class PredictionProtocol:
 class ProtocolChoices:
     """What a caller asks of the protocol; each None keeps the checkpoint preset's value (``eval.size``,
     ``eval.slide``, ``eval.tile``, ``eval.stride``, ``eval.tta``, ``eval.tta_scales``, ``train.amp``,
-    ``train.channels_last``, ``eval.batch_size``).
+    ``train.channels_last``, ``eval.batch_size``, ``eval.crf.enabled``).
 
     ``size`` replaces the preset's resize (``eval.keep_ratio`` included); a ``tile`` without a ``stride`` slides
     by two-thirds of it; ``tta_scales`` turns TTA on; ``amp`` is auto, none, bf16 or fp16.
@@ -110,6 +112,7 @@ class ProtocolChoices:
     amp: str | None = None
     channels_last: bool | None = None
     batch_size: int | None = None
+    crf: bool | None = None
 
 
 def resolve_protocol(choices: ProtocolChoices, preset: Preset, device: torch.device) -> PredictionProtocol:
@@ -144,6 +147,7 @@ def resolve_protocol(choices: ProtocolChoices, preset: Preset, device: torch.dev
         amp=amp,
         channels_last=preset.train.channels_last if c.channels_last is None else c.channels_last,
         batch_size=e.batch_size if c.batch_size is None else c.batch_size,
+        crf=e.crf if (e.crf.enabled if c.crf is None else c.crf) else None,
     )
 
 
