@@ -76,6 +76,16 @@ def infer_cmd(
     skip_existing: bool = typer.Option(
         False, "--skip-existing", help="Keep existing output files, write the missing ones (continue a stopped run)."
     ),
+    tiled: bool = typer.Option(
+        None,
+        "--tiled/--no-tiled",
+        help="Predict images band by band into tiled TIFF masks, never holding a whole image "
+        "(default: images over --tiled-above).",
+        show_default=False,
+    ),
+    tiled_above: int = typer.Option(
+        8192, "--tiled-above", metavar="N", min=1, help="Images with more than N x N pixels are predicted tiled."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Predict masks: palette PNGs (ids readable back), colour overlays, raw ids, probabilities; videos too."""
@@ -89,6 +99,8 @@ def infer_cmd(
         probs_format=probs_format.value,
         overwrite=overwrite,
         skip_existing=skip_existing,
+        tiled=tiled,
+        tiled_above=tiled_above,
     )
     rate = WallRate(time.perf_counter)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
@@ -115,6 +127,21 @@ def infer_cmd(
     d = res.to_dict()
     out.print(
         f"{d['images']} input(s) in {d['seconds']} s ({d['images_per_second']} images/s) → [bold]{res.out_dir}[/]"
+    )
+    for o in d["outputs"]:
+        if "tiled" in o:
+            out.print(tiled_line(o), markup=False, highlight=False)
+
+
+def tiled_line(entry: dict[str, Any]) -> str:
+    """``NAME: H x W tiled, N windows, ... → mask`` for an image predicted band by band."""
+    t = entry["tiled"]
+    geo = f", {len(t['geotags'])} georeferencing tags copied" if t["geotags"] else ""
+    big = " (BigTIFF)" if t["bigtiff"] else ""
+    where = entry.get("mask") or entry.get("ids")
+    return (
+        f"{entry['input']}: {t['size'][0]} x {t['size'][1]} predicted tiled ({t['windows']} windows of "
+        f"{t['tile'][0]}x{t['tile'][1]}, read: {t['read']}{geo}) -> {where}{big}"
     )
 
 

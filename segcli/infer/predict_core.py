@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import torch
@@ -94,18 +94,28 @@ def window_grid(
     return boxes
 
 
-@torch.no_grad()
-def slide_logits(model: torch.nn.Module, x: torch.Tensor, proto: PredictionProtocol, multiple: int) -> torch.Tensor:
-    """Logits (1, K, H, W) of one image (1, 3, H, W) by overlapping windows, batched, averaged where they overlap.
+def window_weight(size: tuple[int, int], floor: float = 1e-3) -> torch.Tensor:
+    """A smooth blending window (H, W) for one sliding window: the outer product of two raised cosines
+    (sin^2 over the pixel centres), 1 in the middle falling to ``floor`` at the edges, so overlapping windows
+    hand over gradually and no seam is left where one ends. Pixels that only one window covers (the image's
+    border) divide the weight out again: there the window's own scores are kept as they are."""
+    h, w = size
+    ramps = [torch.sin(math.pi * (torch.arange(n, dtype=torch.float32) + 0.5) / n).square() for n in (h, w)]
+    return (ramps[0][:, None] * ramps[1][None, :]).clamp_min_(floor)
 
-    The sums stay on the image's device; pass a CPU image to accumulate on the host (images too big for
-    device memory: only the windows of one batch go to the model's device).
-    """
-    h, w = x.shape[-2:]
-    boxes = window_grid((h, w), proto.tile, proto.stride)
+
+@torch.no_grad()
+def window_outputs(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    boxes: Sequence[tuple[int, int, int, int]],
+    proto: PredictionProtocol,
+    multiple: int,
+) -> Iterator[tuple[tuple[int, int, int, int], torch.Tensor]]:
+    """(box, logits (K, h, w)) of each window ``box`` (y1, y2, x1, x2) of an image (1, 3, H, W), in order: the
+    windows go through the model ``proto.window_batch`` at a time, on the model's device, padded and cropped
+    as every forward pass is; only one batch of windows is on the device at once."""
     model_dev = next((p.device for p in model.parameters()), x.device)
-    total: torch.Tensor | None = None
-    count = torch.zeros((1, 1, h, w), device=x.device)
     for i in range(0, len(boxes), proto.window_batch):
         group = boxes[i : i + proto.window_batch]
         shapes = {(y2 - y1, x2 - x1) for y1, y2, x1, x2 in group}
@@ -117,10 +127,37 @@ def slide_logits(model: torch.nn.Module, x: torch.Tensor, proto: PredictionProto
                 forward_padded(model, x[..., y1:y2, x1:x2].to(model_dev, non_blocking=True), proto, multiple)[0]
                 for y1, y2, x1, x2 in group
             ]
-        for (y1, y2, x1, x2), out in zip(group, outs):
-            if total is None:
-                total = torch.zeros((1, out.shape[0], h, w), device=x.device)
-            total[0, :, y1:y2, x1:x2] += out.to(x.device, non_blocking=True)
+        yield from zip(group, outs)
+
+
+@torch.no_grad()
+def slide_logits(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    proto: PredictionProtocol,
+    multiple: int,
+    smooth: bool = False,
+) -> torch.Tensor:
+    """Logits (1, K, H, W) of one image (1, 3, H, W) by overlapping windows, batched, averaged where they overlap
+    (``smooth``: weighted by :func:`window_weight`, as tiled inference blends them).
+
+    The sums stay on the image's device; pass a CPU image to accumulate on the host (images too big for
+    device memory: only the windows of one batch go to the model's device).
+    """
+    h, w = x.shape[-2:]
+    boxes = window_grid((h, w), proto.tile, proto.stride)
+    total: torch.Tensor | None = None
+    count = torch.zeros((1, 1, h, w), device=x.device)
+    for (y1, y2, x1, x2), out in window_outputs(model, x, boxes, proto, multiple):
+        if total is None:
+            total = torch.zeros((1, out.shape[0], h, w), device=x.device)
+        out = out.to(x.device, non_blocking=True)
+        if smooth:
+            weight = window_weight((y2 - y1, x2 - x1)).to(x.device)
+            total[0, :, y1:y2, x1:x2] += out * weight
+            count[..., y1:y2, x1:x2] += weight
+        else:
+            total[0, :, y1:y2, x1:x2] += out
             count[..., y1:y2, x1:x2] += 1
     assert total is not None
     return total.div_(count)  # in place: an image-sized accumulator is the largest buffer here

@@ -33,6 +33,7 @@ from segcli.data.transforms import inference_size, resize_pair
 from segcli.errors import DataError, UserError, arg
 from segcli.infer.predict_core import class_ids, open_for_prediction, predict_images, prediction_device
 from segcli.infer.protocol import PredictionProtocol, ProtocolChoices
+from segcli.infer.tiled import TILED_ABOVE, is_tiled, predict_tiled, tiled_paths
 from segcli.io_utils import atomic_write, require_folder
 from segcli.viz.draw_cv import draw_legend_strip
 
@@ -159,6 +160,9 @@ class OutputOptions:
     ``legend``: a strip below each overlay naming the classes present (images only); ``probs_format``: npy,
     png or auto (png for a two-class model, else npy); ``overwrite`` replaces existing outputs,
     ``skip_existing`` keeps them and writes only what is missing (an interrupted run continues).
+    ``tiled``: predict each still image band by band into tiled TIFFs (:mod:`segcli.infer.tiled`: the mask and
+    ids only, never the whole image in memory); None (the default) does so for images with more than
+    ``tiled_above`` x ``tiled_above`` pixels, False never.
     """
 
     save: str | tuple[str, ...] = ("mask", "overlay")
@@ -168,10 +172,14 @@ class OutputOptions:
     probs_format: str = "auto"
     overwrite: bool = False
     skip_existing: bool = False
+    tiled: bool | None = None
+    tiled_above: int = TILED_ABOVE
 
     def __post_init__(self) -> None:
         if self.overwrite and self.skip_existing:
             raise UserError(f"{arg('overwrite')} and {arg('skip_existing')} contradict each other; pass one of them")
+        if self.tiled_above < 1:
+            raise UserError(f"{arg('tiled_above')} {self.tiled_above}: give a side in pixels >= 1, e.g. 8192")
         object.__setattr__(self, "save", parse_save(self.save))
         for name in ("alpha", "alpha_bg"):
             value = getattr(self, name)
@@ -438,10 +446,13 @@ def predict(
     result = PredictResult(out, opened.weights, load_seconds=time.perf_counter() - t0)
     writer = _Writer(meta, opts)
     plan = _plan(paths)
+    big = [(p, stem) for p, stem in plan if not is_video(p) and is_tiled(p, opts.tiled, opts.tiled_above)]
+    plan = [item for item in plan if item not in big]
     if not opts.overwrite and not opts.skip_existing:
         _refuse_to_replace(writer, out, plan)
+        _refuse_to_replace_files([f for _, stem in big for f in tiled_paths(out, stem, opts.save).values()])
     threads = min(8, usable_cores()) if workers == "auto" else int(workers)
-    progress = _Progress(on_image, len(plan))
+    progress = _Progress(on_image, len(plan) + len(big))
     with ThreadPoolExecutor(max_workers=threads) if threads else InThisThread() as pool:
         job = _Job(model, proto, dev, writer, out, pool, result, progress)
         images = [(p, stem) for p, stem in plan if not is_video(p)]
@@ -450,6 +461,13 @@ def predict(
             if is_video(src):
                 result.outputs.append(_predict_video(job, src, stem))
                 progress.tick(src)
+    for src, stem in big:  # last, one at a time: each may take the machine's memory and time to itself
+        files = tiled_paths(out, stem, opts.save)
+        if opts.skip_existing and all(f.exists() for f in files.values()):
+            result.skipped.append(str(src))
+        else:
+            result.outputs.append(predict_tiled(model, src, files, proto, meta))
+        progress.tick(src)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -478,7 +496,11 @@ def _plan(paths: list[Path]) -> list[tuple[Path, str]]:
 
 
 def _refuse_to_replace(writer: _Writer, out: Path, plan: list[tuple[Path, str]]) -> None:
-    clash = [str(f) for p, stem in plan for f in _planned_files(writer, out, p, stem) if f.exists()]
+    _refuse_to_replace_files([f for p, stem in plan for f in _planned_files(writer, out, p, stem)])
+
+
+def _refuse_to_replace_files(files: list[Path]) -> None:
+    clash = [str(f) for f in files if f.exists()]
     if clash:
         raise UserError(
             f"{clash[0]} exists ({len(clash)} output files would be replaced); pass {arg('overwrite')}, "

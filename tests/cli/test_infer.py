@@ -35,6 +35,10 @@ def test_infer_defaults(calls: list, tmp_path: Path) -> None:
     assert output.save == ("ids", "probs") and output.probs_format == "png" and output.legend is True
     assert output.alpha == 0.5 and output.alpha_bg == 0.0 and output.overwrite is False
     assert output.skip_existing is False and protocol.batch_size == 8 and protocol.amp is None
+    assert output.tiled is None and output.tiled_above == 8192  # tiled by size, above 8192 x 8192
+    assert run([*argv, "--tiled", "--tiled-above", "100", "--json"]) == 0
+    assert calls[-1][2]["output"].tiled is True and calls[-1][2]["output"].tiled_above == 100
+    assert run([*argv, "--no-tiled", "--json"]) == 0 and calls[-1][2]["output"].tiled is False
 
 
 def test_infer_prints_what_it_wrote_and_skipped(
@@ -52,6 +56,23 @@ def test_infer_prints_what_it_wrote_and_skipped(
     out = capsys.readouterr().out
     assert "1 image(s) already done, skipped (--skip-existing)" in out
     assert f"2 input(s) in 4.0 s (0.5 images/s) → {tmp_path}" in out
+
+
+def test_infer_prints_a_line_per_tiled_image(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import segcli.infer.predictor as predictor
+
+    tiled = {"size": [20000, 30000], "windows": 5220, "tile": [512, 512], "stride": [341, 341], "bigtiff": True}
+    tiled |= {"read": "512x512 TIFF tiles, decoded as needed", "geotags": [33550, 33922, 34735]}
+    entry = {"input": "ortho.tif", "mask": "out/masks/ortho.tif", "tiled": tiled}
+    monkeypatch.setattr(predictor, "predict", lambda *a, **k: predictor.PredictResult(tmp_path, Path("w"), [entry]))
+    assert run(["infer", "w.safetensors", "ortho.tif", "--out", str(tmp_path)]) == 0
+    assert (
+        "ortho.tif: 20000 x 30000 predicted tiled (5220 windows of 512x512, read: 512x512 TIFF tiles, decoded as "
+        "needed, 3 georeferencing tags copied) -> out/masks/ortho.tif (BigTIFF)"
+        in capsys.readouterr().out.replace("\n", "")
+    )
 
 
 @pytest.mark.parametrize("case", ["zero-byte image", "truncated jpeg", "non-utf8 file name", "60000x60000 png header"])

@@ -12,7 +12,7 @@ from model_helpers import one_thread
 from segcli.config.schema import ModelConfig
 from segcli.core.factory import model_from_preset
 from segcli.data.transforms import inference_size, keep_ratio_size
-from segcli.infer.predict_core import input_multiple, predict_images, window_grid
+from segcli.infer.predict_core import input_multiple, predict_images, slide_logits, window_grid, window_weight
 from segcli.infer.protocol import PredictionProtocol
 from segcli.models import MODELS
 
@@ -121,6 +121,32 @@ def test_slide_averages_overlapping_windows_batched() -> None:
         total[:, y1:y2, x1:x2] += win
         count[:, y1:y2, x1:x2] += 1
     torch.testing.assert_close(got, total / count, rtol=1e-4, atol=1e-4)
+
+
+def test_the_smooth_window_is_one_inside_and_fades_to_the_floor_at_the_edges() -> None:
+    w = window_weight((64, 96))
+    assert w.shape == (64, 96) and float(w.max()) <= 1.0 and float(w[31:33, 47:49].min()) > 0.99
+    assert float(w.min()) == pytest.approx(1e-3) and float(w[0, 48]) < 0.01  # near zero at every edge, never zero
+    torch.testing.assert_close(w, w.flip(0))  # symmetric
+    torch.testing.assert_close(w, w.flip(1))
+    rows = w[:, 48]
+    assert bool((rows[1:32] >= rows[:31]).all())  # rising to the middle: no step anywhere
+
+
+def test_smooth_slide_of_one_window_equals_whole_and_weights_the_overlaps() -> None:
+    """One window: the weight divides out (the whole image); overlaps: the weighted mean of the windows."""
+    model, x = _model(), _image(70, 90)
+    one = PredictionProtocol(slide=True, tile=(96, 96), stride=(64, 64))
+    whole = predict_images(model, x, [(70, 90)], PredictionProtocol(), CPU)[0]
+    torch.testing.assert_close(slide_logits(model, x, one, 32, smooth=True)[0], whole, rtol=1e-5, atol=1e-5)
+    proto = PredictionProtocol(slide=True, tile=(48, 48), stride=(32, 32))
+    total, count = torch.zeros(3, 70, 90), torch.zeros(1, 70, 90)
+    for y1, y2, x1, x2 in window_grid((70, 90), (48, 48), (32, 32)):
+        win = predict_images(model, x[..., y1:y2, x1:x2], [(y2 - y1, x2 - x1)], PredictionProtocol(), CPU)[0]
+        weight = window_weight((y2 - y1, x2 - x1))
+        total[:, y1:y2, x1:x2] += win * weight
+        count[:, y1:y2, x1:x2] += weight
+    torch.testing.assert_close(slide_logits(model, x, proto, 32, smooth=True)[0], total / count, rtol=1e-4, atol=1e-4)
 
 
 def test_tta_scale_one_without_flip_equals_plain() -> None:
