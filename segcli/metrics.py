@@ -12,6 +12,7 @@ Conventions (stated in every report, see :data:`CONVENTIONS`):
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import torch
@@ -166,3 +167,37 @@ class ReliabilityBins:
                 for b in range(self.bins)
             ],
         }
+
+
+class Flicker:
+    """Temporal flicker of a video's predicted masks: the share of pixels whose class changes between consecutive
+    frames, pooled over every pair (changed pixels over compared pixels), so a lower value is a steadier video.
+
+    Feed the frames' masks in order (numpy arrays or tensors, one size); a change of size starts a new comparison
+    (that pair is not counted). The ground truth's own flicker is the rate the scene really changes at.
+    """
+
+    def __init__(self) -> None:
+        self.previous: Any = None
+        self.changed = 0
+        self.compared = 0
+
+    def update(self, mask: Any) -> None:
+        """Add the next frame's mask (H, W) of class ids."""
+        if self.previous is not None and tuple(self.previous.shape) == tuple(mask.shape):
+            self.changed += int((self.previous != mask).sum())
+            self.compared += math.prod(tuple(mask.shape))
+        self.previous = mask.copy() if hasattr(mask, "copy") else mask.clone()
+
+    @property
+    def value(self) -> float:
+        """Changed pixels over compared pixels (NaN before the second frame)."""
+        return self.changed / self.compared if self.compared else float("nan")
+
+
+def flicker(masks: Any) -> float:
+    """:class:`Flicker` of a sequence of masks in frame order."""
+    meter = Flicker()
+    for mask in masks:
+        meter.update(mask)
+    return meter.value

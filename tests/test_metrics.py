@@ -184,3 +184,27 @@ def test_ece_is_zero_when_confidence_matches_accuracy() -> None:
     bins = ReliabilityBins(2)
     bins.update(logits, torch.zeros(1, 3, dtype=torch.long))
     assert bins.summary()["ece"] < 1e-4
+
+
+def test_flicker_is_the_share_of_pixels_changing_class_between_consecutive_frames() -> None:
+    import numpy as np
+
+    from segcli.metrics import Flicker, flicker
+
+    a = np.zeros((4, 5), np.uint8)
+    b = a.copy()
+    b[0, :2] = 3  # 2 of 20 pixels change
+    c = b.copy()
+    c[1:3, :] = 1  # 10 more change
+    assert flicker([a, a, a]) == 0.0
+    assert flicker([a, b]) == pytest.approx(2 / 20)
+    assert flicker([a, b, c]) == pytest.approx((2 + 10) / 40)  # pooled over both pairs
+    assert flicker([torch.from_numpy(a), torch.from_numpy(b)]) == pytest.approx(0.1)
+    assert math.isnan(flicker([a]))
+    meter = Flicker()
+    for mask in (a, np.zeros((3, 3), np.uint8), np.ones((3, 3), np.uint8)):  # a new size starts over
+        meter.update(mask)
+    assert (meter.changed, meter.compared) == (9, 9)
+    b[:] = 7  # the meter keeps its own copy of the previous frame
+    meter.update(np.ones((3, 3), np.uint8))
+    assert meter.value == pytest.approx(9 / 18)

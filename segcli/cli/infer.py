@@ -86,6 +86,12 @@ def infer_cmd(
     tiled_above: int = typer.Option(
         8192, "--tiled-above", metavar="N", min=1, help="Images with more than N x N pixels are predicted tiled."
     ),
+    sequence: bool = typer.Option(
+        False,
+        "--sequence",
+        help="The images are the frames of one clip, in order (a folder: by name): predicted as a video's frames "
+        "(a prior model gets each frame's previous mask) and their flicker reported.",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Predict masks: palette PNGs (ids readable back), colour overlays, raw ids, probabilities; videos too."""
@@ -101,6 +107,7 @@ def infer_cmd(
         skip_existing=skip_existing,
         tiled=tiled,
         tiled_above=tiled_above,
+        sequence=sequence,
     )
     rate = WallRate(time.perf_counter)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
@@ -131,6 +138,17 @@ def infer_cmd(
     for o in d["outputs"]:
         if "tiled" in o:
             out.print(tiled_line(o), markup=False, highlight=False)
+    clips = [(o["input"], o) for o in d["outputs"] if "flicker" in o]
+    clips += [("image sequence", d["sequence"])] if "sequence" in d else []
+    for name, clip in clips:
+        out.print(flicker_line(name, clip), markup=False, highlight=False)
+
+
+def flicker_line(name: str, clip: dict[str, Any]) -> str:
+    """``NAME: N frames, flicker F`` (the share of pixels whose class changes between consecutive frames)."""
+    value = "n/a (one frame)" if clip["flicker"] is None else f"{clip['flicker']:.4f}"
+    prior = ", previous mask fed as the prior" if clip.get("prior") else ""
+    return f"{name}: {clip['frames']} frames, flicker {value} (pixels changing class frame to frame{prior})"
 
 
 def tiled_line(entry: dict[str, Any]) -> str:

@@ -33,10 +33,12 @@ from segcli.infer.backends import ExportedModel
 from segcli.infer.predict_core import prediction_device, ready_for_prediction
 from segcli.infer.predictor import (
     INFER_BATCH,
+    Clip,
     OutputOptions,
     _frames,
     _Writer,
     expand_inputs,
+    has_prior,
     is_video,
     open_model,
     overlay,
@@ -180,14 +182,16 @@ class Model:
         self, path: str | os.PathLike, tta: bool | None = None, slide: bool | None = None, probs: bool = False
     ) -> Iterator[Prediction]:
         """The frames of a video, predicted in batches as they are decoded: one :class:`Prediction` a frame (named
-        ``<stem>_<frame>``), yielded in order, nothing kept or written (`seg infer clip.mp4` writes them)."""
+        ``<stem>_<frame>``), yielded in order, nothing kept or written (`seg infer clip.mp4` writes them). A prior
+        model (``model.prior = "mask"``) gets each frame's previous mask, one frame at a time, as `seg infer` does."""
         src = Path(path)
         if not src.is_file():
             raise DataError(f"{src}: no such video file")
         proto = self._protocol(tta, slide, None)
+        clip = Clip(has_prior(self.meta), self.num_classes)
         frames = enumerate(_frames(src))
-        while batch := list(islice(frames, proto.batch_size)):
-            found = predict_arrays(self.net, [f for _, f in batch], proto, self.device, probs)
+        while batch := list(islice(frames, clip.batch_size(proto))):
+            found = predict_arrays(self.net, [f for _, f in batch], proto, self.device, probs, clip)
             for (k, frame), (mask, p) in zip(batch, found):
                 yield Prediction(mask, frame, self.meta, f"{src.stem}_{k:06d}", p, src)
 
@@ -254,7 +258,7 @@ def _is_preset(source: str | os.PathLike) -> bool:
     return (
         not p.exists()
         and len(p.parts) == 1
-        and p.suffix.lower() not in (".safetensors", ".onnx", ".ts", ".torchscript")
+        and p.suffix.lower() not in (".safetensors", ".onnx", ".xml", ".ts", ".torchscript")
     )
 
 

@@ -29,12 +29,14 @@ from segcli.core.checkpoint import CheckpointMeta
 from segcli.core.rundir import resolve_weights
 from segcli.data.datasets import image_to_tensor, usable_cores
 from segcli.data.io import IMAGE_EXTS, list_images, read_image, write_image, write_mask, write_palette_mask
+from segcli.data.prior import encode_prior
 from segcli.data.transforms import inference_size, resize_pair
 from segcli.errors import DataError, UserError, arg
 from segcli.infer.predict_core import class_ids, open_for_prediction, predict_images, prediction_device
 from segcli.infer.protocol import PredictionProtocol, ProtocolChoices
 from segcli.infer.tiled import TILED_ABOVE, is_tiled, predict_tiled, tiled_paths
 from segcli.io_utils import atomic_write, require_folder
+from segcli.metrics import Flicker
 from segcli.viz.draw_cv import draw_legend_strip
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -118,6 +120,7 @@ class PredictResult:
     skipped: list[str] = field(default_factory=list)  # inputs whose outputs were already there
     seconds: float = 0.0
     load_seconds: float = 0.0  # of ``seconds``: until the model was ready (weights read, model built)
+    sequence: dict[str, Any] | None = None  # with ``sequence``: the clip's frames and flicker
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -129,6 +132,7 @@ class PredictResult:
             "load_seconds": round(self.load_seconds, 3),
             "images_per_second": round(len(self.outputs) / self.seconds, 2) if self.seconds > 0 else None,
             "outputs": self.outputs,
+            **({"sequence": self.sequence} if self.sequence is not None else {}),
         }
 
 
@@ -163,6 +167,9 @@ class OutputOptions:
     ``tiled``: predict each still image band by band into tiled TIFFs (:mod:`segcli.infer.tiled`: the mask and
     ids only, never the whole image in memory); None (the default) does so for images with more than
     ``tiled_above`` x ``tiled_above`` pixels, False never.
+    ``sequence``: the still images are the frames of one clip, in the order given (a folder: by name), predicted
+    as a video's frames are: every frame in order, a prior model (``model.prior = "mask"``) fed the previous
+    frame's mask, and the clip's flicker reported.
     """
 
     save: str | tuple[str, ...] = ("mask", "overlay")
@@ -174,10 +181,16 @@ class OutputOptions:
     skip_existing: bool = False
     tiled: bool | None = None
     tiled_above: int = TILED_ABOVE
+    sequence: bool = False
 
     def __post_init__(self) -> None:
         if self.overwrite and self.skip_existing:
             raise UserError(f"{arg('overwrite')} and {arg('skip_existing')} contradict each other; pass one of them")
+        if self.sequence and self.skip_existing:
+            raise UserError(
+                f"{arg('sequence')} predicts every frame in order (each one's prior is the frame before); "
+                f"{arg('skip_existing')} would leave gaps: pass {arg('overwrite')} instead"
+            )
         if self.tiled_above < 1:
             raise UserError(f"{arg('tiled_above')} {self.tiled_above}: give a side in pixels >= 1, e.g. 8192")
         object.__setattr__(self, "save", parse_save(self.save))
@@ -352,6 +365,64 @@ def _stack_inputs(inputs: list[torch.Tensor], pin: bool) -> torch.Tensor:
     return x
 
 
+def has_prior(meta: CheckpointMeta) -> bool:
+    """Whether the model takes the previous frame's mask as an input channel (``model.prior = "mask"``)."""
+    return getattr(meta.preset.model, "prior", "none") == "mask"
+
+
+def resize_nearest(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A class-id mask at (height, width), nearest neighbour (OpenCV's rule for uint8, the same by indexing else)."""
+    h, w = size
+    if mask.shape[:2] == (h, w):
+        return mask
+    if mask.dtype == np.uint8:
+        return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+    rows = np.minimum((np.arange(h) * (mask.shape[0] / h)).astype(np.int64), mask.shape[0] - 1)
+    cols = np.minimum((np.arange(w) * (mask.shape[1] / w)).astype(np.int64), mask.shape[1] - 1)
+    return mask[rows[:, None], cols[None, :]]
+
+
+class Clip:
+    """The frames of one video or image sequence, predicted in order: for a prior model each frame's input gets
+    the previous frame's mask as its last channel (none before the first frame, :func:`segcli.data.prior.encode_prior`),
+    and the masks' flicker is counted (:class:`segcli.metrics.Flicker`)."""
+
+    def __init__(self, prior: bool, num_classes: int) -> None:
+        self.prior, self.num_classes = prior, num_classes
+        self.previous: np.ndarray | None = None
+        self.flicker = Flicker()
+        self.frames = 0
+
+    def batch_size(self, proto: PredictionProtocol) -> int:
+        """Frames per forward pass: one for a prior model (each needs the mask of the one before), else the
+        protocol's batch."""
+        return 1 if self.prior else proto.batch_size
+
+    def fed(self, batches: Iterator[list]) -> Iterator[list]:
+        """``batches`` of (key, image, model input) with the prior channel added to each input (a prior model),
+        made as each batch is asked for, after the frame before it was predicted and handed to :meth:`done`."""
+        for batch in batches:
+            yield [(key, image, self.input(x)) for key, image, x in batch] if self.prior else batch
+
+    def input(self, x: torch.Tensor) -> torch.Tensor:
+        """A frame's model input (C, H, W) with the prior channel of the previous frame's mask appended."""
+        h, w = x.shape[-2:]
+        previous = None if self.previous is None else resize_nearest(self.previous, (h, w))
+        code = torch.from_numpy(encode_prior(previous, self.num_classes, (h, w)))
+        return torch.cat([x, code[None].to(x.dtype)])
+
+    def done(self, mask: np.ndarray) -> None:
+        """The next frame's predicted mask, in order."""
+        self.previous = mask
+        self.flicker.update(mask)
+        self.frames += 1
+
+    def summary(self) -> dict[str, Any]:
+        """Frames, flicker (None below two frames) and whether the prior was fed, for the result."""
+        value = self.flicker.value
+        return {"frames": self.frames, "flicker": None if value != value else round(value, 6), "prior": self.prior}
+
+
 def _run_batch(
     model: torch.nn.Module, batch: list, proto: PredictionProtocol, dev: torch.device, probs_fmt: str | None
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
@@ -399,15 +470,25 @@ def open_model(
 
 
 def predict_arrays(
-    model: torch.nn.Module, images: list[np.ndarray], proto: PredictionProtocol, dev: torch.device, probs: bool = False
+    model: torch.nn.Module,
+    images: list[np.ndarray],
+    proto: PredictionProtocol,
+    dev: torch.device,
+    probs: bool = False,
+    clip: Clip | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """(mask, float32 probabilities or None) of RGB uint8 images in memory, each at its own size: nothing is
     written. The batches of `predict` (consecutive images of one input size, ``proto.batch_size`` at most)
-    through the same :func:`_run_batch`, so a mask here is the mask `seg infer` writes."""
+    through the same :func:`_run_batch`, so a mask here is the mask `seg infer` writes. ``clip``: the images are
+    the next frames of that clip (a prior model gets each one's previous mask; the flicker is counted)."""
     found: list[tuple[np.ndarray, np.ndarray | None]] = []
     items = ((i, _decoded(image, proto)) for i, image in enumerate(images))
-    for batch in _batches(items, proto.batch_size):
-        found += _run_batch(model, batch, proto, dev, ARRAY_PROBS if probs else None)
+    batches = _batches(items, clip.batch_size(proto) if clip else proto.batch_size)
+    for batch in clip.fed(batches) if clip else batches:
+        predicted = _run_batch(model, batch, proto, dev, ARRAY_PROBS if probs else None)
+        for mask, _ in predicted if clip else ():
+            clip.done(mask)
+        found += predicted
     return found
 
 
@@ -428,7 +509,8 @@ def predict(
     first) or, with ``probs_format`` png (``auto`` for a two-class model), ``probs/<stem>.png`` (8-bit
     foreground probability of a binary model) or ``probs/<stem>/<id>_<class>.png`` (one per class);
     ``uncertainty/<stem>.png`` (8-bit per-pixel entropy over log K: 0 certain, 255 uniform).
-    A video ``clip.mp4`` gives ``masks/clip/<frame>.png`` ... per frame and ``overlays/clip.mp4``.
+    A video ``clip.mp4`` gives ``masks/clip/<frame>.png`` ... per frame and ``overlays/clip.mp4``, and its flicker
+    (:class:`Clip`: a prior model is fed the previous mask); ``output.sequence``: the images are one clip's frames.
 
     ``protocol`` overrides the preset's test protocol (its batch: :data:`INFER_BATCH` unless given); ``workers``
     are the decode/encode threads besides this one (0: all in this thread; "auto": up to 8, one per core);
@@ -456,7 +538,7 @@ def predict(
     with ThreadPoolExecutor(max_workers=threads) if threads else InThisThread() as pool:
         job = _Job(model, proto, dev, writer, out, pool, result, progress)
         images = [(p, stem) for p, stem in plan if not is_video(p)]
-        job.images(images, opts.skip_existing, ahead=max(2 * proto.batch_size, threads))
+        job.images(images, opts.skip_existing, ahead=max(2 * proto.batch_size, threads), sequence=opts.sequence)
         for src, stem in plan:
             if is_video(src):
                 result.outputs.append(_predict_video(job, src, stem))
@@ -535,9 +617,12 @@ class _Job:
     result: PredictResult
     progress: _Progress
 
-    def images(self, items: list[tuple[Path, str]], keep: bool, ahead: int) -> None:
+    def images(self, items: list[tuple[Path, str]], keep: bool, ahead: int, sequence: bool = False) -> None:
         """Predict the still images: decode ahead, predict in batches, write behind (``ahead`` at most in flight
-        each way); ``keep``: leave the images whose outputs all exist, and every file that exists."""
+        each way); ``keep``: leave the images whose outputs all exist, and every file that exists; ``sequence``: the
+        images are the frames of one clip, in order (``result.sequence``: its frames and flicker)."""
+        meta = self.writer.meta
+        clip = Clip(has_prior(meta), meta.num_classes) if sequence and items else None
         todo = []
         for i, (src, stem) in enumerate(items):
             files = self.writer.paths(self.out, stem)
@@ -551,9 +636,12 @@ class _Job:
         decoded = _prefetch(self.pool, todo, lambda item: _decode(item[0], proto.size, proto.keep_ratio), ahead)
         want_probs = writer.wanted_probs(writer.save)
         pending: deque[Future] = deque()
-        for batch in _batches(decoded, proto.batch_size):
+        batches = _batches(decoded, clip.batch_size(proto) if clip else proto.batch_size)
+        for batch in clip.fed(batches) if clip else batches:
             predicted = _run_batch(self.model, batch, proto, self.dev, want_probs)
             for ((src, files), image, _), (mask, probs) in zip(batch, predicted):
+                if clip is not None:
+                    clip.done(mask)
                 entry = {"input": str(src), **{k: str(v) for k, v in files.items()}}
                 self.result.outputs.append(entry)
                 pending.append(self.pool.submit(_write_entry, writer, entry, image, mask, probs, files, keep))
@@ -562,6 +650,8 @@ class _Job:
                 pending.popleft().result()
         for f in pending:
             f.result()
+        if clip is not None:
+            self.result.sequence = clip.summary()
 
 
 def _planned_files(writer: _Writer, out: Path, src: Path, stem: str) -> list[Path]:
@@ -647,7 +737,8 @@ def _read_ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
 def _predict_video(job: _Job, src: Path, stem: str) -> dict[str, Any]:
     """Frame by frame: per-frame outputs in ``<kind>/<stem>/<frame>``, and an overlay video ``overlays/<stem>.mp4``."""
     model, proto, dev, writer, pool, out = job.model, job.proto, job.dev, job.writer, job.pool, job.out
-    batch_size = proto.batch_size
+    clip = Clip(has_prior(writer.meta), writer.meta.num_classes)
+    batch_size = clip.batch_size(proto)
     cap = cv2.VideoCapture(str(src))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     size_wh = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -678,10 +769,11 @@ def _predict_video(job: _Job, src: Path, stem: str) -> dict[str, Any]:
     # writer), per-frame files written by the pool: the main thread only runs the model
     encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seg-video-encode")
     try:
-        for batch in _batches(_read_ahead(decoded(), 2 * batch_size), batch_size):
+        for batch in clip.fed(_batches(_read_ahead(decoded(), 2 * batch_size), batch_size)):
             for (k, frame, _), (mask, probs) in zip(
                 batch, _run_batch(model, batch, proto, dev, writer.wanted_probs(frame_kinds))
             ):
+                clip.done(mask)
                 files = {
                     kind: p.parent / stem / f"{k:06d}{p.suffix}"
                     for kind, p in writer.paths(out, "x").items()
@@ -712,6 +804,8 @@ def _predict_video(job: _Job, src: Path, stem: str) -> dict[str, Any]:
     return {
         "input": str(src),
         "frames": frames,
+        "flicker": clip.summary()["flicker"],
+        "prior": clip.prior,
         **({"overlay": str(video_path)} if "overlay" in writer.save else {}),
         **{k: str(out / FOLDERS[k] / stem) for k in frame_kinds},
         "classes": {writer.meta.classes[c]: round(float(shares[c] / total), 4) for c in np.nonzero(shares)[0]},

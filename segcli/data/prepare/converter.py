@@ -120,6 +120,9 @@ class Converter:
         """What the summary adds about the run (written / skipped / linked)."""
         return result.summary_extra()
 
+    def finish(self, result: PrepareResult, opts: dict[str, Any]) -> None:
+        """After the dataset is written and checked: what the converter writes beside it (none by default)."""
+
     def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
         """Every option's value: ``given`` over the defaults; an unknown name is a UserError."""
         known = {o.name: o.default for o in self.options}
@@ -193,7 +196,9 @@ def prepare(
     decoding = Decoding(
         conv.decode_label, plan.params, conv.decode_image if conv.image_ext else None, conv.image_ext or ".png"
     )
-    return run_conversion(out, plan.info, plan.samples, srcs, decoding, write, plan.settings, progress)
+    result = run_conversion(out, plan.info, plan.samples, srcs, decoding, write, plan.settings, progress)
+    conv.finish(result, opts)
+    return result
 
 
 def _drop_staging(out: Path, existed: bool) -> None:

@@ -42,7 +42,7 @@ def test_registry_errors() -> None:
 
 def test_options_are_checked_and_defaulted() -> None:
     conv = converters().get("shapes")
-    assert conv.resolve({"train": 3}) == {"train": 3, "val": 100, "size": 128, "seed": 0}
+    assert conv.resolve({"train": 3}) == {"train": 3, "val": 100, "size": 128, "seed": 0, "video": 0}
     with pytest.raises(UserError, match="converter 'shapes' has no option 'trian'; its options: train, val"):
         conv.resolve({"trian": 3})
 

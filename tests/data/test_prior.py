@@ -1,0 +1,61 @@
+"""The temporal prior: a still image's ground truth spoilt into a previous frame's mask, and its input channel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segcli.data.prior import NO_PRIOR, PriorPerturbation, add_prior_channel, encode_prior, perturb_prior
+
+
+def _scene() -> np.ndarray:
+    """Class 0 with a square of class 1, a disc of class 2 and a void border (255) around the square."""
+    mask = np.zeros((64, 64), np.uint8)
+    mask[10:30, 10:30] = 1
+    mask[9, 9:31] = 255
+    yy, xx = np.mgrid[:64, :64]
+    mask[(yy - 45) ** 2 + (xx - 45) ** 2 < 100] = 2
+    return mask
+
+
+def test_perturb_prior_is_a_function_of_the_generator() -> None:
+    mask = _scene()
+    a = perturb_prior(mask, np.random.default_rng(5), 255, PriorPerturbation(empty=0.0))
+    b = perturb_prior(mask, np.random.default_rng(5), 255, PriorPerturbation(empty=0.0))
+    assert a is not None and np.array_equal(a, b)
+    assert set(np.unique(a).tolist()) <= {0, 1, 2}  # no ignore index: a prediction has none
+
+
+def test_perturb_prior_moves_grows_and_drops_classes_but_stays_close() -> None:
+    mask = _scene()
+    plain = PriorPerturbation(empty=0.0, drop=0.0, shift=0.0, morph=0.0)
+    same = perturb_prior(mask, np.random.default_rng(0), 255, plain)
+    assert np.array_equal(same, np.where(mask == 255, 0, mask))  # no perturbation: the mask, void as class 0
+    how = PriorPerturbation(empty=0.0, drop=0.0)
+    priors = [perturb_prior(mask, np.random.default_rng(s), 255, how) for s in range(40)]
+    changed = [np.mean(p != np.where(mask == 255, 0, mask)) for p in priors]
+    assert max(changed) < 0.15 and np.mean([c > 0 for c in changed]) > 0.8  # close to the truth, rarely equal
+    areas = [int((p == 1).sum()) for p in priors]
+    assert min(areas) < 400 < max(areas)  # eroded and dilated (the square has 400 pixels)
+    dropped = [
+        perturb_prior(mask, np.random.default_rng(s), 255, PriorPerturbation(empty=0.0, drop=1.0)) for s in range(3)
+    ]
+    assert all(not p.any() for p in dropped)  # every class missed: all class 0, not "no prior"
+    empty = [perturb_prior(mask, np.random.default_rng(s), 255, PriorPerturbation(empty=1.0)) for s in range(3)]
+    assert empty == [None, None, None]
+    shares = [perturb_prior(mask, np.random.default_rng(s)) is None for s in range(400)]
+    assert 0.12 < np.mean(shares) < 0.28  # the default empty share, 0.2
+
+
+def test_encode_prior_codes_classes_apart_from_no_prior() -> None:
+    ids = np.array([[0, 1], [2, 4]], np.uint8)
+    code = encode_prior(ids, 5)
+    assert code.dtype == np.uint8 and code.tolist() == [[51, 102], [153, 255]]
+    assert (encode_prior(None, 5, (2, 3)) == NO_PRIOR).all() and encode_prior(None, 5, (2, 3)).shape == (2, 3)
+    wide = encode_prior(np.arange(300, dtype=np.int32).reshape(1, -1), 300)
+    assert wide.min() >= 1 and wide.max() == 255  # above 255 classes codes are shared, never "no prior"
+    with pytest.raises(ValueError):
+        encode_prior(None, 5)
+    image = np.full((2, 2, 3), 9, np.uint8)
+    stacked = add_prior_channel(image, code)
+    assert stacked.shape == (2, 2, 4) and np.array_equal(stacked[..., 3], code) and (stacked[..., :3] == 9).all()
