@@ -49,8 +49,11 @@ def install_browser(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
-    """Install segcli with the export extra and the test group (and Chromium), lint, then run the whole test suite."""
-    install_project(session, "export", "mat", groups=("test",))
+    """Install segcli with the export and openvino extras and the test group (and Chromium), lint, then run the whole
+    test suite."""
+    # openvino brings openvino (~180 MB), nncf and scikit-learn (~60 MB): about 10 s more to install, so that the
+    # OpenVINO export, its int8 graph and the .xml backend are tested rather than skipped
+    install_project(session, "export", "openvino", "mat", groups=("test",))
     install_browser(session)
     session.run("ruff", "check", "segcli", "tests", "bench", "noxfile.py")
     # one process per core (pytest-xdist), each single-threaded: the suite is mostly small serial steps, so two

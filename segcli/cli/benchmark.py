@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from segcli.cli._common import SIZE_METAVAR, JsonOpt, examples_for, hw, out, print_json, table
+from segcli.cli.flags import cli_message
 
 
 def benchmark_cmd(
     target: str = typer.Argument(
-        "quickstart", help="Bundled preset, preset file, weights file, run directory, or exported .onnx/.torchscript."
+        "quickstart",
+        help="Bundled preset, preset file, weights file, run directory, or exported .onnx/.xml/.torchscript.",
     ),
     size: str = typer.Option("512x512", "--size", metavar=SIZE_METAVAR, help="Input size: H,W, HxW or N (square)."),
     batch_size: int = typer.Option(1, "--batch-size", min=1, help="Images per inference batch."),
@@ -27,7 +30,21 @@ def benchmark_cmd(
         False, "--onnx", help="Also export the weights (parity gate included) and time onnxruntime."
     ),
     int8: bool = typer.Option(
-        False, "--int8", help="Also the int8 graph (seg export --int8, its mIoU gate included); implies --onnx."
+        False,
+        "--int8",
+        help="Also the int8 graph of each exported backend (seg export --int8, its mIoU gate included); implies "
+        "--onnx unless --openvino.",
+    ),
+    openvino: bool = typer.Option(
+        False, "--openvino", help="Also export the weights to OpenVINO (parity gate included) and time it."
+    ),
+    compare: str = typer.Option(
+        None,
+        "--compare",
+        metavar="all|BACKEND,...",
+        help="Time these backends beside eager fp32 (the first row and the ratio base), or all: eager bf16, "
+        "torch.compile, onnxruntime, onnxruntime-int8, openvino, openvino-int8; one whose package is missing is "
+        "skipped with the reason.",
     ),
     as_json: bool = JsonOpt,
 ) -> None:
@@ -45,6 +62,8 @@ def benchmark_cmd(
         split=split,
         onnx=onnx,
         int8=int8,
+        openvino=openvino,
+        compare=tuple(c.strip() for c in compare.split(",")) if compare else (),
     )
     r = benchmark(target, protocol, device=device, options=options)
     if as_json:
@@ -55,20 +74,25 @@ def benchmark_cmd(
     if r.get("cpu_flags") is not None and r["device"] == "cpu":
         out.print(f"CPU instruction sets: {', '.join(r['cpu_flags']) or 'none of avx2/avx512/vnni/amx'}")
     rows = []
-    scored = "accuracy" in r
+    scored, ratios = "accuracy" in r, "backends" in r
     for b in [r, *r.get("backends", [])]:
         for key, what in (("inference", "model only"), ("inference_end_to_end", "uint8 in/out")):
             s = b[key]
             figures = [s[k] for k in ("images_per_s", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99")]
             miou = [f"{b['accuracy']['mIoU']:.4f}" if "accuracy" in b else "-"] if scored else []
-            rows.append([f"{b['backend']}, {what}", *(f"{v:.1f}" for v in figures), "-", *miou])
+            ratio = [_ratio(r, b, key)] if ratios else []
+            rows.append([f"{b['backend']}, {what}", *(f"{v:.1f}" for v in figures), *ratio, "-", *miou])
     if "train_step" in r:
         t = r["train_step"]
         step = f"training step (batch {t['batch']})"
-        rows.append([step, f"{t['images_per_s']:.1f}", "-", "-", "-", f"{t['peak_memory_mb']:.0f}", *(["-"] * scored)])
-    head = ["", "images/s", "p50 ms", "p90 ms", "p99 ms", "peak MiB", *(["mIoU"] * scored)]
+        cells = ["-", "-", "-", *(["-"] * ratios), f"{t['peak_memory_mb']:.0f}", *(["-"] * scored)]
+        rows.append([step, f"{t['images_per_s']:.1f}", *cells])
+    ratio_head = [f"x {r['backend']}"] if ratios else []
+    head = ["", "images/s", "p50 ms", "p90 ms", "p99 ms", *ratio_head, "peak MiB", *(["mIoU"] * scored)]
     out.print(table("benchmark", head, rows))
-    for b in r.get("backends", []):
+    for skipped in r.get("skipped", []):
+        out.print(f"[yellow]skipped[/] {skipped['backend']}: {escape(cli_message(skipped['reason']))}")
+    for b in (b for b in r.get("backends", []) if "parity" in b):  # the exported ones: their gates
         p = b["parity"]
         verdict = "passed" if p["passed"] else "FAILED"
         ratio = b.get("latency_ratio_to_first")
@@ -79,6 +103,12 @@ def benchmark_cmd(
             + drop
             + speed
         )
+
+
+def _ratio(first: dict, row: dict, key: str) -> str:
+    """``row``'s p50 latency as a ratio of the first row's, for the same measurement (``key``)."""
+    base = first[key]["latency_ms_p50"]
+    return f"{row[key]['latency_ms_p50'] / base:.3f}" if base else "-"
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,4 @@
-"""`seg export WEIGHTS_OR_RUN --onnx|--torchscript [--out FILE]`."""
+"""`seg export WEIGHTS_OR_RUN --onnx|--openvino|--torchscript [--out FILE]`."""
 
 from __future__ import annotations
 
@@ -38,9 +38,12 @@ class Layout(str, Enum):
 def export_cmd(
     weights: Path = typer.Argument(..., help="Weights (.safetensors) or a run directory."),
     onnx: bool = typer.Option(False, "--onnx", help="Export to ONNX (verified with onnxruntime)."),
+    openvino: bool = typer.Option(
+        False, "--openvino", help="Export to OpenVINO .xml/.bin (converted from the ONNX graph, verified on the CPU)."
+    ),
     torchscript: bool = typer.Option(False, "--torchscript", help="Export to TorchScript (traced)."),
     dest: Path = typer.Option(
-        None, "--out", "-o", help="Model file (default: <run>/export/model.onnx, or beside the weights)."
+        None, "--out", "-o", help="Model file (default: <run>/export/model.onnx or .xml, or beside the weights)."
     ),
     opset: int = typer.Option(18, "--opset", help="ONNX opset."),
     bake: Bake = typer.Option(
@@ -67,11 +70,15 @@ def export_cmd(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (where to export and verify)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model and its report."),
     int8: bool = typer.Option(
-        False, "--int8", help="Quantise to int8 (onnxruntime static QDQ), gated on the val split's mIoU drop."
+        False,
+        "--int8",
+        help="Quantise to int8 (onnxruntime static QDQ; OpenVINO: NNCF), gated on the val split's mIoU drop.",
     ),
     calib_images: int = typer.Option(64, "--calib-images", min=1, help="--int8: images calibrating the ranges."),
     calib_method: CalibMethod = typer.Option(
-        CalibMethod.auto, "--calib-method", help="--int8: auto (percentile, then entropy if it fits better), or one."
+        CalibMethod.auto,
+        "--calib-method",
+        help="--int8: auto (onnx: percentile, then entropy if it fits better; openvino: NNCF's presets), or one.",
     ),
     max_drop: float = typer.Option(1.0, "--max-drop", min=0.0, help="--int8: most val mIoU points int8 may lose."),
     keep_fp32: int = typer.Option(
@@ -83,8 +90,9 @@ def export_cmd(
     from segcli.errors import UserError
     from segcli.infer import ExportOptions, Int8Options, export_model
 
-    if onnx == torchscript:
-        raise UserError("choose one format: --onnx or --torchscript")
+    chosen = [name for name, on in (("onnx", onnx), ("openvino", openvino), ("torchscript", torchscript)) if on]
+    if len(chosen) != 1:
+        raise UserError("choose one format: --onnx, --openvino or --torchscript")
     options = ExportOptions(
         opset=opset,
         bake=bake.value,
@@ -98,7 +106,7 @@ def export_cmd(
         overwrite=overwrite,
         int8=Int8Options(calib_images, calib_method.value, max_drop, keep_fp32) if int8 else None,
     )
-    res = export_model(weights, "onnx" if onnx else "torchscript", dest, device=device, options=options)
+    res = export_model(weights, chosen[0], dest, device=device, options=options)
     if res.warning:
         err.print(f"[yellow]warning:[/] {cli_message(res.warning)}")
     if as_json:

@@ -17,7 +17,7 @@ FLAG_OF: dict[str, str] = {
     "weights_or_run": "WEIGHTS_OR_RUN",
     "data_root": "--data",
     "num_workers": "--workers",
-    "fmt": "--onnx/--torchscript",
+    "fmt": "--onnx/--openvino/--torchscript",
     "layout": "--input",
     "which": "--weights",
     "source": "--from",

@@ -1,4 +1,5 @@
-"""Inference backends: a segcli checkpoint, an exported ONNX model or a TorchScript module, each seen by the
+"""Inference backends: a segcli checkpoint, an exported ONNX model, an OpenVINO model (``.xml`` with its ``.bin``)
+or a TorchScript module, each seen by the
 prediction core as one thing, a module called on a float NCHW batch (RGB in [0, 255]) that returns scores.
 
 The core (:mod:`segcli.infer.predict_core`) pads, slides windows and averages TTA views; a backend only runs
@@ -30,7 +31,9 @@ LAYOUTS = ("float-nchw", "uint8-nhwc")
 BAKES = ("none", "softmax", "argmax")
 ONNX_SUFFIXES = (".onnx",)
 TORCHSCRIPT_SUFFIXES = (".torchscript", ".ts")  # never .pt: a pickle from torch.save is not ours to open
+OPENVINO_SUFFIXES = (".xml",)  # the graph; its weights are the .bin of the same name beside it
 INSTALL_HINT = "pip install 'segcli[export]'"
+OPENVINO_HINT = "pip install 'segcli[openvino]'"
 
 
 def require_onnx(what: str = "ONNX export") -> tuple[Any, Any]:
@@ -41,6 +44,15 @@ def require_onnx(what: str = "ONNX export") -> tuple[Any, Any]:
     except ImportError as e:
         raise UserError(f"{what} needs onnx and onnxruntime ({e.name} is not installed): {INSTALL_HINT}") from None
     return onnx, onnxruntime
+
+
+def require_openvino(what: str = "OpenVINO export") -> Any:
+    """The openvino package, imported on first use; a missing package is one line naming the extra."""
+    try:
+        import openvino
+    except ImportError as e:
+        raise UserError(f"{what} needs the openvino package ({e.name} is not installed): {OPENVINO_HINT}") from None
+    return openvino
 
 
 @dataclass(frozen=True)
@@ -161,6 +173,47 @@ class OnnxRunner:
         return torch.from_numpy(self.session.run(None, {self.input_name: arr})[0])
 
 
+class OpenVinoRunner:
+    """An OpenVINO model compiled for the CPU, called with a torch tensor (moved to the host).
+
+    The arithmetic is pinned to fp32 (``INFERENCE_PRECISION_HINT``): OpenVINO's CPU plugin otherwise runs fp32
+    graphs in bf16 on CPUs that have it (AVX-512 bf16, AMX), which is another model than the one the parity gate
+    verified. An int8 graph runs its quantised layers in int8 and the rest in fp32.
+    """
+
+    def __init__(self, model: Any, threads: int = 0) -> None:
+        ov = require_openvino("Running an OpenVINO model")
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if threads > 0:
+            config["INFERENCE_NUM_THREADS"] = threads
+        try:
+            self.compiled = ov.Core().compile_model(model, "CPU", config)
+        except Exception as e:  # noqa: BLE001 - OpenVINO raises RuntimeError for a model it cannot compile
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise CheckpointError(f"OpenVINO could not compile the model: {first[:240]}") from None
+        self.request = self.compiled.create_infer_request()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.request.infer({0: x.detach().cpu().numpy()})
+        return torch.from_numpy(self.request.get_output_tensor(0).data.copy())
+
+
+def read_openvino(path: str | os.PathLike) -> tuple[Any, dict[str, str]]:
+    """An OpenVINO model (``.xml`` and the ``.bin`` beside it) and its segcli metadata (``rt_info["segcli"]``)."""
+    ov = require_openvino("Reading an OpenVINO model")
+    path = Path(path)
+    if not path.with_suffix(".bin").is_file():
+        raise CheckpointError(f"{path}: its weights {path.with_suffix('.bin').name} are not beside it")
+    try:
+        model = ov.Core().read_model(str(path))
+    except Exception as e:  # noqa: BLE001 - a damaged or foreign XML
+        first = (str(e).strip().splitlines() or [""])[0]
+        raise CheckpointError(f"{path}: not a readable OpenVINO model ({first[:200]})") from None
+    if not model.has_rt_info(["segcli"]):
+        return model, {}
+    return model, {k: v.astype(str) for k, v in model.get_rt_info(["segcli"]).astype(dict).items()}
+
+
 def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The metadata_props of an ONNX file (the weights are not loaded)."""
     onnx, _ = require_onnx("Reading an ONNX model")
@@ -199,12 +252,17 @@ def load_torchscript(path: Path, device: torch.device) -> tuple[torch.jit.Script
 
 def load_inference_model(path: str | os.PathLike, device: torch.device) -> tuple[nn.Module, CheckpointMeta]:
     """The model the prediction core runs and its metadata: a segcli .safetensors checkpoint, an exported
-    ``.onnx`` (through onnxruntime) or a TorchScript file (``.torchscript``/``.ts``)."""
+    ``.onnx`` (through onnxruntime), an OpenVINO ``.xml`` (on the CPU, whatever ``device``) or a TorchScript file
+    (``.torchscript``/``.ts``)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in ONNX_SUFFIXES:
         meta, info = _segcli_meta(read_onnx_metadata(path), path)
         return ExportedModel(OnnxRunner(path, device), info, meta.num_classes).eval(), meta
+    if suffix in OPENVINO_SUFFIXES:
+        graph, raw = read_openvino(path)
+        meta, info = _segcli_meta(raw, path)
+        return ExportedModel(OpenVinoRunner(graph), info, meta.num_classes).eval(), meta
     if suffix in TORCHSCRIPT_SUFFIXES:
         module, raw = load_torchscript(path, device)
         meta, info = _segcli_meta(raw, path)

@@ -6,9 +6,12 @@ Training: images/s of one full step (forward, cross entropy, backward, AdamW) an
 Every figure comes with what decides it: device name, threads, resolution, precision, memory format,
 batch and backend.
 
-The target may be an exported model (``.onnx`` through onnxruntime, ``.torchscript``); ``onnx=True`` exports a
-checkpoint first (with its parity gate) and measures both backends, and ``data`` adds each backend's mIoU on
-a dataset, so a user choosing a backend sees what it costs in accuracy as well as what it gains in speed.
+The target may be an exported model (``.onnx`` through onnxruntime, ``.xml`` through OpenVINO, ``.torchscript``);
+``onnx=True`` exports a checkpoint first (with its parity gate) and measures both backends, and ``data`` adds each
+backend's mIoU on a dataset, so a user choosing a backend sees what it costs in accuracy as well as what it gains
+in speed. ``compare`` times every backend of this machine in one table (:data:`COMPARED`: eager fp32 and bf16,
+torch.compile, onnxruntime fp32 and int8, OpenVINO fp32 and int8), each as a ratio of eager fp32's latency, a
+backend whose package is missing skipped with the reason.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import torch.nn.functional as F
 
 from segcli.core.runtime import autocast, resolve_amp, select_device
 from segcli.errors import UserError, arg
+from segcli.extras import install_hint, package_available
 from segcli.infer.protocol import PredictionProtocol, ProtocolChoices
 
 __all__ = ["BenchmarkOptions", "benchmark"]
@@ -46,7 +50,21 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
-EXPORTED = {".onnx": "onnxruntime", ".torchscript": "torchscript", ".ts": "torchscript"}
+EXPORTED = {".onnx": "onnxruntime", ".xml": "openvino", ".torchscript": "torchscript", ".ts": "torchscript"}
+# the rows of ``compare``, in the table's order (the first is the ratio base); the exported ones with the format
+# they are exported to, their int8 options and the packages they need (package, extra)
+COMPARED = ("eager fp32", "eager bf16", "torch.compile", "onnxruntime", "onnxruntime int8", "openvino", "openvino int8")
+_ALIASES = {"compile": "torch.compile", "onnx": "onnxruntime", "onnx-int8": "onnxruntime int8"}
+_EXPORTS = {
+    "onnxruntime": ("onnx", False, (("onnx", "export"), ("onnxruntime", "export"))),
+    "onnxruntime int8": ("onnx", True, (("onnx", "export"), ("onnxruntime", "export"))),
+    "openvino": ("openvino", False, (("onnx", "export"), ("onnxruntime", "export"), ("openvino", "openvino"))),
+    "openvino int8": (
+        "openvino",
+        True,
+        (("onnx", "export"), ("onnxruntime", "export"), ("openvino", "openvino"), ("nncf", "openvino")),
+    ),
+}
 
 
 def _backend_of(target: str) -> str:
@@ -176,8 +194,10 @@ class BenchmarkOptions:
     ``compile``: torch.compile the model; ``num_classes``: the outputs of a preset's model (weights have their
     own); ``iters`` timed repetitions (the median is reported) after ``warmup`` untimed ones; ``train``: also
     time a training step; ``data``: a dataset, on whose ``split`` each backend's mIoU is measured too (trained
-    weights only); ``onnx``: export the checkpoint too (parity gate included) and time onnxruntime; ``int8``:
-    also its int8 graph (`seg export --int8`, the val-mIoU gate included; implies ``onnx``).
+    weights only); ``onnx``: export the checkpoint too (parity gate included) and time onnxruntime; ``openvino``:
+    the same through OpenVINO; ``int8``: also the int8 graph of each (`seg export --int8`, the val-mIoU gate
+    included; implies ``onnx`` unless ``openvino``); ``compare``: the rows of :data:`COMPARED` to time beside eager
+    fp32 (``("all",)``: every one), which is then the first row and the ratio base whatever the protocol's ``amp``.
     """
 
     compile: bool = False
@@ -189,6 +209,25 @@ class BenchmarkOptions:
     split: str = "val"
     onnx: bool = False
     int8: bool = False
+    openvino: bool = False
+    compare: tuple[str, ...] = ()
+
+
+def compared_rows(opts: BenchmarkOptions) -> list[str]:
+    """The rows timed beside the first, in :data:`COMPARED`'s order: ``compare`` plus what ``onnx``, ``openvino``
+    and ``int8`` ask for."""
+    names = [_ALIASES.get(c, c.replace("-", " ")) for c in opts.compare]  # onnxruntime-int8, compile: as typed
+    unknown = [c for c in names if c not in (*COMPARED, "all")]
+    if unknown:
+        raise UserError(f"{arg('compare')} {unknown[0]!r}: choose from all, {', '.join(COMPARED)}")
+    wanted = set(COMPARED[1:]) if "all" in names else set(names) - {COMPARED[0]}
+    if opts.onnx or (opts.int8 and not opts.openvino):
+        wanted.add("onnxruntime")
+    if opts.openvino:
+        wanted.add("openvino")
+    if opts.int8:
+        wanted |= {f"{b} int8" for b in ("onnxruntime", "openvino") if b in wanted}
+    return [c for c in COMPARED if c in wanted]
 
 
 BENCH_SIZE = (512, 512)  # the input size timed when the protocol does not give one
@@ -211,15 +250,19 @@ def benchmark(
     dev = select_device(device, option=arg("device"))
     backend = _backend_of(target)
     exported = backend != "eager"
-    amp = choices.amp or "auto"
+    rows = compared_rows(opts)
+    amp = "none" if opts.compare else choices.amp or "auto"  # compared: the first row is eager fp32
     precision = "graph" if exported else resolve_amp(amp, dev, option=arg("amp"))
-    if (opts.data or opts.onnx or opts.int8) and not _is_weights(target):
+    if (opts.data or any(r in _EXPORTS for r in rows)) and not _is_weights(target):
         raise UserError(
-            f"{target}: {arg('data')}, {arg('onnx')} and {arg('int8')} need trained weights (a .safetensors file or "
-            "a run directory)"
+            f"{target}: {arg('data')}, {arg('onnx')}, {arg('openvino')} and {arg('int8')} need trained weights (a "
+            ".safetensors file or a run directory)"
         )
-    if (opts.onnx or opts.int8) and exported:
-        raise UserError(f"{target}: {arg('onnx')} exports a checkpoint; this is already an exported model")
+    if rows and exported:
+        raise UserError(
+            f"{target}: {arg('onnx')}, {arg('openvino')} and {arg('compare')} start from a checkpoint; this is "
+            "already an exported model"
+        )
     proto = PredictionProtocol(
         size=choices.size or BENCH_SIZE,
         amp="none" if exported else precision,
@@ -244,7 +287,7 @@ def benchmark(
         "precision": precision,
         "memory_format": "channels_last" if proto.channels_last else "contiguous",
         "batch": proto.batch_size,
-        "backend": "compile" if compiled else backend,
+        "backend": "compile" if compiled else "eager fp32" if opts.compare else backend,
         **_inference(net, dev, proto, opts.warmup, opts.iters),
     }
     if opts.data:
@@ -253,8 +296,15 @@ def benchmark(
         result["train_step"] = _train_step(model, net, dev, proto, num_classes, opts)
     elif opts.train:
         result["train_step_skipped"] = "an exported model has no training step"
-    if opts.onnx or opts.int8:
-        result["backends"] = _onnx_backends(target, dev, proto, opts, device)
+    if rows:
+        run = _Compared(target, device, dev, proto, opts)
+        result["backends"], result["skipped"] = [], []
+        for name in rows:
+            row, why = run.eager(name, model) if name not in _EXPORTS else run.exported(name)
+            if row is None:
+                result["skipped"].append({"backend": name, "reason": why})
+            else:
+                result["backends"].append(row)
         base = result["inference"]["latency_ms_p50"]
         for row in result["backends"]:
             row["latency_ratio_to_first"] = round(row["inference"]["latency_ms_p50"] / base, 3) if base else None
@@ -308,35 +358,70 @@ def cpu_flags() -> list[str]:
     return []
 
 
-def _onnx_backends(
-    target: str, dev: torch.device, proto: PredictionProtocol, opts: BenchmarkOptions, device: str
-) -> list[dict[str, Any]]:
-    """Export ``target`` to temporary ONNX files (fp32, and int8 when asked; their gates included), then the same
-    figures through each."""
-    from segcli.infer.exporter import ExportOptions, export_model
-    from segcli.infer.quantize import Int8Options
+def _missing(name: str) -> str:
+    """Why row ``name`` cannot run here ("" when it can): the first package it needs that is not installed."""
+    for package, extra in _EXPORTS[name][2]:
+        if not package_available(package):
+            return f"{package} is not installed ({install_hint(extra)})"
+    return ""
 
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="segcli-bench-") as tmp:
-        kinds = [("onnxruntime", None)] + ([("onnxruntime int8", Int8Options())] if opts.int8 else [])
-        for name, int8 in kinds:
-            out = Path(tmp) / ("model.int8.onnx" if int8 else "model.onnx")
-            exp = export_model(target, "onnx", out, device, ExportOptions(data_root=opts.data, int8=int8))
-            model, _, _ = _build(str(exp.path), 0, dev)
-            graph = replace(proto, amp="none", channels_last=False)
+
+@dataclass
+class _Compared:
+    """The rows of ``compare`` beside the first: the eager variants on the same model, and each exported backend
+    from a temporary export of the checkpoint (its parity gate and, for int8, its val-mIoU gate included)."""
+
+    target: str
+    device: str
+    dev: torch.device
+    proto: PredictionProtocol
+    opts: BenchmarkOptions
+
+    def eager(self, name: str, model: torch.nn.Module) -> tuple[dict[str, Any] | None, str]:
+        """``eager bf16`` (autocast) or ``torch.compile`` (fp32) of ``model``; None and why when it cannot run."""
+        amp = "bf16" if name == "eager bf16" else "none"
+        try:
+            proto = replace(self.proto, amp=resolve_amp(amp, self.dev, option=arg("amp")))
+            net = torch.compile(model) if name == "torch.compile" else model
+            row: dict[str, Any] = {
+                "backend": name,
+                **_inference(net, self.dev, proto, self.opts.warmup, self.opts.iters),
+            }
+        except UserError as e:
+            return None, str(e)
+        except Exception as e:  # noqa: BLE001 - torch.compile's failures (no compiler, an unsupported op) skip its row
+            return None, f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
+        if self.opts.data and name == "eager bf16":  # torch.compile computes what eager fp32 does: its mIoU
+            row["accuracy"] = _miou(self.target, self.opts.data, self.opts.split, self.device, amp)
+        return row, ""
+
+    def exported(self, name: str) -> tuple[dict[str, Any] | None, str]:
+        """Export the checkpoint for row ``name`` into a temporary folder, then the same figures through it."""
+        from segcli.infer.exporter import ExportOptions, export_model
+        from segcli.infer.quantize import Int8Options
+
+        why = _missing(name)
+        if why:
+            return None, why
+        fmt, int8, _ = _EXPORTS[name]
+        q = Int8Options() if int8 else None
+        with tempfile.TemporaryDirectory(prefix="segcli-bench-") as tmp:
+            out = Path(tmp) / ("model" + (".int8" if int8 else "") + (".xml" if fmt == "openvino" else ".onnx"))
+            exp = export_model(self.target, fmt, out, self.device, ExportOptions(data_root=self.opts.data, int8=q))
+            model, _, _ = _build(str(exp.path), 0, self.dev)
+            graph = replace(self.proto, amp="none", channels_last=False)
             parity = {k: exp.parity.get(k) for k in ("passed", "agreement", "max_abs_diff", "bound")}
-            if int8 is not None:  # the int8 gate: against the fp32 graph, and its val mIoU drop
-                q = exp.parity["int8"]
-                parity.update(agreement=q["vs_fp32"]["agreement"], max_abs_diff=q["vs_fp32"]["max_abs_diff"])
-                parity.update(bound=None, miou_drop=q["drop"], calibration=q["method"])
+            if int8:  # the int8 gate: against the fp32 graph, and its val mIoU drop
+                g = exp.parity["int8"]
+                parity.update(agreement=g["vs_fp32"]["agreement"], max_abs_diff=g["vs_fp32"]["max_abs_diff"])
+                parity.update(bound=None, miou_drop=g["drop"], calibration=g["method"])
             row: dict[str, Any] = {
                 "backend": name,
                 "shapes": "dynamic" if exp.info.dynamic else f"fixed {exp.info.fixed_size}",
                 "parity": parity,
-                **_inference(model.eval(), dev, graph, opts.warmup, opts.iters),
+                **_inference(model.eval(), self.dev, graph, self.opts.warmup, self.opts.iters),
             }
             del model  # its session's threads stop before the next one is timed
-            if opts.data:
-                row["accuracy"] = _miou(str(exp.path), opts.data, opts.split, device, "none")
-            rows.append(row)
-    return rows
+            if self.opts.data:
+                row["accuracy"] = _miou(str(exp.path), self.opts.data, self.opts.split, self.device, "none")
+        return row, ""

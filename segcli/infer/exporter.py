@@ -1,4 +1,4 @@
-"""`seg export`: a checkpoint → a self-describing ONNX or TorchScript model, verified against PyTorch.
+"""`seg export`: a checkpoint → a self-describing ONNX, OpenVINO or TorchScript model, verified against PyTorch.
 
 1. **Pre-flight.** Layers that cannot take a symbolic height and width (adaptive pooling to more than one
    bin, as in PSPNet's pyramid pooling) are named; so is a dynamic export that fails, or one whose output at
@@ -8,7 +8,8 @@
    normalisation inside), returns logits, softmax probabilities or argmax ids (``bake``), and carries the
    checkpoint's metadata (classes, palette, mean/std, ignore_index, the preset with its test-time resize
    rule) plus how to call it (:class:`segcli.infer.backends.ExportInfo`), so `seg infer model.onnx` and
-   `seg eval model.onnx` need nothing else.
+   `seg eval model.onnx` need nothing else. An OpenVINO model is the verified ONNX graph converted by
+   OpenVINO (:mod:`segcli.infer.openvino_graph`), its metadata in ``rt_info``, and goes through the same gate.
 3. **Parity gate.** The exported graph (onnxruntime, or the TorchScript module) and PyTorch eager run the same
    padded inputs: real images from ``images`` or the run's dataset (generated ones otherwise, with a
    warning) at the test-time size and at a second size not divisible by 32. Past the thresholds
@@ -45,12 +46,22 @@ from segcli.infer.backends import (
     EXPORT_FORMAT,
     LAYOUTS,
     ONNX_SUFFIXES,
+    OPENVINO_SUFFIXES,
     TORCHSCRIPT_SUFFIXES,
     ExportedModel,
     ExportInfo,
     OnnxRunner,
+    OpenVinoRunner,
     require_onnx,
+    require_openvino,
     to_graph_input,
+)
+from segcli.infer.openvino_graph import (
+    check_openvino_int8,
+    convert_onnx,
+    quantize_openvino,
+    require_nncf,
+    write_openvino,
 )
 from segcli.infer.predict_core import forward_padded, input_multiple
 from segcli.infer.protocol import PredictionProtocol, eval_resize
@@ -58,7 +69,8 @@ from segcli.infer.quantize import Int8Options, check_int8_options, quantize_grap
 from segcli.io_utils import atomic_write_text, require_folder, write_temp
 from segcli.metrics import ConfusionMatrix
 
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "openvino", "torchscript")
+SUFFIXES = {"onnx": ONNX_SUFFIXES, "openvino": OPENVINO_SUFFIXES, "torchscript": TORCHSCRIPT_SUFFIXES}
 DEFAULT_OPSET = 18
 # The gate: argmax agreement at least this, and max |logit difference| within logit_bound(...).
 MIN_AGREEMENT = {False: 0.999, True: 0.995}  # fp32, fp16
@@ -71,12 +83,6 @@ def logit_bound(max_abs_logit: float, half: bool = False) -> float:
     """The largest max |logit difference| the gate accepts: 1e-4 x max(1, max |logit|) in fp32
     (float rounding grows with the size of the values), 1e-2 x that in fp16."""
     return (1e-2 if half else 1e-4) * max(1.0, max_abs_logit)
-
-
-PRIOR_EXPORT = (
-    'a model with model.prior = "mask" cannot be exported yet (its graph would need the previous frame\'s mask as '
-    "an input channel); predict with its .safetensors weights, which feed it frame to frame"
-)
 
 
 class ExportWrapper(nn.Module):
@@ -94,8 +100,6 @@ class ExportWrapper(nn.Module):
         temperature: tuple[float, ...] = (),
     ) -> None:
         super().__init__()
-        if getattr(model, "prior", False):  # its graph would take the previous frame's mask: not done yet
-            raise UserError(PRIOR_EXPORT)
         self.net = model.net
         self.register_buffer("mean", model.mean.clone())
         self.register_buffer("std", model.std.clone())
@@ -520,8 +524,9 @@ class ExportResult:
 
 
 def default_out(weights: Path, fmt: str, int8: bool = False) -> Path:
-    """``<run>/export/model.onnx`` (``model.int8.onnx``) for a run's weights, else beside the weights file."""
-    suffix = (".int8.onnx" if int8 else ".onnx") if fmt == "onnx" else ".torchscript"
+    """``<run>/export/model.onnx`` (``model.int8.onnx``, ``model.xml``, ``model.int8.xml``) for a run's weights,
+    else beside the weights file."""
+    suffix = (".int8" if int8 else "") + SUFFIXES[fmt][0]
     run = run_of_weights(weights)
     if run is not None:
         return run.export_dir / f"model{suffix}"
@@ -548,8 +553,8 @@ class ExportOptions:
     ``data_root`` (a dataset, default the preset's ``data.root``): the parity check's images, ``parity_images`` of
     them; ``size``: the size of a fixed-size export (default ``eval.size``, else the training crop); ``fixed``: a
     fixed size even where the model allows dynamic; ``overwrite``: replace an existing model and its report;
-    ``int8``: quantise the verified fp32 ONNX graph to int8, gated on the val split's mIoU
-    (:mod:`segcli.infer.quantize`).
+    ``int8``: quantise the verified fp32 graph to int8, gated on the val split's mIoU (ONNX: onnxruntime's
+    quantiser, :mod:`segcli.infer.quantize`; OpenVINO: NNCF, :mod:`segcli.infer.openvino_graph`).
     """
 
     opset: int = DEFAULT_OPSET
@@ -595,7 +600,7 @@ def export_model(
     with strict_fp32():
         built = build_graph(
             wrapper,
-            fmt,
+            "onnx" if fmt == "openvino" else fmt,
             opset=opts.opset,
             multiple=multiple,
             fixed_size=fixed_size,
@@ -603,11 +608,14 @@ def export_model(
             force_fixed=opts.fixed,
             run_dev=run_dev,
         )
+    if fmt == "openvino":  # OpenVINO's converter on the ONNX graph, verified by the gate below like any export
+        graph = convert_onnx(built.payload)
+        built = Built(OpenVinoRunner(graph), built.info, graph, built.reason, built.blockers)
     data_root = opts.data_root or meta.preset.data.root
     samples, source, warning = parity_samples(opts.images, data_root, opts.parity_images)
     parity = _parity_gate(wrapper, built, meta, samples)
     if opts.int8 is not None and parity["passed"]:
-        built, parity = _int8(built, meta, samples, data_root, (opts.int8, parity))
+        built, parity = _int8(built, meta, samples, data_root, (opts.int8, parity, fmt))
     final = _write_model(built, fmt, weights, meta, dest if parity["passed"] else rejected_path(dest))
     warning = "; ".join(w for w in (warning, run_note) if w)
     rj, rt = report_paths(dest)
@@ -626,19 +634,31 @@ def export_model(
 
 def _check_options(fmt: str, opts: ExportOptions) -> None:
     if fmt not in FORMATS:
-        raise UserError(f"{arg('fmt')} {fmt!r}: choose onnx or torchscript")
+        raise UserError(f"{arg('fmt')} {fmt!r}: choose onnx, openvino or torchscript")
     if opts.bake not in BAKES:
         raise UserError(f"{arg('bake')} {opts.bake}: choose one of {', '.join(BAKES)}")
     if opts.layout not in LAYOUTS:
         raise UserError(f"{arg('layout')} {opts.layout}: choose one of {', '.join(LAYOUTS)}")
-    if fmt == "onnx" and not 11 <= opts.opset <= 23:
+    if fmt != "torchscript" and not 11 <= opts.opset <= 23:
         raise UserError(f"{arg('opset')} {opts.opset}: give an ONNX opset between 11 and 23 (default {DEFAULT_OPSET})")
     if opts.parity_images < 1:
         raise UserError(f"{arg('parity_images')} {opts.parity_images}: give 1 or more")
+    if fmt == "openvino" and opts.half:
+        raise UserError(f"{arg('half')}: the OpenVINO export is fp32 (or int8 with {arg('int8')}); drop {arg('half')}")
     if opts.int8 is not None:
-        if fmt != "onnx" or opts.half:
-            raise UserError(f"{arg('int8')}: int8 quantises an fp32 ONNX export; drop {arg('half')}, export onnx")
+        if fmt == "torchscript" or opts.half:
+            raise UserError(
+                f"{arg('int8')}: int8 quantises an fp32 ONNX or OpenVINO export; drop {arg('half')}, export onnx "
+                "or openvino"
+            )
         check_int8_options(opts.int8)
+        if fmt == "openvino":
+            check_openvino_int8(opts.int8)
+    if fmt == "openvino":  # every package it needs, named before anything is exported
+        require_onnx("OpenVINO export (through ONNX)")
+        require_openvino()
+        if opts.int8 is not None:
+            require_nncf()
 
 
 def _verifying_device(fmt: str, dev: torch.device, half: bool) -> tuple[torch.device, str]:
@@ -650,6 +670,9 @@ def _verifying_device(fmt: str, dev: torch.device, half: bool) -> tuple[torch.de
             f"converting to fp32 (slower, not faster); export fp32 here, or pass {arg('device')} cuda on a GPU "
             "machine"
         )
+    if fmt == "openvino":  # OpenVINO runs on the CPU here (its GPU plugin is for Intel GPUs)
+        note = "" if dev.type == "cpu" else "the OpenVINO model was verified on the CPU, against PyTorch on " + str(dev)
+        return torch.device("cpu"), note
     if fmt != "onnx":
         return dev, ""
     _, ort = require_onnx()
@@ -667,7 +690,7 @@ def _verifying_device(fmt: str, dev: torch.device, half: bool) -> tuple[torch.de
 def _destination(weights: Path, fmt: str, out: str | os.PathLike | None, overwrite: bool, int8: bool = False) -> Path:
     """The model file to write (checked: its suffix, not a folder, not taken unless ``overwrite``)."""
     dest = Path(out) if out is not None else default_out(weights, fmt, int8)
-    wanted = ONNX_SUFFIXES if fmt == "onnx" else TORCHSCRIPT_SUFFIXES
+    wanted = SUFFIXES[fmt]
     if dest.suffix.lower() not in wanted:
         raise UserError(
             f"{arg('out')} {dest}: name a {fmt} model {' or '.join(wanted)} "
@@ -699,12 +722,14 @@ def _parity_gate(wrapper: ExportWrapper, built: Built, meta: Any, samples: list[
 
 
 def _int8(
-    built: Built, meta: Any, samples: list[Sample], data_root: Any, how: tuple[Int8Options, dict[str, Any]]
+    built: Built, meta: Any, samples: list[Sample], data_root: Any, how: tuple[Int8Options, dict[str, Any], str]
 ) -> tuple[Built, dict[str, Any]]:
-    """The int8 graph of the verified fp32 one, and the parity report with its gate (``int8``): the val mIoU
-    drop, and the logits difference and argmax agreement against the fp32 graph on the parity images."""
-    opts, parity = how
-    q = quantize_graph(built.payload, built.info, meta, data_root, opts)
+    """The int8 graph of the verified fp32 one (onnxruntime's quantiser for ONNX, NNCF for OpenVINO), and the
+    parity report with its gate (``int8``): the val mIoU drop, and the logits difference and argmax agreement
+    against the fp32 graph on the parity images."""
+    opts, parity, fmt = how
+    quantize = quantize_openvino if fmt == "openvino" else quantize_graph
+    q = quantize(built.payload, built.info, meta, data_root, opts)
     info = replace(built.info, int8=True)
     k = meta.num_classes
     vs = run_parity(
@@ -734,6 +759,8 @@ def _write_model(built: Built, fmt: str, weights: Path, meta: Any, final: Path) 
             proto.metadata_props.add(key=k, value=v)
         proto.producer_name, proto.producer_version = "segcli", __version__
         writer: Callable[[Path], None] = lambda p: onnx.save(proto, str(p))  # noqa: E731
+    elif fmt == "openvino":
+        return write_openvino(built.payload, raw, final)
     else:
         extra = {"segcli.json": json.dumps(raw)}
 
@@ -784,8 +811,13 @@ def report_text(result: ExportResult) -> str:
     )
     lines = [
         f"segcli {__version__} export: {result.path}",
-        f"format: {result.format}" + (f" (opset {info.opset})" if info.opset else ""),
-        f"input: {info.layout}; output: {p['compared']} (bake {info.bake}); {_precision(info)}",
+        f"format: {result.format}"
+        + (
+            f" ({'converted from ONNX ' if result.format == 'openvino' else ''}opset {info.opset})"
+            if info.opset
+            else ""
+        ),
+        f"input: {info.layout}; output: {p['compared']} (bake {info.bake}); {_precision(info, result.format)}",
         f"shapes: {mode}",
     ]
     if result.reason:
@@ -812,7 +844,8 @@ def _int8_lines(q: dict[str, Any]) -> list[str]:
     vs = q["vs_fp32"]
     diff = "" if vs["max_abs_diff"] is None else f"max |difference| {vs['max_abs_diff']:.3g}, "
     lines = [
-        f"int8: {q['method']} calibration on {q['calib_images']} {q['calib_split']} images; QDQ, per-channel weights",
+        f"int8: {q['method']} calibration on {q['calib_images']} {q['calib_split']} images; "
+        + q.get("scheme", "QDQ, per-channel weights"),
         f"int8 vs fp32 graph: {diff}argmax agreement {vs['agreement']:.4%}",
         f"int8 {q['val_split']} mIoU ({q['val_images']} images): {q['int8_mIoU']:.4f} vs fp32 {q['fp32_mIoU']:.4f}, "
         f"drop {q['drop']:.2f} points (at most {q['max_drop']:g})",
@@ -832,5 +865,6 @@ def _kept(t: dict[str, Any]) -> str:
     return f" +{len(t['kept_fp32'])} nodes fp32" if t["kept_fp32"] else ""
 
 
-def _precision(info: ExportInfo) -> str:
-    return "int8 (QDQ)" if info.int8 else "fp16" if info.half else "fp32"
+def _precision(info: ExportInfo, fmt: str = "onnx") -> str:
+    int8 = "int8 (NNCF)" if fmt == "openvino" else "int8 (QDQ)"
+    return int8 if info.int8 else "fp16" if info.half else "fp32"

@@ -75,9 +75,9 @@ def check_int8_options(opts: Int8Options) -> None:
 
 @dataclass
 class Quantized:
-    """The int8 graph (bytes), how to run it, and the gate's report."""
+    """The int8 graph (ONNX bytes, or an ``openvino.Model``), how to run it, and the gate's report."""
 
-    payload: bytes
+    payload: Any
     runner: Callable[[torch.Tensor], torch.Tensor]
     report: dict[str, Any] = field(default_factory=dict)
 
@@ -259,11 +259,27 @@ def _methods(method: str) -> list[str]:
     return ["percentile", "entropy"] if method == "auto" else [method]
 
 
-def quantize_graph(
-    fp32: bytes, info: ExportInfo, meta: CheckpointMeta, data_root: str | os.PathLike, opts: Int8Options
-) -> Quantized:
-    """The int8 graph of the exported fp32 graph ``fp32``, calibrated on ``data_root`` and gated on its val
-    split (see the module's docstring); the report says what was tried and why it passed or failed."""
+@dataclass
+class GateData:
+    """What every int8 quantiser is calibrated and gated on: the calibration inputs (as the graph receives them
+    under the eval protocol), the val split, and the fp32 graph's scores on it."""
+
+    inputs: list[np.ndarray]
+    val_ds: EvalDataset
+    ref: tuple[float, list[float]]
+    calib_split: str
+    val_split: str
+
+
+def gate_data(
+    fp32: Callable[[torch.Tensor], torch.Tensor],
+    info: ExportInfo,
+    meta: CheckpointMeta,
+    data_root: str | os.PathLike,
+    calib_images: int,
+) -> GateData:
+    """The run's dataset read for calibration (the train split, evenly spaced) and the gate (the val split,
+    scored through the fp32 graph ``fp32``, a runner on the graph's own input layout)."""
     root = Path(data_root)
     if not (root / "dataset.toml").is_file():
         raise UserError(f"{arg('data_root')} {root}: int8 export calibrates and gates on the run's dataset; give it")
@@ -275,19 +291,53 @@ def quantize_graph(
     val_ds = EvalDataset(root, val_split, proto.size, proto.keep_ratio)
     if list(val_ds.info.classes) != list(meta.classes):
         raise DataError(f"{root}: dataset classes differ from the model's; int8 calibrates on its own training data")
-    inputs = graph_inputs(calib_ds, info, meta.num_classes, opts.calib_images)
-    k = meta.num_classes
-    ref = _scores(
-        split_confusion(ExportedModel(OnnxRunner(fp32, torch.device("cpu")), info, k), val_ds, meta), meta.classes
-    )
+    inputs = graph_inputs(calib_ds, info, meta.num_classes, calib_images)
+    ref = _scores(split_confusion(ExportedModel(fp32, info, meta.num_classes), val_ds, meta), meta.classes)
+    return GateData(inputs, val_ds, ref, calib_split, val_split)
+
+
+def judge(
+    runner: Callable[[torch.Tensor], torch.Tensor], info: ExportInfo, meta: CheckpointMeta, data: GateData
+) -> dict[str, Any]:
+    """One int8 graph (``runner``) scored on the val split against the fp32 graph's scores: its drop."""
+    got = _scores(split_confusion(ExportedModel(runner, info, meta.num_classes), data.val_ds, meta), meta.classes)
+    return _judge(data.ref, got, meta.classes)
+
+
+def gate_report(
+    best: dict[str, Any], tried: list[dict[str, Any]], data: GateData, max_drop: float, keep_hint: bool = True
+) -> dict[str, Any]:
+    """The gate's report of the attempt kept (``best``) among ``tried``: passed when its drop is within
+    ``max_drop`` points, else the refusal naming the classes that lose most (and ``keep_fp32`` when
+    ``keep_hint``: the quantiser can keep nodes in fp32)."""
+    report = {
+        **best,
+        "fp32_mIoU": data.ref[0],
+        "max_drop": max_drop,
+        "calib_images": len(data.inputs),
+        "calib_split": data.calib_split,
+        "val_split": data.val_split,
+        "val_images": len(data.val_ds),
+        "tried": [{k: t[k] for k in ("method", "kept_fp32", "int8_mIoU", "drop")} for t in tried],
+    }
+    report["failures"] = [] if report["drop"] <= max_drop else [_refusal(report, keep_hint)]
+    report["passed"] = not report["failures"]
+    return report
+
+
+def quantize_graph(
+    fp32: bytes, info: ExportInfo, meta: CheckpointMeta, data_root: str | os.PathLike, opts: Int8Options
+) -> Quantized:
+    """The int8 graph of the exported fp32 graph ``fp32``, calibrated on ``data_root`` and gated on its val
+    split (see the module's docstring); the report says what was tried and why it passed or failed."""
+    data = gate_data(OnnxRunner(fp32, torch.device("cpu")), info, meta, data_root, opts.calib_images)
     with tempfile.TemporaryDirectory(prefix="segcli-int8-") as tmp:
         model = _prepared(fp32, Path(tmp))
 
         def attempt(method: str, exclude: list[str]) -> tuple[bytes, dict]:
-            data = quantize_once(model, Path(tmp) / f"int8.{method}.onnx", inputs, method, exclude)
-            runner = OnnxRunner(data, torch.device("cpu"))
-            got = _scores(split_confusion(ExportedModel(runner, info, k), val_ds, meta), meta.classes)
-            return data, {"method": method, "kept_fp32": list(exclude), **_judge(ref, got, meta.classes)}
+            q = quantize_once(model, Path(tmp) / f"int8.{method}.onnx", data.inputs, method, exclude)
+            got = judge(OnnxRunner(q, torch.device("cpu")), info, meta, data)
+            return q, {"method": method, "kept_fp32": list(exclude), **got}
 
         tried = [attempt(m, []) for m in _methods(opts.calib_method)[:1]]
         if tried[0][1]["drop"] > opts.max_drop and opts.calib_method == "auto":
@@ -295,28 +345,18 @@ def quantize_graph(
         best = min(tried, key=lambda t: t[1]["drop"])
         if best[1]["drop"] > opts.max_drop and opts.keep_fp32 > 0:
             method = best[1]["method"]
-            order = sensitive_nodes(model, Path(tmp) / f"int8.{method}.onnx", inputs)
+            order = sensitive_nodes(model, Path(tmp) / f"int8.{method}.onnx", data.inputs)
             n = 1
             while best[1]["drop"] > opts.max_drop and n <= min(opts.keep_fp32, len(order)):
                 tried.append(attempt(method, order[:n]))
                 best = min(tried, key=lambda t: t[1]["drop"])
                 n *= 2
-    report = {
-        **best[1],
-        "fp32_mIoU": ref[0],
-        "max_drop": opts.max_drop,
-        "calib_images": len(inputs),
-        "calib_split": calib_split,
-        "val_split": val_split,
-        "val_images": len(val_ds),
-        "tried": [{k2: t[1][k2] for k2 in ("method", "kept_fp32", "int8_mIoU", "drop")} for t in tried],
-    }
-    report["failures"] = [] if report["drop"] <= opts.max_drop else [_refusal(report)]
-    report["passed"] = not report["failures"]
+    report = gate_report(best[1], [t[1] for t in tried], data, opts.max_drop)
+    report["scheme"] = "QDQ, per-channel weights"
     return Quantized(best[0], OnnxRunner(best[0], torch.device("cpu")), report)
 
 
-def _refusal(report: dict[str, Any]) -> str:
+def _refusal(report: dict[str, Any], keep_hint: bool = True) -> str:
     worst = ", ".join(
         f"{c} {report['per_class'][c]['fp32']:.3f} -> {report['per_class'][c]['int8']:.3f}"
         for c in report["worst_classes"]
@@ -325,5 +365,9 @@ def _refusal(report: dict[str, Any]) -> str:
         f"int8 val mIoU {report['int8_mIoU']:.4f} is {report['drop']:.2f} points below fp32's "
         f"{report['fp32_mIoU']:.4f} (at most {arg('max_drop')} {report['max_drop']:g})"
         + (f"; worst classes: {worst}" if worst else "")
-        + (f"; try {arg('keep_fp32')} 8 to keep the most sensitive nodes in fp32" if not report["kept_fp32"] else "")
+        + (
+            f"; try {arg('keep_fp32')} 8 to keep the most sensitive nodes in fp32"
+            if keep_hint and not report["kept_fp32"]
+            else ""
+        )
     )

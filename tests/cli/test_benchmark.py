@@ -47,3 +47,24 @@ def test_benchmark_batch_size_and_its_old_name(monkeypatch) -> None:
         assert (seen[-1].batch_size, seen[-1].size) == (batch, size)
     help_text = runner.invoke(app, ["benchmark", "--help"]).stdout
     assert "--batch-size" in help_text and "--batch " not in help_text
+
+
+def test_benchmark_compare_table_names_the_cpu_flags_and_skipped_rows(monkeypatch, tmp_path, capsys) -> None:
+    """--compare: the CPU's instruction sets in the header, a ratio column to eager fp32, each row, and a line for
+    every backend left out (here: onnxruntime made to look missing)."""
+    from export_helpers import tiny_weights
+
+    import segcli.infer.benchmarking as benchmarking
+
+    monkeypatch.setattr(benchmarking, "package_available", lambda name: name != "onnxruntime")
+    monkeypatch.setattr(benchmarking, "cpu_flags", lambda: ["avx2", "avx512_vnni", "avx512_bf16"])
+    weights = tiny_weights(tmp_path, "fpn")
+    args = ["benchmark", str(weights), "--size", "32", "--iters", "2", "--device", "cpu", "--no-train"]
+    assert run([*args, "--compare", "eager-bf16,onnxruntime-int8"]) == 0
+    text = capsys.readouterr().out
+    assert "CPU instruction sets: avx2, avx512_vnni, avx512_bf16" in text and "backend=eager fp32" in text
+    assert "skipped onnxruntime int8: onnxruntime is not installed (pip install 'segcli[export]')" in text
+    assert run([*args, "--compare", "eager-bf16,onnxruntime-int8", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert [b["backend"] for b in r["backends"]] == ["eager bf16"] and r["backends"][0]["latency_ratio_to_first"] > 0
+    assert r["cpu_flags"] == ["avx2", "avx512_vnni", "avx512_bf16"]

@@ -41,8 +41,9 @@ def test_default_out_is_inside_the_run_and_never_overwritten(tmp_path: Path, ima
 def test_usage_errors(fpn_weights: Path, tmp_path: Path, capsys) -> None:
     capsys.readouterr()
     assert run(["export", str(fpn_weights)]) == 2
-    assert "--onnx or --torchscript" in capsys.readouterr().err
+    assert "--onnx, --openvino or --torchscript" in capsys.readouterr().err
     assert run(["export", str(fpn_weights), "--onnx", "--torchscript"]) == 2
+    assert run(["export", str(fpn_weights), "--onnx", "--openvino"]) == 2
     assert run(["export", str(fpn_weights), "--onnx", "--half", "--device", "cpu"]) == 2
     assert "--half" in capsys.readouterr().err
     assert run(["export", str(tmp_path / "nope.safetensors"), "--onnx"]) == 2

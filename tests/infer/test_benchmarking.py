@@ -74,3 +74,42 @@ def test_benchmark_of_an_exported_model_labels_its_backend(trained: Path, tmp_pa
     r = benchmark(str(onnx), ProtocolChoices(size=(64, 64)), device="cpu", options=BenchmarkOptions(iters=2, warmup=1))
     assert r["backend"] == "onnxruntime" and r["precision"] == "graph" and "train_step" not in r
     assert r["inference_end_to_end"]["images_per_s"] > 0 and r["train_step_skipped"]
+
+
+def test_compare_times_each_backend_beside_eager_fp32_with_its_miou(trained: Path, shapes_root: Path) -> None:
+    """compare: eager fp32 is the first row (whatever amp), then the rows asked for in the table's order, each
+    with its p50 latency as a ratio of eager fp32's and its mIoU; OpenVINO's row passed its parity gate."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("openvino")
+    options = BenchmarkOptions(
+        iters=2, warmup=1, data=str(shapes_root), train=False, compare=("openvino", "eager-bf16")
+    )
+    r = benchmark(str(trained), ProtocolChoices(size=(48, 48), amp="bf16"), device="cpu", options=options)
+    assert r["backend"] == "eager fp32" and r["precision"] == "none" and r["skipped"] == []
+    bf16, ov = r["backends"]
+    assert (bf16["backend"], ov["backend"]) == ("eager bf16", "openvino")
+    assert ov["parity"]["passed"] and ov["shapes"] == "dynamic"
+    assert abs(ov["accuracy"]["mIoU"] - r["accuracy"]["mIoU"]) <= 0.002 and 0.0 <= bf16["accuracy"]["mIoU"] <= 1.0
+    for row in (bf16, ov):
+        assert row["latency_ratio_to_first"] == pytest.approx(
+            row["inference"]["latency_ms_p50"] / r["inference"]["latency_ms_p50"], rel=0.01
+        )
+
+
+def test_compare_skips_a_backend_whose_package_is_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A missing package is a skipped row naming the package and the extra that installs it, not a failure."""
+    import segcli.infer.benchmarking as benchmarking
+    from segcli.errors import UserError
+
+    monkeypatch.setattr(benchmarking, "package_available", lambda name: name not in ("openvino", "nncf"))
+    assert benchmarking.compared_rows(BenchmarkOptions(compare=("all",))) == list(benchmarking.COMPARED[1:])
+    assert benchmarking.compared_rows(BenchmarkOptions(int8=True, openvino=True)) == ["openvino", "openvino int8"]
+    with pytest.raises(UserError, match="`compare` 'tensorrt'"):
+        benchmarking.compared_rows(BenchmarkOptions(compare=("tensorrt",)))
+    from export_helpers import tiny_weights
+
+    weights = tiny_weights(tmp_path, "fpn")
+    options = BenchmarkOptions(iters=2, warmup=1, train=False, compare=("openvino", "openvino-int8"))
+    r = benchmark(str(weights), ProtocolChoices(size=(32, 32)), device="cpu", options=options)
+    assert r["backends"] == [] and [s["backend"] for s in r["skipped"]] == ["openvino", "openvino int8"]
+    assert all("openvino is not installed (pip install 'segcli[openvino]')" == s["reason"] for s in r["skipped"])
