@@ -16,6 +16,7 @@ import math
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 
 Absent = Literal["nan", "zero", "one"]
 
@@ -165,6 +166,77 @@ class ReliabilityBins:
                     "accuracy": float(per_bin[2, b] / per_bin[0, b]) if per_bin[0, b] > 0 else None,
                 }
                 for b in range(self.bins)
+            ],
+        }
+
+
+def label_edges(labels: torch.Tensor) -> torch.Tensor:
+    """Boundary pixels (H, W) of a label map: a pixel whose right or lower 4-neighbour has another label, and that
+    neighbour (both sides of every edge, so each region's own outline is marked inside it)."""
+    edge = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)
+    across = labels[:, 1:] != labels[:, :-1]
+    edge[:, 1:] |= across
+    edge[:, :-1] |= across
+    down = labels[1:, :] != labels[:-1, :]
+    edge[1:, :] |= down
+    edge[:-1, :] |= down
+    return edge
+
+
+def _disk(radius: int, device: torch.device) -> torch.Tensor:
+    r = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
+    return ((r[:, None] ** 2 + r[None, :] ** 2) <= radius * radius + 1e-6).float()[None, None]
+
+
+class BoundaryF:
+    """Boundary F-score per class with a pixel tolerance: the BF score of Csurka et al. (BMVC 2013, "What is a good
+    evaluation measure for semantic segmentation?") and the boundary measure F of Perazzi et al. (DAVIS, CVPR 2016).
+
+    Per class, its outline in the prediction and in the ground truth (:func:`label_edges`, each pixel on the
+    class's side); a predicted outline pixel is matched when a ground-truth outline pixel of the class lies within
+    ``tolerance`` pixels (a disk), and the reverse. Precision = matched / predicted outline pixels, recall = matched /
+    ground-truth outline pixels, F = 2PR / (P + R); the counts are pooled over the split (as the confusion matrix
+    is), and the mean is over the classes with an outline in either. Pixels labelled ``ignore_index`` count nowhere.
+    """
+
+    def __init__(
+        self, num_classes: int, ignore_index: int = 255, tolerance: int = 2, device: torch.device | str = "cpu"
+    ) -> None:
+        self.num_classes, self.ignore_index, self.tolerance = num_classes, ignore_index, int(tolerance)
+        self.stats = torch.zeros(4, num_classes, dtype=torch.float64, device=device)  # matched P, P, matched G, G
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """Add one image: predicted ids and ground-truth ids (H, W)."""
+        target = target.to(pred.device)
+        valid = (target != self.ignore_index) & (target >= 0) & (target < self.num_classes)
+        classes = torch.arange(self.num_classes, device=pred.device)[:, None, None]
+        p_edge = (label_edges(pred) & valid)[None] & (pred[None] == classes)  # (K, H, W)
+        g_edge = (label_edges(target) & valid)[None] & (target[None] == classes)
+        if self.tolerance > 0:
+            disk, t = _disk(self.tolerance, pred.device), self.tolerance
+            near_g = F.conv2d(g_edge[:, None].float(), disk, padding=t)[:, 0] > 0
+            near_p = F.conv2d(p_edge[:, None].float(), disk, padding=t)[:, 0] > 0
+        else:
+            near_g, near_p = g_edge, p_edge
+        counts = torch.stack([(p_edge & near_g).sum((1, 2)), p_edge.sum((1, 2)), (g_edge & near_p).sum((1, 2))])
+        self.stats += torch.cat([counts, g_edge.sum((1, 2))[None]]).to(self.stats)
+
+    def compute(self, class_names: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
+        """Mean boundary F over the classes with an outline, with per-class F, precision and recall."""
+        matched_p, n_p, matched_g, n_g = self.stats.cpu()
+        nan = torch.tensor(float("nan"), dtype=torch.float64)
+        precision = torch.where(n_p > 0, matched_p / n_p.clamp(min=1), nan)
+        recall = torch.where(n_g > 0, matched_g / n_g.clamp(min=1), nan)
+        both = torch.nan_to_num(precision) + torch.nan_to_num(recall)
+        f = torch.where(both > 0, 2 * torch.nan_to_num(precision) * torch.nan_to_num(recall) / both, both * 0)
+        f = torch.where((n_p > 0) | (n_g > 0), f, nan)
+        names = list(class_names) if class_names is not None else [str(i) for i in range(self.num_classes)]
+        return {
+            "boundary_f": _nanmean(f),
+            "tolerance": self.tolerance,
+            "per_class": [
+                {"class": n, "f": float(f[c]), "precision": float(precision[c]), "recall": float(recall[c])}
+                for c, n in enumerate(names)
             ],
         }
 

@@ -186,6 +186,54 @@ def test_ece_is_zero_when_confidence_matches_accuracy() -> None:
     assert bins.summary()["ece"] < 1e-4
 
 
+def _square(top: int, left: int, size: int = 12) -> torch.Tensor:
+    labels = torch.zeros(size, size, dtype=torch.long)
+    labels[top : top + 2, left : left + 2] = 1
+    return labels
+
+
+def test_label_edges_mark_both_sides_of_every_edge() -> None:
+    from segcli.metrics import label_edges
+
+    edges = label_edges(_square(2, 2, size=6))
+    assert edges[2:4, 2:4].all() and edges.sum() == 4 + 8  # the square's 4 pixels and its 8 4-neighbours
+    assert not label_edges(torch.zeros(3, 3, dtype=torch.long)).any()
+
+
+def test_boundary_f_matches_outlines_within_the_tolerance() -> None:
+    from segcli.metrics import BoundaryF
+
+    pred, target = _square(2, 2), _square(2, 4)  # the same square two pixels to the right
+    same = BoundaryF(2, tolerance=0)
+    same.update(target, target)
+    assert same.compute()["boundary_f"] == 1.0
+    exact, near = BoundaryF(2, tolerance=0), BoundaryF(2, tolerance=2)
+    exact.update(pred, target)
+    near.update(pred, target)
+    assert exact.compute()["per_class"][1]["f"] == 0.0  # no outline pixel of the square in the same place
+    assert near.compute()["per_class"][1] == {"class": "1", "f": 1.0, "precision": 1.0, "recall": 1.0}
+    one = BoundaryF(2, tolerance=1)  # pixels of the left column are 2 away: half of the square's outline matches
+    one.update(pred, target)
+    assert one.compute()["per_class"][1]["precision"] == 0.5
+
+
+def test_boundary_f_leaves_ignored_pixels_and_absent_classes_out() -> None:
+    from segcli.metrics import BoundaryF
+
+    target = _square(2, 4)
+    target[:, 8:] = 255  # an ignored band
+    pred = target.clone()
+    pred[:, 8:] = 2  # whatever is predicted there counts nowhere
+    meter = BoundaryF(3, ignore_index=255, tolerance=0)
+    meter.update(pred, target)
+    result = meter.compute(("a", "b", "c"))
+    assert result["boundary_f"] == 1.0 and math.isnan(result["per_class"][2]["f"])
+    missed = BoundaryF(3, ignore_index=255, tolerance=0)
+    missed.update(torch.zeros_like(target), target)
+    row = missed.compute()["per_class"][1]  # in the ground truth, never predicted: F 0
+    assert row["f"] == 0.0 and row["recall"] == 0.0 and math.isnan(row["precision"])
+
+
 def test_flicker_is_the_share_of_pixels_changing_class_between_consecutive_frames() -> None:
     import numpy as np
 

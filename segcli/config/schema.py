@@ -154,6 +154,12 @@ class ModelConfig:
     std: tuple[float, ...] | Literal["auto"] = opt(
         "auto", "per-channel std of input pixels in [0, 1]; auto = the backbone's timm pretrained_cfg std, as mean"
     )
+    prior: Literal["none", "mask"] = opt(
+        "none",
+        "temporal prior for video: mask = the network takes one more input channel, the previous frame's mask "
+        "(trained from still images with a perturbed copy of the ground truth; `seg infer` feeds each video frame "
+        "the mask predicted for the one before; a still image gets an empty prior); docs/inference.md",
+    )
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,12 @@ import torch
 
 from segcli.config.schema import LossConfig, ModelConfig
 from segcli.config.validate import aux_loss_weights, check_class_weights, read_class_weights, resolve_normalisation
+from segcli.data.prior import PRIOR_MEAN, PRIOR_STD
 from segcli.losses import CombinedLoss, build_loss
 from segcli.models import MODELS, Segmenter, build_model, supported_options
 
-# Preset keys that are not builder options (mean/std go to the Segmenter, name picks the builder).
-_NOT_OPTIONS = ("name", "mean", "std", "aux_weights")
+# Preset keys that are not builder options (mean/std and the prior go to the Segmenter, name picks the builder).
+_NOT_OPTIONS = ("name", "mean", "std", "aux_weights", "prior")
 
 
 def model_from_preset(cfg: ModelConfig, num_classes: int, in_channels: int | None = None) -> Segmenter:
@@ -37,7 +38,11 @@ def model_from_preset(cfg: ModelConfig, num_classes: int, in_channels: int | Non
     keys = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in _NOT_OPTIONS}
     options = supported_options(cfg.name, keys)
     channels = in_channels or len(cfg.mean)
-    return build_model(cfg.name, num_classes, mean=cfg.mean, std=cfg.std, in_channels=channels, **options)
+    mean, std = tuple(cfg.mean), tuple(cfg.std)
+    if cfg.prior == "mask":  # one more channel, the previous frame's mask (segcli.data.prior)
+        mean, std, channels = (*mean, PRIOR_MEAN), (*std, PRIOR_STD), channels + 1
+    prior = cfg.prior == "mask"
+    return build_model(cfg.name, num_classes, mean=mean, std=std, in_channels=channels, prior=prior, **options)
 
 
 def aux_weights(cfg: ModelConfig) -> list[float]:

@@ -16,6 +16,7 @@ range and the model normalises it like a colour channel (mean 0.5, std 0.5 of 25
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -83,6 +84,23 @@ def encode_prior(ids: np.ndarray | None, num_classes: int, shape: tuple[int, int
     return table[np.clip(ids, 0, len(table) - 1)]
 
 
+class WithPrior:
+    """A prior model's training transform: ``transform`` (the augmentation), then the prior channel made from the
+    augmented mask (:func:`perturb_prior`, :func:`encode_prior`) appended to the image. Same call as
+    :class:`segcli.data.transforms.Compose`: ``(image, mask, rng)`` → ``(image with one more channel, mask)``."""
+
+    def __init__(
+        self, transform: Any, num_classes: int, ignore_index: int = 255, how: PriorPerturbation = PriorPerturbation()
+    ) -> None:
+        self.transform, self.num_classes, self.ignore_index, self.how = transform, num_classes, ignore_index, how
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        image, mask = self.transform(image, mask, rng)
+        prior = perturb_prior(mask, rng, self.ignore_index, self.how)
+        return add_prior_channel(image, encode_prior(prior, self.num_classes, mask.shape[:2])), mask
+
+
 def add_prior_channel(image: np.ndarray, prior: np.ndarray) -> np.ndarray:
-    """(H, W, 3) RGB and an (H, W) prior channel → (H, W, 4) uint8, the input of a prior model."""
+    """An (H, W, C) image (or (H, W)) and an (H, W) prior channel → (H, W, C + 1), the input of a prior model."""
+    image = image[..., None] if image.ndim == 2 else image
     return np.concatenate([image, prior[..., None].astype(image.dtype)], axis=2)

@@ -85,6 +85,12 @@ def logit_bound(max_abs_logit: float, half: bool = False) -> float:
     return (1e-2 if half else 1e-4) * max(1.0, max_abs_logit)
 
 
+PRIOR_EXPORT = (
+    'a model with model.prior = "mask" cannot be exported yet (its graph would need the previous frame\'s mask as '
+    "an input channel); predict with its .safetensors weights, which feed it frame to frame"
+)
+
+
 class ExportWrapper(nn.Module):
     """What is exported: the network with its normalisation, the input layout and the baked output.
 
@@ -100,6 +106,8 @@ class ExportWrapper(nn.Module):
         temperature: tuple[float, ...] = (),
     ) -> None:
         super().__init__()
+        if getattr(model, "prior", False):  # its graph would take the previous frame's mask: not done yet
+            raise UserError(PRIOR_EXPORT)
         self.net = model.net
         self.register_buffer("mean", model.mean.clone())
         self.register_buffer("std", model.std.clone())

@@ -14,7 +14,7 @@ its flags (``--tile``), or the preset keys they come from (``eval.keep_ratio``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from segcli.errors import UserError, arg
@@ -147,7 +147,7 @@ def resolve_protocol(choices: ProtocolChoices, preset: Preset, device: torch.dev
         amp=amp,
         channels_last=preset.train.channels_last if c.channels_last is None else c.channels_last,
         batch_size=e.batch_size if c.batch_size is None else c.batch_size,
-        crf=e.crf if (e.crf.enabled if c.crf is None else c.crf) else None,
+        crf=replace(e.crf, enabled=True) if (e.crf.enabled if c.crf is None else c.crf) else None,
     )
 
 

@@ -53,11 +53,14 @@ class Segmenter(nn.Module):
     length is the number of channels the network takes (``in_channels``: 3 for RGB, 4 for RGB + near infrared).
     Keeping mean/std inside the module makes checkpoints and exported models self-contained.
     In training mode a network may return a dict (``out`` plus auxiliary logits).
+    ``prior``: the last channel is the previous video frame's mask (``model.prior = "mask"``); an input without
+    it (a still image, one channel fewer) gets the empty prior, zeros: no previous frame.
     """
 
-    def __init__(self, net: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    def __init__(self, net: nn.Module, mean: tuple[float, ...], std: tuple[float, ...], prior: bool = False) -> None:
         super().__init__()
         self.net = net
+        self.prior = prior
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1) * 255.0)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1) * 255.0)
 
@@ -67,6 +70,8 @@ class Segmenter(nn.Module):
         return int(self.mean.shape[1])
 
     def forward(self, x: torch.Tensor):  # noqa: ANN201 - Tensor, or dict in training mode
+        if self.prior and x.shape[1] == self.mean.shape[1] - 1:  # a still image: no previous frame
+            x = torch.cat([x, x.new_zeros((x.shape[0], 1, *x.shape[2:]))], dim=1)
         if x.shape[1] != self.mean.shape[1] and not torch.jit.is_tracing():
             raise UserError(f"the model takes {self.in_channels}-channel images, got {x.shape[1]} channels")
         x = (x.float() - self.mean) / self.std
@@ -79,12 +84,14 @@ def build_model(
     *,
     mean: tuple[float, ...] = IMAGENET_MEAN,
     std: tuple[float, ...] = IMAGENET_STD,
+    prior: bool = False,
     **options: Any,
 ) -> Segmenter:
     """The registered network ``name`` built with ``options``, wrapped in a Segmenter (mean/std in [0, 1]).
 
     The network takes ``len(mean)`` input channels (``in_channels``, which ``options`` may also give; it must
     agree): 3 values for RGB, N for N-channel images. Every registered network takes ``in_channels``.
+    ``prior``: the last of them is a video's previous mask (see :class:`Segmenter`).
     """
     channels = int(options.pop("in_channels", len(mean)))
     if len(mean) != channels or len(std) != channels:
@@ -96,4 +103,4 @@ def build_model(
         if accepted is not None and "in_channels" not in accepted:
             raise PresetError(f"data.channels = {channels}: model {name!r} takes RGB images only (3 channels)")
         options["in_channels"] = channels
-    return Segmenter(MODELS.get(name)(num_classes, **options), mean, std)
+    return Segmenter(MODELS.get(name)(num_classes, **options), mean, std, prior)

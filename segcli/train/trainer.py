@@ -53,6 +53,7 @@ from segcli.data.datasets import (
 )
 from segcli.data.format import DataFingerprint, DatasetIndex, DatasetInfo, validate_dataset
 from segcli.data.lint import quick_lint
+from segcli.data.prior import WithPrior
 from segcli.data.transforms import build_train_transform
 from segcli.errors import CheckpointError, TrainingError, TrainingInterrupted, UserError, from_os_error
 from segcli.infer.evaluator import confusion_over_loader, confusion_with
@@ -189,7 +190,10 @@ def build_data(p: Preset, rt: Runtime) -> Data:
         messages.append(
             f"data cache: {len(cache)} training samples decoded in RAM, {cache_bytes(cache) / 2**20:.1f} MiB"
         )
-    train_ds = TrainDataset(index, p.data.train_split, build_train_transform(p.augment, info.ignore_index), cache)
+    transform = build_train_transform(p.augment, info.ignore_index)
+    if p.model.prior == "mask":  # the image gets a spoilt copy of its mask as one more channel (segcli.data.prior)
+        transform = WithPrior(transform, info.num_classes, info.ignore_index)
+    train_ds = TrainDataset(index, p.data.train_split, transform, cache)
     rank, world = rt.dist.rank, rt.dist.world_size
     sampler = SeededSampler(len(train_ds), p.train.seed, shuffle=True, rank=rank, world_size=world)
     options = loader_options(workers, pin=p.data.pin_memory and rt.device.type == "cuda")

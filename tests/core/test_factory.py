@@ -38,6 +38,21 @@ def test_explicit_mean_and_std_reach_the_model() -> None:
     assert model.mean.flatten().tolist() == [127.5] * 3 and model.std.flatten().tolist() == [63.75] * 3
 
 
+def test_a_prior_model_takes_the_mask_channel_and_gives_a_still_image_an_empty_prior() -> None:
+    model = model_from_preset(ModelConfig(name="fpn", prior="mask", **TINY), 3).eval()
+    assert model.in_channels == 4 and model.prior
+    assert model.mean.flatten()[3].item() == 127.5 and model.std.flatten()[3].item() == 127.5  # code 0..255 → ±1
+    image = torch.rand(1, 3, 32, 32) * 255
+    with torch.no_grad():
+        still = model(image)
+        empty = model(torch.cat([image, torch.zeros(1, 1, 32, 32)], 1))
+        full = model(torch.cat([image, torch.full((1, 1, 32, 32), 255.0)], 1))
+    torch.testing.assert_close(still, empty)  # no channel: no previous frame
+    assert not torch.allclose(still, full)  # the channel reaches the network
+    plain = model_from_preset(ModelConfig(name="fpn", **TINY), 3)
+    assert plain.in_channels == 3 and not plain.prior
+
+
 def test_keys_a_model_does_not_take_are_left_out() -> None:
     """A network with its own backbone is built from a config whose backbone keys are at their defaults (its
     builder would reject them)."""

@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segcli.data.prior import NO_PRIOR, PriorPerturbation, add_prior_channel, encode_prior, perturb_prior
+from segcli.data.prior import (
+    NO_PRIOR,
+    PriorPerturbation,
+    WithPrior,
+    add_prior_channel,
+    encode_prior,
+    perturb_prior,
+)
 
 
 def _scene() -> np.ndarray:
@@ -59,3 +66,18 @@ def test_encode_prior_codes_classes_apart_from_no_prior() -> None:
     image = np.full((2, 2, 3), 9, np.uint8)
     stacked = add_prior_channel(image, code)
     assert stacked.shape == (2, 2, 4) and np.array_equal(stacked[..., 3], code) and (stacked[..., :3] == 9).all()
+
+
+def test_with_prior_appends_the_spoilt_mask_of_the_augmented_sample() -> None:
+    def flip(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return image[:, ::-1], mask[:, ::-1]
+
+    mask = _scene()
+    image = np.zeros((64, 64, 3), np.uint8)
+    exact = PriorPerturbation(empty=0.0, drop=0.0, shift=0.0, morph=0.0)
+    x, m = WithPrior(flip, 3, 255, exact)(image, mask, np.random.default_rng(0))
+    assert x.shape == (64, 64, 4) and np.array_equal(m, mask[:, ::-1])
+    assert np.array_equal(x[..., 3], encode_prior(np.where(m == 255, 0, m), 3))  # made after the augmentation
+    x1, _ = WithPrior(flip, 3)(image, mask, np.random.default_rng(1))
+    x2, _ = WithPrior(flip, 3)(image, mask, np.random.default_rng(1))
+    assert np.array_equal(x1, x2)  # a function of the sample's generator, as every augmentation

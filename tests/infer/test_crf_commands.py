@@ -3,6 +3,7 @@ core refines with it, and `seg eval` / `seg infer` take ``--crf`` (a tiny untrai
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def test_choices_and_preset_resolve_the_crf() -> None:
     preset = load_preset("quickstart", ["eval.crf.bi_w=5"]).preset
     assert resolve_protocol(ProtocolChoices(), preset, CPU).crf is None  # off by default
     on = resolve_protocol(ProtocolChoices(crf=True), preset, CPU).crf
-    assert on == CrfConfig(enabled=False, bi_w=5.0)  # the preset's parameters
+    assert on == CrfConfig(enabled=True, bi_w=5.0)  # the preset's parameters, on
     enabled = load_preset("quickstart", ["eval.crf.enabled=true"]).preset
     assert resolve_protocol(ProtocolChoices(), enabled, CPU).crf is not None
     assert resolve_protocol(ProtocolChoices(crf=False), enabled, CPU).crf is None
@@ -65,7 +66,7 @@ def test_eval_and_infer_take_the_flag(weights: Path, shapes_root: Path, tmp_path
     off = _json(capsys, ["eval", str(weights), *common, "--out", str(tmp_path / "off.json")])
     on = _json(capsys, ["eval", str(weights), *common, "--out", str(tmp_path / "on.json"), "--crf"])
     assert off["protocol"]["crf"] is None
-    assert on["protocol"]["crf"]["iterations"] == 10 and on["protocol"]["crf"]["bi_xy_std"] == 121.0
+    assert on["protocol"]["crf"] == {**dataclasses.asdict(CrfConfig()), "enabled": True}
     assert 0 <= on["mIoU"] <= 1
     images = shapes_root / "images" / "val"
     res = _json(

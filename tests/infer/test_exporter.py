@@ -111,3 +111,15 @@ def test_fixed_on_request_and_torchscript_of_pspnet_stays_dynamic(tmp_path: Path
     psp = tiny_weights(tmp_path, "pspnet")
     res = export_model(psp, "torchscript", tmp_path / "p.torchscript", options=ExportOptions(images=images_dir))
     assert res.info.dynamic and res.parity["passed"]
+
+
+def test_a_prior_model_is_refused_in_one_line() -> None:
+    from segcli.config.schema import ModelConfig
+    from segcli.core.factory import model_from_preset
+    from segcli.errors import UserError
+    from segcli.infer.exporter import ExportWrapper
+
+    model = model_from_preset(ModelConfig(name="fpn", backbone="test_resnet", decoder_channels=16, prior="mask"), 2)
+    with pytest.raises(UserError, match=r'model.prior = "mask" cannot be exported yet') as e:
+        ExportWrapper(model)
+    assert "\n" not in str(e.value)
