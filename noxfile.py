@@ -53,7 +53,7 @@ def tests(session: nox.Session) -> None:
     test suite."""
     # openvino brings openvino (~180 MB), nncf and scikit-learn (~60 MB): about 10 s more to install, so that the
     # OpenVINO export, its int8 graph and the .xml backend are tested rather than skipped
-    install_project(session, "export", "openvino", "mat", groups=("test",))
+    install_project(session, "export", "openvino", "mat", "tiff", groups=("test",))
     install_browser(session)
     session.run("ruff", "check", "segcli", "tests", "bench", "noxfile.py")
     # one process per core (pytest-xdist), each single-threaded: the suite is mostly small serial steps, so two

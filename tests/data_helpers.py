@@ -86,3 +86,28 @@ def make_random_dataset(root: Path, n: int = 9, classes: int = 4, seed: int = 0)
         else:
             cv2.imwrite(str(path), m)
     return root
+
+
+def make_tiff_dataset(
+    root: Path, train: int = 12, val: int = 4, size: int = 64, channels: int = 4, seed: int = 0
+) -> Path:
+    """A two-class dataset of 16-bit ``channels``-channel TIFFs (RGB noise plus a near-infrared channel in which
+    the object, a rectangle, is bright; the object is faint in RGB), with masks; dataset.toml states the count."""
+    import tifffile
+
+    write_dataset_info(root, make_info("tiff", ["ground", "plant"], channels=channels))
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", train), ("val", val)):
+        for i in range(n):
+            image = rng.integers(20000, 30000, (size, size, channels)).astype(np.uint16)
+            mask = np.zeros((size, size), np.uint8)
+            y, x = rng.integers(4, size // 2, 2)
+            h, w = rng.integers(size // 4, size // 2, 2)
+            mask[y : y + h, x : x + w] = 1
+            image[..., -1] = np.where(mask == 1, 60000, 8000).astype(np.uint16)
+            (root / "images" / split).mkdir(parents=True, exist_ok=True)
+            tifffile.imwrite(
+                root / "images" / split / f"{i:02d}.tif", image, photometric="minisblack", planarconfig="contig"
+            )
+            write_mask(root / "masks" / split / f"{i:02d}.png", mask)
+    return root

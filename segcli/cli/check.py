@@ -1,4 +1,5 @@
-"""`seg check DIR [--split S] [--sample N] [--json]`: lint a dataset folder (exit 2 on errors)."""
+"""`seg check DIR [--split S] [--sample N] [--stats] [--json]`: lint a dataset folder (exit 2 on errors); with
+``--stats``, also record the images' per-channel mean/std in its dataset.toml."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ def check_cmd(
     root: Path = typer.Argument(..., help="Dataset folder (dataset.toml, images/<split>/, masks/<split>/)."),
     split: list[str] = typer.Option(None, "--split", help="Split(s) to check (repeat or comma-separate; default all)."),
     sample: int = typer.Option(None, "--sample", min=1, help="Decode only N random pairs per split (default all)."),
+    stats: bool = typer.Option(
+        False,
+        "--stats",
+        help="Also compute the per-channel mean/std of the images (the first --split, default train) and record "
+        "them with the channel count in dataset.toml (model.mean/std = auto use them for N-channel data).",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Find data problems: palette/RGB masks, 0/255 binary masks, raw Cityscapes ids, bad values, sizes, files."""
@@ -28,8 +35,12 @@ def check_cmd(
 
     findings = lint_dataset(root, split_list(split), sample=sample)
     counts = summarise(findings)
+    recorded = _record_stats(root, (split_list(split) or ["train"])[0], sample) if stats else None
     if as_json:
-        print_json({"root": str(root), "sample": sample, **counts, "findings": [f.to_dict() for f in findings]})
+        extra = {"stats": recorded} if recorded is not None else {}
+        print_json(
+            {"root": str(root), "sample": sample, **counts, "findings": [f.to_dict() for f in findings], **extra}
+        )
     else:
         for f in findings:
             colour = "red" if f.severity == "error" else "yellow"
@@ -44,8 +55,23 @@ def check_cmd(
         if not findings:
             verdict = "[green]no problems found[/]"
         out.print(f"{escape(str(root))}: {verdict} ({scope} checked)")
+        if recorded is not None:
+            out.print(
+                f"{escape(str(root))}/dataset.toml: {recorded['channels']} channels, mean {recorded['mean']}, "
+                f"std {recorded['std']} ({recorded['split']} split)"
+            )
     if counts["errors"]:
         raise typer.Exit(2)
+
+
+def _record_stats(root: Path, split: str, sample: int | None) -> dict:
+    """Per-channel statistics of ``split`` (``sample`` evenly spaced images, default all) written to dataset.toml."""
+    from segcli.data.format import write_channel_stats
+    from segcli.data.stats import channel_stats
+
+    channels, mean, std = channel_stats(root, split, max_images=sample)
+    write_channel_stats(root, channels, mean, std)
+    return {"split": split, "channels": channels, "mean": list(mean), "std": list(std)}
 
 
 def register(app: typer.Typer) -> None:

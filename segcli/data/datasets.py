@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from segcli.data.format import DatasetIndex, DatasetInfo, as_index, check_mask_values
+from segcli.data.format import DatasetIndex, DatasetInfo, as_index, check_mask_values, extra_channel_files
 from segcli.data.io import read_image, read_mask
 from segcli.data.transforms import Compose, inference_size, resize_pair
 from segcli.errors import DataError
@@ -72,9 +72,11 @@ class SampleError(DataError):
 
 
 def _load_pair(image_path: Path, mask_path: Path, info: DatasetInfo) -> tuple[np.ndarray, np.ndarray]:
-    """The sample's image and mask, checked (sizes, mask values); any failure is a SampleError naming the file."""
+    """The sample's image (``info.channels`` channels, with its extra-channel files) and mask, checked (sizes,
+    mask values); any failure is a SampleError naming the file."""
     try:
-        image, mask = read_image(image_path), read_mask(mask_path)
+        image = read_image(image_path, info.channels, extra_channel_files(image_path, info))
+        mask = read_mask(mask_path)
         if image.shape[:2] != mask.shape:
             raise DataError(
                 f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {image_path.name} is "
@@ -94,8 +96,16 @@ def _load_pair(image_path: Path, mask_path: Path, info: DatasetInfo) -> tuple[np
 
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """RGB uint8 (H, W, 3) → uint8 tensor (3, H, W); normalisation happens inside the model."""
+    """An (H, W, C) image (RGB uint8, or N channels uint8/float32) → tensor (C, H, W) of its dtype; normalisation
+    happens inside the model. A 2-D image (OpenCV drops a single channel) is one channel."""
+    if image.ndim == 2:
+        image = image[..., None]
     return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
+def _indexed(dataset: str | os.PathLike | DatasetIndex, split: str, channels: int | None, source: str) -> DatasetIndex:
+    index = as_index(dataset, [split])
+    return index if channels is None else index.with_channels(channels, source)
 
 
 class TrainDataset(Dataset):
@@ -103,7 +113,8 @@ class TrainDataset(Dataset):
 
     ``dataset`` is a folder (its split is listed) or a :class:`DatasetIndex` (nothing is listed again).
     ``cache``: the decoded samples (:func:`decode_all`), read instead of the files; decoded in the main
-    process before the workers fork, so the workers share its pages.
+    process before the workers fork, so the workers share its pages. ``channels``: ``data.channels`` (None: the
+    dataset's own, dataset.toml's ``channels`` or 3).
     """
 
     def __init__(
@@ -112,8 +123,9 @@ class TrainDataset(Dataset):
         split: str,
         transform: Compose,
         cache: list[Pair] | None = None,
+        channels: int | None = None,
     ) -> None:
-        index = as_index(dataset, [split])
+        index = _indexed(dataset, split, channels, "data.channels =")
         self.samples, self.info = index.pairs(split), index.info
         self.transform, self.cache = transform, cache
 
@@ -129,7 +141,8 @@ class TrainDataset(Dataset):
 
 class EvalDataset(Dataset):
     """Evaluation samples: the image optionally resized to ``size`` (exact) or to fit ``keep_ratio``
-    ([long, short], mmseg's keep-ratio rule); the mask at full resolution."""
+    ([long, short], mmseg's keep-ratio rule); the mask at full resolution. ``channels``: those the model takes
+    (None: the dataset's own)."""
 
     def __init__(
         self,
@@ -137,13 +150,18 @@ class EvalDataset(Dataset):
         split: str,
         size: tuple[int, ...] = (),
         keep_ratio: tuple[int, ...] = (),
+        channels: int | None = None,
     ) -> None:
-        index = as_index(dataset, [split])
+        index = _indexed(dataset, split, channels, "the model takes")
         self.samples, self.info = index.pairs(split), index.info
         self.size, self.keep_ratio = tuple(size), tuple(keep_ratio)
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def extras(self, index: int) -> list[Path]:
+        """The extra-channel files of sample ``index`` (none without extra-channel folders)."""
+        return extra_channel_files(self.samples[index][0], self.info)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, mask = _load_pair(*self.samples[index], self.info)

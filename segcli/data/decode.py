@@ -4,7 +4,8 @@
   palette PNG whose *index* is the id); ``strict=False`` is what converters read from downloads
   (also 3-channel PNGs whose channels are equal). Either way it raises one DataError naming the file.
 * :func:`inspect_mask` and :func:`probe_image` never raise: they say what a file is (for `seg check`).
-* :func:`decode_image` reads RGB uint8; :func:`image_size` reads only the header.
+* :func:`decode_image` reads RGB uint8; :func:`decode_channels` every channel of an image (N-channel data:
+  TIFF through ``tifffile``, 16-bit PNG) in the model's [0, 255] units; :func:`image_size` reads only the header.
 * Label mapping helpers for converters: :func:`lut_map`, :func:`colors_to_ids`, :func:`load_mat`.
 """
 
@@ -20,6 +21,7 @@ import cv2
 import numpy as np
 
 from segcli.errors import DataError
+from segcli.extras import install_hint, package_available
 
 # Decoding is single-threaded per call; the data loader parallelises across workers instead.
 cv2.setNumThreads(0)
@@ -182,6 +184,62 @@ def decode_image(data: bytes, where: str) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+TIFF_EXTS = (".tif", ".tiff")
+
+
+def _tiff_channels(data: bytes, where: str) -> np.ndarray:
+    """A TIFF's pixels as (H, W, C) through ``tifffile`` (the ``tiff`` extra): samples stored pixel by pixel
+    (``YXS``) or plane by plane (``SYX``, ``CYX``, several pages) alike."""
+    if not package_available("tifffile"):
+        raise DataError(f"{where}: reading N-channel TIFF images needs tifffile; {install_hint('tiff')}")
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            series = tif.series[0]
+            arr, axes = series.asarray(), series.axes
+    except Exception as e:  # noqa: BLE001 - tifffile raises many types for damaged files
+        raise DataError(f"{where}: cannot decode image ({type(e).__name__}: {str(e)[:120]})") from None
+    if arr.ndim == 2:
+        return arr[..., None]
+    if arr.ndim == 3 and axes.endswith("YX"):
+        return np.ascontiguousarray(np.moveaxis(arr, 0, -1))
+    if arr.ndim == 3:
+        return arr
+    raise DataError(f"{where}: a TIFF of shape {arr.shape} (axes {axes}); expected one image of (H, W, channels)")
+
+
+def to_model_range(arr: np.ndarray, where: str) -> np.ndarray:
+    """Pixels in the units the model normalises (``model.mean``/``std`` are fractions of 255): uint8 as it is;
+    16-bit as float32 value / 257 (65535 → 255); float as float32 value x 255 (float data in [0, 1], or in any
+    units when the mean/std are the dataset's own from `seg check --stats`). Other types are a DataError."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / 257.0
+    if np.issubdtype(arr.dtype, np.floating):
+        return arr.astype(np.float32) * 255.0
+    raise DataError(f"{where}: unsupported image dtype {arr.dtype}; expected 8- or 16-bit integers, or float")
+
+
+def decode_channels(data: bytes, where: str, tiff: bool = False) -> np.ndarray:
+    """Every channel of an image, (H, W, C), in :func:`to_model_range` units: a TIFF (``tiff``) through
+    ``tifffile`` (16-bit, float, any number of channels), other formats through OpenCV unchanged (8- or 16-bit
+    PNG; colour channels in RGB(A) order). Unlike :func:`decode_image` nothing is converted to RGB."""
+    if tiff:
+        arr = _tiff_channels(data, where)
+    else:
+        _refuse_truncated(data, where, "image")
+        arr = _imdecode(data, where, "image")
+        if arr is None:
+            raise DataError(f"{where}: cannot decode image (corrupt or unsupported format)")
+        if arr.ndim == 2:
+            arr = arr[..., None]
+        elif arr.shape[2] >= 3:  # OpenCV's BGR(A)
+            arr = np.concatenate([arr[..., 2::-1], arr[..., 3:]], axis=2)
+    return np.ascontiguousarray(to_model_range(arr, where))
+
+
 def image_size(data: bytes, where: str) -> tuple[int, int]:
     """(height, width) from the image header, without decoding the pixels."""
     from PIL import Image, UnidentifiedImageError
@@ -237,16 +295,19 @@ def inspect_mask(path: str | os.PathLike) -> MaskFacts:
 
 
 def probe_image(path: str | os.PathLike) -> tuple[int, int] | str:
-    """(height, width) of a fully decoded image, or ``"empty"`` / ``"unreadable"``; never raises."""
+    """(height, width) of a fully decoded image, or ``"empty"`` / ``"unreadable"``; never raises. A TIFF is
+    decoded by ``tifffile`` when it is installed (PIL reads few multispectral layouts)."""
     from PIL import Image
 
     try:
         if Path(path).stat().st_size == 0:
             return "empty"
+        if Path(path).suffix.lower() in TIFF_EXTS and package_available("tifffile"):
+            return _tiff_channels(Path(path).read_bytes(), str(path)).shape[:2]
         with Image.open(path) as im:
             im.load()  # decode: a truncated file fails here, not just its header
             return im.size[1], im.size[0]
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError, DataError):
         return "unreadable"
 
 

@@ -6,6 +6,12 @@ Layout::
     <root>/images/<split>/<stem>.<ext>  RGB images (jpg or png)
     <root>/masks/<split>/<stem>.png     single-channel ids (uint8; uint16 above 255 classes),
                                         ignore_index marks void pixels
+    <root>/<extra>/<split>/<stem>.<ext> optional extra-channel folders (``extra_channels = ["nir"]``), appended
+                                        to the image's channels
+
+N-channel data (``channels = N`` in dataset.toml, with ``data.channels = N``): TIFF (any bit depth, float),
+8/16-bit PNG, and extra-channel folders; ``mean``/``std`` (one value per channel, `seg check --stats`) are the
+statistics ``model.mean``/``std`` = "auto" take.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +64,21 @@ class DatasetInfo:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    @property
+    def channels(self) -> int:
+        """Channels of every image: ``channels`` in dataset.toml, else 3 (RGB)."""
+        return int(self.extra.get("channels", 3))
+
+    @property
+    def extra_channels(self) -> tuple[str, ...]:
+        """The extra-channel folders (``extra_channels = ["nir"]``: ``<root>/nir/<split>/<stem>.*``), in order."""
+        return tuple(str(f) for f in self.extra.get("extra_channels", ()))
+
+    @property
+    def states_channels(self) -> bool:
+        """Whether dataset.toml states ``channels`` (else the count is the reader's: ``data.channels``)."""
+        return "channels" in self.extra
+
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "name": self.name,
@@ -99,6 +120,16 @@ def write_dataset_info(root: str | os.PathLike, info: DatasetInfo) -> Path:
     return atomic_write_text(Path(root) / DATASET_FILE, header + dumps_toml(info.to_dict()))
 
 
+def write_channel_stats(
+    root: str | os.PathLike, channels: int, mean: tuple[float, ...], std: tuple[float, ...]
+) -> Path:
+    """Record the images' channel count and per-channel statistics in ``<root>/dataset.toml`` (what
+    ``model.mean``/``std`` = "auto" read for N-channel data); the rest of the file is kept."""
+    info = read_dataset_info(root)
+    extra = {**info.extra, "channels": channels, "mean": list(mean), "std": list(std)}
+    return write_dataset_info(root, replace(info, extra=extra))
+
+
 def read_dataset_info(root: str | os.PathLike) -> DatasetInfo:
     """Read and check ``<root>/dataset.toml``."""
     root = Path(root)
@@ -112,6 +143,7 @@ def read_dataset_info(root: str | os.PathLike) -> DatasetInfo:
         raise DataError(f"{path}: missing; {root} is not a segcli dataset (convert it with `seg prepare ...`)")
     raw = load_toml(path, error=DataError)
     known = {"name", "classes", "palette", "ignore_index", "source", "label_map"}
+    _check_channel_keys(raw, path)
     classes = raw.get("classes")
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise DataError(f"{path}: 'classes' must be a non-empty list of class names")
@@ -143,6 +175,43 @@ def read_dataset_info(root: str | os.PathLike) -> DatasetInfo:
         label_map=str(raw.get("label_map", "")),
         **{k: v for k, v in raw.items() if k not in known},
     )
+
+
+def _check_channel_keys(raw: dict[str, Any], path: Path) -> None:
+    """``channels``, ``extra_channels``, ``mean`` and ``std`` of dataset.toml, when present, are well formed."""
+    channels = raw.get("channels", 3)
+    if not isinstance(channels, int) or isinstance(channels, bool) or not 1 <= channels <= 64:
+        raise DataError(f"{path}: 'channels' = {channels!r} must be an integer from 1 to 64")
+    extra = raw.get("extra_channels", [])
+    if not isinstance(extra, list) or not all(isinstance(f, str) and f and "/" not in f for f in extra):
+        raise DataError(f"{path}: 'extra_channels' must list folder names beside images/, e.g. [\"nir\"]")
+    for key in ("mean", "std"):
+        values = raw.get(key, [0.5] * channels)
+        if (
+            not isinstance(values, list)
+            or len(values) != channels
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        ):
+            raise DataError(f"{path}: '{key}' must list {channels} numbers, one per channel")
+
+
+def extra_channel_files(image: Path, info: DatasetInfo) -> list[Path]:
+    """The extra-channel files of ``image`` (``<root>/images/<split>/<stem>.*``): ``<root>/<extra>/<split>/``
+    holds one file of the same stem per extra-channel folder; a missing one is a DataError naming it."""
+    if not info.extra_channels:
+        return []
+    root, split = image.parent.parent.parent, image.parent.name
+    found = []
+    for folder in info.extra_channels:
+        d = root / folder / split
+        match = [d / f"{image.stem}{ext}" for ext in IMAGE_EXTS if (d / f"{image.stem}{ext}").is_file()]
+        if not match:
+            raise DataError(
+                f"{d / image.stem}.*: extra channel {folder!r} of {image.name} not found "
+                f"(dataset.toml extra_channels = {list(info.extra_channels)})"
+            )
+        found.append(match[0])
+    return found
 
 
 def list_splits(root: str | os.PathLike) -> list[str]:
@@ -233,6 +302,17 @@ class DatasetIndex:
     def names(self) -> list[str]:
         """The indexed splits, in scan order."""
         return list(self.splits)
+
+    def with_channels(self, channels: int, source: str) -> DatasetIndex:
+        """This index read as ``channels``-channel data; ``source`` says who asks (``"data.channels ="``, ``"the
+        model takes"``). When dataset.toml states another count, a DataError naming it and both counts."""
+        info = self.info
+        if info.states_channels and info.channels != channels:
+            raise DataError(
+                f"{self.root / DATASET_FILE}: the dataset has {info.channels}-channel images (channels = "
+                f"{info.channels}) but {source} {channels}"
+            )
+        return replace(self, info=replace(info, extra={**info.extra, "channels": channels}))
 
     def pairs(self, split: str) -> list[tuple[Path, Path]]:
         """The (image, mask) pairs of ``split``, sorted by stem."""

@@ -3,21 +3,55 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from segcli.data.decode import decode_image, decode_mask, read_file
+from segcli.data.decode import TIFF_EXTS, decode_channels, decode_image, decode_mask, read_file
 from segcli.errors import DataError
+from segcli.extras import package_available
 from segcli.io_utils import atomic_write_bytes
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image as RGB uint8 (H, W, 3). Greyscale and 16-bit inputs are converted."""
-    return decode_image(read_file(path, "image", "re-download or remove it"), str(path))
+def read_image(
+    path: str | os.PathLike, channels: int | None = 3, extras: Sequence[str | os.PathLike] = ()
+) -> np.ndarray:
+    """Read an image for a model of ``channels`` input channels (``data.channels``; None: as many as it has).
+
+    RGB (3 channels, no ``extras``): RGB uint8 (H, W, 3), greyscale and 16-bit inputs converted (a TIFF through
+    ``tifffile`` when it is installed, grey repeated). Any other count: (H, W, channels), the file's own channels
+    then each ``extras`` file's (extra-channel folders such as ``nir/``), in the model's units
+    (:func:`segcli.data.decode.to_model_range`: uint8 when every part is 8-bit, else float32 in [0, 255] for
+    16-bit). A file with another channel count, or another size than the image, is a DataError naming it.
+    """
+    data = read_file(path, "image", "re-download or remove it")
+    tiff = Path(path).suffix.lower() in TIFF_EXTS
+    if channels == 3 and not extras and not (tiff and package_available("tifffile")):
+        return decode_image(data, str(path))
+    parts = [decode_channels(data, str(path), tiff)]
+    if channels == 3 and not extras and parts[0].shape[2] == 1:
+        parts[0] = np.repeat(parts[0], 3, axis=2)  # a grey TIFF in an RGB dataset, as decode_image reads grey
+    for extra in extras:
+        part = decode_channels(
+            read_file(extra, "image", "re-create it"), str(extra), Path(extra).suffix.lower() in TIFF_EXTS
+        )
+        if part.shape[:2] != parts[0].shape[:2]:
+            raise DataError(
+                f"{extra}: extra channel is {part.shape[1]}x{part.shape[0]} but its image {Path(path).name} is "
+                f"{parts[0].shape[1]}x{parts[0].shape[0]}"
+            )
+        parts.append(part)
+    if any(p.dtype != np.uint8 for p in parts):
+        parts = [p.astype(np.float32) for p in parts]
+    image = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
+    if channels is not None and image.shape[2] != channels:
+        have = f"{image.shape[2]} channels" + (f" with its {len(extras)} extra-channel file(s)" if extras else "")
+        raise DataError(f"{path}: image has {have}, not the {channels} the model takes (data.channels = {channels})")
+    return image
 
 
 def read_mask(path: str | os.PathLike) -> np.ndarray:

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from segcli.data.format import DatasetIndex, as_index, list_samples
-from segcli.data.io import read_mask
+from segcli.data.format import DatasetIndex, as_index, extra_channel_files, list_samples
+from segcli.data.io import read_image, read_mask
 
 
 def mask_histogram(mask_paths: Iterable[str | os.PathLike], num_classes: int) -> np.ndarray:
@@ -61,3 +61,37 @@ def dataset_summary(dataset: str | os.PathLike | DatasetIndex) -> dict[str, Any]
     hist = mask_histogram((m for s in index.names for _, m in index.pairs(s)), info.num_classes)
     images = {s: len(index.splits[s]) for s in index.names}
     return summary_dict(info.name, index.root, info.classes, images, hist)
+
+
+# ------------------------------------------------------------------ per-channel statistics of N-channel images
+
+
+def channel_stats(
+    dataset: str | os.PathLike | DatasetIndex, split: str, channels: int | None = None, max_images: int | None = None
+) -> tuple[int, tuple[float, ...], tuple[float, ...]]:
+    """(channels, mean, std) of a split's images, per channel, in ``model.mean``/``std`` units (the model's
+    [0, 255] input divided by 255: 8-bit value / 255, 16-bit value / 65535, float as stored).
+
+    ``channels``: dataset.toml's when it states them, else those of the first image; every image must have
+    that many (a DataError naming the first that does not). With ``max_images``, that many evenly spaced images.
+    """
+    index = as_index(dataset, [split])
+    info = index.info
+    images = [image for image, _ in index.pairs(split)]
+    if max_images is not None and len(images) > max_images:
+        images = [images[i * len(images) // max_images] for i in range(max_images)]
+    n = channels or (info.channels if info.states_channels else None)
+    total = sums = squares = None
+    for path in images:
+        image = read_image(path, n, extra_channel_files(path, info)).astype(np.float64) / 255.0
+        n = image.shape[2]
+        flat = image.reshape(-1, n)
+        if sums is None:
+            total, sums, squares = 0, np.zeros(n), np.zeros(n)
+        total += flat.shape[0]
+        sums += flat.sum(axis=0)
+        squares += np.square(flat).sum(axis=0)
+    assert sums is not None and squares is not None and total
+    mean = sums / total
+    std = np.sqrt(np.maximum(squares / total - np.square(mean), 0.0))
+    return int(n), tuple(round(float(v), 6) for v in mean), tuple(round(max(float(v), 1e-6), 6) for v in std)

@@ -1,6 +1,8 @@
 """Paired image/mask transforms on numpy arrays (OpenCV).
 
-Images are RGB uint8 (H, W, 3); masks are integer ids (H, W). Geometric ops resize masks with
+Images are RGB uint8 (H, W, 3), or N-channel (H, W, N) uint8 or float32 in [0, 255] units (``data.channels``:
+every geometric op keeps the channel axis, OpenCV calls taking at most 4 channels get them 4 at a time); masks
+are integer ids (H, W). Geometric ops resize masks with
 nearest-neighbour so they stay integer ids, and pad masks with ``ignore_index`` so padding is
 never learned as a class. Every random op draws from the ``rng`` it is given, which makes a
 sample's augmentation a pure function of its seed (see ``datasets.SeededSampler``).
@@ -8,7 +10,7 @@ sample's augmentation a pure function of its seed (see ``datasets.SeededSampler`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -16,6 +18,18 @@ import numpy as np
 from segcli.config.schema import AugmentConfig
 
 Pair = tuple[np.ndarray, np.ndarray]
+_CV_CHANNELS = 4  # the most channels every OpenCV warp and border call takes at once
+
+
+def per_channels(fn: Callable[[np.ndarray], np.ndarray], image: np.ndarray) -> np.ndarray:
+    """``fn`` (an OpenCV call on one image) on an image of any channel count: on 4 channels at a time when it has
+    more, and with the channel axis kept when it has one (OpenCV returns (H, W) for (H, W, 1))."""
+    if image.ndim == 2 or image.shape[2] <= _CV_CHANNELS:
+        out = fn(image)
+        return out[..., None] if image.ndim == 3 and out.ndim == 2 else out
+    step = _CV_CHANNELS
+    parts = [per_channels(fn, np.ascontiguousarray(image[..., i : i + step])) for i in range(0, image.shape[2], step)]
+    return np.concatenate(parts, axis=2)
 
 
 class Compose:
@@ -36,7 +50,8 @@ def resize_pair(
     """Resize to (height, width): bilinear (area when shrinking) for the image, nearest for the mask."""
     h, w = size
     shrink = h * w < image.shape[0] * image.shape[1]
-    image = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    image = per_channels(lambda im: cv2.resize(im, (w, h), interpolation=interpolation), image)
     if mask is not None:
         mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
     return image, mask
@@ -134,7 +149,7 @@ class RandomCrop:
         h, w = mask.shape
         ph, pw = max(self.h - h, 0), max(self.w - w, 0)
         if ph or pw:
-            image = cv2.copyMakeBorder(image, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+            image = per_channels(lambda im: cv2.copyMakeBorder(im, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=0), image)
             mask = cv2.copyMakeBorder(mask, 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=self.ignore_index)
             h, w = mask.shape
 
@@ -195,7 +210,9 @@ class RandomScaleCrop:
         ay, ax = h / sh, w / sw  # source pixels per rescaled pixel
         m = np.array([[ax, 0.0, ax * (x + 0.5) - 0.5], [0.0, ay, ay * (y + 0.5) - 0.5]])
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-        out = cv2.warpAffine(image, m, (self.w, self.h), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+        out = per_channels(
+            lambda im: cv2.warpAffine(im, m, (self.w, self.h), flags=flags, borderMode=cv2.BORDER_REPLICATE), image
+        )
         pad_y, pad_x = max(sh - y, 0), max(sw - x, 0)
         if pad_y < self.h or pad_x < self.w:
             out[pad_y:], out[:, pad_x:] = 0, 0
@@ -215,7 +232,11 @@ class HorizontalFlip:
 
 
 class ColorJitter:
-    """Random brightness, contrast, saturation (relative amounts) and hue shift; image only."""
+    """Random brightness, contrast, saturation (relative amounts) and hue shift; image only.
+
+    On an RGB uint8 image as always; on another (N channels, or float): brightness and contrast on every channel,
+    saturation and hue on the first three (RGB) when there are three or more, the same draws (:meth:`_nonrgb`).
+    """
 
     def __init__(self, brightness: float, contrast: float, saturation: float, hue: float) -> None:
         self.b, self.c, self.s, self.h = brightness, contrast, saturation, hue
@@ -223,6 +244,8 @@ class ColorJitter:
     def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> Pair:
         if not (self.b or self.c or self.s or self.h):
             return image, mask
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            return self._nonrgb(image, rng), mask
         # Brightness, contrast and saturation are one affine map of the RGB vector (the grey weights sum to
         # 1), applied in one cv2.transform pass that also rounds and saturates to uint8.
         image, alpha, beta = np.ascontiguousarray(image), 1.0, 0.0  # a flipped view has negative strides
@@ -243,6 +266,31 @@ class ColorJitter:
             hsv[..., 0] = ((hsv[..., 0].astype(np.int16) + shift) % 180).astype(np.uint8)
             img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
         return img, mask
+
+    def _nonrgb(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """The jitter of an N-channel or float image, in float32; the draws in the order of the RGB path."""
+        img = image.astype(np.float32)
+        alpha, beta = rng.uniform(1 - self.b, 1 + self.b) if self.b else 1.0, 0.0
+        if self.c:
+            mean = alpha * float(img.mean())
+            c = rng.uniform(1 - self.c, 1 + self.c)
+            alpha, beta = alpha * c, (1 - c) * mean
+        img = img * alpha + beta
+        rgb = img.ndim == 3 and img.shape[2] >= 3
+        if self.s:
+            sat = rng.uniform(1 - self.s, 1 + self.s)
+            if rgb:
+                grey = img[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+                img[..., :3] = sat * img[..., :3] + (1 - sat) * grey[..., None]
+        if self.h:
+            shift = rng.uniform(-self.h, self.h) * 360.0  # degrees: float HSV hue is in [0, 360)
+            if rgb:
+                hsv = cv2.cvtColor(np.ascontiguousarray(np.maximum(img[..., :3], 0) / 255.0), cv2.COLOR_RGB2HSV)
+                hsv[..., 0] = (hsv[..., 0] + shift) % 360.0
+                img[..., :3] = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB) * 255.0
+        if image.dtype == np.uint8:
+            return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+        return img
 
 
 def build_train_transform(cfg: AugmentConfig, ignore_index: int) -> Compose:

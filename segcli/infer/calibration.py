@@ -151,7 +151,7 @@ def calibrate(
     proto = replace(proto, temperature=(), tta_scales=(), tta_flip=False, crf=None)  # raw logits of one plain pass
     split = opts.split or meta.preset.data.val_split
     root = Path(meta.preset.data.root if data_root is None else data_root)
-    ds = EvalDataset(root, split, proto.size, proto.keep_ratio)
+    ds = EvalDataset(root, split, proto.size, proto.keep_ratio, meta.preset.data.channels)
     if list(ds.info.classes) != list(meta.classes):
         raise DataError(
             f"{root}: dataset classes differ from the checkpoint's; calibrate on the data it was trained on"

@@ -305,7 +305,7 @@ def _split_dataset(
             f"{root}: dataset classes {list(info.classes)[:6]}... differ from the checkpoint's "
             f"{list(meta.classes)[:6]}...; evaluate on the dataset the model was trained for"
         )
-    return root, EvalDataset(index, split, proto.size, proto.keep_ratio)
+    return root, EvalDataset(index, split, proto.size, proto.keep_ratio, meta.preset.data.channels)
 
 
 def _loader(ds: Dataset, proto: PredictionProtocol, workers: int, dev: torch.device) -> DataLoader:
@@ -409,6 +409,6 @@ def _write_worst(
         logits = predict_images(model, image[None], [tuple(mask.shape)], proto, device)[0]
         pred = class_ids(logits).cpu().numpy()
         dest = next_free_path(require_folder(folder) / f"{image_path.stem}.jpg")
-        write_image(dest, overlay(read_image(image_path), pred, colours))
+        write_image(dest, overlay(read_image(image_path, ds.info.channels, ds.extras(i)), pred, colours))
         rows.append({"image": str(image_path), "mIoU": round(v, 4), "overlay": str(dest)})
     return rows

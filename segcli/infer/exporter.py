@@ -240,10 +240,13 @@ def wrapper_out_axis(wrapper: ExportWrapper, nchw_axis: int) -> int:
     return nchw_axis - 1 if wrapper.bake == "argmax" else nchw_axis
 
 
-def _sample(layout: str, size: tuple[int, int], batch: int, device: torch.device, half: bool) -> torch.Tensor:
+def _sample(
+    wrapper: ExportWrapper, size: tuple[int, int], batch: int, device: torch.device, half: bool
+) -> torch.Tensor:
+    """A random input batch of the wrapper's channel count (``data.channels``) in its layout."""
     g = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (batch, 3, *size), generator=g).float()
-    return to_graph_input(x, layout, half).to(device)
+    x = torch.randint(0, 256, (batch, int(wrapper.mean.shape[1]), *size), generator=g).float()
+    return to_graph_input(x, wrapper.layout, half).to(device)
 
 
 @dataclass
@@ -259,7 +262,7 @@ class Built:
 
 def _quick_check(runner: Callable, wrapper: ExportWrapper, size: tuple[int, int], half: bool, dev: torch.device) -> str:
     """ "" when ``runner`` matches eager at ``size`` (batch 2), else what differs."""
-    x = _sample(wrapper.layout, size, 2, dev, half)
+    x = _sample(wrapper, size, 2, dev, half)
     try:
         with torch.no_grad():
             ref = wrapper(x).cpu()
@@ -351,7 +354,7 @@ def _build_one(
         segcli_version=__version__,
     )
     if fmt == "onnx":
-        sample = _sample(wrapper.layout, size, 1, dev, half)
+        sample = _sample(wrapper, size, 1, dev, half)
         try:
             data = _onnx_bytes(wrapper, sample, opset, dynamic, dynamic_batch=True)
         except Exception:
@@ -360,7 +363,7 @@ def _build_one(
             data = _onnx_bytes(wrapper, sample, opset, dynamic, dynamic_batch=False)  # batch 1 only
             info = replace(info, dynamic_batch=False)
         return Built(OnnxRunner(data, run_dev), info, data)
-    sample = _sample(wrapper.layout, size, 1, dev, half)
+    sample = _sample(wrapper, size, 1, dev, half)
     with _quiet(), torch.no_grad():  # torch.jit is deprecated upstream, and says so on every call
         traced = torch.jit.freeze(torch.jit.trace(wrapper, (sample,), check_trace=False).eval())
 
@@ -375,15 +378,17 @@ def _build_one(
 @dataclass
 class Sample:
     name: str
-    image: np.ndarray  # RGB uint8 (H, W, 3), at its own size
+    image: np.ndarray  # RGB uint8 (H, W, 3), or (H, W, data.channels) as read_image gives it, at its own size
     mask: np.ndarray | None  # class ids (H, W) or None
 
 
 def parity_samples(
-    images: str | os.PathLike | None, data_root: str | os.PathLike | None, limit: int
+    images: str | os.PathLike | None, data_root: str | os.PathLike | None, limit: int, channels: int = 3
 ) -> tuple[list[Sample], str, str]:
     """(samples, where they come from, warning): ``images`` (a folder), else the dataset's val split (any
-    split when it has none), else generated images with a warning."""
+    split when it has none), else generated images with a warning; ``channels`` per image (the model's
+    ``data.channels``: an image with another count is one line naming it)."""
+    from segcli.data.format import extra_channel_files, read_dataset_info
     from segcli.data.io import list_images, read_image, read_mask
 
     if images is not None:
@@ -393,7 +398,7 @@ def parity_samples(
         paths = list_images(folder)[:limit]
         if not paths:
             raise UserError(f"{arg('images')} {folder}: the folder has no images")
-        return [Sample(p.name, read_image(p), None) for p in paths], str(folder), ""
+        return [Sample(p.name, read_image(p, channels), None) for p in paths], str(folder), ""
     if data_root is not None and (Path(data_root) / "dataset.toml").is_file():
         from segcli.data.format import list_samples, list_splits
 
@@ -402,11 +407,15 @@ def parity_samples(
             if split not in splits:
                 continue
             pairs = list_samples(data_root, split)
+            info = read_dataset_info(data_root)
             if pairs:
                 step = max(1, len(pairs) // limit)
                 chosen = pairs[::step][:limit]
                 return (
-                    [Sample(i.name, read_image(i), read_mask(m)) for i, m in chosen],
+                    [
+                        Sample(i.name, read_image(i, channels, extra_channel_files(i, info)), read_mask(m))
+                        for i, m in chosen
+                    ],
                     f"{data_root} ({split} split)",
                     "",
                 )
@@ -415,8 +424,8 @@ def parity_samples(
     rng = np.random.default_rng(0)
     out = []
     for i in range(_GENERATED):  # smooth colour fields: spatial structure, unlike white noise
-        low = rng.integers(0, 256, (6, 8, 3)).astype(np.float32)
-        img = cv2.resize(low, (320, 240), interpolation=cv2.INTER_CUBIC)
+        low = rng.integers(0, 256, (6, 8, channels)).astype(np.float32)
+        img = cv2.resize(low, (320, 240), interpolation=cv2.INTER_CUBIC).reshape(240, 320, channels)
         out.append(Sample(f"generated-{i}", np.clip(img, 0, 255).astype(np.uint8), None))
     where = f"dataset {data_root} not found" if data_root else "no dataset"
     return out, "generated", f"parity checked on generated images ({where}); pass {arg('images')} DIR for real ones"
@@ -620,7 +629,7 @@ def export_model(
         graph = convert_onnx(built.payload)
         built = Built(OpenVinoRunner(graph), built.info, graph, built.reason, built.blockers)
     data_root = opts.data_root or meta.preset.data.root
-    samples, source, warning = parity_samples(opts.images, data_root, opts.parity_images)
+    samples, source, warning = parity_samples(opts.images, data_root, opts.parity_images, meta.preset.data.channels)
     parity = _parity_gate(wrapper, built, meta, samples)
     if opts.int8 is not None and parity["passed"]:
         built, parity = _int8(built, meta, samples, data_root, (opts.int8, parity, fmt))
@@ -793,7 +802,8 @@ def _readable_meta(preset: Any, meta: Any, info: ExportInfo, weights: Path) -> d
         "resize": json.dumps(resize),
         "input_multiple": str(info.input_multiple),
         "fixed_size": json.dumps(list(info.fixed_size) if info.fixed_size else None),
-        "normalisation": "x = (rgb - mean*255) / (std*255), inside the graph",
+        "channels": str(preset.data.channels),
+        "normalisation": "x = (image - mean*255) / (std*255) per channel, inside the graph",
         "source_weights": weights.name,
     }
 

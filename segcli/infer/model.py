@@ -9,7 +9,9 @@ in memory; nothing is written unless :meth:`Prediction.save` is called. :meth:`M
 :func:`segcli.infer.export_model`) on the model's weights.
 
 Arrays are RGB, uint8, (H, W, 3), as the engine reads every image (``cv2.imread`` gives BGR: convert with
-``cv2.cvtColor(img, cv2.COLOR_BGR2RGB)``); a grey (H, W) array is taken as three equal channels.
+``cv2.cvtColor(img, cv2.COLOR_BGR2RGB)``); a grey (H, W) array is taken as three equal channels. A model of
+N channels (``data.channels``) takes (H, W, N) arrays as :func:`segcli.data.io.read_image` gives them: uint8, or
+float32 in [0, 255] units (uint16 arrays are divided by 257).
 """
 
 from __future__ import annotations
@@ -172,7 +174,7 @@ class Model:
         and multi-scale averaging, sliding windows (None: the preset's ``eval.tta``/``eval.slide``); ``size``:
         resize to (H, W) (or a square) before the model; ``probs``: also the class probabilities."""
         many = isinstance(source, (list, tuple)) or _is_many(source)
-        items = _images(source if isinstance(source, (list, tuple)) else [source])
+        items = _images(source if isinstance(source, (list, tuple)) else [source], self.meta.preset.data.channels)
         proto = self._protocol(tta, slide, size)
         found = predict_arrays(self.net, [im for im, _, _ in items], proto, self.device, probs)
         out = [Prediction(mask, image, self.meta, name, p, src) for (image, name, src), (mask, p) in zip(items, found)]
@@ -269,17 +271,18 @@ def _is_many(source: Any) -> bool:
     return Path(source).is_dir() or (not Path(source).exists() and any(ch in str(source) for ch in "*?["))
 
 
-def _images(sources: Sequence[Image]) -> list[tuple[np.ndarray, str, Path | None]]:
-    """(RGB uint8 image, name, source path or None) of each array, image file, folder or pattern."""
+def _images(sources: Sequence[Image], channels: int = 3) -> list[tuple[np.ndarray, str, Path | None]]:
+    """(image, name, source path or None) of each array, image file, folder or pattern: RGB uint8, or
+    ``channels`` channels for an N-channel model."""
     found: list[tuple[np.ndarray, str, Path | None]] = []
     for i, src in enumerate(sources):
         if isinstance(src, np.ndarray):
-            found.append((_rgb(src, i), f"image{i}", None))
+            found.append((_rgb(src, i) if channels == 3 else _channels(src, i, channels), f"image{i}", None))
             continue
         for path in expand_inputs([os.fspath(src)]):
             if is_video(path):
                 raise DataError(f"{path}: a video; predict its frames with model.predict_video(path)")
-            found.append((read_image(path), path.stem, path))
+            found.append((read_image(path, channels), path.stem, path))
     if not found:
         raise UserError(f"{arg('source')}: no images given")
     return found
@@ -294,6 +297,23 @@ def _rgb(array: np.ndarray, index: int) -> np.ndarray:
             f"{arg('source')}[{index}]: an array of shape {array.shape} and dtype {array.dtype}; give RGB uint8 "
             "(H, W, 3) (an image read with cv2.imread is BGR: cv2.cvtColor(img, cv2.COLOR_BGR2RGB))"
         )
+    return np.ascontiguousarray(array)
+
+
+def _channels(array: np.ndarray, index: int, channels: int) -> np.ndarray:
+    """An (H, W, channels) array for an N-channel model, uint8 or float32 in [0, 255] units (uint16 / 257), or a
+    clear error naming the count the model takes."""
+    if array.ndim == 2 and channels == 1:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] != channels or min(array.shape[:2]) < 1:
+        raise UserError(
+            f"{arg('source')}[{index}]: an array of shape {array.shape}; the model takes {channels}-channel images "
+            f"(H, W, {channels})"
+        )
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 257.0
+    if array.dtype != np.uint8:
+        return np.ascontiguousarray(array, dtype=np.float32)
     return np.ascontiguousarray(array)
 
 

@@ -37,6 +37,7 @@ from segcli.infer.protocol import PredictionProtocol, ProtocolChoices
 from segcli.infer.tiled import TILED_ABOVE, is_tiled, predict_tiled, tiled_paths
 from segcli.io_utils import atomic_write, require_folder
 from segcli.metrics import Flicker
+from segcli.viz import display_rgb
 from segcli.viz.draw_cv import draw_legend_strip
 
 VIDEO_EXTS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
@@ -94,7 +95,10 @@ def overlay(
 ) -> np.ndarray:
     """Blend class colours onto the image (class 0 with ``alpha_bg`` when given: 0 leaves it untinted).
 
-    Integer blending in OpenCV, ``image * (1 - a) + colour * a`` rounded to the nearest value."""
+    Integer blending in OpenCV, ``image * (1 - a) + colour * a`` rounded to the nearest value. An N-channel or
+    float image shows its first three channels (one or two channels: the first as grey, :func:`display_rgb`)."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        image = display_rgb(image)
     colours = colour_mask(mask, palette)
     out = cv2.addWeighted(image, 1.0 - alpha, colours, alpha, 0.0)
     if alpha_bg is not None and alpha_bg != alpha:
@@ -307,9 +311,12 @@ def _probabilities(scores: torch.Tensor, tta: bool, fmt: str) -> torch.Tensor:
     return p.mul(255).round_().to(torch.uint8) if fmt == "png" else p.to(torch.float16)
 
 
-def _decode(src: Path, size: tuple[int, ...], keep_ratio: tuple[int, ...]) -> tuple[np.ndarray, torch.Tensor]:
-    """The image and its model input (resized to the test-time size), on a pool thread."""
-    image = read_image(src)
+def _decode(
+    src: Path, size: tuple[int, ...], keep_ratio: tuple[int, ...], channels: int = 3
+) -> tuple[np.ndarray, torch.Tensor]:
+    """The image (``channels``: the model's ``data.channels``; another count is one line naming the file) and its
+    model input (resized to the test-time size), on a pool thread."""
+    image = read_image(src, channels)
     return image, _model_input(image, size, keep_ratio)
 
 
@@ -633,7 +640,10 @@ class _Job:
             todo.append((src, files))
         self.progress.done = len(self.result.skipped)
         proto, writer = self.proto, self.writer
-        decoded = _prefetch(self.pool, todo, lambda item: _decode(item[0], proto.size, proto.keep_ratio), ahead)
+        channels = meta.preset.data.channels
+        decoded = _prefetch(
+            self.pool, todo, lambda item: _decode(item[0], proto.size, proto.keep_ratio, channels), ahead
+        )
         want_probs = writer.wanted_probs(writer.save)
         pending: deque[Future] = deque()
         batches = _batches(decoded, clip.batch_size(proto) if clip else proto.batch_size)

@@ -287,8 +287,8 @@ def gate_data(
     proto = eval_resize(pre)
     calib_split = _split(root, [pre.data.train_split, pre.data.val_split])
     val_split = _split(root, [pre.data.val_split])
-    calib_ds = EvalDataset(root, calib_split, proto.size, proto.keep_ratio)
-    val_ds = EvalDataset(root, val_split, proto.size, proto.keep_ratio)
+    calib_ds = EvalDataset(root, calib_split, proto.size, proto.keep_ratio, pre.data.channels)
+    val_ds = EvalDataset(root, val_split, proto.size, proto.keep_ratio, pre.data.channels)
     if list(val_ds.info.classes) != list(meta.classes):
         raise DataError(f"{root}: dataset classes differ from the model's; int8 calibrates on its own training data")
     inputs = graph_inputs(calib_ds, info, meta.num_classes, calib_images)

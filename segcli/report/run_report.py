@@ -219,7 +219,7 @@ def evaluate_run(run: RunDir, split: str | None = None, worst: int = WORST, devi
     preset = meta.preset
     split = split or preset.data.val_split
     index = eval_index(meta, None, split)  # the data it trained on, found from anywhere and checked
-    ds = EvalDataset(index, split, proto.size, proto.keep_ratio)
+    ds = EvalDataset(index, split, proto.size, proto.keep_ratio, preset.data.channels)
     loader = DataLoader(
         ds,
         batch_size=proto.batch_size,

@@ -178,7 +178,7 @@ def stop_workers(*loaders: DataLoader) -> None:
 def build_data(p: Preset, rt: Runtime) -> Data:
     """Scan the dataset once, check it (format, then the sampled lint) and build this rank's loaders."""
     splits = [p.data.train_split, p.data.val_split]
-    index = DatasetIndex.scan(p.data.root, splits)
+    index = DatasetIndex.scan(p.data.root, splits).with_channels(p.data.channels, "data.channels =")
     info = validate_dataset(index, splits=splits, sample_masks=0)
     messages = []
     if p.data.check_samples:  # the sampled `seg check`: palette/RGB/binary/raw-labelId masks, bad values, sizes

@@ -46,6 +46,22 @@ def drawer(backend: str = "auto") -> ModuleType:
     return draw_mpl
 
 
+def display_rgb(image: np.ndarray, channels: Sequence[int] = (0, 1, 2)) -> np.ndarray:
+    """An image of any channel count (N-channel data, ``data.channels``) as RGB uint8 for overlays and previews: the
+    ``channels`` chosen (the first three by default; a 1- or 2-channel image shows its first channel as grey),
+    clipped to [0, 255]. An RGB uint8 image comes back as it is."""
+    if image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8 and tuple(channels) == (0, 1, 2):
+        return image
+    if image.ndim == 2:
+        image = image[..., None]
+    n = image.shape[2]
+    picked = [c for c in channels if c < n] if n >= 3 else [0, 0, 0]
+    rgb = image[..., (picked + [picked[-1]] * 3)[:3]]
+    if rgb.dtype != np.uint8:
+        rgb = np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(rgb)
+
+
 def encode_png(rgb: np.ndarray) -> bytes:
     """An RGB uint8 picture as PNG bytes."""
     ok, buf = cv2.imencode(".png", np.ascontiguousarray(rgb[..., ::-1]))

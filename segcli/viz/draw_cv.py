@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from segcli.viz import CURVES_WIDTH, PANEL_HEIGHT, NamedCurves, Palette, Panel, SampleRows
+from segcli.viz import CURVES_WIDTH, PANEL_HEIGHT, NamedCurves, Palette, Panel, SampleRows, display_rgb
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 WHITE, BLACK, GREY, GRID = (255, 255, 255), (0, 0, 0), (200, 200, 200), (228, 228, 228)
@@ -206,14 +206,15 @@ def draw_legend_strip(
 
 
 def samples(rows: SampleRows, names: Sequence[str], palette: Palette, ignore_index: int, title: str) -> np.ndarray:
-    """Rows of image | ground truth | prediction (masks coloured by the palette), a legend below."""
+    """Rows of image | ground truth | prediction (masks coloured by the palette), a legend below; an N-channel
+    image shows its first three channels (:func:`segcli.viz.display_rgb`)."""
     h = 160
     lut = np.zeros((max(256, ignore_index + 1), 3), np.uint8)
     lut[: len(palette)] = np.asarray(palette, np.uint8)
     tiles = []
     for image, gt, pred in rows:
         w = max(1, round(image.shape[1] * h / image.shape[0]))
-        parts = [cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)]
+        parts = [cv2.resize(display_rgb(image), (w, h), interpolation=cv2.INTER_AREA)]
         for m in (gt, pred):
             parts.append(cv2.resize(lut[m.astype(np.int64)], (w, h), interpolation=cv2.INTER_NEAREST))
         tiles.append(np.concatenate([np.pad(p, ((2, 2), (2, 2), (0, 0)), constant_values=255) for p in parts], 1))

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from segcli.viz import CURVES_WIDTH, PANEL_HEIGHT, Palette, Panel, SampleRows
+from segcli.viz import CURVES_WIDTH, PANEL_HEIGHT, Palette, Panel, SampleRows, display_rgb
 
 DPI = 100
 IGNORED = (220, 220, 220)  # pixels whose ground truth is ignore_index
@@ -141,7 +141,11 @@ def samples(rows: SampleRows, names: Sequence[str], palette: Palette, ignore_ind
     )
     for i, (image, gt, pred) in enumerate(rows):
         for j, (picture, heading) in enumerate(
-            ((image, "image"), (lut[gt.astype(np.int64)], "ground truth"), (lut[pred.astype(np.int64)], "prediction"))
+            (
+                (display_rgb(image), "image"),
+                (lut[gt.astype(np.int64)], "ground truth"),
+                (lut[pred.astype(np.int64)], "prediction"),
+            )
         ):
             ax = fig.add_subplot(grid[i, j])
             ax.imshow(picture, interpolation="nearest" if j else "antialiased")

@@ -73,3 +73,22 @@ def test_a_clean_dataset_says_so(
     monkeypatch.setattr("segcli.data.lint.lint_dataset", lambda root, splits, sample=None: [])
     assert run(["check", str(tmp_path)]) == 0
     assert capsys.readouterr().out.strip() == f"{tmp_path}: no problems found (every file checked)"
+
+
+def test_stats_records_the_channel_count_and_statistics(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("tifffile")
+    import tifffile
+    from data_helpers import make_tiff_dataset
+
+    from segcli.data.format import read_dataset_info
+
+    root = make_tiff_dataset(tmp_path / "ds", train=2, val=1, size=16)
+    capsys.readouterr()
+    assert run(["check", str(root), "--stats", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["errors"] == 0 and doc["stats"]["channels"] == 4 and doc["stats"]["split"] == "train"
+    info = read_dataset_info(root)
+    assert info.channels == 4 and info.extra["mean"] == doc["stats"]["mean"] and len(info.extra["std"]) == 4
+    assert 0.3 < info.extra["mean"][0] < 0.46  # 16-bit values 20000-30000 of 65535
+    tifffile.imwrite(root / "images" / "train" / "01.tif", np.zeros((16, 16, 3), np.uint16), photometric="rgb")
+    assert run(["check", str(root), "--stats"]) == 2  # one line naming the file with another count

@@ -221,3 +221,27 @@ def test_train_bad_sample_the_precheck_missed(
         "train.epochs=1",
     ]
     user_error(capfd, args, needle, progress=True)
+
+
+def test_n_channel_samples_from_tiffs_and_extra_channel_folders(tmp_path: Path) -> None:
+    """data.channels = 4 from 4-channel TIFFs, or from RGB images plus a ``nir/`` folder: (4, H, W) tensors; a
+    file with another count is one line naming it."""
+    pytest.importorskip("tifffile")
+    from data_helpers import make_tiff_dataset
+
+    root = make_tiff_dataset(tmp_path / "tiff", train=2, val=1, size=16)
+    x, m = TrainDataset(root, "train", Compose([]), channels=4)[0]
+    assert x.shape == (4, 16, 16) and x.dtype == torch.float32 and m.shape == (16, 16)
+    x, _ = EvalDataset(root, "val", size=(8, 8), channels=4)[0]
+    assert x.shape == (4, 8, 8)
+    with pytest.raises(DataError, match="the dataset has 4-channel images .* but the model takes 3"):
+        EvalDataset(root, "val", channels=3)
+    rgb = make_toy_dataset(tmp_path / "rgb", n=2)
+    (rgb / "dataset.toml").write_text((rgb / "dataset.toml").read_text() + 'extra_channels = ["nir"]\n')
+    for split in ("train", "val"):
+        for i in range(2):
+            write_mask(rgb / "nir" / split / f"{i}.png", np.full((16, 16), 7 * i, np.uint8))
+    x, _ = TrainDataset(rgb, "train", Compose([]), channels=4)[1]
+    assert x.shape == (4, 16, 16) and x.dtype == torch.uint8 and int(x[3].max()) == 7
+    with pytest.raises(SampleError, match=r"images/train/0.png: image has 4 channels with its 1 extra-channel"):
+        TrainDataset(rgb, "train", Compose([]), channels=5)[0]

@@ -202,3 +202,26 @@ def test_read_file_names_a_link_that_leads_nowhere(tmp_path: Path) -> None:
     (tmp_path / "loop.png").symlink_to("loop.png")
     with pytest.raises(DataError, match=r"loop\.png: mask is a symbolic link that leads nowhere \(a loop"):
         read_file(tmp_path / "loop.png", "mask", "re-create it")
+
+
+def test_to_model_range_states_the_units_of_each_type() -> None:
+    from segcli.data.decode import to_model_range
+
+    u8 = np.array([[0, 255]], np.uint8)
+    assert to_model_range(u8, "x") is u8
+    np.testing.assert_allclose(to_model_range(np.array([[0, 65535]], np.uint16), "x"), [[0.0, 255.0]])
+    np.testing.assert_allclose(to_model_range(np.array([[0.0, 0.5, 2.0]]), "x"), [[0.0, 127.5, 510.0]])
+    with pytest.raises(DataError, match="x: unsupported image dtype int32"):
+        to_model_range(np.zeros((1, 1), np.int32), "x")
+
+
+def test_probe_image_reads_multispectral_tiffs(tmp_path: Path) -> None:
+    tifffile = pytest.importorskip("tifffile")
+    from segcli.data.decode import probe_image
+
+    tifffile.imwrite(
+        tmp_path / "a.tif", np.zeros((5, 7, 6), np.float32), photometric="minisblack", planarconfig="contig"
+    )
+    assert probe_image(tmp_path / "a.tif") == (5, 7)
+    (tmp_path / "b.tif").write_bytes(b"II*\x00garbage")
+    assert probe_image(tmp_path / "b.tif") == "unreadable"

@@ -111,3 +111,38 @@ OPTION_CASES: dict[str, tuple[Callable[[Path, Path, Path], list], tuple[str, ...
 def test_bad_option(case: str, weights: Path, data: Path, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     make, needles = OPTION_CASES[case]
     user_error(capfd, make(weights, data, tmp_path), *needles)
+
+
+def test_channel_keys_of_dataset_toml_are_checked(tmp_path: Path) -> None:
+    make_toy_dataset(tmp_path)
+    toml = tmp_path / "dataset.toml"
+    base = toml.read_text()
+    for extra, problem in [
+        ("channels = 0\n", "'channels' = 0 must be an integer from 1 to 64"),
+        ('extra_channels = ["a/b"]\n', "'extra_channels' must list folder names"),
+        ("channels = 4\nmean = [0.5, 0.5, 0.5]\n", "'mean' must list 4 numbers"),
+    ]:
+        toml.write_text(base + extra)
+        with pytest.raises(DataError, match=problem):
+            read_dataset_info(tmp_path)
+
+
+def test_channel_count_extra_folders_and_recorded_statistics(tmp_path: Path) -> None:
+    from segcli.data.format import DatasetIndex, extra_channel_files, write_channel_stats
+
+    make_toy_dataset(tmp_path)
+    index = DatasetIndex.scan(tmp_path)
+    assert index.info.channels == 3 and not index.info.states_channels
+    assert index.with_channels(4, "data.channels =").info.channels == 4  # not stated: the reader's count
+    write_channel_stats(tmp_path, 4, (0.1, 0.2, 0.3, 0.4), (0.5, 0.5, 0.5, 0.5))
+    info = read_dataset_info(tmp_path)
+    assert (info.channels, info.extra["mean"], info.classes) == (4, [0.1, 0.2, 0.3, 0.4], ("c0", "c1", "c2"))
+    with pytest.raises(DataError, match=r"dataset.toml: the dataset has 4-channel images .* but the model takes 3"):
+        DatasetIndex.scan(tmp_path).with_channels(3, "the model takes")
+    toml = tmp_path / "dataset.toml"
+    toml.write_text(toml.read_text() + 'extra_channels = ["nir"]\n')
+    image = tmp_path / "images" / "train" / "0.png"
+    with pytest.raises(DataError, match=r"nir/train/0.\*: extra channel 'nir' of 0.png not found"):
+        extra_channel_files(image, read_dataset_info(tmp_path))
+    write_mask(tmp_path / "nir" / "train" / "0.png", np.zeros((16, 16), np.uint8))
+    assert extra_channel_files(image, read_dataset_info(tmp_path)) == [tmp_path / "nir" / "train" / "0.png"]

@@ -92,3 +92,45 @@ def test_an_extension_opencv_cannot_write_is_one_line_naming_the_file(tmp_path: 
     with pytest.raises(DataError, match=r"x\.nope'?: cannot encode image as \.nope"):
         write_image(tmp_path / "x.nope", np.zeros((4, 4, 3), np.uint8))
     assert not list(tmp_path.iterdir())
+
+
+def test_n_channel_tiff_and_16_bit_png_read_in_the_models_units(tmp_path: Path) -> None:
+    """16-bit → value / 257 and float → value x 255 (float32), 8-bit stays uint8; TIFF samples stored pixel by pixel
+    or plane by plane give the same (H, W, C); a grey 16-bit PNG is one channel; extra-channel files are appended."""
+    tifffile = pytest.importorskip("tifffile")
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 65536, (6, 5, 4)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "contig.tif", a, photometric="minisblack", planarconfig="contig")
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(a, -1, 0), photometric="minisblack", planarconfig="separate")
+    for name in ("contig.tif", "planar.tif"):
+        image = read_image(tmp_path / name, 4)
+        assert image.dtype == np.float32 and image.shape == (6, 5, 4)
+        np.testing.assert_allclose(image, a / 257.0, rtol=1e-6)
+    f = rng.random((6, 5, 2)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "float.tif", f, photometric="minisblack", planarconfig="contig")
+    np.testing.assert_allclose(read_image(tmp_path / "float.tif", 2), f * 255.0, rtol=1e-6)
+    grey = rng.integers(0, 65536, (6, 5)).astype(np.uint16)
+    cv2.imwrite(str(tmp_path / "nir.png"), grey)
+    np.testing.assert_allclose(read_image(tmp_path / "nir.png", 1)[..., 0], grey / 257.0, rtol=1e-6)
+    rgb = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    write_image(tmp_path / "rgb.png", rgb)
+    both = read_image(tmp_path / "rgb.png", 4, [tmp_path / "nir.png"])  # RGB + near infrared from a folder
+    assert both.dtype == np.float32 and both.shape == (6, 5, 4)
+    np.testing.assert_array_equal(both[..., :3], rgb)
+    np.testing.assert_allclose(both[..., 3], grey / 257.0, rtol=1e-6)
+    assert read_image(tmp_path / "rgb.png", 6, [tmp_path / "rgb.png"]).dtype == np.uint8  # all 8-bit: uint8
+
+
+def test_a_wrong_channel_count_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    tifffile = pytest.importorskip("tifffile")
+    tifffile.imwrite(tmp_path / "three.tif", np.zeros((4, 4, 3), np.uint16), photometric="rgb")
+    with pytest.raises(DataError, match=r"three.tif: image has 3 channels, not the 4 the model takes"):
+        read_image(tmp_path / "three.tif", 4)
+    tifffile.imwrite(
+        tmp_path / "four.tif", np.zeros((4, 4, 4), np.uint16), photometric="minisblack", planarconfig="contig"
+    )
+    with pytest.raises(DataError, match=r"four.tif: image has 4 channels, not the 3"):
+        read_image(tmp_path / "four.tif")  # an RGB model never drops a fourth channel silently
+    cv2.imwrite(str(tmp_path / "small.png"), np.zeros((2, 2), np.uint8))
+    with pytest.raises(DataError, match=r"small.png: extra channel is 2x2 but its image three.tif is 4x4"):
+        read_image(tmp_path / "three.tif", 4, [tmp_path / "small.png"])

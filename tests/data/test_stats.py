@@ -66,3 +66,17 @@ def test_class_histogram_of_the_shared_shapes_set_reads_at_most_max_masks(shapes
     part, read, total2 = class_histogram(shapes_root, "train", 5, 255, max_masks=4)
     assert (read_all, total, read, total2) == (16, 16, 4, 16)
     assert 0 < part.sum() < full.sum() and (part <= full).all()
+
+
+def test_channel_stats_are_per_channel_in_model_units(tmp_path: Path) -> None:
+    from segcli.data.io import read_image
+    from segcli.data.stats import channel_stats
+
+    root = make_toy_dataset(tmp_path, n=3)
+    images = [read_image(i).astype(np.float64) / 255 for i, _ in list_samples(root, "train")]
+    pixels = np.concatenate([im.reshape(-1, 3) for im in images])
+    channels, mean, std = channel_stats(root, "train")
+    assert channels == 3  # dataset.toml states none: the first image's count
+    np.testing.assert_allclose(mean, pixels.mean(0), atol=1e-6)
+    np.testing.assert_allclose(std, pixels.std(0), atol=1e-6)
+    assert channel_stats(root, "train", max_images=1)[1] == pytest.approx(tuple(images[0].reshape(-1, 3).mean(0)))

@@ -185,3 +185,50 @@ def test_cat_max_ratio_gives_up_after_ten_redraws_as_mmseg() -> None:
     assert g.random() == ref.random()  # no more, no fewer random numbers used
     y, x = draws[-1]  # the last draw is kept unchecked
     assert m.shape == (16, 16) and np.array_equal(img, image[y : y + 16, x : x + 16])
+
+
+@pytest.mark.parametrize("channels", [1, 2, 4, 6])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_every_op_keeps_the_channels_and_dtype_of_n_channel_images(channels: int, dtype: type) -> None:
+    rng = np.random.default_rng(channels)
+    image = (rng.random((40, 50, channels)) * 255).astype(dtype)
+    mask = rng.integers(0, 3, (40, 50)).astype(np.uint8)
+    ops = [
+        RandomScaleCrop(0.5, 2.0, 32, 32, 255),
+        RandomCrop(60, 70, 255),
+        RandomScale(0.5, 1.5),
+        HorizontalFlip(1.0),
+        ColorJitter(0.2, 0.2, 0.2, 0.05),
+    ]
+    for op in ops:
+        out, m = op(image, mask, np.random.default_rng(0))
+        assert out.ndim == 3 and out.shape[2] == channels and out.dtype == dtype, op
+        assert out.shape[:2] == m.shape, op
+
+
+def test_per_channels_runs_opencv_four_channels_at_a_time() -> None:
+    from segcli.data.transforms import per_channels
+
+    image = np.random.default_rng(0).random((9, 11, 6)).astype(np.float32)
+    calls = []
+
+    def blur(im: np.ndarray) -> np.ndarray:
+        calls.append(im.shape[2] if im.ndim == 3 else 1)
+        return cv2.GaussianBlur(im, (3, 3), 0)
+
+    out = per_channels(blur, image)
+    assert calls == [4, 2] and out.shape == image.shape
+    for c in range(6):  # channel by channel the same as blurring each plane alone
+        np.testing.assert_allclose(out[..., c], cv2.GaussianBlur(image[..., c], (3, 3), 0), rtol=1e-6)
+    assert per_channels(blur, image[..., :1]).shape == (9, 11, 1)  # OpenCV's (H, W) gets its channel axis back
+
+
+def test_colour_jitter_of_rgb_plus_an_extra_channel() -> None:
+    """Brightness/contrast move every channel alike; saturation and hue touch only the RGB ones."""
+    image = np.random.default_rng(1).random((8, 8, 4)).astype(np.float32) * 200
+    bright, _ = ColorJitter(0.5, 0, 0, 0)(image, np.zeros((8, 8), np.uint8), np.random.default_rng(3))
+    ratio = bright / image
+    np.testing.assert_allclose(ratio, ratio.flat[0], rtol=1e-5)
+    sat, _ = ColorJitter(0, 0, 0.5, 0.1)(image, np.zeros((8, 8), np.uint8), np.random.default_rng(3))
+    np.testing.assert_array_equal(sat[..., 3], image[..., 3])
+    assert not np.allclose(sat[..., :3], image[..., :3])

@@ -142,3 +142,15 @@ def test_the_reliability_diagram_draws_bars_the_diagonal_and_counts(backend: str
     blue = lambda a: int(((a[..., 2].astype(int) - a[..., 0]) > 100).sum())  # noqa: E731
     assert blue(img) > 10 * blue(empty) + 500  # the accuracy bars only where bins have pixels (a legend swatch)
     assert _ink(empty) > 0.01  # frame, diagonal, labels still drawn
+
+
+def test_display_rgb_shows_the_first_three_or_chosen_channels() -> None:
+    from segcli.viz import display_rgb
+
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    assert display_rgb(rgb) is rgb
+    image = np.stack([np.full((2, 2), v, np.float32) for v in (10.4, 20.6, 300.0, 40.0)], -1)
+    assert display_rgb(image)[0, 0].tolist() == [10, 21, 255]  # rounded, clipped to uint8
+    assert display_rgb(image, (3, 0, 1))[0, 0].tolist() == [40, 10, 21]  # chosen channels: NIR as red
+    assert display_rgb(image[..., :1])[0, 0].tolist() == [10, 10, 10]  # one channel: grey
+    assert display_rgb(image[..., 0])[0, 0].tolist() == [10, 10, 10]
