@@ -8,7 +8,7 @@ and the same scores are then refined by the dense CRF under each setting, as the
 (segcli.metrics.BoundaryF) at ``--tolerance`` pixels and at 0.75% of the image diagonal (Csurka et al.'s), and the
 milliseconds per image of the network and of the CRF (wall time, and this process's CPU time: on a shared machine
 the wall time grows with the others' load, the CPU time much less). Settings: DeepLab v1's LargeFOV (the [eval.crf]
-defaults) and DeepLab v2's ResNet-101 (theta_alpha 67, theta_beta 3, theta_gamma 1).
+defaults) and DeepLab v2's ResNet-101 (theta_alpha 67, theta_beta 3, theta_gamma 1), and any given with --also.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from segcli.data.format import DatasetIndex
 from segcli.infer.crf import refine_scores
 from segcli.infer.predict_core import class_ids, predict_images
 from segcli.infer.predictor import open_model
-from segcli.infer.protocol import ProtocolChoices
+from segcli.infer.protocol import ProtocolChoices, crf_config
 from segcli.metrics import BoundaryF, ConfusionMatrix
 
 SETTINGS = {
@@ -70,14 +70,24 @@ def main() -> None:
     ap.add_argument("--data", required=True, help="the dataset folder")
     ap.add_argument("--split", default="test")
     ap.add_argument("--tolerance", type=int, default=2, help="boundary F tolerance in pixels (besides 0.75%% diag)")
+    ap.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="KEY=V,KEY=V",
+        help="one more CRF setting: [eval.crf] keys over the defaults, e.g. bi_xy_std=20,bi_rgb_std=10 (repeatable)",
+    )
     args = ap.parse_args()
+    settings = dict(SETTINGS)
+    for text in args.also:
+        settings[text] = crf_config(CrfConfig(), {k: float(v) for k, v in (i.split("=") for i in text.split(","))})
     opened = open_model(args.weights, "cpu", ProtocolChoices(batch_size=1, crf=False))
     model, meta, proto, dev = opened.model, opened.meta, opened.protocol, opened.device
     ds = EvalDataset(DatasetIndex.scan(args.data, [args.split]), args.split, proto.size, proto.keep_ratio)
     image, mask = ds[0]
     tolerances = (args.tolerance, math.ceil(0.0075 * math.hypot(*mask.shape)))
     plain = Meters(meta.num_classes, ds.info.ignore_index, tolerances)
-    refined = {name: Meters(meta.num_classes, ds.info.ignore_index, tolerances) for name in SETTINGS}
+    refined = {name: Meters(meta.num_classes, ds.info.ignore_index, tolerances) for name in settings}
     for i in range(len(ds)):
         image, mask = ds[i]
         scores = plain.timed(predict_images, model, image[None], [tuple(mask.shape)], proto, dev)[0]
@@ -85,7 +95,7 @@ def main() -> None:
         colours = image.float()[None]
         if tuple(colours.shape[-2:]) != tuple(mask.shape):  # as the core: the model input's colours, resized
             colours = F.interpolate(colours, size=tuple(mask.shape), mode="bilinear", align_corners=False)
-        for name, params in SETTINGS.items():
+        for name, params in settings.items():
             q = refined[name].timed(refine_scores, scores, colours[0], params, proto.tta)
             refined[name].update(class_ids(q), mask)
     n = len(ds)

@@ -123,6 +123,32 @@ CrfOpt = typer.Option(
     help="Refine with the dense CRF of [eval.crf] (DeepLab's: bilateral and Gaussian kernels, 10 mean-field "
     "iterations; docs/inference.md); default: eval.crf.enabled.",
 )
+CrfParamsOpt = typer.Option(
+    None,
+    "--crf-params",
+    metavar="KEY=V,...",
+    help="eval.crf keys over the model preset's, e.g. bi_w=1,pos_w=0 (implies --crf): bi_w, bi_xy_std, "
+    "bi_rgb_std, pos_w, pos_xy_std, iterations.",
+)
+
+
+def crf_params(value: str | None) -> dict[str, float] | None:
+    """``--crf-params "bi_w=1,pos_w=0"`` → {"bi_w": 1.0, "pos_w": 0.0}; a bad value is a UserError naming it (the
+    engine checks the keys and their ranges)."""
+    from segcli.errors import UserError
+
+    if value is None:
+        return None
+    out: dict[str, float] = {}
+    for item in value.split(","):
+        key, sep, number = item.partition("=")
+        try:
+            out[key.strip()] = float(number)
+        except ValueError:
+            sep = ""
+        if not sep or not key.strip():
+            raise UserError(f"--crf-params {value}: give KEY=NUMBER pairs, e.g. --crf-params bi_w=1,pos_w=0")
+    return out
 
 
 def scales(value: str | None, option: str = "--tta-scales") -> tuple[float, ...] | None:
@@ -220,9 +246,11 @@ _PROTOCOL_OPTIONS = (
 
 def with_protocol(batch_size: Any, crf: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A command that takes the prediction protocol's options (--amp, --size, --slide/--whole, --tile, --stride,
-    --tta/--no-tta, --tta-scales, ``batch_size``, its own --batch-size option, and with ``crf`` --crf/--no-crf) in
-    place of its ``protocol`` parameter, and receives them as that one ``protocol`` (:func:`protocol_choices`)."""
-    options = (*_PROTOCOL_OPTIONS, ("batch_size", int, batch_size), *((("crf", bool, CrfOpt),) if crf else ()))
+    --tta/--no-tta, --tta-scales, ``batch_size``, its own --batch-size option, and with ``crf`` --crf/--no-crf and
+    --crf-params) in place of its ``protocol`` parameter, and receives them as that one ``protocol``
+    (:func:`protocol_choices`)."""
+    crf_options = (("crf", bool, CrfOpt), ("crf_params", str, CrfParamsOpt)) if crf else ()
+    options = (*_PROTOCOL_OPTIONS, ("batch_size", int, batch_size), *crf_options)
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         hints = typing.get_type_hints(command)
@@ -236,8 +264,8 @@ def with_protocol(batch_size: Any, crf: bool = False) -> Callable[[Callable[...,
         @functools.wraps(command)
         def run(**kwargs: Any) -> Any:
             chosen = {name: kwargs.pop(name) for name, _, _ in options}
-            crf_choice = chosen.pop("crf", None)
-            return command(**kwargs, protocol=dataclasses.replace(protocol_choices(**chosen), crf=crf_choice))
+            crf = {"crf": chosen.pop("crf", None), "crf_params": crf_params(chosen.pop("crf_params", None))}
+            return command(**kwargs, protocol=dataclasses.replace(protocol_choices(**chosen), **crf))
 
         run.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in params}

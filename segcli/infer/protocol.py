@@ -13,7 +13,9 @@ its flags (``--tile``), or the preset keys they come from (``eval.keep_ratio``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -100,7 +102,8 @@ class ProtocolChoices:
     ``train.channels_last``, ``eval.batch_size``, ``eval.crf.enabled``).
 
     ``size`` replaces the preset's resize (``eval.keep_ratio`` included); a ``tile`` without a ``stride`` slides
-    by two-thirds of it; ``tta_scales`` turns TTA on; ``amp`` is auto, none, bf16 or fp16.
+    by two-thirds of it; ``tta_scales`` turns TTA on; ``amp`` is auto, none, bf16 or fp16; ``crf_params`` sets
+    ``eval.crf`` keys over the preset's (``{"bi_w": 1, "pos_w": 0}``) and turns the CRF on unless ``crf`` is False.
     """
 
     size: tuple[int, ...] | None = None
@@ -113,6 +116,7 @@ class ProtocolChoices:
     channels_last: bool | None = None
     batch_size: int | None = None
     crf: bool | None = None
+    crf_params: Mapping[str, float] | None = None
 
 
 def resolve_protocol(choices: ProtocolChoices, preset: Preset, device: torch.device) -> PredictionProtocol:
@@ -147,8 +151,33 @@ def resolve_protocol(choices: ProtocolChoices, preset: Preset, device: torch.dev
         amp=amp,
         channels_last=preset.train.channels_last if c.channels_last is None else c.channels_last,
         batch_size=e.batch_size if c.batch_size is None else c.batch_size,
-        crf=replace(e.crf, enabled=True) if (e.crf.enabled if c.crf is None else c.crf) else None,
+        crf=crf_config(e.crf, c.crf_params) if _crf_on(c, preset) else None,
     )
+
+
+def _crf_on(c: ProtocolChoices, preset: Preset) -> bool:
+    """Whether the dense CRF runs: ``crf`` when given, else on when ``crf_params`` are, else ``eval.crf.enabled``."""
+    if c.crf is not None:
+        return c.crf
+    return bool(c.crf_params) or preset.eval.crf.enabled
+
+
+def crf_config(base: CrfConfig, params: Mapping[str, float] | None = None) -> CrfConfig:
+    """``base`` (a preset's ``eval.crf``) with ``params`` over it, each checked against the key's range, enabled."""
+    fields = {f.name: f for f in dataclasses.fields(base) if f.name != "enabled"}
+    values: dict[str, float] = {}
+    for key, value in (params or {}).items():
+        if key not in fields:
+            raise UserError(f"{arg('crf_params')} {key}={value}: not an eval.crf key; give some of {', '.join(fields)}")
+        lo, hi = fields[key].metadata.get("minimum"), fields[key].metadata.get("maximum")
+        number = float(value)
+        if not math.isfinite(number) or (lo is not None and number < lo) or (hi is not None and number > hi):
+            bounds = f"{lo if lo is not None else '-inf'}..{hi if hi is not None else 'inf'}"
+            raise UserError(f"{arg('crf_params')} {key}={value}: eval.crf.{key} must be in {bounds}")
+        if key == "iterations" and number != int(number):
+            raise UserError(f"{arg('crf_params')} {key}={value}: give a whole number of iterations")
+        values[key] = int(number) if key == "iterations" else number
+    return replace(base, enabled=True, **values)  # type: ignore[arg-type]
 
 
 def eval_resize(preset: Preset) -> PredictionProtocol:

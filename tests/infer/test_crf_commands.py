@@ -13,9 +13,11 @@ import torch
 from infer_helpers import _json
 from model_helpers import one_thread
 
+from segcli.cli.app import run
 from segcli.config.load import load_preset
 from segcli.config.schema import CrfConfig
 from segcli.data.io import read_mask
+from segcli.errors import UserError
 from segcli.infer.crf import refine_scores
 from segcli.infer.predict_core import predict_images
 from segcli.infer.protocol import PredictionProtocol, ProtocolChoices, resolve_protocol
@@ -32,6 +34,12 @@ def test_choices_and_preset_resolve_the_crf() -> None:
     enabled = load_preset("quickstart", ["eval.crf.enabled=true"]).preset
     assert resolve_protocol(ProtocolChoices(), enabled, CPU).crf is not None
     assert resolve_protocol(ProtocolChoices(crf=False), enabled, CPU).crf is None
+    tuned = resolve_protocol(ProtocolChoices(crf_params={"bi_w": 1, "iterations": 3}), preset, CPU).crf
+    assert tuned == CrfConfig(enabled=True, bi_w=1.0, iterations=3)  # parameters given: on, over the preset's
+    assert resolve_protocol(ProtocolChoices(crf=False, crf_params={"bi_w": 1}), preset, CPU).crf is None
+    for bad, says in [({"bi_wt": 1}, "not an eval.crf key"), ({"pos_xy_std": 0}, "must be in 0.01..inf")]:
+        with pytest.raises(UserError, match=says):
+            resolve_protocol(ProtocolChoices(crf_params=bad), preset, CPU)
 
 
 class _Tiny(torch.nn.Module):
@@ -68,6 +76,11 @@ def test_eval_and_infer_take_the_flag(weights: Path, shapes_root: Path, tmp_path
     assert off["protocol"]["crf"] is None
     assert on["protocol"]["crf"] == {**dataclasses.asdict(CrfConfig()), "enabled": True}
     assert 0 <= on["mIoU"] <= 1
+    tuned = _json(capsys, ["eval", str(weights), *common, "--out", str(tmp_path / "t.json"), "--crf-params", "bi_w=1"])
+    assert tuned["protocol"]["crf"]["bi_w"] == 1.0 and tuned["protocol"]["crf"]["enabled"] is True
+    for bad in ("bi_w", "nope=1"):
+        assert run(["eval", str(weights), *common, "--crf-params", bad]) == 2
+        assert "--crf-params" in capsys.readouterr().err
     images = shapes_root / "images" / "val"
     res = _json(
         capsys, ["infer", str(weights), str(images), "--out", str(tmp_path / "pred"), "--crf", "--workers", "0"]
