@@ -19,6 +19,7 @@ __all__ = ["METRIC_KEYS", "MOVED_KEYS", "Preset", "opt", "parse_duration"]
 
 # The validation metrics the trainer reports, in order; train.monitor must name one of them.
 METRIC_KEYS = ("mIoU", "pixel_accuracy", "mean_accuracy", "fwIoU", "mean_dice")
+AUTO_RULES = ("thin",)  # train.auto_rules: the data-driven rules of the auto recipe (segcli/train/auto_recipe.py)
 
 # Flat [loss] keys that moved into the tables of the terms they configure: key → ((term, option), ...).
 # Loading a preset file that sets one fails with a "moved to" error; presets embedded in checkpoints
@@ -298,6 +299,25 @@ class TrainConfig:
         False,
         "with train.time_budget: probe the step time at a few crop sizes and batch sizes first, then choose "
         "augment.crop_size, data.batch_size, optim.lr and the schedule for the budget (docs/budget.md)",
+    )
+    auto_rules: tuple[str, ...] = opt(
+        ("thin",),
+        "with train.auto: the rules that fit the recipe to the training labels' statistics (logged at the start; "
+        f"docs/budget.md): {', '.join(AUTO_RULES)}; thin = objects a few pixels wide (median width <= "
+        "8 px) get no downscaling jitter (augment.scale >= 1), crops at native resolution and a Dice term next to "
+        "CE; empty = none",
+    )
+    average: Literal["none", "ema", "swa"] = opt(
+        "none",
+        "average the weights over the last part of the run (train.average_from on): ema (decay 0.99) or swa (the "
+        "plain mean of every step's weights); at the end the averaged weights replace the trained ones when they "
+        "score higher on the val subsample (the full val split without a time budget), both scores logged",
+    )
+    average_from: float = opt(
+        0.75,
+        "train.average starts at this fraction of the run (of the steps, or of the time under train.time_budget)",
+        minimum=0.0,
+        maximum=0.99,
     )
     device: str = opt("auto", "auto, cpu, cuda, cuda:N or mps")
     amp: Literal["auto", "none", "bf16", "fp16"] = opt(

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from segcli.config.loggers import logger_problems
-from segcli.config.schema import METRIC_KEYS, LossConfig, MetaConfig, ModelConfig, Preset, TrainConfig
+from segcli.config.schema import AUTO_RULES, METRIC_KEYS, LossConfig, MetaConfig, ModelConfig, Preset, TrainConfig
 from segcli.config.toml_io import load_toml
 from segcli.errors import PresetError, UserError
 from segcli.extras import missing
@@ -180,6 +180,14 @@ def _check_train(t: TrainConfig) -> list[tuple[str, str]]:
                 "train.auto",
                 "train.auto = true chooses the recipe for a time budget; set train.time_budget too "
                 "(e.g. train.time_budget=15m, or seg train --budget 15m PRESET)",
+            )
+        )
+    unknown = [r for r in t.auto_rules if r not in AUTO_RULES]
+    if unknown:
+        found.append(
+            (
+                "train.auto_rules",
+                f"train.auto_rules: unknown rule {unknown[0]!r}; choose from {', '.join(AUTO_RULES)} (empty = none)",
             )
         )
     if t.val_every_iters and t.val_every != 1:

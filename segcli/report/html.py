@@ -211,6 +211,13 @@ def _timings(d: ReportData) -> str:
     )
 
 
+def _data(d: ReportData) -> str:
+    """The labels' statistics and the recipe decisions the run logged, one line each."""
+    if not d.data_lines:
+        return _na("log.txt has no data statistics line (a run started by an older segcli, or no log)")
+    return "<ul>" + "".join(f"<li>{escape(line)}</li>" for line in d.data_lines) + "</ul>"
+
+
 def _environment(d: ReportData) -> str:
     if not d.environment:
         return _na("no environment.json (the run was started by an older segcli)")
@@ -237,6 +244,7 @@ def render(d: ReportData) -> tuple[str, dict[str, str]]:
         missing["environment"] = "no environment.json"
     sections = [
         ("summary", "Final and best metrics", summary),
+        ("data", "Data and recipe", _data(d)),
         ("classes", "Per-class metrics", _per_class(d)),
         ("worst", "Worst validation images", _worst(d)),
         ("calibration", "Calibration (reliability diagram)", _calibration(d)),

@@ -110,6 +110,7 @@ class ReportData:
     plots: dict[str, Piece] = field(default_factory=dict)  # title → PNG bytes
     log_tail: list[str] = field(default_factory=list)
     epoch_waits: dict[int, str] = field(default_factory=dict)  # epoch → "12.3% of 45.6s"
+    data_lines: list[str] = field(default_factory=list)  # what the run knew of its data and chose from it (log.txt)
     generated: str = ""
 
 
@@ -144,6 +145,20 @@ def _epoch_waits(lines: list[str]) -> dict[int, str]:
             num, _, what = rest.partition(": data wait ")
             if num.strip().isdigit():
                 out[int(num)] = what.split(" (")[0].strip()
+    return out
+
+
+DATA_MARKERS = ("data statistics (", "recipe: ", "auto recipe: ", "weight averaging: ")
+
+
+def _data_lines(lines: list[str]) -> list[str]:
+    """The log lines saying what the run knew of its data and chose from it (the labels' statistics, the auto
+    recipe's rules and choice, the weight average's), without their time stamps; a resume's repeats once."""
+    out: list[str] = []
+    for line in lines:
+        at = min((i for i in (line.find(m) for m in DATA_MARKERS) if i >= 0), default=-1)
+        if at >= 0 and line[at:] not in out:
+            out.append(line[at:])
     return out
 
 
@@ -284,6 +299,7 @@ def gather(run: RunDir, worst: int = WORST, evaluate: bool = True, device: str =
         plots=_gather_plots(run, preset),
         log_tail=log_lines[-LOG_TAIL:],
         epoch_waits=_epoch_waits(log_lines),
+        data_lines=_data_lines(log_lines),
         generated=time.strftime("%Y-%m-%d %H:%M:%S"),
     )
     if not evaluate:

@@ -17,6 +17,16 @@ apply :func:`choose`. The rule (docs/budget.md has the measurements behind it):
 
 The probe is capped at :data:`PROBE_SHARE` of the budget, and its time comes off the budget, so
 ``train.time_budget`` still bounds the whole command.
+
+Before the probe, the rules named in ``train.auto_rules`` fit the recipe to the training labels'
+statistics (:class:`~segcli.data.stats.LabelStats`, :func:`fit_to_data`), each decision logged as one
+``recipe: ...`` line:
+
+* ``thin``: when the foreground's median object width is at most :data:`THIN_WIDTH_PX` pixels (membranes,
+  vessels, cracks), a downscaled crop would erase it: the scale jitter keeps no factor below 1
+  (``augment.scale`` >= 1), crops are taken at the images' native resolution (``augment.resize_to`` empty),
+  and a Dice term goes next to cross-entropy (thin structures are a small share of the pixels, and a region
+  term weighs them by their overlap, not their pixel count).
 """
 
 from __future__ import annotations
@@ -28,14 +38,27 @@ from dataclasses import dataclass, replace
 import torch
 
 from segcli.config.schema import Preset, format_duration
+from segcli.data.stats import LabelStats
 
-__all__ = ["MIN_STEPS", "AutoChoice", "Probe", "apply_choice", "choose", "probe_step_times", "candidate_crops"]
+__all__ = [
+    "MIN_STEPS",
+    "THIN_WIDTH_PX",
+    "AutoChoice",
+    "Probe",
+    "apply_choice",
+    "candidate_crops",
+    "choose",
+    "fit_to_data",
+    "probe_step_times",
+]
 
 MIN_STEPS = 300  # a budgeted run should take at least this many optimiser steps (docs/budget.md)
 PROBE_SHARE = 0.05  # the probe spends at most this share of the budget
 WARMUP_FRACTION = 0.03
 MAX_LR_SCALE = 2.0
 CROPS = (128, 160, 192, 256, 320, 384, 512)
+THIN_WIDTH_PX = 8.0  # train.auto_rules "thin": a median foreground object width at most this (ISBI membranes: 5 px)
+REGION_TERMS = ("dice", "lovasz", "jaccard", "tversky")  # a loss.terms already holding one needs no Dice added
 BATCHES = (4, 8, 16)
 
 
@@ -61,6 +84,7 @@ class AutoChoice:
     steps: int  # expected optimiser steps in the budget
     why: str
     probes: tuple[Probe, ...]
+    recipe: tuple[str, ...] = ()  # the ``recipe: ...`` lines of the data rules (:func:`fit_to_data`)
 
     def describe(self) -> str:
         table = ", ".join(
@@ -97,6 +121,45 @@ def choose(probes: Iterable[Probe], seconds: float, base_lr: float, base_batch: 
     scale = min(math.sqrt(best.batch / base_batch), MAX_LR_SCALE)
     steps = int(seconds / max(best.seconds, 1e-9))
     return AutoChoice(best.crop, best.batch, base_lr * scale, steps, why, probes)
+
+
+def fit_to_data(p: Preset, stats: LabelStats) -> tuple[Preset, list[str]]:
+    """The rules of ``train.auto_rules`` applied to ``p`` from the training labels' ``stats``; one
+    ``recipe: ...`` line per rule saying whether it fired, why, and the keys it set."""
+    lines = []
+    if not p.train.auto_rules:
+        return p, ["recipe: train.auto_rules is empty: no rule fits the recipe to the data"]
+    if "thin" in p.train.auto_rules:
+        p, line = _thin_rule(p, stats)
+        lines.append(line)
+    return p, lines
+
+
+def _thin_rule(p: Preset, stats: LabelStats) -> tuple[Preset, str]:
+    """``thin``: no downscaling jitter, native-resolution crops and a Dice term next to CE, for thin objects."""
+    width = stats.median_width
+    if width is None or width > THIN_WIDTH_PX:
+        seen = "no foreground pixel read" if width is None else f"median object width {width:.1f} px"
+        return p, f"recipe: not thin structures ({seen}; the rule needs <= {THIN_WIDTH_PX:g} px): unchanged"
+    from segcli.losses.registry import loss_options
+
+    a, loss, set_ = p.augment, p.loss, []
+    if a.scale and a.scale[0] < 1.0:
+        lo = 1.0
+        a = replace(a, scale=(lo, max(a.scale[1], lo)))
+        set_.append(f"augment.scale=[{a.scale[0]:g},{a.scale[1]:g}] (no downscaling)")
+    if a.resize_to:
+        a = replace(a, resize_to=())
+        set_.append("augment.resize_to=[] (crops at native resolution)")
+    if not any(t in REGION_TERMS for t in loss.terms):
+        weights = (*loss.term_weights, 1.0) if loss.term_weights else ()
+        tables = dict(loss.tables)
+        tables.setdefault("dice", loss_options("dice")())
+        loss = replace(loss, terms=(*loss.terms, "dice"), term_weights=weights, tables=tuple(sorted(tables.items())))
+        set_.append("loss.terms=[" + ",".join(f'"{t}"' for t in loss.terms) + "] (a region term)")
+    what = ", ".join(set_) if set_ else "the preset already fits (no downscaling, native crops, a region term)"
+    line = f"recipe: thin structures (median object width {width:.1f} px <= {THIN_WIDTH_PX:g} px) -> {what}"
+    return replace(p, augment=a, loss=loss), line
 
 
 def apply_choice(p: Preset, choice: AutoChoice, budget: float) -> Preset:
@@ -208,9 +271,12 @@ def model_step(
     return make
 
 
-def auto_preset(p: Preset, device: torch.device, amp: str, clock: Callable[[], float]) -> tuple[Preset, AutoChoice]:
-    """Probe the preset's model on this device and return the preset with the auto recipe applied (its
-    ``train.time_budget`` less the probe's time) and the choice (for the log)."""
+def auto_preset(
+    p: Preset, device: torch.device, amp: str, clock: Callable[[], float], stats: LabelStats | None = None
+) -> tuple[Preset, AutoChoice]:
+    """Fit the preset to the labels' ``stats`` (``train.auto_rules``), probe its model on this device and return
+    the preset with the auto recipe applied (its ``train.time_budget`` less the probe's time) and the choice
+    (for the log)."""
     import cv2
 
     from segcli.core.factory import loss_from_preset, model_from_preset
@@ -218,6 +284,9 @@ def auto_preset(p: Preset, device: torch.device, amp: str, clock: Callable[[], f
     from segcli.train.optim import build_optimizer
 
     t0 = clock()
+    recipe: list[str] = []
+    if stats is not None:
+        p, recipe = fit_to_data(p, stats)
     budget = p.train.time_budget_seconds or 0.0
     index = DatasetIndex.scan(p.data.root, [p.data.train_split])
     pairs = index.pairs(p.data.train_split)
@@ -239,5 +308,5 @@ def auto_preset(p: Preset, device: torch.device, amp: str, clock: Callable[[], f
     torch.set_rng_state(rng)
     del model, optimizer
     left = budget - (clock() - t0)
-    choice = choose(probes, left, p.optim.lr, p.data.batch_size)
+    choice = replace(choose(probes, left, p.optim.lr, p.data.batch_size), recipe=tuple(recipe))
     return apply_choice(p, choice, left), choice

@@ -1,4 +1,6 @@
-"""Exponential moving average of the weights (parameters and buffers), validated and saved on its own."""
+"""Averages of the weights (parameters and buffers): the exponential moving average of ``train.ema``, validated
+and saved on its own, and the average over the last part of a run of ``train.average`` (:class:`TailAverage`),
+which replaces the trained weights at the end when it scores higher."""
 
 from __future__ import annotations
 
@@ -12,13 +14,15 @@ class ModelEMA:
     """``ema = d * ema + (1 - d) * model`` after each optimiser step, with the usual warm-up of d.
 
     The effective decay is ``min(decay, (1 + n) / (10 + n))`` after n updates, so early averages
-    are not dominated by the random initial weights. Integer buffers (BatchNorm counters) are copied.
+    are not dominated by the random initial weights; ``uniform``: ``n / (n + 1)``, the plain mean (SWA).
+    Integer buffers (BatchNorm counters) are copied.
     One update is a few ``torch._foreach_*`` calls over all tensors (one fused kernel per group on CUDA),
     not a Python loop over the state dict.
     """
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
+    def __init__(self, model: nn.Module, decay: float, uniform: bool = False) -> None:
         self.module = copy.deepcopy(model).eval()
+        self.uniform = uniform  # the plain mean of the weights seen (SWA): the copy and every update weigh the same
         for p in self.module.parameters():
             p.requires_grad_(False)
         self.decay = decay
@@ -44,7 +48,10 @@ class ModelEMA:
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        if self.uniform:
+            d = self.updates / (self.updates + 1)  # the copy plus ``updates`` models, each 1 / (updates + 1)
+        else:
+            d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         ema_f, model_f, ema_o, model_o = self._tensors(model)
         if ema_f:
             torch._foreach_mul_(ema_f, d)
@@ -58,3 +65,53 @@ class ModelEMA:
     def load_state_dict(self, state: dict) -> None:
         self.module.load_state_dict(state["module"])  # in place: the cached tensor lists stay valid
         self.updates = int(state["updates"])
+
+
+TAIL_EMA_DECAY = 0.99  # train.average = "ema": the decay of the average over the run's last part
+
+
+class TailAverage:
+    """``train.average``: the weights averaged from ``start`` (a fraction of the run) to the end.
+
+    ``kind`` ``"swa"`` is the plain mean of the weights after every optimiser step since ``start`` (stochastic
+    weight averaging, Izmailov et al. 2018, here over the annealing tail of the schedule, BatchNorm statistics
+    averaged with the weights rather than recomputed); ``"ema"`` an exponential moving average of decay
+    :data:`TAIL_EMA_DECAY` started there. Nothing is kept (no copy, no cost per step) before ``start``.
+    """
+
+    def __init__(self, kind: str, start: float) -> None:
+        if kind not in ("ema", "swa"):
+            raise ValueError(f"train.average = {kind!r}: not ema or swa")
+        self.kind, self.start = kind, start
+        self.average: ModelEMA | None = None
+
+    @property
+    def module(self) -> nn.Module | None:
+        """The averaged network, None before ``start``."""
+        return self.average.module if self.average is not None else None
+
+    @property
+    def models(self) -> int:
+        """How many optimiser steps' weights are in the average (0 before ``start``)."""
+        return self.average.updates + 1 if self.average is not None else 0
+
+    def update(self, model: nn.Module, fraction: float) -> None:
+        """After an optimiser step at ``fraction`` of the run: start the average there, or add the weights to it."""
+        if self.average is not None:
+            self.average.update(model)
+        elif fraction >= self.start:
+            self.average = ModelEMA(model, TAIL_EMA_DECAY, uniform=self.kind == "swa")
+
+    def describe(self) -> str:
+        what = "the mean of the weights" if self.kind == "swa" else f"an EMA (decay {TAIL_EMA_DECAY:g}) of the weights"
+        return f"{self.kind}: {what} over the last {1 - self.start:.0%} of the run ({self.models} steps)"
+
+    def state_dict(self) -> dict:
+        return {"kind": self.kind, "start": self.start, **({"ema": self.average.state_dict()} if self.average else {})}
+
+    def load_state_dict(self, state: dict, model: nn.Module) -> None:
+        """Restore an average saved with :meth:`state_dict`; ``model`` (with the restored weights) gives its shape."""
+        self.average = None
+        if "ema" in state:
+            self.average = ModelEMA(model, TAIL_EMA_DECAY, uniform=self.kind == "swa")
+            self.average.load_state_dict(state["ema"])

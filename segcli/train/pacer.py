@@ -159,8 +159,10 @@ class Pacer:
         return seconds * self.step_now / max(step, 1e-9)
 
     def reserve_now(self) -> float:
-        """Seconds the final validation (full split) and the final save will take at the step time now."""
-        return self._cost_now("val", self.pr.reserve) + self._cost_now("save", self.save_seconds)
+        """Seconds the final validation (full split), the final save and (with ``train.average``) the comparison
+        of the averaged and trained weights on the val subsample will take at the step time now."""
+        val = self._cost_now("val", self.pr.reserve) + self._cost_now("save", self.save_seconds)
+        return val + self._cost_now("pick", 0.0)  # train.average: scoring both weights on the subsample at the end
 
     def is_log_point(self, it: int, first: int) -> bool:
         """Iteration ``it`` is a log point (every ``log_every``, the epoch's ``first`` and its last iteration)."""
@@ -283,8 +285,11 @@ class Pacer:
         self.ledger.add_save(self.t_save - t0)
         self._measured("save", self.t_save - t0)
 
-    def budget_measured(self, val_images: int, per_image: float, save_estimate: float, eval_batch: int) -> str:
-        """Set the budget's shares from the measured cost of validation and of a save; returns their description."""
+    def budget_measured(
+        self, val_images: int, per_image: float, save_estimate: float, eval_batch: int, average: bool = False
+    ) -> str:
+        """Set the budget's shares from the measured cost of validation and of a save; returns their description.
+        ``average``: the end also scores two sets of weights on the val subsample (``train.average``)."""
         assert self.plan.budget is not None
         self.policy = BudgetPolicy(
             self.plan.budget, val_images, per_image, save_estimate, self.t.save_min_seconds, min_images=eval_batch
@@ -292,6 +297,8 @@ class Pacer:
         self.save_seconds = max(self.save_seconds, save_estimate)  # the final save is reserved from the first step
         self._measured("val", max(per_image * val_images, self.pr.reserve))
         self._measured("save", self.save_seconds)
+        if average:
+            self._measured("pick", 2 * per_image * self.policy.subsample)
         return self.policy.describe()
 
     def warmup_warning(self, schedule: ScheduleConfig) -> str | None:

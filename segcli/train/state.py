@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from segcli.train.ema import ModelEMA
+from segcli.train.ema import ModelEMA, TailAverage
 
 FORMAT = "segcli-state/2"
 
@@ -50,7 +50,7 @@ class Progress:
 
 @dataclass
 class TrainState:
-    """Model, optimiser, scaler, EMA, RNG and progress of a run: what ``state.pt`` holds."""
+    """Model, optimiser, scaler, EMA, weight average, RNG and progress of a run: what ``state.pt`` holds."""
 
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -59,6 +59,7 @@ class TrainState:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     progress: Progress = field(default_factory=Progress)
     teacher: dict[str, str] | None = None  # train.distill's teacher: {"path", "sha256"} (resume checks it)
+    average: TailAverage | None = None  # train.average: the weights averaged over the run's last part
 
     def state_dict(self) -> dict[str, Any]:
         p = self.progress
@@ -86,6 +87,8 @@ class TrainState:
             state["ema"] = self.ema.state_dict()
         if self.teacher is not None:
             state["teacher"] = dict(self.teacher)
+        if self.average is not None:
+            state["average"] = self.average.state_dict()
         if self.device.type == "cuda":
             state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         return state
@@ -96,6 +99,8 @@ class TrainState:
         self.scaler.load_state_dict(state["scaler"])
         if self.ema is not None and "ema" in state:
             self.ema.load_state_dict(state["ema"])
+        if self.average is not None and "average" in state:
+            self.average.load_state_dict(state["average"], self.model)
         torch.set_rng_state(state["rng_cpu"])
         if self.device.type == "cuda" and "rng_cuda" in state:
             torch.cuda.set_rng_state(state["rng_cuda"], self.device)

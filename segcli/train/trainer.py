@@ -54,6 +54,7 @@ from segcli.data.datasets import (
 from segcli.data.format import DataFingerprint, DatasetIndex, DatasetInfo, validate_dataset
 from segcli.data.lint import quick_lint
 from segcli.data.prior import WithPrior
+from segcli.data.stats import LabelStats, split_label_stats
 from segcli.data.transforms import build_train_transform
 from segcli.errors import CheckpointError, TrainingError, TrainingInterrupted, UserError, from_os_error
 from segcli.infer.evaluator import confusion_over_loader, confusion_with
@@ -68,7 +69,7 @@ from segcli.train.auto_recipe import auto_preset
 from segcli.train.budget import estimate_save_seconds, subsample_indices, warmup_warning
 from segcli.train.commit import InterruptedAfterSave, commit, recover
 from segcli.train.distill import Teacher, check_resumed_teacher, load_teacher
-from segcli.train.ema import ModelEMA
+from segcli.train.ema import ModelEMA, TailAverage
 from segcli.train.extend import Extension, extend_preset
 from segcli.train.failures import is_out_of_memory, out_of_memory
 from segcli.train.init_from import init_lines
@@ -239,6 +240,7 @@ def build_state(
         scaler=grad_scaler(rt.device, rt.amp),
         ema=ModelEMA(model, p.train.ema) if p.train.ema > 0 else None,
         device=rt.device,
+        average=TailAverage(p.train.average, p.train.average_from) if p.train.average != "none" else None,
     )
     return state, criterion, reports
 
@@ -359,7 +361,8 @@ class Trainer:
         pr.reserve = max(pr.reserve, reserve)  # a resumed run keeps the largest seen
         save = estimate_save_seconds(self.state.state_dict(), clock)
         per_image, save = ddp.broadcast_object((per_image, save), self.rt.dist)
-        described = self.pacer.budget_measured(n, per_image, save, p.eval.batch_size)
+        average = self.state.average is not None
+        described = self.pacer.budget_measured(n, per_image, save, p.eval.batch_size, average)
         indices = subsample_indices(n, self.pacer.policy.subsample)
         self.val_sample = DataLoader(
             torch.utils.data.Subset(loader.dataset, indices),
@@ -410,6 +413,8 @@ class Trainer:
         st.optimizer.zero_grad(set_to_none=True)
         if st.ema is not None:
             st.ema.update(st.model)
+        if st.average is not None:
+            st.average.update(st.model, self.pacer.fraction())
         st.progress.step += 1
 
     def train_one_epoch(self) -> dict[str, Any]:
@@ -540,9 +545,41 @@ class Trainer:
         )
 
     def _run_validation(self, row: dict[str, Any]) -> bool:
-        """Validate the model (and its EMA) into ``row``; True when ``monitor`` improved."""
+        """Validate the model (and its EMA) into ``row``; True when ``monitor`` improved. The run's last
+        validation first puts the averaged weights (``train.average``) in place when they score higher."""
+        if self.state.progress.finished:
+            self._pick_average()
         with self.pacer.validating():
             return self._validate_into(row)
+
+    def _pick_average(self) -> None:
+        """At the end: score the trained and the averaged weights on the val subsample (the whole val split
+        without a time budget) by ``train.monitor``; the averaged ones replace the trained ones when higher. Both
+        scores and the choice are logged. Once per run (the average is dropped after the choice)."""
+        average, p, rt, info = self.state.average, self.p, self.rt, self.data.info
+        if average is None or average.module is None:
+            return
+        t0 = clock()
+        loader = self.val_sample if self.val_sample is not None else self.data.val_loader
+        args = (loader, info.num_classes, info.ignore_index, rt.device, rt.amp, p.train.channels_last)
+        scores = []
+        for module in (self.state.model, average.module):
+            ddp.broadcast_buffers(module, rt.dist)
+            metrics = confusion_over_loader(module, *args, rt.dist).compute(p.eval.absent, info.classes)
+            scores.append(float(metrics[p.train.monitor]))
+        trained, averaged = scores
+        use = averaged > trained  # a NaN score (no labelled pixel) keeps the trained weights
+        if use:
+            self.state.model.load_state_dict(average.module.state_dict())
+        self.state.average = None
+        seconds = clock() - t0
+        self.pacer.ledger.add_val(seconds)
+        what = "val subsample" if self.val_sample is not None else "val split"
+        self.cb.on_message(
+            f"weight averaging: {average.describe()}: {p.train.monitor} {averaged:.4f} on the {what} "
+            f"({len(loader.dataset)} images), the trained weights {trained:.4f}: the final evaluation uses the "
+            f"{'averaged' if use else 'trained'} weights ({seconds:.1f}s)"
+        )
 
     def _validate_into(self, row: dict[str, Any]) -> bool:
         p, pr, info, rt = self.p, self.state.progress, self.data.info, self.rt
@@ -681,6 +718,11 @@ class Trainer:
         return TrainingInterrupted(f"interrupted: resume with seg train --resume {self.run.path}")
 
 
+def label_statistics(p: Preset) -> LabelStats:
+    """The training split's label statistics, from at most 32 masks (:func:`segcli.data.stats.split_label_stats`)."""
+    return split_label_stats(DatasetIndex.scan(p.data.root, [p.data.train_split]), p.data.train_split)
+
+
 def _resolve(
     preset: LoadedPreset | Preset | str | Path | None,
     overrides: Iterable[str],
@@ -755,10 +797,11 @@ def train(
     loaded, resumed, extended = _resolve(preset, overrides, resume, extend)
     p, cb = loaded.preset, CallbackList(callbacks)
     rt = setup_runtime(p)
-    auto = ""
+    stats = label_statistics(p)  # class shares, foreground share, object width, size: logged, and the auto rules'
+    auto, recipe = "", ()
     if p.train.auto and resumed is None:  # crop, batch, lr and schedule from probed step times (auto_recipe)
-        p, choice = auto_preset(p, rt.device, rt.amp, clock)
-        p, auto = ddp.broadcast_object((p, choice.describe()), rt.dist)
+        p, choice = auto_preset(p, rt.device, rt.amp, clock, stats)
+        p, auto, recipe = ddp.broadcast_object((p, choice.describe(), choice.recipe), rt.dist)
         loaded = dataclasses.replace(loaded, preset=p)
         rt = dataclasses.replace(rt, batch=ddp.per_device_batch(p.data.batch_size, rt.dist))
     data = build_data(p, rt)
@@ -790,7 +833,8 @@ def train(
         steps = plan.total_steps
         warmup = warmup_warning(p.schedule, steps, "train.epochs/train.iters") if steps is not None else None
         distilling = teacher.describe() if teacher is not None else ""
-        for text in [auto, *data.messages, *reports, distilling, *(e.describe() for e in extended), warmup]:
+        texts = [stats.describe(), *recipe, auto, *data.messages, *reports, distilling]
+        for text in [*texts, *(e.describe() for e in extended), warmup]:
             if text:
                 cb.on_message(text)
         if resumed is not None and trainer.done:

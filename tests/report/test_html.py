@@ -130,3 +130,14 @@ def test_the_epochs_table_has_ema_and_val_loss_columns_only_when_they_have_value
     text = render(d)[0]
     assert "EMA mIoU" in _epochs_head(text) and "val loss" in _epochs_head(text)
     assert '<td data-v="NaN">n/a</td>' in text  # the epochs without an EMA validation
+
+
+def test_the_data_section_lists_the_logged_statistics_and_recipe_escaped(tmp_path: Path) -> None:
+    d = full(tmp_path)
+    d.data_lines = ["data statistics (3 of 3 training masks): foreground (all but 'bg') 7.5%", "recipe: a -> <b>"]
+    text, missing = render(d)
+    assert '<h2 id="data">Data and recipe</h2><ul><li>data statistics (3 of 3 training masks)' in text
+    assert "<li>recipe: a -&gt; &lt;b&gt;</li>" in text and "data" not in missing
+    d.data_lines = []
+    text, missing = render(d)
+    assert "not available: log.txt has no data statistics line" in text and "data" not in missing

@@ -198,3 +198,19 @@ def test_the_callback_logs_instead_of_failing_when_the_report_cannot_be_written(
     cb.on_train_end(None)
     assert "report not written: " in run.log_file.read_text() and not run.report.exists()
     RunReport().on_train_end(None)  # never started: nothing to do
+
+
+def test_data_lines_are_read_from_the_log_without_time_stamps_and_repeats() -> None:
+    from segcli.report.run_report import _data_lines
+
+    log = [
+        "2026-01-01 10:00:00 start: device=cpu",
+        "2026-01-01 10:00:01 data statistics (4 of 4 training masks, median size 8x8): 2 classes",
+        "2026-01-01 10:00:01 recipe: thin structures (median object width 3.0 px <= 8 px) -> augment.scale=[1,1.5]",
+        "2026-01-01 10:00:02 auto recipe: augment.crop_size=[128,128] data.batch_size=4",
+        "2026-01-01 10:05:00 weight averaging: swa: ... the final evaluation uses the averaged weights",
+        "2026-01-01 11:00:01 data statistics (4 of 4 training masks, median size 8x8): 2 classes",  # a resume
+    ]
+    lines = _data_lines(log)
+    assert [x.split(" ")[0] for x in lines] == ["data", "recipe:", "auto", "weight"]
+    assert lines[0] == "data statistics (4 of 4 training masks, median size 8x8): 2 classes"

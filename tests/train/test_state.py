@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from segcli.core.checkpoint import load_state, save_state
-from segcli.train.ema import ModelEMA
+from segcli.train.ema import ModelEMA, TailAverage
 from segcli.train.state import FORMAT, Progress, TrainState
 
 
@@ -101,3 +101,21 @@ def test_progress_improve() -> None:
     assert not p.improve(float("nan"), {"epoch": 3}) and p.stale == 2
     assert not p.improve(None, {"epoch": 4}) and p.best_row == {"epoch": 1}
     assert p.improve(0.9, {"epoch": 5}) and p.stale == 0 and not math.isinf(p.best_value)
+
+
+def test_the_weight_average_goes_through_state_pt(tmp_path: Path) -> None:
+    """train.average: before its start nothing is saved but its kind; after, the averaged weights."""
+    st = make_state(0)
+    st.average = TailAverage("swa", 0.5)
+    other = make_state(1)
+    other.average = TailAverage("swa", 0.5)
+    other.load_state_dict(st.state_dict())
+    assert other.average.module is None
+    st.average.update(st.model, 0.5)
+    take_steps(st, 2)
+    st.average.update(st.model, 0.9)
+    torch.save(st.state_dict(), tmp_path / "state.pt")
+    other.load_state_dict(torch.load(tmp_path / "state.pt", weights_only=True))
+    assert other.average.models == 2
+    for a, b in zip(st.average.module.state_dict().values(), other.average.module.state_dict().values()):
+        assert torch.equal(a, b)
