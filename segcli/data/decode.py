@@ -185,6 +185,7 @@ def decode_image(data: bytes, where: str) -> np.ndarray:
 
 
 TIFF_EXTS = (".tif", ".tiff")
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")  # little/big-endian TIFF and BigTIFF
 
 
 def _tiff_channels(data: bytes, where: str) -> np.ndarray:
@@ -241,9 +242,21 @@ def decode_channels(data: bytes, where: str, tiff: bool = False) -> np.ndarray:
 
 
 def image_size(data: bytes, where: str) -> tuple[int, int]:
-    """(height, width) from the image header, without decoding the pixels."""
+    """(height, width) from the image header, without decoding the pixels (a TIFF's through ``tifffile`` when it
+    is installed: PIL opens few multispectral or float layouts)."""
     from PIL import Image, UnidentifiedImageError
 
+    if data[:4] in _TIFF_MAGIC and package_available("tifffile"):
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(io.BytesIO(data)) as tif:
+                series = tif.series[0]
+                return int(series.shape[series.axes.index("Y")]), int(series.shape[series.axes.index("X")])
+        except Exception as e:  # noqa: BLE001 - tifffile raises many types for damaged files
+            raise DataError(
+                f"{where}: cannot read image ({type(e).__name__}: {str(e)[:120]}); re-download it"
+            ) from None
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size

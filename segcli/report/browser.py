@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from segcli.data.format import list_samples, list_splits, read_dataset_info
+from segcli.data.format import extra_channel_files, list_samples, list_splits, read_dataset_info
 from segcli.data.io import read_image, read_mask
 from segcli.errors import DataError, UserError
 from segcli.viz import draw_cv
@@ -108,7 +108,9 @@ def browse(
         tiles, captions, masks = [], [], []
         for i in page:
             image_path, mask_path = samples[i]
-            image, mask = read_image(image_path), read_mask(mask_path)
+            channels = info.channels if info.states_channels else None  # N-channel data: the first three shown
+            image = read_image(image_path, channels, extra_channel_files(image_path, info))
+            mask = read_mask(mask_path)
             if image.shape[:2] != mask.shape:
                 raise DataError(
                     f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "

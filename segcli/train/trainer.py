@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 from segcli.config.load import LoadedPreset, load_preset, preset_from_dict, preset_to_toml
 from segcli.config.schema import METRIC_KEYS, Preset
 from segcli.config.toml_io import load_toml
-from segcli.config.validate import validate_preset
+from segcli.config.validate import backbone_norm, channel_norm, validate_preset
 from segcli.core import distributed as ddp
 from segcli.core.callbacks import Callback, CallbackList, IterStats, LogFile, RunStart, ValEnd
 from segcli.core.checkpoint import load_state, state_writer, weights_writer
@@ -176,6 +176,18 @@ def stop_workers(*loaders: DataLoader) -> None:
             loader._iterator = None
 
 
+def guessed_normalisation(p: Preset) -> list[str]:
+    """A warning when N-channel data (``data.channels`` other than 3) is normalised with the guess "auto" falls
+    back on (the backbone's RGB values, 0.5/0.25 for the other channels): its dataset.toml had no statistics."""
+    n = p.data.channels
+    if n == 3 or (p.model.mean, p.model.std) != channel_norm(backbone_norm(p.model), n):
+        return []
+    return [
+        f"warning: model.mean/std of the {n}-channel data are a guess ({list(p.model.mean)}, {list(p.model.std)}): "
+        f"{p.data.root}/dataset.toml holds no statistics; `seg check --stats {p.data.root}` records them"
+    ]
+
+
 def build_data(p: Preset, rt: Runtime) -> Data:
     """Scan the dataset once, check it (format, then the sampled lint) and build this rank's loaders."""
     splits = [p.data.train_split, p.data.val_split]
@@ -184,6 +196,7 @@ def build_data(p: Preset, rt: Runtime) -> Data:
     messages = []
     if p.data.check_samples:  # the sampled `seg check`: palette/RGB/binary/raw-labelId masks, bad values, sizes
         messages = [f"warning: {f.one_line()}" for f in quick_lint(index, splits, sample=p.data.check_samples)]
+    messages += guessed_normalisation(p)
     workers = resolve_workers(p.data.num_workers, rt.dist.local_world_size)
     cache = None
     if p.data.cache == "ram":  # decoded before the workers fork, so they share it

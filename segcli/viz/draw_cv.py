@@ -250,7 +250,9 @@ def colour_overlay(
     image: np.ndarray, mask: np.ndarray, palette: Sequence[Sequence[int]], ignore_index: int, alpha: float = 0.5
 ) -> np.ndarray:
     """``image`` with each class's colour blended in at ``alpha``; ignored pixels (and values outside the
-    classes) whitened, so the void band of a padded crop is visible."""
+    classes) whitened, so the void band of a padded crop is visible. An N-channel image shows its first three
+    channels (:func:`segcli.viz.display_rgb`)."""
+    image = display_rgb(image)
     lut = np.tile(np.asarray(IGNORE_COLOUR, np.uint8), (max(65536 if mask.dtype == np.uint16 else 256, 1), 1))
     lut[: len(palette)] = np.asarray(palette, np.uint8)
     colours = lut[np.clip(mask.astype(np.int64), 0, len(lut) - 1)].astype(np.float32)

@@ -225,3 +225,17 @@ def test_probe_image_reads_multispectral_tiffs(tmp_path: Path) -> None:
     assert probe_image(tmp_path / "a.tif") == (5, 7)
     (tmp_path / "b.tif").write_bytes(b"II*\x00garbage")
     assert probe_image(tmp_path / "b.tif") == "unreadable"
+
+
+def test_image_size_reads_a_tiff_header(tmp_path: Path) -> None:
+    tifffile = pytest.importorskip("tifffile")
+    from segcli.data.decode import image_size
+
+    for name, array, kwargs in [
+        ("contig", np.zeros((5, 7, 4), np.uint16), {"planarconfig": "contig"}),
+        ("planar", np.zeros((4, 5, 7), np.float32), {"planarconfig": "separate"}),
+    ]:
+        tifffile.imwrite(tmp_path / f"{name}.tif", array, photometric="minisblack", **kwargs)
+        assert image_size((tmp_path / f"{name}.tif").read_bytes(), name) == (5, 7)
+    with pytest.raises(DataError, match="bad: cannot read image"):
+        image_size(b"II*\x00garbage", "bad")

@@ -77,3 +77,14 @@ def test_a_file_name_that_is_not_utf8_is_drawn_not_a_crash(shapes_root: Path, tm
         os.rename(os.path.join(folder, first), os.path.join(folder, b"bad\xff" + first))
     res = browse(root, split="val", n=2, out=tmp_path / "b")  # cv2.putText segfaulted on the caption
     assert res.images == 2 and read(res.files[0]).std() > 5
+
+
+def test_pages_of_a_4_channel_tiff_dataset_show_its_first_three_channels(tmp_path: Path) -> None:
+    pytest.importorskip("tifffile")
+    from data_helpers import make_tiff_dataset
+
+    root = make_tiff_dataset(tmp_path / "d", train=2, val=1, size=32)
+    res = browse(root, split="train", n=2, out=tmp_path / "b", layout=PageLayout(cols=2, rows=1, tile=64))
+    assert res.images == 2 and read(res.files[0])[24:88, 4:68].std() > 5
+    aug = browse(root, "quickstart", n=2, out=tmp_path / "a", layout=PageLayout(cols=2, rows=1, tile=64))
+    assert aug.augmented and aug.images == 2  # the training augmentation on 4-channel 16-bit images

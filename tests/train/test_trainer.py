@@ -320,3 +320,15 @@ def test_live_figures_are_exact_when_log_every_exceeds_the_epoch(tiny_overrides:
     with (res.run_dir / "metrics.csv").open() as f:
         assert float(next(csv.DictReader(f))["val_loss"]) == pytest.approx(res.last["val_loss"], rel=1e-5)
     assert rec.messages[-1] == "evaluating best weights for the report..."
+
+
+def test_n_channel_data_without_statistics_is_warned_of(tmp_path: Path) -> None:
+    from segcli.config.load import load_preset
+    from segcli.train.trainer import guessed_normalisation
+
+    guessed = load_preset(None, ["data.channels=4", f"data.root={tmp_path}", "model.backbone=resnet18"]).preset
+    (line,) = guessed_normalisation(guessed)
+    assert "4-channel data are a guess" in line and "seg check --stats" in line and "0.5" in line
+    own = ["data.channels=4", f"data.root={tmp_path}", "model.mean=[0.1,0.2,0.3,0.4]", "model.std=[0.2,0.2,0.2,0.2]"]
+    assert guessed_normalisation(load_preset(None, own).preset) == []
+    assert guessed_normalisation(load_preset(None, [f"data.root={tmp_path}"]).preset) == []  # RGB: as always

@@ -21,20 +21,22 @@ from typing import Any
 
 import numpy as np
 
-from segcli.data.decode import decode_image, image_size
+from segcli.data.decode import TIFF_EXTS, decode_image, image_size
 from segcli.data.format import (
     DATASET_FILE,
     DatasetIndex,
     DatasetInfo,
     read_dataset_info,
     validate_dataset,
+    write_channel_stats,
     write_dataset_info,
 )
 from segcli.data.io import read_mask, write_image, write_mask
 from segcli.data.lint import Finding, lint_index
 from segcli.data.prepare.sources import MARKER, STAGING, Member, Sources, out_is_free
-from segcli.data.stats import summary_dict
+from segcli.data.stats import channel_stats, summary_dict
 from segcli.errors import DataError, arg
+from segcli.extras import package_available
 from segcli.io_utils import atomic_write_bytes, atomic_write_text
 
 _COPY_EXTS = {".jpg": ".jpg", ".jpeg": ".jpg", ".png": ".png"}
@@ -128,7 +130,16 @@ def _out_paths(root: Path, s: Sample, ext: str) -> tuple[Path, Path]:
 def _image_ext(s: Sample, image_fn: ImageFn | None, image_ext: str) -> str:
     if image_fn is not None or s.image is None:
         return image_ext
-    return _COPY_EXTS.get(posixpath.splitext(s.image.name)[1].lower(), ".png")
+    return _copied_ext(s.image.name) or ".png"
+
+
+def _copied_ext(name: str) -> str | None:
+    """The extension a source image is copied under as it is (JPEG, PNG; a TIFF when tifffile can read it: every
+    channel and bit depth of multispectral data kept), or None when it is converted to an RGB PNG."""
+    ext = posixpath.splitext(name)[1].lower()
+    if ext in TIFF_EXTS and package_available("tifffile"):
+        return ".tif"
+    return _COPY_EXTS.get(ext)
 
 
 def _link_or_copy(src: Path, dst: Path) -> bool:
@@ -192,7 +203,7 @@ def _process(job: _Job) -> tuple[int, int, np.ndarray]:
     else:
         data = srcs.read(s.image)
         shape = image_size(data, srcs.describe(s.image))
-        if posixpath.splitext(s.image.name)[1].lower() not in _COPY_EXTS:
+        if _copied_ext(s.image.name) is None:
             image = decode_image(data, srcs.describe(s.image))
     if tuple(shape) != tuple(mask.shape):
         where = srcs.describe(s.image) if s.image is not None else f"{s.split}/{s.stem}"
@@ -307,6 +318,18 @@ def _run_jobs(jobs: list[_Job], workers: int, progress: Progress | None) -> tupl
     return written, linked, pixels
 
 
+def record_channel_stats(root: Path) -> bool:
+    """For TIFF images (multispectral, 16-bit, float: read by tifffile when it is installed), record their channel
+    count and per-channel mean/std (of the train split) in dataset.toml as `seg check --stats` does, so
+    ``model.mean``/``std`` = "auto" normalise N-channel data by its own statistics. RGB datasets: nothing."""
+    index = DatasetIndex.scan(root)
+    split = "train" if "train" in index.names else index.names[0]
+    if not package_available("tifffile") or not any(p.suffix.lower() in TIFF_EXTS for p, _ in index.pairs(split)):
+        return False
+    write_channel_stats(root, *channel_stats(index, split))
+    return True
+
+
 def run_conversion(
     out: str | os.PathLike,
     info: DatasetInfo,
@@ -346,6 +369,7 @@ def run_conversion(
         write_dataset_info(root, _with_settings(info, settings))
         (root / MARKER).unlink(missing_ok=True)
         validate_dataset(root, sample_masks=write.validate_masks)
+        record_channel_stats(root)
         warnings = check_written(root)
     except DataError:
         if fresh:  # a settings or data problem in a new folder: leave nothing to refuse the corrected command

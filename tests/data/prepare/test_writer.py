@@ -221,3 +221,26 @@ def test_a_failed_prepare_leaves_nothing_that_refuses_the_corrected_run(tmp_path
     (tmp_path / "mine" / "notes.txt").write_text("a user's folder")
     with pytest.raises(DataError, match="choose another --out"):
         run_conversion(tmp_path / "mine", INFO, samples, srcs, _mask)
+
+
+def test_tiff_images_get_their_channel_count_and_statistics_recorded(tmp_path: Path) -> None:
+    """`seg prepare folder` on 4-channel 16-bit TIFFs copies them and records channels and the per-channel
+    mean/std in dataset.toml, as `seg check --stats` does; RGB images record nothing."""
+    tifffile = pytest.importorskip("tifffile")
+    import cv2
+
+    from segcli.data.format import read_dataset_info
+
+    src = tmp_path / "src"
+    (src / "images").mkdir(parents=True)
+    (src / "masks").mkdir()
+    for i in range(4):
+        image = np.full((8, 8, 4), 257 * (10 * i), np.uint16)
+        tifffile.imwrite(src / "images" / f"{i}.tif", image, photometric="minisblack", planarconfig="contig")
+        cv2.imwrite(str(src / "masks" / f"{i}.png"), np.eye(8, dtype=np.uint8))
+    prepare("folder", [src / "images", src / "masks"], tmp_path / "out", classes=["a", "b"], val_ratio=0.25)
+    info = read_dataset_info(tmp_path / "out")
+    train = sorted((tmp_path / "out" / "images" / "train").iterdir())
+    assert [p.suffix for p in train] == [".tif"] * 3  # copied as they are: every channel and bit kept
+    expected = np.mean([10 * int(p.stem) / 255 for p in train])
+    assert info.channels == 4 and info.extra["mean"] == pytest.approx([expected] * 4, abs=1e-6)
