@@ -110,3 +110,19 @@ def test_a_videos_frames_one_prediction_each_as_the_arrays_give(model: Model, tm
     assert np.array_equal(frames[9].mask, model.predict(frames[9].image).mask) and frames[9].mask.shape == (24, 40)
     with pytest.raises(UserError, match="predict_video"):
         model.predict(clip)
+
+
+def test_an_n_channel_model_takes_n_channel_arrays_and_files(tmp_path: Path) -> None:
+    """data.channels = 4: (H, W, 4) arrays (uint8, float in 0-255 units, uint16 / 257) and 4-channel TIFFs; a
+    3-channel array is one clear error naming the count; the overlay shows the first three channels."""
+    tifffile = pytest.importorskip("tifffile")
+    model = Model("quickstart", "cpu", overrides=[*TINY, "data.channels=4"], classes=["a", "b"])
+    rng = np.random.default_rng(0)
+    u16 = rng.integers(0, 65536, (16, 24, 4)).astype(np.uint16)
+    as_float = model.predict(u16.astype(np.float32) / 257.0)
+    assert as_float.mask.shape == (16, 24) and as_float.overlay().shape == (16, 24, 3)
+    assert np.array_equal(model.predict(u16).mask, as_float.mask)
+    tifffile.imwrite(tmp_path / "a.tif", u16, photometric="minisblack", planarconfig="contig")
+    assert np.array_equal(model.predict(tmp_path / "a.tif").mask, as_float.mask)
+    with pytest.raises(UserError, match=r"the model takes 4-channel images \(H, W, 4\)"):
+        model.predict(np.zeros((8, 8, 3), np.uint8))
