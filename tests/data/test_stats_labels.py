@@ -75,3 +75,20 @@ def test_split_label_stats_reads_at_most_max_masks_evenly_spaced(tmp_path: Path)
     assert (s.masks_read, s.masks_total) == (3, 6)
     assert s.pixel_share[1] > 0 and s.pixel_share[2] == 0  # masks 0, 2 and 4: class 1 only
     assert s.median_width == 5.0 and s.classes == ("bg", "a", "b")
+
+
+def test_the_width_reads_fewer_masks_when_they_are_large_and_many_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    import segcli.data.stats as stats
+
+    monkeypatch.setattr(stats, "WIDTH_WORK", 3 * 32 * 32)  # three masks' worth of one foreground class
+    masks = []
+    for k in range(12):
+        m = np.zeros((32, 32), np.uint8)
+        m[:, 10 : 13 + k % 2 * 2] = 1  # 3 px and 5 px bands
+        masks.append(m)
+    s = label_stats(masks, 2, 255, ("bg", "fg"), 12)
+    assert s.masks_read == 12 and s.width_masks == 4  # every third mask, evenly spaced (0, 3, 6, 9)
+    assert s.pixel_share[1] == pytest.approx((6 * 3 + 6 * 5) / (12 * 32))  # the shares still count all 12
+    assert "; 4 of the masks)" in s.describe()
+    monkeypatch.setattr(stats, "WIDTH_WORK", 1)
+    assert label_stats(masks, 2, 255, ("bg", "fg"), 12).width_masks == 4  # never fewer than 4
