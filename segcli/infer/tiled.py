@@ -39,6 +39,7 @@ import torch
 from segcli import extras
 from segcli.core.checkpoint import CheckpointMeta
 from segcli.data.datasets import image_to_tensor
+from segcli.data.decode import TIFF_EXTS, to_model_range
 from segcli.data.io import read_image
 from segcli.errors import DataError, UserError, arg
 from segcli.infer.predict_core import (
@@ -55,7 +56,6 @@ from segcli.io_utils import atomic_write
 TILED_ABOVE = 8192  # an image with more pixels than this squared is predicted tile by tile
 TIFF_TILE = 512  # output tiles (TIFF wants multiples of 16)
 BIGTIFF_ABOVE = 2**32 - 2**26  # bytes of uncompressed ids beyond which the output is BigTIFF (offsets past 4 GB)
-TIFF_EXTS = (".tif", ".tiff")
 # GeoTIFF: ModelPixelScale, ModelTiepoint, ModelTransformation, GeoKeyDirectory, GeoDoubleParams, GeoAsciiParams;
 # GDAL: GDAL_METADATA, GDAL_NODATA. Copied from the input's first page to the mask unchanged.
 GEO_TAGS = (33550, 33922, 34264, 34735, 34736, 34737, 42112, 42113)
@@ -82,12 +82,27 @@ def _rgb(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a[..., :3])
 
 
+def _pixels(a: np.ndarray, channels: int, where: str) -> np.ndarray:
+    """Rows for a model of ``channels`` input channels (``data.channels``): RGB uint8 (:func:`_rgb`) for 3, else
+    every channel in the model's units (:func:`segcli.data.decode.to_model_range`); another count is one line
+    naming the file."""
+    if channels == 3:
+        return _rgb(a)
+    if a.ndim == 2:
+        a = a[..., None]
+    if a.shape[2] != channels:
+        raise DataError(f"{where}: image has {a.shape[2]} channels, not the {channels} the model takes")
+    return to_model_range(a, where)
+
+
 class Raster:
-    """An image read in horizontal bands: ``height``, ``width``, :meth:`read` (RGB uint8 rows), the TIFF tags to
-    copy to the mask (``tags``: (code, dtype, count, value) of :data:`GEO_TAGS`) and how it is read (``how``)."""
+    """An image read in horizontal bands: ``height``, ``width``, :meth:`read` (RGB uint8 rows, or ``channels``
+    channels for an N-channel model), the TIFF tags to copy to the mask (``tags``: (code, dtype, count, value) of
+    :data:`GEO_TAGS`) and how it is read (``how``)."""
 
     height: int
     width: int
+    channels: int = 3
     how: str = "whole image"
     tags: tuple[tuple[int, int, int, Any], ...] = ()
 
@@ -101,8 +116,8 @@ class Raster:
 class _WholeImage(Raster):
     """A PNG, JPEG... decoded whole by OpenCV (no windowed decoder for these), read in bands from memory."""
 
-    def __init__(self, path: Path) -> None:
-        self.image = read_image(path)
+    def __init__(self, path: Path, channels: int = 3) -> None:
+        self.image = read_image(path, channels)
         self.height, self.width = self.image.shape[:2]
 
     def read(self, y0: int, y1: int) -> np.ndarray:
@@ -140,14 +155,14 @@ class _TiffBands(Raster):
 
     def read(self, y0: int, y1: int) -> np.ndarray:
         if self.map is not None:
-            return _rgb(np.asarray(self.map[y0:y1]))
+            return _pixels(np.asarray(self.map[y0:y1]), self.channels, str(self.path))
         ch = self.chunk[0]
         first, last = y0 // ch, (y1 - 1) // ch
         for r in [r for r in self.cache if r < first]:
             del self.cache[r]
         parts = [self._chunk_row(r) for r in range(first, last + 1)]
         rows = parts[0] if len(parts) == 1 else np.concatenate(parts)
-        return _rgb(rows[y0 - first * ch : y1 - first * ch])
+        return _pixels(rows[y0 - first * ch : y1 - first * ch], self.channels, str(self.path))
 
     def _chunk_row(self, r: int) -> np.ndarray:
         """Row ``r`` of tiles (or strip ``r``) decoded: (rows, width, samples), the image's own dtype."""
@@ -188,8 +203,9 @@ def _tiff_readable(page: Any) -> bool:
     )
 
 
-def open_raster(path: str | os.PathLike) -> Raster:
-    """The image at ``path`` as a :class:`Raster`: a TIFF band by band (``tifffile``), anything else decoded whole."""
+def open_raster(path: str | os.PathLike, channels: int = 3) -> Raster:
+    """The image at ``path`` as a :class:`Raster` of ``channels`` channels (the model's ``data.channels``): a TIFF
+    band by band (``tifffile``), anything else decoded whole."""
     path = Path(path)
     if path.suffix.lower() in TIFF_EXTS and extras.package_available("tifffile"):
         import tifffile
@@ -199,13 +215,15 @@ def open_raster(path: str | os.PathLike) -> Raster:
         except (OSError, ValueError, tifffile.TiffFileError) as e:
             raise DataError(f"{path}: cannot read this TIFF ({e})") from None
         if _tiff_readable(tf.pages[0]):
-            return _TiffBands(tf, path)
+            bands = _TiffBands(tf, path)
+            bands.channels = channels
+            return bands
         tags = tuple((t.code, int(t.dtype), int(t.count), t.value) for t in tf.pages[0].tags.values())
         tf.close()
-        whole = _WholeImage(path)
+        whole = _WholeImage(path, channels)
         whole.tags = tuple(t for t in tags if t[0] in GEO_TAGS)
         return whole
-    return _WholeImage(path)
+    return _WholeImage(path, channels)
 
 
 def image_pixels(path: str | os.PathLike) -> int:
@@ -352,7 +370,7 @@ def predict_tiled(
     path: ``mask`` with the class palette, ``ids`` grey); returns `seg infer`'s entry for it (the class
     shares and how it was read, predicted and written)."""
     need_tifffile(f"{src}: tiled inference")
-    raster = open_raster(src)
+    raster = open_raster(src, meta.preset.data.channels)
     try:
         k = meta.num_classes
         dtype = np.dtype(np.uint8 if k <= 256 else np.uint16)

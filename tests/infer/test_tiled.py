@@ -113,3 +113,25 @@ def test_bigtiff_past_the_limit_and_large_images_go_tiled(
     with tifffile.TiffFile(entry["mask"]) as tf:
         assert tf.is_bigtiff and tf.pages[0].shape == (40, 60)
     assert not (tmp_path / "out" / "overlays").exists()  # a tiled image writes its mask and ids only
+
+
+def test_n_channel_tiffs_read_in_bands_with_every_channel(tmp_path: Path) -> None:
+    """A model of data.channels = 4 reads 4-channel 16-bit TIFFs band by band (tiled, striped or memory-mapped) as
+    read_image reads them whole (value / 257, float32); a float TIFF whole; another count names the file."""
+    from segcli.data.io import read_image
+    from segcli.errors import DataError
+
+    image = np.random.default_rng(0).integers(0, 65536, (40, 56, 4)).astype(np.uint16)
+    layouts = {"tiles.tif": {"tile": (16, 16)}, "strips.tif": {"rowsperstrip": 8}, "mapped.tif": {}}
+    for name, kwargs in layouts.items():
+        tifffile.imwrite(tmp_path / name, image, photometric="minisblack", planarconfig="contig", **kwargs)
+        raster = tiled.open_raster(tmp_path / name, 4)
+        bands = np.concatenate([raster.read(y, min(y + 16, 40)) for y in range(0, 40, 16)])
+        raster.close()
+        np.testing.assert_array_equal(bands, read_image(tmp_path / name, 4))
+        assert bands.dtype == np.float32 and bands.shape == (40, 56, 4)
+    floats = image.astype(np.float32) / 65535
+    tifffile.imwrite(tmp_path / "float.tif", floats, photometric="minisblack", planarconfig="contig")
+    np.testing.assert_allclose(tiled.open_raster(tmp_path / "float.tif", 4).read(0, 40), floats * 255, rtol=1e-6)
+    with pytest.raises(DataError, match=r"tiles.tif: image has 4 channels, not the 5 the model takes"):
+        tiled.open_raster(tmp_path / "tiles.tif", 5).read(0, 8)
