@@ -4,7 +4,8 @@
 ``.onnx``/TorchScript graph through the loader `seg infer` uses (:func:`segcli.infer.predictor.open_model`), or
 builds a fresh, untrained model from a preset. :meth:`Model.predict` runs the prediction core on paths,
 folders or RGB arrays and returns :class:`Prediction` objects holding the mask (and probabilities on request)
-in memory; nothing is written unless :meth:`Prediction.save` is called. :meth:`Model.evaluate` and
+in memory; nothing is written unless :meth:`Prediction.save` is called. :meth:`Model.predict_tiled` writes an image too
+big to hold band by band into tiled TIFFs (`seg infer --tiled`). :meth:`Model.evaluate` and
 :meth:`Model.export` are `seg eval` and `seg export` (:func:`segcli.infer.evaluate`,
 :func:`segcli.infer.export_model`) on the model's weights.
 
@@ -47,6 +48,7 @@ from segcli.infer.predictor import (
     predict_arrays,
 )
 from segcli.infer.protocol import PredictionProtocol, ProtocolChoices, resolve_protocol
+from segcli.infer.tiled import predict_tiled, tiled_paths
 
 Image = str | os.PathLike | np.ndarray  # one image: a path or an RGB array
 
@@ -196,6 +198,29 @@ class Model:
             found = predict_arrays(self.net, [f for _, f in batch], proto, self.device, probs, clip)
             for (k, frame), (mask, p) in zip(batch, found):
                 yield Prediction(mask, frame, self.meta, f"{src.stem}_{k:06d}", p, src)
+
+    def predict_tiled(
+        self,
+        source: str | os.PathLike,
+        out: str | os.PathLike,
+        *,
+        save: Sequence[str] = ("mask",),
+        overwrite: bool = False,
+    ) -> dict[str, Any]:
+        """An image too big to hold (a gigapixel scan, a GeoTIFF orthophoto) predicted band by band, as `seg infer
+        --tiled` does (:mod:`segcli.infer.tiled`): its class ids written to tiled TIFFs under ``out`` as ``save``
+        asks (``mask``: ``masks/<stem>.tif`` with the class palette; ``ids``: ``ids/<stem>.tif`` grey), the input's
+        georeferencing tags copied, nothing image-sized held. Returns `seg infer`'s entry for it (the paths by
+        kind, the class shares, how it was read, predicted and written). Existing files are an error unless
+        ``overwrite``."""
+        src = Path(source)
+        if not src.is_file():
+            raise DataError(f"{src}: no such image file")
+        files = tiled_paths(Path(out), src.stem, tuple(save))
+        clash = [str(f) for f in files.values() if f.exists()]
+        if clash and not overwrite:
+            raise UserError(f"{clash[0]} exists; pass {arg('overwrite')}=True to replace it, or another folder")
+        return predict_tiled(self.net, src, files, self.protocol, self.meta)
 
     def __call__(self, source: Image | Sequence[Image], **options: Any) -> Prediction | list[Prediction]:
         """``model(x)`` is ``model.predict(x)``."""

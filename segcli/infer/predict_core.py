@@ -20,6 +20,7 @@ the CRF). Either way ``argmax(0)`` is the mask.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -94,11 +95,13 @@ def window_grid(
     return boxes
 
 
+@functools.lru_cache(maxsize=8)
 def window_weight(size: tuple[int, int], floor: float = 1e-3) -> torch.Tensor:
     """A smooth blending window (H, W) for one sliding window: the outer product of two raised cosines
     (sin^2 over the pixel centres), 1 in the middle falling to ``floor`` at the edges, so overlapping windows
     hand over gradually and no seam is left where one ends. Pixels that only one window covers (the image's
-    border) divide the weight out again: there the window's own scores are kept as they are."""
+    border) divide the weight out again: there the window's own scores are kept as they are. Cached by size: read
+    it, never change it in place."""
     h, w = size
     ramps = [torch.sin(math.pi * (torch.arange(n, dtype=torch.float32) + 0.5) / n).square() for n in (h, w)]
     return (ramps[0][:, None] * ramps[1][None, :]).clamp_min_(floor)

@@ -59,6 +59,7 @@ BIGTIFF_ABOVE = 2**32 - 2**26  # bytes of uncompressed ids beyond which the outp
 # GeoTIFF: ModelPixelScale, ModelTiepoint, ModelTransformation, GeoKeyDirectory, GeoDoubleParams, GeoAsciiParams;
 # GDAL: GDAL_METADATA, GDAL_NODATA. Copied from the input's first page to the mask unchanged.
 GEO_TAGS = (33550, 33922, 34264, 34735, 34736, 34737, 42112, 42113)
+ID_ROWS = 64  # rows of class ids made at once from a finished band
 KINDS = ("mask", "ids")  # what a tiled image writes; the other kinds of ``save`` are not written for it
 
 
@@ -265,7 +266,8 @@ def blended_rows(
     model: torch.nn.Module, raster: Raster, proto: PredictionProtocol
 ) -> Iterator[tuple[int, torch.Tensor]]:
     """(first row, logits (K, n, W)) of consecutive finished bands of rows, top to bottom, on the model's device:
-    the protocol's sliding windows blended by :func:`window_weight`, held one window-row at a time."""
+    the protocol's sliding windows blended by :func:`window_weight`, held one window-row at a time. Each band is
+    a view of the accumulator, valid until the next one is asked for (clone it to keep it)."""
     height, width = raster.height, raster.width
     multiple = input_multiple(model)
     dev = next((p.device for p in model.parameters()), torch.device("cpu"))
@@ -289,11 +291,11 @@ def blended_rows(
                 if total is None:
                     total = torch.zeros((out.shape[0], band_h, width), device=dev)
                 weight = window_weight((h, x2 - x1)).to(dev)
-                total[:, :h, x1:x2] += out.to(dev) * weight
+                total[:, :h, x1:x2].addcmul_(out.to(dev), weight)  # no temporary of the window's size
                 weights[:h, x1:x2] += weight
             assert total is not None
             done = (spans[k + 1][0] if k + 1 < len(spans) else height) - y1  # rows no later window touches
-            yield y1, total[:, :done] / weights[:done]
+            yield y1, total[:, :done].div_(weights[:done])  # in place: no second band-sized buffer
             keep = band_h - done
             total[:, :keep] = total[:, done:].clone()
             weights[:keep] = weights[done:].clone()
@@ -311,8 +313,11 @@ def _id_tiles(
     strip = np.zeros((t, -(-width // t) * t), dtype)
     filled = 0
     for _, logits in bands:
-        ids = class_ids(logits).to(torch.int32).cpu().numpy()
-        counts += np.bincount(ids.ravel(), minlength=len(counts))[: len(counts)]
+        ids = np.empty(logits.shape[1:], dtype)
+        for r in range(0, len(ids), ID_ROWS):  # a few rows at a time: argmax's int64 indices stay small
+            part = class_ids(logits[:, r : r + ID_ROWS]).to(torch.int32).cpu().numpy()
+            counts += np.bincount(part.ravel(), minlength=len(counts))[: len(counts)]
+            ids[r : r + ID_ROWS] = part
         pos = 0
         while pos < len(ids):
             take = min(t - filled, len(ids) - pos)

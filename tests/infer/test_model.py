@@ -69,6 +69,29 @@ def test_save_writes_the_mask_and_overlay_and_refuses_to_overwrite(model: Model,
     pred.save(tmp_path / "pred", overwrite=True)
 
 
+def test_predict_tiled_writes_the_tiled_tiffs_seg_infer_writes(model: Model, tmp_path: Path) -> None:
+    tifffile = pytest.importorskip("tifffile", reason="tifffile (the tiff extra) is not installed")
+    image = np.random.default_rng(0).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "big.tif", image, tile=(32, 32), photometric="rgb")
+    entry = model.predict_tiled(tmp_path / "big.tif", tmp_path / "out", save=("mask", "ids"))
+    assert entry["mask"] == str(tmp_path / "out/masks/big.tif") and entry["ids"] == str(tmp_path / "out/ids/big.tif")
+    mask = tifffile.imread(entry["mask"])
+    assert mask.shape == (70, 90) and np.array_equal(tifffile.imread(entry["ids"]), mask)
+    proto = model.protocol
+    assert entry["tiled"]["tile"] == list(proto.tile) and entry["tiled"]["read"].startswith("32x32 TIFF tiles")
+    with pytest.raises(UserError, match="big.tif exists; pass `overwrite`"):
+        model.predict_tiled(tmp_path / "big.tif", tmp_path / "out")
+    seg_infer = predictor.predict(
+        model.weights,
+        [str(tmp_path / "big.tif")],
+        tmp_path / "cli",
+        "cpu",
+        output=predictor.OutputOptions(tiled=True),
+        workers=0,
+    )
+    assert np.array_equal(tifffile.imread(seg_infer.outputs[0]["mask"]), mask)
+
+
 def test_weights_file_fresh_preset_and_bad_arrays(trained: Path, shapes_root: Path) -> None:
     from_file = Model(trained / "weights" / "last.safetensors", "cpu")
     assert from_file.weights.name == "last.safetensors" and from_file.classes

@@ -53,7 +53,7 @@ def test_tiled_equals_the_smooth_sliding_window_and_is_close_to_the_whole_image(
     image = smooth_image(seed=3)
     tifffile.imwrite(tmp_path / "m.tif", image, tile=(64, 64), photometric="rgb", compression="zlib")
     raster = tiled.open_raster(tmp_path / "m.tif")
-    bands = list(tiled.blended_rows(opened.model, raster, proto))
+    bands = [(y, b.clone()) for y, b in tiled.blended_rows(opened.model, raster, proto)]
     raster.close()
     assert [y for y, _ in bands] == [0, 64, 104] and sum(b.shape[1] for _, b in bands) == 200  # rows once each
     streamed = torch.cat([b for _, b in bands], 1)
