@@ -52,6 +52,7 @@ def test_the_higher_scoring_weights_are_evaluated_and_saved(
 ) -> None:
     seen = fake_scores(monkeypatch, trained, averaged)
     over = [*tiny_overrides, "train.epochs=1", "train.average=swa", "train.average_from=0.5", "train.plots=false"]
+    over += ["model.backbone=test_resnet", "model.decoder_channels=8"]  # a smaller network: the choice is tested
     result = train("quickstart", over)
     log = (result.run_dir / "log.txt").read_text()
     assert "data statistics (16 of 16 training masks, median size 48x48): 5 classes" in log
