@@ -16,7 +16,6 @@ import math
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 
 Absent = Literal["nan", "zero", "one"]
 
@@ -183,9 +182,23 @@ def label_edges(labels: torch.Tensor) -> torch.Tensor:
     return edge
 
 
-def _disk(radius: int, device: torch.device) -> torch.Tensor:
-    r = torch.arange(-radius, radius + 1, device=device, dtype=torch.float32)
-    return ((r[:, None] ** 2 + r[None, :] ** 2) <= radius * radius + 1e-6).float()[None, None]
+def disk_offsets(radius: int) -> list[tuple[int, int]]:
+    """The (dy, dx) within ``radius`` pixels (Euclidean) of a pixel, itself included."""
+    r = range(-radius, radius + 1)
+    return [(dy, dx) for dy in r for dx in r if dy * dy + dx * dx <= radius * radius]
+
+
+def _matched(edges: torch.Tensor, others: torch.Tensor, radius: int) -> torch.Tensor:
+    """Which outline pixels of ``edges`` (class ids, -1 off the outline) have an outline pixel of the same class in
+    ``others`` (class ids, -2 off the outline) within ``radius`` pixels: one comparison per offset of the disk,
+    whatever the number of classes."""
+    h, w = edges.shape
+    padded = torch.full((h + 2 * radius, w + 2 * radius), -2, dtype=others.dtype, device=others.device)
+    padded[radius : radius + h, radius : radius + w] = others
+    found = torch.zeros((h, w), dtype=torch.bool, device=edges.device)
+    for dy, dx in disk_offsets(radius):
+        found |= padded[radius + dy : radius + dy + h, radius + dx : radius + dx + w] == edges
+    return found
 
 
 class BoundaryF:
@@ -207,19 +220,18 @@ class BoundaryF:
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         """Add one image: predicted ids and ground-truth ids (H, W)."""
-        target = target.to(pred.device)
+        pred = pred.long()
+        target = target.to(pred.device).long()
         valid = (target != self.ignore_index) & (target >= 0) & (target < self.num_classes)
-        classes = torch.arange(self.num_classes, device=pred.device)[:, None, None]
-        p_edge = (label_edges(pred) & valid)[None] & (pred[None] == classes)  # (K, H, W)
-        g_edge = (label_edges(target) & valid)[None] & (target[None] == classes)
-        if self.tolerance > 0:
-            disk, t = _disk(self.tolerance, pred.device), self.tolerance
-            near_g = F.conv2d(g_edge[:, None].float(), disk, padding=t)[:, 0] > 0
-            near_p = F.conv2d(p_edge[:, None].float(), disk, padding=t)[:, 0] > 0
-        else:
-            near_g, near_p = g_edge, p_edge
-        counts = torch.stack([(p_edge & near_g).sum((1, 2)), p_edge.sum((1, 2)), (g_edge & near_p).sum((1, 2))])
-        self.stats += torch.cat([counts, g_edge.sum((1, 2))[None]]).to(self.stats)
+        p_edge = label_edges(pred) & valid & (pred >= 0) & (pred < self.num_classes)
+        g_edge = label_edges(target) & valid
+        p_ids, g_ids = torch.where(p_edge, pred, -1), torch.where(g_edge, target, -1)
+        p_hit = _matched(p_ids, torch.where(g_edge, target, -2), self.tolerance) & p_edge
+        g_hit = _matched(g_ids, torch.where(p_edge, pred, -2), self.tolerance) & g_edge
+        k = self.num_classes
+        counts = [torch.bincount(ids[mask], minlength=k) for ids, mask in ((p_ids, p_hit), (p_ids, p_edge))]
+        counts += [torch.bincount(ids[mask], minlength=k) for ids, mask in ((g_ids, g_hit), (g_ids, g_edge))]
+        self.stats += torch.stack(counts).to(self.stats)
 
     def compute(self, class_names: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
         """Mean boundary F over the classes with an outline, with per-class F, precision and recall."""

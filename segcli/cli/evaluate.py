@@ -43,9 +43,13 @@ def eval_cmd(
         None, "--weights", help="Which weights of a run: best, last or ema (default: best, else last)."
     ),
     worst: int = typer.Option(0, "--worst", min=0, help="List the K images with the lowest mIoU (overlays too)."),
+    boundary_tolerance: int = typer.Option(
+        2, "--boundary-tolerance", min=0, metavar="PX", help="Pixel tolerance of the boundary F-score."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Metrics over a split from one confusion matrix: pixel acc, mAcc, mIoU, fwIoU, mDice, per class.
+    """Metrics over a split from one confusion matrix: pixel acc, mAcc, mIoU, fwIoU, mDice, per class; and the
+    boundary F-score.
 
     Under torchrun (``torchrun --nproc-per-node N -m segcli eval RUN``) each process evaluates a shard and
     the confusion matrices are summed; rank 0 writes the report."""
@@ -57,6 +61,7 @@ def eval_cmd(
         workers=workers,
         out=report,
         worst=worst,
+        boundary_tolerance=boundary_tolerance,
     )
     res = evaluate(weights, data, split, device=device, protocol=protocol, options=options)
     if res.rank != 0:  # under torchrun rank 0 alone reports
@@ -76,6 +81,7 @@ def eval_cmd(
                 ["mIoU", m["mIoU"]],
                 ["fwIoU", m["fwIoU"]],
                 ["mean Dice", m["mean_dice"]],
+                *([[f"boundary F ({m['boundary']['tolerance']} px)", m["boundary_f"]]] if "boundary" in m else []),
             ],
         )
     )

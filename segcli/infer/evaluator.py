@@ -24,7 +24,7 @@ from segcli.errors import CheckpointError, DataError, UserError, arg
 from segcli.infer.predict_core import class_ids, open_for_prediction, predict_images, prediction_device
 from segcli.infer.protocol import PredictionProtocol, ProtocolChoices
 from segcli.io_utils import atomic_write_text, dumps_json, next_free_path, require_folder
-from segcli.metrics import Absent, ConfusionMatrix, ReliabilityBins, metrics_from_confusion
+from segcli.metrics import Absent, BoundaryF, ConfusionMatrix, ReliabilityBins, metrics_from_confusion
 
 
 def predict_logits(
@@ -136,7 +136,8 @@ class EvalOptions:
     absent from both ground truth and prediction (default: the preset's ``eval.absent``); ``workers`` are the
     data-loading processes (``auto``: :func:`loader_workers`); ``out`` is where the JSON report goes (a
     ``.json`` file or a folder; default: inside the run); ``worst`` lists the K images with the lowest mIoU,
-    with overlays in ``worst/`` beside the report.
+    with overlays in ``worst/`` beside the report; ``boundary_tolerance`` is the pixel tolerance of the boundary
+    F-score (:class:`segcli.metrics.BoundaryF`) the report gives next to the mIoU.
     """
 
     weights: str | None = None
@@ -144,6 +145,7 @@ class EvalOptions:
     workers: int | str = "auto"
     out: str | os.PathLike | None = None
     worst: int = 0
+    boundary_tolerance: int = 2
 
 
 def loader_workers(value: int | str, processes_per_node: int = 1) -> int:
@@ -205,12 +207,14 @@ def evaluate(
         per_image: list[float] | None = [] if opts.worst else None
         cm = ConfusionMatrix(meta.num_classes, ds.info.ignore_index, device=dev)
         ece = ReliabilityBins(meta.num_classes, ds.info.ignore_index, device=dev)
-        confusion_with(model, loader, cm, proto, ddp, per_image, lambda lg, t: ece.update(lg, t, proto.tta))
+        bf = BoundaryF(meta.num_classes, ds.info.ignore_index, opts.boundary_tolerance, device=dev)
+        confusion_with(model, loader, cm, proto, ddp, per_image, _watch(ece, bf, proto.tta))
         if per_image is not None and ddp.enabled:  # every rank's per-image mIoU, back in dataset order
             per_image = _gather_in_order(per_image, shard, len(ds))
         metrics = cm.compute(opts.absent or meta.preset.eval.absent, meta.classes)
         metrics.update(images=len(ds), workers=workers, protocol=_protocol_summary(proto))
         metrics["calibration"] = _calibration(ece, ddp, meta.classes)
+        metrics.update(_boundary(bf, ddp, meta.classes))
         metrics["confusion_matrix"] = _matrix_table(cm, meta.classes)
         if ddp.enabled:
             metrics["processes"] = ddp.world_size
@@ -226,6 +230,26 @@ def evaluate(
         result = EvalResult(metrics, weights_file, root, split, report, time.perf_counter() - t0)
         atomic_write_text(report, dumps_json(result.to_dict()) + "\n")
         return result
+
+
+def _watch(ece: ReliabilityBins, bf: BoundaryF, probabilities: bool) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    """What each image's (scores, target) goes into besides the confusion matrix: the calibration bins and the
+    boundary F-score."""
+
+    def watch(scores: torch.Tensor, target: torch.Tensor) -> None:
+        ece.update(scores, target, probabilities)
+        bf.update(class_ids(scores), target)
+
+    return watch
+
+
+def _boundary(bf: BoundaryF, ddp: DistInfo, classes: tuple[str, ...]) -> dict[str, Any]:
+    """The boundary F-score over the split (every process's images under DDP): ``boundary_f`` (the mean over the
+    classes with an outline) and ``boundary`` (the tolerance, per-class F, precision and recall)."""
+    if ddp.enabled:
+        all_reduce_sum(bf.stats, ddp)
+    result = bf.compute(classes)
+    return {"boundary_f": result.pop("boundary_f"), "boundary": result}
 
 
 def _calibration(ece: ReliabilityBins, ddp: DistInfo, classes: tuple[str, ...]) -> dict[str, Any]:
@@ -250,6 +274,8 @@ def _checked_inputs(
     dev = prediction_device(device, choices, ddp.local_rank if ddp.enabled else None)
     if opts.worst < 0:
         raise UserError(f"{arg('worst')} {opts.worst}: give a number of images >= 0")
+    if opts.boundary_tolerance < 0:
+        raise UserError(f"{arg('boundary_tolerance')} {opts.boundary_tolerance}: give a number of pixels >= 0")
     if opts.out is not None and ddp.is_main:
         _report_path(weights_file, split, opts.out)  # a bad out fails now, not after the evaluation
     return workers, weights_file, dev

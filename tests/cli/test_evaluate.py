@@ -29,12 +29,15 @@ def test_eval_passes_options(calls: list) -> None:
         "zero",
         "--batch-size",
         "2",
+        "--boundary-tolerance",
+        "3",
     ]
     assert run([*argv, "--json"]) == 0
     ((name, args, kwargs),) = calls
     assert name == "evaluate" and args == (Path("runs/x"), Path("d"), "test")
     protocol, options = kwargs["protocol"], kwargs["options"]  # the protocol's choices and the other options
     assert protocol.amp == "auto" and options.absent == "zero" and protocol.batch_size == 2
+    assert options.boundary_tolerance == 3
     assert kwargs["device"] == "auto" and options.workers == "auto"
 
 

@@ -18,6 +18,7 @@ import torch
 from model_helpers import one_thread
 
 from segcli.config.schema import CrfConfig
+from segcli.errors import UserError
 from segcli.infer.crf import Permutohedral, bilateral_features, dense_crf, gaussian_blur, refine_scores
 
 _one_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
@@ -125,3 +126,9 @@ def test_every_image_channel_is_a_colour_feature() -> None:
     for channels in (image[:1], torch.cat([image, image[:1]])):
         q = dense_crf(probs, channels, CrfConfig())
         assert q.shape == probs.shape and math.isfinite(float(q.sum()))
+
+
+def test_a_colour_range_too_fine_for_the_lattice_is_one_line_naming_the_keys() -> None:
+    image = torch.rand(8, 16, 16, generator=torch.Generator().manual_seed(0)) * 255  # 8 channels: 10-d features
+    with pytest.raises(UserError, match="eval.crf.bi_rgb_std"):
+        dense_crf(torch.rand(2, 16, 16).softmax(0), image, CrfConfig(bi_rgb_std=0.01))

@@ -78,6 +78,9 @@ def test_eval_and_infer_take_the_flag(weights: Path, shapes_root: Path, tmp_path
     assert 0 <= on["mIoU"] <= 1
     tuned = _json(capsys, ["eval", str(weights), *common, "--out", str(tmp_path / "t.json"), "--crf-params", "bi_w=1"])
     assert tuned["protocol"]["crf"]["bi_w"] == 1.0 and tuned["protocol"]["crf"]["enabled"] is True
+    capsys.readouterr()
+    assert run(["eval", str(weights), *common, "--out", str(tmp_path / "table.json"), "--crf"]) == 0
+    assert "boundary F (2 px)" in capsys.readouterr().out  # the table's row, next to the mIoU
     for bad in ("bi_w", "nope=1"):
         assert run(["eval", str(weights), *common, "--crf-params", bad]) == 2
         assert "--crf-params" in capsys.readouterr().err

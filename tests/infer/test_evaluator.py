@@ -27,6 +27,31 @@ def test_report_has_confusion_matrix_and_protocol(trained: Path, shapes_root: Pa
     assert report["protocol"]["mode"] == "whole" and report["protocol"]["tta"] is None
 
 
+def test_boundary_f_is_reported_next_to_the_miou(weights: Path, shapes_root: Path, tmp_path: Path) -> None:
+    """The report's boundary F-score is segcli.metrics.BoundaryF over the split's predicted masks, at the tolerance
+    asked for."""
+    import torch
+
+    from segcli.data.datasets import EvalDataset
+    from segcli.data.format import DatasetIndex
+    from segcli.infer.predict_core import class_ids, open_for_prediction, predict_images
+    from segcli.metrics import BoundaryF
+
+    options = EvalOptions(out=tmp_path / "r.json", boundary_tolerance=1, workers=0)
+    res = evaluate(weights, shapes_root, device="cpu", options=options)
+    cpu = torch.device("cpu")
+    model, meta, proto = open_for_prediction(weights, cpu, ProtocolChoices())
+    ds = EvalDataset(DatasetIndex.scan(shapes_root, ["val"]), "val", proto.size, proto.keep_ratio)
+    expected = BoundaryF(meta.num_classes, ds.info.ignore_index, tolerance=1)
+    for i in range(len(ds)):
+        image, mask = ds[i]
+        expected.update(class_ids(predict_images(model, image[None], [tuple(mask.shape)], proto, cpu)[0]), mask)
+    assert res.metrics["boundary_f"] == pytest.approx(expected.compute()["boundary_f"], nan_ok=True)
+    assert res.metrics["boundary"]["tolerance"] == 1 and len(res.metrics["boundary"]["per_class"]) == 5
+    with pytest.raises(UserError, match="boundary_tolerance"):
+        evaluate(weights, shapes_root, options=EvalOptions(boundary_tolerance=-1))
+
+
 def test_confusion_matrix_png_next_to_the_report(trained: Path, shapes_root: Path, tmp_path: Path) -> None:
     from segcli.viz import draw_cv, row_normalise
 
