@@ -32,24 +32,34 @@ class PriorPerturbation:
     """How a ground-truth mask is spoilt into a training prior.
 
     ``empty``: the probability of no prior at all (a first frame); ``drop``: of each class present other than 0
-    being missed (painted as class 0); ``shift``: the largest move of a class's region, as a share of the mask's
-    shorter side (each class its own move, uniform in both directions); ``morph``: the largest dilation or
-    erosion radius, as a share of the shorter side (each class: dilated, eroded or left, equally likely).
+    being missed (painted as class 0); ``swap``: of it being taken for another class; ``shift``: the largest move of
+    a class's region, as a share of the mask's shorter side (each class its own move, uniform in both directions);
+    ``morph``: the largest dilation or erosion radius, as a share of the shorter side (each class: dilated, eroded
+    or left, equally likely); ``blobs``: the mean number of stray blobs of a random class (a prediction's speckle
+    and holes), each of radius up to ``morph`` x 2.
     """
 
     empty: float = 0.2
-    drop: float = 0.15
-    shift: float = 0.04
-    morph: float = 0.03
+    drop: float = 0.1
+    swap: float = 0.1
+    shift: float = 0.03
+    morph: float = 0.02
+    blobs: float = 1.0
 
 
 def perturb_prior(
-    mask: np.ndarray, rng: np.random.Generator, ignore_index: int = 255, how: PriorPerturbation = PriorPerturbation()
+    mask: np.ndarray,
+    rng: np.random.Generator,
+    ignore_index: int = 255,
+    how: PriorPerturbation = PriorPerturbation(),
+    num_classes: int = 0,
 ) -> np.ndarray | None:
     """A spoilt copy of the id mask ``mask`` (None: no prior this time), as a previous frame's prediction might be.
 
-    Class 0 is the fill: every other class present is, in random order, dropped or moved and grown or shrunk, and
-    painted over class 0 (ignored pixels become class 0, as a prediction has none). A pure function of ``rng``.
+    Class 0 is the fill: every other class present is, in random order, dropped, or moved, grown or shrunk and
+    perhaps taken for another class, and painted over class 0 (ignored pixels become class 0, as a prediction has
+    none); then stray blobs. Swapped and blob classes are drawn from ``num_classes`` (0: the classes present).
+    A pure function of ``rng``.
     """
     if rng.random() < how.empty:
         return None
@@ -57,9 +67,11 @@ def perturb_prior(
     side = min(h, w)
     prior = np.zeros((h, w), mask.dtype)
     classes = [int(c) for c in np.unique(mask) if c != 0 and c != ignore_index]
+    pool = num_classes or max([*classes, 0]) + 1
     for c in rng.permutation(classes) if classes else ():
         if rng.random() < how.drop:
             continue
+        paint = int(rng.integers(1, pool)) if pool > 1 and rng.random() < how.swap else c
         region = (mask == c).astype(np.uint8)
         dx, dy = rng.uniform(-how.shift, how.shift, size=2) * side
         region = cv2.warpAffine(region, np.float32([[1, 0, dx], [0, 1, dy]]), (w, h), flags=cv2.INTER_NEAREST)
@@ -68,7 +80,11 @@ def perturb_prior(
         if radius and op < 2:
             kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
             region = (cv2.dilate if op == 0 else cv2.erode)(region, kernel)
-        prior[region.astype(bool)] = c
+        prior[region.astype(bool)] = paint
+    for _ in range(int(rng.poisson(how.blobs))):
+        radius = int(rng.integers(1, max(2, round(2 * how.morph * side)) + 1))
+        centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+        cv2.circle(prior, centre, radius, int(rng.integers(0, pool)), -1)
     return prior
 
 
@@ -96,7 +112,7 @@ class WithPrior:
 
     def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         image, mask = self.transform(image, mask, rng)
-        prior = perturb_prior(mask, rng, self.ignore_index, self.how)
+        prior = perturb_prior(mask, rng, self.ignore_index, self.how, self.num_classes)
         return add_prior_channel(image, encode_prior(prior, self.num_classes, mask.shape[:2])), mask
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -35,19 +37,23 @@ def test_perturb_prior_is_a_function_of_the_generator() -> None:
 
 def test_perturb_prior_moves_grows_and_drops_classes_but_stays_close() -> None:
     mask = _scene()
-    plain = PriorPerturbation(empty=0.0, drop=0.0, shift=0.0, morph=0.0)
+    truth = np.where(mask == 255, 0, mask)
+    plain = PriorPerturbation(empty=0.0, drop=0.0, swap=0.0, shift=0.0, morph=0.0, blobs=0.0)
     same = perturb_prior(mask, np.random.default_rng(0), 255, plain)
-    assert np.array_equal(same, np.where(mask == 255, 0, mask))  # no perturbation: the mask, void as class 0
-    how = PriorPerturbation(empty=0.0, drop=0.0)
+    assert np.array_equal(same, truth)  # no perturbation: the mask, void as class 0
+    how = replace(plain, shift=0.03, morph=0.02)
     priors = [perturb_prior(mask, np.random.default_rng(s), 255, how) for s in range(40)]
-    changed = [np.mean(p != np.where(mask == 255, 0, mask)) for p in priors]
+    changed = [np.mean(p != truth) for p in priors]
     assert max(changed) < 0.15 and np.mean([c > 0 for c in changed]) > 0.8  # close to the truth, rarely equal
     areas = [int((p == 1).sum()) for p in priors]
     assert min(areas) < 400 < max(areas)  # eroded and dilated (the square has 400 pixels)
-    dropped = [
-        perturb_prior(mask, np.random.default_rng(s), 255, PriorPerturbation(empty=0.0, drop=1.0)) for s in range(3)
-    ]
+    dropped = [perturb_prior(mask, np.random.default_rng(s), 255, replace(plain, drop=1.0)) for s in range(3)]
     assert all(not p.any() for p in dropped)  # every class missed: all class 0, not "no prior"
+    swapped = perturb_prior(mask, np.random.default_rng(0), 255, replace(plain, swap=1.0), 9)
+    assert np.array_equal(swapped > 0, truth > 0) and not np.array_equal(swapped, truth)  # same regions, classes
+    assert swapped.max() < 9
+    speckled = [perturb_prior(mask, np.random.default_rng(s), 255, replace(plain, blobs=3.0), 3) for s in range(5)]
+    assert any((p != truth).any() for p in speckled) and all(p.max() < 3 for p in speckled)  # stray blobs
     empty = [perturb_prior(mask, np.random.default_rng(s), 255, PriorPerturbation(empty=1.0)) for s in range(3)]
     assert empty == [None, None, None]
     shares = [perturb_prior(mask, np.random.default_rng(s)) is None for s in range(400)]
@@ -74,7 +80,7 @@ def test_with_prior_appends_the_spoilt_mask_of_the_augmented_sample() -> None:
 
     mask = _scene()
     image = np.zeros((64, 64, 3), np.uint8)
-    exact = PriorPerturbation(empty=0.0, drop=0.0, shift=0.0, morph=0.0)
+    exact = PriorPerturbation(empty=0.0, drop=0.0, swap=0.0, shift=0.0, morph=0.0, blobs=0.0)
     x, m = WithPrior(flip, 3, 255, exact)(image, mask, np.random.default_rng(0))
     assert x.shape == (64, 64, 4) and np.array_equal(m, mask[:, ::-1])
     assert np.array_equal(x[..., 3], encode_prior(np.where(m == 255, 0, m), 3))  # made after the augmentation

@@ -148,12 +148,12 @@ def _bounce(x0: float, v: float, t: int, lo: float, hi: float) -> float:
 
 @functools.lru_cache(maxsize=4)
 def _scene(seed: int, size: int) -> tuple[np.ndarray, tuple[_Mover, ...]]:
-    """The video's background and moving objects: a function of (seed, size)."""
+    """The video's background and moving objects (one of each class, up to two more): a function of (seed, size)."""
     rng = np.random.default_rng([seed, 0x71DE0])
     background = _background(rng, size)
     movers = []
-    for _ in range(int(rng.integers(2, 5))):
-        cls = int(rng.integers(1, len(CLASSES)))
+    kinds = [*range(1, len(CLASSES)), *rng.integers(1, len(CLASSES), size=int(rng.integers(0, 3))).tolist()]
+    for cls in rng.permutation(kinds).tolist():  # every class at least once, in a random drawing order
         r = int(rng.integers(size // 10, size // 5))
         start = tuple(float(v) for v in rng.uniform(r, size - r, size=2))
         speed, heading = rng.uniform(0.01, 0.025) * size, rng.uniform(0, 2 * np.pi)
@@ -165,7 +165,7 @@ def _scene(seed: int, size: int) -> tuple[np.ndarray, tuple[_Mover, ...]]:
 
 
 def render_frame(seed: int, index: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Frame ``index`` of the moving-shapes video (RGB image, id mask): one textured background, 2-4 shapes
+    """Frame ``index`` of the moving-shapes video (RGB image, id mask): one textured background, 4-6 shapes
     gliding and turning at constant speed, bouncing off the borders, each with its colour field moving along;
     fresh sensor noise every frame. A pure function of its arguments (any frame, in any order)."""
     background, movers = _scene(seed, size)
