@@ -58,7 +58,7 @@ class Permutohedral:
     values: ``filter(v)_i ≈ c Σ_j exp(-|f_i - f_j|^2 / 2) v_j`` (c a constant that normalisation cancels).
 
     Splat, blur and slice are sparse matrices (CSR, built directly from the lattice's indices): one sparse-dense
-    product each, 2.5x faster on a CPU than the same gathers and scatters, and the same on a GPU.
+    product each, 2.5x faster on a CPU than gathering and scattering rows (CUDA has the same products).
     """
 
     def __init__(self, features: torch.Tensor) -> None:
@@ -109,8 +109,8 @@ class Permutohedral:
                 "CRF's lattice; raise them"
             )
         strides = torch.ones(d, dtype=torch.long, device=dev)
-        for i in range(d - 2, -1, -1):
-            strides[i] = strides[i + 1] * span[i + 1]
+        for a in range(d - 2, -1, -1):
+            strides[a] = strides[a + 1] * span[a + 1]
         base = ((rem0[:, :d] - lo) * strides).sum(1)  # (N,)
         codes = torch.stack([base + (canonical[k][rank[:, :d]] * strides).sum(1) for k in range(d + 1)], 1)
         keys, vertex = torch.unique(codes, return_inverse=True)  # (N, d + 1): each pixel's vertices in the keys

@@ -12,8 +12,8 @@ from segcli.errors import PresetError
 def test_preset_keys_are_dotted_leaves() -> None:
     keys = preset_keys()
     assert "train.epochs" in keys and "data.batch_size" in keys and "augment.crop_size" in keys
-    assert all(k.count(".") == 1 for k in keys if not k.startswith("train.distill."))
-    assert "train.distill.teacher" in keys  # a nested table's keys are followed into
+    assert all(k.count(".") == 1 for k in keys if not k.startswith(("train.distill.", "eval.crf.")))
+    assert "train.distill.teacher" in keys and "eval.crf.bi_w" in keys  # a nested table's keys are followed into
     assert not any(k.startswith("loss.tables") for k in keys)
 
 
