@@ -25,7 +25,8 @@ Rules, in one place:
   budget also by the clock at log points; a position is savable only right after an optimiser step.
 
 Under DDP rank 0 decides every share question and the other ranks follow (a broadcast); the stop by the
-clock and the minimum spacing of saves are agreed (any rank says so, all do), so ranks step together. The
+clock and the minimum spacing of saves are agreed (any rank says so, all do), so ranks step together; under a
+budget the lr schedule's position is rank 0's, broadcast every ``log_every`` steps, so ranks keep equal weights. The
 pacer reads the trainer's clock (passed in), so tests drive it with a fake one.
 """
 
@@ -124,6 +125,7 @@ class Pacer:
         self._costs: dict[str, tuple[float, float, int]] = {}
         self._steps = 0  # steps (iterations) done by this process
         self._lr_reserve = 0.0  # the largest reserve estimated so far (the lr schedule's: it never moves back)
+        self._agreed: tuple[int, float, float] | None = None  # DDP + budget: (step, fraction, per step) of rank 0
 
     # ------------------------------------------------------------------ the clock and the counter
 
@@ -133,9 +135,29 @@ class Pacer:
 
     def fraction(self) -> float:
         """Training progress in [0, 1] (the lr schedule's position): under a budget against the largest reserve
-        estimated so far, so a re-estimate never moves the schedule back."""
-        reserve = max(self.pr.reserve + self.save_seconds, self._lr_reserve)
-        return min(self.plan.fraction(self.pr.step, self.clock() - self.t_run, reserve), 1.0)
+        estimated so far, so a re-estimate never moves the schedule back. Under DDP with a budget it is the
+        agreed one (:meth:`_agreed_fraction`): every rank's lr must be the same, or their weights drift apart."""
+        if self.plan.budget is not None and self.dist.enabled:
+            return self._agreed_fraction()
+        return self._own_fraction()
+
+    def _own_fraction(self) -> float:
+        return min(self.plan.fraction(self.pr.step, self.clock() - self.t_run, self._budget_reserve()), 1.0)
+
+    def _budget_reserve(self) -> float:
+        return max(self.pr.reserve + self.save_seconds, self._lr_reserve)
+
+    def _agreed_fraction(self) -> float:
+        """Rank 0's fraction and its progress per optimiser step (its step time now over the training time),
+        broadcast every ``train.log_every`` steps and carried forward by the step count in between: every rank
+        computes the same number at the same step, with one broadcast per ``log_every`` steps."""
+        step = self.pr.step
+        if self._agreed is None or step - self._agreed[0] >= self.t.log_every:
+            rate = self.step_now / max(self.plan.budget - self._budget_reserve(), 1e-9)
+            fraction, rate = ddp.broadcast_object((self._own_fraction(), rate), self.dist)
+            self._agreed = (step, fraction, rate)
+        at, fraction, rate = self._agreed
+        return min(fraction + (step - at) * rate, 1.0)
 
     @property
     def step_now(self) -> float:

@@ -426,8 +426,8 @@ class Trainer:
         st.optimizer.zero_grad(set_to_none=True)
         if st.ema is not None:
             st.ema.update(st.model)
-        if st.average is not None and (st.average.module is not None or not self.rt.dist.enabled):
-            st.average.update(st.model, self.pacer.fraction())  # under DDP it starts at a log point (below)
+        if st.average is not None:
+            st.average.update(st.model, self.pacer.fraction())  # the same fraction on every rank (the pacer's)
         st.progress.step += 1
 
     def train_one_epoch(self) -> dict[str, Any]:
@@ -460,7 +460,6 @@ class Trainer:
             pr.iter = it + 1
             read = pacer.is_log_point(it, start)
             if read:
-                self._start_average()
                 self._read_loss()  # the loop's one wait on the device
                 warning = pacer.warmup_warning(p.schedule)
                 if warning and self.rt.dist.is_main:
@@ -501,13 +500,6 @@ class Trainer:
             share = batches.waited / max(seconds, 1e-9)
             self.run.log(f"epoch {epoch + 1}: data wait {share:.1%} of {seconds:.1f}s ({batches.waited:.2f}s)")
         return row
-
-    def _start_average(self) -> None:
-        """Under DDP, ``train.average`` starts at a log point, when rank 0's clock says so: every rank averages
-        the same steps (each rank's own clock could start it a step apart)."""
-        average, dist = self.state.average, self.rt.dist
-        if average is not None and average.module is None and dist.enabled:
-            average.update(self.state.model, float(ddp.broadcast_object(self.pacer.fraction(), dist)))
 
     def _train_step(self, images: torch.Tensor, masks: torch.Tensor, stepped: bool, it: int) -> float:
         """Forward, backward and (when ``stepped``) the optimiser step of one micro-batch; returns the lr."""

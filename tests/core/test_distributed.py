@@ -153,13 +153,23 @@ def test_a_killed_distributed_run_resumes_to_the_same_weights(tiny_overrides: li
 
 @pytest.mark.slow
 def test_time_budget_ranks_agree_to_stop_every_log_every_iterations(tiny_overrides: list[str], tmp_path: Path) -> None:
+    """Under a budget the ranks stop together and keep equal weights: the lr follows rank 0's clock on all."""
     over = [o for o in tiny_overrides if not o.startswith("train.epochs")]
-    args = ["-m", "segcli", "train", "quickstart", *over, "train.device=cpu", "train.time_budget=4s"]
-    res = _torchrun([*args, "train.log_every=3"])
+    ranks = tmp_path / "ranks"
+    ranks.mkdir()
+    script = str(Path(__file__).resolve().parents[1] / "ddp_ranks.py")
+    args = [script, "quickstart", *over, "train.device=cpu", "train.threads=1", "train.time_budget=4s"]
+    res = _torchrun([*args, "train.log_every=3"], SEG_RANK_DIR=str(ranks))
     assert res.returncode == 0, res.stderr[-3000:]
     (run,) = (tmp_path / "runs" / "quickstart").iterdir()
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     assert rows and rows[-1]["mIoU"] != ""
+    saved = sorted(ranks.glob("rank0_epoch*.pt"))
+    assert saved
+    for path in saved:
+        a = torch.load(path, weights_only=True)
+        b = torch.load(ranks / path.name.replace("rank0", "rank1"), weights_only=True)
+        assert all(torch.equal(a[k], b[k]) for k in a), f"{path.name}: the ranks' weights drifted apart"
 
 
 @pytest.mark.slow

@@ -193,3 +193,33 @@ def test_a_cost_measured_under_load_is_not_scaled_up_again() -> None:
         if it == 10:
             pacer._measured("save", 3.0)  # measured right as the steps became 3x slower
     assert pacer.step_now == 3.0 and pacer._cost_now("save", 0.0) == pytest.approx(3.0)
+
+
+def test_under_ddp_a_budget_run_takes_rank_0s_schedule_position(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two ranks with clocks that disagree: the lr's position (fraction) is rank 0's on both, at every step,
+    from one broadcast every log_every steps."""
+    sent: list[object] = []
+
+    def broadcast_object(obj, info):  # noqa: ANN001, ANN202
+        if info.rank == 0:
+            sent.append(obj)
+        return sent[-1]  # rank 0 calls first at each step below
+
+    monkeypatch.setattr(ddp, "broadcast_object", broadcast_object)
+    monkeypatch.setattr(ddp, "all_reduce_sum", lambda t, info: t)  # the stop: neither rank's time is up
+    t = TrainConfig(time_budget="100s", log_every=4)
+    pacers = [make(t, batches=1000, dist=ddp.DistInfo(rank=r, world_size=2)) for r in (0, 1)]
+    pacers[1][2].now += 3.0  # rank 1's clock is 3 s ahead and its steps are slower
+    seen = []
+    for step in range(10):
+        fractions = []
+        for (pacer, pr, clock), seconds in zip(pacers, (1.0, 1.5)):
+            clock.now += seconds
+            pr.step = step
+            pacer.after_step(step, True, seconds)
+            fractions.append(pacer.fraction())
+        assert fractions[0] == fractions[1]
+        seen.append(fractions[0])
+    assert len(sent) == 3  # steps 0, 4 and 8
+    assert seen == sorted(seen) and 0.0 < seen[-1] < 0.2  # it moves on between broadcasts, by rank 0's step time
+    assert seen[5] == pytest.approx(seen[4] + 1.0 / 100, rel=1e-6)
