@@ -84,7 +84,8 @@ def test_report_of_a_run_without_plots_draws_the_class_histogram(trained: Path, 
     res = build_report(run_dir, worst=0)
     _, page = parse(res.path)
     assert "Pixels per class" not in res.missing and "Training curves" in res.missing
-    assert len(page.images) == 1  # only the histogram (no worst images with --worst 0)
+    # the histogram and the reliability diagram of the report's own evaluation (no worst images with --worst 0)
+    assert len(page.images) == 2
     assert page.rows["per-class"] == 5
 
 
@@ -152,7 +153,7 @@ def test_report_renders_in_a_headless_browser(trained: Path, tmp_path: Path) -> 
     _, sep, rest = proc.stdout.partition('<pre id="browser-check">')
     assert sep, f"the page's load event did not run: {proc.stdout[:500]} {proc.stderr[-1000:]}"
     result = json.loads(unescape(rest.partition("</pre>")[0]))
-    assert result["images"] == 5 and all(w > 0 for w in result["widths"]), result["widths"]
+    assert result["images"] == 6 and all(w > 0 for w in result["widths"]), result["widths"]
     assert result["classRows"] == 5
     assert result["classNames"] == ["background", "circle", "square", "triangle", "cross"]
     finite = [v for v in result["ascending"] if v is not None]
