@@ -374,6 +374,11 @@ def predict_tiled(
     """Predict the image at ``src`` band by band and write its class ids as tiled TIFFs at ``files`` (kind →
     path: ``mask`` with the class palette, ``ids`` grey); returns `seg infer`'s entry for it (the class
     shares and how it was read, predicted and written)."""
+    if proto.crf is not None:  # the CRF needs every pixel's scores at once; an image predicted by bands never has them
+        raise UserError(
+            f"{src}: predicted band by band (tiled inference), which the dense CRF cannot refine (it needs the whole "
+            f"image's scores at once); drop {arg('crf')} for this image"
+        )
     need_tifffile(f"{src}: tiled inference")
     raster = open_raster(src, meta.preset.data.channels)
     try:

@@ -82,6 +82,23 @@ def test_striped_memory_mapped_and_png_inputs_read_in_bands(tmp_path: Path) -> N
     assert png.how == "whole image" and np.array_equal(png.read(0, 200), image)
 
 
+def test_the_dense_crf_is_refused_for_an_image_predicted_by_bands(weights: Path, tmp_path: Path) -> None:
+    from segcli.errors import UserError
+    from segcli.infer.protocol import ProtocolChoices
+
+    cv2.imwrite(str(tmp_path / "im.png"), smooth_image(64, 96))
+    with pytest.raises(UserError, match="dense CRF cannot refine"):
+        predict(
+            weights,
+            [str(tmp_path / "im.png")],
+            tmp_path / "out",
+            "cpu",
+            protocol=ProtocolChoices(crf=True),
+            output=OutputOptions(tiled=True),
+            workers=0,
+        )
+
+
 def test_the_mask_is_a_tiled_tiff_with_the_georeferencing_of_the_input(weights: Path, tmp_path: Path) -> None:
     image = smooth_image()
     tifffile.imwrite(tmp_path / "geo.tif", image, tile=(64, 64), photometric="rgb", extratags=GEO)
