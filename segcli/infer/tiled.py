@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -181,7 +182,8 @@ class _TiffBands(Raster):
             try:
                 segment = page.decode(fh.read(count), index, jpegtables=page.jpegtables)[0]
             except Exception as e:  # noqa: BLE001 - a codec tifffile lacks (imagecodecs), or damaged data
-                raise DataError(f"{self.path}: cannot decode TIFF tile {index} ({e})") from None
+                hint = "; pip install imagecodecs for this compression" if "imagecodecs" in str(e) else ""
+                raise DataError(f"{self.path}: cannot decode TIFF tile {index} ({e}){hint}") from None
             seg = np.asarray(segment).reshape(-1, cw, self.samples)  # the last strip may be short
             width = min(cw, self.width - c * cw)
             out[:, c * cw : c * cw + width] = seg[:rows, :width]
@@ -243,8 +245,10 @@ def image_pixels(path: str | os.PathLike) -> int:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as im:
-            w, h = im.size
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # a size check, not a decode
+            with Image.open(path) as im:
+                w, h = im.size
     except Image.DecompressionBombError:
         return math.inf  # type: ignore[return-value]
     except (UnidentifiedImageError, OSError):

@@ -152,3 +152,21 @@ def test_n_channel_tiffs_read_in_bands_with_every_channel(tmp_path: Path) -> Non
     np.testing.assert_allclose(tiled.open_raster(tmp_path / "float.tif", 4).read(0, 40), floats * 255, rtol=1e-6)
     with pytest.raises(DataError, match=r"tiles.tif: image has 4 channels, not the 5 the model takes"):
         tiled.open_raster(tmp_path / "tiles.tif", 5).read(0, 8)
+
+
+def test_a_huge_image_is_sized_from_its_header_without_a_warning(tmp_path: Path) -> None:
+    """A 10000 x 10000 PNG header (no pixels): 100 Mpx, over 8192 x 8192, measured without decoding and without
+    Pillow's decompression-bomb warning (an error under -W error)."""
+    import struct
+    import warnings
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 10000, 10000, 8, 2, 0, 0, 0))
+    (tmp_path / "huge.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + chunk(b"IEND", b""))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert tiled.image_pixels(tmp_path / "huge.png") == 10**8
+        assert tiled.is_tiled(tmp_path / "huge.png", None) and not tiled.is_tiled(tmp_path / "huge.png", None, 10**4)
