@@ -134,7 +134,7 @@ def test_train_devices_launches_torchrun_itself(tiny_overrides: list[str], tmp_p
 @pytest.mark.slow
 def test_a_killed_distributed_run_resumes_to_the_same_weights(tiny_overrides: list[str], tmp_path: Path) -> None:
     script = str(Path(__file__).resolve().parents[1] / "ddp_ranks.py")
-    over = [*tiny_overrides, "train.device=cpu", "train.threads=1", "train.deterministic=true", "train.epochs=3"]
+    over = [*tiny_overrides, "train.device=cpu", "train.threads=1", "train.deterministic=true", "train.epochs=2"]
     ranks = tmp_path / "ranks"
     ranks.mkdir()
     full = _torchrun([script, "quickstart", *over], SEG_RANK_DIR=str(ranks))
