@@ -59,6 +59,7 @@ def test_eval_and_infer_run_the_xml_like_the_checkpoint(
     assert len(list((tmp_path / "pred").rglob("*.png"))) >= len(list(images.iterdir()))
 
 
+@pytest.mark.slow  # NNCF's quantisation of the tiny FPN-R18: 10-25 s on the shared 2-core machine
 def test_int8_export_through_nncf_is_gated_and_runs_in_eval(trained: Path, shapes_root: Path, tmp_path: Path) -> None:
     pytest.importorskip("nncf")
     from segcli.infer.evaluator import EvalOptions, evaluate
