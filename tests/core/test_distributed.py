@@ -195,7 +195,7 @@ def test_eval_under_torchrun_equals_one_process(tiny_overrides: list[str], tmp_p
         assert a[key] == b[key], key
     assert [(w["image"], w["mIoU"]) for w in a["worst"]] == [(w["image"], w["mIoU"]) for w in b["worst"]]
     written = sorted(p.name for p in (tmp_path / "ddp").iterdir())
-    assert written == ["two.json", "two_confusion.png", "worst"]  # rank 0 alone writes, once
+    assert written == ["two.json", "two_confusion.png", "two_reliability.png", "worst"]  # rank 0 alone, once
     assert json.loads((tmp_path / "ddp" / "two.json").read_text())["mIoU"] == a["mIoU"]
 
 
