@@ -1,9 +1,9 @@
 """The best model in a fixed time: segcli's budget recipe against a plain segmentation-models-pytorch loop.
 
 For each dataset, budget, architecture and seed, one run after the other on this machine: ``seg train`` with
-``presets/budget_scratch.toml`` (resnet18 from scratch, ``train.time_budget``, ``train.auto``: the auto recipe
-with its data rules), once per segcli variant (``--variants``: ``default`` as the preset is, ``no-rules``
-without the data rules of ``train.auto_rules``, ``swa``/``ema`` with ``train.average``), then a plain SMP
+``presets/budget_scratch.toml`` (resnet18 from scratch, ``train.time_budget``, ``train.auto``: the auto recipe),
+once per segcli variant (``--variants``: ``default`` as the preset is, ``thin`` with the thin-structure rule of
+``train.auto_rules`` (opt-in), ``no-rules`` with none, ``swa``/``ema`` with ``train.average``), then a plain SMP
 loop (the same architecture, 256x256 random crops or the whole image when smaller, batch 8, AdamW 1e-3 with
 poly decay over the same wall time, plain cross-entropy, fp32). Every final model is scored on a held-out
 test split by one function (whole images padded to a multiple of 32; torchmetrics' MulticlassJaccardIndex,
@@ -64,6 +64,7 @@ SYNTHETIC = {
 VARIANTS = {  # segcli's sides: extra overrides on budget_scratch.toml
     "default": [],
     "no-rules": ["train.auto_rules=[]"],
+    "thin": ['train.auto_rules=["thin"]'],
     "swa": ["train.average=swa"],
     "ema": ["train.average=ema"],
 }

@@ -301,11 +301,11 @@ class TrainConfig:
         "augment.crop_size, data.batch_size, optim.lr and the schedule for the budget (docs/budget.md)",
     )
     auto_rules: tuple[str, ...] = opt(
-        ("thin",),
+        (),
         "with train.auto: the rules that fit the recipe to the training labels' statistics (logged at the start; "
         f"docs/budget.md): {', '.join(AUTO_RULES)}; thin = objects a few pixels wide (median width <= "
         "8 px) get no downscaling jitter (augment.scale >= 1), crops at native resolution and a Dice term next to "
-        "CE; empty = none",
+        "CE; empty (the default: thin measured worse on membrane, docs/budget.md) = none",
     )
     average: Literal["none", "ema", "swa"] = opt(
         "none",

@@ -20,7 +20,15 @@ def stats(width: float | None) -> LabelStats:
 
 
 def preset(*over: str) -> Preset:
-    return load_preset("budget_scratch", ["train.time_budget=2m", *over]).preset
+    """budget_scratch with the thin rule on (it is opt-in: the default is no rule)."""
+    return load_preset("budget_scratch", ["train.time_budget=2m", 'train.auto_rules=["thin"]', *over]).preset
+
+
+def test_no_rule_is_on_by_default() -> None:
+    p = load_preset("budget_scratch", ["train.time_budget=2m"]).preset
+    assert p.train.auto_rules == ()
+    q, lines = fit_to_data(p, stats(2.0))
+    assert q == p and lines == ["recipe: train.auto_rules is empty: no rule fits the recipe to the data"]
 
 
 def test_thin_structures_get_no_downscaling_native_crops_and_a_dice_term() -> None:
