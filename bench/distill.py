@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/budget.py: datasets and the test mIoU
 
-from budget import miou, prepare, test_pairs  # noqa: E402
+from budget import prepare, scores, test_pairs  # noqa: E402
 
 from segcli.config.schema import parse_duration  # noqa: E402
 from segcli.core.checkpoint import build_from_weights  # noqa: E402
@@ -67,7 +67,7 @@ def run(root: Path, work: Path, tag: str, seconds: float, overrides: list[str]) 
 
 def score(run_dir: Path, pairs: list, classes: int) -> float:
     model, _ = build_from_weights(run_dir / "weights" / "last.safetensors")
-    return miou(lambda x: model(x), pairs, classes)
+    return scores(lambda x: model(x), pairs, classes, None)["mIoU"]
 
 
 def dataset(name: str, work: Path, tiny: bool) -> tuple[Path, str]:
