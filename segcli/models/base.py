@@ -96,6 +96,24 @@ def head_parameters(net: nn.Module) -> list[nn.Parameter]:
     return [p for p in net.parameters() if id(p) not in inside]
 
 
+def set_head_options(
+    net: nn.Module,
+    num_classes: int,
+    in_channels: int,
+    decoder_channels: int,
+    builtin_aux: bool,
+    separable: bool,
+    attention: str,
+    dropout: float,
+) -> None:
+    """Set the attributes every network's layer builders read (the same for both base classes below)."""
+    net.num_classes = num_classes
+    net.in_channels = in_channels
+    net.channels = decoder_channels
+    net.builtin_aux = builtin_aux
+    net.opts = DecoderOpts(separable=separable, attention=attention, dropout=dropout)
+
+
 class OwnBackbone(nn.Module):
     """A network with its own backbone (registered with ``timm_encoder=False``): the decoder options, the
     input channel count (``self.in_channels``, for the stem) and the switch of its built-in auxiliary heads are
@@ -117,11 +135,7 @@ class OwnBackbone(nn.Module):
         in_channels: int = 3,
     ) -> None:
         super().__init__()
-        self.num_classes = num_classes
-        self.in_channels = in_channels
-        self.channels = decoder_channels
-        self.builtin_aux = builtin_aux
-        self.opts = DecoderOpts(separable=separable, attention=attention, dropout=dropout)
+        set_head_options(self, num_classes, in_channels, decoder_channels, builtin_aux, separable, attention, dropout)
         self.build_layers(num_classes)
 
     def build_layers(self, num_classes: int) -> None:
@@ -154,12 +168,12 @@ class EncoderDecoder(nn.Module):
         pretrained_file: str = "",
         output_stride: int = 0,
         aux_stages: Sequence[int] = (),
+        in_channels: int = 3,
         builtin_aux: bool = True,
         decoder_channels: int = 128,
         attention: str = "none",
         separable: bool = False,
         dropout: float = 0.1,
-        in_channels: int = 3,
         **extra: object,
     ) -> None:
         super().__init__()
@@ -170,11 +184,7 @@ class EncoderDecoder(nn.Module):
         self.encoder = build_encoder(
             backbone, pretrained, pretrained_file, output_stride, self.default_stride, in_chans=in_channels
         )
-        self.in_channels = in_channels
-        self.num_classes = num_classes
-        self.channels = decoder_channels
-        self.builtin_aux = builtin_aux
-        self.opts = DecoderOpts(separable=separable, attention=attention, dropout=dropout)
+        set_head_options(self, num_classes, in_channels, decoder_channels, builtin_aux, separable, attention, dropout)
         stages = resolve_stages(tuple(aux_stages), len(self.encoder.channels), self.encoder.name)
         self.aux_heads = AuxHeads(self.encoder.channels, stages, num_classes, dropout) if stages else None
         self.build_decoder(num_classes)
