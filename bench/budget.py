@@ -21,6 +21,7 @@ Data (written into ``--work`` by this script):
   8 test; 0/255 labels as membrane/cell); thin structures (median width 5 px). Skipped when absent.
 * ``manyclass``: synthetic street-like scenes, 11 classes from large (sky, road) to small and thin (pole,
   sign, bicycle), 192x256: 240 train / 30 val / 60 test (bench/budget_data.py).
+* ``street19``: the same scenes in Cityscapes' 19 classes (not in the suite by default; bench/int8.py's 19-class model),
 * ``smallfg``: synthetic binary, small faint spots and thin curves on texture (about 1.5 % foreground),
   256x256: 160 train / 20 val / 40 test (bench/budget_data.py).
 
@@ -56,10 +57,12 @@ ROOT = Path(__file__).resolve().parents[1]
 MEMBRANE = ROOT.parent / "shared" / "fixtures" / "membrane"
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255
-DATASETS = ("shapes", "membrane", "manyclass", "smallfg")
+SUITE = ("shapes", "membrane", "manyclass", "smallfg")  # the default --data
+DATASETS = (*SUITE, "street19")
 SYNTHETIC = {
     "manyclass": {"train": 240, "val": 30, "test": 60},
     "smallfg": {"train": 160, "val": 20, "test": 40},
+    "street19": {"train": 240, "val": 30, "test": 60},
 }
 VARIANTS = {  # segcli's sides: extra overrides on budget_scratch.toml
     "default": [],
@@ -284,7 +287,7 @@ def table(records: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", nargs="+", default=["2m", "10m"], help="wall-time budgets, e.g. 2m 10m")
-    ap.add_argument("--data", nargs="+", default=list(DATASETS), choices=DATASETS)
+    ap.add_argument("--data", nargs="+", default=list(SUITE), choices=DATASETS)
     ap.add_argument("--model", nargs="+", default=["fpn", "unet"], choices=sorted(PLAIN_MODELS), help="architectures")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="train.seed / the plain loop's seed")
     ap.add_argument("--variants", nargs="+", default=["default"], choices=list(VARIANTS), help="segcli's sides")

@@ -4,6 +4,8 @@
   ones (pole 2-3 px wide, sign, person, bicycle), CamVid's class list and proportions in spirit; colours
   jittered per instance, shared between some classes (pole and building, road and sidewalk are close), a
   lighting gradient and pixel noise, so context and shape matter and not only colour.
+* ``street19``: the same scenes with Cityscapes' 19 classes (wall, traffic light, terrain, rider, truck, bus,
+  train and motorcycle added), for the int8 gate on a 19-class model (bench/int8.py).
 * ``smallfg``: binary, a small foreground share (about 1.5 %): small faint spots and short thin curves on a
   textured background, the foreground only a little brighter than its surroundings.
 
@@ -31,6 +33,17 @@ MANY_COLOURS = np.array(
     ],
     np.float32,
 )  # fmt: skip
+CITYSCAPES_CLASSES = (
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign", "vegetation",
+    "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
+)  # fmt: skip
+MANY_TO_CITYSCAPES = np.array([0, 1, 2, 10, 8, 13, 11, 5, 7, 18, 4], np.uint8)  # MANY_CLASSES id → trainId
+CITYSCAPES_COLOURS = np.zeros((19, 3), np.float32)
+CITYSCAPES_COLOURS[MANY_TO_CITYSCAPES] = MANY_COLOURS
+CITYSCAPES_COLOURS[[3, 6, 9, 12, 14, 15, 16, 17]] = [
+    [140, 130, 110], [240, 150, 30], [150, 140, 80], [200, 120, 60], [40, 80, 110], [50, 120, 160],
+    [90, 70, 120], [170, 40, 90],
+]  # fmt: skip
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
 
@@ -51,6 +64,51 @@ def _finish(rng: np.random.Generator, colour: np.ndarray, noise: float) -> np.nd
 
 def street_scene(rng: np.random.Generator, h: int = 192, w: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """One street-like image and its 11-class mask (:data:`MANY_CLASSES`)."""
+    m, _ = street_mask(rng, h, w)
+    jitter = rng.uniform(-25, 25, (len(MANY_CLASSES), 3)).astype(np.float32)
+    colour = (MANY_COLOURS + jitter)[m]
+    return _finish(rng, colour, noise=18.0), m
+
+
+def street_scene19(rng: np.random.Generator, h: int = 192, w: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """One street-like image and its mask in Cityscapes' 19 classes (:data:`CITYSCAPES_CLASSES`)."""
+    base, horizon = street_mask(rng, h, w)
+    m = MANY_TO_CITYSCAPES[base]
+    low = horizon + 10
+    for _ in range(int(rng.integers(0, 3))):  # a wall at the foot of the buildings
+        x0 = int(rng.integers(0, w - 30))
+        wall = m[low - 8 : low, x0 : x0 + int(rng.integers(15, 40))]
+        wall[wall == 2] = 3
+    if rng.random() < 0.5:  # terrain: a patch of grass on the right sidewalk
+        cx, cy = int(rng.integers(int(w * 0.75), w)), int(rng.integers(low + 10, h))
+        patch = np.zeros_like(m)
+        cv2.ellipse(patch, (cx, cy), (int(rng.integers(10, 30)), int(rng.integers(5, 12))), 0, 0, 360, 1, -1)
+        m[(patch == 1) & (m == 1)] = 9
+    for _ in range(int(rng.integers(0, 3))):  # traffic lights on short poles
+        px, base_y = int(rng.integers(5, w - 5)), int(rng.integers(low + 5, h - 5))
+        top = base_y - int(rng.integers(25, 45))
+        cv2.line(m, (px, top), (px, base_y), 5, 2)
+        cv2.rectangle(m, (px - 2, top - 8), (px + 2, top), 6, -1)
+    if rng.random() < 0.3:  # a train along the horizon
+        x0 = int(rng.integers(0, w // 2))
+        cv2.rectangle(m, (x0, low - 14), (x0 + int(rng.integers(60, 120)), low + 2), 16, -1)
+    for cls, (cw, ch) in ((15, (60, 28)), (14, (44, 22))):  # a bus, a truck on the road
+        if rng.random() < 0.5:
+            cx, cy = int(rng.integers(int(w * 0.3), int(w * 0.7))), int(rng.integers(low + 20, h - 15))
+            size = 0.5 + 0.7 * (cy - horizon) / (h - horizon)
+            cv2.rectangle(m, (cx - int(cw * size) // 2, cy - int(ch * size)), (cx + int(cw * size) // 2, cy), cls, -1)
+    if rng.random() < 0.5:  # a motorcycle and its rider
+        bx, by, r = int(rng.integers(20, w - 20)), int(rng.integers(low + 25, h - 8)), int(rng.integers(3, 6))
+        cv2.circle(m, (bx - r - 1, by), r, 17, -1)
+        cv2.circle(m, (bx + r + 1, by), r, 17, -1)
+        cv2.ellipse(m, (bx, by - r - 6), (3, 7), 0, 0, 360, 12, -1)
+    jitter = rng.uniform(-25, 25, (len(CITYSCAPES_CLASSES), 3)).astype(np.float32)
+    colour = (CITYSCAPES_COLOURS + jitter)[m]
+    return _finish(rng, colour, noise=18.0), m
+
+
+def street_mask(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, int]:
+    """The 11-class mask of one street-like scene (:data:`MANY_CLASSES`) and its horizon row."""
     m = np.full((h, w), 3, np.uint8)  # sky
     horizon = int(h * rng.uniform(0.3, 0.45))
     x = 0
@@ -94,9 +152,7 @@ def street_scene(rng: np.random.Generator, h: int = 192, w: int = 256) -> tuple[
         cv2.circle(m, (bx - r - 2, by), r, 9, 1)
         cv2.circle(m, (bx + r + 2, by), r, 9, 1)
         cv2.line(m, (bx - r - 2, by), (bx + r + 2, by - r), 9, 1)
-    jitter = rng.uniform(-25, 25, (len(MANY_CLASSES), 3)).astype(np.float32)
-    colour = (MANY_COLOURS + jitter)[m]
-    return _finish(rng, colour, noise=18.0), m
+    return m, horizon
 
 
 def small_foreground(rng: np.random.Generator, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
@@ -115,14 +171,21 @@ def small_foreground(rng: np.random.Generator, size: int = 256) -> tuple[np.ndar
 
 
 def write_synthetic(name: str, root: Path, counts: dict[str, int], seed: int = 0) -> Path:
-    """Write dataset ``name`` (manyclass or smallfg) to ``root`` with ``counts`` images per split (once)."""
+    """Write dataset ``name`` (manyclass, street19 or smallfg) to ``root`` with ``counts`` images per split (once)."""
     if (root / "dataset.toml").is_file():
         return root
-    classes = MANY_CLASSES if name == "manyclass" else ("background", "spot")
+    classes, scene = GENERATORS[name]
     for split, n in counts.items():
         rng = np.random.default_rng([seed, SPLITS[split]])
         for i in range(n):
-            image, mask = street_scene(rng) if name == "manyclass" else small_foreground(rng)
+            image, mask = scene(rng)
             _write(root, split, f"{i:04d}", image, mask)
     write_dataset_info(root, make_info(name, list(classes), source="bench/budget_data.py (synthetic)"))
     return root
+
+
+GENERATORS = {  # name → (class names, one image and its mask)
+    "manyclass": (MANY_CLASSES, street_scene),
+    "street19": (CITYSCAPES_CLASSES, street_scene19),
+    "smallfg": (("background", "spot"), small_foreground),
+}
