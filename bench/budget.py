@@ -3,11 +3,12 @@
 For each dataset, budget, architecture and seed, one run after the other on this machine: ``seg train`` with
 ``presets/budget_scratch.toml`` (resnet18 from scratch, ``train.time_budget``, ``train.auto``: the auto recipe),
 once per segcli variant (``--variants``: ``default`` as the preset is, ``thin`` with the thin-structure rule of
-``train.auto_rules`` (opt-in), ``no-rules`` with none, ``swa``/``ema`` with ``train.average``), then a plain SMP
-loop (the same architecture, 256x256 random crops or the whole image when smaller, batch 8, AdamW 1e-3 with
-poly decay over the same wall time, plain cross-entropy, fp32). Every final model is scored on a held-out
-test split by one function (whole images padded to a multiple of 32; torchmetrics' MulticlassJaccardIndex,
-ignore 255; on binary data also the F1 of the rarer class, the foreground).
+``train.auto_rules`` (opt-in), ``no-rules`` with none, ``swa``/``ema`` with ``train.average``, ``full-res`` with
+U-Net's stride-1 level ``model.full_res``, unet only), then a plain SMP loop (the same architecture, 256x256 random
+crops or the whole image when smaller, batch 8, AdamW 1e-3 with poly decay over the same wall time, plain
+cross-entropy, fp32). Every final model is scored on a held-out test split by one function (whole images padded to
+a multiple of 32; torchmetrics' MulticlassJaccardIndex, ignore 255; on binary data also the F1 of the rarer class,
+the foreground).
 
 Every run's result is appended to ``<work>/results.jsonl`` as it ends, and a run already there is not run
 again (an interrupted suite goes on where it stopped; ``--fresh`` starts over). The closing table has, per
@@ -70,6 +71,7 @@ VARIANTS = {  # segcli's sides: extra overrides on budget_scratch.toml
     "thin": ['train.auto_rules=["thin"]'],
     "swa": ["train.average=swa"],
     "ema": ["train.average=ema"],
+    "full-res": ["model.full_res=true"],  # unet only: logits at stride 1
 }
 
 

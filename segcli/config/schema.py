@@ -143,6 +143,12 @@ class ModelConfig:
         "weighted bidirectional layers); models without a neck option reject it",
     )
     neck_repeats: int = opt(3, "BiFPN layers stacked when model.neck = bifpn (3 = EfficientDet-D0)", minimum=1)
+    full_res: bool = opt(
+        False,
+        "unet: one more decoder level at the input's resolution, on two 3x3 convs of the image (the original "
+        "U-Net's first level), so the logits come out at stride 1, not the encoder's finest stride (2 on ResNets); "
+        "for structures 1-5 px wide; models without the option reject it",
+    )
     mean: tuple[float, ...] | Literal["auto"] = opt(
         "auto",
         "per-channel mean of input pixels in [0, 1] (16-bit images: value / 65535; float images: as stored), one "

@@ -323,8 +323,9 @@ def _check_model(m: ModelConfig, check_files: bool, resuming: bool = False) -> l
         return [("model.name", f"model.name: {err}")]
     found = []
     defaults = ModelConfig()
-    accepted = model_options(m.name)  # the neck keys only mean something to the models that take them
-    rejects = [*info.rejects, *(k for k in ("neck", "neck_repeats") if accepted is not None and k not in accepted)]
+    accepted = model_options(m.name)  # a decoder's own keys only mean something to the models that take them
+    own = ("neck", "neck_repeats", "full_res")
+    rejects = [*info.rejects, *(k for k in own if accepted is not None and k not in accepted)]
     for key in rejects:
         if getattr(m, key) != getattr(defaults, key):
             value = str(getattr(m, key)).lower() if isinstance(getattr(m, key), bool) else repr(getattr(m, key))

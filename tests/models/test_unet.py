@@ -1,4 +1,5 @@
-"""U-Net decoder: one up block per finer stride, widths halving from 2 x decoder_channels, logits at stride 2."""
+"""U-Net decoder: one up block per finer stride, widths halving from 2 x decoder_channels, logits at stride 2 (at
+stride 1 with full_res)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,29 @@ def test_up_block_resizes_to_any_skip_size_and_attends_when_asked() -> None:
         y = block(torch.randn(1, 8, 3, 5), torch.randn(1, 4, 7, 9))
     assert y.shape == (1, 6, 7, 9)
     assert isinstance(UpBlock(8, 4, 6, DecoderOpts()).att_in, torch.nn.Identity)
+
+
+def test_full_res_adds_a_level_at_the_input_resolution() -> None:
+    net = UNet(NUM_CLASSES, backbone="test_resnet", decoder_channels=16, full_res=True).eval()
+    seen = []
+    net.head.register_forward_hook(lambda _m, args, _out: seen.append(args[0].shape[-2:]))
+    with torch.no_grad():
+        out = net(torch.randn(1, 3, 64, 96))
+    assert out.shape == (1, NUM_CLASSES, 64, 96)
+    assert seen == [(64, 96)]  # the classifier runs at stride 1, not on the stride-2 features
+    assert net.stem[0][0].in_channels == 3 and net.full.convs[-1][0].out_channels == UNet.FULL_RES_WIDTH
+
+
+def test_full_res_off_keeps_the_weights_of_the_plain_unet() -> None:
+    plain = UNet(NUM_CLASSES, backbone="test_resnet", decoder_channels=16)
+    assert plain.stem is None and plain.full is None
+    keys = set(plain.state_dict())
+    full = set(UNet(NUM_CLASSES, backbone="test_resnet", decoder_channels=16, full_res=True).state_dict())
+    assert keys < full and all(k.startswith(("stem.", "full.")) for k in full - keys)
+
+
+def test_full_res_takes_n_channels_and_its_level_learns() -> None:
+    net = UNet(NUM_CLASSES, backbone="test_resnet", decoder_channels=16, full_res=True, in_channels=4)
+    net(torch.randn(2, 4, 64, 64)).logsumexp(1).mean().backward()
+    assert net.stem[0][0].in_channels == 4
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in [*net.stem.parameters(), *net.full.parameters()])
