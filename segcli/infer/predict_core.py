@@ -214,16 +214,18 @@ def predict_batch(
     """
     multiple = input_multiple(model)
     x = images if proto.slide and images.device.type == "cpu" else images.to(device, non_blocking=True)
+    prior = bool(getattr(model, "prior", False))  # the last channel is the previous frame's mask (class codes)
+    colours = x[:, :-1] if prior else x
     if not proto.tta:
         logits = _scores_one_view(model, x, proto, multiple)
-        return _refined([resize_scores(lg, tuple(s)) for lg, s in zip(logits, out_sizes)], x, proto)
+        return _refined([resize_scores(lg, tuple(s)) for lg, s in zip(logits, out_sizes)], colours, proto)
     h, w = x.shape[-2:]
     sums: list[torch.Tensor | None] = [None] * x.shape[0]
     scales = proto.tta_scales or (1.0,)
     flips = (False, True) if proto.tta_flip else (False,)
     for scale in scales:
         size = (max(1, math.floor(h * scale + 0.5)), max(1, math.floor(w * scale + 0.5)))
-        xs = x.float() if size == (h, w) else F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False)
+        xs = x.float() if size == (h, w) else _rescaled(x.float(), size, prior)
         for flip in flips:
             logits = _scores_one_view(model, xs.flip(-1) if flip else xs, proto, multiple)
             if flip:
@@ -232,12 +234,22 @@ def predict_batch(
                 p = resize_scores(lg, tuple(s)).softmax(0)
                 sums[i] = p if sums[i] is None else sums[i] + p
     n = len(scales) * len(flips)
-    return _refined([s / n for s in sums], x, proto)  # type: ignore[operator]
+    return _refined([s / n for s in sums], colours, proto)  # type: ignore[operator]
+
+
+def _rescaled(x: torch.Tensor, size: tuple[int, int], prior: bool) -> torch.Tensor:
+    """A TTA scale of the model input: bilinear, but a prior model's mask channel nearest (its values are class
+    codes, :func:`segcli.data.prior.encode_prior`: a blend of two codes would be a third class)."""
+    out = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    if prior:
+        out[:, -1:] = F.interpolate(x[:, -1:], size=size, mode="nearest")
+    return out
 
 
 def _refined(scores: list[torch.Tensor], images: torch.Tensor, proto: PredictionProtocol) -> list[torch.Tensor]:
     """Each image's scores (K, h, w) refined by the protocol's dense CRF (as they are without one), with the
-    colours of its model input (C, H, W) resized to (h, w); logits stay logits, probabilities probabilities."""
+    colours of its model input (C, H, W, a prior model's mask channel left out) resized to (h, w); logits stay
+    logits, probabilities probabilities."""
     if proto.crf is None:
         return scores
     refined = []

@@ -190,3 +190,38 @@ def test_class_ids_equal_argmax_ties_included() -> None:
 
     scores = torch.randint(0, 3, (7, 20, 30)).float()  # many ties
     assert torch.equal(class_ids(scores), scores.argmax(0))
+
+
+class _SeesInputs(torch.nn.Module):
+    """A prior model stand-in: records the inputs it is given, returns constant logits."""
+
+    prior = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(x.clone())
+        return torch.zeros(x.shape[0], 2, *x.shape[-2:])
+
+
+def test_tta_scales_a_prior_models_mask_channel_nearest_and_the_crf_skips_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The prior channel holds class codes (segcli.data.prior.encode_prior): a TTA scale must not blend two codes
+    into a third, and the dense CRF's colours are the image's channels without it."""
+    import segcli.infer.predict_core as core
+    from segcli.config.schema import CrfConfig
+
+    image = _image(32, 32)[0].float()
+    codes = torch.zeros(1, 32, 32)
+    codes[:, :, 16:] = 255.0  # two classes' codes side by side
+    model = _SeesInputs()
+    colours_seen = []
+    monkeypatch.setattr(core, "refine_scores", lambda sc, img, params, probabilities: colours_seen.append(img) or sc)
+    proto = PredictionProtocol(tta_scales=(0.75, 1.5), crf=CrfConfig())
+    predict_images(model, torch.cat([image, codes])[None], [(32, 32)], proto, CPU)
+    assert [tuple(x.shape[-2:]) for x in model.seen] == [(32, 32), (64, 64)]  # 24 and 48, padded to 32s
+    for x in model.seen:
+        assert set(x[0, -1].unique().tolist()) <= {0.0, 255.0}  # nearest: only the codes that were there
+        assert len(set(x[0, 0].unique().tolist())) > 2  # the colours themselves are resampled bilinearly
+    assert [c.shape[0] for c in colours_seen] == [3]
