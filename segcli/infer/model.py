@@ -30,7 +30,6 @@ import torch
 
 from segcli.core.checkpoint import CheckpointMeta, save_weights
 from segcli.data.format import DatasetInfo, default_palette
-from segcli.data.io import read_image
 from segcli.errors import DataError, UserError, arg
 from segcli.infer.backends import ExportedModel
 from segcli.infer.predict_core import prediction_device, ready_for_prediction
@@ -46,6 +45,7 @@ from segcli.infer.predictor import (
     open_model,
     overlay,
     predict_arrays,
+    read_input,
 )
 from segcli.infer.protocol import PredictionProtocol, ProtocolChoices, resolve_protocol
 from segcli.infer.tiled import predict_tiled, tiled_paths
@@ -307,7 +307,7 @@ def _images(sources: Sequence[Image], channels: int = 3) -> list[tuple[np.ndarra
         for path in expand_inputs([os.fspath(src)]):
             if is_video(path):
                 raise DataError(f"{path}: a video; predict its frames with model.predict_video(path)")
-            found.append((read_image(path, channels), path.stem, path))
+            found.append((read_input(path, channels), path.stem, path))
     if not found:
         raise UserError(f"{arg('source')}: no images given")
     return found

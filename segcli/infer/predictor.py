@@ -7,6 +7,7 @@ so the model never waits on disk.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import queue
@@ -28,6 +29,7 @@ import torch
 from segcli.core.checkpoint import CheckpointMeta
 from segcli.core.rundir import resolve_weights
 from segcli.data.datasets import image_to_tensor, usable_cores
+from segcli.data.format import DATASET_FILE, DatasetInfo, extra_channel_files, read_dataset_info
 from segcli.data.io import IMAGE_EXTS, list_images, read_image, write_image, write_mask, write_palette_mask
 from segcli.data.prior import encode_prior
 from segcli.data.transforms import inference_size, resize_pair
@@ -315,9 +317,30 @@ def _decode(
     src: Path, size: tuple[int, ...], keep_ratio: tuple[int, ...], channels: int = 3
 ) -> tuple[np.ndarray, torch.Tensor]:
     """The image (``channels``: the model's ``data.channels``; another count is one line naming the file) and its
-    model input (resized to the test-time size), on a pool thread."""
-    image = read_image(src, channels)
+    model input (resized to the test-time size), on a pool thread. An image of a segcli dataset's
+    ``images/<split>`` whose dataset.toml lists ``extra_channels`` gets them from their folders, as in training."""
+    image = read_input(src, channels)
     return image, _model_input(image, size, keep_ratio)
+
+
+def read_input(src: Path, channels: int = 3) -> np.ndarray:
+    """An image to predict, with the extra channels of its dataset (see :func:`_extra_channels`)."""
+    return read_image(src, channels, _extra_channels(src))
+
+
+def _extra_channels(src: Path) -> list[Path]:
+    """The extra-channel files of ``src`` when it is in a segcli dataset's ``images/<split>`` (else none)."""
+    src = src.resolve()
+    if src.parent.parent.name != "images":
+        return []
+    info = _dataset_info(src.parent.parent.parent)
+    return extra_channel_files(src, info) if info is not None else []
+
+
+@functools.lru_cache(maxsize=8)
+def _dataset_info(root: Path) -> DatasetInfo | None:
+    """``root``'s dataset.toml, None when it is not a segcli dataset (read once per dataset)."""
+    return read_dataset_info(root) if (root / DATASET_FILE).is_file() else None
 
 
 def _model_input(image: np.ndarray, size: tuple[int, ...], keep_ratio: tuple[int, ...]) -> torch.Tensor:

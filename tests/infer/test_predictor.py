@@ -173,3 +173,27 @@ def test_in_this_thread_hands_an_error_to_the_future() -> None:
         assert pool.submit(lambda x: x + 1, 1).result() == 2
         with pytest.raises(ZeroDivisionError):
             pool.submit(lambda: 1 / 0).result()
+
+
+def test_images_of_a_dataset_get_its_extra_channel_folders(tmp_path: Path) -> None:
+    """`seg infer DATA/images/val` on a dataset whose dataset.toml lists ``extra_channels`` reads them as training
+    does; an image outside a dataset has none, so a 4-channel model refuses it with one line naming the file."""
+    from data_helpers import make_toy_dataset
+
+    from segcli.errors import DataError
+    from segcli.infer.predictor import _decode
+
+    root = make_toy_dataset(tmp_path / "rgb", n=2)
+    (root / "dataset.toml").write_text((root / "dataset.toml").read_text() + 'extra_channels = ["nir"]\n')
+    (root / "nir" / "val").mkdir(parents=True)
+    for i in range(2):
+        cv2.imwrite(str(root / "nir" / "val" / f"{i}.png"), np.full((16, 16), 9 + i, np.uint8))
+    image, x = _decode(root / "images" / "val" / "1.png", (), (), channels=4)
+    assert image.shape == (16, 16, 4) and x.shape == (4, 16, 16) and int(x[3].min()) == int(x[3].max()) == 10
+    loose = tmp_path / "1.png"
+    loose.write_bytes((root / "images" / "val" / "1.png").read_bytes())
+    with pytest.raises(DataError, match=r"1\.png: image has 3 channels, not the 4 the model takes"):
+        _decode(loose, (), (), channels=4)
+    (root / "nir" / "val" / "0.png").unlink()
+    with pytest.raises(DataError, match=r"extra channel 'nir' of 0\.png not found"):
+        _decode(root / "images" / "val" / "0.png", (), (), channels=4)
