@@ -72,6 +72,7 @@ VARIANTS = {  # segcli's sides: extra overrides on budget_scratch.toml
     "swa": ["train.average=swa"],
     "ema": ["train.average=ema"],
     "full-res": ["model.full_res=true"],  # unet only: logits at stride 1
+    "dihedral": ["augment.rot90=0.75"],  # with hflip 0.5: the 8 flips and quarter turns alike
 }
 
 

@@ -270,6 +270,20 @@ class AugmentConfig:
         maximum=1.0,
     )
     hflip: float = opt(0.5, "probability of a horizontal flip", minimum=0.0, maximum=1.0)
+    vflip: float = opt(
+        0.0,
+        "probability of a vertical flip (for images without an up: microscopy, aerial and satellite)",
+        minimum=0.0,
+        maximum=1.0,
+    )
+    rot90: float = opt(
+        0.0,
+        "probability of a rotation by 1, 2 or 3 quarter turns, each as likely (a crop that is not square turns "
+        "only by a half turn, so that its size stays); 0.75 with hflip 0.5 draws each of the 8 flips and quarter "
+        "turns alike, for images without an up",
+        minimum=0.0,
+        maximum=1.0,
+    )
     brightness: float = opt(0.2, "colour jitter: max relative brightness change", minimum=0.0)
     contrast: float = opt(0.2, "colour jitter: max relative contrast change", minimum=0.0)
     saturation: float = opt(0.2, "colour jitter: max relative saturation change", minimum=0.0)

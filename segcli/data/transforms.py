@@ -231,6 +231,32 @@ class HorizontalFlip:
         return image, mask
 
 
+class VerticalFlip:
+    """Mirror top-bottom with probability p."""
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> Pair:
+        if rng.random() < self.p:
+            return image[::-1], mask[::-1]
+        return image, mask
+
+
+class QuarterTurns:
+    """With probability p, rotate by 1, 2 or 3 quarter turns (each as likely); an image that is not square turns
+    by a half turn only, so that every sample of a batch keeps the crop's size."""
+
+    def __init__(self, p: float) -> None:
+        self.p = p
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> Pair:
+        if rng.random() >= self.p:
+            return image, mask
+        k = int(rng.integers(1, 4)) if image.shape[0] == image.shape[1] else 2
+        return np.rot90(image, k, axes=(0, 1)), np.rot90(mask, k, axes=(0, 1))
+
+
 class ColorJitter:
     """Random brightness, contrast, saturation (relative amounts) and hue shift; image only.
 
@@ -295,7 +321,7 @@ class ColorJitter:
 
 def build_train_transform(cfg: AugmentConfig, ignore_index: int) -> Compose:
     """The training pipeline of a preset: scale (to ``resize_to`` when set) → crop (padded, ``cat_max_ratio``)
-    → flip → colour jitter."""
+    → flips → quarter turns → colour jitter."""
     ops: list = []
     lo, hi = (tuple(cfg.scale) + (1.0, 1.0))[:2] if cfg.scale else (1.0, 1.0)
     ch, cw = (tuple(cfg.crop_size) * 2)[:2] if cfg.crop_size else (0, 0)
@@ -308,5 +334,9 @@ def build_train_transform(cfg: AugmentConfig, ignore_index: int) -> Compose:
         ops.append(RandomCrop(ch, cw, ignore_index, cfg.cat_max_ratio))
     if cfg.hflip:
         ops.append(HorizontalFlip(cfg.hflip))
+    if cfg.vflip:
+        ops.append(VerticalFlip(cfg.vflip))
+    if cfg.rot90:
+        ops.append(QuarterTurns(cfg.rot90))
     ops.append(ColorJitter(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue))
     return Compose(ops)

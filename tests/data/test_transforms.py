@@ -10,9 +10,11 @@ from segcli.config.schema import AugmentConfig
 from segcli.data.transforms import (
     ColorJitter,
     HorizontalFlip,
+    QuarterTurns,
     RandomCrop,
     RandomScale,
     RandomScaleCrop,
+    VerticalFlip,
     build_train_transform,
     crop_is_varied,
     scaled_size,
@@ -198,6 +200,8 @@ def test_every_op_keeps_the_channels_and_dtype_of_n_channel_images(channels: int
         RandomCrop(60, 70, 255),
         RandomScale(0.5, 1.5),
         HorizontalFlip(1.0),
+        VerticalFlip(1.0),
+        QuarterTurns(1.0),
         ColorJitter(0.2, 0.2, 0.2, 0.05),
     ]
     for op in ops:
@@ -232,3 +236,37 @@ def test_colour_jitter_of_rgb_plus_an_extra_channel() -> None:
     sat, _ = ColorJitter(0, 0, 0.5, 0.1)(image, np.zeros((8, 8), np.uint8), np.random.default_rng(3))
     np.testing.assert_array_equal(sat[..., 3], image[..., 3])
     assert not np.allclose(sat[..., :3], image[..., :3])
+
+
+def test_vertical_flip_and_quarter_turns_move_image_and_mask_together() -> None:
+    image, mask = pair(24, 24)
+    img, m = VerticalFlip(1.0)(image, mask, np.random.default_rng(0))
+    assert np.array_equal(m, mask[::-1]) and np.array_equal(img, image[::-1])
+    turns = set()
+    for seed in range(40):
+        img, m = QuarterTurns(1.0)(image, mask, np.random.default_rng(seed))
+        k = next(k for k in (1, 2, 3) if np.array_equal(m, np.rot90(mask, k)))
+        assert np.array_equal(img, np.rot90(image, k, axes=(0, 1)))
+        turns.add(k)
+    assert turns == {1, 2, 3}
+    assert QuarterTurns(0.0)(image, mask, np.random.default_rng(0))[1] is mask
+
+
+def test_quarter_turns_keep_a_crop_that_is_not_square_its_size() -> None:
+    image, mask = pair(20, 30)
+    for seed in range(10):
+        img, m = QuarterTurns(1.0)(image, mask, np.random.default_rng(seed))
+        assert np.array_equal(m, mask[::-1, ::-1]) and img.shape == image.shape
+
+
+def test_rot90_with_hflip_draws_the_eight_symmetries_alike() -> None:
+    """augment.rot90 = 0.75 with hflip 0.5 (bench/budget.py's dihedral variant): each flip and turn about 1/8."""
+    t = build_train_transform(AugmentConfig(scale=(), crop_size=(), rot90=0.75, hflip=0.5, brightness=0.0,
+                                            contrast=0.0, saturation=0.0), 255)  # fmt: skip
+    _, mask = pair(6, 6)
+    seen: dict[bytes, int] = {}
+    rng = np.random.default_rng(0)
+    for _ in range(4000):
+        m = t(mask[..., None].repeat(3, 2), mask, rng)[1]
+        seen[np.ascontiguousarray(m).tobytes()] = seen.get(np.ascontiguousarray(m).tobytes(), 0) + 1
+    assert len(seen) == 8 and all(abs(n / 4000 - 1 / 8) < 0.02 for n in seen.values())
