@@ -62,10 +62,10 @@ class UNet(EncoderDecoder):
         finest = encoder.reductions[self.skips[0]] if self.skips else encoder.reductions[-1]
         self.stem = self.full = None
         if self.extra["full_res"] and finest > 1:
-            width = self.FULL_RES_WIDTH
+            width, cout = self.FULL_RES_WIDTH, max(cin // 2, self.FULL_RES_WIDTH)
             self.stem = nn.Sequential(self.opts.conv(self.in_channels, width), self.opts.conv(width, width))
-            self.full = UpBlock(cin, width, max(cin // 2, width), self.opts)
-            cin = max(cin // 2, width)
+            self.full = UpBlock(cin, width, cout, self.opts)
+            cin = cout
         self.head = ClassifierHead(cin, num_classes, self.opts)
 
     def features(self, feats: list[torch.Tensor]) -> torch.Tensor:
