@@ -8,7 +8,9 @@ apply :func:`choose`. The rule (docs/budget.md has the measurements behind it):
    the budget, less the probe, must give at least :data:`MIN_STEPS` steps. Among the probed
    (crop, batch) pairs whose step time allows that many, take the one that moves the most pixels per
    step (``batch * crop^2``): more context and less gradient noise, at no cost in steps. Ties go to the
-   larger crop (context), then to the larger batch.
+   larger crop (context), then to the larger batch. Each side of a crop stops at the training images'
+   median size on that side (:func:`crop_shape`): beyond it a crop holds only padding, which costs step
+   time and trains nothing (192x256 street scenes in 256x256 crops: a quarter of each step was padding).
 2. **Nothing fits.** When even the cheapest pair gives fewer steps, take the cheapest (most steps).
 3. **lr** follows the batch by the square-root rule from the preset's ``optim.lr`` at its
    ``data.batch_size`` (Adam-family optimisers), never above :data:`MAX_LR_SCALE` times it.
@@ -48,6 +50,7 @@ __all__ = [
     "apply_choice",
     "candidate_crops",
     "choose",
+    "crop_shape",
     "fit_to_data",
     "probe_step_times",
 ]
@@ -70,10 +73,16 @@ class Probe:
     batch: int
     seconds: float
     note: str = ""  # how it was measured when not directly
+    shape: tuple[int, int] = ()  # (height, width) when the images cap a side of the crop below ``crop``
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """The crop's (height, width)."""
+        return self.shape or (self.crop, self.crop)
 
     @property
     def pixels(self) -> int:
-        return self.batch * self.crop * self.crop
+        return self.batch * self.size[0] * self.size[1]
 
 
 @dataclass(frozen=True)
@@ -85,16 +94,32 @@ class AutoChoice:
     why: str
     probes: tuple[Probe, ...]
     recipe: tuple[str, ...] = ()  # the ``recipe: ...`` lines of the data rules (:func:`fit_to_data`)
+    shape: tuple[int, int] = ()  # the crop's (height, width) when the images cap a side below ``crop``
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.shape or (self.crop, self.crop)
 
     def describe(self) -> str:
         table = ", ".join(
-            f"{q.crop}px x{q.batch}: {q.seconds:.3f}s/step{f' ({q.note})' if q.note else ''}" for q in self.probes
+            f"{_px(q.size)} x{q.batch}: {q.seconds:.3f}s/step{f' ({q.note})' if q.note else ''}" for q in self.probes
         )
         return (
-            f"auto recipe: augment.crop_size=[{self.crop},{self.crop}] data.batch_size={self.batch} "
+            f"auto recipe: augment.crop_size=[{self.size[0]},{self.size[1]}] data.batch_size={self.batch} "
             f"optim.lr={self.lr:.3g}, poly schedule over the budget with {WARMUP_FRACTION:.0%} warmup; about "
             f"{self.steps} steps. Why: {self.why}. Probed: {table}"
         )
+
+
+def _px(size: tuple[int, int]) -> str:
+    return f"{size[0]}px" if size[0] == size[1] else f"{size[0]}x{size[1]}px"
+
+
+def crop_shape(crop: int, image_size: tuple[int, int] | None) -> tuple[int, int]:
+    """A ``crop`` x ``crop`` crop with each side stopped at the images' (height, width): no side of pure padding."""
+    if not image_size:
+        return crop, crop
+    return min(crop, image_size[0]), min(crop, image_size[1])
 
 
 def candidate_crops(max_side: int, preset_crop: int) -> list[int]:
@@ -111,8 +136,9 @@ def choose(probes: Iterable[Probe], seconds: float, base_lr: float, base_batch: 
     fits = [q for q in probes if seconds / max(q.seconds, 1e-9) >= MIN_STEPS]
     if fits:
         best = max(fits, key=lambda q: (q.pixels, q.crop, q.batch))
+        area = f"{best.crop}^2" if not best.shape else f"{best.size[0]}x{best.size[1]}"
         why = (
-            f"the most pixels per step ({best.batch} x {best.crop}^2) that still gives at least {MIN_STEPS} "
+            f"the most pixels per step ({best.batch} x {area}) that still gives at least {MIN_STEPS} "
             f"steps in {seconds:.0f}s"
         )
     else:
@@ -120,7 +146,7 @@ def choose(probes: Iterable[Probe], seconds: float, base_lr: float, base_batch: 
         why = f"no probed size gives {MIN_STEPS} steps in {seconds:.0f}s; the cheapest step gives the most steps"
     scale = min(math.sqrt(best.batch / base_batch), MAX_LR_SCALE)
     steps = int(seconds / max(best.seconds, 1e-9))
-    return AutoChoice(best.crop, best.batch, base_lr * scale, steps, why, probes)
+    return AutoChoice(best.crop, best.batch, base_lr * scale, steps, why, probes, shape=best.shape)
 
 
 def fit_to_data(p: Preset, stats: LabelStats) -> tuple[Preset, list[str]]:
@@ -167,7 +193,7 @@ def apply_choice(p: Preset, choice: AutoChoice, budget: float) -> Preset:
     seconds = max(budget, 1.0)
     return replace(
         p,
-        augment=replace(p.augment, crop_size=(choice.crop, choice.crop)),
+        augment=replace(p.augment, crop_size=choice.size),
         data=replace(p.data, batch_size=choice.batch),
         optim=replace(p.optim, lr=choice.lr, scale_lr_with_batch="none"),
         schedule=replace(p.schedule, warmup_iters=0, warmup_fraction=WARMUP_FRACTION),
@@ -245,15 +271,18 @@ def model_step(
     device: torch.device,
     amp: str,
     channels_last: bool,
+    image_size: tuple[int, int] | None = None,
 ) -> Callable[[int, int], Callable[[], None]]:
-    """``step(crop, batch)`` → a function doing one training step of ``model`` on random data of that shape."""
+    """``step(crop, batch)`` → a function doing one training step of ``model`` on random data of that shape
+    (the crop's sides stopped at ``image_size``: :func:`crop_shape`)."""
     from segcli.core.runtime import autocast
 
     def make(crop: int, batch: int) -> Callable[[], None]:
-        images = torch.randn(batch, 3, crop, crop, device=device)
+        h, w = crop_shape(crop, image_size)
+        images = torch.randn(batch, 3, h, w, device=device)
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        masks = torch.randint(0, num_classes, (batch, crop, crop), device=device)
+        masks = torch.randint(0, num_classes, (batch, h, w), device=device)
 
         def run() -> None:
             with autocast(device, amp):
@@ -269,6 +298,11 @@ def model_step(
         return run
 
     return make
+
+
+def _capped(q: Probe, image_size: tuple[int, int] | None) -> Probe:
+    shape = crop_shape(q.crop, image_size)
+    return q if shape == (q.crop, q.crop) else replace(q, shape=shape)
 
 
 def auto_preset(
@@ -292,9 +326,13 @@ def auto_preset(
     pairs = index.pairs(p.data.train_split)
     image = cv2.imread(str(pairs[0][0]), cv2.IMREAD_UNCHANGED) if pairs else None
     # crops up to the images' own size: a larger crop only trains on upscaled pixels (the scale jitter
-    # still zooms inside the crop), and costs steps (shapes, 128 px images: 192 px crops gave 0.65x the steps)
-    side = max(image.shape[:2]) if image is not None else max(p.augment.crop_size)
-    crops = candidate_crops(side, max(max(p.augment.crop_size), 256))
+    # still zooms inside the crop), and costs steps (shapes, 128 px images: 192 px crops gave 0.65x the steps);
+    # each side on its own (crop_shape): a 256 px crop of 192x256 images is 192x256
+    if stats is not None and stats.masks_read:
+        size: tuple[int, int] | None = stats.size
+    else:
+        size = tuple(image.shape[:2]) if image is not None else None  # type: ignore[assignment]
+    crops = candidate_crops(max(size) if size else max(p.augment.crop_size), max(max(p.augment.crop_size), 256))
     num_classes = index.info.num_classes
     model = model_from_preset(p.model, num_classes).to(device).train()
     if p.train.channels_last:
@@ -302,9 +340,8 @@ def auto_preset(
     criterion = loss_from_preset(p.loss, num_classes, index.info.ignore_index, None).to(device)
     optimizer = build_optimizer(model, p.optim)
     rng = torch.get_rng_state()
-    probes = probe_step_times(
-        model_step(model, criterion, optimizer, num_classes, device, amp, p.train.channels_last), crops, budget, clock
-    )
+    step = model_step(model, criterion, optimizer, num_classes, device, amp, p.train.channels_last, size)
+    probes = [_capped(q, size) for q in probe_step_times(step, crops, budget, clock)]
     torch.set_rng_state(rng)
     del model, optimizer
     left = budget - (clock() - t0)

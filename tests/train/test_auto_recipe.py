@@ -10,7 +10,15 @@ import pytest
 
 from segcli.config.load import load_preset
 from segcli.train import auto_recipe
-from segcli.train.auto_recipe import MIN_STEPS, Probe, apply_choice, candidate_crops, choose, probe_step_times
+from segcli.train.auto_recipe import (
+    MIN_STEPS,
+    Probe,
+    apply_choice,
+    candidate_crops,
+    choose,
+    crop_shape,
+    probe_step_times,
+)
 
 
 def test_choose_takes_the_most_pixels_that_still_give_enough_steps() -> None:
@@ -69,6 +77,19 @@ def test_candidate_crops_follow_the_images() -> None:
     assert candidate_crops(48, 256) == [128]
 
 
+def test_crop_sides_stop_at_the_images_size() -> None:
+    """192x256 street scenes: the 256 px candidate is 192x256 (no row of pure padding), 192 px stays square."""
+    assert crop_shape(256, (192, 256)) == (192, 256) and crop_shape(192, (192, 256)) == (192, 192)
+    assert crop_shape(256, None) == (256, 256) and crop_shape(128, (480, 640)) == (128, 128)
+    wide, square = Probe(256, 16, 0.8, shape=(192, 256)), Probe(192, 16, 0.6)
+    assert wide.size == (192, 256) and wide.pixels == 16 * 192 * 256 and square.size == (192, 192)
+    c = choose([square, wide], 300.0, 1e-3, 8)  # both give 300+ steps: the capped 256 moves more pixels
+    assert c.size == (192, 256) and "16 x 192x256" in c.why
+    assert "augment.crop_size=[192,256]" in c.describe() and "192x256px x16: 0.800s/step" in c.describe()
+    p = load_preset("budget_scratch", ["train.time_budget=2m"]).preset
+    assert apply_choice(p, c, 100.0).augment.crop_size == (192, 256)
+
+
 def test_apply_choice_writes_the_keys() -> None:
     p = load_preset("budget_scratch", ["train.time_budget=2m"]).preset
     c = choose([Probe(192, 8, 0.1)], 100.0, p.optim.lr, p.data.batch_size)
@@ -86,7 +107,8 @@ def test_real_probe_and_auto_run(tiny_overrides: list[str]) -> None:
     over = [o for o in tiny_overrides if not o.startswith(("train.epochs", "augment.crop_size", "data.batch_size"))]
     result = train("budget_scratch", [*over, "train.time_budget=20s", "train.auto=true"])
     log = (result.run_dir / "log.txt").read_text()
-    assert "auto recipe: augment.crop_size=[128,128]" in log and "Probed: 128px x4" in log
+    # the tiny set's images are 48 px: the 128 px candidate is cut to them (crop_shape), not padded
+    assert "auto recipe: augment.crop_size=[48,48]" in log and "Probed: 48px x4" in log
     resolved = (result.run_dir / "preset.toml").read_text()
     assert "auto = false" in resolved and "warmup_fraction = 0.03" in resolved  # resume replays the choice
     assert "time shares of" in log and result.last.get("mIoU") is not None
@@ -114,4 +136,39 @@ def test_probe_crops_stop_at_the_images_own_size(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(auto, "probe_step_times", fake_probe)
     p = load_preset("budget_scratch", [f"data.root={root}", "augment.scale=[0.75,1.5]", "model.backbone=test_resnet"])
     _, choice = auto.auto_preset(p.preset, select_device("cpu"), "none", lambda: 0.0)
-    assert seen == [[128, 160]] and choice.crop == 160
+    assert seen == [[128, 160]] and choice.crop == 160 and choice.size == (160, 160)
+
+
+def test_probe_times_the_capped_crop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Images of 96x160: the probe's steps run on crops cut to that size, and the choice keeps the rectangle."""
+    import cv2
+    import numpy as np
+
+    import segcli.train.auto_recipe as auto
+    from segcli.core.runtime import select_device
+    from segcli.data.prepare.shapes import prepare_shapes
+    from segcli.data.stats import LabelStats
+
+    root = tmp_path / "shapes"
+    prepare_shapes(root, train=2, val=1, size=160, seed=0)
+    for image in (root / "images").rglob("*.png"):  # cut every image and mask to 96x160
+        cv2.imwrite(str(image), cv2.imread(str(image), cv2.IMREAD_UNCHANGED)[:96])
+    for mask in (root / "masks").rglob("*.png"):
+        cv2.imwrite(str(mask), cv2.imread(str(mask), cv2.IMREAD_UNCHANGED)[:96])
+    sizes: list[Any] = []
+    real_step = auto.model_step
+
+    def spy(*args: Any) -> Any:  # the image size the probe's random batches are cut to
+        sizes.append(args[-1])
+        return real_step(*args)
+
+    monkeypatch.setattr(auto, "model_step", spy)
+    monkeypatch.setattr(
+        auto, "probe_step_times", lambda step, crops, budget, clock: [Probe(c, 4, 0.01) for c in crops if step(c, 4)]
+    )
+    stats = LabelStats(("bg", "fg"), (0.9, 0.1), 0, 0.1, None, (96, 160), 2, 2)
+    p = load_preset("budget_scratch", [f"data.root={root}", "model.backbone=test_resnet"]).preset
+    q, choice = auto.auto_preset(p, select_device("cpu"), "none", lambda: 0.0, stats)
+    assert sizes == [(96, 160)]
+    assert choice.size == (96, 160) and q.augment.crop_size == (96, 160)
+    assert np.prod(choice.size) * choice.batch == choice.probes[-1].pixels
