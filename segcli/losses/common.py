@@ -1,8 +1,22 @@
-"""Helpers shared by the losses: which pixels count, one-hot targets, class-weighted means."""
+"""Helpers shared by the losses: which pixels count, one-hot targets, class-weighted means, and the base of a
+loss over labelled pixels."""
 
 from __future__ import annotations
 
 import torch
+from torch import nn
+
+
+class LabelLoss(nn.Module):
+    """A loss over labelled pixels: pixels equal to ``ignore_index`` do not count, and ``weight`` (C,), when
+    given, weighs the classes. The weight is a buffer (it follows the module to its device) that is not saved."""
+
+    weight: torch.Tensor | None
+
+    def __init__(self, ignore_index: int = 255, weight: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.ignore_index = ignore_index
+        self.register_buffer("weight", weight, persistent=False)
 
 
 def valid_mask(target: torch.Tensor, ignore_index: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from segcli.losses.common import valid_mask
+from segcli.losses.common import LabelLoss, valid_mask
 from segcli.losses.registry import LOSSES
 from segcli.options import opt
 
@@ -54,7 +53,7 @@ class CEOptions:
 
 
 @LOSSES.register("ce", options=CEOptions)
-class CrossEntropy(nn.Module):
+class CrossEntropy(LabelLoss):
     """Mean over non-ignored pixels (weighted mean when class weights are given), as ``F.cross_entropy``.
 
     An all-ignored batch gives 0 (PyTorch gives NaN). Label smoothing follows PyTorch: the target is
@@ -65,10 +64,8 @@ class CrossEntropy(nn.Module):
     def __init__(
         self, ignore_index: int = 255, weight: torch.Tensor | None = None, label_smoothing: float = 0.0
     ) -> None:
-        super().__init__()
-        self.ignore_index = ignore_index
+        super().__init__(ignore_index, weight)
         self.label_smoothing = label_smoothing
-        self.register_buffer("weight", weight, persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         losses, denom = pixel_cross_entropy(logits, target, self.ignore_index, self.weight, self.label_smoothing)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from segcli.losses.common import one_hot_valid, weighted_class_mean
+from segcli.losses.common import LabelLoss, one_hot_valid, weighted_class_mean
 from segcli.losses.registry import LOSSES
 from segcli.options import opt
 
@@ -27,7 +26,7 @@ class FocalOptions:
 
 
 @LOSSES.register("focal", options=FocalOptions)
-class FocalLoss(nn.Module):
+class FocalLoss(LabelLoss):
     """Sigmoid focal loss: every class channel is a binary problem "pixel is class c".
 
     Per pixel and class, with ``b = BCE(logit_c, [y = c])`` and ``p_t = exp(-b)``:
@@ -50,12 +49,10 @@ class FocalLoss(nn.Module):
         gamma: float = 2.0,
         alpha: float | None = -1.0,
     ) -> None:
-        super().__init__()
+        super().__init__(ignore_index, weight)
         self.num_classes = num_classes
-        self.ignore_index = ignore_index
         self.gamma = gamma
         self.alpha = alpha if alpha is not None and alpha >= 0 else None
-        self.register_buffer("weight", weight, persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         x = logits.float()

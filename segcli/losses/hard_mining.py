@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
-from segcli.losses.common import valid_mask
+from segcli.losses.common import LabelLoss, valid_mask
 from segcli.losses.cross_entropy import CEOptions, pixel_cross_entropy, weighted_mean
 from segcli.losses.registry import LOSSES
 from segcli.options import opt
@@ -53,7 +52,7 @@ class TopKOptions(CEOptions):
 
 
 @LOSSES.register("ohem", options=OhemOptions)
-class OhemCrossEntropy(nn.Module):
+class OhemCrossEntropy(LabelLoss):
     """Online hard example mining cross-entropy (the HRNet/DDRNet/BiSeNet Cityscapes recipe).
 
     A valid pixel is kept when the softmax probability of its true class is below ``thresh``; when fewer
@@ -74,13 +73,11 @@ class OhemCrossEntropy(nn.Module):
         min_kept: int = 100000,
         min_kept_ratio: float = 0.0,
     ) -> None:
-        super().__init__()
-        self.ignore_index = ignore_index
+        super().__init__(ignore_index, weight)
         self.label_smoothing = label_smoothing
         self.thresh = thresh
         self.min_kept = min_kept
         self.min_kept_ratio = min_kept_ratio
-        self.register_buffer("weight", weight, persistent=False)
 
     def keep_mask(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(N, H, W) bool: the pixels that enter the loss. No host synchronisation."""
@@ -104,7 +101,7 @@ class OhemCrossEntropy(nn.Module):
 
 
 @LOSSES.register("topk", options=TopKOptions)
-class TopKCrossEntropy(nn.Module):
+class TopKCrossEntropy(LabelLoss):
     """Bootstrapped cross-entropy (DeepLab's ``top_k_percent_pixels`` with ``hard_example_mining_step``).
 
     Only the ``k`` valid pixels with the largest (class-weighted) cross-entropy count, with
@@ -125,15 +122,13 @@ class TopKCrossEntropy(nn.Module):
         percent: float = 20.0,
         warmup_iters: int = 0,
     ) -> None:
-        super().__init__()
+        super().__init__(ignore_index, weight)
         if not 0.0 < percent <= 100.0:
             raise ValueError(f"percent must be in (0, 100], got {percent}")
-        self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
         self.percent = percent
         self.warmup_iters = warmup_iters
         self.step = 0
-        self.register_buffer("weight", weight, persistent=False)
 
     def set_progress(self, step: int, total: int) -> None:
         """Current iteration (0-based). ``total`` is part of the shared protocol and not needed here."""

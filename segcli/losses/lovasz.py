@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 
-from segcli.losses.common import one_hot_valid
+from segcli.losses.common import LabelLoss, one_hot_valid
 from segcli.losses.registry import LOSSES
 from segcli.options import opt
 
@@ -45,7 +44,7 @@ class LovaszOptions:
 
 
 @LOSSES.register("lovasz", options=LovaszOptions)
-class LovaszSoftmaxLoss(nn.Module):
+class LovaszSoftmaxLoss(LabelLoss):
     """Lovász-Softmax loss averaged over the classes present in the (non-ignored) target.
 
     Over the whole batch by default, or per image and then averaged over images with ``per_image``
@@ -56,10 +55,8 @@ class LovaszSoftmaxLoss(nn.Module):
     """
 
     def __init__(self, ignore_index: int = 255, weight: torch.Tensor | None = None, per_image: bool = False) -> None:
-        super().__init__()
-        self.ignore_index = ignore_index
+        super().__init__(ignore_index, weight)
         self.per_image = per_image
-        self.register_buffer("weight", weight, persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         n, c = logits.shape[:2]

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn as nn
 
-from segcli.losses.common import one_hot_valid, weighted_class_mean
+from segcli.losses.common import LabelLoss, one_hot_valid, weighted_class_mean
 from segcli.losses.registry import LOSSES
 from segcli.options import opt
 
@@ -36,7 +35,7 @@ class TverskyOptions(OverlapOptions):
 
 
 @LOSSES.register("tversky", options=TverskyOptions)
-class TverskyLoss(nn.Module):
+class TverskyLoss(LabelLoss):
     """Soft Tversky loss over softmax probabilities; Dice and Jaccard are special cases.
 
     For each class c, over all non-ignored pixels of the batch (not per image):
@@ -63,15 +62,13 @@ class TverskyLoss(nn.Module):
         smooth: float = 0.0,
         log_loss: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__(ignore_index, weight)
         if gamma <= 0:
             raise ValueError(f"gamma must be > 0, got {gamma}")
         self.num_classes = num_classes
-        self.ignore_index = ignore_index
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.smooth = smooth
         self.log_loss = log_loss
-        self.register_buffer("weight", weight, persistent=False)
 
     def per_class(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """(C,) loss of every class (0 for classes absent from the valid pixels)."""

@@ -8,8 +8,10 @@ file, a frozen dataclass of its options with :func:`segcli.options.opt` fields::
         gamma: float = opt(2.0, "focusing exponent", minimum=0.0)
 
     @LOSSES.register("focal", options=FocalOptions)
-    class FocalLoss(nn.Module):
-        def __init__(self, num_classes: int, ignore_index: int = 255, weight=None, gamma: float = 2.0): ...
+    class FocalLoss(LabelLoss):
+        def __init__(self, num_classes: int, ignore_index: int = 255, weight=None, gamma: float = 2.0):
+            super().__init__(ignore_index, weight)  # losses.common.LabelLoss keeps both
+            ...
 
 It is built with every field of its options as a keyword argument, plus whichever of ``num_classes``,
 ``ignore_index`` and ``weight`` (class weights) its signature names. Presets set the options in the
