@@ -145,9 +145,10 @@ class ModelConfig:
     neck_repeats: int = opt(3, "BiFPN layers stacked when model.neck = bifpn (3 = EfficientDet-D0)", minimum=1)
     full_res: bool = opt(
         False,
-        "unet: one more decoder level at the input's resolution, on two 3x3 convs of the image (the original "
-        "U-Net's first level), so the logits come out at stride 1, not the encoder's finest stride (2 on ResNets); "
-        "for structures 1-5 px wide; models without the option reject it",
+        "unet, fpn, panet, bifpn: the decoder's output taken up to the input's resolution before the classifier "
+        "(unet: one more level on two 3x3 convs of the image, the original U-Net's first level; fpn: up blocks "
+        "through the encoder's finer features, then that level), so the logits come out at stride 1, not 2 (unet) "
+        "or 4 (fpn); for structures 1-5 px wide; models without the option reject it",
     )
     mean: tuple[float, ...] | Literal["auto"] = opt(
         "auto",

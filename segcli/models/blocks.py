@@ -1,4 +1,5 @@
-"""Small building blocks shared by the decoders: conv units, SCSE attention, resizing."""
+"""Small building blocks shared by the decoders: conv units, SCSE attention, resizing, U-Net's up block and the
+full-resolution level (``model.full_res``)."""
 
 from __future__ import annotations
 
@@ -91,6 +92,39 @@ def resize(x: torch.Tensor, size: torch.Size | tuple[int, int], mode: str = "bil
     if mode == "nearest":
         return F.interpolate(x, size=size, mode="nearest")
     return F.interpolate(x, size=size, mode=mode, align_corners=False)
+
+
+class UpBlock(nn.Module):
+    """U-Net's up block: upsample to the skip's size (any input size works), concatenate, two 3x3 convs, optional
+    SCSE."""
+
+    def __init__(self, cin: int, skip: int, cout: int, opts: DecoderOpts) -> None:
+        super().__init__()
+        self.att_in = opts.attend(cin + skip)
+        self.convs = nn.Sequential(opts.conv(cin + skip, cout), opts.conv(cout, cout))
+        self.att_out = opts.attend(cout)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([resize(x, skip.shape[-2:], mode="nearest"), skip], dim=1)
+        return self.att_out(self.convs(self.att_in(x)))
+
+
+class FullResLevel(nn.Module):
+    """The original U-Net's first level as a decoder's last step (``model.full_res``): two 3x3 convs on the image
+    (:data:`WIDTH` channels; the paper's are 64 wide) are the skip of one more up block, so the classifier after it
+    runs at the input's resolution. For structures 1-5 px wide that a stride-2 or stride-4 classifier blurs."""
+
+    WIDTH = 16
+
+    def __init__(self, cin: int, in_channels: int, opts: DecoderOpts) -> None:
+        super().__init__()
+        self.out_channels = max(cin // 2, self.WIDTH)
+        self.stem = nn.Sequential(opts.conv(in_channels, self.WIDTH), opts.conv(self.WIDTH, self.WIDTH))
+        self.up = UpBlock(cin, self.WIDTH, self.out_channels, opts)
+
+    def forward(self, x: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """``x`` (any stride) → ``out_channels`` features at the size of ``image``."""
+        return self.up(x, self.stem(image))
 
 
 class PoolBranch(nn.Sequential):

@@ -3,6 +3,11 @@
 The pyramid comes from a neck (``model.neck``, :mod:`segcli.models.necks`): FPN's top-down path by default,
 PANet's bottom-up path augmentation or EfficientDet's BiFPN on request. Every level is then smoothed by a 3x3
 conv to half the width, the levels are summed at stride 4 and classified.
+
+``full_res=True`` (preset key ``model.full_res``) takes the stride-4 sum up to the input's resolution before the
+classifier, U-Net style: one up block per finer encoder stride (resnet's stride-2 stem) and the full-resolution
+level on the image (:class:`~segcli.models.blocks.FullResLevel`), each halving the width (at least 16). This is
+segcli's, not the paper's: for 1-3 px structures (poles, wires, membranes) that a stride-4 classifier blurs.
 """
 
 from __future__ import annotations
@@ -11,8 +16,8 @@ import torch
 import torch.nn as nn
 
 from segcli.errors import PresetError
-from segcli.models.base import EncoderDecoder
-from segcli.models.blocks import resize
+from segcli.models.base import EncoderDecoder, ModelOutput
+from segcli.models.blocks import FullResLevel, UpBlock, resize
 from segcli.models.heads import ClassifierHead
 from segcli.models.necks import DEFAULT_REPEATS, build_neck
 from segcli.models.registry import MODELS
@@ -31,7 +36,7 @@ class FPN(EncoderDecoder):
     """
 
     fixed_neck = ""
-    extra_options = {"neck": "fpn", "neck_repeats": DEFAULT_REPEATS}
+    extra_options = {"neck": "fpn", "neck_repeats": DEFAULT_REPEATS, "full_res": False}
 
     def build_decoder(self, num_classes: int) -> None:
         neck = self.extra["neck"]
@@ -49,10 +54,34 @@ class FPN(EncoderDecoder):
         self.add_module(self.neck_attr, neck)
         half = max(channels // 2, 8)
         self.smooth = nn.ModuleList(self.opts.conv(channels, half) for _ in in_chs)
-        self.head = ClassifierHead(half, num_classes, self.opts)
+        cin, self.fine, self.full = half, [], None
+        if self.extra.get("full_res"):
+            strides = sorted({r for r in encoder.reductions if 1 < r < min(reductions)}, reverse=True)
+            self.fine = [max(i for i, r in enumerate(encoder.reductions) if r == s) for s in strides]
+            blocks = []
+            for i in self.fine:
+                cout = max(cin // 2, FullResLevel.WIDTH)
+                blocks.append(UpBlock(cin, encoder.channels[i], cout, self.opts))
+                cin = cout
+            self.fine_blocks = nn.ModuleList(blocks)
+            self.full = FullResLevel(cin, self.in_channels, self.opts)
+            cin = self.full.out_channels
+        self.head = ClassifierHead(cin, num_classes, self.opts)
 
-    def decode(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def merged(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        """The pyramid's levels smoothed and summed at its finest stride (4)."""
         pyramid = getattr(self, self.neck_attr)([feats[i] for i in self.use])
         size = pyramid[0].shape[-2:]
-        merged = sum(resize(s(q), size) for s, q in zip(self.smooth, pyramid))
-        return self.head(merged), []
+        return sum(resize(s(q), size) for s, q in zip(self.smooth, pyramid))  # type: ignore[return-value]
+
+    def decode(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        return self.head(self.merged(feats)), []
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        if self.full is None:
+            return super().forward(x)
+        feats = self.encoder(x)
+        y = self.merged(feats)
+        for block, i in zip(self.fine_blocks, self.fine):
+            y = block(y, feats[i])
+        return self.finish(self.head(self.full(y, x)), [], feats, x)

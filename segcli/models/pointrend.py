@@ -140,7 +140,12 @@ class PointRend(FPN):
     fixed_neck = "fpn"  # the reference's top-down FPN; other necks are rejected (registered with rejects=...)
     # Besides FPN's: points per image in training and per subdivision step (0 = H x W / PIXELS_PER_POINT). Not
     # preset keys (no ModelConfig field): set in code only.
-    extra_options = {**FPN.extra_options, "train_points": 0, "subdivision_points": 0}
+    # FPN's full_res is not one of them: the point head already refines at the input's resolution.
+    extra_options = {
+        **{k: v for k, v in FPN.extra_options.items() if k != "full_res"},
+        "train_points": 0,
+        "subdivision_points": 0,
+    }
 
     def build_decoder(self, num_classes: int) -> None:
         super().build_decoder(num_classes)  # FPN's self.use and top-down neck (self.laterals); smooth, head replaced

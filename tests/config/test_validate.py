@@ -345,7 +345,8 @@ def test_validate_preset_attributes_a_key_nobody_set_to_the_default_source() -> 
         (["model.name=panet", "model.neck=bifpn"], r"model\.neck = 'bifpn': model 'panet' does not support it"),
         (["model.neck_repeats=2"], r"model\.neck_repeats = 2: neck 'fpn' has one pass; only 'bifpn' stacks layers"),
         (["model.neck_repeats=0"], r"neck_repeats = 0 is out of range"),
-        (["model.full_res=true"], r"model\.full_res = true: model 'fpn' does not support it"),
+        (["model.name=pointrend", "model.full_res=true"], r"model\.full_res = true: model 'pointrend' does not"),
+        (["model.name=deeplabv3plus", "model.full_res=true"], r"model\.full_res = true: model 'deeplabv3plus' does"),
     ],
 )
 def test_neck_keys_are_checked_when_the_preset_loads(overrides: list[str], pattern: str) -> None:

@@ -43,3 +43,26 @@ def test_neck_option_picks_the_neck_and_names_it_neck() -> None:
         FPN(NUM_CLASSES, backbone="test_resnet", neck="pan")
     with pytest.raises(TypeError, match="FPN got unexpected keyword arguments necks"):
         FPN(NUM_CLASSES, backbone="test_resnet", necks="fpn")
+
+
+def test_full_res_classifies_at_the_input_resolution_through_the_stride_2_features() -> None:
+    net = FPN(NUM_CLASSES, backbone="test_resnet", decoder_channels=64, full_res=True).eval()
+    assert net.fine == [0]  # the stride-2 stem feature, the only one finer than the pyramid's stride 4
+    assert [b.convs[-1][0].out_channels for b in net.fine_blocks] == [16]  # half of the 32-wide sum, at least 16
+    seen = []
+    net.head.register_forward_hook(lambda _m, args, _out: seen.append(tuple(args[0].shape[-2:])))
+    with torch.no_grad():
+        out = net(torch.randn(1, 3, 64, 96))
+    assert out.shape == (1, NUM_CLASSES, 64, 96) and seen == [(64, 96)]  # the classifier runs at stride 1
+    plain = set(FPN(NUM_CLASSES, backbone="test_resnet", decoder_channels=64).state_dict())
+    extra = set(net.state_dict()) - plain
+    assert plain < set(net.state_dict()) and all(k.startswith(("fine_blocks.", "full.")) for k in extra)
+
+
+def test_full_res_levels_learn_and_take_n_channels() -> None:
+    net = FPN(NUM_CLASSES, backbone="test_resnet", decoder_channels=16, full_res=True, in_channels=4)
+    net(torch.randn(2, 4, 64, 64)).logsumexp(1).mean().backward()
+    assert net.full.stem[0][0].in_channels == 4
+    assert all(
+        p.grad is not None and p.grad.abs().sum() > 0 for p in [*net.full.parameters(), *net.fine_blocks.parameters()]
+    )

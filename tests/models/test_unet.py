@@ -7,7 +7,7 @@ import pytest
 import torch
 from model_helpers import NUM_CLASSES, one_thread
 
-from segcli.models.blocks import SCSE, DecoderOpts
+from segcli.models.blocks import SCSE, DecoderOpts, FullResLevel
 from segcli.models.unet import UNet, UpBlock
 
 _one_thread = pytest.fixture(autouse=True, scope="module")(one_thread)
@@ -59,19 +59,19 @@ def test_full_res_adds_a_level_at_the_input_resolution() -> None:
         out = net(torch.randn(1, 3, 64, 96))
     assert out.shape == (1, NUM_CLASSES, 64, 96)
     assert seen == [(64, 96)]  # the classifier runs at stride 1, not on the stride-2 features
-    assert net.stem[0][0].in_channels == 3 and net.full.convs[-1][0].out_channels == UNet.FULL_RES_WIDTH
+    assert net.full.stem[0][0].in_channels == 3 and net.full.up.convs[-1][0].out_channels == FullResLevel.WIDTH
 
 
 def test_full_res_off_keeps_the_weights_of_the_plain_unet() -> None:
     plain = UNet(NUM_CLASSES, backbone="test_resnet", decoder_channels=16)
-    assert plain.stem is None and plain.full is None
+    assert plain.full is None
     keys = set(plain.state_dict())
     full = set(UNet(NUM_CLASSES, backbone="test_resnet", decoder_channels=16, full_res=True).state_dict())
-    assert keys < full and all(k.startswith(("stem.", "full.")) for k in full - keys)
+    assert keys < full and all(k.startswith("full.") for k in full - keys)
 
 
 def test_full_res_takes_n_channels_and_its_level_learns() -> None:
     net = UNet(NUM_CLASSES, backbone="test_resnet", decoder_channels=16, full_res=True, in_channels=4)
     net(torch.randn(2, 4, 64, 64)).logsumexp(1).mean().backward()
-    assert net.stem[0][0].in_channels == 4
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in [*net.stem.parameters(), *net.full.parameters()])
+    assert net.full.stem[0][0].in_channels == 4
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.full.parameters())
