@@ -2,9 +2,10 @@
 
 For each dataset, budget, architecture and seed, one run after the other on this machine: ``seg train`` with
 ``presets/budget_scratch.toml`` (resnet18 from scratch, ``train.time_budget``, ``train.auto``: the auto recipe),
-once per segcli variant (``--variants``: ``default`` as the preset is, ``thin`` with the thin-structure rule of
+once per segcli variant (``--variants``: ``default`` as the preset is, ``thin`` and ``rare`` with that rule of
 ``train.auto_rules`` (opt-in), ``no-rules`` with none, ``swa``/``ema`` with ``train.average``, ``full-res`` with
-U-Net's stride-1 level ``model.full_res``, unet only), then a plain SMP loop (the same architecture, 256x256 random
+the stride-1 level ``model.full_res`` (unet, fpn), ``lovasz`` with that region term next to CE on any data,
+``dihedral`` with quarter turns), then a plain SMP loop (the same architecture, 256x256 random
 crops or the whole image when smaller, batch 8, AdamW 1e-3 with poly decay over the same wall time, plain
 cross-entropy, fp32). Every final model is scored on a held-out test split by one function (whole images padded to
 a multiple of 32; torchmetrics' MulticlassJaccardIndex, ignore 255; on binary data also the F1 of the rarer class,
@@ -71,8 +72,10 @@ VARIANTS = {  # segcli's sides: extra overrides on budget_scratch.toml
     "thin": ['train.auto_rules=["thin"]'],
     "swa": ["train.average=swa"],
     "ema": ["train.average=ema"],
-    "full-res": ["model.full_res=true"],  # unet only: logits at stride 1
+    "full-res": ["model.full_res=true"],  # unet and fpn: logits at stride 1
     "dihedral": ["augment.rot90=0.75"],  # with hflip 0.5: the 8 flips and quarter turns alike
+    "rare": ['train.auto_rules=["rare"]'],  # a region term next to CE where some classes are rare
+    "lovasz": ['loss.terms=["ce","lovasz"]'],  # the rare rule's region term, on any data
 }
 
 

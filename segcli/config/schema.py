@@ -19,7 +19,7 @@ __all__ = ["METRIC_KEYS", "MOVED_KEYS", "Preset", "opt", "parse_duration"]
 
 # The validation metrics the trainer reports, in order; train.monitor must name one of them.
 METRIC_KEYS = ("mIoU", "pixel_accuracy", "mean_accuracy", "fwIoU", "mean_dice")
-AUTO_RULES = ("thin",)  # train.auto_rules: the data-driven rules of the auto recipe (segcli/train/auto_recipe.py)
+AUTO_RULES = ("thin", "rare")  # train.auto_rules: the auto recipe's data rules (segcli/train/auto_recipe.py)
 
 # Flat [loss] keys that moved into the tables of the terms they configure: key → ((term, option), ...).
 # Loading a preset file that sets one fails with a "moved to" error; presets embedded in checkpoints
@@ -326,7 +326,8 @@ class TrainConfig:
         "with train.auto: the rules that fit the recipe to the training labels' statistics (logged at the start; "
         f"docs/budget.md): {', '.join(AUTO_RULES)}; thin = objects a few pixels wide (median width <= "
         "8 px) get no downscaling jitter (augment.scale >= 1), crops at native resolution and a Dice term next to "
-        "CE; empty (the default: thin measured worse on membrane, docs/budget.md) = none",
+        "CE; rare = more than two classes, some under 1% of the labelled pixels: a Lovasz term next to CE; empty "
+        "(the default: neither measured a clear win, docs/budget.md) = none",
     )
     average: Literal["none", "ema", "swa"] = opt(
         "none",

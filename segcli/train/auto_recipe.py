@@ -29,6 +29,10 @@ statistics (:class:`~segcli.data.stats.LabelStats`, :func:`fit_to_data`), each d
   (``augment.scale`` >= 1), crops are taken at the images' native resolution (``augment.resize_to`` empty),
   and a Dice term goes next to cross-entropy (thin structures are a small share of the pixels, and a region
   term weighs them by their overlap, not their pixel count).
+* ``rare``: when there are more than two classes and some hold under :data:`RARE_SHARE` of the labelled pixels
+  (poles, signs and bicycles in street scenes), a Lovász term (:data:`RARE_TERM`) goes next to cross-entropy: it
+  optimises each class's IoU, so a class of 0.05 % of the pixels counts as much as the road (Berman et al.,
+  CVPR 2018). Binary data is left to ``thin``.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from segcli.config.schema import Preset, format_duration
+from segcli.config.schema import LossConfig, Preset, format_duration
 from segcli.data.stats import LabelStats
 
 __all__ = [
@@ -61,6 +65,8 @@ WARMUP_FRACTION = 0.03
 MAX_LR_SCALE = 2.0
 CROPS = (128, 160, 192, 256, 320, 384, 512)
 THIN_WIDTH_PX = 8.0  # train.auto_rules "thin": a median foreground object width at most this (ISBI membranes: 5 px)
+RARE_SHARE = 0.01  # train.auto_rules "rare": a class under this share of the labelled pixels (manyclass: 5 of 11)
+RARE_TERM = "lovasz"  # the region term the rare rule adds (Berman et al. 2018: it optimises each class's IoU)
 REGION_TERMS = ("dice", "lovasz", "jaccard", "tversky")  # a loss.terms already holding one needs no Dice added
 BATCHES = (4, 8, 16)
 
@@ -158,7 +164,36 @@ def fit_to_data(p: Preset, stats: LabelStats) -> tuple[Preset, list[str]]:
     if "thin" in p.train.auto_rules:
         p, line = _thin_rule(p, stats)
         lines.append(line)
+    if "rare" in p.train.auto_rules:
+        p, line = _rare_rule(p, stats)
+        lines.append(line)
     return p, lines
+
+
+def _with_region_term(loss: LossConfig, term: str) -> tuple[LossConfig, str | None]:
+    """``loss`` with ``term`` (a region loss) next to its terms, and what was set; unchanged (None) when it
+    already has a region term."""
+    from segcli.losses.registry import loss_options
+
+    if any(t in REGION_TERMS for t in loss.terms):
+        return loss, None
+    weights = (*loss.term_weights, 1.0) if loss.term_weights else ()
+    tables = dict(loss.tables)
+    tables.setdefault(term, loss_options(term)())
+    loss = replace(loss, terms=(*loss.terms, term), term_weights=weights, tables=tuple(sorted(tables.items())))
+    return loss, "loss.terms=[" + ",".join(f'"{t}"' for t in loss.terms) + "] (a region term)"
+
+
+def _rare_rule(p: Preset, stats: LabelStats) -> tuple[Preset, str]:
+    """``rare``: a region term next to CE when some of many classes hold under :data:`RARE_SHARE` of the pixels."""
+    rare = [(c, s) for c, s in zip(stats.classes, stats.pixel_share) if s < RARE_SHARE]
+    if stats.binary or not rare:
+        why = "two classes" if stats.binary else f"no class under {RARE_SHARE:.0%} of the pixels"
+        return p, f"recipe: no rare classes ({why}): unchanged"
+    loss, set_ = _with_region_term(p.loss, RARE_TERM)
+    names = ", ".join(f"{c} {s:.2%}" for c, s in sorted(rare, key=lambda x: x[1]))
+    what = set_ or "the preset already has a region term"
+    return replace(p, loss=loss), f"recipe: rare classes ({names} < {RARE_SHARE:.0%} of the pixels) -> {what}"
 
 
 def _thin_rule(p: Preset, stats: LabelStats) -> tuple[Preset, str]:
@@ -167,8 +202,6 @@ def _thin_rule(p: Preset, stats: LabelStats) -> tuple[Preset, str]:
     if width is None or width > THIN_WIDTH_PX:
         seen = "no foreground pixel read" if width is None else f"median object width {width:.1f} px"
         return p, f"recipe: not thin structures ({seen}; the rule needs <= {THIN_WIDTH_PX:g} px): unchanged"
-    from segcli.losses.registry import loss_options
-
     a, loss, set_ = p.augment, p.loss, []
     if a.scale and a.scale[0] < 1.0:
         lo = 1.0
@@ -177,12 +210,9 @@ def _thin_rule(p: Preset, stats: LabelStats) -> tuple[Preset, str]:
     if a.resize_to:
         a = replace(a, resize_to=())
         set_.append("augment.resize_to=[] (crops at native resolution)")
-    if not any(t in REGION_TERMS for t in loss.terms):
-        weights = (*loss.term_weights, 1.0) if loss.term_weights else ()
-        tables = dict(loss.tables)
-        tables.setdefault("dice", loss_options("dice")())
-        loss = replace(loss, terms=(*loss.terms, "dice"), term_weights=weights, tables=tuple(sorted(tables.items())))
-        set_.append("loss.terms=[" + ",".join(f'"{t}"' for t in loss.terms) + "] (a region term)")
+    loss, region = _with_region_term(loss, "dice")
+    if region:
+        set_.append(region)
     what = ", ".join(set_) if set_ else "the preset already fits (no downscaling, native crops, a region term)"
     line = f"recipe: thin structures (median object width {width:.1f} px <= {THIN_WIDTH_PX:g} px) -> {what}"
     return replace(p, augment=a, loss=loss), line

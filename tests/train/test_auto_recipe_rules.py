@@ -11,7 +11,7 @@ from segcli.config.load import load_preset
 from segcli.config.schema import Preset
 from segcli.data.stats import LabelStats, label_stats
 from segcli.errors import PresetError
-from segcli.train.auto_recipe import THIN_WIDTH_PX, Probe, fit_to_data
+from segcli.train.auto_recipe import RARE_TERM, THIN_WIDTH_PX, Probe, fit_to_data
 
 
 def stats(width: float | None) -> LabelStats:
@@ -79,3 +79,26 @@ def test_auto_preset_applies_the_rules_before_the_probe(tmp_path: Path, monkeypa
     q, choice = auto.auto_preset(p, select_device("cpu"), "none", lambda: 0.0, thin)
     assert q.loss.terms == ("ce", "dice") and q.augment.scale[0] >= 1.0 and not q.train.auto
     assert choice.recipe and choice.recipe[0].startswith("recipe: thin structures (median object width 1.0 px")
+
+
+def many(shares: tuple[float, ...]) -> LabelStats:
+    names = tuple(f"c{i}" for i in range(len(shares)))
+    return LabelStats(names, shares, 0, 1 - shares[0], (30.0, 30.0, 30.0), (64, 64), 4, 4)
+
+
+def test_rare_classes_get_a_region_term() -> None:
+    """Street scenes where a bicycle is 0.05 % of the pixels: the region term goes next to CE, and the line names
+    the rare classes, rarest first."""
+    p = load_preset("budget_scratch", ["train.time_budget=2m", 'train.auto_rules=["rare"]']).preset
+    q, (line,) = fit_to_data(p, many((0.5, 0.3, 0.1945, 0.005, 0.0005)))
+    assert q.loss.terms == ("ce", RARE_TERM) and q.loss.options_for(RARE_TERM) is not None
+    assert q.augment == p.augment and q.model == p.model  # only the loss
+    assert line.startswith("recipe: rare classes (c4 0.05%, c3 0.50% < 1% of the pixels) -> loss.terms=")
+    # no class under the share, or two classes (binary sets have the thin rule): unchanged
+    for shares, why in (((0.4, 0.3, 0.3), "no class under 1%"), ((0.995, 0.005), "two classes")):
+        q, (line,) = fit_to_data(p, many(shares))
+        assert q == p and why in line and line.endswith("unchanged")
+    # a preset that already has a region term keeps it
+    p = load_preset("budget_scratch", ["train.time_budget=2m", 'train.auto_rules=["rare"]', 'loss.terms=["ce","dice"]'])
+    q, (line,) = fit_to_data(p.preset, many((0.5, 0.3, 0.1995, 0.0005)))
+    assert q.loss.terms == ("ce", "dice") and line.endswith("the preset already has a region term")
