@@ -4,7 +4,7 @@ For each dataset, budget, architecture and seed, one run after the other on this
 ``presets/budget_scratch.toml`` (resnet18 from scratch, ``train.time_budget``, ``train.auto``: the auto recipe),
 once per segcli variant (``--variants``: ``default`` as the preset is, ``thin`` and ``rare`` with that rule of
 ``train.auto_rules`` (opt-in), ``no-rules`` with none, ``swa``/``ema`` with ``train.average``, ``full-res`` with
-the stride-1 level ``model.full_res`` (unet, fpn), ``lovasz`` with that region term next to CE on any data,
+the stride-1 level ``model.full_res`` (unet, fpn), ``lovasz``/``dice`` with that region term next to CE on any data,
 ``dihedral`` with quarter turns), then a plain SMP loop (the same architecture, 256x256 random
 crops or the whole image when smaller, batch 8, AdamW 1e-3 with poly decay over the same wall time, plain
 cross-entropy, fp32). Every final model is scored on a held-out test split by one function (whole images padded to
@@ -75,7 +75,8 @@ VARIANTS = {  # segcli's sides: extra overrides on budget_scratch.toml
     "full-res": ["model.full_res=true"],  # unet and fpn: logits at stride 1
     "dihedral": ["augment.rot90=0.75"],  # with hflip 0.5: the 8 flips and quarter turns alike
     "rare": ['train.auto_rules=["rare"]'],  # a region term next to CE where some classes are rare
-    "lovasz": ['loss.terms=["ce","lovasz"]'],  # the rare rule's region term, on any data
+    "lovasz": ['loss.terms=["ce","lovasz"]'],  # a region term next to CE on any data (the rare rule's: dice)
+    "dice": ['loss.terms=["ce","dice"]'],
 }
 
 

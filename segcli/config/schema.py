@@ -326,7 +326,7 @@ class TrainConfig:
         "with train.auto: the rules that fit the recipe to the training labels' statistics (logged at the start; "
         f"docs/budget.md): {', '.join(AUTO_RULES)}; thin = objects a few pixels wide (median width <= "
         "8 px) get no downscaling jitter (augment.scale >= 1), crops at native resolution and a Dice term next to "
-        "CE; rare = more than two classes, some under 1% of the labelled pixels: a Lovasz term next to CE; empty "
+        "CE; rare = more than two classes, some under 1% of the labelled pixels: a Dice term next to CE; empty "
         "(the default: neither measured a clear win, docs/budget.md) = none",
     )
     average: Literal["none", "ema", "swa"] = opt(
