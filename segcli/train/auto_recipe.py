@@ -354,15 +354,16 @@ def auto_preset(
         p, recipe = fit_to_data(p, stats)
     budget = p.train.time_budget_seconds or 0.0
     index = DatasetIndex.scan(p.data.root, [p.data.train_split])
-    pairs = index.pairs(p.data.train_split)
-    image = cv2.imread(str(pairs[0][0]), cv2.IMREAD_UNCHANGED) if pairs else None
     # crops up to the images' own size: a larger crop only trains on upscaled pixels (the scale jitter
     # still zooms inside the crop), and costs steps (shapes, 128 px images: 192 px crops gave 0.65x the steps);
-    # each side on its own (crop_shape): a 256 px crop of 192x256 images is 192x256
+    # each side on its own (crop_shape): a 256 px crop of 192x256 images is 192x256. The label statistics
+    # already know the median size; only without them is the first training image read for it.
+    size: tuple[int, int] | None = None
     if stats is not None and stats.masks_read:
-        size: tuple[int, int] | None = stats.size
-    else:
-        size = tuple(image.shape[:2]) if image is not None else None  # type: ignore[assignment]
+        size = stats.size
+    elif pairs := index.pairs(p.data.train_split):
+        image = cv2.imread(str(pairs[0][0]), cv2.IMREAD_UNCHANGED)
+        size = (image.shape[0], image.shape[1]) if image is not None else None
     crops = candidate_crops(max(size) if size else max(p.augment.crop_size), max(max(p.augment.crop_size), 256))
     num_classes = index.info.num_classes
     model = model_from_preset(p.model, num_classes).to(device).train()
