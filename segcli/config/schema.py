@@ -327,7 +327,7 @@ class TrainConfig:
         f"docs/budget.md): {', '.join(AUTO_RULES)}; thin = objects a few pixels wide (median width <= "
         "8 px) get no downscaling jitter (augment.scale >= 1), crops at native resolution and a Dice term next to "
         "CE; rare = more than two classes, some under 1% of the labelled pixels: a Dice term next to CE; empty "
-        "(the default: neither measured a clear win, docs/budget.md) = none",
+        "= none (the default here; budget_scratch turns rare on, where it measured a win: docs/budget.md)",
     )
     average: Literal["none", "ema", "swa"] = opt(
         "none",

@@ -24,8 +24,14 @@ def preset(*over: str) -> Preset:
     return load_preset("budget_scratch", ["train.time_budget=2m", 'train.auto_rules=["thin"]', *over]).preset
 
 
-def test_no_rule_is_on_by_default() -> None:
+def test_budget_scratch_turns_only_the_rare_rule_on_and_the_schema_none() -> None:
     p = load_preset("budget_scratch", ["train.time_budget=2m"]).preset
+    assert p.train.auto_rules == ("rare",)
+    q, (line,) = fit_to_data(p, stats(2.0))  # binary thin structures: the thin rule is not on
+    assert q == p and "two classes" in line
+    q, _ = fit_to_data(p, many((0.5, 0.3, 0.1995, 0.0005)))
+    assert q.loss.terms == ("ce", RARE_TERM)
+    p = load_preset("quickstart", []).preset
     assert p.train.auto_rules == ()
     q, lines = fit_to_data(p, stats(2.0))
     assert q == p and lines == ["recipe: train.auto_rules is empty: no rule fits the recipe to the data"]
