@@ -2,10 +2,11 @@
 
 For each dataset, budget, architecture and seed, one run after the other on this machine: ``seg train`` with
 ``presets/budget_scratch.toml`` (resnet18 from scratch, ``train.time_budget``, ``train.auto``: the auto recipe),
-once per segcli variant (``--variants``: ``default`` as the preset is, ``thin`` and ``rare`` with that rule of
-``train.auto_rules`` (opt-in), ``no-rules`` with none, ``swa``/``ema`` with ``train.average``, ``full-res`` with
-the stride-1 level ``model.full_res`` (unet, fpn), ``lovasz``/``dice`` with that region term next to CE on any data,
-``dihedral`` with quarter turns), then a plain SMP loop (the same architecture, 256x256 random
+once per segcli variant (``--variants``: ``default`` as the preset is, ``thin`` and ``rare`` with only that rule
+of ``train.auto_rules`` (the preset has ``rare``), ``no-rules`` with none, ``swa``/``ema`` with ``train.average``,
+``full-res`` with the stride-1 level ``model.full_res`` (unet, fpn), ``lovasz``/``dice`` with that region term next
+to CE on any data, ``dihedral`` with quarter turns, ``dice-*`` the Dice term with one more change), then a plain
+SMP loop (the same architecture, 256x256 random
 crops or the whole image when smaller, batch 8, AdamW 1e-3 with poly decay over the same wall time, plain
 cross-entropy, fp32). Every final model is scored on a held-out test split by one function (whole images padded to
 a multiple of 32; torchmetrics' MulticlassJaccardIndex, ignore 255; on binary data also the F1 of the rarer class,
@@ -49,6 +50,7 @@ from torchmetrics.classification import MulticlassJaccardIndex
 
 from segcli.config.schema import parse_duration
 from segcli.core.checkpoint import build_from_weights
+from segcli.data.class_weights import WeightOptions, class_weights
 from segcli.data.format import DatasetIndex
 from segcli.data.io import read_image, read_mask
 from segcli.data.prepare.shapes import prepare_shapes
@@ -74,9 +76,15 @@ VARIANTS = {  # segcli's sides: extra overrides on budget_scratch.toml
     "ema": ["train.average=ema"],
     "full-res": ["model.full_res=true"],  # unet and fpn: logits at stride 1
     "dihedral": ["augment.rot90=0.75"],  # with hflip 0.5: the 8 flips and quarter turns alike
-    "rare": ['train.auto_rules=["rare"]'],  # a region term next to CE where some classes are rare
+    "rare": ['train.auto_rules=["rare"]'],  # a region term next to CE where some classes are rare (the preset's)
     "lovasz": ['loss.terms=["ce","lovasz"]'],  # a region term next to CE on any data (the rare rule's: dice)
     "dice": ['loss.terms=["ce","dice"]'],
+    # the Dice term with one more change each: weight averaging, class-weighted CE (`seg class-weights -m
+    # inv-log` on the training split, ENet's 1/ln(1.02 + share)), twice the base learning rate
+    "dice-ema": ['loss.terms=["ce","dice"]', "train.average=ema"],
+    "dice-swa": ['loss.terms=["ce","dice"]', "train.average=swa"],
+    "dice-cw": ['loss.terms=["ce","dice"]', "loss.class_weights={inv_log_weights}"],
+    "dice-lr2": ['loss.terms=["ce","dice"]', "optim.lr=0.002"],
 }
 
 
@@ -244,6 +252,10 @@ def run_one(args: argparse.Namespace, data: tuple, budget: str, model: str, seed
         wall, notes = shares["total"], []
     else:
         extra = [f"model.name={model}", f"train.seed={seed}", *VARIANTS[side], *args.segcli]
+        if any("{inv_log_weights}" in x for x in extra):
+            out = args.work / f"{name}_class_weights_inv_log.toml"
+            class_weights(root, "inv-log", WeightOptions(workers=0), out=out, force=True)
+            extra = [x.replace("{inv_log_weights}", str(out)) for x in extra]
         predict, steps, shares, wall, notes = segcli_run(root, seconds, args.work, tag, extra)
     rec.update(scores(predict, pairs, classes, fg), steps=steps, wall=round(wall, 1), shares=shares, notes=notes)
     f1 = f", foreground F1 {rec['fg_F1']:.4f}" if rec["fg_F1"] is not None else ""
