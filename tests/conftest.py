@@ -10,6 +10,7 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import shutil  # noqa: E402
+import signal  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -18,6 +19,13 @@ from segcli.core.callbacks import Callback  # noqa: E402
 from segcli.data.prepare.shapes import prepare_shapes  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+
+# A shell without job control starts background commands (`nohup .ci/run &`, some CI runners) with SIGINT
+# ignored, and Python then installs no KeyboardInterrupt handler, here or in the `seg` subprocesses the tests
+# start: the Ctrl-C tests would see SIG_IGN or wait for a run that never stops. The tests are about segcli's
+# handling of Ctrl-C, so they run as from a terminal; a Python handler is reset to the default on exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # A training test's run directory holds ~200 MB (state.pt with optimiser and EMA, three weights files); kept
