@@ -19,6 +19,11 @@ def stats(width: float | None) -> LabelStats:
     return LabelStats(("bg", "fg"), (0.9, 0.1), 0, 0.1, widths, (64, 64), 4, 4)
 
 
+def many(shares: tuple[float, ...]) -> LabelStats:
+    names = tuple(f"c{i}" for i in range(len(shares)))
+    return LabelStats(names, shares, 0, 1 - shares[0], (30.0, 30.0, 30.0), (64, 64), 4, 4)
+
+
 def preset(*over: str) -> Preset:
     """budget_scratch with the thin rule on (it is opt-in: the default is no rule)."""
     return load_preset("budget_scratch", ["train.time_budget=2m", 'train.auto_rules=["thin"]', *over]).preset
@@ -85,11 +90,6 @@ def test_auto_preset_applies_the_rules_before_the_probe(tmp_path: Path, monkeypa
     q, choice = auto.auto_preset(p, select_device("cpu"), "none", lambda: 0.0, thin)
     assert q.loss.terms == ("ce", "dice") and q.augment.scale[0] >= 1.0 and not q.train.auto
     assert choice.recipe and choice.recipe[0].startswith("recipe: thin structures (median object width 1.0 px")
-
-
-def many(shares: tuple[float, ...]) -> LabelStats:
-    names = tuple(f"c{i}" for i in range(len(shares)))
-    return LabelStats(names, shares, 0, 1 - shares[0], (30.0, 30.0, 30.0), (64, 64), 4, 4)
 
 
 def test_rare_classes_get_a_region_term() -> None:
