@@ -5,12 +5,12 @@ For each dataset, budget, architecture and seed, one run after the other on this
 once per segcli variant (``--variants``: ``default`` as the preset is, ``thin`` and ``rare`` with only that rule
 of ``train.auto_rules`` (the preset has ``rare``), ``no-rules`` with none, ``swa``/``ema`` with ``train.average``,
 ``full-res`` with the stride-1 level ``model.full_res`` (unet, fpn), ``lovasz``/``dice`` with that region term next
-to CE on any data, ``dihedral`` with quarter turns, ``dice-*`` the Dice term with one more change), then a plain
-SMP loop (the same architecture, 256x256 random
-crops or the whole image when smaller, batch 8, AdamW 1e-3 with poly decay over the same wall time, plain
-cross-entropy, fp32). Every final model is scored on a held-out test split by one function (whole images padded to
-a multiple of 32; torchmetrics' MulticlassJaccardIndex, ignore 255; on binary data also the F1 of the rarer class,
-the foreground).
+to CE on any data, ``dihedral`` with quarter turns, ``dice-*`` the Dice term with one more change, ``lr1``/``lr2``/
+``lr3`` with 1e-3/2e-3/3e-3 as the base learning rate: the preset has 2e-3 since 2026-12-07), then a plain SMP
+loop (the same architecture, 256x256 random crops or the whole image when smaller, batch 8, AdamW 1e-3 with poly
+decay over the same wall time, plain cross-entropy, fp32). Every final model is scored on a held-out test split
+by one function (whole images padded to a multiple of 32; torchmetrics' MulticlassJaccardIndex, ignore 255; on
+binary data also the F1 of the rarer class, the foreground).
 
 Every run's result is appended to ``<work>/results.jsonl`` as it ends, and a run already there is not run
 again (an interrupted suite goes on where it stopped; ``--fresh`` starts over). The closing table has, per
@@ -85,6 +85,11 @@ VARIANTS = {  # segcli's sides: extra overrides on budget_scratch.toml
     "dice-swa": ['loss.terms=["ce","dice"]', "train.average=swa"],
     "dice-cw": ['loss.terms=["ce","dice"]', "loss.class_weights={inv_log_weights}"],
     "dice-lr2": ['loss.terms=["ce","dice"]', "optim.lr=0.002"],
+    # the base learning rate (the rare rule adds its Dice term where it fires): 1e-3 (the preset until 2026-12-07,
+    # the plain loop's), 2e-3 (the preset's now: the same as default) and 3e-3
+    "lr1": ["optim.lr=0.001"],
+    "lr2": ["optim.lr=0.002"],
+    "lr3": ["optim.lr=0.003"],
 }
 
 
