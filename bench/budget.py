@@ -90,6 +90,10 @@ VARIANTS = {  # segcli's sides: extra overrides on budget_scratch.toml
     "lr1": ["optim.lr=0.001"],
     "lr2": ["optim.lr=0.002"],
     "lr3": ["optim.lr=0.003"],
+    # U-Net's elastic deformation (a coarse 3x3 grid of N(0, 10 px) displacements) on half of the crops; and
+    # with the 8 flips and quarter turns too
+    "elastic": ["augment.elastic=0.5"],
+    "elastic-dihedral": ["augment.elastic=0.5", "augment.rot90=0.75"],
 }
 
 

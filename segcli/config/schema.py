@@ -285,6 +285,17 @@ class AugmentConfig:
         minimum=0.0,
         maximum=1.0,
     )
+    elastic: float = opt(
+        0.0,
+        "probability of an elastic deformation of the crop as in U-Net (Ronneberger et al. 2015, section 3.1): "
+        "random displacements on a coarse 3x3 grid, interpolated bicubically to every pixel; for few training "
+        "images of deformable tissue. 0 = off",
+        minimum=0.0,
+        maximum=1.0,
+    )
+    elastic_std: float = opt(
+        10.0, "elastic: standard deviation of the coarse grid's displacements in pixels (the paper's 10)", minimum=0.0
+    )
     brightness: float = opt(0.2, "colour jitter: max relative brightness change", minimum=0.0)
     contrast: float = opt(0.2, "colour jitter: max relative contrast change", minimum=0.0)
     saturation: float = opt(0.2, "colour jitter: max relative saturation change", minimum=0.0)

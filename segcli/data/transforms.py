@@ -257,6 +257,33 @@ class QuarterTurns:
         return np.rot90(image, k, axes=(0, 1)), np.rot90(mask, k, axes=(0, 1))
 
 
+class ElasticWarp:
+    """With probability p, U-Net's elastic deformation (Ronneberger et al. 2015, section 3.1): displacements drawn
+    from N(0, std^2) pixels on a coarse 3x3 grid, interpolated bicubically to every pixel; the image resampled
+    bilinearly, the mask by nearest neighbour (ids stay ids), both reflected at the border so that no pixel is
+    left unlabelled."""
+
+    GRID = 3
+
+    def __init__(self, p: float, std: float) -> None:
+        self.p, self.std = p, std
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> Pair:
+        if rng.random() >= self.p:
+            return image, mask
+        h, w = mask.shape[:2]
+        coarse = rng.normal(0.0, self.std, size=(2, self.GRID, self.GRID)).astype(np.float32)
+        dx, dy = (cv2.resize(c, (w, h), interpolation=cv2.INTER_CUBIC) for c in coarse)
+        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        mx, my = gx + dx, gy + dy
+        border = cv2.BORDER_REFLECT_101
+        image = per_channels(
+            lambda im: cv2.remap(im, mx, my, cv2.INTER_LINEAR, borderMode=border), np.ascontiguousarray(image)
+        )
+        mask = cv2.remap(np.ascontiguousarray(mask), mx, my, cv2.INTER_NEAREST, borderMode=border)
+        return image, mask
+
+
 class ColorJitter:
     """Random brightness, contrast, saturation (relative amounts) and hue shift; image only.
 
@@ -321,7 +348,7 @@ class ColorJitter:
 
 def build_train_transform(cfg: AugmentConfig, ignore_index: int) -> Compose:
     """The training pipeline of a preset: scale (to ``resize_to`` when set) → crop (padded, ``cat_max_ratio``)
-    → flips → quarter turns → colour jitter."""
+    → elastic deformation → flips → quarter turns → colour jitter."""
     ops: list = []
     lo, hi = (tuple(cfg.scale) + (1.0, 1.0))[:2] if cfg.scale else (1.0, 1.0)
     ch, cw = (tuple(cfg.crop_size) * 2)[:2] if cfg.crop_size else (0, 0)
@@ -332,6 +359,8 @@ def build_train_transform(cfg: AugmentConfig, ignore_index: int) -> Compose:
         ops.append(RandomScale(lo, hi, cfg.resize_to))
     elif cfg.crop_size:
         ops.append(RandomCrop(ch, cw, ignore_index, cfg.cat_max_ratio))
+    if cfg.elastic:
+        ops.append(ElasticWarp(cfg.elastic, cfg.elastic_std))
     if cfg.hflip:
         ops.append(HorizontalFlip(cfg.hflip))
     if cfg.vflip:

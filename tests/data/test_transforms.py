@@ -9,6 +9,7 @@ import pytest
 from segcli.config.schema import AugmentConfig
 from segcli.data.transforms import (
     ColorJitter,
+    ElasticWarp,
     HorizontalFlip,
     QuarterTurns,
     RandomCrop,
@@ -202,6 +203,7 @@ def test_every_op_keeps_the_channels_and_dtype_of_n_channel_images(channels: int
         HorizontalFlip(1.0),
         VerticalFlip(1.0),
         QuarterTurns(1.0),
+        ElasticWarp(1.0, 10.0),
         ColorJitter(0.2, 0.2, 0.2, 0.05),
     ]
     for op in ops:
@@ -270,3 +272,42 @@ def test_rot90_with_hflip_draws_the_eight_symmetries_alike() -> None:
         m = t(mask[..., None].repeat(3, 2), mask, rng)[1]
         seen[np.ascontiguousarray(m).tobytes()] = seen.get(np.ascontiguousarray(m).tobytes(), 0) + 1
     assert len(seen) == 8 and all(abs(n / 4000 - 1 / 8) < 0.02 for n in seen.values())
+
+
+def test_elastic_warp_follows_unet_a_smooth_field_of_the_given_std() -> None:
+    """U-Net's recipe: each pixel moves by the bicubic interpolation of a 3x3 grid of N(0, std^2) displacements.
+    An image whose values are the x coordinates reads the displacement back: at a grid node (the centre of the
+    middle cell) its spread over draws is the std, and the field bends slowly (a smooth warp)."""
+    size = 90  # cells of 30 px: the middle node is at pixel 44.5
+    xs = np.tile(np.arange(size, dtype=np.float32), (size, 1))[..., None] + 100  # +100: reflection stays visible
+    mask = np.zeros((size, size), np.uint16)
+    centre, steps = [], []
+    for seed in range(300):
+        out, m = ElasticWarp(1.0, 10.0)(xs, mask, np.random.default_rng(seed))
+        d = out[..., 0] - xs[..., 0]
+        centre.append((d[44, 44] + d[45, 45]) / 2)
+        steps.append(np.abs(np.diff(d[30:60, 30:60], n=2, axis=1)).max())
+        assert m.dtype == np.uint16 and m.shape == mask.shape
+    assert 8.5 < np.std(centre) < 11.5 and abs(np.mean(centre)) < 1.5
+    assert np.median(steps) < 0.1  # a smooth warp (second differences near 0), not per-pixel noise
+
+
+def test_elastic_warp_moves_image_and_mask_together() -> None:
+    """Blocks of one id: away from their edges the warped image (bilinear) still shows the warped mask's id
+    (nearest), and no id appears that was not there (reflected borders, no padding)."""
+    mask = np.kron(np.arange(16, dtype=np.uint8).reshape(4, 4) % 5, np.ones((24, 24), np.uint8))
+    image = np.stack([mask * 50, mask * 10, np.full_like(mask, 7)], -1)
+    for seed in range(5):
+        img, m = ElasticWarp(1.0, 10.0)(image, mask, np.random.default_rng(seed))
+        assert not np.array_equal(m, mask) and set(np.unique(m)) <= set(range(5))
+        inner = cv2.erode((cv2.Laplacian(m.astype(np.float32), cv2.CV_32F) == 0).astype(np.uint8), np.ones((5, 5)))
+        assert inner.mean() > 0.5
+        np.testing.assert_array_equal(img[..., 0][inner > 0], m[inner > 0] * 50)
+    assert ElasticWarp(0.0, 10.0)(image, mask, np.random.default_rng(0))[1] is mask
+
+
+def test_elastic_is_in_the_preset_pipeline_only_when_asked() -> None:
+    names = [type(t).__name__ for t in build_train_transform(AugmentConfig(), 255).transforms]
+    assert "ElasticWarp" not in names
+    names = [type(t).__name__ for t in build_train_transform(AugmentConfig(elastic=0.5), 255).transforms]
+    assert names.index("ElasticWarp") == names.index("RandomScaleCrop") + 1  # on the crop, before the flips
