@@ -32,8 +32,10 @@ statistics (:class:`~segcli.data.stats.LabelStats`, :func:`fit_to_data`), each d
 * ``rare``: when there are more than two classes and some hold under :data:`RARE_SHARE` of the labelled pixels
   (poles, signs and bicycles in street scenes), a Dice term (:data:`RARE_TERM`) goes next to cross-entropy: it
   averages each class's overlap, so a class of 0.05 % of the pixels counts as much as the road (Lovász-softmax
-  does the same for IoU, and measured worse: its sort costs a third of the steps). Binary data is left to
-  ``thin``.
+  does the same for IoU, and measured worse: its sort costs a third of the steps), and the preset's
+  ``optim.lr`` is multiplied by :data:`RARE_LR_FACTOR` (budget_scratch: 2e-3 to 3e-3; measured on the two
+  many-class sets, where it gained on both, and not on binary data, where the larger rate lost). Binary data is
+  left to ``thin``.
 """
 
 from __future__ import annotations
@@ -68,6 +70,7 @@ CROPS = (128, 160, 192, 256, 320, 384, 512)
 THIN_WIDTH_PX = 8.0  # train.auto_rules "thin": a median foreground object width at most this (ISBI membranes: 5 px)
 RARE_SHARE = 0.01  # train.auto_rules "rare": a class under this share of the labelled pixels (manyclass: 5 of 11)
 RARE_TERM = "dice"  # the region term the rare rule adds (docs/budget.md: Dice measured well ahead of Lovasz)
+RARE_LR_FACTOR = 1.5  # the rare rule's multiplier of optim.lr (docs/budget.md: the base learning rate)
 REGION_TERMS = ("dice", "lovasz", "jaccard", "tversky")  # a loss.terms already holding one needs no Dice added
 BATCHES = (4, 8, 16)
 
@@ -186,15 +189,18 @@ def _with_region_term(loss: LossConfig, term: str) -> tuple[LossConfig, str | No
 
 
 def _rare_rule(p: Preset, stats: LabelStats) -> tuple[Preset, str]:
-    """``rare``: a region term next to CE when some of many classes hold under :data:`RARE_SHARE` of the pixels."""
+    """``rare``: a region term next to CE and :data:`RARE_LR_FACTOR` times the lr when some of many classes hold
+    under :data:`RARE_SHARE` of the pixels."""
     rare = [(c, s) for c, s in zip(stats.classes, stats.pixel_share) if s < RARE_SHARE]
     if stats.binary or not rare:
         why = "two classes" if stats.binary else f"no class under {RARE_SHARE:.0%} of the pixels"
         return p, f"recipe: no rare classes ({why}): unchanged"
     loss, set_ = _with_region_term(p.loss, RARE_TERM)
     names = ", ".join(f"{c} {s:.2%}" for c, s in sorted(rare, key=lambda x: x[1]))
-    what = set_ or "the preset already has a region term"
-    return replace(p, loss=loss), f"recipe: rare classes ({names} < {RARE_SHARE:.0%} of the pixels) -> {what}"
+    lr = p.optim.lr * RARE_LR_FACTOR
+    what = (set_ or "the preset already has a region term") + f", optim.lr={lr:.3g} ({RARE_LR_FACTOR:g}x)"
+    line = f"recipe: rare classes ({names} < {RARE_SHARE:.0%} of the pixels) -> {what}"
+    return replace(p, loss=loss, optim=replace(p.optim, lr=lr)), line
 
 
 def _thin_rule(p: Preset, stats: LabelStats) -> tuple[Preset, str]:

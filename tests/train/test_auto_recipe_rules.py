@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from segcli.config.load import load_preset
 from segcli.config.schema import Preset
 from segcli.data.stats import LabelStats, label_stats
 from segcli.errors import PresetError
-from segcli.train.auto_recipe import RARE_TERM, THIN_WIDTH_PX, Probe, fit_to_data
+from segcli.train.auto_recipe import RARE_LR_FACTOR, RARE_TERM, THIN_WIDTH_PX, Probe, fit_to_data
 
 
 def stats(width: float | None) -> LabelStats:
@@ -98,8 +99,11 @@ def test_rare_classes_get_a_region_term() -> None:
     p = load_preset("budget_scratch", ["train.time_budget=2m", 'train.auto_rules=["rare"]']).preset
     q, (line,) = fit_to_data(p, many((0.5, 0.3, 0.1945, 0.005, 0.0005)))
     assert q.loss.terms == ("ce", RARE_TERM) and q.loss.options_for(RARE_TERM) is not None
-    assert q.augment == p.augment and q.model == p.model  # only the loss
+    assert q.augment == p.augment and q.model == p.model  # only the loss and the lr
+    assert RARE_LR_FACTOR == 1.5 and q.optim.lr == pytest.approx(3e-3)  # budget_scratch's 2e-3: measured
+    assert q.optim == replace(p.optim, lr=q.optim.lr)
     assert line.startswith("recipe: rare classes (c4 0.05%, c3 0.50% < 1% of the pixels) -> loss.terms=")
+    assert line.endswith("(a region term), optim.lr=0.003 (1.5x)")
     # no class under the share, or two classes (binary sets have the thin rule): unchanged
     for shares, why in (((0.4, 0.3, 0.3), "no class under 1%"), ((0.995, 0.005), "two classes")):
         q, (line,) = fit_to_data(p, many(shares))
@@ -107,4 +111,4 @@ def test_rare_classes_get_a_region_term() -> None:
     # a preset that already has a region term keeps it
     p = load_preset("budget_scratch", ["train.time_budget=2m", 'train.auto_rules=["rare"]', 'loss.terms=["ce","dice"]'])
     q, (line,) = fit_to_data(p.preset, many((0.5, 0.3, 0.1995, 0.0005)))
-    assert q.loss.terms == ("ce", "dice") and line.endswith("the preset already has a region term")
+    assert q.loss.terms == ("ce", "dice") and "the preset already has a region term, optim.lr=0.003" in line
