@@ -6,7 +6,8 @@ once per segcli variant (``--variants``: ``default`` as the preset is, ``thin`` 
 of ``train.auto_rules`` (the preset has ``rare``), ``no-rules`` with none, ``swa``/``ema`` with ``train.average``,
 ``full-res`` with the stride-1 level ``model.full_res`` (unet, fpn), ``lovasz``/``dice`` with that region term next
 to CE on any data, ``dihedral`` with quarter turns, ``dice-*`` the Dice term with one more change, ``lr1``/``lr2``/
-``lr3`` with 1e-3/2e-3/3e-3 as the base learning rate: the preset has 2e-3 since 2026-12-07), then a plain SMP
+``lr3`` with 1e-3/2e-3/3e-3 as the base learning rate: the preset has 2e-3 since 2026-12-07, and the rare rule
+takes it 1.5x where it fires), then a plain SMP
 loop (the same architecture, 256x256 random crops or the whole image when smaller, batch 8, AdamW 1e-3 with poly
 decay over the same wall time, plain cross-entropy, fp32). Every final model is scored on a held-out test split
 by one function (whole images padded to a multiple of 32; torchmetrics' MulticlassJaccardIndex, ignore 255; on
@@ -84,9 +85,10 @@ VARIANTS = {  # segcli's sides: extra overrides on budget_scratch.toml
     "dice-ema": ['loss.terms=["ce","dice"]', "train.average=ema"],
     "dice-swa": ['loss.terms=["ce","dice"]', "train.average=swa"],
     "dice-cw": ['loss.terms=["ce","dice"]', "loss.class_weights={inv_log_weights}"],
-    "dice-lr2": ['loss.terms=["ce","dice"]', "optim.lr=0.002"],
-    # the base learning rate (the rare rule adds its Dice term where it fires): 1e-3 (the preset until 2026-12-07,
-    # the plain loop's), 2e-3 (the preset's now: the same as default) and 3e-3
+    "dice-lr2": ['loss.terms=["ce","dice"]', "optim.lr=0.002", "train.auto_rules=[]"],  # no rule: no 1.5x lr
+    # the base learning rate: 1e-3 (the preset until 2026-12-07, the plain loop's), 2e-3 (the preset's now: the
+    # same as default) and 3e-3; where the rare rule fires it adds its Dice term and takes the lr 1.5x (since
+    # 2026-12-07 03:00 UTC; the lr3 runs on manyclass and street19 before that are the rule's 3e-3 now)
     "lr1": ["optim.lr=0.001"],
     "lr2": ["optim.lr=0.002"],
     "lr3": ["optim.lr=0.003"],
