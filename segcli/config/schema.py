@@ -337,8 +337,9 @@ class TrainConfig:
         "with train.auto: the rules that fit the recipe to the training labels' statistics (logged at the start; "
         f"docs/budget.md): {', '.join(AUTO_RULES)}; thin = objects a few pixels wide (median width <= "
         "8 px) get no downscaling jitter (augment.scale >= 1), crops at native resolution and a Dice term next to "
-        "CE; rare = more than two classes, some under 1% of the labelled pixels: a Dice term next to CE; empty "
-        "= none (the default here; budget_scratch turns rare on, where it measured a win: docs/budget.md)",
+        "CE; rare = more than two classes, some under 1% of the labelled pixels: a Dice term next to CE and 1.5x the "
+        "optim.lr; empty = none (the default here; budget_scratch turns rare on, where it measured a win: "
+        "docs/budget.md)",
     )
     average: Literal["none", "ema", "swa"] = opt(
         "none",
