@@ -95,6 +95,7 @@ VARIANTS = {  # segcli's sides: extra overrides on budget_scratch.toml
     # U-Net's elastic deformation (a coarse 3x3 grid of N(0, 10 px) displacements) on half of the crops; and
     # with the 8 flips and quarter turns too
     "elastic": ["augment.elastic=0.5"],
+    "no-down": ["augment.scale=[1.0,1.5]"],  # the scale jitter without downscaling (thin classes stay visible)
     "elastic-dihedral": ["augment.elastic=0.5", "augment.rot90=0.75"],
 }
 
