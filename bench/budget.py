@@ -96,6 +96,7 @@ VARIANTS = {  # segcli's sides: extra overrides on budget_scratch.toml
     # with the 8 flips and quarter turns too
     "elastic": ["augment.elastic=0.5"],
     "no-down": ["augment.scale=[1.0,1.5]"],  # the scale jitter without downscaling (thin classes stay visible)
+    "dice2": ['loss.terms=["ce","dice"]', "loss.term_weights=[1.0,2.0]"],  # the Dice term at twice CE's weight
     "elastic-dihedral": ["augment.elastic=0.5", "augment.rot90=0.75"],
 }
 
