@@ -6,12 +6,13 @@ once per segcli variant (``--variants``: ``default`` as the preset is, ``thin`` 
 of ``train.auto_rules`` (the preset has ``rare``), ``no-rules`` with none, ``swa``/``ema`` with ``train.average``,
 ``full-res`` with the stride-1 level ``model.full_res`` (unet, fpn), ``lovasz``/``dice`` with that region term next
 to CE on any data, ``dihedral`` with quarter turns, ``dice-*`` the Dice term with one more change, ``lr1``/``lr2``/
-``lr3`` with 1e-3/2e-3/3e-3 as the base learning rate: the preset has 2e-3 since 2026-12-07, and the rare rule
-takes it 1.5x where it fires), then a plain SMP
-loop (the same architecture, 256x256 random crops or the whole image when smaller, batch 8, AdamW 1e-3 with poly
-decay over the same wall time, plain cross-entropy, fp32). Every final model is scored on a held-out test split
-by one function (whole images padded to a multiple of 32; torchmetrics' MulticlassJaccardIndex, ignore 255; on
-binary data also the F1 of the rarer class, the foreground).
+``lr3`` with 1e-3/2e-3/3e-3 as the base learning rate (the preset has 2e-3 since 2026-12-07, and the rare rule
+takes it 1.5x where it fires), ``elastic``/``elastic-dihedral`` with U-Net's elastic deformation, ``no-down``
+without downscaling jitter, ``dice2`` the Dice term at twice CE's weight), then a plain SMP loop (the same
+architecture, 256x256 random crops or the whole image when smaller, batch 8, AdamW 1e-3 with poly decay over the
+same wall time, plain cross-entropy, fp32). Every final model is scored on a held-out test split by one function
+(whole images padded to a multiple of 32; torchmetrics' MulticlassJaccardIndex, ignore 255; on binary data also
+the F1 of the rarer class, the foreground).
 
 Every run's result is appended to ``<work>/results.jsonl`` as it ends, and a run already there is not run
 again (an interrupted suite goes on where it stopped; ``--fresh`` starts over). The closing table has, per
@@ -95,9 +96,9 @@ VARIANTS = {  # segcli's sides: extra overrides on budget_scratch.toml
     # U-Net's elastic deformation (a coarse 3x3 grid of N(0, 10 px) displacements) on half of the crops; and
     # with the 8 flips and quarter turns too
     "elastic": ["augment.elastic=0.5"],
+    "elastic-dihedral": ["augment.elastic=0.5", "augment.rot90=0.75"],
     "no-down": ["augment.scale=[1.0,1.5]"],  # the scale jitter without downscaling (thin classes stay visible)
     "dice2": ['loss.terms=["ce","dice"]', "loss.term_weights=[1.0,2.0]"],  # the Dice term at twice CE's weight
-    "elastic-dihedral": ["augment.elastic=0.5", "augment.rot90=0.75"],
 }
 
 
