@@ -48,6 +48,11 @@ def channels_last_output(net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.T
 def compiled_output(
     net: torch.nn.Module, x: torch.Tensor, **compile_options: object
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(output, output of ``torch.compile(net, **compile_options)``) of ``net``, without gradients."""
+    """(output, output of ``torch.compile(net, **compile_options)``) of ``net``, without gradients.
+
+    The backend defaults to AOTAutograd (``aot_eager``): Dynamo's capture, where a model's code can break, without
+    inductor's C++ builds (20-40 s a model on a 2-core CPU, testing torch rather than the model). The inductor
+    path is tested once, through the trainer (tests/train/test_trainer_compile.py)."""
+    compile_options.setdefault("backend", "aot_eager")
     with torch.no_grad():
         return net(x), torch.compile(net, **compile_options)(x)  # type: ignore[arg-type]
