@@ -30,9 +30,6 @@ def test_compiled_training_matches_eager(tiny_overrides: list[str], tmp_path_fac
         runs[compiled] = (float(row["train_loss"]), load_file(str(res.run_dir / "weights" / "last.safetensors")))
     (loss_eager, eager), (loss_compiled, compiled) = runs[False], runs[True]
     assert loss_compiled == pytest.approx(loss_eager, rel=1e-4)
-    assert eager.keys() == compiled.keys()  # no torch.compile prefix in the checkpoint
-    moved = 0
+    assert eager.keys() == compiled.keys() and len(eager) > 10  # no torch.compile prefix in the checkpoint
     for key, w in eager.items():
         assert torch.allclose(compiled[key], w, atol=1e-5, rtol=1e-4), key
-        moved += 1
-    assert moved > 10
