@@ -22,10 +22,20 @@ class FCNHead(nn.Sequential):
 
 
 class ClassifierHead(nn.Sequential):
-    """Optional attention → dropout → 1x1 classifier on top of a decoder's last map."""
+    """Optional attention → dropout → 1x1 classifier on top of a decoder's last map.
+
+    The classifier starts as smp's ``SegmentationHead`` does: Xavier-uniform weights and a zero bias, not PyTorch's
+    default (uniform within 1/sqrt(fan_in), weights and bias). On a narrow last map (U-Net's 16 full-resolution
+    channels) the default keeps the logits small, and AdamW, which moves each weight by about the learning rate per
+    step, needs hundreds of steps to grow them: 60 steps on bench/budget.py's smallfg took CE to 0.56 with the
+    default and to 0.08 with this start (smp's U-Net: 0.03), and held-out foreground F1 from 0.28 to 0.72.
+    """
 
     def __init__(self, cin: int, num_classes: int, opts: DecoderOpts) -> None:
-        super().__init__(opts.attend(cin), opts.drop(), nn.Conv2d(cin, num_classes, 1))
+        classifier = nn.Conv2d(cin, num_classes, 1)
+        nn.init.xavier_uniform_(classifier.weight)
+        nn.init.zeros_(classifier.bias)
+        super().__init__(opts.attend(cin), opts.drop(), classifier)
 
 
 def resolve_stages(stages: tuple[int, ...], n_stages: int, backbone: str) -> list[int]:

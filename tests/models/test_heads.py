@@ -24,6 +24,21 @@ def test_classifier_head_follows_the_options() -> None:
     assert head.eval()(torch.randn(1, 16, 4, 4)).shape == (1, 3, 4, 4)
 
 
+def test_classifier_starts_as_smps_segmentation_head() -> None:
+    """Xavier-uniform weights and a zero bias: smp's ``initialize_head`` on a 1x1 conv of the same shape, draw for
+    draw (PyTorch's default start keeps a narrow head's logits small; see ClassifierHead)."""
+    smp_init = pytest.importorskip("segmentation_models_pytorch.base.initialization")
+    torch.manual_seed(0)
+    ours = ClassifierHead(16, 3, DecoderOpts(dropout=0.1))[2]
+    torch.manual_seed(0)
+    theirs = torch.nn.Conv2d(16, 3, 1)
+    smp_init.initialize_head(theirs)
+    assert torch.equal(ours.weight, theirs.weight)
+    assert torch.equal(ours.bias, torch.zeros(3))
+    default_bound = 1 / 16**0.5  # PyTorch's: uniform within 1/sqrt(fan_in)
+    assert ours.weight.abs().max() > default_bound  # Xavier's bound here is sqrt(6 / 19) = 0.56
+
+
 def test_resolve_stages() -> None:
     assert resolve_stages((0, -1, 2), 5, "b") == [0, 4, 2]
     assert resolve_stages((), 5, "b") == []
