@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from segcli.errors import PresetError
+from segcli.models import build_model
 from segcli.models.blocks import SCSE, DecoderOpts
 from segcli.models.heads import AuxHeads, ClassifierHead, FCNHead, resolve_stages
 
@@ -24,19 +25,30 @@ def test_classifier_head_follows_the_options() -> None:
     assert head.eval()(torch.randn(1, 16, 4, 4)).shape == (1, 3, 4, 4)
 
 
-def test_classifier_starts_as_smps_segmentation_head() -> None:
-    """Xavier-uniform weights and a zero bias: smp's ``initialize_head`` on a 1x1 conv of the same shape, draw for
-    draw (PyTorch's default start keeps a narrow head's logits small; see ClassifierHead)."""
+def test_classifier_xavier_start_is_smps_segmentation_head() -> None:
+    """``init="xavier"``: smp's ``initialize_head`` on a 1x1 conv of the same shape, draw for draw; the default
+    start stays PyTorch's (uniform within 1/sqrt(fan_in), a bias that is not zero)."""
     smp_init = pytest.importorskip("segmentation_models_pytorch.base.initialization")
     torch.manual_seed(0)
-    ours = ClassifierHead(16, 3, DecoderOpts(dropout=0.1))[2]
+    ours = ClassifierHead(16, 3, DecoderOpts(dropout=0.1), init="xavier")[2]
     torch.manual_seed(0)
     theirs = torch.nn.Conv2d(16, 3, 1)
     smp_init.initialize_head(theirs)
     assert torch.equal(ours.weight, theirs.weight)
     assert torch.equal(ours.bias, torch.zeros(3))
-    default_bound = 1 / 16**0.5  # PyTorch's: uniform within 1/sqrt(fan_in)
-    assert ours.weight.abs().max() > default_bound  # Xavier's bound here is sqrt(6 / 19) = 0.56
+    torch.manual_seed(0)
+    default = ClassifierHead(16, 3, DecoderOpts())[2]
+    torch.manual_seed(0)
+    assert torch.equal(default.weight, torch.nn.Conv2d(16, 3, 1).weight) and default.bias.any()
+
+
+def test_unet_classifier_starts_as_smps_and_fpns_does_not() -> None:
+    """U-Net's classifier sits on its narrowest map (16 channels with full_res): smp's start; FPN's keeps PyTorch's."""
+    unet = build_model("unet", 3, backbone="resnet18", decoder_channels=32, full_res=True).net.head[-1]
+    fpn = build_model("fpn", 3, backbone="resnet18", decoder_channels=32).net.head[-1]
+    assert unet.in_channels == 16 and not unet.bias.any()
+    assert unet.weight.abs().max() > 1 / 16**0.5  # past PyTorch's bound; Xavier's is sqrt(6 / 19) = 0.56
+    assert fpn.bias.any() and fpn.weight.abs().max() <= 1 / fpn.in_channels**0.5
 
 
 def test_resolve_stages() -> None:
