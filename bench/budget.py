@@ -3,7 +3,7 @@
 For each dataset, budget, architecture and seed, one run after the other on this machine: ``seg train`` with
 ``presets/budget_scratch.toml`` (resnet18 from scratch, ``train.time_budget``, ``train.auto``: the auto recipe),
 once per segcli variant (``--variants``: ``default`` as the preset is, ``thin`` and ``rare`` with only that rule
-of ``train.auto_rules`` (the preset has ``rare``), ``no-rules`` with none, ``swa``/``ema`` with ``train.average``,
+of ``train.auto_rules`` (the preset has both), ``no-rules`` with none, ``swa``/``ema`` with ``train.average``,
 ``full-res`` with the stride-1 level ``model.full_res`` (unet, fpn), ``lovasz``/``dice`` with that region term next
 to CE on any data, ``dihedral`` with quarter turns, ``dice-*`` the Dice term with one more change, ``lr1``/``lr2``/
 ``lr3`` with 1e-3/2e-3/3e-3 as the base learning rate (the preset has 2e-3 since 2026-12-07, and the rare rule
@@ -100,7 +100,8 @@ VARIANTS = {  # segcli's sides: extra overrides on budget_scratch.toml
     "elastic-dihedral": ["augment.elastic=0.5", "augment.rot90=0.75"],
     "no-down": ["augment.scale=[1.0,1.5]"],  # the scale jitter without downscaling (thin classes stay visible)
     # no rescaling at all, and with logits at stride 1 (U-Net on smallfg, 10 minutes: 0.9758/0.9685 F1 on seeds 0/1,
-    # 0.8670 with the preset's jitter on seed 0; docs/budget.md)
+    # 0.8670 with the preset's jitter on seed 0; docs/budget.md); on thin data the preset's thin rule sets both since
+    # 2026-12-07, so there they equal `default` (and `no-rules` is the preset before the rule)
     "no-scale": ["augment.scale=[1.0,1.0]"],
     "full-res-no-scale": ["model.full_res=true", "augment.scale=[1.0,1.0]"],
     "dice2": ['loss.terms=["ce","dice"]', "loss.term_weights=[1.0,2.0]"],  # the Dice term at twice CE's weight

@@ -336,10 +336,10 @@ class TrainConfig:
         (),
         "with train.auto: the rules that fit the recipe to the training labels' statistics (logged at the start; "
         f"docs/budget.md): {', '.join(AUTO_RULES)}; thin = objects a few pixels wide (median width <= "
-        "8 px) get no downscaling jitter (augment.scale >= 1), crops at native resolution and a Dice term next to "
-        "CE; rare = more than two classes, some under 1% of the labelled pixels: a Dice term next to CE and 1.5x the "
-        "optim.lr; empty = none (the default here; budget_scratch turns rare on, where it measured a win: "
-        "docs/budget.md)",
+        "8 px) get no rescaling jitter (augment.scale = [1, 1]), crops at native resolution and, where the model "
+        "has it, model.full_res (logits at stride 1); rare = more than two classes, some under 1% of the labelled "
+        "pixels: a Dice term next to CE and 1.5x the optim.lr; empty = none (the default here; budget_scratch "
+        "turns both on, where each measured a win: docs/budget.md)",
     )
     average: Literal["none", "ema", "swa"] = opt(
         "none",

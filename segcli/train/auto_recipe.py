@@ -25,10 +25,11 @@ statistics (:class:`~segcli.data.stats.LabelStats`, :func:`fit_to_data`), each d
 ``recipe: ...`` line:
 
 * ``thin``: when the foreground's median object width is at most :data:`THIN_WIDTH_PX` pixels (membranes,
-  vessels, cracks), a downscaled crop would erase it: the scale jitter keeps no factor below 1
-  (``augment.scale`` >= 1), crops are taken at the images' native resolution (``augment.resize_to`` empty),
-  and a Dice term goes next to cross-entropy (thin structures are a small share of the pixels, and a region
-  term weighs them by their overlap, not their pixel count).
+  vessels, cracks), rescaling changes what is learned: a downscaled 3 px line is 2 px or gone, an upscaled one
+  is wider than any test image shows it. So the scale jitter is off (``augment.scale = [1, 1]``), crops are
+  taken at the images' native resolution (``augment.resize_to`` empty), and where the model has the option its
+  logits come out at stride 1 (``model.full_res``: U-Net's original first level, FPN's up blocks), not 2 or 4.
+  Measured on U-Net and FPN, membranes and the small-foreground set, at 2 and 10 minutes (docs/budget.md).
 * ``rare``: when there are more than two classes and some hold under :data:`RARE_SHARE` of the labelled pixels
   (poles, signs and bicycles in street scenes), a Dice term (:data:`RARE_TERM`) goes next to cross-entropy: it
   averages each class's overlap, so a class of 0.05 % of the pixels counts as much as the road (Lovász-softmax
@@ -204,25 +205,27 @@ def _rare_rule(p: Preset, stats: LabelStats) -> tuple[Preset, str]:
 
 
 def _thin_rule(p: Preset, stats: LabelStats) -> tuple[Preset, str]:
-    """``thin``: no downscaling jitter, native-resolution crops and a Dice term next to CE, for thin objects."""
+    """``thin``: no rescaling jitter, native-resolution crops and logits at stride 1 (where the model can), for
+    objects a few pixels wide."""
+    from segcli.models import model_options
+
     width = stats.median_width
     if width is None or width > THIN_WIDTH_PX:
         seen = "no foreground pixel read" if width is None else f"median object width {width:.1f} px"
         return p, f"recipe: not thin structures ({seen}; the rule needs <= {THIN_WIDTH_PX:g} px): unchanged"
-    a, loss, set_ = p.augment, p.loss, []
-    if a.scale and a.scale[0] < 1.0:
-        lo = 1.0
-        a = replace(a, scale=(lo, max(a.scale[1], lo)))
-        set_.append(f"augment.scale=[{a.scale[0]:g},{a.scale[1]:g}] (no downscaling)")
+    a, m, set_ = p.augment, p.model, []
+    if a.scale and tuple(a.scale) != (1.0, 1.0):
+        a = replace(a, scale=(1.0, 1.0))
+        set_.append("augment.scale=[1,1] (no rescaling)")
     if a.resize_to:
         a = replace(a, resize_to=())
         set_.append("augment.resize_to=[] (crops at native resolution)")
-    loss, region = _with_region_term(loss, "dice")
-    if region:
-        set_.append(region)
-    what = ", ".join(set_) if set_ else "the preset already fits (no downscaling, native crops, a region term)"
+    if not m.full_res and "full_res" in (model_options(m.name) or ()):
+        m = replace(m, full_res=True)
+        set_.append("model.full_res=true (logits at stride 1)")
+    what = ", ".join(set_) if set_ else "the preset already fits (no rescaling, native crops, logits at stride 1)"
     line = f"recipe: thin structures (median object width {width:.1f} px <= {THIN_WIDTH_PX:g} px) -> {what}"
-    return replace(p, augment=a, loss=loss), line
+    return replace(p, augment=a, model=m), line
 
 
 def apply_choice(p: Preset, choice: AutoChoice, budget: float) -> Preset:
