@@ -170,7 +170,7 @@ def test_a_budget_run_on_thin_lines_trains_at_stride_1_without_rescaling(
         cv2.imwrite(str(mask), lines)
     replaced = ("train.epochs", "augment.crop_size", "data.batch_size", "data.root")
     over = [o for o in tiny_overrides if not o.startswith(replaced)]
-    result = train("budget_scratch", [*over, f"data.root={root}", "train.time_budget=20s", "train.auto=true"])
+    result = train("budget_scratch", [*over, f"data.root={root}", "train.time_budget=10s", "train.auto=true"])
     log = (result.run_dir / "log.txt").read_text()
     assert "recipe: thin structures (median object width 1.0 px <= 8 px) -> augment.scale=[1,1] (no rescaling)" in log
     assert "model.full_res=true (logits at stride 1)" in log
