@@ -35,8 +35,8 @@ statistics (:class:`~segcli.data.stats.LabelStats`, :func:`fit_to_data`), each d
   averages each class's overlap, so a class of 0.05 % of the pixels counts as much as the road (Lovász-softmax
   does the same for IoU, and measured worse: its sort costs a third of the steps), and the preset's
   ``optim.lr`` is multiplied by :data:`RARE_LR_FACTOR` (budget_scratch: 2e-3 to 3e-3; measured on the two
-  many-class sets, where it gained on both, and not on binary data, where the larger rate lost). Binary data is
-  left to ``thin``.
+  many-class sets, where it gained on both, and not on binary data, where the larger rate lost). It leaves
+  binary data alone.
 """
 
 from __future__ import annotations
