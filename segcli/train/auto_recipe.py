@@ -214,7 +214,7 @@ def _thin_rule(p: Preset, stats: LabelStats) -> tuple[Preset, str]:
         seen = "no foreground pixel read" if width is None else f"median object width {width:.1f} px"
         return p, f"recipe: not thin structures ({seen}; the rule needs <= {THIN_WIDTH_PX:g} px): unchanged"
     a, m, set_ = p.augment, p.model, []
-    if a.scale and tuple(a.scale) != (1.0, 1.0):
+    if a.scale and a.scale != (1.0, 1.0):
         a = replace(a, scale=(1.0, 1.0))
         set_.append("augment.scale=[1,1] (no rescaling)")
     if a.resize_to:

@@ -61,7 +61,7 @@ def test_thin_structures_get_no_rescaling_native_crops_and_logits_at_stride_1() 
 
 
 @pytest.mark.parametrize("scale", ["[1.0,1.5]", "[0.5,1.0]"])
-def test_upscaling_alone_is_rescaling_too(scale: str) -> None:
+def test_upscaling_or_downscaling_alone_is_reset_too(scale: str) -> None:
     """An upscaled 3 px line is as wrong for a thin test set as a downscaled one (docs/budget.md: U-Net on smallfg
     at stride 1, 0.8644 F1 with the old rule's [1, 1.5] against 0.9758 with [1, 1])."""
     q, (line,) = fit_to_data(preset(f"augment.scale={scale}"), stats(3.0))
