@@ -102,6 +102,11 @@ class Probe:
     def pixels(self) -> int:
         return self.batch * self.size[0] * self.size[1]
 
+    @property
+    def rate(self) -> float:
+        """Pixels per second (the measure :func:`choose` ranks by)."""
+        return self.pixels / max(self.seconds, 1e-9)
+
 
 @dataclass(frozen=True)
 class AutoChoice:
@@ -153,15 +158,14 @@ def choose(probes: Iterable[Probe], seconds: float, base_lr: float, base_batch: 
         raise ValueError("no probe measurements")
     fits = [q for q in probes if seconds / max(q.seconds, 1e-9) >= MIN_STEPS]
     if fits:
-        fastest = max(q.pixels / max(q.seconds, 1e-9) for q in fits)
-        near = [q for q in fits if q.pixels / max(q.seconds, 1e-9) >= (1 - THROUGHPUT_SLACK) * fastest]
+        fastest = max(q.rate for q in fits)
+        near = [q for q in fits if q.rate >= (1 - THROUGHPUT_SLACK) * fastest]
         best = max(near, key=lambda q: (q.size[0] * q.size[1], -q.batch))
         area = f"{best.crop}^2" if not best.shape else f"{best.size[0]}x{best.size[1]}"
-        rate = best.pixels / max(best.seconds, 1e-9) / 1e6
         why = (
-            f"the most pixels per second ({rate:.2f} M/s; within {THROUGHPUT_SLACK:.0%} of the fastest pair, the "
-            f"largest crop, then the smallest batch: more steps) that still gives at least {MIN_STEPS} steps in "
-            f"{seconds:.0f}s, at batch {best.batch} x {area}"
+            f"the most pixels per second ({best.rate / 1e6:.2f} M/s; within {THROUGHPUT_SLACK:.0%} of the fastest "
+            f"pair, the largest crop, then the smallest batch: more steps) that still gives at least {MIN_STEPS} "
+            f"steps in {seconds:.0f}s, at batch {best.batch} x {area}"
         )
     else:
         best = min(probes, key=lambda q: (q.seconds, -q.pixels))

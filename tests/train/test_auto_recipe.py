@@ -47,7 +47,8 @@ def test_equally_fast_pairs_go_to_the_larger_crop_then_the_smaller_batch() -> No
     # a CPU: about as many pixels per second at every batch (within THROUGHPUT_SLACK): the smaller batch makes
     # more optimiser steps in the same time (manyclass, FPN, 10 minutes: batch 8 0.817 mIoU, batch 16 0.800)
     cpu = [Probe(192, 4, 0.208), Probe(192, 8, 0.41), Probe(192, 16, 0.80), Probe(128, 16, 0.355)]
-    assert (choose(cpu, 600.0, 2e-3, 8).crop, choose(cpu, 600.0, 2e-3, 8).batch) == (192, 4)
+    c = choose(cpu, 600.0, 2e-3, 8)
+    assert (c.crop, c.batch) == (192, 4)
     # slower per pixel beyond the slack: not equal
     slow_small = [Probe(192, 4, 0.25), Probe(192, 8, 0.40)]
     assert choose(slow_small, 600.0, 2e-3, 8).batch == 8
